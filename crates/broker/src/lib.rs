@@ -1,0 +1,1 @@
+pub use mytracks_codec;
