@@ -1,0 +1,71 @@
+//! Broker limits and behaviour switches.
+
+use mytracks_codec::QoS;
+use std::time::Duration;
+
+/// Everything the broker needs to know that is not a hook. The application fills it from its
+/// own configuration file; `Default` gives Mosquitto-like settings except that anonymous access
+/// is off.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// Accept clients that the authentication hook has no opinion about.
+    pub allow_anonymous: bool,
+    /// Largest keepalive accepted, in seconds. v5 clients asking for more (or for 0) get the
+    /// cap back as Server Keep Alive; 3.x clients asking for more are refused, as Mosquitto does.
+    pub max_keepalive: u16,
+    /// Topic aliases a v5 client may use towards the broker (0 disables them).
+    pub topic_alias_maximum: u16,
+    /// Largest packet accepted from a client, in bytes; larger ones close the connection (0x95).
+    pub max_packet_size: u32,
+    /// Unacknowledged QoS 1/2 publishes a client may have towards the broker (v5 Receive
+    /// Maximum); a v5 client exceeding it is disconnected with 0x93.
+    pub receive_maximum: u16,
+    /// Unacknowledged QoS 1/2 deliveries the broker keeps in flight per client (also capped by
+    /// the client's own Receive Maximum).
+    pub max_inflight_messages: u16,
+    /// Messages queued per session beyond the inflight window. QoS 0 beyond it is dropped and
+    /// counted; QoS 1/2 makes online publishers wait (backpressure).
+    pub max_queued_messages: usize,
+    /// Bytes of payload queued per session; same policy as `max_queued_messages`.
+    pub max_queued_bytes: usize,
+    /// Simultaneous client connections; further CONNECTs are refused (0x97 / server unavailable).
+    pub max_connections: usize,
+    /// Cap on the session expiry interval a client may ask for, in seconds. 3.x persistent
+    /// sessions get this value (u32::MAX = never expire, the MQTT meaning).
+    pub max_session_expiry: u32,
+    /// How often `$SYS` topics are published; zero disables them.
+    pub sys_interval: Duration,
+    /// How long a new connection may take to send CONNECT.
+    pub connect_timeout: Duration,
+    /// How often dirty persistent state is written to the store: the crash-loss window.
+    pub persist_interval: Duration,
+    /// Highest QoS the broker grants and accepts.
+    pub maximum_qos: QoS,
+    /// Whether retained messages are supported.
+    pub retain_available: bool,
+    /// Version string published on `$SYS/broker/version`.
+    pub version: String,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            allow_anonymous: false,
+            max_keepalive: 65_535,
+            topic_alias_maximum: 10,
+            max_packet_size: 1024 * 1024,
+            receive_maximum: 100,
+            max_inflight_messages: 100,
+            max_queued_messages: 1000,
+            max_queued_bytes: 16 * 1024 * 1024,
+            max_connections: 100_000,
+            max_session_expiry: u32::MAX,
+            sys_interval: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            persist_interval: Duration::from_millis(100),
+            maximum_qos: QoS::ExactlyOnce,
+            retain_available: true,
+            version: format!("mytracks {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The embedding interface: how the application decides who may connect, publish, subscribe
+//! and receive, and how it learns about messages.
+//!
+//! Authentication is async (it may look at a database). The three authorization calls are
+//! synchronous on purpose: they run for every publish and every delivery, so an embedder must
+//! answer from in-memory policy (ACL files, cached account state) rather than do I/O there.
+//! `on_publish` may defer its answer ([`PublishGate::Wait`]): the broker keeps reading, routes
+//! the message and sends PUBACK/PUBREC only when the future resolves, in publish order.
+
+use crate::Message;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use mytracks_codec::{ProtocolVersion, QoS, ReasonCode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// What a client presented when it connected; passed to [`Hooks::authenticate`].
+#[derive(Clone, Debug)]
+pub struct ConnectRequest {
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password: Option<Bytes>,
+    pub protocol: ProtocolVersion,
+    pub peer: Option<SocketAddr>,
+    /// Name of the listener the connection came in on (e.g. `mqtt`, `mqtt-tls`).
+    pub listener: Arc<str>,
+    /// Identity proven by the transport, such as a TLS client certificate's common name.
+    pub transport_identity: Option<String>,
+}
+
+/// The identity a successful authentication grants.
+#[derive(Clone, Debug, Default)]
+pub struct Identity {
+    /// Username the ACLs see (may differ from the one sent, e.g. a certificate CN).
+    pub username: Option<String>,
+    /// Superusers bypass authorization hooks' defaults; the hooks still see the flag.
+    pub superuser: bool,
+}
+
+/// The answer of [`Hooks::authenticate`].
+#[derive(Clone, Debug)]
+pub enum AuthDecision {
+    Allow(Identity),
+    /// Refuse with this CONNACK reason (e.g. 0x86 bad user name or password, 0x87 not authorized).
+    Deny(ReasonCode),
+    /// No opinion: the broker accepts the client only if `allow_anonymous` is set.
+    Ignore,
+}
+
+/// Who a connected client is, as the hooks see it on every later call.
+#[derive(Clone, Debug)]
+pub struct ClientInfo {
+    pub client_id: Arc<str>,
+    pub username: Option<Arc<str>>,
+    pub superuser: bool,
+    pub protocol: ProtocolVersion,
+    pub peer: Option<SocketAddr>,
+    pub listener: Arc<str>,
+    /// True for the application's own in-process clients.
+    pub local: bool,
+}
+
+/// The answer of [`Hooks::on_publish`].
+pub enum PublishGate {
+    /// Route the message and acknowledge it now.
+    Accept,
+    /// Refuse it: not routed; v5 publishers get this reason in PUBACK/PUBREC, 3.x publishers a
+    /// normal acknowledgement (they have no way to hear a refusal).
+    Reject(ReasonCode),
+    /// Decide later: the message is routed and acknowledged when the future resolves `Ok`,
+    /// refused as above on `Err`.
+    Wait(BoxFuture<'static, Result<(), ReasonCode>>),
+}
+
+/// Why a client's connection ended, for [`Hooks::on_disconnect`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// The client sent DISCONNECT.
+    Client(ReasonCode),
+    /// The broker closed it (protocol error, keepalive timeout, takeover, shutdown...).
+    Server(ReasonCode),
+    /// The network connection dropped.
+    Network,
+}
+
+/// Callbacks through which the application shapes the broker. Every method has a default:
+/// accept everything authenticated, no observers.
+pub trait Hooks: Send + Sync + 'static {
+    /// Decides whether a CONNECT is accepted. Default: [`AuthDecision::Ignore`], so only
+    /// `allow_anonymous` lets clients in.
+    fn authenticate(&self, request: &ConnectRequest) -> BoxFuture<'static, AuthDecision> {
+        let _ = request;
+        Box::pin(std::future::ready(AuthDecision::Ignore))
+    }
+
+    /// May `client` publish to `topic`? Refused publishes are acknowledged normally for 3.x
+    /// (and dropped) and answered with 0x87 for v5.
+    fn authorize_publish(&self, client: &ClientInfo, topic: &str, qos: QoS, retain: bool) -> bool {
+        let _ = (client, topic, qos, retain);
+        true
+    }
+
+    /// May `client` subscribe to `filter`? Refused filters get SUBACK 0x87 (0x80 in 3.x).
+    /// Shared subscriptions are checked with their inner filter.
+    fn authorize_subscribe(&self, client: &ClientInfo, filter: &str, qos: QoS) -> bool {
+        let _ = (client, filter, qos);
+        true
+    }
+
+    /// May `subscriber` receive this message? Called once per matching subscriber and message,
+    /// so read permissions can filter wildcard subscriptions topic by topic.
+    fn authorize_delivery(&self, subscriber: &ClientInfo, message: &Message) -> bool {
+        let _ = (subscriber, message);
+        true
+    }
+
+    /// Sees every accepted publish before it is routed; its answer gates the acknowledgement.
+    fn on_publish(&self, client: &ClientInfo, message: &Message) -> PublishGate {
+        let _ = (client, message);
+        PublishGate::Accept
+    }
+
+    /// A client completed CONNECT.
+    fn on_connect(&self, client: &ClientInfo) {
+        let _ = client;
+    }
+
+    /// A client's connection ended.
+    fn on_disconnect(&self, client: &ClientInfo, reason: &DisconnectReason) {
+        let _ = (client, reason);
+    }
+}
+
+/// Hooks with every default: the broker alone, as `allow_anonymous` configures it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoHooks;
+
+impl Hooks for NoHooks {}

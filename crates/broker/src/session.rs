@@ -1,0 +1,155 @@
+//! Session state: what the broker keeps for a client id across connections.
+
+use crate::hooks::ClientInfo;
+use crate::Message;
+use bytes::BytesMut;
+use mytracks_codec::{QoS, SubscriptionOptions};
+use parking_lot::Mutex;
+use rustc_hash::{FxHashMap, FxHashSet};
+use smallvec::SmallVec;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// One message on its way to one session: the shared message plus what this subscriber's
+/// subscriptions made of it.
+#[derive(Clone, Debug)]
+pub(crate) struct Delivery {
+    pub message: Arc<Message>,
+    /// min(published QoS, granted QoS).
+    pub qos: QoS,
+    /// The RETAIN flag to send (set for retained messages sent at subscribe time, and for
+    /// Retain As Published subscriptions).
+    pub retain: bool,
+    /// Every matching subscription identifier (v5).
+    pub subscription_ids: SmallVec<[u32; 2]>,
+}
+
+/// A QoS 1/2 delivery sent and not yet fully acknowledged.
+#[derive(Clone, Debug)]
+pub(crate) struct Inflight {
+    pub packet_id: u16,
+    pub delivery: Delivery,
+    /// QoS 2 only: PUBREC received, PUBREL sent, waiting for PUBCOMP.
+    pub released: bool,
+}
+
+/// A subscription as the session remembers it (the router holds the matching copy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Subscription {
+    pub options: SubscriptionOptions,
+    pub identifier: Option<u32>,
+}
+
+/// The link between a session and the connection currently serving it. The router wakes the
+/// writer through it; a takeover cancels it.
+#[derive(Debug)]
+pub(crate) struct ConnLink {
+    pub id: u64,
+    pub wake: Notify,
+    pub cancel: CancellationToken,
+    /// Encoded control packets (acks, SUBACK, PINGRESP...) the reader hands to the writer.
+    pub control: Mutex<ControlOut>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ControlOut {
+    pub bytes: BytesMut,
+    /// Close the connection once `bytes` is written (after a DISCONNECT or refused CONNACK).
+    pub close_after: bool,
+}
+
+impl ConnLink {
+    pub fn new(id: u64) -> Self {
+        ConnLink { id, wake: Notify::new(), cancel: CancellationToken::new(), control: Mutex::new(ControlOut::default()) }
+    }
+}
+
+/// A session: shared between the router (which appends deliveries), the connection serving it
+/// and the persister.
+#[derive(Debug)]
+pub(crate) struct Session {
+    /// Unique for this broker process; tells sessions of the same client id apart.
+    pub id: u64,
+    pub client_id: Arc<str>,
+    pub state: Mutex<SessionState>,
+    /// Notified when the queue drops below its limits, for publishers under backpressure.
+    pub space: Notify,
+}
+
+#[derive(Debug)]
+pub(crate) struct SessionState {
+    pub client: Arc<ClientInfo>,
+    pub queue: VecDeque<Delivery>,
+    pub queued_bytes: usize,
+    pub inflight: VecDeque<Inflight>,
+    pub next_packet_id: u16,
+    /// QoS 2 packet ids received and PUBREC'd, waiting for PUBREL (exactly-once on resend).
+    pub incoming_qos2: FxHashSet<u16>,
+    pub subscriptions: FxHashMap<Box<str>, Subscription>,
+    /// Seconds the session outlives its connection; 0 = ends with it.
+    pub expiry_interval: u32,
+    pub owner: Option<Arc<ConnLink>>,
+    /// When the session lost its connection (drives expiry).
+    pub disconnected_at: Option<Instant>,
+    /// Cancels a pending delayed will when the client comes back.
+    pub pending_will: Option<CancellationToken>,
+    /// Changed since the persister last saved it.
+    pub dirty: bool,
+    /// Removed from the broker; writers must stop using it.
+    pub ended: bool,
+}
+
+impl Session {
+    pub fn new(id: u64, client: Arc<ClientInfo>, expiry_interval: u32) -> Self {
+        Session {
+            id,
+            client_id: client.client_id.clone(),
+            state: Mutex::new(SessionState {
+                client,
+                queue: VecDeque::new(),
+                queued_bytes: 0,
+                inflight: VecDeque::new(),
+                next_packet_id: 1,
+                incoming_qos2: FxHashSet::default(),
+                subscriptions: FxHashMap::default(),
+                expiry_interval,
+                owner: None,
+                disconnected_at: None,
+                pending_will: None,
+                dirty: false,
+                ended: false,
+            }),
+            space: Notify::new(),
+        }
+    }
+}
+
+impl SessionState {
+    pub fn persistent(&self) -> bool {
+        self.expiry_interval > 0
+    }
+
+    /// A packet id not used by any inflight delivery.
+    pub fn allocate_packet_id(&mut self) -> u16 {
+        loop {
+            let id = self.next_packet_id;
+            self.next_packet_id = self.next_packet_id.wrapping_add(1).max(1);
+            if !self.inflight.iter().any(|f| f.packet_id == id) {
+                return id;
+            }
+        }
+    }
+
+    pub fn over_limits(&self, max_messages: usize, max_bytes: usize) -> bool {
+        self.queue.len() >= max_messages || self.queued_bytes >= max_bytes
+    }
+
+    pub fn pop_delivery(&mut self) -> Option<Delivery> {
+        let delivery = self.queue.pop_front()?;
+        self.queued_bytes -= delivery.message.cost();
+        Some(delivery)
+    }
+}

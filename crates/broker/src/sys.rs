@@ -1,0 +1,1 @@
+//! $SYS topics.
