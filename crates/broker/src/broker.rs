@@ -1,10 +1,23 @@
 //! The broker handle: shared state, the publish path, listeners and shutdown.
-use crate::{BrokerConfig, Hooks, NoHooks, Store};
+
+use crate::hooks::ClientInfo;
+use crate::persist::{Persister, Store};
+use crate::retained::RetainedStore;
+use crate::router::Router;
+use crate::session::{Delivery, Session};
+use crate::{BrokerConfig, Hooks, Message, NoHooks};
+use mytracks_codec::QoS;
+use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Why the broker could not start.
 #[derive(Debug, Error)]
@@ -27,14 +40,31 @@ pub struct ConnectionMeta {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BrokerStats {
     pub clients_connected: usize,
+    /// Sessions known to the broker, connected or not (Mosquitto's `clients/total`).
     pub clients_total: usize,
+    pub clients_maximum: usize,
     pub subscriptions: usize,
     pub retained: usize,
     pub messages_received: u64,
     pub messages_sent: u64,
+    /// QoS 0 messages dropped because a queue was full, plus QoS 1/2 messages for offline
+    /// sessions whose queue was full.
     pub messages_dropped: u64,
     pub bytes_received: u64,
     pub bytes_sent: u64,
+    pub uptime_seconds: u64,
+}
+
+/// Counters updated on the hot path; relaxed atomics, read by `$SYS`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub messages_received: AtomicU64,
+    pub messages_sent: AtomicU64,
+    pub messages_dropped: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub clients_connected: AtomicUsize,
+    pub clients_maximum: AtomicUsize,
 }
 
 /// Configures a [`Broker`] before it starts.
@@ -59,8 +89,25 @@ impl BrokerBuilder {
 
     /// Loads persisted state and starts the background tasks. Must run inside a Tokio runtime.
     pub async fn build(self) -> Result<Broker, BrokerError> {
-        let _ = (self.config, self.hooks, self.store);
-        todo!()
+        let shared = Arc::new(Shared {
+            config: self.config,
+            hooks: self.hooks,
+            sessions: Mutex::new(FxHashMap::default()),
+            router: RwLock::new(Router::default()),
+            retained: RwLock::new(RetainedStore::default()),
+            persister: Persister::new(self.store),
+            counters: Counters::default(),
+            next_id: AtomicU64::new(1),
+            started: Instant::now(),
+            started_wall: SystemTime::now(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            background: TaskTracker::new(),
+        });
+        let broker = Broker { shared };
+        broker.restore()?;
+        broker.spawn_background();
+        Ok(broker)
     }
 }
 
@@ -70,17 +117,280 @@ pub struct Broker {
     pub(crate) shared: Arc<Shared>,
 }
 
-pub(crate) struct Shared {}
+/// State shared by every connection. Lock order, to stay deadlock free:
+/// `sessions` -> `router` -> `retained` -> a session's `state`. Never take one of the first
+/// three while holding a session state lock.
+pub(crate) struct Shared {
+    pub config: BrokerConfig,
+    pub hooks: Arc<dyn Hooks>,
+    pub sessions: Mutex<FxHashMap<Arc<str>, Arc<Session>>>,
+    pub router: RwLock<Router>,
+    pub retained: RwLock<RetainedStore>,
+    pub persister: Persister,
+    pub counters: Counters,
+    next_id: AtomicU64,
+    pub started: Instant,
+    #[allow(dead_code)]
+    pub started_wall: SystemTime,
+    pub shutdown: CancellationToken,
+    /// Connection tasks, awaited at shutdown.
+    pub tasks: TaskTracker,
+    /// `$SYS`, persistence and expiry tasks.
+    pub background: TaskTracker,
+}
+
+/// A subscriber whose queue is full and whose connection is online, so the publisher should
+/// pause until it has room.
+pub(crate) type Backpressure = Option<Arc<Session>>;
+
+/// What routing a message did.
+pub(crate) struct Routed {
+    /// At least one subscription matched (v5 publishers hear 0x10 otherwise).
+    pub matched: bool,
+    pub backpressure: Backpressure,
+}
+
+impl Shared {
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Routes `message` to every matching session and updates the retained store.
+    /// `publisher` is the publishing client (None for the broker and local clients), used for
+    /// No Local and for the delivery hook.
+    pub fn route(&self, message: Arc<Message>, origin: u64) -> Routed {
+        self.counters
+            .messages_received
+            .fetch_add(1, Ordering::Relaxed);
+        self.dispatch(message, origin)
+    }
+
+    /// [`Shared::route`] without counting the message as received (the broker's own `$SYS`).
+    pub fn dispatch(&self, message: Arc<Message>, origin: u64) -> Routed {
+        if message.retain && self.config.retain_available {
+            let changed = {
+                let mut retained = self.retained.write();
+                if message.payload.is_empty() {
+                    retained.remove(&message.topic)
+                } else {
+                    retained.set(message.clone())
+                }
+            };
+            if changed {
+                self.persister.retained_changed(&message);
+            }
+        }
+        let targets = self.router.read().matches(&message.topic);
+        let mut backpressure = None;
+        let matched = !targets.is_empty();
+        if message.is_expired(Instant::now()) {
+            return Routed {
+                matched,
+                backpressure,
+            };
+        }
+        for target in targets {
+            if target.no_local && target.session.id == origin && origin != 0 {
+                continue;
+            }
+            let qos = message.qos.min(target.qos);
+            let delivery = Delivery {
+                // A retained publish reaching existing subscriptions is sent without RETAIN
+                // unless the subscription asked for Retain As Published.
+                retain: message.retain && target.retain_as_published,
+                message: message.clone(),
+                qos,
+                subscription_ids: target.subscription_ids,
+            };
+            if let Some(full) = self.deliver(&target.session, delivery, true) {
+                backpressure.get_or_insert(full);
+            }
+        }
+        Routed {
+            matched,
+            backpressure,
+        }
+    }
+
+    /// Appends one delivery to a session's queue, applying the queue limits and the delivery
+    /// hook. Returns the session when it is online and now over its limits (backpressure).
+    pub fn deliver(
+        &self,
+        session: &Arc<Session>,
+        delivery: Delivery,
+        check_hook: bool,
+    ) -> Backpressure {
+        let mut state = session.state.lock();
+        if state.ended {
+            return None;
+        }
+        if check_hook
+            && !self
+                .hooks
+                .authorize_delivery(&state.client, &delivery.message)
+        {
+            return None;
+        }
+        let full = state.over_limits(
+            self.config.max_queued_messages,
+            self.config.max_queued_bytes,
+        );
+        let online = state.owner.is_some();
+        if full && (delivery.qos == QoS::AtMostOnce || !online) {
+            drop(state);
+            self.counters
+                .messages_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        state.queued_bytes += delivery.message.cost();
+        let persist = state.persistent() && delivery.qos != QoS::AtMostOnce;
+        state.queue.push_back(delivery);
+        let now_full = state.over_limits(
+            self.config.max_queued_messages,
+            self.config.max_queued_bytes,
+        );
+        let owner = state.owner.clone();
+        if persist {
+            self.persister.mark_dirty(session, &mut state);
+        }
+        drop(state);
+        if let Some(owner) = owner {
+            owner.wake.notify_one();
+            if now_full {
+                return Some(session.clone());
+            }
+        }
+        None
+    }
+
+    /// Removes every subscription of a session from the router.
+    pub fn unsubscribe_all(&self, session: &Session, filters: impl IntoIterator<Item = Box<str>>) {
+        let mut router = self.router.write();
+        for filter in filters {
+            let (group, inner) = split_shared(&filter);
+            router.unsubscribe(inner, group, session.id);
+        }
+    }
+
+    /// Ends a session for good: unsubscribes it and forgets it (and its persisted copy).
+    /// `sessions` must be the locked session map.
+    pub fn end_session(
+        &self,
+        sessions: &mut FxHashMap<Arc<str>, Arc<Session>>,
+        session: &Arc<Session>,
+    ) {
+        let (filters, persisted): (Vec<Box<str>>, bool) = {
+            let mut state = session.state.lock();
+            state.ended = true;
+            state.queue.clear();
+            state.queued_bytes = 0;
+            if let Some(will) = state.pending_will.take() {
+                // The session is gone: a delayed will is due now (MQTT 5 3.1.3.2.2).
+                will.fire();
+            }
+            let filters = state
+                .subscriptions
+                .drain()
+                .map(|(filter, _)| filter)
+                .collect();
+            (filters, state.persisted)
+        };
+        session.space.notify_waiters();
+        self.unsubscribe_all(session, filters);
+        if sessions
+            .get(&session.client_id)
+            .is_some_and(|s| s.id == session.id)
+        {
+            sessions.remove(&session.client_id);
+        }
+        self.persister
+            .session_removed(&session.client_id, persisted);
+    }
+
+    pub fn stats(&self) -> BrokerStats {
+        let c = &self.counters;
+        BrokerStats {
+            clients_connected: c.clients_connected.load(Ordering::Relaxed),
+            clients_total: self.sessions.lock().len(),
+            clients_maximum: c.clients_maximum.load(Ordering::Relaxed),
+            subscriptions: self.router.read().count(),
+            retained: self.retained.read().count(),
+            messages_received: c.messages_received.load(Ordering::Relaxed),
+            messages_sent: c.messages_sent.load(Ordering::Relaxed),
+            messages_dropped: c.messages_dropped.load(Ordering::Relaxed),
+            bytes_received: c.bytes_received.load(Ordering::Relaxed),
+            bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
+            uptime_seconds: self.started.elapsed().as_secs(),
+        }
+    }
+
+    /// Removes offline sessions whose expiry interval has passed.
+    pub fn expire_sessions(&self) {
+        let now = Instant::now();
+        let mut sessions = self.sessions.lock();
+        let expired: Vec<Arc<Session>> = sessions
+            .values()
+            .filter(|session| {
+                let state = session.state.lock();
+                match (state.owner.is_none(), state.disconnected_at) {
+                    (true, Some(at)) if state.expiry_interval != u32::MAX => {
+                        now.duration_since(at).as_secs() >= u64::from(state.expiry_interval)
+                    }
+                    _ => false,
+                }
+            })
+            .cloned()
+            .collect();
+        for session in expired {
+            tracing::debug!(client_id = %session.client_id, "session expired");
+            self.end_session(&mut sessions, &session);
+        }
+    }
+}
+
+/// Splits `$share/group/filter` into its group and filter (the filter was validated).
+pub(crate) fn split_shared(filter: &str) -> (Option<&str>, &str) {
+    match mytracks_codec::topic::parse_shared(filter) {
+        Ok(Some((group, inner))) => (Some(group), inner),
+        _ => (None, filter),
+    }
+}
 
 impl Broker {
     pub fn builder(config: BrokerConfig) -> BrokerBuilder {
-        BrokerBuilder { config, hooks: Arc::new(NoHooks), store: None }
+        BrokerBuilder {
+            config,
+            hooks: Arc::new(NoHooks),
+            store: None,
+        }
     }
 
     /// Accepts MQTT connections on `listener` until [`Broker::shutdown`].
     pub async fn serve(&self, listener: TcpListener, name: &str) -> std::io::Result<()> {
-        let _ = (listener, name);
-        todo!()
+        let name: Arc<str> = name.into();
+        loop {
+            let accepted = tokio::select! {
+                _ = self.shared.shutdown.cancelled() => return Ok(()),
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let meta = ConnectionMeta {
+                        peer: Some(peer),
+                        listener: name.clone(),
+                        transport_identity: None,
+                    };
+                    self.serve_connection(stream, meta);
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
     }
 
     /// Serves one already-accepted connection (any transport: TLS, WebSocket...) in a new task.
@@ -88,23 +398,100 @@ impl Broker {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let _ = (stream, meta);
-        todo!()
+        if self.shared.shutdown.is_cancelled() {
+            return;
+        }
+        let shared = self.shared.clone();
+        self.shared
+            .tasks
+            .spawn(crate::connection::run(shared, stream, meta));
     }
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> BrokerStats {
-        todo!()
+        self.shared.stats()
     }
 
     /// Stops accepting, closes every connection (wills are not published), writes persistent
     /// state to the store and returns when all connection tasks have ended.
     pub async fn shutdown(&self) {
-        todo!()
+        self.shared.shutdown.cancel();
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
+        self.shared.background.close();
+        self.shared.background.wait().await;
+        // Connections are gone: every persistent session is now offline; save it that way.
+        let sessions: Vec<Arc<Session>> = self.shared.sessions.lock().values().cloned().collect();
+        for session in &sessions {
+            let mut state = session.state.lock();
+            if state.persistent() {
+                self.shared.persister.mark_dirty(session, &mut state);
+            }
+        }
+        if let Err(error) = self.shared.persister.flush(&self.shared) {
+            tracing::error!(%error, "could not save broker state at shutdown");
+        }
     }
 
     /// True once [`Broker::shutdown`] has begun.
     pub fn is_shutting_down(&self) -> bool {
-        todo!()
+        self.shared.shutdown.is_cancelled()
+    }
+
+    /// Identity of the broker's own messages in hooks.
+    pub(crate) fn local_info(name: &str) -> Arc<ClientInfo> {
+        Arc::new(ClientInfo {
+            client_id: name.into(),
+            username: None,
+            superuser: true,
+            protocol: mytracks_codec::ProtocolVersion::V5,
+            peer: None,
+            listener: "local".into(),
+            local: true,
+        })
+    }
+
+    fn restore(&self) -> Result<(), BrokerError> {
+        let shared = &self.shared;
+        let restored = shared.persister.load()?;
+        {
+            let mut retained = shared.retained.write();
+            for message in restored.retained {
+                retained.set(Arc::new(message));
+            }
+        }
+        let mut sessions = shared.sessions.lock();
+        let mut router = shared.router.write();
+        for stored in restored.sessions {
+            let session = stored.into_session(shared.next_id());
+            let state = session.state.lock();
+            for (filter, subscription) in &state.subscriptions {
+                let (group, inner) = split_shared(filter);
+                router.subscribe(
+                    inner,
+                    group,
+                    crate::router::Subscriber {
+                        session: session.clone(),
+                        options: subscription.options,
+                        identifier: subscription.identifier,
+                    },
+                );
+            }
+            drop(state);
+            sessions.insert(session.client_id.clone(), session);
+        }
+        tracing::info!(
+            sessions = sessions.len(),
+            retained = shared.retained.read().count(),
+            "broker state restored"
+        );
+        Ok(())
+    }
+
+    fn spawn_background(&self) {
+        let shared = self.shared.clone();
+        self.shared.background.spawn(crate::persist::run(shared));
+        let shared = self.shared.clone();
+        self.shared.background.spawn(crate::sys::run(shared));
     }
 }

@@ -1,27 +1,38 @@
-//! The application's in-process client.
+//! The application's in-process client: publish and subscribe without a socket.
+//!
+//! A local subscription is an ordinary (non-persistent) session whose "connection" is a task
+//! forwarding deliveries into a channel, so it gets the same routing, queue limits and
+//! backpressure as a network client. Local clients bypass the hooks: the application trusts
+//! itself.
+
+use crate::broker::{split_shared, Shared};
+use crate::router::Subscriber;
+use crate::session::{ConnLink, Delivery, Session, Subscription};
 use crate::{Broker, Message};
-use mytracks_codec::QoS;
+use mytracks_codec::{topic, QoS, SubscriptionOptions};
 use std::sync::Arc;
 use thiserror::Error;
+use tokio::sync::mpsc;
 
 #[derive(Debug, Error)]
 pub enum LocalClientError {
-    #[error("invalid topic: {0}")]
-    InvalidTopic(String),
+    #[error("invalid topic {topic:?}: {reason}")]
+    InvalidTopic { topic: String, reason: &'static str },
     #[error("the broker is shutting down")]
     ShuttingDown,
 }
 
-/// Publishes and subscribes without a socket and without hooks (the application trusts itself).
+/// Publishes and subscribes in-process. Cheap to clone.
 #[derive(Clone)]
 pub struct LocalClient {
-    pub(crate) broker: Broker,
-    pub(crate) name: Arc<str>,
+    broker: Broker,
+    name: Arc<str>,
 }
 
-/// Messages of one subscription; dropping it unsubscribes.
+/// Messages of one subscription, in order; dropping it unsubscribes.
 pub struct LocalSubscription {
-    pub(crate) receiver: tokio::sync::mpsc::Receiver<Arc<Message>>,
+    receiver: mpsc::Receiver<Arc<Message>>,
+    _guard: SubscriptionGuard,
 }
 
 impl LocalSubscription {
@@ -31,24 +42,169 @@ impl LocalSubscription {
     }
 }
 
+/// Ends the subscription's session when the subscription is dropped.
+struct SubscriptionGuard {
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    link: Arc<ConnLink>,
+}
+
+impl Drop for SubscriptionGuard {
+    fn drop(&mut self) {
+        self.link.cancel.cancel();
+        let mut sessions = self.shared.sessions.lock();
+        self.shared.end_session(&mut sessions, &self.session);
+    }
+}
+
 impl LocalClient {
     /// Publishes `message` to every matching subscriber (and the retained store when
-    /// `message.retain`); waits while a QoS 1/2 subscriber's queue is full.
+    /// `message.retain`); waits while an online QoS 1/2 subscriber's queue is full.
     pub async fn publish(&self, message: Message) -> Result<(), LocalClientError> {
-        let _ = message;
-        todo!()
+        let shared = &self.broker.shared;
+        if shared.shutdown.is_cancelled() {
+            return Err(LocalClientError::ShuttingDown);
+        }
+        topic::validate_topic_name(&message.topic).map_err(|reason| {
+            LocalClientError::InvalidTopic {
+                topic: message.topic.to_string(),
+                reason,
+            }
+        })?;
+        let routed = shared.route(Arc::new(message), 0);
+        if let Some(full) = routed.backpressure {
+            crate::connection::wait_for_space(shared.clone(), full).await;
+        }
+        Ok(())
     }
 
-    /// Subscribes to `filter` (`$share/...` allowed).
+    /// Subscribes to `filter` (`$share/group/...` allowed); retained messages matching it are
+    /// delivered first.
     pub fn subscribe(&self, filter: &str, qos: QoS) -> Result<LocalSubscription, LocalClientError> {
-        let _ = (filter, qos);
-        todo!()
+        let shared = &self.broker.shared;
+        if shared.shutdown.is_cancelled() {
+            return Err(LocalClientError::ShuttingDown);
+        }
+        let invalid = |reason| LocalClientError::InvalidTopic {
+            topic: filter.to_owned(),
+            reason,
+        };
+        topic::validate_topic_filter(filter).map_err(invalid)?;
+        let (group, inner) = split_shared(filter);
+        let id = shared.next_id();
+        let info = Broker::local_info(&format!("$local/{}/{id}", self.name));
+        let session = Arc::new(Session::new(id, info, 0));
+        let link = Arc::new(ConnLink::new(
+            shared.next_id(),
+            shared.shutdown.child_token(),
+        ));
+        let options = SubscriptionOptions::with_qos(qos);
+        {
+            let mut state = session.state.lock();
+            state.owner = Some(link.clone());
+            state.subscriptions.insert(
+                filter.into(),
+                Subscription {
+                    options,
+                    identifier: None,
+                },
+            );
+        }
+        shared.router.write().subscribe(
+            inner,
+            group,
+            Subscriber {
+                session: session.clone(),
+                options,
+                identifier: None,
+            },
+        );
+        if group.is_none() {
+            for message in shared.retained.read().matching(inner) {
+                let qos = message.qos.min(qos);
+                shared.deliver(
+                    &session,
+                    Delivery {
+                        message,
+                        qos,
+                        retain: true,
+                        subscription_ids: Default::default(),
+                    },
+                    false,
+                );
+            }
+        }
+        // Room for a burst; beyond it the session queue (and its limits) takes over.
+        let (sender, receiver) = mpsc::channel(256);
+        tokio::spawn(forward(
+            shared.clone(),
+            session.clone(),
+            link.clone(),
+            sender,
+        ));
+        Ok(LocalSubscription {
+            receiver,
+            _guard: SubscriptionGuard {
+                shared: shared.clone(),
+                session,
+                link,
+            },
+        })
+    }
+}
+
+/// Moves deliveries from the session queue into the channel.
+async fn forward(
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    link: Arc<ConnLink>,
+    sender: mpsc::Sender<Arc<Message>>,
+) {
+    loop {
+        let batch: Vec<Delivery> = {
+            let mut state = session.state.lock();
+            if state.ended {
+                return;
+            }
+            std::iter::from_fn(|| state.pop_delivery()).collect()
+        };
+        if !batch.is_empty() {
+            session.space.notify_waiters();
+        }
+        let now = std::time::Instant::now();
+        for delivery in batch {
+            if delivery.message.is_expired(now) {
+                continue;
+            }
+            shared
+                .counters
+                .messages_sent
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let message = if delivery.retain != delivery.message.retain {
+                let mut copy = (*delivery.message).clone();
+                copy.retain = delivery.retain;
+                Arc::new(copy)
+            } else {
+                delivery.message
+            };
+            tokio::select! {
+                sent = sender.send(message) => if sent.is_err() { return },
+                _ = link.cancel.cancelled() => return,
+            }
+        }
+        tokio::select! {
+            _ = link.wake.notified() => {}
+            _ = link.cancel.cancelled() => return,
+        }
     }
 }
 
 impl Broker {
-    /// An in-process client named `name` (shown in logs).
+    /// An in-process client named `name` (shown in logs and to hooks as `$local/name/..`).
     pub fn local_client(&self, name: &str) -> LocalClient {
-        LocalClient { broker: self.clone(), name: name.into() }
+        LocalClient {
+            broker: self.clone(),
+            name: name.into(),
+        }
     }
 }

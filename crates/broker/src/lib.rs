@@ -49,6 +49,9 @@ mod sys;
 pub use broker::{Broker, BrokerBuilder, BrokerError, BrokerStats, ConnectionMeta};
 pub use client::{LocalClient, LocalClientError, LocalSubscription};
 pub use config::BrokerConfig;
-pub use hooks::{AuthDecision, ClientInfo, ConnectRequest, DisconnectReason, Hooks, Identity, NoHooks, PublishGate};
+pub use hooks::{
+    AuthDecision, ClientInfo, ConnectRequest, DisconnectReason, Hooks, Identity, NoHooks,
+    PublishGate,
+};
 pub use message::Message;
-pub use persist::{MemoryStore, PersistError, RedbStore, Store};
+pub use persist::{MemoryStore, PersistError, RedbStore, Store, StoreBatch, StoredState};

@@ -19,13 +19,16 @@ pub struct Message {
     /// When the message expires (from Message Expiry Interval); expired messages are not
     /// delivered and the interval is decremented on delivery.
     pub expires_at: Option<Instant>,
-    /// Session that published it, for No Local; 0 for messages from the broker itself.
-    pub(crate) origin: u64,
 }
 
 impl Message {
     /// A message with no properties, as the application publishes it.
-    pub fn new(topic: impl Into<ByteString>, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Self {
+    pub fn new(
+        topic: impl Into<ByteString>,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Self {
         Message {
             topic: topic.into(),
             payload: payload.into(),
@@ -33,7 +36,6 @@ impl Message {
             retain,
             properties: None,
             expires_at: None,
-            origin: 0,
         }
     }
 

@@ -53,7 +53,9 @@ impl RetainedStore {
         match levels {
             [] => node.message.take().is_some(),
             [first, rest @ ..] => {
-                let Some(child) = node.children.get_mut(*first) else { return false };
+                let Some(child) = node.children.get_mut(*first) else {
+                    return false;
+                };
                 let removed = Self::remove_at(child, rest);
                 if child.message.is_none() && child.children.is_empty() {
                     node.children.remove(*first);
@@ -61,14 +63,6 @@ impl RetainedStore {
                 removed
             }
         }
-    }
-
-    pub fn get(&self, topic: &str) -> Option<Arc<Message>> {
-        let mut node = &self.root;
-        for level in topic.split('/') {
-            node = node.children.get(level)?;
-        }
-        node.message.clone()
     }
 
     /// Every retained message whose topic matches `filter` (topics starting with `$` are not
@@ -113,13 +107,6 @@ impl RetainedStore {
             Self::collect_all(child, out);
         }
     }
-
-    /// Every retained message, for persistence snapshots and tests.
-    pub fn all(&self) -> Vec<Arc<Message>> {
-        let mut out = Vec::with_capacity(self.count);
-        Self::collect_all(&self.root, &mut out);
-        out
-    }
 }
 
 #[cfg(test)]
@@ -128,11 +115,20 @@ mod tests {
     use mytracks_codec::QoS;
 
     fn msg(topic: &str) -> Arc<Message> {
-        Arc::new(Message::new(topic.to_string(), &b"x"[..], QoS::AtMostOnce, true))
+        Arc::new(Message::new(
+            topic.to_string(),
+            &b"x"[..],
+            QoS::AtMostOnce,
+            true,
+        ))
     }
 
     fn topics(store: &RetainedStore, filter: &str) -> Vec<String> {
-        let mut t: Vec<String> = store.matching(filter).iter().map(|m| m.topic.to_string()).collect();
+        let mut t: Vec<String> = store
+            .matching(filter)
+            .iter()
+            .map(|m| m.topic.to_string())
+            .collect();
         t.sort();
         t
     }
@@ -150,7 +146,12 @@ mod tests {
         assert_eq!(topics(&store, "a/+"), ["a/b"]);
         assert_eq!(topics(&store, "a/+/b"), ["a//b"]);
         assert_eq!(topics(&store, "$SYS/#"), ["$SYS/up"]);
-        store.set(Arc::new(Message::new("a/b", &b""[..], QoS::AtMostOnce, true)));
+        store.set(Arc::new(Message::new(
+            "a/b",
+            &b""[..],
+            QoS::AtMostOnce,
+            true,
+        )));
         assert_eq!(store.count(), 5);
         assert_eq!(topics(&store, "a/#"), ["a", "a//b", "a/b/c"]);
     }

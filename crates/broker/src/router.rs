@@ -51,7 +51,10 @@ struct Node {
 
 impl Node {
     fn is_empty(&self) -> bool {
-        self.children.is_empty() && self.plus.is_none() && self.hash.is_empty() && self.exact.is_empty()
+        self.children.is_empty()
+            && self.plus.is_none()
+            && self.hash.is_empty()
+            && self.exact.is_empty()
     }
 }
 
@@ -103,14 +106,20 @@ impl Router {
                 let index = match entries.shared.iter().position(|g| &*g.name == name) {
                     Some(i) => i,
                     None => {
-                        entries.shared.push(SharedGroup { name: name.into(), ..Default::default() });
+                        entries.shared.push(SharedGroup {
+                            name: name.into(),
+                            ..Default::default()
+                        });
                         entries.shared.len() - 1
                     }
                 };
                 &mut entries.shared[index].members
             }
         };
-        if let Some(existing) = list.iter_mut().find(|s| s.session.id == subscriber.session.id) {
+        if let Some(existing) = list
+            .iter_mut()
+            .find(|s| s.session.id == subscriber.session.id)
+        {
             *existing = subscriber;
             true
         } else {
@@ -135,7 +144,11 @@ impl Router {
             ["#"] => &mut node.hash,
             [] => &mut node.exact,
             [first, rest @ ..] => {
-                let child = if *first == "+" { node.plus.as_deref_mut() } else { node.children.get_mut(*first) };
+                let child = if *first == "+" {
+                    node.plus.as_deref_mut()
+                } else {
+                    node.children.get_mut(*first)
+                };
                 let Some(child) = child else { return false };
                 let removed = Self::remove(child, rest, group, session_id);
                 if child.is_empty() {
@@ -208,7 +221,13 @@ impl Router {
         out
     }
 
-    fn walk(node: &Node, levels: &[&str], depth: usize, dollar: bool, out: &mut SmallVec<[Target; 4]>) {
+    fn walk(
+        node: &Node,
+        levels: &[&str],
+        depth: usize,
+        dollar: bool,
+        out: &mut SmallVec<[Target; 4]>,
+    ) {
         let wildcard_allowed = depth > 0 || !dollar;
         if wildcard_allowed {
             Self::collect(&node.hash, out);

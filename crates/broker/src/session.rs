@@ -52,6 +52,9 @@ pub(crate) struct ConnLink {
     pub cancel: CancellationToken,
     /// Encoded control packets (acks, SUBACK, PINGRESP...) the reader hands to the writer.
     pub control: Mutex<ControlOut>,
+    /// Why the connection is being closed by someone other than its reader
+    /// ([`ConnLink::TAKEN_OVER`], [`ConnLink::WRITE_FAILED`]); 0 when not.
+    pub close_reason: std::sync::atomic::AtomicU8,
 }
 
 #[derive(Debug, Default)]
@@ -62,8 +65,55 @@ pub(crate) struct ControlOut {
 }
 
 impl ConnLink {
-    pub fn new(id: u64) -> Self {
-        ConnLink { id, wake: Notify::new(), cancel: CancellationToken::new(), control: Mutex::new(ControlOut::default()) }
+    pub const TAKEN_OVER: u8 = 1;
+    pub const WRITE_FAILED: u8 = 2;
+
+    pub fn new(id: u64, cancel: CancellationToken) -> Self {
+        ConnLink {
+            id,
+            wake: Notify::new(),
+            cancel,
+            control: Mutex::new(ControlOut::default()),
+            close_reason: Default::default(),
+        }
+    }
+
+    /// Asks the connection to close for `reason` (first reason wins).
+    pub fn close(&self, reason: u8) {
+        let _ = self.close_reason.compare_exchange(
+            0,
+            reason,
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        self.cancel.cancel();
+    }
+}
+
+/// A delayed will: the task holding it publishes when the delay passes, when `fire` is called
+/// (the session ended first) and never after `abort` (the client came back in time).
+#[derive(Debug, Clone)]
+pub(crate) struct PendingWill {
+    pub cancel: CancellationToken,
+    pub publish_now: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PendingWill {
+    pub fn new() -> Self {
+        PendingWill {
+            cancel: CancellationToken::new(),
+            publish_now: Default::default(),
+        }
+    }
+
+    pub fn fire(&self) {
+        self.publish_now
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cancel.cancel();
+    }
+
+    pub fn abort(&self) {
+        self.cancel.cancel();
     }
 }
 
@@ -94,8 +144,10 @@ pub(crate) struct SessionState {
     pub owner: Option<Arc<ConnLink>>,
     /// When the session lost its connection (drives expiry).
     pub disconnected_at: Option<Instant>,
-    /// Cancels a pending delayed will when the client comes back.
-    pub pending_will: Option<CancellationToken>,
+    /// A will waiting for its Will Delay Interval.
+    pub pending_will: Option<PendingWill>,
+    /// Written to the store at least once (so ending it must delete it there).
+    pub persisted: bool,
     /// Changed since the persister last saved it.
     pub dirty: bool,
     /// Removed from the broker; writers must stop using it.
@@ -119,6 +171,7 @@ impl Session {
                 owner: None,
                 disconnected_at: None,
                 pending_will: None,
+                persisted: false,
                 dirty: false,
                 ended: false,
             }),
