@@ -176,7 +176,8 @@ impl Shared {
                     retained.set(message.clone())
                 }
             };
-            if changed {
+            // `$SYS` is the broker's own live state, rebuilt at start: not persisted.
+            if changed && !message.topic.starts_with("$SYS/") {
                 self.persister.retained_changed(&message);
             }
         }

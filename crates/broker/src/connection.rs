@@ -28,8 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
-/// Read buffer growth step: small, so idle connections stay cheap.
-const READ_CHUNK: usize = 1024;
+/// Smallest and largest socket read; see `Reader::run`.
+const MIN_READ: usize = 128;
+const MAX_READ: usize = 64 * 1024;
 /// Publishes waiting for their gate (or for a full subscriber) before the reader stops
 /// reading from the socket, pushing back on the publisher through TCP.
 const PENDING_LIMIT: usize = 256;
@@ -41,31 +42,50 @@ pub(crate) async fn run<S>(shared: Arc<Shared>, stream: S, meta: ConnectionMeta)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    // The handshake's state is boxed: it is short-lived, and keeping it out of this future
+    // keeps every idle connection's task small.
+    let Some((accepted, reader, writer, buf)) = Box::pin(handshake(&shared, stream, meta)).await
+    else {
+        return;
+    };
+    serve(shared, accepted, reader, writer, buf).await;
+}
+
+type Halves<S> = (Accepted, ReadHalf<S>, WriteHalf<S>, BytesMut);
+
+/// Reads, validates and answers CONNECT; `None` when the connection was refused or dropped.
+async fn handshake<S>(shared: &Arc<Shared>, stream: S, meta: ConnectionMeta) -> Option<Halves<S>>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut buf = BytesMut::new();
+    let read = tokio::time::timeout(
+        shared.config.connect_timeout,
+        read_connect(shared, &mut reader, &mut buf),
+    );
     let connect = tokio::select! {
-        _ = shared.shutdown.cancelled() => return,
-        result = tokio::time::timeout(shared.config.connect_timeout, read_connect(&shared, &mut reader, &mut buf)) => match result {
+        _ = shared.shutdown.cancelled() => return None,
+        result = read => match result {
             Ok(Ok(connect)) => connect,
             Ok(Err(Some((version, reason)))) => {
                 refuse(&mut writer, version, reason, None).await;
-                return;
+                return None;
             }
-            Ok(Err(None)) => return,
+            Ok(Err(None)) => return None,
             Err(_) => {
                 tracing::debug!(peer = ?meta.peer, "no CONNECT in time");
-                return;
+                return None;
             }
         }
     };
-    let accepted = match accept(&shared, *connect, &meta).await {
-        Ok(accepted) => accepted,
+    match accept(shared, *connect, &meta).await {
+        Ok(accepted) => Some((accepted, reader, writer, buf)),
         Err((version, reason, reason_string)) => {
             refuse(&mut writer, version, reason, reason_string).await;
-            return;
+            None
         }
-    };
-    serve(shared, accepted, reader, writer, buf).await;
+    }
 }
 
 /// Reads until the first packet. `Err(Some(..))` answers with a refusing CONNACK.
@@ -97,7 +117,7 @@ async fn read_connect<R: AsyncRead + Unpin>(
                 return Err(None);
             }
         }
-        buf.reserve(READ_CHUNK);
+        buf.reserve(MIN_READ * 2);
         match reader.read_buf(buf).await {
             Ok(0) | Err(_) => return Err(None),
             Ok(n) => {
@@ -143,8 +163,8 @@ struct Accepted {
     version: ProtocolVersion,
     session_present: bool,
     keep_alive: u16,
-    will: Option<Will>,
-    connack_properties: Properties,
+    will: Option<Box<Will>>,
+    connack_properties: Box<Properties>,
     /// The client's own limits (v5 CONNECT properties).
     client_receive_maximum: u16,
     client_max_packet_size: u32,
@@ -319,8 +339,8 @@ async fn accept(
         version,
         session_present,
         keep_alive,
-        will: connect.will,
-        connack_properties,
+        will: connect.will.map(Box::new),
+        connack_properties: Box::new(connack_properties),
         client_receive_maximum: props.receive_maximum.unwrap_or(u16::MAX),
         client_max_packet_size: props.maximum_packet_size.unwrap_or(u32::MAX),
         client_topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
@@ -407,7 +427,8 @@ struct Reader {
     client: Arc<ClientInfo>,
     version: ProtocolVersion,
     limits: DecodeLimits,
-    will: Option<Will>,
+    /// Boxed: most clients have none, and this struct lives as long as the connection.
+    will: Option<Box<Will>>,
     /// Inbound topic aliases (v5), index = alias - 1.
     aliases: Vec<Option<ByteString>>,
     /// QoS 1/2 publishes received and not yet fully acknowledged (for Receive Maximum).
@@ -428,6 +449,25 @@ async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    // Only what lives across the await below is part of every idle connection's task.
+    let (mut reader, writer, keep_alive) = start(&shared, accepted);
+    let (end, ()) = tokio::join!(
+        reader.run(reader_half, buf, keep_alive),
+        writer.run(writer_half)
+    );
+    let will = reader.will.take();
+    finish(
+        &shared,
+        &reader.session,
+        &reader.link,
+        &reader.client,
+        end,
+        will,
+    );
+}
+
+/// Sends CONNACK and builds the reader and writer halves of an accepted connection.
+fn start(shared: &Arc<Shared>, accepted: Accepted) -> (Reader, Writer, Option<Duration>) {
     let Accepted {
         session,
         link,
@@ -457,12 +497,17 @@ async fn serve<S>(
     let connack = Packet::ConnAck(ConnAck {
         session_present,
         reason: ReasonCode::SUCCESS,
-        properties: connack_properties,
+        properties: *connack_properties,
     });
     send(&link, &connack, version);
     shared.hooks.on_connect(&client);
 
-    let mut reader = Reader {
+    let alias_slots = if version.is_v5() {
+        usize::from(shared.config.topic_alias_maximum)
+    } else {
+        0
+    };
+    let reader = Reader {
         limits: DecodeLimits {
             version,
             max_packet_size: shared.config.max_packet_size,
@@ -470,17 +515,10 @@ async fn serve<S>(
         shared: shared.clone(),
         session: session.clone(),
         link: link.clone(),
-        client: client.clone(),
+        client,
         version,
         will,
-        aliases: vec![
-            None;
-            if version.is_v5() {
-                usize::from(shared.config.topic_alias_maximum)
-            } else {
-                0
-            }
-        ],
+        aliases: vec![None; alias_slots],
         unacknowledged: 0,
         pending: FuturesOrdered::new(),
         blocked: None,
@@ -489,21 +527,15 @@ async fn serve<S>(
     };
     let writer = Writer {
         shared: shared.clone(),
-        session: session.clone(),
-        link: link.clone(),
+        session,
+        link,
         version,
         window: usize::from(client_receive_maximum.min(shared.config.max_inflight_messages.max(1))),
         max_packet_size: client_max_packet_size,
         aliases: OutgoingAliases::new(client_topic_alias_maximum),
     };
     let keep_alive = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
-    let (end, ()) = tokio::join!(
-        reader.run(reader_half, buf, keep_alive),
-        writer.run(writer_half)
-    );
-    let will = reader.will.take();
-    drop(reader);
-    finish(&shared, &session, &link, &client, end, will);
+    (reader, writer, keep_alive)
 }
 
 impl Reader {
@@ -517,8 +549,15 @@ impl Reader {
         tokio::pin!(deadline);
         // CONNECT may have arrived with more packets behind it.
         let mut end = self.process(&mut buf);
+        // Read size adapts to the traffic: busy publishers read in big chunks, idle
+        // connections hold a buffer of a few hundred bytes at most.
+        let mut read_size = MIN_READ;
         while end.is_none() {
             let can_read = self.pending.len() < PENDING_LIMIT;
+            if buf.capacity() - buf.len() < read_size / 2 {
+                buf.reserve(read_size);
+            }
+            let available = buf.capacity() - buf.len();
             tokio::select! {
                 biased;
                 _ = self.link.cancel.cancelled() => {
@@ -543,12 +582,14 @@ impl Reader {
                                 deadline.as_mut().reset(tokio::time::Instant::now() + period);
                             }
                             end = self.process(&mut buf);
-                            if buf.is_empty() && buf.capacity() > 16 * READ_CHUNK {
+                            if n == available {
+                                read_size = (read_size * 2).min(MAX_READ);
+                            } else if n < read_size / 4 {
+                                read_size = (read_size / 2).max(MIN_READ);
+                            }
+                            if buf.is_empty() && buf.capacity() > 2 * read_size {
                                 // Let a burst's big buffer go once it is drained.
                                 buf = BytesMut::new();
-                            }
-                            if buf.capacity() - buf.len() < READ_CHUNK / 2 {
-                                buf.reserve(READ_CHUNK);
                             }
                         }
                     }
@@ -588,10 +629,7 @@ impl Reader {
                         return Some(end);
                     }
                 }
-                Ok(None) => {
-                    buf.reserve(READ_CHUNK.min(buf.capacity().max(256)));
-                    return None;
-                }
+                Ok(None) => return None,
                 Err(error) => {
                     tracing::debug!(client_id = %self.client.client_id, %error, "closing connection");
                     return Some(End::Error(error.reason_code()));
@@ -1172,7 +1210,7 @@ impl Writer {
     /// then queued deliveries while the inflight window has room.
     fn collect(&mut self, batch: &mut Vec<Batch>, resend_inflight: bool) {
         let mut state = self.session.state.lock();
-        if state.ended || !state.owner.as_ref().is_some_and(|o| o.id == self.link.id) {
+        if state.ended || state.owner.as_ref().is_none_or(|o| o.id != self.link.id) {
             return;
         }
         if resend_inflight {
@@ -1327,7 +1365,7 @@ fn finish(
     link: &Arc<ConnLink>,
     client: &Arc<ClientInfo>,
     end: End,
-    will: Option<Will>,
+    will: Option<Box<Will>>,
 ) {
     shared
         .counters
@@ -1374,7 +1412,7 @@ fn finish(
         return;
     };
     let delay = will.properties.will_delay_interval.unwrap_or(0);
-    let message = will_message(will);
+    let message = will_message(*will);
     if delay == 0 || end == End::TakenOver {
         if delay == 0 {
             publish_internal(shared.clone(), client.clone(), message, session.id);

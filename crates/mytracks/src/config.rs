@@ -1,0 +1,875 @@
+//! Server settings: the TOML configuration file, `MYTRACKS_*` environment overrides, defaults
+//! and their validation.
+//!
+//! Precedence, highest first: command line (applied by [`crate::cli`]), environment, file,
+//! defaults. The environment is merged into the parsed file as a TOML table *before* the typed
+//! deserialization, so a value coming from a variable goes through exactly the same checks and
+//! error messages as one written in the file; only the error's prefix says where it came from.
+//!
+//! ```toml
+//! data_dir = "/var/lib/mytracks"
+//! bind = "0.0.0.0"            # both listeners, unless a section sets its own
+//! log = "info"                # tracing filter; RUST_LOG wins
+//!
+//! [mqtt]
+//! port = 1883                 # 0: the OS chooses, -1: disabled
+//! allow_anonymous = false
+//!
+//! [http]
+//! port = 8080
+//! bind = "127.0.0.1"
+//! ```
+
+use mytracks_broker::BrokerConfig;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Prefix of the environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "MYTRACKS_";
+
+/// Environment variables with the prefix that are not configuration keys (the command line
+/// reads them itself), so the generic mapping must leave them alone.
+const ENV_NOT_KEYS: &[&str] = &["MYTRACKS_CONFIG"];
+
+/// Sections of the file, tried first when mapping `MYTRACKS_<SECTION>_<KEY>` so that keys
+/// containing underscores (`allow_anonymous`) stay whole.
+const SECTIONS: &[&str] = &["mqtt", "http"];
+
+pub const DEFAULT_DATA_DIR: &str = "./mytracks-data";
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
+pub const DEFAULT_MQTT_PORT: u16 = 1883;
+pub const DEFAULT_BIND: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+/// Largest packet MQTT can express (the Remaining Length limit).
+const MQTT_MAX_PACKET: i64 = 268_435_455;
+
+/// Everything the server needs to start, fully resolved and validated. Built by [`load`] and
+/// the command line, or directly by tests (`Settings { .. Settings::default() }`).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where the broker store and `runtime.json` live; created if missing.
+    pub data_dir: PathBuf,
+    /// Tracing filter from the file (`log`); `RUST_LOG` takes precedence over it.
+    pub log: Option<String>,
+    pub http: ListenerSettings,
+    pub mqtt: ListenerSettings,
+    /// The broker's limits, mapped from the `[mqtt]` section.
+    pub broker: BrokerConfig,
+}
+
+/// One TCP listener: where to bind and whether it is enabled at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenerSettings {
+    pub bind: IpAddr,
+    /// `None`: disabled (`-1`); `Some(0)`: the OS picks a free port.
+    pub port: Option<u16>,
+}
+
+impl ListenerSettings {
+    /// The address to bind, or `None` when the listener is disabled.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.port.map(|port| SocketAddr::new(self.bind, port))
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            log: None,
+            http: ListenerSettings {
+                bind: DEFAULT_BIND,
+                port: Some(DEFAULT_HTTP_PORT),
+            },
+            mqtt: ListenerSettings {
+                bind: DEFAULT_BIND,
+                port: Some(DEFAULT_MQTT_PORT),
+            },
+            broker: default_broker_config(),
+        }
+    }
+}
+
+/// The broker settings the application ships with. Spelled out here rather than taken from
+/// `BrokerConfig::default()` because they are part of this program's documented interface.
+fn default_broker_config() -> BrokerConfig {
+    BrokerConfig {
+        allow_anonymous: false,
+        max_keepalive: 65_535,
+        topic_alias_maximum: 10,
+        max_packet_size: 1024 * 1024,
+        receive_maximum: 100,
+        max_inflight_messages: 100,
+        max_queued_messages: 1000,
+        max_queued_bytes: 16 * 1024 * 1024,
+        max_connections: 100_000,
+        max_session_expiry: u32::MAX,
+        sys_interval: Duration::from_secs(10),
+        persist_interval: Duration::from_millis(100),
+        version: format!("mytracks {}", crate::VERSION),
+        ..BrokerConfig::default()
+    }
+}
+
+/// A configuration problem, already worded for the user on one line, including where the
+/// offending value came from (file or environment variable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads the configuration file (if any), applies the `MYTRACKS_*` variables found in `env`
+/// and validates the result. `env` is a parameter (normally `std::env::vars_os()`) so that
+/// tests need not touch the process environment.
+pub fn load<I>(file: Option<&Path>, env: I) -> Result<Settings, ConfigError>
+where
+    I: IntoIterator<Item = (OsString, OsString)>,
+{
+    let mut origin = Origin {
+        file: file.map(Path::to_path_buf),
+        env_keys: HashMap::new(),
+    };
+    let mut table = match file {
+        Some(path) => read_file(path)?,
+        None => toml::Table::new(),
+    };
+    apply_env(&mut table, env, &mut origin)?;
+    let raw: RawConfig = serde_path_to_error::deserialize(table).map_err(|error| {
+        let path: Vec<String> = error
+            .path()
+            .iter()
+            .map(|segment| match segment {
+                serde_path_to_error::Segment::Map { key } => key.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        origin.error(
+            &path.join("."),
+            describe_serde_error(&path, error.inner().message()),
+        )
+    })?;
+    raw.validate()
+        .map_err(|(key, message)| origin.error(key, message))
+}
+
+/// Where the values being validated came from, to prefix error messages.
+struct Origin {
+    file: Option<PathBuf>,
+    /// Dotted key (`mqtt.port`) to the variable that set it.
+    env_keys: HashMap<String, String>,
+}
+
+impl Origin {
+    fn error(&self, key: &str, message: String) -> ConfigError {
+        if let Some(var) = self.env_keys.get(key) {
+            ConfigError(format!("environment variable {var}: {message}"))
+        } else if let Some(file) = &self.file {
+            ConfigError(format!("config file {}: {message}", file.display()))
+        } else {
+            ConfigError(format!("configuration: {message}"))
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
+    let prefix = || format!("config file {}", path.display());
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("{}: cannot read: {e}", prefix())))?;
+    text.parse::<toml::Table>().map_err(|e| {
+        let at = e
+            .span()
+            .map(|span| line_column(&text, span.start))
+            .map(|(l, c)| format!(" at line {l}, column {c}"));
+        ConfigError(format!(
+            "{}: invalid TOML{}: {}",
+            prefix(),
+            at.unwrap_or_default(),
+            one_line(e.message())
+        ))
+    })
+}
+
+/// 1-based line and column of a byte offset, for syntax errors.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Maps every `MYTRACKS_*` variable onto the table: `MYTRACKS_MQTT_ALLOW_ANONYMOUS=true`
+/// becomes `mqtt.allow_anonymous = true`. Values that read as a boolean or an integer are
+/// typed as such, anything else is a string.
+fn apply_env<I>(table: &mut toml::Table, env: I, origin: &mut Origin) -> Result<(), ConfigError>
+where
+    I: IntoIterator<Item = (OsString, OsString)>,
+{
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for (name, value) in env {
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with(ENV_PREFIX) || ENV_NOT_KEYS.contains(&name) {
+            continue;
+        }
+        let value = value.into_string().map_err(|_| {
+            ConfigError(format!(
+                "environment variable {name}: value is not valid UTF-8"
+            ))
+        })?;
+        vars.push((name.to_owned(), value));
+    }
+    // Deterministic order, so that the first error reported does not depend on the OS.
+    vars.sort();
+    for (name, value) in vars {
+        let key = name[ENV_PREFIX.len()..].to_ascii_lowercase();
+        let (section, key) = match SECTIONS
+            .iter()
+            .find_map(|s| Some((*s, key.strip_prefix(s)?.strip_prefix('_')?)))
+        {
+            Some((section, key)) if !key.is_empty() => (Some(section), key.to_owned()),
+            _ => (None, key),
+        };
+        if key.is_empty() {
+            return Err(ConfigError(format!(
+                "environment variable {name}: no configuration key in the name"
+            )));
+        }
+        let value = env_value(&value);
+        match section {
+            Some(section) => {
+                let entry = table
+                    .entry(section)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                // A non-table section is reported by the typed deserialization below.
+                if let toml::Value::Table(section_table) = entry {
+                    section_table.insert(key.clone(), value);
+                }
+                origin.env_keys.insert(format!("{section}.{key}"), name);
+            }
+            None => {
+                table.insert(key.clone(), value);
+                origin.env_keys.insert(key, name);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn env_value(text: &str) -> toml::Value {
+    match text {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => match text.parse::<i64>() {
+            Ok(number) => toml::Value::Integer(number),
+            Err(_) => toml::Value::String(text.to_owned()),
+        },
+    }
+}
+
+/// Turns serde's message into one naming the key: unknown keys get their section
+/// (`unknown field `x` in [mqtt], expected one of ...`), anything else is prefixed with the
+/// dotted key.
+fn describe_serde_error(path: &[String], message: &str) -> String {
+    let message = one_line(message);
+    if let (Some(rest), Some((_, section))) =
+        (message.strip_prefix("unknown field `"), path.split_last())
+    {
+        if !section.is_empty() {
+            if let Some(end) = rest.find('`') {
+                let (name, tail) = rest.split_at(end + 1);
+                return format!("unknown field `{name} in [{}]{}", section.join("."), &tail);
+            }
+        }
+        return message;
+    }
+    if path.is_empty() {
+        message
+    } else {
+        format!("{}: {message}", path.join("."))
+    }
+}
+
+/// The file as written. Integers are read as `i64` (TOML's own integer type) and range checked
+/// in [`RawConfig::validate`], so an out-of-range value gets a message with the valid range
+/// rather than serde's `expected u16`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default, deserialize_with = "lenient_string")]
+    data_dir: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    bind: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    log: Option<String>,
+    #[serde(default)]
+    mqtt: RawMqtt,
+    #[serde(default)]
+    http: RawHttp,
+}
+
+/// `[mqtt]`: the listener and the broker's limits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    port: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    bind: Option<String>,
+    allow_anonymous: Option<bool>,
+    max_keepalive: Option<i64>,
+    topic_alias_maximum: Option<i64>,
+    max_packet_size: Option<i64>,
+    receive_maximum: Option<i64>,
+    max_inflight_messages: Option<i64>,
+    max_queued_messages: Option<i64>,
+    max_queued_bytes: Option<i64>,
+    max_connections: Option<i64>,
+    max_session_expiry: Option<i64>,
+    sys_interval: Option<i64>,
+    persist_interval_ms: Option<i64>,
+}
+
+/// `[http]`: the web listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    port: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    bind: Option<String>,
+}
+
+/// A failed check: the dotted key and the message.
+type Invalid = (&'static str, String);
+
+impl RawConfig {
+    fn validate(self) -> Result<Settings, Invalid> {
+        let defaults = Settings::default();
+        let data_dir = match self.data_dir {
+            Some(dir) if dir.is_empty() => {
+                return Err(("data_dir", "data_dir must not be empty".into()))
+            }
+            Some(dir) => PathBuf::from(dir),
+            None => defaults.data_dir,
+        };
+        if let Some(filter) = &self.log {
+            tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| {
+                (
+                    "log",
+                    format!(
+                        "log is not a valid tracing filter: {}",
+                        one_line(&e.to_string())
+                    ),
+                )
+            })?;
+        }
+        let bind = ip("bind", self.bind.as_deref())?.unwrap_or(DEFAULT_BIND);
+        let http = ListenerSettings {
+            bind: ip("http.bind", self.http.bind.as_deref())?.unwrap_or(bind),
+            port: port("http.port", self.http.port, DEFAULT_HTTP_PORT)?,
+        };
+        let m = self.mqtt;
+        let mqtt = ListenerSettings {
+            bind: ip("mqtt.bind", m.bind.as_deref())?.unwrap_or(bind),
+            port: port("mqtt.port", m.port, DEFAULT_MQTT_PORT)?,
+        };
+        let d = defaults.broker;
+        let broker = BrokerConfig {
+            allow_anonymous: m.allow_anonymous.unwrap_or(d.allow_anonymous),
+            max_keepalive: ranged(
+                "mqtt.max_keepalive",
+                m.max_keepalive,
+                d.max_keepalive,
+                1,
+                65_535,
+            )?,
+            topic_alias_maximum: ranged(
+                "mqtt.topic_alias_maximum",
+                m.topic_alias_maximum,
+                d.topic_alias_maximum,
+                0,
+                65_535,
+            )?,
+            max_packet_size: ranged(
+                "mqtt.max_packet_size",
+                m.max_packet_size,
+                d.max_packet_size,
+                64,
+                MQTT_MAX_PACKET,
+            )?,
+            receive_maximum: ranged(
+                "mqtt.receive_maximum",
+                m.receive_maximum,
+                d.receive_maximum,
+                1,
+                65_535,
+            )?,
+            max_inflight_messages: ranged(
+                "mqtt.max_inflight_messages",
+                m.max_inflight_messages,
+                d.max_inflight_messages,
+                1,
+                65_535,
+            )?,
+            max_queued_messages: ranged(
+                "mqtt.max_queued_messages",
+                m.max_queued_messages,
+                d.max_queued_messages,
+                1,
+                i64::MAX,
+            )?,
+            max_queued_bytes: ranged(
+                "mqtt.max_queued_bytes",
+                m.max_queued_bytes,
+                d.max_queued_bytes,
+                1,
+                i64::MAX,
+            )?,
+            max_connections: ranged(
+                "mqtt.max_connections",
+                m.max_connections,
+                d.max_connections,
+                1,
+                i64::MAX,
+            )?,
+            max_session_expiry: ranged(
+                "mqtt.max_session_expiry",
+                m.max_session_expiry,
+                d.max_session_expiry,
+                0,
+                i64::from(u32::MAX),
+            )?,
+            sys_interval: Duration::from_secs(ranged(
+                "mqtt.sys_interval",
+                m.sys_interval,
+                d.sys_interval.as_secs(),
+                0,
+                i64::from(u32::MAX),
+            )?),
+            persist_interval: Duration::from_millis(ranged(
+                "mqtt.persist_interval_ms",
+                m.persist_interval_ms,
+                d.persist_interval.as_millis() as u64,
+                1,
+                3_600_000,
+            )?),
+            ..d
+        };
+        Ok(Settings {
+            data_dir,
+            log: self.log,
+            http,
+            mqtt,
+            broker,
+        })
+    }
+}
+
+/// Checks `min..=max` and converts; `None` gives the default.
+fn ranged<T: TryFrom<i64>>(
+    key: &'static str,
+    value: Option<i64>,
+    default: T,
+    min: i64,
+    max: i64,
+) -> Result<T, Invalid> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    if (min..=max).contains(&value) {
+        if let Ok(value) = T::try_from(value) {
+            return Ok(value);
+        }
+    }
+    let message = if max == i64::MAX {
+        format!("{key} must be at least {min} (got {value})")
+    } else {
+        format!("{key} must be between {min} and {max} (got {value})")
+    };
+    Err((key, message))
+}
+
+/// A listener port: -1 disables, 0 lets the OS choose.
+fn port(key: &'static str, value: Option<i64>, default: u16) -> Result<Option<u16>, Invalid> {
+    match value {
+        None => Ok(Some(default)),
+        Some(-1) => Ok(None),
+        Some(value) => match u16::try_from(value) {
+            Ok(port) => Ok(Some(port)),
+            Err(_) => Err((
+                key,
+                format!("{key} must be between 0 and 65535, or -1 to disable (got {value})"),
+            )),
+        },
+    }
+}
+
+fn ip(key: &'static str, value: Option<&str>) -> Result<Option<IpAddr>, Invalid> {
+    value
+        .map(|text| {
+            text.parse().map_err(|_| {
+                (
+                    key,
+                    format!("{key} must be an IP address such as 0.0.0.0 or ::1 (got {text:?})"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// Reads a string, also accepting a number or a boolean as its text: environment values that
+/// look like numbers are typed as such, but `MYTRACKS_DATA_DIR=2024` is still a path.
+fn lenient_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    struct Lenient;
+    impl Visitor<'_> for Lenient {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    deserializer.deserialize_any(Lenient).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        vars.iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file
+    }
+
+    fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let f = file(text);
+        load(Some(f.path()), env(vars))
+    }
+
+    #[test]
+    fn defaults_when_no_file() {
+        let settings = load(
+            None,
+            env(&[("PATH", "/bin"), ("MYTRACKS_CONFIG", "ignored.toml")]),
+        )
+        .unwrap();
+        assert_eq!(settings.data_dir, PathBuf::from("./mytracks-data"));
+        assert_eq!(
+            settings.http,
+            ListenerSettings {
+                bind: DEFAULT_BIND,
+                port: Some(8080)
+            }
+        );
+        assert_eq!(
+            settings.mqtt,
+            ListenerSettings {
+                bind: DEFAULT_BIND,
+                port: Some(1883)
+            }
+        );
+        let b = &settings.broker;
+        assert!(!b.allow_anonymous);
+        assert_eq!(b.max_keepalive, 65_535);
+        assert_eq!(b.topic_alias_maximum, 10);
+        assert_eq!(b.max_packet_size, 1_048_576);
+        assert_eq!(b.receive_maximum, 100);
+        assert_eq!(b.max_inflight_messages, 100);
+        assert_eq!(b.max_queued_messages, 1000);
+        assert_eq!(b.max_queued_bytes, 16 * 1024 * 1024);
+        assert_eq!(b.max_connections, 100_000);
+        assert_eq!(b.max_session_expiry, u32::MAX);
+        assert_eq!(b.sys_interval, Duration::from_secs(10));
+        assert_eq!(b.persist_interval, Duration::from_millis(100));
+        assert!(b.version.starts_with("mytracks "));
+    }
+
+    #[test]
+    fn full_file_is_mapped() {
+        let settings = load_text(
+            r#"
+            data_dir = "/srv/mt"
+            bind = "127.0.0.1"
+            log = "debug,hyper=info"
+            [mqtt]
+            port = -1
+            allow_anonymous = true
+            max_keepalive = 300
+            topic_alias_maximum = 0
+            max_packet_size = 64
+            receive_maximum = 65535
+            max_inflight_messages = 20
+            max_queued_messages = 5
+            max_queued_bytes = 1024
+            max_connections = 7
+            max_session_expiry = 3600
+            sys_interval = 0
+            persist_interval_ms = 250
+            [http]
+            port = 0
+            bind = "::1"
+            "#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(settings.data_dir, PathBuf::from("/srv/mt"));
+        assert_eq!(settings.log.as_deref(), Some("debug,hyper=info"));
+        assert_eq!(
+            settings.mqtt,
+            ListenerSettings {
+                bind: "127.0.0.1".parse().unwrap(),
+                port: None
+            }
+        );
+        assert_eq!(
+            settings.http,
+            ListenerSettings {
+                bind: "::1".parse().unwrap(),
+                port: Some(0)
+            }
+        );
+        let b = &settings.broker;
+        assert!(b.allow_anonymous);
+        assert_eq!(b.max_keepalive, 300);
+        assert_eq!(b.topic_alias_maximum, 0);
+        assert_eq!(b.max_packet_size, 64);
+        assert_eq!(b.receive_maximum, 65535);
+        assert_eq!(b.max_inflight_messages, 20);
+        assert_eq!(b.max_queued_messages, 5);
+        assert_eq!(b.max_queued_bytes, 1024);
+        assert_eq!(b.max_connections, 7);
+        assert_eq!(b.max_session_expiry, 3600);
+        assert_eq!(b.sys_interval, Duration::ZERO);
+        assert_eq!(b.persist_interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_section() {
+        let f = file("[mqtt]\nmax_keepalvie = 60\n");
+        let error = load(Some(f.path()), env(&[])).unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!("config file {}: ", f.path().display())),
+            "{error}"
+        );
+        assert!(
+            error.contains("unknown field `max_keepalvie` in [mqtt], expected one of"),
+            "{error}"
+        );
+        assert!(error.contains("`max_keepalive`"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+    }
+
+    #[test]
+    fn unknown_top_level_key_and_section() {
+        let error = load_text("dat_dir = \"x\"\n", &[]).unwrap_err().to_string();
+        assert!(
+            error.contains("unknown field `dat_dir`, expected one of"),
+            "{error}"
+        );
+        let error = load_text("[mqt]\nport = 1\n", &[]).unwrap_err().to_string();
+        assert!(error.contains("unknown field `mqt`"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            (
+                "[mqtt]\nreceive_maximum = 0\n",
+                "mqtt.receive_maximum must be between 1 and 65535 (got 0)",
+            ),
+            (
+                "[mqtt]\nmax_keepalive = 0\n",
+                "mqtt.max_keepalive must be between 1 and 65535",
+            ),
+            (
+                "[mqtt]\nmax_keepalive = 70000\n",
+                "mqtt.max_keepalive must be between 1 and 65535",
+            ),
+            (
+                "[mqtt]\nmax_packet_size = 10\n",
+                "mqtt.max_packet_size must be between 64 and 268435455",
+            ),
+            (
+                "[mqtt]\nmax_queued_messages = 0\n",
+                "mqtt.max_queued_messages must be at least 1",
+            ),
+            (
+                "[mqtt]\nmax_session_expiry = -1\n",
+                "mqtt.max_session_expiry must be between 0 and 4294967295",
+            ),
+            (
+                "[mqtt]\npersist_interval_ms = 0\n",
+                "mqtt.persist_interval_ms must be between 1 and",
+            ),
+            (
+                "[http]\nport = 70000\n",
+                "http.port must be between 0 and 65535, or -1 to disable",
+            ),
+            (
+                "[mqtt]\nport = -2\n",
+                "mqtt.port must be between 0 and 65535, or -1 to disable",
+            ),
+            (
+                "[http]\nbind = \"localhost:80\"\n",
+                "http.bind must be an IP address",
+            ),
+            (
+                "[mqtt]\nreceive_maximum = \"ten\"\n",
+                "mqtt.receive_maximum: invalid type: string \"ten\"",
+            ),
+            (
+                "[mqtt]\nallow_anonymous = 1\n",
+                "mqtt.allow_anonymous: invalid type: integer `1`, expected a boolean",
+            ),
+            ("mqtt = 5\n", "mqtt: invalid type: integer `5`"),
+            ("log = \"=[\"\n", "log is not a valid tracing filter"),
+        ];
+        for (text, expected) in cases {
+            let error = load_text(text, &[]).unwrap_err().to_string();
+            assert!(error.starts_with("config file "), "{error}");
+            assert!(error.contains(expected), "{text:?}: {error}");
+            assert!(!error.contains('\n'), "{error}");
+        }
+    }
+
+    #[test]
+    fn syntax_error_is_one_line_with_position() {
+        let error = load_text("[mqtt]\nport = = 3\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("invalid TOML at line 2, column"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+        let error = load_text("[mqtt]\nport = 1\nport = 2\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("invalid TOML at line 3"), "{error}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let error = load(Some(Path::new("/nonexistent/mytracks.toml")), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("config file /nonexistent/mytracks.toml: cannot read:"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let settings = load_text(
+            "data_dir = \"from-file\"\n[mqtt]\nallow_anonymous = false\nport = 1999\n[http]\nport = 81\n",
+            &[
+                ("MYTRACKS_MQTT_ALLOW_ANONYMOUS", "true"),
+                ("MYTRACKS_DATA_DIR", "2024"),
+                ("MYTRACKS_HTTP_PORT", "-1"),
+                ("MYTRACKS_MQTT_MAX_QUEUED_BYTES", "4096"),
+                ("MYTRACKS_BIND", "127.0.0.1"),
+                ("MYTRACKS_LOG", "warn"),
+            ],
+        )
+        .unwrap();
+        assert!(settings.broker.allow_anonymous);
+        assert_eq!(settings.data_dir, PathBuf::from("2024"));
+        assert_eq!(settings.http.port, None);
+        assert_eq!(settings.mqtt.port, Some(1999));
+        assert_eq!(settings.mqtt.bind, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(settings.broker.max_queued_bytes, 4096);
+        assert_eq!(settings.log.as_deref(), Some("warn"));
+    }
+
+    #[test]
+    fn env_without_file() {
+        let settings = load(
+            None,
+            env(&[("MYTRACKS_MQTT_PORT", "0"), ("MYTRACKS_HTTP_BIND", "::")]),
+        )
+        .unwrap();
+        assert_eq!(settings.mqtt.port, Some(0));
+        assert_eq!(settings.http.bind, "::".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let error = load(None, env(&[("MYTRACKS_MQTT_MAX_KEEPALVIE", "5")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("environment variable MYTRACKS_MQTT_MAX_KEEPALVIE: unknown field `max_keepalvie` in [mqtt]"),
+            "{error}"
+        );
+        let error = load(None, env(&[("MYTRACKS_NOPE", "5")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("environment variable MYTRACKS_NOPE: unknown field `nope`"),
+            "{error}"
+        );
+        let error = load_text(
+            "[mqtt]\nreceive_maximum = 5\n",
+            &[("MYTRACKS_MQTT_RECEIVE_MAXIMUM", "0")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "environment variable MYTRACKS_MQTT_RECEIVE_MAXIMUM: mqtt.receive_maximum must be between 1 and 65535 (got 0)"
+        );
+        let error = load(None, env(&[("MYTRACKS_MQTT_ALLOW_ANONYMOUS", "yes")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(
+                "environment variable MYTRACKS_MQTT_ALLOW_ANONYMOUS: mqtt.allow_anonymous:"
+            ),
+            "{error}"
+        );
+        let error = load(None, env(&[("MYTRACKS_", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("no configuration key"), "{error}");
+    }
+
+    #[test]
+    fn file_errors_not_blamed_on_env() {
+        let error = load_text(
+            "[mqtt]\nreceive_maximum = 0\n",
+            &[("MYTRACKS_MQTT_PORT", "1")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.starts_with("config file "), "{error}");
+    }
+}

@@ -1,0 +1,480 @@
+//! The mytracks server: the embedded MQTT broker, the HTTP interface and their lifecycle.
+//!
+//! Kept in a library, with `main.rs` only parsing the command line, so that tests can start a
+//! whole server in-process ([`Server::start`] or [`run`]) with their own settings and their
+//! own shutdown trigger instead of signals.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod runtime;
+
+pub use config::Settings;
+
+use anyhow::Context;
+use mytracks_broker::{Broker, NoHooks, RedbStore};
+use runtime::{RuntimeFile, RuntimeInfo};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// This program's version, shown on the status page, in `/healthz` and in `$SYS`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The broker's store file inside the data directory.
+pub const STORE_FILE: &str = "broker.redb";
+
+/// How long a graceful shutdown may take before the process exits anyway; under the 5 s that
+/// service managers commonly allow between SIGTERM and SIGKILL.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(4500);
+
+/// Runs the server until `shutdown` resolves, then stops it gracefully. The whole lifecycle
+/// in one call, for `main` and for tests that don't need the bound addresses.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    Server::start(settings).await?.run_until(shutdown).await
+}
+
+/// A started server: listeners bound, broker running, `runtime.json` written.
+pub struct Server {
+    broker: Broker,
+    http_addr: Option<SocketAddr>,
+    mqtt_addr: Option<SocketAddr>,
+    mqtt_task: Option<JoinHandle<io::Result<()>>>,
+    http_task: Option<JoinHandle<io::Result<()>>>,
+    http_stop: Option<oneshot::Sender<()>>,
+    runtime_file: RuntimeFile,
+}
+
+impl Server {
+    /// Creates the data directory, binds the listeners, opens the store, starts the broker and
+    /// the accept loops, and writes `runtime.json`. Errors are worded for the user (one line
+    /// with `{:#}`), e.g. `cannot listen on 0.0.0.0:1883 (MQTT): address already in use`.
+    pub async fn start(settings: Settings) -> anyhow::Result<Server> {
+        let data_dir = &settings.data_dir;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+
+        // Bind first: a busy port is the most likely startup failure and the cheapest to detect.
+        let mqtt_listener = bind(settings.mqtt.addr(), "MQTT").await?;
+        let http_listener = bind(settings.http.addr(), "HTTP").await?;
+        let mqtt_addr = local_addr(&mqtt_listener)?;
+        let http_addr = local_addr(&http_listener)?;
+
+        let store_path = data_dir.join(STORE_FILE);
+        let store = RedbStore::open(&store_path)
+            .with_context(|| format!("cannot open broker store {}", store_path.display()))?;
+        let broker = Broker::builder(settings.broker.clone())
+            .hooks(NoHooks)
+            .store(store)
+            .build()
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot start the broker with store {}",
+                    store_path.display()
+                )
+            })?;
+
+        let mqtt_task = mqtt_listener.map(|listener| {
+            tracing::info!("MQTT listening on {}", mqtt_addr.expect("bound"));
+            let broker = broker.clone();
+            tokio::spawn(async move { broker.serve(listener, "mqtt").await })
+        });
+        if mqtt_task.is_none() {
+            tracing::info!("MQTT listener disabled");
+        }
+
+        let (http_stop, stopped) = oneshot::channel::<()>();
+        let http_task = http_listener.map(|listener| {
+            tracing::info!("HTTP listening on http://{}", http_addr.expect("bound"));
+            let app = http::router(http::HttpState {
+                broker: broker.clone(),
+                mqtt_port: mqtt_addr.map(|a| a.port()),
+            });
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.await;
+                    })
+                    .await
+            })
+        });
+        if http_task.is_none() {
+            tracing::info!("HTTP listener disabled");
+        }
+
+        let info = RuntimeInfo {
+            pid: std::process::id(),
+            http_port: http_addr.map(|a| a.port()),
+            mqtt_port: mqtt_addr.map(|a| a.port()),
+        };
+        let runtime_file = match RuntimeFile::write(data_dir, &info) {
+            Ok(file) => file,
+            Err(error) => {
+                broker.shutdown().await;
+                return Err(error).with_context(|| {
+                    format!(
+                        "cannot write {}",
+                        data_dir.join(runtime::RUNTIME_FILE).display()
+                    )
+                });
+            }
+        };
+        tracing::info!(version = VERSION, data_dir = %data_dir.display(), "mytracks started");
+
+        Ok(Server {
+            broker,
+            http_addr,
+            mqtt_addr,
+            mqtt_task,
+            http_task,
+            http_stop: Some(http_stop),
+            runtime_file,
+        })
+    }
+
+    /// The broker, for in-process clients and inspection.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// Where HTTP listens (`None` if disabled).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// Where MQTT listens (`None` if disabled).
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.mqtt_addr
+    }
+
+    /// Serves until `shutdown` resolves (or a listener fails), then shuts down: the broker
+    /// first (it stops accepting, closes connections and flushes its store, while `/healthz`
+    /// answers 503), then HTTP, all within [`SHUTDOWN_TIMEOUT`]. `runtime.json` is removed.
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let failure = tokio::select! {
+            () = shutdown => None,
+            result = task_result(&mut self.mqtt_task) => {
+                self.mqtt_task = None;
+                Some(describe_task_end("MQTT", result))
+            }
+            result = task_result(&mut self.http_task) => {
+                self.http_task = None;
+                Some(describe_task_end("HTTP", result))
+            }
+        };
+        match &failure {
+            None => tracing::info!("shutting down"),
+            Some(error) => tracing::error!("{error:#}; shutting down"),
+        }
+
+        let graceful = async {
+            self.broker.shutdown().await;
+            if let Some(stop) = self.http_stop.take() {
+                let _ = stop.send(());
+            }
+            if let Some(task) = self.http_task.take() {
+                if let Ok(Err(error)) = task.await {
+                    tracing::warn!(%error, "HTTP server ended with an error");
+                }
+            }
+            if let Some(task) = self.mqtt_task.take() {
+                let _ = task.await;
+            }
+        };
+        match tokio::time::timeout(SHUTDOWN_TIMEOUT, graceful).await {
+            Ok(()) => tracing::info!("stopped"),
+            Err(_) => tracing::warn!(
+                "shutdown did not finish within {SHUTDOWN_TIMEOUT:?}; exiting anyway"
+            ),
+        }
+        drop(self.runtime_file);
+        match failure {
+            None => Ok(()),
+            Some(error) => Err(error),
+        }
+    }
+}
+
+/// Binds one listener (`None`: disabled), with a one-line error naming address and protocol.
+async fn bind(addr: Option<SocketAddr>, what: &str) -> anyhow::Result<Option<TcpListener>> {
+    let Some(addr) = addr else { return Ok(None) };
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(Some(listener)),
+        Err(error) => {
+            let reason = match error.kind() {
+                io::ErrorKind::AddrInUse => "address already in use".to_owned(),
+                io::ErrorKind::AddrNotAvailable => {
+                    "address not available on this machine".to_owned()
+                }
+                io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+                _ => error.to_string(),
+            };
+            Err(anyhow::anyhow!(
+                "cannot listen on {addr} ({what}): {reason}"
+            ))
+        }
+    }
+}
+
+fn local_addr(listener: &Option<TcpListener>) -> anyhow::Result<Option<SocketAddr>> {
+    listener
+        .as_ref()
+        .map(|l| l.local_addr().context("cannot read the listening address"))
+        .transpose()
+}
+
+/// Waits for a listener task to end; never resolves for a disabled one.
+async fn task_result(
+    task: &mut Option<JoinHandle<io::Result<()>>>,
+) -> Result<io::Result<()>, tokio::task::JoinError> {
+    match task {
+        Some(task) => task.await,
+        None => std::future::pending().await,
+    }
+}
+
+fn describe_task_end(
+    what: &str,
+    result: Result<io::Result<()>, tokio::task::JoinError>,
+) -> anyhow::Error {
+    match result {
+        Ok(Ok(())) => anyhow::anyhow!("{what} listener stopped unexpectedly"),
+        Ok(Err(error)) => anyhow::anyhow!("{what} listener failed: {error}"),
+        Err(error) => anyhow::anyhow!("{what} listener task failed: {error}"),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this is called, not
+/// when the future is first polled, so a signal arriving during startup is not lost (and does
+/// not kill the process before the store is flushed). Must be called inside a Tokio runtime.
+pub fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("received SIGTERM"),
+                _ = interrupt.recv() => tracing::info!("received SIGINT"),
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("received Ctrl-C");
+        })
+    }
+}
+
+/// Installs the log subscriber: `RUST_LOG` if set, else the configuration's `log`, else `info`.
+/// Logs go to stderr, leaving stdout to commands that print results.
+pub fn init_logging(settings: &Settings) {
+    use tracing_subscriber::EnvFilter;
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let (filter, bad_env) = match from_env.as_deref().map(EnvFilter::try_new) {
+        Some(Ok(filter)) => (filter, None),
+        other => {
+            let fallback = settings.log.as_deref().unwrap_or("info");
+            (
+                EnvFilter::try_new(fallback).unwrap_or_else(|_| EnvFilter::new("info")),
+                other.and_then(Result::err),
+            )
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .try_init();
+    if let Some(error) = bad_env {
+        tracing::warn!(%error, "ignoring invalid RUST_LOG");
+    }
+}
+
+/// Everything `main` does after parsing: runs the chosen command and turns its outcome into an
+/// exit code, printing errors as a single `error: ...` line.
+pub fn execute(cli: cli::Cli) -> ExitCode {
+    let result = match cli.command {
+        cli::Command::Serve(args) => serve(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `mytracks serve`: settings, logging, a runtime, the server until a signal.
+fn serve(args: &cli::ServeArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    init_logging(&settings);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(async {
+        let signal = shutdown_signal().context("cannot install signal handlers")?;
+        run(settings, signal).await
+    });
+    // Tasks still running after the shutdown timeout must not hold the process up.
+    runtime.shutdown_timeout(Duration::from_millis(300));
+    result
+}
+
+/// The error and its causes on one line (`a: b: c`), whatever newlines they contain.
+pub fn one_line(error: &anyhow::Error) -> String {
+    let text = format!("{error:#}");
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ListenerSettings;
+    use std::net::{IpAddr, Ipv4Addr};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    fn settings(dir: &std::path::Path, http: Option<u16>, mqtt: Option<u16>) -> Settings {
+        Settings {
+            data_dir: dir.join("data"),
+            http: ListenerSettings {
+                bind: LOCALHOST,
+                port: http,
+            },
+            mqtt: ListenerSettings {
+                bind: LOCALHOST,
+                port: mqtt,
+            },
+            ..Settings::default()
+        }
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    }
+
+    #[tokio::test]
+    async fn starts_writes_runtime_file_serves_and_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path(), Some(0), Some(0));
+        let data_dir = settings.data_dir.clone();
+        let server = Server::start(settings).await.unwrap();
+        let http = server.http_addr().unwrap();
+        let mqtt = server.mqtt_addr().unwrap();
+        assert_ne!(http.port(), 0);
+        assert_ne!(mqtt.port(), 0);
+
+        let info = RuntimeInfo::read(&data_dir).unwrap();
+        assert_eq!(
+            info,
+            RuntimeInfo {
+                pid: std::process::id(),
+                http_port: Some(http.port()),
+                mqtt_port: Some(mqtt.port())
+            }
+        );
+        assert!(data_dir.join(STORE_FILE).exists());
+
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = tokio::spawn(server.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let response = get(http, "/healthz").await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(response.contains(r#""status":"ok""#), "{response}");
+        let response = get(http, "/").await;
+        assert!(
+            response.contains(&format!("MQTT: port {}", mqtt.port())),
+            "{response}"
+        );
+        // The MQTT port accepts connections.
+        tokio::net::TcpStream::connect(mqtt).await.unwrap();
+
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), running)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(!data_dir.join(runtime::RUNTIME_FILE).exists());
+        assert!(tokio::net::TcpStream::connect(http).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn disabled_listeners_are_null_in_runtime_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path(), None, Some(0));
+        let data_dir = settings.data_dir.clone();
+        let server = Server::start(settings).await.unwrap();
+        assert!(server.http_addr().is_none());
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(data_dir.join(runtime::RUNTIME_FILE)).unwrap())
+                .unwrap();
+        assert!(json["http_port"].is_null());
+        assert_eq!(json["mqtt_port"], server.mqtt_addr().unwrap().port());
+        server.run_until(async {}).await.unwrap();
+        assert!(!data_dir.join(runtime::RUNTIME_FILE).exists());
+    }
+
+    #[tokio::test]
+    async fn port_in_use_is_a_one_line_error_naming_the_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let busy = std::net::TcpListener::bind((LOCALHOST, 0)).unwrap();
+        let port = busy.local_addr().unwrap().port();
+        let error = run(settings(dir.path(), Some(0), Some(port)), async {})
+            .await
+            .expect_err("must fail");
+        assert_eq!(
+            one_line(&error),
+            format!("cannot listen on 127.0.0.1:{port} (MQTT): address already in use")
+        );
+        let error = run(settings(dir.path(), Some(port), None), async {})
+            .await
+            .expect_err("must fail");
+        assert_eq!(
+            one_line(&error),
+            format!("cannot listen on 127.0.0.1:{port} (HTTP): address already in use")
+        );
+        assert!(!dir.path().join("data").join(runtime::RUNTIME_FILE).exists());
+    }
+
+    #[tokio::test]
+    async fn restart_on_the_same_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..2 {
+            run(settings(dir.path(), None, Some(0)), async {})
+                .await
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn one_line_joins_the_chain() {
+        let error = anyhow::anyhow!("inner\nsecond line").context("outer");
+        assert_eq!(one_line(&error), "outer: inner second line");
+    }
+}
