@@ -28,6 +28,7 @@
 mod decode;
 mod encode;
 mod error;
+mod fuzz;
 mod packet;
 mod properties;
 mod reason;
@@ -38,6 +39,8 @@ pub use bytestring::ByteString;
 pub use decode::{decode, DecodeLimits};
 pub use encode::{encode, encoded_len};
 pub use error::{DecodeError, EncodeError};
+#[doc(hidden)]
+pub use fuzz::fuzz_check;
 pub use packet::*;
 pub use properties::Properties;
 pub use reason::ReasonCode;

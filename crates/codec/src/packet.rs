@@ -73,7 +73,10 @@ pub struct SubscriptionOptions {
 
 impl SubscriptionOptions {
     pub fn with_qos(qos: QoS) -> Self {
-        SubscriptionOptions { qos, ..Default::default() }
+        SubscriptionOptions {
+            qos,
+            ..Default::default()
+        }
     }
 }
 
@@ -127,7 +130,12 @@ pub struct Publish {
 
 impl Publish {
     /// A PUBLISH without properties.
-    pub fn new(topic: impl Into<ByteString>, payload: impl Into<Bytes>, qos: QoS, packet_id: u16) -> Self {
+    pub fn new(
+        topic: impl Into<ByteString>,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        packet_id: u16,
+    ) -> Self {
         Publish {
             dup: false,
             qos,
@@ -151,7 +159,11 @@ pub struct PubResponse {
 
 impl PubResponse {
     pub fn new(packet_id: u16) -> Self {
-        PubResponse { packet_id, reason: ReasonCode::SUCCESS, properties: Properties::default() }
+        PubResponse {
+            packet_id,
+            reason: ReasonCode::SUCCESS,
+            properties: Properties::default(),
+        }
     }
 }
 
@@ -194,7 +206,10 @@ pub struct Disconnect {
 
 impl Disconnect {
     pub fn new(reason: ReasonCode) -> Self {
-        Disconnect { reason, properties: Properties::default() }
+        Disconnect {
+            reason,
+            properties: Properties::default(),
+        }
     }
 }
 

@@ -63,11 +63,11 @@ impl ReasonCode {
     pub fn v3_connack_code(self) -> u8 {
         match self.0 {
             0x00 => 0,
-            0x84 => 1,                             // unacceptable protocol version
-            0x85 => 2,                             // identifier rejected
-            0x86 => 4,                             // bad user name or password
-            0x87 | 0x8A | 0x8C => 5,               // not authorized
-            _ => 3,                                // server unavailable
+            0x84 => 1,               // unacceptable protocol version
+            0x85 => 2,               // identifier rejected
+            0x86 => 4,               // bad user name or password
+            0x87 | 0x8A | 0x8C => 5, // not authorized
+            _ => 3,                  // server unavailable
         }
     }
 
