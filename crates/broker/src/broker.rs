@@ -141,7 +141,18 @@ pub(crate) struct Shared {
 
 /// A subscriber whose queue is full and whose connection is online, so the publisher should
 /// pause until it has room.
-pub(crate) type Backpressure = Option<Arc<Session>>;
+pub(crate) type Backpressure = Option<Pace>;
+
+/// Which queue a publisher should wait for, and how firmly.
+pub(crate) struct Pace {
+    pub session: Arc<Session>,
+    /// A QoS 1/2 message went over the limit: wait as long as it takes. Otherwise (QoS 0
+    /// pacing) wait briefly, so a subscriber that stalls cannot hold publishers forever.
+    pub hard: bool,
+}
+
+/// A subscriber whose writer drained its queue this recently counts as keeping up.
+const KEEPING_UP: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What routing a message did.
 pub(crate) struct Routed {
@@ -204,7 +215,12 @@ impl Shared {
                 subscription_ids: target.subscription_ids,
             };
             if let Some(full) = self.deliver(&target.session, delivery, true) {
-                backpressure.get_or_insert(full);
+                if backpressure
+                    .as_ref()
+                    .is_none_or(|p: &Pace| !p.hard && full.hard)
+                {
+                    backpressure = Some(full);
+                }
             }
         }
         Routed {
@@ -238,12 +254,19 @@ impl Shared {
         );
         let online = state.owner.is_some();
         if full && (delivery.qos == QoS::AtMostOnce || !online) {
+            // A subscriber that is draining its queue paces QoS 0 publishers (few drops,
+            // nobody starves); one that is stuck only loses its own QoS 0 messages.
+            let keeping_up = online && state.last_drain.elapsed() < KEEPING_UP;
             drop(state);
             self.counters
                 .messages_dropped
                 .fetch_add(1, Ordering::Relaxed);
-            return None;
+            return keeping_up.then(|| Pace {
+                session: session.clone(),
+                hard: false,
+            });
         }
+        let hard = delivery.qos != QoS::AtMostOnce;
         state.queued_bytes += delivery.message.cost();
         let persist = state.persistent() && delivery.qos != QoS::AtMostOnce;
         state.queue.push_back(delivery);
@@ -259,7 +282,10 @@ impl Shared {
         if let Some(owner) = owner {
             owner.wake.notify_one();
             if now_full {
-                return Some(session.clone());
+                return Some(Pace {
+                    session: session.clone(),
+                    hard,
+                });
             }
         }
         None

@@ -7,7 +7,7 @@
 //! (joined futures) halves the per-connection task overhead, yet a slow socket write never
 //! stops the reader from processing acknowledgements.
 
-use crate::broker::{split_shared, ConnectionMeta, Shared};
+use crate::broker::{split_shared, ConnectionMeta, Pace, Shared};
 use crate::hooks::{AuthDecision, ClientInfo, ConnectRequest, DisconnectReason, PublishGate};
 use crate::router::Subscriber;
 use crate::session::{ConnLink, Delivery, Inflight, PendingWill, Session, Subscription};
@@ -34,6 +34,8 @@ const MAX_READ: usize = 64 * 1024;
 /// Publishes waiting for their gate (or for a full subscriber) before the reader stops
 /// reading from the socket, pushing back on the publisher through TCP.
 const PENDING_LIMIT: usize = 256;
+/// Longest a QoS 0 publisher waits for a subscriber that is keeping up.
+const SOFT_PACING: Duration = Duration::from_millis(100);
 /// Bytes gathered into one socket write.
 const WRITE_BATCH: usize = 64 * 1024;
 
@@ -778,7 +780,7 @@ impl Reader {
                 let routed = self.shared.route(message, self.session.id);
                 if let Some(full) = routed.backpressure {
                     // Never wait for ourselves: our own acks arrive through this reader.
-                    if full.id != self.session.id {
+                    if full.session.id != self.session.id {
                         self.blocked = Some(Box::pin(wait_for_space(self.shared.clone(), full)));
                     }
                 }
@@ -1055,25 +1057,33 @@ impl Reader {
     }
 }
 
-/// Completes when `session` has room in its queue again (or is gone or offline).
-pub(crate) async fn wait_for_space(shared: Arc<Shared>, session: Arc<Session>) {
-    loop {
-        let notified = session.space.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        {
-            let state = session.state.lock();
-            if state.ended
-                || state.owner.is_none()
-                || !state.over_limits(
-                    shared.config.max_queued_messages,
-                    shared.config.max_queued_bytes,
-                )
+/// Completes when the paced session has room in its queue again (or is gone or offline);
+/// after a short while for QoS 0 pacing.
+pub(crate) async fn wait_for_space(shared: Arc<Shared>, pace: Pace) {
+    let wait = async {
+        loop {
+            let notified = pace.session.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             {
-                return;
+                let state = pace.session.state.lock();
+                if state.ended
+                    || state.owner.is_none()
+                    || !state.over_limits(
+                        shared.config.max_queued_messages,
+                        shared.config.max_queued_bytes,
+                    )
+                {
+                    return;
+                }
             }
+            notified.await;
         }
-        notified.await;
+    };
+    if pace.hard {
+        wait.await;
+    } else {
+        let _ = tokio::time::timeout(SOFT_PACING, wait).await;
     }
 }
 
@@ -1241,7 +1251,10 @@ impl Writer {
                 break;
             }
             let delivery = state.pop_delivery().expect("front exists");
-            changed = true;
+            if !changed {
+                state.last_drain = now;
+                changed = true;
+            }
             if delivery.message.is_expired(now) {
                 continue;
             }

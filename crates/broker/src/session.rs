@@ -144,6 +144,9 @@ pub(crate) struct SessionState {
     pub owner: Option<Arc<ConnLink>>,
     /// When the session lost its connection (drives expiry).
     pub disconnected_at: Option<Instant>,
+    /// When the writer last took messages off the queue: tells a subscriber that is keeping
+    /// up (QoS 0 publishers are paced to it) from one that is stuck (its QoS 0 is dropped).
+    pub last_drain: Instant,
     /// A will waiting for its Will Delay Interval.
     pub pending_will: Option<PendingWill>,
     /// Written to the store at least once (so ending it must delete it there).
@@ -170,6 +173,7 @@ impl Session {
                 expiry_interval,
                 owner: None,
                 disconnected_at: None,
+                last_drain: Instant::now(),
                 pending_will: None,
                 persisted: false,
                 dirty: false,
