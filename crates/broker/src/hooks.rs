@@ -6,6 +6,57 @@
 //! answer from in-memory policy (ACL files, cached account state) rather than do I/O there.
 //! `on_publish` may defer its answer ([`PublishGate::Wait`]): the broker keeps reading, routes
 //! the message and sends PUBACK/PUBREC only when the future resolves, in publish order.
+//!
+//! An application that checks passwords, keeps each user under `owntracks/<user>/#` and
+//! acknowledges a location only once its (here simulated) database commit is done:
+//!
+//! ```
+//! use mytracks_broker::{
+//!     AuthDecision, Broker, BrokerConfig, ClientInfo, ConnectRequest, Hooks, Identity, Message,
+//!     PublishGate,
+//! };
+//! use mytracks_codec::{QoS, ReasonCode};
+//! use futures_util::future::BoxFuture;
+//!
+//! struct App {
+//!     commits: tokio::sync::mpsc::UnboundedSender<Message>,
+//! }
+//!
+//! impl Hooks for App {
+//!     fn authenticate(&self, request: &ConnectRequest) -> BoxFuture<'static, AuthDecision> {
+//!         let ok = request.username.as_deref() == Some("alice")
+//!             && request.password.as_deref() == Some(&b"correct horse"[..]);
+//!         let decision = if ok {
+//!             AuthDecision::Allow(Identity { username: Some("alice".into()), superuser: false })
+//!         } else {
+//!             AuthDecision::Deny(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+//!         };
+//!         Box::pin(std::future::ready(decision))
+//!     }
+//!
+//!     fn authorize_publish(&self, client: &ClientInfo, topic: &str, _: QoS, _: bool) -> bool {
+//!         let user = client.username.as_deref().unwrap_or_default();
+//!         topic.starts_with(&format!("owntracks/{user}/"))
+//!     }
+//!
+//!     fn on_publish(&self, _client: &ClientInfo, message: &Message) -> PublishGate {
+//!         let commits = self.commits.clone();
+//!         let message = message.clone();
+//!         // PUBACK goes out when this resolves; Err(reason) refuses the message instead.
+//!         PublishGate::Wait(Box::pin(async move {
+//!             commits.send(message).map_err(|_| ReasonCode::UNSPECIFIED_ERROR)
+//!         }))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (commits, _stored) = tokio::sync::mpsc::unbounded_channel();
+//! let broker = Broker::builder(BrokerConfig::default()).hooks(App { commits }).build().await?;
+//! # broker.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 
 use crate::Message;
 use bytes::Bytes;
