@@ -1,0 +1,352 @@
+//! The CONNECT handshake: validation, authentication, session takeover or resume.
+
+use super::*;
+
+pub(super) type Halves<S> = (Accepted, ReadHalf<S>, WriteHalf<S>, BytesMut);
+
+/// Reads, validates and answers CONNECT; `None` when the connection was refused or dropped.
+pub(super) async fn handshake<S>(
+    shared: &Arc<Shared>,
+    stream: S,
+    meta: ConnectionMeta,
+) -> Option<Halves<S>>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut buf = BytesMut::new();
+    let read = tokio::time::timeout(
+        shared.config.connect_timeout,
+        read_connect(shared, &mut reader, &mut buf),
+    );
+    let connect = tokio::select! {
+        _ = shared.shutdown.cancelled() => return None,
+        result = read => match result {
+            Ok(Ok(connect)) => connect,
+            Ok(Err(Some((version, reason)))) => {
+                refuse(&mut writer, version, reason, None).await;
+                return None;
+            }
+            Ok(Err(None)) => return None,
+            Err(_) => {
+                tracing::debug!(peer = ?meta.peer, "no CONNECT in time");
+                return None;
+            }
+        }
+    };
+    match accept(shared, *connect, &meta).await {
+        Ok(accepted) => Some((accepted, reader, writer, buf)),
+        Err((version, reason, reason_string)) => {
+            refuse(&mut writer, version, reason, reason_string).await;
+            None
+        }
+    }
+}
+
+/// Reads until the first packet. `Err(Some(..))` answers with a refusing CONNACK.
+pub(super) async fn read_connect<R: AsyncRead + Unpin>(
+    shared: &Shared,
+    reader: &mut R,
+    buf: &mut BytesMut,
+) -> Result<Box<Connect>, Option<(ProtocolVersion, ReasonCode)>> {
+    let limits = DecodeLimits {
+        version: ProtocolVersion::V5,
+        max_packet_size: shared.config.max_packet_size,
+    };
+    loop {
+        match decode(buf, &limits) {
+            Ok(Some(Packet::Connect(connect))) => return Ok(connect),
+            Ok(Some(other)) => {
+                tracing::debug!(packet = other.name(), "packet before CONNECT");
+                return Err(None);
+            }
+            Ok(None) => {}
+            Err(DecodeError::UnsupportedProtocol { .. }) => {
+                return Err(Some((
+                    ProtocolVersion::V3_1_1,
+                    ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
+                )))
+            }
+            Err(error) => {
+                tracing::debug!(%error, "bad CONNECT");
+                return Err(None);
+            }
+        }
+        buf.reserve(MIN_READ * 2);
+        match reader.read_buf(buf).await {
+            Ok(0) | Err(_) => return Err(None),
+            Ok(n) => {
+                shared
+                    .counters
+                    .bytes_received
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+pub(super) async fn refuse<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    version: ProtocolVersion,
+    reason: ReasonCode,
+    reason_string: Option<&'static str>,
+) {
+    let mut properties = Properties::default();
+    if version.is_v5() {
+        properties.reason_string = reason_string.map(ByteString::from_static);
+    }
+    let mut out = BytesMut::new();
+    let connack = Packet::ConnAck(ConnAck {
+        session_present: false,
+        reason,
+        properties,
+    });
+    if encode(&connack, version, &mut out).is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = writer.write_all(&out).await;
+            let _ = writer.shutdown().await;
+        })
+        .await;
+    }
+}
+
+/// What a successful CONNECT established.
+pub(super) struct Accepted {
+    pub(super) session: Arc<Session>,
+    pub(super) link: Arc<ConnLink>,
+    pub(super) client: Arc<ClientInfo>,
+    pub(super) version: ProtocolVersion,
+    pub(super) session_present: bool,
+    pub(super) keep_alive: u16,
+    pub(super) will: Option<Box<Will>>,
+    pub(super) connack_properties: Box<Properties>,
+    /// The client's own limits (v5 CONNECT properties).
+    pub(super) client_receive_maximum: u16,
+    pub(super) client_max_packet_size: u32,
+    pub(super) client_topic_alias_maximum: u16,
+    pub(super) problem_information: bool,
+    pub(super) expiry_at_connect: u32,
+}
+
+pub(super) type Refusal = (ProtocolVersion, ReasonCode, Option<&'static str>);
+
+/// Validates and authenticates a CONNECT and attaches it to its session.
+pub(super) async fn accept(
+    shared: &Arc<Shared>,
+    connect: Connect,
+    meta: &ConnectionMeta,
+) -> Result<Accepted, Refusal> {
+    let config = &shared.config;
+    let version = connect.protocol;
+    let refuse =
+        |reason: ReasonCode, text: &'static str| -> Refusal { (version, reason, Some(text)) };
+    let props = &connect.properties;
+
+    let mut assigned_id = None;
+    let client_id: Arc<str> = if connect.client_id.is_empty() {
+        if version != ProtocolVersion::V5
+            && (!connect.clean_start || version == ProtocolVersion::V3_1)
+        {
+            return Err(refuse(
+                ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+                "empty client identifier",
+            ));
+        }
+        let id: Arc<str> = format!("auto-{:016x}", rand::random::<u64>()).into();
+        if version.is_v5() {
+            assigned_id = Some(ByteString::from(&*id));
+        }
+        id
+    } else {
+        (&*connect.client_id).into()
+    };
+
+    let mut keep_alive = connect.keep_alive;
+    let mut server_keep_alive = None;
+    let capped =
+        keep_alive > config.max_keepalive || (keep_alive == 0 && config.max_keepalive < u16::MAX);
+    if capped {
+        if !version.is_v5() {
+            // Mosquitto's behaviour: a 3.x client cannot be told a different keepalive.
+            return Err(refuse(
+                ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+                "keepalive too long",
+            ));
+        }
+        keep_alive = config.max_keepalive;
+        server_keep_alive = Some(keep_alive);
+    }
+    if props.authentication_method.is_some() {
+        return Err(refuse(
+            ReasonCode::BAD_AUTHENTICATION_METHOD,
+            "enhanced authentication is not supported",
+        ));
+    }
+    if let Some(will) = &connect.will {
+        if topic::validate_topic_name(&will.topic).is_err() {
+            return Err(refuse(ReasonCode::TOPIC_NAME_INVALID, "invalid will topic"));
+        }
+        if will.qos > config.maximum_qos {
+            return Err(refuse(
+                ReasonCode::QOS_NOT_SUPPORTED,
+                "will QoS not supported",
+            ));
+        }
+        if will.retain && !config.retain_available {
+            return Err(refuse(
+                ReasonCode::RETAIN_NOT_SUPPORTED,
+                "retain not supported",
+            ));
+        }
+    }
+    if shared.counters.clients_connected.load(Ordering::Relaxed) >= config.max_connections {
+        let reason = if version.is_v5() {
+            ReasonCode::QUOTA_EXCEEDED
+        } else {
+            ReasonCode::SERVER_UNAVAILABLE
+        };
+        return Err(refuse(reason, "too many connections"));
+    }
+
+    let request = ConnectRequest {
+        client_id: client_id.to_string(),
+        username: connect.username.as_ref().map(|u| u.to_string()),
+        password: connect.password.clone(),
+        protocol: version,
+        peer: meta.peer,
+        listener: meta.listener.clone(),
+        transport_identity: meta.transport_identity.clone(),
+    };
+    let identity = match shared.hooks.authenticate(&request).await {
+        AuthDecision::Allow(identity) => identity,
+        AuthDecision::Deny(reason) => {
+            tracing::info!(peer = ?meta.peer, client_id = %client_id, username = ?request.username, "connection refused");
+            return Err(refuse(reason, "not authorized"));
+        }
+        AuthDecision::Ignore if config.allow_anonymous => crate::Identity {
+            username: request.username.clone(),
+            superuser: false,
+        },
+        AuthDecision::Ignore => {
+            tracing::info!(peer = ?meta.peer, client_id = %client_id, username = ?request.username, "anonymous connection refused");
+            return Err(refuse(ReasonCode::NOT_AUTHORIZED, "not authorized"));
+        }
+    };
+    let client = Arc::new(ClientInfo {
+        client_id: client_id.clone(),
+        username: identity.username.map(Into::into),
+        superuser: identity.superuser,
+        protocol: version,
+        peer: meta.peer,
+        listener: meta.listener.clone(),
+        local: false,
+    });
+    if let Some(will) = &connect.will {
+        if !shared
+            .hooks
+            .authorize_publish(&client, &will.topic, will.qos, will.retain)
+        {
+            return Err(refuse(
+                ReasonCode::NOT_AUTHORIZED,
+                "will topic not authorized",
+            ));
+        }
+    }
+
+    let requested_expiry = if version.is_v5() {
+        props.session_expiry_interval.unwrap_or(0)
+    } else if connect.clean_start {
+        0
+    } else {
+        u32::MAX
+    };
+    let expiry = requested_expiry.min(config.max_session_expiry);
+    let conn_id = shared.next_id();
+    let link = Arc::new(ConnLink::new(conn_id, shared.shutdown.child_token()));
+    let (session, session_present) =
+        attach_session(shared, &client, connect.clean_start, expiry, &link);
+
+    let mut connack_properties = Properties::default();
+    if version.is_v5() {
+        if expiry != requested_expiry {
+            connack_properties.session_expiry_interval = Some(expiry);
+        }
+        if config.receive_maximum != u16::MAX {
+            connack_properties.receive_maximum = Some(config.receive_maximum);
+        }
+        if config.maximum_qos != QoS::ExactlyOnce {
+            connack_properties.maximum_qos = Some(config.maximum_qos as u8);
+        }
+        if !config.retain_available {
+            connack_properties.retain_available = Some(0);
+        }
+        connack_properties.maximum_packet_size = Some(config.max_packet_size);
+        connack_properties.assigned_client_identifier = assigned_id;
+        if config.topic_alias_maximum > 0 {
+            connack_properties.topic_alias_maximum = Some(config.topic_alias_maximum);
+        }
+        connack_properties.server_keep_alive = server_keep_alive;
+    }
+    Ok(Accepted {
+        session,
+        link,
+        client,
+        version,
+        session_present,
+        keep_alive,
+        will: connect.will.map(Box::new),
+        connack_properties: Box::new(connack_properties),
+        client_receive_maximum: props.receive_maximum.unwrap_or(u16::MAX),
+        client_max_packet_size: props.maximum_packet_size.unwrap_or(u32::MAX),
+        client_topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
+        problem_information: props.request_problem_information != Some(0),
+        expiry_at_connect: expiry,
+    })
+}
+
+/// Takes over or creates the session for `client`, returning it and whether it existed.
+pub(super) fn attach_session(
+    shared: &Arc<Shared>,
+    client: &Arc<ClientInfo>,
+    clean_start: bool,
+    expiry: u32,
+    link: &Arc<ConnLink>,
+) -> (Arc<Session>, bool) {
+    let mut sessions = shared.sessions.lock();
+    if let Some(existing) = sessions.get(&client.client_id).cloned() {
+        {
+            let mut state = existing.state.lock();
+            if let Some(owner) = state.owner.take() {
+                owner.close(ConnLink::TAKEN_OVER);
+            }
+            if let Some(will) = state.pending_will.take() {
+                // Back in time: a resumed session cancels its delayed will; a clean start
+                // ends the old session, which sends it (MQTT 5 3.1.2.5).
+                if clean_start {
+                    will.fire();
+                } else {
+                    will.abort();
+                }
+            }
+            if !clean_start && !state.ended {
+                state.client = client.clone();
+                state.expiry_interval = expiry;
+                state.owner = Some(link.clone());
+                state.disconnected_at = None;
+                shared.persister.mark_dirty(&existing, &mut state);
+                return (existing.clone(), true);
+            }
+        }
+        shared.end_session(&mut sessions, &existing);
+    }
+    let session = Arc::new(Session::new(shared.next_id(), client.clone(), expiry));
+    {
+        let mut state = session.state.lock();
+        state.owner = Some(link.clone());
+        if expiry > 0 {
+            shared.persister.mark_dirty(&session, &mut state);
+        }
+    }
+    sessions.insert(client.client_id.clone(), session.clone());
+    (session, false)
+}
