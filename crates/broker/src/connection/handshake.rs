@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// The first byte of every CONNECT: packet type 1, no flags.
+const CONNECT_HEADER: u8 = 0x10;
+
 pub(super) type Halves<S> = (Accepted, ReadHalf<S>, WriteHalf<S>, BytesMut);
 
 /// Reads, validates and answers CONNECT; `None` when the connection was refused or dropped.
@@ -54,6 +57,11 @@ pub(super) async fn read_connect<R: AsyncRead + Unpin>(
         max_packet_size: shared.config.max_packet_size,
     };
     loop {
+        if buf.first().is_some_and(|&byte| byte != CONNECT_HEADER) {
+            // Not MQTT, or a packet before CONNECT: no need to wait for the rest of it.
+            tracing::debug!(first_byte = buf[0], "first packet is not CONNECT");
+            return Err(None);
+        }
         match decode(buf, &limits) {
             Ok(Some(Packet::Connect(connect))) => return Ok(connect),
             Ok(Some(other)) => {
