@@ -43,4 +43,4 @@ pub use error::{DecodeError, EncodeError};
 pub use fuzz::fuzz_check;
 pub use packet::*;
 pub use properties::Properties;
-pub use reason::ReasonCode;
+pub use reason::{allowed as allowed_reasons, ReasonCode};

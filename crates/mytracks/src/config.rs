@@ -96,22 +96,10 @@ impl Default for Settings {
     }
 }
 
-/// The broker settings the application ships with. Spelled out here rather than taken from
-/// `BrokerConfig::default()` because they are part of this program's documented interface.
+/// The broker settings the application ships with: the broker's own defaults (documented in
+/// the README), with this program's version in `$SYS/broker/version`.
 fn default_broker_config() -> BrokerConfig {
     BrokerConfig {
-        allow_anonymous: false,
-        max_keepalive: 65_535,
-        topic_alias_maximum: 10,
-        max_packet_size: 1024 * 1024,
-        receive_maximum: 100,
-        max_inflight_messages: 100,
-        max_queued_messages: 1000,
-        max_queued_bytes: 16 * 1024 * 1024,
-        max_connections: 100_000,
-        max_session_expiry: u32::MAX,
-        sys_interval: Duration::from_secs(10),
-        persist_interval: Duration::from_millis(100),
         version: format!("mytracks {}", crate::VERSION),
         ..BrokerConfig::default()
     }
