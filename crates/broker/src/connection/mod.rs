@@ -162,6 +162,7 @@ fn start(shared: &Arc<Shared>, accepted: Accepted) -> (Reader, Writer, Option<Du
         blocked: None,
         problem_information,
         expiry_at_connect,
+        error_text: None,
     };
     let writer = Writer {
         shared: shared.clone(),

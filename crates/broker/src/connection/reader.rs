@@ -30,6 +30,8 @@ pub(super) struct Reader {
     pub(super) blocked: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     pub(super) problem_information: bool,
     pub(super) expiry_at_connect: u32,
+    /// What went wrong, for the reason string of the broker's DISCONNECT.
+    pub(super) error_text: Option<String>,
 }
 
 impl Reader {
@@ -103,11 +105,14 @@ impl Reader {
             End::ClientDisconnect { .. } | End::Network => None,
         };
         if let (Some(reason), true) = (goodbye, self.version.is_v5()) {
-            send(
-                &self.link,
-                &Packet::Disconnect(Disconnect::new(reason)),
-                self.version,
-            );
+            // DISCONNECT may always carry a reason string (MQTT 5 3.14.2.2.3).
+            let text = self
+                .error_text
+                .take()
+                .unwrap_or_else(|| reason.name().to_owned());
+            let mut disconnect = Disconnect::new(reason);
+            disconnect.properties.reason_string = Some(text.into());
+            send(&self.link, &Packet::Disconnect(disconnect), self.version);
         }
         self.link.control.lock().close_after = true;
         self.link.wake.notify_one();
@@ -126,7 +131,9 @@ impl Reader {
                 Ok(None) => return None,
                 Err(error) => {
                     tracing::debug!(client_id = %self.client.client_id, %error, "closing connection");
-                    return Some(End::Error(error.reason_code()));
+                    let reason = error.reason_code();
+                    self.error_text = Some(error.to_string());
+                    return Some(End::Error(reason));
                 }
             }
         }
