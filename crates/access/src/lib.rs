@@ -1,0 +1,19 @@
+//! Access control compatible with Mosquitto: password files, ACL files and login throttling.
+//!
+//! Pure logic (no sockets, no async) so every rule can be tested in a table. The application
+//! plugs it into the broker's hooks and reloads it on SIGHUP.
+//!
+//! * [`PasswordFile`]: `user:hash` lines as written by `mosquitto_passwd` (`$7$` PBKDF2-SHA512,
+//!   `$6$` salted SHA-512) and `$argon2id$` PHC strings; constant-time verification.
+//! * [`AclFile`]: Mosquitto's `acl_file` syntax and semantics (see [`acl`]).
+//! * [`LoginThrottle`]: delays answers to repeated failed logins from one address.
+
+pub mod acl;
+mod error;
+pub mod password;
+mod throttle;
+
+pub use acl::{AclClient, AclFile, SubscribeDecision};
+pub use error::AccessError;
+pub use password::PasswordFile;
+pub use throttle::LoginThrottle;
