@@ -61,6 +61,15 @@ pub struct Settings {
     pub mqtt: ListenerSettings,
     /// The broker's limits, mapped from the `[mqtt]` section.
     pub broker: BrokerConfig,
+    /// Mosquitto-format files for MQTT access control (`[mqtt] password_file`, `acl_file`).
+    pub access: AccessFiles,
+}
+
+/// Where MQTT access control comes from; both are reloaded on SIGHUP.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessFiles {
+    pub password_file: Option<PathBuf>,
+    pub acl_file: Option<PathBuf>,
 }
 
 /// One TCP listener: where to bind and whether it is enabled at all.
@@ -92,6 +101,7 @@ impl Default for Settings {
                 port: Some(DEFAULT_MQTT_PORT),
             },
             broker: default_broker_config(),
+            access: AccessFiles::default(),
         }
     }
 }
@@ -329,6 +339,10 @@ struct RawMqtt {
     max_session_expiry: Option<i64>,
     sys_interval: Option<i64>,
     persist_interval_ms: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    password_file: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    acl_file: Option<String>,
 }
 
 /// `[http]`: the web listener.
@@ -373,6 +387,10 @@ impl RawConfig {
         let mqtt = ListenerSettings {
             bind: ip("mqtt.bind", m.bind.as_deref())?.unwrap_or(bind),
             port: port("mqtt.port", m.port, DEFAULT_MQTT_PORT)?,
+        };
+        let access = AccessFiles {
+            password_file: existing_file("mqtt.password_file", m.password_file.as_deref())?,
+            acl_file: existing_file("mqtt.acl_file", m.acl_file.as_deref())?,
         };
         let d = defaults.broker;
         let broker = BrokerConfig {
@@ -462,7 +480,19 @@ impl RawConfig {
             http,
             mqtt,
             broker,
+            access,
         })
+    }
+}
+
+/// A path that must name a readable file when given.
+fn existing_file(key: &'static str, value: Option<&str>) -> Result<Option<PathBuf>, Invalid> {
+    let Some(value) = value else { return Ok(None) };
+    let path = PathBuf::from(value);
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_file() => Ok(Some(path)),
+        Ok(_) => Err((key, format!("{key}: {value} is not a file"))),
+        Err(e) => Err((key, format!("{key}: cannot read {value}: {e}"))),
     }
 }
 

@@ -4,6 +4,7 @@
 //! whole server in-process ([`Server::start`] or [`run`]) with their own settings and their
 //! own shutdown trigger instead of signals.
 
+pub mod access;
 pub mod cli;
 pub mod config;
 pub mod http;
@@ -11,8 +12,9 @@ pub mod runtime;
 
 pub use config::Settings;
 
+use access::MqttAccess;
 use anyhow::Context;
-use mytracks_broker::{Broker, NoHooks, RedbStore};
+use mytracks_broker::{Broker, RedbStore};
 use runtime::{RuntimeFile, RuntimeInfo};
 use std::future::Future;
 use std::io;
@@ -48,6 +50,9 @@ pub struct Server {
     http_task: Option<JoinHandle<io::Result<()>>>,
     http_stop: Option<oneshot::Sender<()>>,
     runtime_file: RuntimeFile,
+    access: std::sync::Arc<MqttAccess>,
+    /// Listens for SIGHUP; stopped with the server.
+    reload_task: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -65,11 +70,14 @@ impl Server {
         let mqtt_addr = local_addr(&mqtt_listener)?;
         let http_addr = local_addr(&http_listener)?;
 
+        let access = MqttAccess::load(settings.access.clone()).context("MQTT access control")?;
+        let reload_task = spawn_reload_on_sighup(access.clone())?;
+
         let store_path = data_dir.join(STORE_FILE);
         let store = RedbStore::open(&store_path)
             .with_context(|| format!("cannot open broker store {}", store_path.display()))?;
         let broker = Broker::builder(settings.broker.clone())
-            .hooks(NoHooks)
+            .hooks(access.hooks())
             .store(store)
             .build()
             .await
@@ -135,10 +143,17 @@ impl Server {
             http_task,
             http_stop: Some(http_stop),
             runtime_file,
+            access,
+            reload_task,
         })
     }
 
     /// The broker, for in-process clients and inspection.
+    /// Re-reads the password and ACL files (what SIGHUP does).
+    pub fn reload(&self) -> Result<(), mytracks_access::AccessError> {
+        self.access.reload()
+    }
+
     pub fn broker(&self) -> &Broker {
         &self.broker
     }
@@ -168,6 +183,9 @@ impl Server {
                 Some(describe_task_end("HTTP", result))
             }
         };
+        if let Some(task) = self.reload_task.take() {
+            task.abort();
+        }
         match &failure {
             None => tracing::info!("shutting down"),
             Some(error) => tracing::error!("{error:#}; shutting down"),
@@ -247,6 +265,31 @@ fn describe_task_end(
         Ok(Ok(())) => anyhow::anyhow!("{what} listener stopped unexpectedly"),
         Ok(Err(error)) => anyhow::anyhow!("{what} listener failed: {error}"),
         Err(error) => anyhow::anyhow!("{what} listener task failed: {error}"),
+    }
+}
+
+/// Reloads the password and ACL files on every SIGHUP, as Mosquitto does; a broken file is
+/// reported and the previous rules stay in force.
+fn spawn_reload_on_sighup(
+    access: std::sync::Arc<MqttAccess>,
+) -> io::Result<Option<JoinHandle<()>>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup = signal(SignalKind::hangup())?;
+        Ok(Some(tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                tracing::info!("received SIGHUP: reloading");
+                if let Err(error) = access.reload() {
+                    tracing::error!("reload failed, keeping the previous rules: {error}");
+                }
+            }
+        })))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = access;
+        Ok(None)
     }
 }
 
