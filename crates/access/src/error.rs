@@ -27,3 +27,11 @@ impl AccessError {
         }
     }
 }
+
+/// Reads a whole rules file, naming it in the error.
+pub(crate) fn read(path: &std::path::Path) -> Result<String, AccessError> {
+    std::fs::read_to_string(path).map_err(|source| AccessError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
