@@ -81,11 +81,7 @@ pub struct AclFile {
 
 impl AclFile {
     pub fn load(path: &Path) -> Result<AclFile, AccessError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AccessError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        AclFile::parse(&text, path)
+        AclFile::parse(&crate::error::read(path)?, path)
     }
 
     /// Parses file contents; `path` only names the source in errors.

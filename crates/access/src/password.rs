@@ -103,11 +103,7 @@ pub struct PasswordFile {
 
 impl PasswordFile {
     pub fn load(path: &Path) -> Result<PasswordFile, AccessError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AccessError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        PasswordFile::parse(&text, path)
+        PasswordFile::parse(&crate::error::read(path)?, path)
     }
 
     /// Parses file contents; `path` only names the source in errors.
