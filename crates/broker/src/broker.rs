@@ -460,6 +460,11 @@ impl Broker {
         }
     }
 
+    /// Completes when [`Broker::shutdown`] begins: for the caller's own accept loops.
+    pub async fn stopped(&self) {
+        self.shared.shutdown.cancelled().await
+    }
+
     /// True once [`Broker::shutdown`] has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.shared.shutdown.is_cancelled()

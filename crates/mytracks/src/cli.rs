@@ -51,6 +51,11 @@ pub struct ServeArgs {
     /// MQTT port; 0 lets the OS choose, -1 disables MQTT [default: 1883].
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = port_parser())]
     pub mqtt_port: Option<i32>,
+
+    /// MQTT-over-TLS port (needs `[mqtt.tls]`); 0 lets the OS choose, -1 disables it
+    /// [default: 8883 when TLS is configured].
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = port_parser())]
+    pub mqtt_tls_port: Option<i32>,
 }
 
 fn port_parser() -> clap::builder::RangedI64ValueParser<i32> {
@@ -87,6 +92,17 @@ impl ServeArgs {
         }
         if let Some(value) = self.mqtt_port {
             settings.mqtt.port = port(value);
+        }
+        if let Some(value) = self.mqtt_tls_port {
+            if settings.tls.is_none() && value != -1 {
+                return Err(config::ConfigError::new(
+                    "--mqtt-tls-port needs a [mqtt.tls] section with cert_file and key_file",
+                ));
+            }
+            settings.mqtt_tls.port = port(value);
+        }
+        if let Some(bind) = self.bind {
+            settings.mqtt_tls.bind = bind;
         }
         Ok(settings)
     }

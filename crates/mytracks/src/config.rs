@@ -44,6 +44,8 @@ const SECTIONS: &[&str] = &["mqtt", "http"];
 pub const DEFAULT_DATA_DIR: &str = "./mytracks-data";
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
 pub const DEFAULT_MQTT_PORT: u16 = 1883;
+/// The MQTT-over-TLS port when `[mqtt.tls]` is configured.
+pub const DEFAULT_MQTT_TLS_PORT: u16 = 8883;
 pub const DEFAULT_BIND: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 /// Largest packet MQTT can express (the Remaining Length limit).
@@ -63,6 +65,9 @@ pub struct Settings {
     pub broker: BrokerConfig,
     /// Mosquitto-format files for MQTT access control (`[mqtt] password_file`, `acl_file`).
     pub access: AccessFiles,
+    /// The MQTT-over-TLS listener (`[mqtt.tls]`); its port is `None` when disabled.
+    pub mqtt_tls: ListenerSettings,
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 /// Where MQTT access control comes from; both are reloaded on SIGHUP.
@@ -102,6 +107,11 @@ impl Default for Settings {
             },
             broker: default_broker_config(),
             access: AccessFiles::default(),
+            mqtt_tls: ListenerSettings {
+                bind: DEFAULT_BIND,
+                port: None,
+            },
+            tls: None,
         }
     }
 }
@@ -127,6 +137,13 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// An error about the command line rather than a file or variable.
+    pub fn new(message: impl Into<String>) -> ConfigError {
+        ConfigError(message.into())
+    }
+}
 
 /// Reads the configuration file (if any), applies the `MYTRACKS_*` variables found in `env`
 /// and validates the result. `env` is a parameter (normally `std::env::vars_os()`) so that
@@ -343,6 +360,25 @@ struct RawMqtt {
     password_file: Option<String>,
     #[serde(default, deserialize_with = "lenient_string")]
     acl_file: Option<String>,
+    tls: Option<RawTls>,
+}
+
+/// `[mqtt.tls]`: the TLS listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    port: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    cert_file: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    key_file: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    ca_file: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    crl_file: Option<String>,
+    require_certificate: Option<bool>,
+    use_identity_as_username: Option<bool>,
+    handshake_timeout_secs: Option<i64>,
 }
 
 /// `[http]`: the web listener.
@@ -387,6 +423,44 @@ impl RawConfig {
         let mqtt = ListenerSettings {
             bind: ip("mqtt.bind", m.bind.as_deref())?.unwrap_or(bind),
             port: port("mqtt.port", m.port, DEFAULT_MQTT_PORT)?,
+        };
+        let (tls, tls_port) = match m.tls {
+            None => (None, None),
+            Some(t) => {
+                let required = |key: &'static str, value: Option<&str>| {
+                    existing_file(key, value)?
+                        .ok_or((key, format!("{key} is required when [mqtt.tls] is present")))
+                };
+                let settings = crate::tls::TlsSettings {
+                    cert_file: required("mqtt.tls.cert_file", t.cert_file.as_deref())?,
+                    key_file: required("mqtt.tls.key_file", t.key_file.as_deref())?,
+                    ca_file: existing_file("mqtt.tls.ca_file", t.ca_file.as_deref())?,
+                    crl_file: existing_file("mqtt.tls.crl_file", t.crl_file.as_deref())?,
+                    require_certificate: t.require_certificate.unwrap_or(false),
+                    use_identity_as_username: t.use_identity_as_username.unwrap_or(false),
+                    handshake_timeout: Duration::from_secs(ranged(
+                        "mqtt.tls.handshake_timeout_secs",
+                        t.handshake_timeout_secs,
+                        10,
+                        1,
+                        3600,
+                    )?),
+                };
+                if settings.require_certificate && settings.ca_file.is_none() {
+                    return Err((
+                        "mqtt.tls.require_certificate",
+                        "mqtt.tls.require_certificate needs mqtt.tls.ca_file".into(),
+                    ));
+                }
+                (
+                    Some(settings),
+                    port("mqtt.tls.port", t.port, DEFAULT_MQTT_TLS_PORT)?,
+                )
+            }
+        };
+        let mqtt_tls = ListenerSettings {
+            bind: mqtt.bind,
+            port: tls_port,
         };
         let access = AccessFiles {
             password_file: existing_file("mqtt.password_file", m.password_file.as_deref())?,
@@ -481,6 +555,8 @@ impl RawConfig {
             mqtt,
             broker,
             access,
+            mqtt_tls,
+            tls,
         })
     }
 }

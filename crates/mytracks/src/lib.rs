@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod runtime;
+pub mod tls;
 
 pub use config::Settings;
 
@@ -21,6 +22,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
+use tls::TlsListener;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -50,9 +52,37 @@ pub struct Server {
     http_task: Option<JoinHandle<io::Result<()>>>,
     http_stop: Option<oneshot::Sender<()>>,
     runtime_file: RuntimeFile,
-    access: std::sync::Arc<MqttAccess>,
+    reloader: Reloader,
     /// Listens for SIGHUP; stopped with the server.
     reload_task: Option<JoinHandle<()>>,
+    tls_task: Option<JoinHandle<io::Result<()>>>,
+}
+
+/// Everything SIGHUP re-reads: password and ACL files, TLS certificates, key, CA and CRL.
+#[derive(Clone)]
+pub struct Reloader {
+    access: std::sync::Arc<MqttAccess>,
+    tls: Option<std::sync::Arc<TlsListener>>,
+}
+
+impl Reloader {
+    /// Reloads every part; a part that fails keeps its previous state (and is reported) while
+    /// the others still reload.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let mut errors = Vec::new();
+        if let Err(error) = self.access.reload() {
+            errors.push(format!("{error}"));
+        }
+        if let Some(tls) = &self.tls {
+            if let Err(error) = tls.reload() {
+                errors.push(format!("{error:#}"));
+            }
+        }
+        match errors.is_empty() {
+            true => Ok(()),
+            false => anyhow::bail!("{}", errors.join("; ")),
+        }
+    }
 }
 
 impl Server {
@@ -71,7 +101,22 @@ impl Server {
         let http_addr = local_addr(&http_listener)?;
 
         let access = MqttAccess::load(settings.access.clone()).context("MQTT access control")?;
-        let reload_task = spawn_reload_on_sighup(access.clone())?;
+        let tls = settings
+            .tls
+            .clone()
+            .map(TlsListener::new)
+            .transpose()
+            .context("MQTT TLS")?;
+        let tls_listener = match &tls {
+            Some(_) => bind(settings.mqtt_tls.addr(), "MQTT TLS").await?,
+            None => None,
+        };
+        let mqtt_tls_addr = local_addr(&tls_listener)?;
+        let reloader = Reloader {
+            access: access.clone(),
+            tls: tls.clone(),
+        };
+        let reload_task = spawn_reload_on_sighup(reloader.clone())?;
 
         let store_path = data_dir.join(STORE_FILE);
         let store = RedbStore::open(&store_path)
@@ -97,6 +142,17 @@ impl Server {
             tracing::info!("MQTT listener disabled");
         }
 
+        let tls_task = match (tls_listener, tls) {
+            (Some(listener), Some(tls)) => {
+                tracing::info!(
+                    "MQTT over TLS listening on {}",
+                    mqtt_tls_addr.expect("bound")
+                );
+                Some(tokio::spawn(tls.serve(listener, broker.clone())))
+            }
+            _ => None,
+        };
+
         let (http_stop, stopped) = oneshot::channel::<()>();
         let http_task = http_listener.map(|listener| {
             tracing::info!("HTTP listening on http://{}", http_addr.expect("bound"));
@@ -120,6 +176,7 @@ impl Server {
             pid: std::process::id(),
             http_port: http_addr.map(|a| a.port()),
             mqtt_port: mqtt_addr.map(|a| a.port()),
+            mqtt_tls_port: mqtt_tls_addr.map(|a| a.port()),
         };
         let runtime_file = match RuntimeFile::write(data_dir, &info) {
             Ok(file) => file,
@@ -143,15 +200,22 @@ impl Server {
             http_task,
             http_stop: Some(http_stop),
             runtime_file,
-            access,
+            reloader,
             reload_task,
+            tls_task,
         })
     }
 
     /// The broker, for in-process clients and inspection.
-    /// Re-reads the password and ACL files (what SIGHUP does).
-    pub fn reload(&self) -> Result<(), mytracks_access::AccessError> {
-        self.access.reload()
+    /// Re-reads the password and ACL files and the TLS files (what SIGHUP does).
+    pub fn reload(&self) -> anyhow::Result<()> {
+        self.reloader.reload()
+    }
+
+    /// A handle that reloads the same things, for in-process callers (the PKI after a
+    /// revocation).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     pub fn broker(&self) -> &Broker {
@@ -184,6 +248,9 @@ impl Server {
             }
         };
         if let Some(task) = self.reload_task.take() {
+            task.abort();
+        }
+        if let Some(task) = self.tls_task.take() {
             task.abort();
         }
         match &failure {
@@ -270,9 +337,7 @@ fn describe_task_end(
 
 /// Reloads the password and ACL files on every SIGHUP, as Mosquitto does; a broken file is
 /// reported and the previous rules stay in force.
-fn spawn_reload_on_sighup(
-    access: std::sync::Arc<MqttAccess>,
-) -> io::Result<Option<JoinHandle<()>>> {
+fn spawn_reload_on_sighup(reloader: Reloader) -> io::Result<Option<JoinHandle<()>>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -280,15 +345,15 @@ fn spawn_reload_on_sighup(
         Ok(Some(tokio::spawn(async move {
             while hangup.recv().await.is_some() {
                 tracing::info!("received SIGHUP: reloading");
-                if let Err(error) = access.reload() {
-                    tracing::error!("reload failed, keeping the previous rules: {error}");
+                if let Err(error) = reloader.reload() {
+                    tracing::error!("reload failed, keeping the previous state: {error:#}");
                 }
             }
         })))
     }
     #[cfg(not(unix))]
     {
-        let _ = access;
+        let _ = reloader;
         Ok(None)
     }
 }
@@ -437,7 +502,8 @@ mod tests {
             RuntimeInfo {
                 pid: std::process::id(),
                 http_port: Some(http.port()),
-                mqtt_port: Some(mqtt.port())
+                mqtt_port: Some(mqtt.port()),
+                mqtt_tls_port: None,
             }
         );
         assert!(data_dir.join(STORE_FILE).exists());

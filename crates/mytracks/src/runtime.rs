@@ -18,6 +18,8 @@ pub struct RuntimeInfo {
     pub pid: u32,
     pub http_port: Option<u16>,
     pub mqtt_port: Option<u16>,
+    #[serde(default)]
+    pub mqtt_tls_port: Option<u16>,
 }
 
 impl RuntimeInfo {
@@ -80,6 +82,7 @@ mod tests {
             pid: 42,
             http_port: Some(8080),
             mqtt_port: None,
+            mqtt_tls_port: None,
         };
         let file = RuntimeFile::write(dir.path(), &info).unwrap();
         assert_eq!(RuntimeInfo::read(dir.path()).unwrap(), info);
@@ -87,7 +90,7 @@ mod tests {
             serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"pid": 42, "http_port": 8080, "mqtt_port": null})
+            serde_json::json!({"pid": 42, "http_port": 8080, "mqtt_port": null, "mqtt_tls_port": null})
         );
         // No temporary file left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -103,6 +106,7 @@ mod tests {
             pid: 1,
             http_port: None,
             mqtt_port: Some(1),
+            mqtt_tls_port: None,
         };
         let _file = RuntimeFile::write(dir.path(), &info).unwrap();
         assert_eq!(RuntimeInfo::read(dir.path()).unwrap(), info);

@@ -11,3 +11,4 @@ mod mosquitto_clients;
 mod paho;
 mod protocol;
 mod support;
+mod tls;

@@ -460,11 +460,16 @@ pub struct Subscriber {
 impl Subscriber {
     /// Starts `mosquitto_sub -d -F ... ARGS` and waits (10 s) until its SUBACK arrived.
     pub fn start(port: u16, args: &[&str]) -> Subscriber {
+        Subscriber::start_on("127.0.0.1", port, args)
+    }
+
+    /// [`Subscriber::start`] against `host` (a name, for TLS certificate checks).
+    pub fn start_on(host: &str, port: u16, args: &[&str]) -> Subscriber {
         // mosquitto_sub block-buffers stdout into a pipe; stdbuf makes it line-buffered so the
         // debug line announcing the SUBACK is seen in time.
         let mut cmd = Command::new("stdbuf");
         cmd.args(["-oL", "mosquitto_sub", "-d", "-F", FORMAT])
-            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-h", host, "-p", &port.to_string()])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
