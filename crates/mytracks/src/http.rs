@@ -23,6 +23,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
+        .route("/mqtt", get(crate::websocket::upgrade))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod runtime;
 pub mod tls;
+pub mod websocket;
 
 pub use config::Settings;
 
@@ -161,11 +162,14 @@ impl Server {
                 mqtt_port: mqtt_addr.map(|a| a.port()),
             });
             tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.await;
-                    })
-                    .await
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
             })
         });
         if http_task.is_none() {

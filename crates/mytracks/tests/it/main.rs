@@ -12,3 +12,4 @@ mod paho;
 mod protocol;
 mod support;
 mod tls;
+mod websocket;
