@@ -1,12 +1,14 @@
 """MQTT over WebSocket with paho-mqtt: subscribe and publish through /mqtt, check delivery.
 
-Usage: ws_check.py HOST PORT PATH PROTOCOL   (PROTOCOL: 311 or 5). Exits 0 on success.
+Usage: ws_check.py HOST PORT PATH PROTOCOL [CAFILE]   (PROTOCOL: 311 or 5; CAFILE: use WSS)
+Exits 0 on success.
 """
 import sys
 import threading
 import paho.mqtt.client as mqtt
 
 host, port, path, protocol = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+cafile = sys.argv[5] if len(sys.argv) > 5 else None
 version = mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311
 received = threading.Event()
 subscribed = threading.Event()
@@ -31,6 +33,8 @@ def on_message(client, userdata, message):
 
 client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ws-" + protocol, protocol=version, transport="websockets")
 client.ws_set_options(path=path)
+if cafile:
+    client.tls_set(ca_certs=cafile)
 client.on_connect = on_connect
 client.on_subscribe = on_subscribe
 client.on_message = on_message

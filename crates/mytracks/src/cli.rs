@@ -56,6 +56,15 @@ pub struct ServeArgs {
     /// [default: 8883 when TLS is configured].
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = port_parser())]
     pub mqtt_tls_port: Option<i32>,
+
+    /// Dedicated MQTT-over-WebSocket port; 0 lets the OS choose, -1 disables it [default: -1;
+    /// `/mqtt` on the HTTP port always works].
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = port_parser())]
+    pub mqtt_ws_port: Option<i32>,
+
+    /// Dedicated MQTT-over-WebSocket-over-TLS port (needs `[mqtt.tls]`) [default: -1].
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = port_parser())]
+    pub mqtt_wss_port: Option<i32>,
 }
 
 fn port_parser() -> clap::builder::RangedI64ValueParser<i32> {
@@ -101,8 +110,21 @@ impl ServeArgs {
             }
             settings.mqtt_tls.port = port(value);
         }
+        if let Some(value) = self.mqtt_ws_port {
+            settings.mqtt_ws.port = port(value);
+        }
+        if let Some(value) = self.mqtt_wss_port {
+            if settings.tls.is_none() && value != -1 {
+                return Err(config::ConfigError::new(
+                    "--mqtt-wss-port needs a [mqtt.tls] section with cert_file and key_file",
+                ));
+            }
+            settings.mqtt_wss.port = port(value);
+        }
         if let Some(bind) = self.bind {
             settings.mqtt_tls.bind = bind;
+            settings.mqtt_ws.bind = bind;
+            settings.mqtt_wss.bind = bind;
         }
         Ok(settings)
     }

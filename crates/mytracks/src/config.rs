@@ -68,6 +68,9 @@ pub struct Settings {
     /// The MQTT-over-TLS listener (`[mqtt.tls]`); its port is `None` when disabled.
     pub mqtt_tls: ListenerSettings,
     pub tls: Option<crate::tls::TlsSettings>,
+    /// Dedicated MQTT-over-WebSocket listeners (`/mqtt` on the HTTP port always works).
+    pub mqtt_ws: ListenerSettings,
+    pub mqtt_wss: ListenerSettings,
 }
 
 /// Where MQTT access control comes from; both are reloaded on SIGHUP.
@@ -112,6 +115,14 @@ impl Default for Settings {
                 port: None,
             },
             tls: None,
+            mqtt_ws: ListenerSettings {
+                bind: DEFAULT_BIND,
+                port: None,
+            },
+            mqtt_wss: ListenerSettings {
+                bind: DEFAULT_BIND,
+                port: None,
+            },
         }
     }
 }
@@ -361,6 +372,8 @@ struct RawMqtt {
     #[serde(default, deserialize_with = "lenient_string")]
     acl_file: Option<String>,
     tls: Option<RawTls>,
+    ws_port: Option<i64>,
+    wss_port: Option<i64>,
 }
 
 /// `[mqtt.tls]`: the TLS listener.
@@ -462,6 +475,25 @@ impl RawConfig {
             bind: mqtt.bind,
             port: tls_port,
         };
+        // Dedicated WebSocket ports are off unless asked for.
+        let mqtt_ws = ListenerSettings {
+            bind: mqtt.bind,
+            port: m
+                .ws_port
+                .map_or(Ok(None), |p| port("mqtt.ws_port", Some(p), 0))?,
+        };
+        let mqtt_wss = ListenerSettings {
+            bind: mqtt.bind,
+            port: m
+                .wss_port
+                .map_or(Ok(None), |p| port("mqtt.wss_port", Some(p), 0))?,
+        };
+        if mqtt_wss.port.is_some() && tls.is_none() {
+            return Err((
+                "mqtt.wss_port",
+                "mqtt.wss_port needs a [mqtt.tls] section".into(),
+            ));
+        }
         let access = AccessFiles {
             password_file: existing_file("mqtt.password_file", m.password_file.as_deref())?,
             acl_file: existing_file("mqtt.acl_file", m.acl_file.as_deref())?,
@@ -557,6 +589,8 @@ impl RawConfig {
             access,
             mqtt_tls,
             tls,
+            mqtt_ws,
+            mqtt_wss,
         })
     }
 }

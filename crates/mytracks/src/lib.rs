@@ -56,7 +56,8 @@ pub struct Server {
     reloader: Reloader,
     /// Listens for SIGHUP; stopped with the server.
     reload_task: Option<JoinHandle<()>>,
-    tls_task: Option<JoinHandle<io::Result<()>>>,
+    /// TLS and dedicated WebSocket accept loops (they end when the broker stops).
+    side_tasks: Vec<JoinHandle<io::Result<()>>>,
 }
 
 /// Everything SIGHUP re-reads: password and ACL files, TLS certificates, key, CA and CRL.
@@ -113,6 +114,10 @@ impl Server {
             None => None,
         };
         let mqtt_tls_addr = local_addr(&tls_listener)?;
+        let ws_listener = bind(settings.mqtt_ws.addr(), "MQTT WebSocket").await?;
+        let wss_listener = bind(settings.mqtt_wss.addr(), "MQTT WebSocket TLS").await?;
+        let mqtt_ws_addr = local_addr(&ws_listener)?;
+        let mqtt_wss_addr = local_addr(&wss_listener)?;
         let reloader = Reloader {
             access: access.clone(),
             tls: tls.clone(),
@@ -143,16 +148,36 @@ impl Server {
             tracing::info!("MQTT listener disabled");
         }
 
-        let tls_task = match (tls_listener, tls) {
-            (Some(listener), Some(tls)) => {
-                tracing::info!(
-                    "MQTT over TLS listening on {}",
-                    mqtt_tls_addr.expect("bound")
-                );
-                Some(tokio::spawn(tls.serve(listener, broker.clone())))
-            }
-            _ => None,
-        };
+        let mut side_tasks = Vec::new();
+        if let (Some(listener), Some(tls)) = (tls_listener, tls.clone()) {
+            tracing::info!(
+                "MQTT over TLS listening on {}",
+                mqtt_tls_addr.expect("bound")
+            );
+            side_tasks.push(tokio::spawn(tls.serve(listener, broker.clone())));
+        }
+        if let Some(listener) = ws_listener {
+            tracing::info!(
+                "MQTT over WebSocket listening on {}",
+                mqtt_ws_addr.expect("bound")
+            );
+            side_tasks.push(tokio::spawn(websocket::serve_dedicated(
+                listener,
+                None,
+                broker.clone(),
+            )));
+        }
+        if let (Some(listener), Some(tls)) = (wss_listener, tls) {
+            tracing::info!(
+                "MQTT over WebSocket and TLS listening on {}",
+                mqtt_wss_addr.expect("bound")
+            );
+            side_tasks.push(tokio::spawn(websocket::serve_dedicated(
+                listener,
+                Some(tls),
+                broker.clone(),
+            )));
+        }
 
         let (http_stop, stopped) = oneshot::channel::<()>();
         let http_task = http_listener.map(|listener| {
@@ -181,6 +206,8 @@ impl Server {
             http_port: http_addr.map(|a| a.port()),
             mqtt_port: mqtt_addr.map(|a| a.port()),
             mqtt_tls_port: mqtt_tls_addr.map(|a| a.port()),
+            mqtt_ws_port: mqtt_ws_addr.map(|a| a.port()),
+            mqtt_wss_port: mqtt_wss_addr.map(|a| a.port()),
         };
         let runtime_file = match RuntimeFile::write(data_dir, &info) {
             Ok(file) => file,
@@ -206,7 +233,7 @@ impl Server {
             runtime_file,
             reloader,
             reload_task,
-            tls_task,
+            side_tasks,
         })
     }
 
@@ -254,7 +281,7 @@ impl Server {
         if let Some(task) = self.reload_task.take() {
             task.abort();
         }
-        if let Some(task) = self.tls_task.take() {
+        for task in self.side_tasks.drain(..) {
             task.abort();
         }
         match &failure {
@@ -508,6 +535,8 @@ mod tests {
                 http_port: Some(http.port()),
                 mqtt_port: Some(mqtt.port()),
                 mqtt_tls_port: None,
+                mqtt_ws_port: None,
+                mqtt_wss_port: None,
             }
         );
         assert!(data_dir.join(STORE_FILE).exists());

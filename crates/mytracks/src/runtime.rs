@@ -20,6 +20,10 @@ pub struct RuntimeInfo {
     pub mqtt_port: Option<u16>,
     #[serde(default)]
     pub mqtt_tls_port: Option<u16>,
+    #[serde(default)]
+    pub mqtt_ws_port: Option<u16>,
+    #[serde(default)]
+    pub mqtt_wss_port: Option<u16>,
 }
 
 impl RuntimeInfo {
@@ -83,6 +87,8 @@ mod tests {
             http_port: Some(8080),
             mqtt_port: None,
             mqtt_tls_port: None,
+            mqtt_ws_port: None,
+            mqtt_wss_port: None,
         };
         let file = RuntimeFile::write(dir.path(), &info).unwrap();
         assert_eq!(RuntimeInfo::read(dir.path()).unwrap(), info);
@@ -90,7 +96,7 @@ mod tests {
             serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"pid": 42, "http_port": 8080, "mqtt_port": null, "mqtt_tls_port": null})
+            serde_json::json!({"pid": 42, "http_port": 8080, "mqtt_port": null, "mqtt_tls_port": null, "mqtt_ws_port": null, "mqtt_wss_port": null})
         );
         // No temporary file left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -107,6 +113,8 @@ mod tests {
             http_port: None,
             mqtt_port: Some(1),
             mqtt_tls_port: None,
+            mqtt_ws_port: None,
+            mqtt_wss_port: None,
         };
         let _file = RuntimeFile::write(dir.path(), &info).unwrap();
         assert_eq!(RuntimeInfo::read(dir.path()).unwrap(), info);

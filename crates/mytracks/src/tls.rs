@@ -123,6 +123,11 @@ impl TlsListener {
         }))
     }
 
+    /// An acceptor with the current configuration, for one handshake.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.config.load_full())
+    }
+
     /// Re-reads certificate, key, CA and CRL; the next handshake uses them.
     pub fn reload(&self) -> anyhow::Result<()> {
         let config = server_config(&self.settings)?;
@@ -153,7 +158,7 @@ impl TlsListener {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let acceptor = tokio_rustls::TlsAcceptor::from(self.config.load_full());
+            let acceptor = self.acceptor();
             let this = self.clone();
             let broker = broker.clone();
             let name = name.clone();

@@ -1,25 +1,43 @@
-//! MQTT over WebSocket on the HTTP listener (`/mqtt`, the same origin as the web UI, so a
-//! browser client needs no extra port or CORS).
+//! MQTT over WebSocket: `/mqtt` on the HTTP listener (the same origin as the web UI, so a
+//! browser client needs no extra port or CORS), and optional dedicated WS and WSS listeners.
 //!
 //! Each WebSocket is bridged to the broker through an in-memory pipe: binary frames in become
 //! bytes for the broker (a packet may span frames, a frame may hold several packets), bytes out
 //! become binary frames. The broker sees an ordinary byte stream, exactly like TCP or TLS.
 
 use crate::http::HttpState;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use crate::tls::TlsListener;
+use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
-use futures_util::{SinkExt, StreamExt};
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use mytracks_broker::{Broker, ConnectionMeta};
 use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::handshake::server::{
+    ErrorResponse, Request, Response as WsResponse,
+};
 
 /// Subprotocols MQTT clients offer: `mqtt` (3.1.1 and 5), `mqttv3.1` (3.1).
 const SUBPROTOCOLS: [&str; 2] = ["mqtt", "mqttv3.1"];
 /// Buffer between the socket and the broker, per direction.
 const PIPE: usize = 64 * 1024;
+/// How long a dedicated listener waits for the WebSocket (and TLS) handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `GET /mqtt` with an upgrade to WebSocket.
+/// What one incoming frame means for the byte stream.
+enum Frame {
+    Data(Bytes),
+    Skip,
+    End,
+}
+
+/// `GET /mqtt` with an upgrade to WebSocket, on the HTTP listener.
 pub async fn upgrade(
     State(state): State<HttpState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -27,30 +45,47 @@ pub async fn upgrade(
 ) -> Response {
     let broker = state.broker.clone();
     ws.protocols(SUBPROTOCOLS)
-        .on_upgrade(move |socket| bridge(socket, broker, peer))
+        .on_upgrade(move |socket| async move {
+            let (sink, stream) = socket.split();
+            let frames = stream.map(|frame| match frame {
+                Ok(Message::Binary(bytes)) => Frame::Data(bytes),
+                Ok(Message::Ping(_) | Message::Pong(_)) => Frame::Skip,
+                // MQTT over WebSocket is binary only; text, close or an error ends it.
+                _ => Frame::End,
+            });
+            let sink = sink.with(|bytes: Bytes| {
+                std::future::ready(Ok::<_, axum::Error>(Message::Binary(bytes)))
+            });
+            pump(frames, sink, broker, peer, "http-ws").await;
+        })
 }
 
-async fn bridge(socket: WebSocket, broker: Broker, peer: SocketAddr) {
+/// Moves bytes between a WebSocket and a broker connection until either side ends.
+async fn pump<F, S>(frames: F, sink: S, broker: Broker, peer: SocketAddr, listener: &str)
+where
+    F: Stream<Item = Frame> + Unpin,
+    S: Sink<Bytes> + Unpin,
+{
     let (broker_side, our_side) = tokio::io::duplex(PIPE);
     let meta = ConnectionMeta {
         peer: Some(peer),
-        listener: "http-ws".into(),
+        listener: listener.into(),
         transport_identity: None,
     };
     broker.serve_connection(broker_side, meta);
     let (mut from_broker, mut to_broker) = tokio::io::split(our_side);
-    let (mut sink, mut frames) = socket.split();
+    let mut frames = frames;
+    let mut sink = sink;
     let inbound = async {
-        while let Some(Ok(frame)) = frames.next().await {
+        while let Some(frame) = frames.next().await {
             match frame {
-                Message::Binary(bytes) => {
+                Frame::Data(bytes) => {
                     if to_broker.write_all(&bytes).await.is_err() {
                         break;
                     }
                 }
-                // MQTT over WebSocket is binary only; text or close ends the connection.
-                Message::Text(_) | Message::Close(_) => break,
-                Message::Ping(_) | Message::Pong(_) => {}
+                Frame::Skip => {}
+                Frame::End => break,
             }
         }
         let _ = to_broker.shutdown().await;
@@ -61,8 +96,7 @@ async fn bridge(socket: WebSocket, broker: Broker, peer: SocketAddr) {
             match from_broker.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    let frame = Message::Binary(buf[..n].to_vec().into());
-                    if sink.send(frame).await.is_err() {
+                    if sink.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
                         break;
                     }
                 }
@@ -70,9 +104,98 @@ async fn bridge(socket: WebSocket, broker: Broker, peer: SocketAddr) {
         }
         let _ = sink.close().await;
     };
-    // Either side ending ends the connection.
     tokio::select! {
         () = inbound => {}
         () = outbound => {}
     }
+}
+
+/// A dedicated WebSocket listener (`--mqtt-ws-port`), or WSS when `tls` is given
+/// (`--mqtt-wss-port`, with the `[mqtt.tls]` certificates, reloaded with them). Any path is
+/// accepted, as Mosquitto's websockets listeners do.
+pub async fn serve_dedicated(
+    listener: TcpListener,
+    tls: Option<Arc<TlsListener>>,
+    broker: Broker,
+) -> std::io::Result<()> {
+    let name = if tls.is_some() { "mqtt-wss" } else { "mqtt-ws" };
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = broker.stopped() => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "{name} accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let broker = broker.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let result = match tls {
+                Some(tls) => {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream))
+                            .await;
+                    match handshake {
+                        Ok(Ok(stream)) => websocket(stream, broker, peer, name).await,
+                        Ok(Err(error)) => Err(format!("TLS handshake: {error}")),
+                        Err(_) => Err("TLS handshake timed out".into()),
+                    }
+                }
+                None => websocket(stream, broker, peer, name).await,
+            };
+            if let Err(error) = result {
+                tracing::debug!(%peer, "{name}: {error}");
+            }
+        });
+    }
+}
+
+/// The WebSocket handshake on an accepted stream, then the pump.
+async fn websocket<T>(stream: T, broker: Broker, peer: SocketAddr, name: &str) -> Result<(), String>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    // The signature is tungstenite's handshake callback; its error type is not ours to shrink.
+    #[allow(clippy::result_large_err)]
+    let choose_protocol =
+        |request: &Request, mut response: WsResponse| -> Result<WsResponse, ErrorResponse> {
+            let offered = request
+                .headers()
+                .get_all("sec-websocket-protocol")
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|value| value.split(',').map(str::trim))
+                .find(|offered| SUBPROTOCOLS.contains(offered))
+                .map(str::to_owned);
+            if let Some(protocol) = offered {
+                response.headers_mut().insert(
+                    "sec-websocket-protocol",
+                    protocol.parse().expect("a known token"),
+                );
+            }
+            Ok(response)
+        };
+    let handshake = tokio_tungstenite::accept_hdr_async(stream, choose_protocol);
+    let socket = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+        .await
+        .map_err(|_| "WebSocket handshake timed out".to_owned())?
+        .map_err(|error| format!("WebSocket handshake: {error}"))?;
+    let (sink, stream) = socket.split();
+    let frames = stream.map(|frame| match frame {
+        Ok(tungstenite::Message::Binary(bytes)) => Frame::Data(bytes),
+        Ok(tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_)) => Frame::Skip,
+        _ => Frame::End,
+    });
+    let sink = sink.with(|bytes: Bytes| {
+        std::future::ready(Ok::<_, tungstenite::Error>(tungstenite::Message::Binary(
+            bytes,
+        )))
+    });
+    pump(frames, sink, broker, peer, name).await;
+    Ok(())
 }

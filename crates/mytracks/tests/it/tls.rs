@@ -267,3 +267,20 @@ fn the_certificate_name_is_the_username() {
     let out = tls_publish(&server, &pki, Some("device"), "devices/device-7/telemetry");
     assert!(out.success(), "{}\n{}", out.describe(), server.context());
 }
+
+#[test]
+fn paho_over_websocket_and_tls() {
+    let pki = Pki::new();
+    let config = pki.config(false, false).replacen(
+        "allow_anonymous = true\n",
+        "allow_anonymous = true\nwss_port = 0\n",
+        1,
+    );
+    let server = Server::with_config(&config);
+    let port = server.runtime["mqtt_wss_port"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no mqtt_wss_port in {}", server.runtime)) as u16;
+    let cafile = path(&pki.path("ca.pem"));
+    crate::websocket::ws_check_on(&server, "localhost", port, "311", Some(&cafile));
+    crate::websocket::ws_check_on(&server, "localhost", port, "5", Some(&cafile));
+}
