@@ -144,20 +144,7 @@ impl TlsListener {
         broker: Broker,
     ) -> std::io::Result<()> {
         let name: Arc<str> = "mqtt-tls".into();
-        loop {
-            let accepted = tokio::select! {
-                _ = broker.stopped() => return Ok(()),
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "TLS accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
+        while let Some((stream, peer)) = accept(&listener, &broker, &name).await {
             let acceptor = self.acceptor();
             let this = self.clone();
             let broker = broker.clone();
@@ -194,6 +181,31 @@ impl TlsListener {
                     },
                 );
             });
+        }
+        Ok(())
+    }
+}
+
+/// The next accepted TCP connection, or `None` once the broker stops. Accept errors (out of
+/// file descriptors and the like) are logged and retried after a pause instead of spinning.
+pub(crate) async fn accept(
+    listener: &TcpListener,
+    broker: &Broker,
+    name: &str,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        tokio::select! {
+            _ = broker.stopped() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Some((stream, peer));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "{name}: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
         }
     }
 }

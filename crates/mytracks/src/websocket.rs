@@ -119,19 +119,7 @@ pub async fn serve_dedicated(
     broker: Broker,
 ) -> std::io::Result<()> {
     let name = if tls.is_some() { "mqtt-wss" } else { "mqtt-ws" };
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = broker.stopped() => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "{name} accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+    while let Some((stream, peer)) = crate::tls::accept(&listener, &broker, name).await {
         let broker = broker.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
@@ -153,6 +141,7 @@ pub async fn serve_dedicated(
             }
         });
     }
+    Ok(())
 }
 
 /// The WebSocket handshake on an accepted stream, then the pump.
