@@ -71,6 +71,8 @@ pub struct Settings {
     /// Dedicated MQTT-over-WebSocket listeners (`/mqtt` on the HTTP port always works).
     pub mqtt_ws: ListenerSettings,
     pub mqtt_wss: ListenerSettings,
+    /// Connections each MQTT listener (TCP, TLS, WS, WSS) accepts at most.
+    pub listener_max_connections: usize,
 }
 
 /// Where MQTT access control comes from; both are reloaded on SIGHUP.
@@ -123,6 +125,7 @@ impl Default for Settings {
                 bind: DEFAULT_BIND,
                 port: None,
             },
+            listener_max_connections: usize::MAX,
         }
     }
 }
@@ -374,6 +377,7 @@ struct RawMqtt {
     tls: Option<RawTls>,
     ws_port: Option<i64>,
     wss_port: Option<i64>,
+    listener_max_connections: Option<i64>,
 }
 
 /// `[mqtt.tls]`: the TLS listener.
@@ -488,6 +492,16 @@ impl RawConfig {
                 .wss_port
                 .map_or(Ok(None), |p| port("mqtt.wss_port", Some(p), 0))?,
         };
+        let listener_max_connections = match m.listener_max_connections {
+            None => usize::MAX,
+            Some(_) => ranged(
+                "mqtt.listener_max_connections",
+                m.listener_max_connections,
+                usize::MAX,
+                1,
+                i64::MAX,
+            )?,
+        };
         if mqtt_wss.port.is_some() && tls.is_none() {
             return Err((
                 "mqtt.wss_port",
@@ -591,6 +605,7 @@ impl RawConfig {
             tls,
             mqtt_ws,
             mqtt_wss,
+            listener_max_connections,
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod access;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod listener;
 pub mod runtime;
 pub mod tls;
 pub mod websocket;
@@ -139,10 +140,13 @@ impl Server {
                 )
             })?;
 
+        // Each listener counts its own connections against the same per-listener cap.
+        let listener_max = settings.listener_max_connections;
+        let limit = || listener::ListenerLimit::new(listener_max);
         let mqtt_task = mqtt_listener.map(|listener| {
             tracing::info!("MQTT listening on {}", mqtt_addr.expect("bound"));
             let broker = broker.clone();
-            tokio::spawn(async move { broker.serve(listener, "mqtt").await })
+            tokio::spawn(listener::serve_tcp(listener, broker, limit()))
         });
         if mqtt_task.is_none() {
             tracing::info!("MQTT listener disabled");
@@ -154,7 +158,7 @@ impl Server {
                 "MQTT over TLS listening on {}",
                 mqtt_tls_addr.expect("bound")
             );
-            side_tasks.push(tokio::spawn(tls.serve(listener, broker.clone())));
+            side_tasks.push(tokio::spawn(tls.serve(listener, broker.clone(), limit())));
         }
         if let Some(listener) = ws_listener {
             tracing::info!(
@@ -165,6 +169,7 @@ impl Server {
                 listener,
                 None,
                 broker.clone(),
+                limit(),
             )));
         }
         if let (Some(listener), Some(tls)) = (wss_listener, tls) {
@@ -176,6 +181,7 @@ impl Server {
                 listener,
                 Some(tls),
                 broker.clone(),
+                limit(),
             )));
         }
 

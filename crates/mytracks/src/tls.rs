@@ -142,9 +142,12 @@ impl TlsListener {
         self: Arc<Self>,
         listener: TcpListener,
         broker: Broker,
+        limit: crate::listener::ListenerLimit,
     ) -> std::io::Result<()> {
         let name: Arc<str> = "mqtt-tls".into();
-        while let Some((stream, peer)) = accept(&listener, &broker, &name).await {
+        while let Some((stream, peer)) =
+            crate::listener::accept(&listener, &broker, &name, &limit).await
+        {
             let acceptor = self.acceptor();
             let this = self.clone();
             let broker = broker.clone();
@@ -183,29 +186,5 @@ impl TlsListener {
             });
         }
         Ok(())
-    }
-}
-
-/// The next accepted TCP connection, or `None` once the broker stops. Accept errors (out of
-/// file descriptors and the like) are logged and retried after a pause instead of spinning.
-pub(crate) async fn accept(
-    listener: &TcpListener,
-    broker: &Broker,
-    name: &str,
-) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
-    loop {
-        tokio::select! {
-            _ = broker.stopped() => return None,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    return Some((stream, peer));
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "{name}: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-        }
     }
 }

@@ -117,9 +117,11 @@ pub async fn serve_dedicated(
     listener: TcpListener,
     tls: Option<Arc<TlsListener>>,
     broker: Broker,
+    limit: crate::listener::ListenerLimit,
 ) -> std::io::Result<()> {
     let name = if tls.is_some() { "mqtt-wss" } else { "mqtt-ws" };
-    while let Some((stream, peer)) = crate::tls::accept(&listener, &broker, name).await {
+    while let Some((stream, peer)) = crate::listener::accept(&listener, &broker, name, &limit).await
+    {
         let broker = broker.clone();
         let tls = tls.clone();
         tokio::spawn(async move {

@@ -6,6 +6,7 @@
 
 mod access;
 mod cli;
+mod limits;
 mod malformed;
 mod mosquitto_clients;
 mod paho;
