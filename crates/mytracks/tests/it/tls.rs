@@ -198,8 +198,23 @@ fn mutual_tls_accepts_valid_certificates_and_refuses_bad_ones() {
         "expected a TLS alert or a close, got {:?}",
         &buf[..n]
     );
+    // A garbage handshake, and a client that connects and says nothing, change nothing either.
+    let mut garbage = std::net::TcpStream::connect(("127.0.0.1", tls_port(&server))).unwrap();
+    garbage
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    garbage
+        .write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5])
+        .unwrap();
+    let _silent = std::net::TcpStream::connect(("127.0.0.1", tls_port(&server))).unwrap();
     let out = tls_publish(&server, &pki, Some("valid"), "tls/valid");
     assert!(out.success(), "{}", out.describe());
+    let n = garbage.read(&mut buf).unwrap_or(0);
+    assert!(
+        n == 0 || buf[0] == 0x15,
+        "expected a TLS alert or a close, got {:?}",
+        &buf[..n]
+    );
 }
 
 #[test]
