@@ -24,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: the MQTT broker and the HTTP interface.
     Serve(ServeArgs),
+    /// Load-test an MQTT server over TCP or TLS (see BENCHMARKS.md).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Options of `mytracks serve`. Every one left out falls back to the environment
@@ -141,8 +143,10 @@ mod tests {
                 .chain(std::iter::once("serve"))
                 .chain(args.iter().copied()),
         )?;
-        let Command::Serve(args) = cli.command;
-        Ok(args)
+        match cli.command {
+            Command::Serve(args) => Ok(args),
+            Command::Bench(_) => unreachable!("parsed a serve command"),
+        }
     }
 
     #[test]

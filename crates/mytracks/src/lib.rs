@@ -5,6 +5,7 @@
 //! own shutdown trigger instead of signals.
 
 pub mod access;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod http;
@@ -451,6 +452,11 @@ pub fn init_logging(settings: &Settings) {
 pub fn execute(cli: cli::Cli) -> ExitCode {
     let result = match cli.command {
         cli::Command::Serve(args) => serve(&args),
+        cli::Command::Bench(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|runtime| runtime.block_on(bench::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

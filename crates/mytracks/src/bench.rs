@@ -1,0 +1,275 @@
+//! `mytracks bench`: a small MQTT load generator that speaks TLS (with client certificates),
+//! so TLS can be measured next to plain TCP with the same tool. (The workplace's neutral
+//! generator, `mqttload`, has no TLS.) Results print as one `RESULT key=value ...` line.
+//!
+//! * `fanin`: N publishers send QoS 0 messages as fast as they can to one subscriber on
+//!   `bench/#`; reports messages delivered per second after a warm-up.
+//! * `connect`: new connections per second (TCP, TLS handshake with the client certificate,
+//!   CONNECT/CONNACK, DISCONNECT), K at a time.
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use mytracks_codec::{
+    decode, encode, BytesMut, Connect, DecodeLimits, Packet, Properties, ProtocolVersion, Publish,
+    QoS, Subscribe, SubscriptionOptions,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Mode {
+    Fanin,
+    Connect,
+}
+
+/// Options of `mytracks bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[arg(value_enum)]
+    pub mode: Mode,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long)]
+    pub port: u16,
+    /// Connect with TLS, trusting this CA.
+    #[arg(long, value_name = "FILE")]
+    pub cafile: Option<PathBuf>,
+    /// Client certificate and key for TLS.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Server name to verify (default: the host).
+    #[arg(long)]
+    pub server_name: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub pubs: usize,
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: usize,
+    #[arg(long, default_value_t = 200)]
+    pub size: usize,
+    #[arg(long, default_value_t = 5)]
+    pub secs: u64,
+    #[arg(long, default_value_t = 1)]
+    pub warmup: u64,
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+struct Dialer {
+    host: String,
+    port: u16,
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+}
+
+impl Dialer {
+    fn new(args: &BenchArgs) -> anyhow::Result<Dialer> {
+        let tls = match &args.cafile {
+            None => None,
+            Some(cafile) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_file_iter(cafile).context("CA file")? {
+                    roots.add(cert.context("CA file")?)?;
+                }
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let builder = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()?
+                    .with_root_certificates(roots);
+                let config = match (&args.cert, &args.key) {
+                    (Some(cert), Some(key)) => {
+                        let certs = CertificateDer::pem_file_iter(cert)
+                            .context("certificate file")?
+                            .collect::<Result<Vec<_>, _>>()?;
+                        let key = PrivateKeyDer::from_pem_file(key).context("key file")?;
+                        builder.with_client_auth_cert(certs, key)?
+                    }
+                    _ => builder.with_no_client_auth(),
+                };
+                let name = args
+                    .server_name
+                    .clone()
+                    .unwrap_or_else(|| args.host.clone());
+                let name = ServerName::try_from(name).context("server name")?;
+                Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
+            }
+        };
+        Ok(Dialer {
+            host: args.host.clone(),
+            port: args.port,
+            tls,
+        })
+    }
+
+    /// A connected MQTT 3.1.1 client (CONNACK received).
+    async fn connect(&self, client_id: &str) -> anyhow::Result<Box<dyn Io>> {
+        let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
+        tcp.set_nodelay(true)?;
+        let mut io: Box<dyn Io> = match &self.tls {
+            None => Box::new(tcp),
+            Some((connector, name)) => Box::new(connector.connect(name.clone(), tcp).await?),
+        };
+        let connect = Packet::Connect(Box::new(Connect {
+            protocol: ProtocolVersion::V3_1_1,
+            clean_start: true,
+            keep_alive: 60,
+            client_id: client_id.into(),
+            will: None,
+            username: None,
+            password: None,
+            properties: Properties::default(),
+        }));
+        send(&mut io, &connect).await?;
+        let mut buf = BytesMut::new();
+        match recv(&mut io, &mut buf).await? {
+            Packet::ConnAck(ack) if !ack.reason.is_error() => Ok(io),
+            other => bail!("connection refused: {other:?}"),
+        }
+    }
+}
+
+async fn send(io: &mut Box<dyn Io>, packet: &Packet) -> anyhow::Result<()> {
+    let mut out = BytesMut::new();
+    encode(packet, ProtocolVersion::V3_1_1, &mut out)?;
+    io.write_all(&out).await?;
+    Ok(())
+}
+
+async fn recv(io: &mut Box<dyn Io>, buf: &mut BytesMut) -> anyhow::Result<Packet> {
+    let limits = DecodeLimits::new(ProtocolVersion::V3_1_1);
+    loop {
+        if let Some(packet) = decode(buf, &limits)? {
+            return Ok(packet);
+        }
+        buf.reserve(64 * 1024);
+        if io.read_buf(buf).await? == 0 {
+            bail!("connection closed");
+        }
+    }
+}
+
+/// Runs the benchmark and prints its `RESULT` line.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let dialer = Arc::new(Dialer::new(&args)?);
+    let transport = if args.cafile.is_some() { "tls" } else { "tcp" };
+    match args.mode {
+        Mode::Fanin => fanin(&args, dialer, transport).await,
+        Mode::Connect => connections(&args, dialer, transport).await,
+    }
+}
+
+async fn fanin(args: &BenchArgs, dialer: Arc<Dialer>, transport: &str) -> anyhow::Result<()> {
+    let mut subscriber = dialer.connect("bench-sub").await?;
+    let subscribe = Packet::Subscribe(Subscribe {
+        packet_id: 1,
+        filters: vec![(
+            "bench/#".into(),
+            SubscriptionOptions::with_qos(QoS::AtMostOnce),
+        )],
+        properties: Properties::default(),
+    });
+    send(&mut subscriber, &subscribe).await?;
+    let received = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let counter = received.clone();
+    tokio::spawn(async move {
+        let mut buf = BytesMut::new();
+        while let Ok(packet) = recv(&mut subscriber, &mut buf).await {
+            if matches!(packet, Packet::Publish(_)) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for n in 0..args.pubs {
+        let mut io = dialer.connect(&format!("bench-pub-{n}")).await?;
+        let stop = stop.clone();
+        // One write carries many messages, as a busy device gateway would send them.
+        let mut batch = BytesMut::new();
+        let publish = Publish::new(
+            format!("bench/{n}"),
+            vec![b'x'; args.size],
+            QoS::AtMostOnce,
+            0,
+        );
+        for _ in 0..64 {
+            encode(
+                &Packet::Publish(publish.clone()),
+                ProtocolVersion::V3_1_1,
+                &mut batch,
+            )?;
+        }
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                if io.write_all(&batch).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    let start_count = received.load(Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.secs)).await;
+    let delivered = received.load(Ordering::Relaxed) - start_count;
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    println!(
+        "RESULT mode=fanin transport={transport} pubs={} size={} secs={:.1} received_per_s={:.0}",
+        args.pubs,
+        args.size,
+        elapsed,
+        delivered as f64 / elapsed
+    );
+    Ok(())
+}
+
+async fn connections(args: &BenchArgs, dialer: Arc<Dialer>, transport: &str) -> anyhow::Result<()> {
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(args.secs);
+    let mut workers = Vec::new();
+    for worker in 0..args.concurrency {
+        let (dialer, done, failed) = (dialer.clone(), done.clone(), failed.clone());
+        workers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                match dialer.connect(&format!("bench-conn-{worker}-{n}")).await {
+                    Ok(mut io) => {
+                        let _ = send(
+                            &mut io,
+                            &Packet::Disconnect(mytracks_codec::Disconnect::new(
+                                mytracks_codec::ReasonCode::SUCCESS,
+                            )),
+                        )
+                        .await;
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let started = Instant::now();
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "RESULT mode=connect transport={transport} concurrency={} secs={:.1} connections_per_s={:.0} failed={}",
+        args.concurrency,
+        elapsed,
+        done.load(Ordering::Relaxed) as f64 / elapsed,
+        failed.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
