@@ -40,3 +40,43 @@ fn a_full_listener_closes_new_connections_until_a_slot_frees() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn the_bench_command_measures_a_running_server() {
+    let server = Server::start();
+    let port = server.mqtt_port.to_string();
+    let out = run_mytracks(
+        &[
+            "bench",
+            "connect",
+            "--port",
+            &port,
+            "--secs",
+            "1",
+            "--concurrency",
+            "2",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(out.success(), "{}", out.describe());
+    assert!(
+        out.stdout.contains("RESULT mode=connect transport=tcp"),
+        "{}",
+        out.describe()
+    );
+    assert!(out.stdout.contains("failed=0"), "{}", out.describe());
+    let out = run_mytracks(
+        &[
+            "bench", "fanin", "--port", &port, "--secs", "1", "--warmup", "0", "--pubs", "2",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(out.success(), "{}", out.describe());
+    let rate: f64 = out
+        .stdout
+        .split("received_per_s=")
+        .nth(1)
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {}", out.describe()));
+    assert!(rate > 0.0, "nothing delivered: {}", out.describe());
+}
