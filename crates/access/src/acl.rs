@@ -1,35 +1,38 @@
-//! Mosquitto ACL files (`acl_file`), with Mosquitto's semantics.
+//! Mosquitto ACL files (`acl_file`), with Mosquitto 2.x semantics; see the crate
+//! documentation for the decision rules and where they deliberately differ.
 //!
 //! ```text
 //! # Before the first `user` line: rules for anonymous clients (no username).
-//! topic read $SYS/#
+//! topic read $SYS/broker/version
 //!
 //! user alice
 //! topic readwrite owntracks/alice/#
-//! topic deny owntracks/alice/secret
+//! topic deny owntracks/alice/private
 //!
-//! # For every client; %u is the username, %c the client id.
-//! pattern write owntracks/%u/%c
+//! # For every client, wherever the line is; %u is the username, %c the client id.
+//! pattern write devices/%c/telemetry
 //! ```
 //!
-//! * `topic [read|write|readwrite|deny] TOPIC`: the access word is optional (readwrite);
-//!   the topic is the rest of the line and may contain spaces and wildcards.
-//! * `user NAME` starts the rules of that user. `pattern` lines apply to every client
-//!   wherever they appear; a pattern using `%u` never matches a client without a username.
-//! * A client's applicable rules are its own section (or the anonymous one) plus all patterns.
-//!   A matching `deny` wins; otherwise access needs a matching rule granting it; nothing
-//!   matching means no access.
-//! * Rule topics are filters: `owntracks/+/+` in a rule matches `owntracks/bob/phone`. MQTT's
-//!   `$` rule holds, so `#` never grants `$SYS/...`: only a rule starting with `$SYS` does.
+//! Syntax, as Mosquitto parses it:
 //!
-//! Subscriptions are checked against explicit denials only (a `deny` rule covering the whole
-//! filter refuses the SUBSCRIBE); what a wildcard subscription may actually receive is decided
-//! per delivered message by [`AclFile::can_read`], so `#` delivers exactly the readable topics.
+//! * `user NAME`: the rest of the line (trimmed) is the username; later `topic` lines belong
+//!   to it. A user may have several sections; they are merged.
+//! * `topic [read|write|readwrite|deny] TOPIC` and `pattern [...] TOPIC`: the access word is
+//!   optional (readwrite); TOPIC is the rest of the line, trimmed, so it may contain spaces
+//!   (then the access word is required, or the first word would be taken as one). TOPIC is a
+//!   filter (`+`, `#` allowed) and must be valid as one.
+//! * Blank lines and `#` comments are ignored. Anything else is an error naming the line
+//!   (Mosquitto refuses to start on those too). Stricter than Mosquitto: `topic read` with no
+//!   topic is an error, where Mosquitto would grant readwrite on a topic called `read`.
 
+use crate::error::{content_lines, read, syntax, SyntaxError};
 use crate::AccessError;
 use mytracks_codec::topic;
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::Path;
 
+/// The access word of a rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Access {
     Read,
@@ -38,118 +41,206 @@ enum Access {
     Deny,
 }
 
+/// What a check asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wanted {
+    Read,
+    Write,
+}
+
 impl Access {
-    fn grants(self, wanted: Access) -> bool {
-        self == wanted || (self == Access::ReadWrite && wanted != Access::Deny)
+    fn grants(self, wanted: Wanted) -> bool {
+        matches!(
+            (self, wanted),
+            (Access::ReadWrite, _) | (Access::Read, Wanted::Read) | (Access::Write, Wanted::Write)
+        )
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Rule {
     access: Access,
     filter: String,
 }
 
-#[derive(Clone, Debug)]
-struct UserRules {
-    name: String,
-    rules: Vec<Rule>,
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Pattern {
+    access: Access,
+    filter: String,
+    uses_username: bool,
+    uses_client_id: bool,
 }
 
-/// Who is asking, as the ACL sees it.
-#[derive(Clone, Copy, Debug)]
+impl Pattern {
+    /// The filter with `%u` and `%c` replaced in one pass (a username containing `%c` stays
+    /// as it is), wherever they occur, as Mosquitto does. Borrowed when there is nothing to
+    /// replace, so plain patterns cost no allocation on the delivery path.
+    fn expand<'s>(&'s self, client: AclClient<'_>) -> Cow<'s, str> {
+        if !self.uses_username && !self.uses_client_id {
+            return Cow::Borrowed(&self.filter);
+        }
+        let mut out = String::with_capacity(self.filter.len() + 32);
+        let mut rest = self.filter.as_str();
+        while let Some(at) = rest.find('%') {
+            out.push_str(&rest[..at]);
+            let value = match (rest.as_bytes().get(at + 1), client.username) {
+                (Some(b'c'), _) => Some(client.client_id),
+                (Some(b'u'), Some(username)) => Some(username),
+                _ => None,
+            };
+            match value {
+                Some(value) => {
+                    out.push_str(value);
+                    rest = &rest[at + 2..];
+                }
+                None => {
+                    out.push('%');
+                    rest = &rest[at + 1..];
+                }
+            }
+        }
+        out.push_str(rest);
+        Cow::Owned(out)
+    }
+}
+
+/// Who is asking, as the ACL sees it: the authenticated username (`None` for anonymous
+/// clients) and the client id (after the broker assigned one to an empty id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AclClient<'a> {
     pub username: Option<&'a str>,
     pub client_id: &'a str,
 }
 
+impl<'a> AclClient<'a> {
+    pub fn new(username: Option<&'a str>, client_id: &'a str) -> Self {
+        AclClient {
+            username,
+            client_id,
+        }
+    }
+
+    /// May patterns grant this client anything? Not when its username or client id holds a
+    /// wildcard: `pattern read devices/%c/#` must not become `devices/#/#` for a client
+    /// calling itself `#` (Mosquitto's fix for CVE-2017-7650 refuses such clients the same).
+    fn pattern_grants_allowed(self) -> bool {
+        let tame = |s: &str| !s.contains(['+', '#']);
+        self.username.is_none_or(tame) && tame(self.client_id)
+    }
+}
+
 /// The answer to a SUBSCRIBE check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SubscribeDecision {
+    /// Subscribe; what is delivered is still checked message by message with
+    /// [`AclFile::can_read`].
     Allowed,
-    /// A `deny` rule covers the whole filter: SUBACK failure.
+    /// A `deny` rule covers every topic of the filter: answer SUBACK 0x80 (3.x) / 0x87 (5).
     Denied,
 }
 
 /// A parsed ACL file.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AclFile {
     anonymous: Vec<Rule>,
-    users: Vec<UserRules>,
-    patterns: Vec<Rule>,
+    users: HashMap<String, Vec<Rule>>,
+    patterns: Vec<Pattern>,
 }
 
 impl AclFile {
+    /// Reads and parses `path`; errors name the file and line.
     pub fn load(path: &Path) -> Result<AclFile, AccessError> {
-        AclFile::parse(&crate::error::read(path)?, path)
+        AclFile::parse_from(&read(path)?, Some(path))
     }
 
-    /// Parses file contents; `path` only names the source in errors.
-    pub fn parse(text: &str, path: &Path) -> Result<AclFile, AccessError> {
+    /// Parses file contents (errors give the line number only).
+    pub fn parse(text: &str) -> Result<AclFile, AccessError> {
+        AclFile::parse_from(text, None)
+    }
+
+    fn parse_from(text: &str, path: Option<&Path>) -> Result<AclFile, AccessError> {
         let mut acl = AclFile::default();
-        let mut current_user: Option<usize> = None;
-        for (index, raw) in text.lines().enumerate() {
-            let line = raw.trim_end_matches('\r').trim_start();
-            if line.trim().is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let syntax = |reason: &str| AccessError::syntax(path, index + 1, reason);
-            let (keyword, rest) = line.split_once([' ', '\t']).unwrap_or((line, ""));
-            let rest = rest.trim_start();
+        let mut current_user: Option<String> = None;
+        for (line, content) in content_lines(text) {
+            let error = |kind| syntax(path, line, kind);
+            let (keyword, rest) = split_word(content.trim_start());
             match keyword {
                 "user" => {
-                    let name = rest.trim_end();
+                    let name = rest.trim();
                     if name.is_empty() {
-                        return Err(syntax("`user` needs a username"));
+                        return Err(error(SyntaxError::MissingUsername));
                     }
-                    current_user = Some(match acl.users.iter().position(|u| u.name == name) {
-                        Some(i) => i,
-                        None => {
-                            acl.users.push(UserRules {
-                                name: name.to_owned(),
-                                rules: Vec::new(),
-                            });
-                            acl.users.len() - 1
-                        }
-                    });
+                    acl.users.entry(name.to_owned()).or_default();
+                    current_user = Some(name.to_owned());
                 }
                 "topic" | "pattern" => {
-                    let rule = parse_rule(rest).map_err(|reason| syntax(&reason))?;
-                    match (keyword, current_user) {
-                        ("pattern", _) => acl.patterns.push(rule),
-                        (_, Some(user)) => acl.users[user].rules.push(rule),
-                        (_, None) => acl.anonymous.push(rule),
+                    let (access, filter) = parse_rule(rest).map_err(error)?;
+                    if keyword == "pattern" {
+                        acl.patterns.push(Pattern {
+                            access,
+                            uses_username: filter.contains("%u"),
+                            uses_client_id: filter.contains("%c"),
+                            filter,
+                        });
+                    } else {
+                        let rules = match &current_user {
+                            Some(user) => acl.users.entry(user.clone()).or_default(),
+                            None => &mut acl.anonymous,
+                        };
+                        rules.push(Rule { access, filter });
                     }
                 }
-                other => {
-                    return Err(syntax(&format!(
-                        "unknown keyword {other:?} (expected user, topic or pattern)"
-                    )))
-                }
+                other => return Err(error(SyntaxError::UnknownKeyword(other.to_owned()))),
             }
         }
         Ok(acl)
     }
 
-    /// May `client` receive a message published on `topic`?
+    /// May `client` receive a message published on `topic` (a concrete topic)? Checked for
+    /// every delivery, retained messages included, so a wildcard subscription delivers
+    /// exactly the readable topics.
     pub fn can_read(&self, client: AclClient<'_>, topic_name: &str) -> bool {
-        self.check(client, Access::Read, |filter| {
+        self.decide(client, Wanted::Read, |filter| {
             topic::matches(filter, topic_name)
         })
     }
 
-    /// May `client` publish on `topic`?
+    /// May `client` publish on `topic` (a concrete topic)? Publishing into `$SYS` is refused
+    /// whatever the rules say, except `$SYS/broker/connection/+/state` (bridge status), and so
+    /// is publishing to `$share/...`: both as Mosquitto.
     pub fn can_write(&self, client: AclClient<'_>, topic_name: &str) -> bool {
-        self.check(client, Access::Write, |filter| {
+        if topic_name.starts_with("$SYS")
+            && !topic::matches("$SYS/broker/connection/+/state", topic_name)
+        {
+            return false;
+        }
+        if topic_name.starts_with("$share") {
+            return false;
+        }
+        self.decide(client, Wanted::Write, |filter| {
             topic::matches(filter, topic_name)
         })
     }
 
-    /// May `client` subscribe to `filter`? Only an explicit `deny` covering it says no.
+    /// May `client` subscribe to `filter`? Refused only when an applicable `deny` rule covers
+    /// every topic the filter can match (for `$share/GROUP/F`, the filter F). Otherwise
+    /// allowed, even if nothing under it is readable: deliveries are filtered by
+    /// [`AclFile::can_read`].
     pub fn check_subscribe(&self, client: AclClient<'_>, filter: &str) -> SubscribeDecision {
-        let denied = self
-            .rules_for(client)
-            .any(|(rule, expanded)| rule.access == Access::Deny && covers(&expanded, filter));
+        let filter = match topic::parse_shared(filter) {
+            Ok(Some((_group, inner))) => inner,
+            _ => filter,
+        };
+        let own = self.own_rules(client);
+        let denied = own
+            .iter()
+            .filter(|rule| rule.access == Access::Deny)
+            .any(|rule| covers(&rule.filter, filter))
+            || self
+                .patterns
+                .iter()
+                .filter(|p| p.access == Access::Deny && applies(p, client))
+                .any(|p| covers(&p.expand(client), filter));
         if denied {
             SubscribeDecision::Denied
         } else {
@@ -157,76 +248,93 @@ impl AclFile {
         }
     }
 
-    fn check(&self, client: AclClient<'_>, wanted: Access, matches: impl Fn(&str) -> bool) -> bool {
+    /// The decision rule: a matching applicable `deny` refuses; otherwise a matching rule
+    /// granting the access allows; otherwise refused.
+    fn decide(
+        &self,
+        client: AclClient<'_>,
+        wanted: Wanted,
+        matches: impl Fn(&str) -> bool,
+    ) -> bool {
         let mut granted = false;
-        for (rule, expanded) in self.rules_for(client) {
-            if !matches(&expanded) {
+        for rule in self.own_rules(client) {
+            if matches(&rule.filter) {
+                if rule.access == Access::Deny {
+                    return false;
+                }
+                granted |= rule.access.grants(wanted);
+            }
+        }
+        let grants_allowed = client.pattern_grants_allowed();
+        for pattern in &self.patterns {
+            if !applies(pattern, client) {
                 continue;
             }
-            if rule.access == Access::Deny {
-                return false;
+            let is_deny = pattern.access == Access::Deny;
+            // Once granted only a deny can change the answer; a grant from a pattern needs a
+            // client without wildcards in its names. A deny is applied even then: substituted
+            // wildcards only widen what it refuses.
+            if !is_deny && (granted || !grants_allowed || !pattern.access.grants(wanted)) {
+                continue;
             }
-            granted |= rule.access.grants(wanted);
+            if matches(&pattern.expand(client)) {
+                if is_deny {
+                    return false;
+                }
+                granted = true;
+            }
         }
         granted
     }
 
-    /// The rules that apply to `client`, with `%u`/`%c` substituted in patterns.
-    fn rules_for<'s>(
-        &'s self,
-        client: AclClient<'s>,
-    ) -> impl Iterator<Item = (&'s Rule, std::borrow::Cow<'s, str>)> + 's {
-        let own: &[Rule] = match client.username {
-            Some(name) => self
-                .users
-                .iter()
-                .find(|u| u.name == name)
-                .map_or(&[], |u| &u.rules),
+    /// The client's own section: its user's rules, or the anonymous rules.
+    fn own_rules(&self, client: AclClient<'_>) -> &[Rule] {
+        match client.username {
+            Some(name) => self.users.get(name).map_or(&[], Vec::as_slice),
             None => &self.anonymous,
-        };
-        let own = own
-            .iter()
-            .map(|rule| (rule, std::borrow::Cow::Borrowed(rule.filter.as_str())));
-        let patterns = self.patterns.iter().filter_map(move |rule| {
-            if rule.filter.contains("%u") && client.username.is_none() {
-                return None;
-            }
-            let expanded = rule
-                .filter
-                .replace("%u", client.username.unwrap_or_default())
-                .replace("%c", client.client_id);
-            Some((rule, std::borrow::Cow::Owned(expanded)))
-        });
-        own.chain(patterns)
+        }
     }
 }
 
-fn parse_rule(rest: &str) -> Result<Rule, String> {
-    let (first, after) = rest.split_once([' ', '\t']).unwrap_or((rest, ""));
+/// A pattern using `%u` applies only to clients with a username.
+fn applies(pattern: &Pattern, client: AclClient<'_>) -> bool {
+    !(pattern.uses_username && client.username.is_none())
+}
+
+/// Splits off the first word (separated by spaces or tabs); the rest is left-trimmed.
+fn split_word(text: &str) -> (&str, &str) {
+    match text.split_once([' ', '\t']) {
+        Some((word, rest)) => (word, rest.trim_start()),
+        None => (text, ""),
+    }
+}
+
+fn parse_rule(rest: &str) -> Result<(Access, String), SyntaxError> {
+    let (first, after) = split_word(rest);
     let (access, filter) = match first {
-        "read" => (Access::Read, after.trim_start()),
-        "write" => (Access::Write, after.trim_start()),
-        "readwrite" => (Access::ReadWrite, after.trim_start()),
-        "deny" => (Access::Deny, after.trim_start()),
+        "read" => (Access::Read, after),
+        "write" => (Access::Write, after),
+        "readwrite" => (Access::ReadWrite, after),
+        "deny" => (Access::Deny, after),
         _ => (Access::ReadWrite, rest),
     };
-    let filter = filter.trim_end();
+    let filter = filter.trim();
     if filter.is_empty() {
-        return Err("missing topic".into());
+        return Err(SyntaxError::MissingTopic);
     }
-    // `%u`/`%c` are substituted later; what is left must be a valid filter.
+    // `%u`/`%c` are substituted at check time; what surrounds them must be a valid filter.
     let probe = filter.replace("%u", "u").replace("%c", "c");
-    topic::validate_topic_filter(&probe)
-        .map_err(|reason| format!("invalid topic {filter:?}: {reason}"))?;
-    Ok(Rule {
-        access,
-        filter: filter.to_owned(),
-    })
+    topic::validate_topic_filter(&probe).map_err(|problem| SyntaxError::InvalidTopic {
+        topic: filter.to_owned(),
+        problem,
+    })?;
+    Ok((access, filter.to_owned()))
 }
 
-/// True when every topic matched by `filter` is also matched by `rule` (wildcard-aware), so
-/// a deny `rule` refuses the whole subscription.
+/// True when every topic `filter` can match is also matched by `rule` (both are filters), so
+/// a `deny` rule refuses the whole subscription. Conservative: when in doubt, not covered.
 fn covers(rule: &str, filter: &str) -> bool {
+    // MQTT's `$` rule: a rule starting with a wildcard never matches `$` topics.
     if filter.starts_with('$') && (rule.starts_with('+') || rule.starts_with('#')) {
         return false;
     }
@@ -244,153 +352,4 @@ fn covers(rule: &str, filter: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ACL: &str = "\
-# anonymous clients
-topic read public/#
-topic read $SYS/broker/version
-
-user alice
-topic readwrite owntracks/alice/#
-topic deny owntracks/alice/secret
-topic owntracks/shared topic with spaces
-topic write commands/#
-
-user bob
-topic read owntracks/+/+
-topic deny owntracks/alice/#
-
-user admin
-topic $SYS/#
-topic #
-
-pattern write devices/%c/telemetry
-pattern read owntracks/%u/+/cmd
-";
-
-    fn acl() -> AclFile {
-        AclFile::parse(ACL, Path::new("acl")).unwrap()
-    }
-
-    fn who(username: Option<&'static str>) -> AclClient<'static> {
-        AclClient {
-            username,
-            client_id: "phone",
-        }
-    }
-
-    #[test]
-    fn reads_and_writes_follow_mosquitto_semantics() {
-        let acl = acl();
-        // (username, access, topic, expected)
-        let table: &[(Option<&str>, &str, &str, bool)] = &[
-            // anonymous section
-            (None, "read", "public/news", true),
-            (None, "write", "public/news", false),
-            (None, "read", "$SYS/broker/version", true),
-            (None, "read", "$SYS/broker/uptime", false),
-            (None, "read", "owntracks/alice/phone", false),
-            // a user's own rules, readwrite by default, deny wins
-            (Some("alice"), "read", "owntracks/alice/phone", true),
-            (Some("alice"), "write", "owntracks/alice/phone", true),
-            (Some("alice"), "write", "owntracks/alice/secret", false),
-            (Some("alice"), "read", "owntracks/alice/secret", false),
-            (
-                Some("alice"),
-                "read",
-                "owntracks/shared topic with spaces",
-                true,
-            ),
-            (Some("alice"), "write", "commands/reboot", true),
-            (Some("alice"), "read", "commands/reboot", false),
-            (Some("alice"), "read", "public/news", false),
-            // wildcard rules match concrete topics; deny beats a broader grant
-            (Some("bob"), "read", "owntracks/carol/phone", true),
-            (Some("bob"), "read", "owntracks/alice/phone", false),
-            (Some("bob"), "write", "owntracks/bob/phone", false),
-            (Some("bob"), "read", "owntracks/carol/phone/event", false),
-            // `#` does not grant $SYS: only a rule starting with $SYS does
-            (Some("admin"), "read", "$SYS/broker/uptime", true),
-            (Some("admin"), "write", "anything/at/all", true),
-            // unknown users have no section: only patterns apply
-            (Some("mallory"), "read", "public/news", false),
-            // patterns: %c and %u, for everyone
-            (Some("mallory"), "write", "devices/phone/telemetry", true),
-            (None, "write", "devices/phone/telemetry", true),
-            (Some("mallory"), "write", "devices/other/telemetry", false),
-            (Some("mallory"), "read", "owntracks/mallory/phone/cmd", true),
-            (None, "read", "owntracks//phone/cmd", false),
-        ];
-        for &(username, access, topic_name, expected) in table {
-            let client = who(username);
-            let got = match access {
-                "read" => acl.can_read(client, topic_name),
-                _ => acl.can_write(client, topic_name),
-            };
-            assert_eq!(got, expected, "{username:?} {access} {topic_name}");
-        }
-    }
-
-    #[test]
-    fn wildcard_subscriptions_are_filtered_per_topic_and_denied_only_explicitly() {
-        let acl = acl();
-        let bob = who(Some("bob"));
-        assert_eq!(
-            acl.check_subscribe(bob, "owntracks/+/+"),
-            SubscribeDecision::Allowed
-        );
-        assert_eq!(acl.check_subscribe(bob, "#"), SubscribeDecision::Allowed);
-        assert_eq!(
-            acl.check_subscribe(bob, "owntracks/alice/#"),
-            SubscribeDecision::Denied
-        );
-        assert_eq!(
-            acl.check_subscribe(bob, "owntracks/alice/phone"),
-            SubscribeDecision::Denied
-        );
-        // What `owntracks/+/+` delivers is then decided topic by topic.
-        assert!(acl.can_read(bob, "owntracks/carol/phone"));
-        assert!(!acl.can_read(bob, "owntracks/alice/phone"));
-        let alice = who(Some("alice"));
-        assert_eq!(
-            acl.check_subscribe(alice, "owntracks/alice/secret"),
-            SubscribeDecision::Denied
-        );
-        assert_eq!(
-            acl.check_subscribe(alice, "owntracks/alice/+"),
-            SubscribeDecision::Allowed
-        );
-    }
-
-    #[test]
-    fn covers_is_wildcard_aware() {
-        assert!(covers("a/#", "a/b/+"));
-        assert!(covers("a/+", "a/b"));
-        assert!(covers("a/+", "a/+"));
-        assert!(!covers("a/b", "a/+"));
-        assert!(!covers("a/+", "a/#"));
-        assert!(covers("#", "a/#"));
-        assert!(!covers("#", "$SYS/#"));
-        assert!(covers("$SYS/#", "$SYS/broker/+"));
-    }
-
-    #[test]
-    fn syntax_errors_name_the_line() {
-        for (text, expected) in [
-            ("user\n", "acl:1: `user` needs a username"),
-            ("topic read\n", "acl:1: missing topic"),
-            ("\ntopic read a/#/b\n", "acl:2: invalid topic"),
-            ("topics read a\n", "acl:1: unknown keyword \"topics\""),
-        ] {
-            let error = AclFile::parse(text, Path::new("acl"))
-                .unwrap_err()
-                .to_string();
-            assert!(
-                error.starts_with(expected),
-                "{error:?} should start with {expected:?}"
-            );
-        }
-    }
-}
+mod tests;

@@ -1,19 +1,33 @@
 //! Throttling of failed logins per source address.
+//!
+//! Password hashes are slow on purpose, but a client may simply retry fast. After
+//! [`FREE_FAILURES`] failed logins from one address, the answer to each further failure is
+//! delayed: 1 s, then doubling, capped at 30 s. Delaying the *refusal* (rather than refusing
+//! to check) keeps the policy invisible to legitimate users who mistype a few times, while a
+//! guesser gets at most ~2 attempts a minute per address and connection.
+//!
+//! An address is forgiven after 15 minutes without a failure, or at once by a successful
+//! login. Memory is bounded: forgiven addresses are dropped as time passes, and at most
+//! [`MAX_TRACKED`] addresses are remembered (the stalest are dropped first), so a
+//! distributed attack cannot grow the table without limit.
+//!
+//! Callers pass `now` so that the policy is testable without sleeping.
 
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// Failures allowed before answers are delayed.
-const FREE_FAILURES: u32 = 5;
-const FIRST_DELAY: Duration = Duration::from_secs(1);
-const MAX_DELAY: Duration = Duration::from_secs(30);
-/// A quiet address is forgiven after this long.
-const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
-/// Addresses tracked at most; beyond, the stalest are forgotten (memory stays bounded under a
-/// distributed attack).
-const MAX_TRACKED: usize = 100_000;
+/// Failures answered without delay.
+pub const FREE_FAILURES: u32 = 5;
+/// Delay for the first failure beyond the free ones; it doubles with each further failure.
+pub const FIRST_DELAY: Duration = Duration::from_secs(1);
+/// Largest delay.
+pub const MAX_DELAY: Duration = Duration::from_secs(30);
+/// An address without failures for this long starts afresh.
+pub const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+/// Addresses remembered at most by [`LoginThrottle::new`].
+pub const MAX_TRACKED: usize = 100_000;
 
 #[derive(Clone, Copy, Debug)]
 struct Record {
@@ -21,61 +35,115 @@ struct Record {
     last_failure: Instant,
 }
 
-/// After 5 failed logins from one address, each further failure is answered only after a
-/// delay: 1 s, doubling up to 30 s. A success, or 15 minutes without failure, resets it.
-/// Callers pass `now` so the policy is testable without sleeping.
 #[derive(Debug, Default)]
-pub struct LoginThrottle {
-    records: Mutex<HashMap<IpAddr, Record>>,
+struct State {
+    records: HashMap<IpAddr, Record>,
+    /// `(last_failure, addr)` of every record, oldest first: expiry and eviction take from
+    /// the front in O(log n) instead of scanning the table.
+    by_age: BTreeSet<(Instant, IpAddr)>,
 }
 
-impl LoginThrottle {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Records a failure; returns how long to wait before answering it.
-    pub fn failure(&self, addr: IpAddr, now: Instant) -> Duration {
-        let mut records = self.records.lock();
-        if records.len() >= MAX_TRACKED && !records.contains_key(&addr) {
-            records.retain(|_, r| now.duration_since(r.last_failure) < FORGET_AFTER);
-            if records.len() >= MAX_TRACKED {
-                let stalest = records
-                    .iter()
-                    .min_by_key(|(_, r)| r.last_failure)
-                    .map(|(a, _)| *a);
-                if let Some(stalest) = stalest {
-                    records.remove(&stalest);
-                }
+impl State {
+    /// Drops the records forgiven by `now`.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(at, addr)) = self.by_age.first() {
+            if now.saturating_duration_since(at) < FORGET_AFTER {
+                break;
             }
+            self.by_age.pop_first();
+            self.records.remove(&addr);
         }
-        let record = records.entry(addr).or_insert(Record {
-            failures: 0,
-            last_failure: now,
-        });
-        if now.duration_since(record.last_failure) >= FORGET_AFTER {
-            record.failures = 0;
-        }
-        record.failures += 1;
-        record.last_failure = now;
-        delay_after(record.failures)
     }
 
-    /// A successful login forgives the address.
-    pub fn success(&self, addr: IpAddr) {
-        self.records.lock().remove(&addr);
+    fn remove(&mut self, addr: IpAddr) {
+        if let Some(record) = self.records.remove(&addr) {
+            self.by_age.remove(&(record.last_failure, addr));
+        }
     }
 
-    /// Failures currently counted for `addr`.
-    pub fn failures(&self, addr: IpAddr, now: Instant) -> u32 {
+    fn current(&self, addr: IpAddr, now: Instant) -> u32 {
         self.records
-            .lock()
             .get(&addr)
-            .filter(|r| now.duration_since(r.last_failure) < FORGET_AFTER)
+            .filter(|r| now.saturating_duration_since(r.last_failure) < FORGET_AFTER)
             .map_or(0, |r| r.failures)
     }
 }
 
+/// Per-address failed-login throttle. Thread-safe: share it behind an `Arc`.
+#[derive(Debug)]
+pub struct LoginThrottle {
+    state: Mutex<State>,
+    max_tracked: usize,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        LoginThrottle::new()
+    }
+}
+
+impl LoginThrottle {
+    /// A throttle remembering up to [`MAX_TRACKED`] addresses.
+    pub fn new() -> Self {
+        LoginThrottle::with_max_tracked(MAX_TRACKED)
+    }
+
+    /// A throttle remembering up to `max_tracked` addresses (at least one).
+    pub fn with_max_tracked(max_tracked: usize) -> Self {
+        LoginThrottle {
+            state: Mutex::default(),
+            max_tracked: max_tracked.max(1),
+        }
+    }
+
+    /// Records a failed login from `addr` at `now`; returns how long to wait before
+    /// answering it (zero for the first [`FREE_FAILURES`]).
+    pub fn failure(&self, addr: IpAddr, now: Instant) -> Duration {
+        let mut state = self.state.lock();
+        state.expire(now);
+        let failures = state.current(addr, now).saturating_add(1);
+        state.remove(addr);
+        while state.records.len() >= self.max_tracked {
+            let Some((_, stalest)) = state.by_age.pop_first() else {
+                break;
+            };
+            state.records.remove(&stalest);
+        }
+        state.records.insert(
+            addr,
+            Record {
+                failures,
+                last_failure: now,
+            },
+        );
+        state.by_age.insert((now, addr));
+        delay_after(failures)
+    }
+
+    /// A successful login from `addr`: forgive it.
+    pub fn success(&self, addr: IpAddr) {
+        self.state.lock().remove(addr);
+    }
+
+    /// The delay a failure from `addr` at `now` would get, without recording anything: a
+    /// caller may apply it up front (before spending CPU on the password check).
+    pub fn delay_for(&self, addr: IpAddr, now: Instant) -> Duration {
+        delay_after(self.failures(addr, now).saturating_add(1))
+    }
+
+    /// Failures currently counted for `addr`.
+    pub fn failures(&self, addr: IpAddr, now: Instant) -> u32 {
+        self.state.lock().current(addr, now)
+    }
+
+    /// Number of addresses currently remembered (forgiven ones may linger until the next
+    /// failure is recorded).
+    pub fn tracked(&self) -> usize {
+        self.state.lock().records.len()
+    }
+}
+
+/// The delay for the `failures`-th failure in a row.
 fn delay_after(failures: u32) -> Duration {
     if failures <= FREE_FAILURES {
         return Duration::ZERO;
@@ -87,54 +155,127 @@ fn delay_after(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
 
     #[test]
     fn delays_start_after_five_failures_double_and_cap() {
         let throttle = LoginThrottle::new();
-        let addr: IpAddr = "192.0.2.1".parse().unwrap();
-        let now = Instant::now();
+        let addr = ip("192.0.2.1");
+        let start = Instant::now();
         let delays: Vec<u64> = (0..12)
             .map(|i| {
-                throttle
-                    .failure(addr, now + Duration::from_secs(i))
-                    .as_secs()
+                let now = start + Duration::from_secs(i);
+                let announced = throttle.delay_for(addr, now);
+                let applied = throttle.failure(addr, now);
+                assert_eq!(announced, applied, "delay_for predicts failure");
+                applied.as_secs()
             })
             .collect();
         assert_eq!(delays, [0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(throttle.failures(addr, start + Duration::from_secs(12)), 12);
+        assert_eq!(delay_after(u32::MAX), MAX_DELAY);
     }
 
     #[test]
-    fn other_addresses_are_not_affected() {
+    fn addresses_are_independent() {
         let throttle = LoginThrottle::new();
         let now = Instant::now();
         for _ in 0..10 {
-            throttle.failure("192.0.2.1".parse().unwrap(), now);
+            throttle.failure(ip("192.0.2.1"), now);
         }
-        assert_eq!(
-            throttle.failure("192.0.2.2".parse().unwrap(), now),
-            Duration::ZERO
-        );
+        assert_eq!(throttle.failure(ip("192.0.2.2"), now), Duration::ZERO);
+        assert_eq!(throttle.failure(ip("2001:db8::1"), now), Duration::ZERO);
+        assert_eq!(throttle.delay_for(ip("192.0.2.1"), now), MAX_DELAY);
     }
 
     #[test]
-    fn success_and_quiet_time_reset() {
+    fn success_forgives_at_once() {
         let throttle = LoginThrottle::new();
-        let addr: IpAddr = "2001:db8::1".parse().unwrap();
+        let addr = ip("2001:db8::1");
         let now = Instant::now();
         for _ in 0..7 {
             throttle.failure(addr, now);
         }
         throttle.success(addr);
+        assert_eq!(throttle.failures(addr, now), 0);
+        assert_eq!(throttle.tracked(), 0);
         assert_eq!(throttle.failure(addr, now), Duration::ZERO);
+    }
+
+    #[test]
+    fn fifteen_quiet_minutes_forgive() {
+        let throttle = LoginThrottle::new();
+        let addr = ip("198.51.100.7");
+        let start = Instant::now();
         for _ in 0..7 {
-            throttle.failure(addr, now);
+            throttle.failure(addr, start);
         }
-        let later = now + FORGET_AFTER + Duration::from_secs(1);
+        // Each failure restarts the quiet period.
+        let almost = start + FORGET_AFTER - Duration::from_secs(1);
+        assert_eq!(throttle.failure(addr, almost), Duration::from_secs(4));
+        let later = almost + FORGET_AFTER;
         assert_eq!(throttle.failures(addr, later), 0);
+        assert_eq!(throttle.delay_for(addr, later), Duration::ZERO);
+        assert_eq!(throttle.failure(addr, later), Duration::ZERO);
+        assert_eq!(throttle.failures(addr, later), 1);
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        // Expired addresses are dropped when the next failure is recorded.
+        let throttle = LoginThrottle::new();
+        let start = Instant::now();
+        for i in 0..1000u32 {
+            throttle.failure(IpAddr::from(i.to_be_bytes()), start);
+        }
+        assert_eq!(throttle.tracked(), 1000);
+        throttle.failure(ip("192.0.2.1"), start + FORGET_AFTER);
+        assert_eq!(throttle.tracked(), 1);
+
+        // At the cap, the stalest address makes room.
+        let throttle = LoginThrottle::with_max_tracked(3);
+        let at = |s| start + Duration::from_secs(s);
+        for _ in 0..7 {
+            throttle.failure(ip("10.0.0.1"), at(0));
+        }
+        throttle.failure(ip("10.0.0.2"), at(1));
+        throttle.failure(ip("10.0.0.3"), at(2));
+        throttle.failure(ip("10.0.0.4"), at(3));
+        assert_eq!(throttle.tracked(), 3);
         assert_eq!(
-            throttle.failure(addr, later),
-            Duration::ZERO,
-            "forgiven after 15 minutes"
+            throttle.failures(ip("10.0.0.1"), at(3)),
+            0,
+            "stalest evicted"
         );
+        assert_eq!(throttle.failures(ip("10.0.0.2"), at(3)), 1);
+        // A known address does not evict anyone.
+        throttle.failure(ip("10.0.0.2"), at(4));
+        assert_eq!(throttle.tracked(), 3);
+        assert_eq!(throttle.failures(ip("10.0.0.3"), at(4)), 1);
+    }
+
+    #[test]
+    fn shared_between_threads() {
+        let throttle = Arc::new(LoginThrottle::new());
+        let now = Instant::now();
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let throttle = throttle.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        throttle.failure(ip("192.0.2.9"), now);
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().unwrap();
+        }
+        assert_eq!(throttle.failures(ip("192.0.2.9"), now), 800);
+        assert_eq!(throttle.tracked(), 1);
     }
 }
