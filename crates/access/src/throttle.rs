@@ -35,54 +35,69 @@ struct Record {
     last_failure: Instant,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    records: HashMap<IpAddr, Record>,
+#[derive(Debug)]
+struct State<K> {
+    records: HashMap<K, Record>,
     /// `(last_failure, addr)` of every record, oldest first: expiry and eviction take from
     /// the front in O(log n) instead of scanning the table.
-    by_age: BTreeSet<(Instant, IpAddr)>,
+    by_age: BTreeSet<(Instant, K)>,
 }
 
-impl State {
+impl<K> Default for State<K> {
+    fn default() -> Self {
+        State {
+            records: HashMap::new(),
+            by_age: BTreeSet::new(),
+        }
+    }
+}
+
+impl<K: Key> State<K> {
     /// Drops the records forgiven by `now`.
     fn expire(&mut self, now: Instant) {
-        while let Some(&(at, addr)) = self.by_age.first() {
-            if now.saturating_duration_since(at) < FORGET_AFTER {
+        while let Some((at, _)) = self.by_age.first() {
+            if now.saturating_duration_since(*at) < FORGET_AFTER {
                 break;
             }
-            self.by_age.pop_first();
-            self.records.remove(&addr);
+            if let Some((_, addr)) = self.by_age.pop_first() {
+                self.records.remove(&addr);
+            }
         }
     }
 
-    fn remove(&mut self, addr: IpAddr) {
-        if let Some(record) = self.records.remove(&addr) {
-            self.by_age.remove(&(record.last_failure, addr));
+    fn remove(&mut self, addr: &K) {
+        if let Some(record) = self.records.remove(addr) {
+            self.by_age.remove(&(record.last_failure, addr.clone()));
         }
     }
 
-    fn current(&self, addr: IpAddr, now: Instant) -> u32 {
+    fn current(&self, addr: &K, now: Instant) -> u32 {
         self.records
-            .get(&addr)
+            .get(addr)
             .filter(|r| now.saturating_duration_since(r.last_failure) < FORGET_AFTER)
             .map_or(0, |r| r.failures)
     }
 }
 
-/// Per-address failed-login throttle. Thread-safe: share it behind an `Arc`.
+/// What a throttle can be keyed by: a source address (the default), an account name...
+pub trait Key: std::hash::Hash + Eq + Ord + Clone {}
+impl<K: std::hash::Hash + Eq + Ord + Clone> Key for K {}
+
+/// Failed-login throttle per key (source address by default; the web login also keeps one
+/// per account name). Thread-safe: share it behind an `Arc`.
 #[derive(Debug)]
-pub struct LoginThrottle {
-    state: Mutex<State>,
+pub struct LoginThrottle<K = IpAddr> {
+    state: Mutex<State<K>>,
     max_tracked: usize,
 }
 
-impl Default for LoginThrottle {
+impl<K: Key> Default for LoginThrottle<K> {
     fn default() -> Self {
         LoginThrottle::new()
     }
 }
 
-impl LoginThrottle {
+impl<K: Key> LoginThrottle<K> {
     /// A throttle remembering up to [`MAX_TRACKED`] addresses.
     pub fn new() -> Self {
         LoginThrottle::with_max_tracked(MAX_TRACKED)
@@ -98,11 +113,11 @@ impl LoginThrottle {
 
     /// Records a failed login from `addr` at `now`; returns how long to wait before
     /// answering it (zero for the first [`FREE_FAILURES`]).
-    pub fn failure(&self, addr: IpAddr, now: Instant) -> Duration {
+    pub fn failure(&self, addr: K, now: Instant) -> Duration {
         let mut state = self.state.lock();
         state.expire(now);
-        let failures = state.current(addr, now).saturating_add(1);
-        state.remove(addr);
+        let failures = state.current(&addr, now).saturating_add(1);
+        state.remove(&addr);
         while state.records.len() >= self.max_tracked {
             let Some((_, stalest)) = state.by_age.pop_first() else {
                 break;
@@ -110,29 +125,29 @@ impl LoginThrottle {
             state.records.remove(&stalest);
         }
         state.records.insert(
-            addr,
+            addr.clone(),
             Record {
                 failures,
                 last_failure: now,
             },
         );
-        state.by_age.insert((now, addr));
+        state.by_age.insert((now, addr.clone()));
         delay_after(failures)
     }
 
     /// A successful login from `addr`: forgive it.
-    pub fn success(&self, addr: IpAddr) {
+    pub fn success(&self, addr: &K) {
         self.state.lock().remove(addr);
     }
 
     /// The delay a failure from `addr` at `now` would get, without recording anything: a
     /// caller may apply it up front (before spending CPU on the password check).
-    pub fn delay_for(&self, addr: IpAddr, now: Instant) -> Duration {
+    pub fn delay_for(&self, addr: &K, now: Instant) -> Duration {
         delay_after(self.failures(addr, now).saturating_add(1))
     }
 
     /// Failures currently counted for `addr`.
-    pub fn failures(&self, addr: IpAddr, now: Instant) -> u32 {
+    pub fn failures(&self, addr: &K, now: Instant) -> u32 {
         self.state.lock().current(addr, now)
     }
 
@@ -169,14 +184,14 @@ mod tests {
         let delays: Vec<u64> = (0..12)
             .map(|i| {
                 let now = start + Duration::from_secs(i);
-                let announced = throttle.delay_for(addr, now);
+                let announced = throttle.delay_for(&addr, now);
                 let applied = throttle.failure(addr, now);
                 assert_eq!(announced, applied, "delay_for predicts failure");
                 applied.as_secs()
             })
             .collect();
         assert_eq!(delays, [0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 30, 30]);
-        assert_eq!(throttle.failures(addr, start + Duration::from_secs(12)), 12);
+        assert_eq!(throttle.failures(&addr, start + Duration::from_secs(12)), 12);
         assert_eq!(delay_after(u32::MAX), MAX_DELAY);
     }
 
@@ -189,7 +204,7 @@ mod tests {
         }
         assert_eq!(throttle.failure(ip("192.0.2.2"), now), Duration::ZERO);
         assert_eq!(throttle.failure(ip("2001:db8::1"), now), Duration::ZERO);
-        assert_eq!(throttle.delay_for(ip("192.0.2.1"), now), MAX_DELAY);
+        assert_eq!(throttle.delay_for(&ip("192.0.2.1"), now), MAX_DELAY);
     }
 
     #[test]
@@ -200,8 +215,8 @@ mod tests {
         for _ in 0..7 {
             throttle.failure(addr, now);
         }
-        throttle.success(addr);
-        assert_eq!(throttle.failures(addr, now), 0);
+        throttle.success(&addr);
+        assert_eq!(throttle.failures(&addr, now), 0);
         assert_eq!(throttle.tracked(), 0);
         assert_eq!(throttle.failure(addr, now), Duration::ZERO);
     }
@@ -218,10 +233,10 @@ mod tests {
         let almost = start + FORGET_AFTER - Duration::from_secs(1);
         assert_eq!(throttle.failure(addr, almost), Duration::from_secs(4));
         let later = almost + FORGET_AFTER;
-        assert_eq!(throttle.failures(addr, later), 0);
-        assert_eq!(throttle.delay_for(addr, later), Duration::ZERO);
+        assert_eq!(throttle.failures(&addr, later), 0);
+        assert_eq!(throttle.delay_for(&addr, later), Duration::ZERO);
         assert_eq!(throttle.failure(addr, later), Duration::ZERO);
-        assert_eq!(throttle.failures(addr, later), 1);
+        assert_eq!(throttle.failures(&addr, later), 1);
     }
 
     #[test]
@@ -247,15 +262,15 @@ mod tests {
         throttle.failure(ip("10.0.0.4"), at(3));
         assert_eq!(throttle.tracked(), 3);
         assert_eq!(
-            throttle.failures(ip("10.0.0.1"), at(3)),
+            throttle.failures(&ip("10.0.0.1"), at(3)),
             0,
             "stalest evicted"
         );
-        assert_eq!(throttle.failures(ip("10.0.0.2"), at(3)), 1);
+        assert_eq!(throttle.failures(&ip("10.0.0.2"), at(3)), 1);
         // A known address does not evict anyone.
         throttle.failure(ip("10.0.0.2"), at(4));
         assert_eq!(throttle.tracked(), 3);
-        assert_eq!(throttle.failures(ip("10.0.0.3"), at(4)), 1);
+        assert_eq!(throttle.failures(&ip("10.0.0.3"), at(4)), 1);
     }
 
     #[test]
@@ -275,7 +290,7 @@ mod tests {
         for handle in handles {
             handle.join().unwrap();
         }
-        assert_eq!(throttle.failures(ip("192.0.2.9"), now), 800);
+        assert_eq!(throttle.failures(&ip("192.0.2.9"), now), 800);
         assert_eq!(throttle.tracked(), 1);
     }
 }

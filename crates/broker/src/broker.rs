@@ -439,6 +439,25 @@ impl Broker {
         self.shared.stats()
     }
 
+    /// Closes every connected client for which `select` is true (MQTT 5 clients are told
+    /// 0x98 Administrative action), e.g. all connections of a deactivated account. Their
+    /// wills are published and persistent sessions are kept, as for any server-side close.
+    /// Returns how many connections were asked to close.
+    pub fn disconnect_clients(&self, select: impl Fn(&ClientInfo) -> bool) -> usize {
+        let sessions: Vec<Arc<Session>> = self.shared.sessions.lock().values().cloned().collect();
+        let mut closed = 0;
+        for session in sessions {
+            let state = session.state.lock();
+            if let Some(owner) = &state.owner {
+                if select(&state.client) {
+                    owner.close(crate::session::ConnLink::ADMINISTRATIVE);
+                    closed += 1;
+                }
+            }
+        }
+        closed
+    }
+
     /// Stops accepting, closes every connection (wills are not published), writes persistent
     /// state to the store and returns when all connection tasks have ended.
     pub async fn shutdown(&self) {

@@ -53,7 +53,8 @@ pub(crate) struct ConnLink {
     /// Encoded control packets (acks, SUBACK, PINGRESP...) the reader hands to the writer.
     pub control: Mutex<ControlOut>,
     /// Why the connection is being closed by someone other than its reader
-    /// ([`ConnLink::TAKEN_OVER`], [`ConnLink::WRITE_FAILED`]); 0 when not.
+    /// ([`ConnLink::TAKEN_OVER`], [`ConnLink::WRITE_FAILED`], [`ConnLink::ADMINISTRATIVE`]);
+    /// 0 when not.
     pub close_reason: std::sync::atomic::AtomicU8,
 }
 
@@ -67,6 +68,8 @@ pub(crate) struct ControlOut {
 impl ConnLink {
     pub const TAKEN_OVER: u8 = 1;
     pub const WRITE_FAILED: u8 = 2;
+    /// The application asked for the client to go (account deactivated, credential revoked).
+    pub const ADMINISTRATIVE: u8 = 3;
 
     pub fn new(id: u64, cancel: CancellationToken) -> Self {
         ConnLink {

@@ -114,7 +114,7 @@ impl Hooks for AccessHooks {
             .unwrap_or(false);
             if verified {
                 if let Some(peer) = peer {
-                    access.throttle.success(peer.ip());
+                    access.throttle.success(&peer.ip());
                 }
                 return AuthDecision::Allow(Identity {
                     username: Some(username),

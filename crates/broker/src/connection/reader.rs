@@ -60,6 +60,7 @@ impl Reader {
                     end = Some(match self.link.close_reason.load(Ordering::SeqCst) {
                         ConnLink::TAKEN_OVER => End::TakenOver,
                         ConnLink::WRITE_FAILED => End::Network,
+                        ConnLink::ADMINISTRATIVE => End::Error(ReasonCode::ADMINISTRATIVE_ACTION),
                         _ => End::Shutdown,
                     });
                 }

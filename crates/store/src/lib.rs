@@ -1,0 +1,183 @@
+//! The application database of mytracks: accounts now, locations and devices later.
+//!
+//! SQLite is the embedded default (one file in the data directory, WAL journal, `FULL`
+//! synchronous so a committed row survives a power cut); PostgreSQL is used when a
+//! `postgres://` URL is configured. Both run the same SQL: queries use `$N` placeholders,
+//! which both accept, and portable types (BIGINT Unix seconds for times, TEXT, BOOLEAN).
+//! Each backend has its own migration directory because DDL differs (identity columns).
+//!
+//! Why an enum over two typed pools instead of `sqlx::Any`: `Any` erases types to a small
+//! common set and checks less; with [`on_db!`] each query is compiled once per backend with
+//! its native types, at the cost of monomorphising the query code twice.
+
+mod error;
+pub mod sessions;
+pub mod shares;
+pub mod tokens;
+pub mod users;
+
+pub use error::{Result, StoreError};
+pub use sessions::WebSession;
+pub use shares::{Share, ShareView};
+pub use tokens::{ApiToken, DeviceCredential};
+pub use users::{NewUser, ProfileChanges, User};
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// How long a request waits for a connection before the database counts as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which database, behind one handle.
+#[derive(Clone, Debug)]
+enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to whichever pool the store has. The body is compiled
+/// for both backends, so it must only use SQL both understand.
+macro_rules! on_db {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.db {
+            $crate::Db::Sqlite($pool) => $body,
+            $crate::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// The backend in use, for logs and the status page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool to the application database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+}
+
+impl Store {
+    /// Opens the SQLite database at `path` (created if missing) and migrates it.
+    pub async fn open_sqlite(path: &Path) -> Result<Store> {
+        let url = format!("sqlite://{}", path.display());
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true);
+        Store::sqlite(options, &url).await
+    }
+
+    /// Connects to `url` (`sqlite://PATH` or `postgres://...`) and migrates the schema.
+    pub async fn connect(url: &str) -> Result<Store> {
+        let connect_error = |source| StoreError::Connect {
+            url: redact(url),
+            source,
+        };
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(connect_error)?
+                .create_if_missing(true);
+            Store::sqlite(options, url).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url).map_err(connect_error)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await
+                .map_err(connect_error)?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            Ok(Store {
+                db: Db::Postgres(pool),
+            })
+        } else {
+            Err(StoreError::UnsupportedUrl(redact(url)))
+        }
+    }
+
+    async fn sqlite(options: SqliteConnectOptions, url: &str) -> Result<Store> {
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(ACQUIRE_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: redact(url),
+                source,
+            })?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Store {
+            db: Db::Sqlite(pool),
+        })
+    }
+
+    /// Which backend this store uses.
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// A cheap round trip, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        on_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Runs one statement with no parameters (administration and tests: `CREATE SCHEMA`...).
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64> {
+        Ok(on_db!(self, pool => sqlx::raw_sql(sql).execute(pool).await.map(|r| r.rows_affected()))?)
+    }
+
+    /// Closes every connection; later calls fail as unavailable.
+    pub async fn close(&self) {
+        on_db!(self, pool => pool.close().await)
+    }
+}
+
+/// `url` without its password, for messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let user = credentials.split(':').next().unwrap_or_default();
+    format!("{scheme}://{user}:***@{host}")
+}
+
+/// The current time in Unix seconds, as stored.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redact("postgres://me:secret@db:5432/x"),
+            "postgres://me:***@db:5432/x"
+        );
+        assert_eq!(redact("postgres://db/x"), "postgres://db/x");
+        assert_eq!(redact("sqlite://data/a.db"), "sqlite://data/a.db");
+    }
+}
