@@ -39,7 +39,7 @@ const ENV_NOT_KEYS: &[&str] = &["MYTRACKS_CONFIG"];
 
 /// Sections of the file, tried first when mapping `MYTRACKS_<SECTION>_<KEY>` so that keys
 /// containing underscores (`allow_anonymous`) stay whole.
-const SECTIONS: &[&str] = &["mqtt", "http"];
+const SECTIONS: &[&str] = &["mqtt", "http", "database"];
 
 pub const DEFAULT_DATA_DIR: &str = "./mytracks-data";
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
@@ -73,6 +73,8 @@ pub struct Settings {
     pub mqtt_wss: ListenerSettings,
     /// Connections each MQTT listener (TCP, TLS, WS, WSS) accepts at most.
     pub listener_max_connections: usize,
+    /// The application database (`[database] url`); `None`: SQLite in the data directory.
+    pub database_url: Option<String>,
 }
 
 /// Where MQTT access control comes from; both are reloaded on SIGHUP.
@@ -126,6 +128,7 @@ impl Default for Settings {
                 port: None,
             },
             listener_max_connections: usize::MAX,
+            database_url: None,
         }
     }
 }
@@ -349,6 +352,17 @@ struct RawConfig {
     mqtt: RawMqtt,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    database: RawDatabase,
+}
+
+/// `[database]`: where the application data lives.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB`.
+    #[serde(default, deserialize_with = "lenient_string")]
+    url: Option<String>,
 }
 
 /// `[mqtt]`: the listener and the broker's limits.
@@ -508,6 +522,19 @@ impl RawConfig {
                 "mqtt.wss_port needs a [mqtt.tls] section".into(),
             ));
         }
+        let database_url = match self.database.url {
+            Some(url)
+                if !(url.starts_with("sqlite:")
+                    || url.starts_with("postgres://")
+                    || url.starts_with("postgresql://")) =>
+            {
+                return Err((
+                    "database.url",
+                    "database.url must start with sqlite:// or postgres://".into(),
+                ))
+            }
+            url => url,
+        };
         let access = AccessFiles {
             password_file: existing_file("mqtt.password_file", m.password_file.as_deref())?,
             acl_file: existing_file("mqtt.acl_file", m.acl_file.as_deref())?,
@@ -606,6 +633,7 @@ impl RawConfig {
             mqtt_ws,
             mqtt_wss,
             listener_max_connections,
+            database_url,
         })
     }
 }

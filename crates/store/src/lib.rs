@@ -131,6 +131,13 @@ impl Store {
         }
     }
 
+    /// A counter that changes whenever users are created, deleted, (de)activated or made
+    /// (non-)admin, shares change or a credential is deleted, by any process.
+    pub async fn account_version(&self) -> Result<i64> {
+        let sql = "SELECT version FROM account_changes WHERE id = 1";
+        Ok(on_db!(self, pool => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await)?)
+    }
+
     /// A cheap round trip, for health checks.
     pub async fn ping(&self) -> Result<()> {
         on_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|r| r.rows_affected()))?;

@@ -161,6 +161,49 @@ both!(users_round_trip, |store: Store| async move {
     assert_eq!(names, ["alice", "bob", "zed"]);
 });
 
+both!(access_changes_bump_the_version, |store: Store| async move {
+    let mut last = store.account_version().await.unwrap();
+    let changed = || {
+        let store = store.clone();
+        async move { store.account_version().await.unwrap() }
+    };
+    let alice = store.create_user(&alice()).await.unwrap();
+    let bob = store.create_user(&named("bob")).await.unwrap();
+    let bumped = changed().await;
+    assert!(bumped > last, "created users");
+    last = bumped;
+    store.record_login(alice.id, 5).await.unwrap();
+    store
+        .update_profile(alice.id, &ProfileChanges::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        changed().await,
+        last,
+        "logins and profile edits do not count"
+    );
+    for step in 0..5 {
+        match step {
+            0 => store.set_active(alice.id, false).await.unwrap(),
+            1 => store.set_admin(alice.id, true).await.unwrap(),
+            2 => {
+                store.create_share(alice.id, bob.id, false).await.unwrap();
+            }
+            3 => {
+                let c = store
+                    .create_credential(alice.id, "p", "", "x", None)
+                    .await
+                    .unwrap();
+                store.delete_credential(alice.id, c.id).await.unwrap();
+            }
+            _ => store.delete_user(bob.id).await.unwrap(),
+        }
+        let bumped = changed().await;
+        assert!(bumped > last, "step {step}");
+        last = bumped;
+    }
+});
+
 both!(deleting_a_user_cascades, |store: Store| async move {
     let alice = store.create_user(&alice()).await.unwrap();
     let bob = store.create_user(&named("bob")).await.unwrap();
