@@ -5,6 +5,7 @@
 //! own shutdown trigger instead of signals.
 
 pub mod access;
+pub mod accounts;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -1,0 +1,245 @@
+//! An in-memory picture of who exists and who shares with whom: the broker asks it on every
+//! publish, subscribe and delivery, so it must answer without touching the database. It is
+//! rebuilt from the database whenever accounts or shares change (see [`super::Accounts`]).
+
+use mytracks_store::{ShareView, User};
+use std::collections::{HashMap, HashSet};
+
+/// What the MQTT policy needs to know about an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub id: i64,
+    pub active: bool,
+    pub admin: bool,
+}
+
+/// Accounts and shares as of the last refresh.
+#[derive(Clone, Debug, Default)]
+pub struct Directory {
+    members: HashMap<String, Member>,
+    /// (owner, viewer): the viewer may see the owner's locations.
+    shares: HashSet<(String, String)>,
+}
+
+/// What the OwnTracks policy says about a topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    Deny,
+    /// Not an account's OwnTracks topic: other rules (the ACL file) decide.
+    NotMine,
+}
+
+impl Directory {
+    pub fn new(users: &[User], shares: &[ShareView]) -> Directory {
+        Directory {
+            members: users
+                .iter()
+                .map(|u| {
+                    let member = Member {
+                        id: u.id,
+                        active: u.is_active,
+                        admin: u.is_admin,
+                    };
+                    (u.username.clone(), member)
+                })
+                .collect(),
+            shares: shares
+                .iter()
+                .map(|s| (s.owner.clone(), s.viewer.clone()))
+                .collect(),
+        }
+    }
+
+    pub fn member(&self, username: &str) -> Option<Member> {
+        self.members.get(username).copied()
+    }
+
+    /// An active admin: may do anything over MQTT.
+    pub fn is_admin(&self, username: &str) -> bool {
+        self.member(username).is_some_and(|m| m.active && m.admin)
+    }
+
+    /// Does `owner` share with `viewer`?
+    pub fn shares(&self, owner: &str, viewer: &str) -> bool {
+        self.shares.contains(&(owner.to_owned(), viewer.to_owned()))
+    }
+
+    /// Accounts that were active here and are inactive or gone in `newer`.
+    pub fn revoked_in<'a>(&'a self, newer: &'a Directory) -> impl Iterator<Item = &'a str> {
+        self.members
+            .iter()
+            .filter(|(name, old)| old.active && !newer.member(name).is_some_and(|m| m.active))
+            .map(|(name, _)| name.as_str())
+    }
+
+    /// The account whose OwnTracks namespace `topic` (or filter) is in: the second level of
+    /// `owntracks/<user>/...`, when that names an account.
+    fn owner_of<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        let rest = topic.strip_prefix("owntracks/")?;
+        let user = rest.split('/').next().unwrap_or_default();
+        self.members.contains_key(user).then_some(user)
+    }
+
+    /// May `username` (`None`: anonymous or a file user) publish on `topic`? Only an account
+    /// writes in its own namespace; admins anywhere.
+    pub fn may_publish(&self, username: Option<&str>, topic: &str) -> Verdict {
+        let Some(owner) = self.owner_of(topic) else {
+            return Verdict::NotMine;
+        };
+        match username {
+            Some(name) if self.is_admin(name) => Verdict::Allow,
+            Some(name) if name == owner && self.is_active(name) => Verdict::Allow,
+            _ => Verdict::Deny,
+        }
+    }
+
+    /// May `username` receive a message published on `topic` (a concrete topic)? The owner
+    /// gets everything in its namespace (its `/cmd` included); a viewer the owner shares with
+    /// gets `owntracks/<owner>/<device>` and its `/info` and `/event`.
+    pub fn may_read(&self, username: Option<&str>, topic: &str) -> Verdict {
+        let Some(owner) = self.owner_of(topic) else {
+            return Verdict::NotMine;
+        };
+        let Some(name) = username.filter(|n| self.is_active(n)) else {
+            return Verdict::Deny;
+        };
+        if name == owner || self.is_admin(name) {
+            return Verdict::Allow;
+        }
+        let levels: Vec<&str> = topic.split('/').collect();
+        let shared_kind = matches!(levels.as_slice(), [_, _, _] | [_, _, _, "info" | "event"]);
+        if shared_kind && self.shares(owner, name) {
+            Verdict::Allow
+        } else {
+            Verdict::Deny
+        }
+    }
+
+    /// May `username` subscribe to `filter`? Refused when the filter lies wholly inside
+    /// another account's namespace and that account shares nothing with them; wildcard
+    /// filters across accounts (`owntracks/#`) are accepted and filtered per delivery.
+    pub fn may_subscribe(&self, username: Option<&str>, filter: &str) -> Verdict {
+        let filter = match mytracks_codec::topic::parse_shared(filter) {
+            Ok(Some((_group, inner))) => inner,
+            _ => filter,
+        };
+        let Some(owner) = self.owner_of(filter) else {
+            return Verdict::NotMine;
+        };
+        let Some(name) = username.filter(|n| self.is_active(n)) else {
+            return Verdict::Deny;
+        };
+        if name == owner || self.is_admin(name) || self.shares(owner, name) {
+            Verdict::Allow
+        } else {
+            Verdict::Deny
+        }
+    }
+
+    fn is_active(&self, username: &str) -> bool {
+        self.member(username).is_some_and(|m| m.active)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: i64, name: &str, active: bool, admin: bool) -> User {
+        User {
+            id,
+            username: name.into(),
+            email: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            password_hash: String::new(),
+            is_admin: admin,
+            is_active: active,
+            created_at: 0,
+            last_login: None,
+            settings: "{}".into(),
+        }
+    }
+
+    fn share(owner: &str, viewer: &str) -> ShareView {
+        ShareView {
+            id: 1,
+            owner_id: 0,
+            owner: owner.into(),
+            viewer_id: 0,
+            viewer: viewer.into(),
+            history: false,
+            created_at: 0,
+        }
+    }
+
+    fn directory() -> Directory {
+        Directory::new(
+            &[
+                user(1, "alice", true, false),
+                user(2, "bob", true, false),
+                user(3, "root", true, true),
+                user(4, "gone", false, false),
+            ],
+            &[share("alice", "bob")],
+        )
+    }
+
+    use Verdict::*;
+
+    #[test]
+    fn publishing() {
+        let d = directory();
+        assert_eq!(d.may_publish(Some("alice"), "owntracks/alice/phone"), Allow);
+        assert_eq!(d.may_publish(Some("alice"), "owntracks/alice/phone/event"), Allow);
+        assert_eq!(d.may_publish(Some("bob"), "owntracks/alice/phone"), Deny);
+        assert_eq!(d.may_publish(Some("bob"), "owntracks/alice/phone/cmd"), Deny);
+        assert_eq!(d.may_publish(Some("root"), "owntracks/alice/phone/cmd"), Allow);
+        assert_eq!(d.may_publish(Some("gone"), "owntracks/gone/phone"), Deny);
+        assert_eq!(d.may_publish(None, "owntracks/alice/phone"), Deny);
+        assert_eq!(d.may_publish(Some("filer"), "owntracks/alice/x"), Deny);
+        // Not an account's namespace: other rules decide.
+        assert_eq!(d.may_publish(Some("bob"), "owntracks/nobody/phone"), NotMine);
+        assert_eq!(d.may_publish(Some("bob"), "sensors/1"), NotMine);
+        assert_eq!(d.may_publish(Some("bob"), "owntracks"), NotMine);
+    }
+
+    #[test]
+    fn reading() {
+        let d = directory();
+        assert_eq!(d.may_read(Some("alice"), "owntracks/alice/phone/cmd"), Allow);
+        assert_eq!(d.may_read(Some("bob"), "owntracks/alice/phone"), Allow);
+        assert_eq!(d.may_read(Some("bob"), "owntracks/alice/phone/info"), Allow);
+        assert_eq!(d.may_read(Some("bob"), "owntracks/alice/phone/event"), Allow);
+        assert_eq!(d.may_read(Some("bob"), "owntracks/alice/phone/cmd"), Deny);
+        assert_eq!(d.may_read(Some("bob"), "owntracks/alice/phone/waypoints"), Deny);
+        assert_eq!(d.may_read(Some("alice"), "owntracks/bob/phone"), Deny, "one-way");
+        assert_eq!(d.may_read(Some("root"), "owntracks/bob/phone/cmd"), Allow);
+        assert_eq!(d.may_read(Some("gone"), "owntracks/gone/phone"), Deny);
+        assert_eq!(d.may_read(None, "owntracks/alice/phone"), Deny);
+        assert_eq!(d.may_read(Some("bob"), "other/topic"), NotMine);
+    }
+
+    #[test]
+    fn subscribing() {
+        let d = directory();
+        assert_eq!(d.may_subscribe(Some("bob"), "owntracks/alice/#"), Allow);
+        assert_eq!(d.may_subscribe(Some("alice"), "owntracks/bob/#"), Deny);
+        assert_eq!(d.may_subscribe(Some("alice"), "$share/g/owntracks/bob/+"), Deny);
+        assert_eq!(d.may_subscribe(Some("alice"), "owntracks/+/+"), NotMine);
+        assert_eq!(d.may_subscribe(Some("alice"), "owntracks/#"), NotMine);
+    }
+
+    #[test]
+    fn revocations() {
+        let old = directory();
+        let new = Directory::new(
+            &[user(1, "alice", false, false), user(3, "root", true, true)],
+            &[],
+        );
+        let mut revoked: Vec<&str> = old.revoked_in(&new).collect();
+        revoked.sort();
+        assert_eq!(revoked, ["alice", "bob"]);
+    }
+}

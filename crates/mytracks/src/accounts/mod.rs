@@ -1,0 +1,750 @@
+//! Accounts: users, their passwords, API tokens, generated MQTT credentials and shares, with
+//! the rules that go with them (password policy, self-protection of admins, live revocation).
+//! The HTTP API and the command line both go through [`Accounts`], so the rules hold whatever
+//! the door.
+
+pub mod directory;
+pub mod password;
+pub mod secret;
+
+use arc_swap::ArcSwap;
+use directory::Directory;
+use mytracks_broker::Broker;
+use mytracks_store::{
+    ApiToken, DeviceCredential, NewUser, ProfileChanges, ShareView, Store, StoreError, User,
+};
+use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+use thiserror::Error;
+
+/// Name of the first administrator created on first start.
+pub const INITIAL_ADMIN: &str = "admin";
+/// File in the data directory holding the first administrator's password.
+pub const INITIAL_ADMIN_PASSWORD_FILE: &str = "initial-admin-password";
+/// Random characters in a generated MQTT credential password (about 143 bits).
+pub const CREDENTIAL_LENGTH: usize = 24;
+/// Random characters in an API token, after its `mt_` prefix (about 238 bits).
+pub const TOKEN_LENGTH: usize = 40;
+/// Longest username; the same as Django's.
+pub const MAX_USERNAME: usize = 150;
+
+/// Why an account operation was refused.
+#[derive(Debug, Error)]
+pub enum AccountError {
+    /// A field is invalid; `field` names it for forms and API clients.
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// Allowed in general but not here (an admin acting on themselves).
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AccountError {
+    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        AccountError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = AccountError> = std::result::Result<T, E>;
+
+/// A new account, as an admin or the command line asks for it.
+#[derive(Clone, Debug, Default)]
+pub struct NewAccount {
+    pub username: String,
+    pub password: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub admin: bool,
+}
+
+/// How an MQTT login with a username and password turned out.
+#[derive(Clone, Debug)]
+pub enum MqttLogin {
+    /// The account's password, or one of its credentials (`credential` is its id).
+    Account { user: User, credential: Option<i64> },
+    /// The username is an account but the password is wrong, or the account is inactive.
+    Refused,
+    /// No such account: other authentication (the password file) may know it.
+    NotAnAccount,
+}
+
+/// The accounts service. Cheap to share (`Arc`).
+pub struct Accounts {
+    store: Store,
+    directory: ArcSwap<Directory>,
+    /// The change counter the directory was built at.
+    version: AtomicI64,
+    /// Serialises refreshes, so an older snapshot never replaces a newer one.
+    refreshing: tokio::sync::Mutex<()>,
+    /// Set once the broker exists (it needs the hooks, which need this).
+    broker: OnceLock<Broker>,
+    /// Which MQTT clients logged in with which credential: deleting the credential
+    /// disconnects them. Keyed by credential id; values are (username, client id).
+    credential_clients: Mutex<HashMap<i64, HashSet<(String, String)>>>,
+}
+
+impl Accounts {
+    /// Loads the directory from `store`.
+    pub async fn new(store: Store) -> Result<Arc<Accounts>> {
+        let accounts = Arc::new(Accounts {
+            store,
+            directory: ArcSwap::from_pointee(Directory::default()),
+            version: AtomicI64::new(i64::MIN),
+            refreshing: tokio::sync::Mutex::new(()),
+            broker: OnceLock::new(),
+            credential_clients: Mutex::default(),
+        });
+        accounts.refresh().await?;
+        Ok(accounts)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Lets the service disconnect MQTT clients whose access was revoked.
+    pub fn attach_broker(&self, broker: Broker) {
+        let _ = self.broker.set(broker);
+    }
+
+    /// The current directory (for the MQTT hooks).
+    pub fn directory(&self) -> arc_swap::Guard<Arc<Directory>> {
+        self.directory.load()
+    }
+
+    /// Rebuilds the directory from the database and disconnects MQTT clients of accounts that
+    /// are no longer active. Called after every change made here, and by the watcher for
+    /// changes made by other processes.
+    pub async fn refresh(&self) -> Result<()> {
+        let _guard = self.refreshing.lock().await;
+        let version = self.store.account_version().await?;
+        let users = self.store.users().await?;
+        let shares = self.store.all_shares().await?;
+        let newer = Directory::new(&users, &shares);
+        let older = self.directory.swap(Arc::new(newer));
+        self.version.store(version, Ordering::SeqCst);
+        let newer = self.directory.load();
+        let revoked: HashSet<String> = older.revoked_in(&newer).map(str::to_owned).collect();
+        if !revoked.is_empty() {
+            if let Some(broker) = self.broker.get() {
+                let closed = broker.disconnect_clients(|client| {
+                    !client.local
+                        && client
+                            .username
+                            .as_deref()
+                            .is_some_and(|name| revoked.contains(name))
+                });
+                tracing::info!(users = ?revoked, connections = closed, "account access revoked");
+            }
+        }
+        // Credentials deleted elsewhere: disconnect clients still using one.
+        let live: HashSet<i64> = self.credential_clients.lock().keys().copied().collect();
+        for id in live {
+            let user = self.credential_owner(id);
+            if let Some(user_id) = user {
+                let exists = self
+                    .store
+                    .credentials_of(user_id)
+                    .await?
+                    .iter()
+                    .any(|c| c.id == id);
+                if !exists {
+                    self.disconnect_credential(id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Refreshes if another process changed accounts since the last refresh.
+    pub async fn refresh_if_changed(&self) -> Result<bool> {
+        let version = self.store.account_version().await?;
+        if version == self.version.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        self.refresh().await?;
+        Ok(true)
+    }
+
+    /// Polls for changes made by other processes (the CLI) until the task is dropped.
+    pub fn spawn_watcher(self: &Arc<Self>, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let accounts = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(error) = accounts.refresh_if_changed().await {
+                    tracing::warn!("cannot check for account changes: {error}");
+                }
+            }
+        })
+    }
+
+    // ---- first start ----------------------------------------------------------------------
+
+    /// On a first start (no active admin), creates [`INITIAL_ADMIN`] with a random password,
+    /// writes it to `DATA_DIR/initial-admin-password` (mode 0600) and returns it.
+    pub async fn bootstrap_admin(&self, data_dir: &Path) -> anyhow::Result<Option<String>> {
+        if self.store.active_admin_count().await? > 0 {
+            return Ok(None);
+        }
+        let password = secret::alphanumeric(20);
+        let hash = hash_blocking(password.clone()).await;
+        match self.store.user_by_name(INITIAL_ADMIN).await? {
+            // An `admin` that lost its rights: give them back with a new password.
+            Some(user) => {
+                self.store.set_password_hash(user.id, &hash).await?;
+                self.store.set_admin(user.id, true).await?;
+                self.store.set_active(user.id, true).await?;
+            }
+            None => {
+                self.store
+                    .create_user(&NewUser {
+                        username: INITIAL_ADMIN.into(),
+                        password_hash: hash,
+                        is_admin: true,
+                        ..NewUser::default()
+                    })
+                    .await?;
+            }
+        }
+        write_secret_file(&data_dir.join(INITIAL_ADMIN_PASSWORD_FILE), &password)?;
+        self.refresh().await?;
+        Ok(Some(password))
+    }
+
+    // ---- users ----------------------------------------------------------------------------
+
+    pub async fn create_user(&self, new: NewAccount) -> Result<User> {
+        validate_username(&new.username)?;
+        let email = validate_email(&new.email)?;
+        check_password(
+            &new.password,
+            &[&new.username, &email, &new.first_name, &new.last_name],
+        )?;
+        if self.store.user_by_name(&new.username).await?.is_some() {
+            return Err(already_exists(&new.username));
+        }
+        let hash = hash_blocking(new.password).await;
+        let user = self
+            .store
+            .create_user(&NewUser {
+                username: new.username.clone(),
+                email,
+                first_name: limit("first_name", new.first_name, 150)?,
+                last_name: limit("last_name", new.last_name, 150)?,
+                password_hash: hash,
+                is_admin: new.admin,
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => already_exists(&new.username),
+                other => other.into(),
+            })?;
+        self.refresh().await?;
+        Ok(user)
+    }
+
+    pub async fn user(&self, id: i64) -> Result<User> {
+        self.store
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| AccountError::NotFound(format!("no user with id {id}")))
+    }
+
+    pub async fn user_named(&self, username: &str) -> Result<User> {
+        self.store
+            .user_by_name(username)
+            .await?
+            .ok_or_else(|| AccountError::NotFound(format!("no user named {username:?}")))
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>> {
+        Ok(self.store.users().await?)
+    }
+
+    /// Changes one's own profile. `settings` must be a JSON object.
+    pub async fn update_profile(&self, user: &User, changes: ProfileChanges) -> Result<User> {
+        let changes = ProfileChanges {
+            email: changes.email.map(|e| validate_email(&e)).transpose()?,
+            first_name: changes
+                .first_name
+                .map(|v| limit("first_name", v, 150))
+                .transpose()?,
+            last_name: changes
+                .last_name
+                .map(|v| limit("last_name", v, 150))
+                .transpose()?,
+            settings: changes.settings,
+        };
+        Ok(self.store.update_profile(user.id, &changes).await?)
+    }
+
+    /// Checks a username and password (web login, HTTP Basic). `None`: wrong password,
+    /// unknown or inactive user, all alike (and equally slow).
+    pub async fn check_password(&self, username: &str, password: &str) -> Result<Option<User>> {
+        let user = self.store.user_by_name(username).await?;
+        let password = password.to_owned();
+        let Some(user) = user else {
+            tokio::task::spawn_blocking(move || password::verify_nobody(&password))
+                .await
+                .ok();
+            return Ok(None);
+        };
+        let hash = user.password_hash.clone();
+        let matches = tokio::task::spawn_blocking(move || password::verify(&hash, &password))
+            .await
+            .unwrap_or(false);
+        Ok((matches && user.is_active).then_some(user))
+    }
+
+    /// Records a successful login's time.
+    pub async fn record_login(&self, user: &User) {
+        if let Err(error) = self.store.record_login(user.id, mytracks_store::now()).await {
+            tracing::warn!(user = %user.username, "cannot record the login time: {error}");
+        }
+    }
+
+    /// Changes one's own password after checking the current one. Other web sessions of the
+    /// user are ended (except `keep_session`).
+    pub async fn change_password(
+        &self,
+        user: &User,
+        current: &str,
+        new: &str,
+        keep_session: Option<&str>,
+    ) -> Result<()> {
+        let hash = user.password_hash.clone();
+        let current = current.to_owned();
+        let matches = tokio::task::spawn_blocking(move || password::verify(&hash, &current))
+            .await
+            .unwrap_or(false);
+        if !matches {
+            return Err(AccountError::invalid(
+                "current_password",
+                "Current password is incorrect",
+            ));
+        }
+        self.set_password_unchecked(user, new, "new_password").await?;
+        self.store.delete_sessions_of(user.id, keep_session).await?;
+        Ok(())
+    }
+
+    /// An admin sets someone else's password; that user's web sessions end.
+    pub async fn set_password(&self, actor: &User, target_id: i64, new: &str) -> Result<User> {
+        let target = self.user(target_id).await?;
+        if target.id == actor.id {
+            return Err(AccountError::Refused(
+                "Cannot reset your own password here; use change-password".into(),
+            ));
+        }
+        self.set_password_unchecked(&target, new, "password").await?;
+        self.store.delete_sessions_of(target.id, None).await?;
+        Ok(target)
+    }
+
+    /// Sets a password by name (the command line: no current password, no self rules).
+    pub async fn set_password_by_name(&self, username: &str, new: &str) -> Result<User> {
+        let user = self.user_named(username).await?;
+        self.set_password_unchecked(&user, new, "password").await?;
+        self.store.delete_sessions_of(user.id, None).await?;
+        Ok(user)
+    }
+
+    async fn set_password_unchecked(&self, user: &User, new: &str, field: &'static str) -> Result<()> {
+        password::check_policy(new, &[&user.username, &user.email, &user.first_name, &user.last_name])
+            .map_err(|message| AccountError::invalid(field, message))?;
+        let hash = hash_blocking(new.to_owned()).await;
+        self.store.set_password_hash(user.id, &hash).await?;
+        Ok(())
+    }
+
+    /// Deactivates a user: they cannot log in, their web sessions end and their MQTT
+    /// connections are closed at once. `actor` is `None` for the command line.
+    pub async fn deactivate(&self, actor: Option<&User>, target_id: i64) -> Result<User> {
+        let target = self.user(target_id).await?;
+        refuse_self(actor, &target, "Cannot deactivate your own account")?;
+        self.store.set_active(target.id, false).await?;
+        self.store.delete_sessions_of(target.id, None).await?;
+        self.refresh().await?;
+        Ok(target)
+    }
+
+    pub async fn reactivate(&self, target_id: i64) -> Result<User> {
+        let target = self.user(target_id).await?;
+        self.store.set_active(target.id, true).await?;
+        self.refresh().await?;
+        Ok(target)
+    }
+
+    /// Flips the admin flag; returns the user as it is now.
+    pub async fn toggle_admin(&self, actor: &User, target_id: i64) -> Result<User> {
+        let target = self.user(target_id).await?;
+        refuse_self(Some(actor), &target, "Cannot change your own admin status")?;
+        self.store.set_admin(target.id, !target.is_admin).await?;
+        self.refresh().await?;
+        self.user(target.id).await
+    }
+
+    /// Deletes a user and everything of theirs.
+    pub async fn hard_delete(&self, actor: &User, target_id: i64) -> Result<User> {
+        let target = self.user(target_id).await?;
+        refuse_self(Some(actor), &target, "Cannot delete your own account")?;
+        self.store.delete_user(target.id).await?;
+        self.refresh().await?;
+        Ok(target)
+    }
+
+    // ---- API tokens -----------------------------------------------------------------------
+
+    /// A new API token; the secret is returned this once and only its hash is kept.
+    pub async fn create_token(
+        &self,
+        user: &User,
+        label: &str,
+        expires_at: Option<i64>,
+    ) -> Result<(ApiToken, String)> {
+        let label = limit("label", label.to_owned(), 100)?;
+        let secret = format!("mt_{}", secret::alphanumeric(TOKEN_LENGTH));
+        let prefix = &secret[..8];
+        let token = self
+            .store
+            .create_token(user.id, &label, &secret::digest(&secret), prefix, expires_at)
+            .await?;
+        Ok((token, secret))
+    }
+
+    /// The active user a bearer token belongs to, if it is valid and not expired.
+    pub async fn user_for_token(&self, secret: &str) -> Result<Option<User>> {
+        let Some(token) = self.store.token_by_hash(&secret::digest(secret)).await? else {
+            return Ok(None);
+        };
+        let now = mytracks_store::now();
+        if token.expires_at.is_some_and(|at| at <= now) {
+            return Ok(None);
+        }
+        let user = self.store.user_by_id(token.user_id).await?;
+        let Some(user) = user.filter(|u| u.is_active) else {
+            return Ok(None);
+        };
+        // Once a minute is precise enough for "last used", and spares a write per request.
+        if token.last_used_at.is_none_or(|at| now - at >= 60) {
+            self.store.touch_token(token.id, now).await?;
+        }
+        Ok(Some(user))
+    }
+
+    pub async fn delete_token(&self, user: &User, id: i64) -> Result<()> {
+        self.store.delete_token(user.id, id).await.map_err(|e| match e {
+            StoreError::NotFound => AccountError::NotFound("Not found".into()),
+            other => other.into(),
+        })
+    }
+
+    // ---- generated MQTT credentials -------------------------------------------------------
+
+    /// A new MQTT credential for `user` (MQTT username: theirs); the password is returned
+    /// this once and only its hash is kept.
+    pub async fn create_credential(
+        &self,
+        user: &User,
+        device: &str,
+        label: &str,
+        expires_at: Option<i64>,
+    ) -> Result<(DeviceCredential, String)> {
+        let device = device.trim();
+        if device.contains(['/', '+', '#']) || device.chars().any(char::is_control) {
+            return Err(AccountError::invalid(
+                "device",
+                "device must not contain '/', '+', '#' or control characters",
+            ));
+        }
+        let device = limit("device", device.to_owned(), 100)?;
+        let label = limit("label", label.to_owned(), 100)?;
+        if expires_at.is_some_and(|at| at <= mytracks_store::now()) {
+            return Err(AccountError::invalid("expires_at", "expires_at must be in the future"));
+        }
+        let password = secret::alphanumeric(CREDENTIAL_LENGTH);
+        let credential = self
+            .store
+            .create_credential(user.id, &device, &label, &secret::digest(&password), expires_at)
+            .await?;
+        Ok((credential, password))
+    }
+
+    /// Deletes a credential; MQTT clients logged in with it are disconnected at once.
+    pub async fn delete_credential(&self, user: &User, id: i64) -> Result<()> {
+        self.store
+            .delete_credential(user.id, id)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => AccountError::NotFound("Not found".into()),
+                other => other.into(),
+            })?;
+        self.disconnect_credential(id);
+        Ok(())
+    }
+
+    fn credential_owner(&self, id: i64) -> Option<i64> {
+        let clients = self.credential_clients.lock();
+        let (username, _) = clients.get(&id)?.iter().next()?;
+        self.directory().member(username).map(|m| m.id)
+    }
+
+    fn disconnect_credential(&self, id: i64) {
+        let Some(clients) = self.credential_clients.lock().remove(&id) else {
+            return;
+        };
+        if let Some(broker) = self.broker.get() {
+            let closed = broker.disconnect_clients(|client| {
+                let Some(username) = client.username.as_deref() else {
+                    return false;
+                };
+                clients.contains(&(username.to_owned(), client.client_id.to_string()))
+            });
+            tracing::info!(credential = id, connections = closed, "MQTT credential revoked");
+        }
+    }
+
+    /// Remembers that `client_id` logged in with credential `id` (see
+    /// [`Accounts::delete_credential`]).
+    pub fn note_credential_client(&self, id: i64, username: &str, client_id: &str) {
+        self.credential_clients
+            .lock()
+            .entry(id)
+            .or_default()
+            .insert((username.to_owned(), client_id.to_owned()));
+    }
+
+    /// Checks an MQTT username and password against accounts: a generated credential first
+    /// (a hash lookup), then the account password (argon2id).
+    pub async fn check_mqtt(&self, username: &str, password: &[u8]) -> Result<MqttLogin> {
+        let Some(user) = self.store.user_by_name(username).await? else {
+            return Ok(MqttLogin::NotAnAccount);
+        };
+        let Ok(password) = std::str::from_utf8(password) else {
+            return Ok(MqttLogin::Refused);
+        };
+        if !user.is_active {
+            return Ok(MqttLogin::Refused);
+        }
+        let now = mytracks_store::now();
+        if password.len() == CREDENTIAL_LENGTH {
+            let found = self
+                .store
+                .credential_by_hash(user.id, &secret::digest(password))
+                .await?;
+            if let Some(credential) = found {
+                if credential.expires_at.is_some_and(|at| at <= now) {
+                    return Ok(MqttLogin::Refused);
+                }
+                self.store.touch_credential(credential.id, now).await?;
+                return Ok(MqttLogin::Account {
+                    user,
+                    credential: Some(credential.id),
+                });
+            }
+        }
+        let hash = user.password_hash.clone();
+        let password = password.to_owned();
+        let matches = tokio::task::spawn_blocking(move || password::verify(&hash, &password))
+            .await
+            .unwrap_or(false);
+        Ok(match matches {
+            true => MqttLogin::Account {
+                user,
+                credential: None,
+            },
+            false => MqttLogin::Refused,
+        })
+    }
+
+    pub async fn credentials(&self, user: &User) -> Result<Vec<DeviceCredential>> {
+        Ok(self.store.credentials_of(user.id).await?)
+    }
+
+    pub async fn tokens(&self, user: &User) -> Result<Vec<ApiToken>> {
+        Ok(self.store.tokens_of(user.id).await?)
+    }
+
+    // ---- shares ---------------------------------------------------------------------------
+
+    /// `owner` lets `viewer` see their locations (and history when `history`).
+    pub async fn share(&self, owner: &User, viewer: &str, history: bool) -> Result<ShareView> {
+        let viewer = self
+            .store
+            .user_by_name(viewer)
+            .await?
+            .ok_or_else(|| AccountError::invalid("username", format!("No user named {viewer:?}")))?;
+        if viewer.id == owner.id {
+            return Err(AccountError::invalid("username", "You cannot share with yourself"));
+        }
+        let share = self
+            .store
+            .create_share(owner.id, viewer.id, history)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => AccountError::Conflict(format!(
+                    "You already share with {:?}",
+                    viewer.username
+                )),
+                other => other.into(),
+            })?;
+        self.refresh().await?;
+        Ok(ShareView {
+            id: share.id,
+            owner_id: owner.id,
+            owner: owner.username.clone(),
+            viewer_id: viewer.id,
+            viewer: viewer.username,
+            history: share.history,
+            created_at: share.created_at,
+        })
+    }
+
+    pub async fn shares(&self, user: &User) -> Result<Vec<ShareView>> {
+        Ok(self.store.shares_of(user.id).await?)
+    }
+
+    /// Ends a share (its owner or its viewer may); deliveries stop at once.
+    pub async fn unshare(&self, user: &User, id: i64) -> Result<()> {
+        self.store.delete_share(user.id, id).await.map_err(|e| match e {
+            StoreError::NotFound => AccountError::NotFound("Not found".into()),
+            other => other.into(),
+        })?;
+        self.refresh().await?;
+        Ok(())
+    }
+}
+
+async fn hash_blocking(password: String) -> String {
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .expect("password hashing does not panic")
+}
+
+fn check_password(password: &str, context: &[&str]) -> Result<()> {
+    password::check_policy(password, context).map_err(|m| AccountError::invalid("password", m))
+}
+
+fn already_exists(username: &str) -> AccountError {
+    AccountError::Conflict(format!("User '{username}' already exists"))
+}
+
+fn refuse_self(actor: Option<&User>, target: &User, message: &str) -> Result<()> {
+    match actor {
+        Some(actor) if actor.id == target.id => Err(AccountError::Refused(message.into())),
+        _ => Ok(()),
+    }
+}
+
+/// Usernames appear in MQTT topics (`owntracks/<username>/...`) and URLs: letters, digits and
+/// `. _ - @`, not starting with `$` or a dot.
+pub fn validate_username(username: &str) -> Result<()> {
+    if username.is_empty() {
+        return Err(AccountError::invalid("username", "username is required"));
+    }
+    if username.chars().count() > MAX_USERNAME {
+        return Err(AccountError::invalid(
+            "username",
+            format!("username must be at most {MAX_USERNAME} characters"),
+        ));
+    }
+    let allowed = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
+    if !username.chars().all(allowed) || username.starts_with('.') {
+        return Err(AccountError::invalid(
+            "username",
+            "username may contain only letters, digits and . _ - @ (it is part of MQTT topics)",
+        ));
+    }
+    Ok(())
+}
+
+/// A plausible email address, or empty. Trimmed.
+fn validate_email(email: &str) -> Result<String> {
+    let email = email.trim();
+    if email.is_empty() {
+        return Ok(String::new());
+    }
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(email.split_once('@'), Some((local, domain))
+            if !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+                && !domain.ends_with('.') && !domain.contains('@'));
+    match valid {
+        true => Ok(email.to_owned()),
+        false => Err(AccountError::invalid("email", "Enter a valid email address.")),
+    }
+}
+
+fn limit(field: &'static str, value: String, max: usize) -> Result<String> {
+    let value = value.trim().to_owned();
+    if value.chars().count() > max || value.chars().any(char::is_control) {
+        return Err(AccountError::invalid(
+            field,
+            format!("{field} must be at most {max} characters, without control characters"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Writes a secret to a new file readable only by its owner (0600 on Unix).
+fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    writeln!(file, "{secret}")?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        validate_username("alice").unwrap();
+        validate_username("a.b-c_d@e").unwrap();
+        validate_username("Zoë").unwrap();
+        for bad in ["", "a/b", "a+b", "a#b", "$SYS", "a b", ".hidden", &"x".repeat(151)] {
+            assert!(validate_username(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(validate_email(" a@b.org ").unwrap(), "a@b.org");
+        assert_eq!(validate_email("").unwrap(), "");
+        for bad in ["a", "a@b", "@b.org", "a b@c.org", "a@.org", "a@b.org.", "a@b@c.org"] {
+            assert!(validate_email(bad).is_err(), "{bad:?}");
+        }
+    }
+}
