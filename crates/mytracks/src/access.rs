@@ -1,12 +1,22 @@
-//! MQTT access control for the broker: Mosquitto-format password and ACL files behind the
-//! broker's hooks, reloadable at run time (SIGHUP) without dropping connections.
+//! MQTT access control for the broker: accounts (the application database) first, then
+//! Mosquitto-format password and ACL files, reloadable at run time (SIGHUP) without dropping
+//! connections.
 //!
 //! Authentication chain: an identity proven by the transport (a TLS client certificate when
-//! the listener uses it as the username) -> username and password from `password_file` ->
-//! anonymous, which the broker accepts only with `allow_anonymous`. Without `password_file`,
-//! a username is taken as given (Mosquitto's behaviour); without `acl_file`, every
-//! authenticated client may publish and subscribe to everything.
+//! the listener uses it as the username; if it names an account, the account must be
+//! active) -> an account's password or one of its generated credentials (a username that
+//! names an account is decided here, never by the password file) -> username and password
+//! from `password_file` -> anonymous, which the broker accepts only with `allow_anonymous`.
+//! Without `password_file`, a username that is not an account is taken as given
+//! (Mosquitto's behaviour).
+//!
+//! Authorization: active admins may do anything. `owntracks/<account>/...` follows the
+//! OwnTracks policy of [`crate::accounts::directory`] for everybody (so no other client can
+//! write as, or read, an account); every other topic follows `acl_file`, and without one is
+//! open to every authenticated client.
 
+use crate::accounts::directory::Verdict;
+use crate::accounts::{Accounts, MqttLogin};
 use crate::config::AccessFiles;
 use arc_swap::ArcSwap;
 use futures_util::future::BoxFuture;
@@ -38,21 +48,26 @@ impl Loaded {
     }
 }
 
-/// File-based MQTT access control, shared by the hooks and the reload trigger.
+/// MQTT access control (accounts and files), shared by the hooks and the reload trigger.
 pub struct MqttAccess {
     files: AccessFiles,
     loaded: ArcSwap<Loaded>,
     throttle: LoginThrottle,
+    accounts: Arc<Accounts>,
 }
 
 impl MqttAccess {
     /// Loads the configured files; an error names the file and line.
-    pub fn load(files: AccessFiles) -> Result<Arc<MqttAccess>, AccessError> {
+    pub fn load(
+        files: AccessFiles,
+        accounts: Arc<Accounts>,
+    ) -> Result<Arc<MqttAccess>, AccessError> {
         let loaded = Loaded::read(&files)?;
         Ok(Arc::new(MqttAccess {
             files,
             loaded: ArcSwap::from_pointee(loaded),
             throttle: LoginThrottle::new(),
+            accounts,
         }))
     }
 
@@ -86,53 +101,9 @@ pub struct AccessHooks(Arc<MqttAccess>);
 
 impl Hooks for AccessHooks {
     fn authenticate(&self, request: &ConnectRequest) -> BoxFuture<'static, AuthDecision> {
-        if let Some(identity) = &request.transport_identity {
-            let identity = Identity {
-                username: Some(identity.clone()),
-                superuser: false,
-            };
-            return Box::pin(std::future::ready(AuthDecision::Allow(identity)));
-        }
         let access = self.0.clone();
-        let loaded = access.loaded.load_full();
-        let (Some(_), Some(username)) = (&loaded.passwords, request.username.clone()) else {
-            return Box::pin(std::future::ready(AuthDecision::Ignore));
-        };
-        let password = request.password.clone().unwrap_or_default();
-        let peer = request.peer;
-        let client_id = request.client_id.clone();
-        Box::pin(async move {
-            let name = username.clone();
-            // Key derivation is deliberately slow: keep it off the async workers.
-            let verified = tokio::task::spawn_blocking(move || {
-                loaded
-                    .passwords
-                    .as_ref()
-                    .is_some_and(|p| p.verify(&name, &password))
-            })
-            .await
-            .unwrap_or(false);
-            if verified {
-                if let Some(peer) = peer {
-                    access.throttle.success(&peer.ip());
-                }
-                return AuthDecision::Allow(Identity {
-                    username: Some(username),
-                    superuser: false,
-                });
-            }
-            tracing::warn!(
-                address = ?peer.map(|p| p.ip()),
-                client_id = %client_id,
-                username = %username,
-                "MQTT login failed"
-            );
-            if let Some(peer) = peer {
-                let delay = access.throttle.failure(peer.ip(), Instant::now());
-                tokio::time::sleep(delay).await;
-            }
-            AuthDecision::Deny(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
-        })
+        let request = request.clone();
+        Box::pin(async move { access.authenticate(request).await })
     }
 
     fn authorize_publish(
@@ -142,28 +113,158 @@ impl Hooks for AccessHooks {
         _qos: QoS,
         _retain: bool,
     ) -> bool {
-        match &self.0.loaded.load().acl {
-            Some(acl) if !client.superuser => acl.can_write(acl_client(client), topic),
-            _ => true,
+        let directory = self.0.accounts.directory();
+        if self.0.is_superuser(client, &directory) {
+            return true;
+        }
+        match directory.may_publish(client.username.as_deref(), topic) {
+            Verdict::Allow => true,
+            Verdict::Deny => false,
+            Verdict::NotMine => match &self.0.loaded.load().acl {
+                Some(acl) => acl.can_write(acl_client(client), topic),
+                None => true,
+            },
         }
     }
 
     fn authorize_subscribe(&self, client: &ClientInfo, filter: &str, _qos: QoS) -> bool {
-        match &self.0.loaded.load().acl {
-            Some(acl) if !client.superuser => {
-                acl.check_subscribe(acl_client(client), filter) == SubscribeDecision::Allowed
-            }
-            _ => true,
+        let directory = self.0.accounts.directory();
+        if self.0.is_superuser(client, &directory) {
+            return true;
+        }
+        match directory.may_subscribe(client.username.as_deref(), filter) {
+            Verdict::Allow => true,
+            Verdict::Deny => false,
+            Verdict::NotMine => match &self.0.loaded.load().acl {
+                Some(acl) => {
+                    acl.check_subscribe(acl_client(client), filter) == SubscribeDecision::Allowed
+                }
+                None => true,
+            },
         }
     }
 
     fn authorize_delivery(&self, subscriber: &ClientInfo, message: &Message) -> bool {
-        if subscriber.superuser || subscriber.local {
+        if subscriber.local {
             return true;
         }
-        match &self.0.loaded.load().acl {
-            Some(acl) => acl.can_read(acl_client(subscriber), &message.topic),
-            None => true,
+        let directory = self.0.accounts.directory();
+        if self.0.is_superuser(subscriber, &directory) {
+            return true;
+        }
+        match directory.may_read(subscriber.username.as_deref(), &message.topic) {
+            Verdict::Allow => true,
+            Verdict::Deny => false,
+            Verdict::NotMine => match &self.0.loaded.load().acl {
+                Some(acl) => acl.can_read(acl_client(subscriber), &message.topic),
+                None => true,
+            },
         }
     }
+}
+
+impl MqttAccess {
+    /// Superuser now: an account's admin flag is read live (it may have changed since the
+    /// client connected); other clients keep what they were given at connect.
+    fn is_superuser(
+        &self,
+        client: &ClientInfo,
+        directory: &crate::accounts::directory::Directory,
+    ) -> bool {
+        match client
+            .username
+            .as_deref()
+            .and_then(|name| directory.member(name))
+        {
+            Some(member) => member.active && member.admin,
+            None => client.superuser,
+        }
+    }
+
+    async fn authenticate(&self, request: ConnectRequest) -> AuthDecision {
+        if let Some(identity) = &request.transport_identity {
+            return match self.accounts.store().user_by_name(identity).await {
+                Ok(Some(user)) if !user.is_active => {
+                    tracing::warn!(user = %identity, "certificate of an inactive account refused");
+                    AuthDecision::Deny(ReasonCode::NOT_AUTHORIZED)
+                }
+                Ok(user) => AuthDecision::Allow(Identity {
+                    username: Some(identity.clone()),
+                    superuser: user.is_some_and(|u| u.is_admin),
+                }),
+                Err(error) => unavailable(error.into()),
+            };
+        }
+        let Some(username) = request.username.clone() else {
+            return AuthDecision::Ignore;
+        };
+        let peer = request.peer.map(|p| p.ip());
+        let password = request.password.clone().unwrap_or_default();
+        match self.accounts.check_mqtt(&username, &password).await {
+            Ok(MqttLogin::Account { user, credential }) => {
+                if let Some(peer) = peer {
+                    self.throttle.success(&peer);
+                }
+                if let Some(id) = credential {
+                    self.accounts
+                        .note_credential_client(id, &username, &request.client_id);
+                }
+                self.accounts.record_login(&user).await;
+                return AuthDecision::Allow(Identity {
+                    username: Some(username),
+                    superuser: user.is_admin,
+                });
+            }
+            Ok(MqttLogin::Refused) => return self.refuse(&request, &username).await,
+            Ok(MqttLogin::NotAnAccount) => {}
+            Err(error) => return unavailable(error),
+        }
+        let loaded = self.loaded.load_full();
+        if loaded.passwords.is_none() {
+            return AuthDecision::Ignore;
+        }
+        let name = username.clone();
+        // Key derivation is deliberately slow: keep it off the async workers.
+        let verified = tokio::task::spawn_blocking(move || {
+            loaded
+                .passwords
+                .as_ref()
+                .is_some_and(|p| p.verify(&name, &password))
+        })
+        .await
+        .unwrap_or(false);
+        if verified {
+            if let Some(peer) = peer {
+                self.throttle.success(&peer);
+            }
+            return AuthDecision::Allow(Identity {
+                username: Some(username),
+                superuser: false,
+            });
+        }
+        self.refuse(&request, &username).await
+    }
+
+    /// A failed login: logged, counted, and answered late once an address keeps failing.
+    async fn refuse(&self, request: &ConnectRequest, username: &str) -> AuthDecision {
+        let peer = request.peer.map(|p| p.ip());
+        tracing::warn!(
+            address = ?peer,
+            client_id = %request.client_id,
+            username = %username,
+            "MQTT login failed"
+        );
+        if let Some(peer) = peer {
+            let delay = self.throttle.failure(peer, Instant::now());
+            tokio::time::sleep(delay).await;
+        }
+        AuthDecision::Deny(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+    }
+}
+
+/// The database could not answer: refuse as "server unavailable" (the client retries later)
+/// rather than guessing.
+fn unavailable(error: crate::accounts::AccountError) -> AuthDecision {
+    tracing::error!("MQTT login cannot be checked: {error}");
+    AuthDecision::Deny(ReasonCode::SERVER_UNAVAILABLE)
 }

@@ -2,6 +2,8 @@
 //! server is alive: a status page at `/` for people and `/healthz` for probes and monitoring.
 //! Every other path gets a JSON 404, the error format the future API will use.
 
+use crate::accounts::Accounts;
+use crate::api::auth::Throttles;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -9,13 +11,17 @@ use axum::routing::get;
 use axum::{Json, Router};
 use mytracks_broker::Broker;
 use serde_json::json;
+use std::sync::Arc;
 
-/// What the handlers need: the broker for its counters, the MQTT port to show.
+/// What the handlers need: the broker for its counters, the MQTT port to show, accounts.
 #[derive(Clone)]
 pub struct HttpState {
     pub broker: Broker,
     /// The port MQTT clients should use (`None` when the listener is disabled).
     pub mqtt_port: Option<u16>,
+    pub accounts: Arc<Accounts>,
+    /// Failed-login throttles of the web login and HTTP Basic.
+    pub throttles: Arc<Throttles>,
 }
 
 /// The application's routes.
@@ -24,6 +30,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/mqtt", get(crate::websocket::upgrade))
+        .merge(crate::api::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -91,9 +98,17 @@ mod tests {
             .build()
             .await
             .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = mytracks_store::Store::open_sqlite(&dir.path().join("t.sqlite3"))
+            .await
+            .unwrap();
+        // The database file stays until the process ends: these tests only read it.
+        std::mem::forget(dir);
         HttpState {
             broker,
             mqtt_port: Some(1883),
+            accounts: Accounts::new(store).await.unwrap(),
+            throttles: Arc::default(),
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod config;
@@ -37,6 +38,12 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The broker's store file inside the data directory.
 pub const STORE_FILE: &str = "broker.redb";
 
+/// The application database inside the data directory, when no `[database] url` is set.
+pub const DATABASE_FILE: &str = "mytracks.sqlite3";
+
+/// How often the server looks for account changes made by other processes (the CLI).
+pub const ACCOUNT_POLL: Duration = Duration::from_secs(1);
+
 /// How long a graceful shutdown may take before the process exits anyway; under the 5 s that
 /// service managers commonly allow between SIGTERM and SIGKILL.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(4500);
@@ -61,6 +68,10 @@ pub struct Server {
     reload_task: Option<JoinHandle<()>>,
     /// TLS and dedicated WebSocket accept loops (they end when the broker stops).
     side_tasks: Vec<JoinHandle<io::Result<()>>>,
+    /// Account watcher and session sweeper, aborted at shutdown.
+    chores: Vec<JoinHandle<()>>,
+    database: mytracks_store::Store,
+    accounts: std::sync::Arc<accounts::Accounts>,
 }
 
 /// Everything SIGHUP re-reads: password and ACL files, TLS certificates, key, CA and CRL.
@@ -105,7 +116,24 @@ impl Server {
         let mqtt_addr = local_addr(&mqtt_listener)?;
         let http_addr = local_addr(&http_listener)?;
 
-        let access = MqttAccess::load(settings.access.clone()).context("MQTT access control")?;
+        let database = open_database(&settings).await?;
+        let accounts = accounts::Accounts::new(database.clone())
+            .await
+            .context("cannot load accounts")?;
+        if let Some(password) = accounts
+            .bootstrap_admin(data_dir)
+            .await
+            .context("cannot create the first administrator")?
+        {
+            let file = data_dir.join(accounts::INITIAL_ADMIN_PASSWORD_FILE);
+            tracing::warn!(
+                "first start: created administrator {:?} with password {password} (also in {}; change it after logging in)",
+                accounts::INITIAL_ADMIN,
+                file.display()
+            );
+        }
+        let access = MqttAccess::load(settings.access.clone(), accounts.clone())
+            .context("MQTT access control")?;
         let tls = settings
             .tls
             .clone()
@@ -141,6 +169,8 @@ impl Server {
                     store_path.display()
                 )
             })?;
+        accounts.attach_broker(broker.clone());
+        let mut chores = vec![accounts.spawn_watcher(ACCOUNT_POLL)];
 
         // Each listener counts its own connections against the same per-listener cap.
         let listener_max = settings.listener_max_connections;
@@ -190,10 +220,14 @@ impl Server {
         let (http_stop, stopped) = oneshot::channel::<()>();
         let http_task = http_listener.map(|listener| {
             tracing::info!("HTTP listening on http://{}", http_addr.expect("bound"));
-            let app = http::router(http::HttpState {
+            let state = http::HttpState {
                 broker: broker.clone(),
                 mqtt_port: mqtt_addr.map(|a| a.port()),
-            });
+                accounts: accounts.clone(),
+                throttles: Default::default(),
+            };
+            chores.push(api::auth::spawn_session_sweeper(state.clone()));
+            let app = http::router(state);
             tokio::spawn(async move {
                 axum::serve(
                     listener,
@@ -242,7 +276,15 @@ impl Server {
             reloader,
             reload_task,
             side_tasks,
+            chores,
+            database,
+            accounts,
         })
+    }
+
+    /// The accounts service (tests create users through it).
+    pub fn accounts(&self) -> &std::sync::Arc<accounts::Accounts> {
+        &self.accounts
     }
 
     /// The broker, for in-process clients and inspection.
@@ -292,6 +334,10 @@ impl Server {
         for task in self.side_tasks.drain(..) {
             task.abort();
         }
+        for task in self.chores.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
         match &failure {
             None => tracing::info!("shutting down"),
             Some(error) => tracing::error!("{error:#}; shutting down"),
@@ -299,6 +345,7 @@ impl Server {
 
         let graceful = async {
             self.broker.shutdown().await;
+            self.accounts.detach_broker();
             if let Some(stop) = self.http_stop.take() {
                 let _ = stop.send(());
             }
@@ -310,6 +357,7 @@ impl Server {
             if let Some(task) = self.mqtt_task.take() {
                 let _ = task.await;
             }
+            self.database.close().await;
         };
         match tokio::time::timeout(SHUTDOWN_TIMEOUT, graceful).await {
             Ok(()) => tracing::info!("stopped"),
@@ -321,6 +369,21 @@ impl Server {
         match failure {
             None => Ok(()),
             Some(error) => Err(error),
+        }
+    }
+}
+
+/// Opens the application database: `[database] url`, or SQLite in the data directory.
+pub async fn open_database(settings: &Settings) -> anyhow::Result<mytracks_store::Store> {
+    match &settings.database_url {
+        Some(url) => mytracks_store::Store::connect(url)
+            .await
+            .context("cannot open the application database"),
+        None => {
+            let path = settings.data_dir.join(DATABASE_FILE);
+            mytracks_store::Store::open_sqlite(&path)
+                .await
+                .with_context(|| format!("cannot open the application database {}", path.display()))
         }
     }
 }

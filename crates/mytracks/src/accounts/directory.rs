@@ -192,15 +192,27 @@ mod tests {
     fn publishing() {
         let d = directory();
         assert_eq!(d.may_publish(Some("alice"), "owntracks/alice/phone"), Allow);
-        assert_eq!(d.may_publish(Some("alice"), "owntracks/alice/phone/event"), Allow);
+        assert_eq!(
+            d.may_publish(Some("alice"), "owntracks/alice/phone/event"),
+            Allow
+        );
         assert_eq!(d.may_publish(Some("bob"), "owntracks/alice/phone"), Deny);
-        assert_eq!(d.may_publish(Some("bob"), "owntracks/alice/phone/cmd"), Deny);
-        assert_eq!(d.may_publish(Some("root"), "owntracks/alice/phone/cmd"), Allow);
+        assert_eq!(
+            d.may_publish(Some("bob"), "owntracks/alice/phone/cmd"),
+            Deny
+        );
+        assert_eq!(
+            d.may_publish(Some("root"), "owntracks/alice/phone/cmd"),
+            Allow
+        );
         assert_eq!(d.may_publish(Some("gone"), "owntracks/gone/phone"), Deny);
         assert_eq!(d.may_publish(None, "owntracks/alice/phone"), Deny);
         assert_eq!(d.may_publish(Some("filer"), "owntracks/alice/x"), Deny);
         // Not an account's namespace: other rules decide.
-        assert_eq!(d.may_publish(Some("bob"), "owntracks/nobody/phone"), NotMine);
+        assert_eq!(
+            d.may_publish(Some("bob"), "owntracks/nobody/phone"),
+            NotMine
+        );
         assert_eq!(d.may_publish(Some("bob"), "sensors/1"), NotMine);
         assert_eq!(d.may_publish(Some("bob"), "owntracks"), NotMine);
     }
@@ -208,13 +220,26 @@ mod tests {
     #[test]
     fn reading() {
         let d = directory();
-        assert_eq!(d.may_read(Some("alice"), "owntracks/alice/phone/cmd"), Allow);
+        assert_eq!(
+            d.may_read(Some("alice"), "owntracks/alice/phone/cmd"),
+            Allow
+        );
         assert_eq!(d.may_read(Some("bob"), "owntracks/alice/phone"), Allow);
         assert_eq!(d.may_read(Some("bob"), "owntracks/alice/phone/info"), Allow);
-        assert_eq!(d.may_read(Some("bob"), "owntracks/alice/phone/event"), Allow);
+        assert_eq!(
+            d.may_read(Some("bob"), "owntracks/alice/phone/event"),
+            Allow
+        );
         assert_eq!(d.may_read(Some("bob"), "owntracks/alice/phone/cmd"), Deny);
-        assert_eq!(d.may_read(Some("bob"), "owntracks/alice/phone/waypoints"), Deny);
-        assert_eq!(d.may_read(Some("alice"), "owntracks/bob/phone"), Deny, "one-way");
+        assert_eq!(
+            d.may_read(Some("bob"), "owntracks/alice/phone/waypoints"),
+            Deny
+        );
+        assert_eq!(
+            d.may_read(Some("alice"), "owntracks/bob/phone"),
+            Deny,
+            "one-way"
+        );
         assert_eq!(d.may_read(Some("root"), "owntracks/bob/phone/cmd"), Allow);
         assert_eq!(d.may_read(Some("gone"), "owntracks/gone/phone"), Deny);
         assert_eq!(d.may_read(None, "owntracks/alice/phone"), Deny);
@@ -226,7 +251,10 @@ mod tests {
         let d = directory();
         assert_eq!(d.may_subscribe(Some("bob"), "owntracks/alice/#"), Allow);
         assert_eq!(d.may_subscribe(Some("alice"), "owntracks/bob/#"), Deny);
-        assert_eq!(d.may_subscribe(Some("alice"), "$share/g/owntracks/bob/+"), Deny);
+        assert_eq!(
+            d.may_subscribe(Some("alice"), "$share/g/owntracks/bob/+"),
+            Deny
+        );
         assert_eq!(d.may_subscribe(Some("alice"), "owntracks/+/+"), NotMine);
         assert_eq!(d.may_subscribe(Some("alice"), "owntracks/#"), NotMine);
     }

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Name of the first administrator created on first start.
@@ -92,8 +92,10 @@ pub struct Accounts {
     version: AtomicI64,
     /// Serialises refreshes, so an older snapshot never replaces a newer one.
     refreshing: tokio::sync::Mutex<()>,
-    /// Set once the broker exists (it needs the hooks, which need this).
-    broker: OnceLock<Broker>,
+    /// Set once the broker exists (it needs the hooks, which need this), and taken away at
+    /// shutdown: the broker's hooks hold this service, so keeping the broker here for good
+    /// would be a reference cycle that never frees the broker's store.
+    broker: Mutex<Option<Broker>>,
     /// Which MQTT clients logged in with which credential: deleting the credential
     /// disconnects them. Keyed by credential id; values are (username, client id).
     credential_clients: Mutex<HashMap<i64, HashSet<(String, String)>>>,
@@ -107,7 +109,7 @@ impl Accounts {
             directory: ArcSwap::from_pointee(Directory::default()),
             version: AtomicI64::new(i64::MIN),
             refreshing: tokio::sync::Mutex::new(()),
-            broker: OnceLock::new(),
+            broker: Mutex::new(None),
             credential_clients: Mutex::default(),
         });
         accounts.refresh().await?;
@@ -120,7 +122,16 @@ impl Accounts {
 
     /// Lets the service disconnect MQTT clients whose access was revoked.
     pub fn attach_broker(&self, broker: Broker) {
-        let _ = self.broker.set(broker);
+        *self.broker.lock() = Some(broker);
+    }
+
+    /// Forgets the broker (at shutdown).
+    pub fn detach_broker(&self) {
+        self.broker.lock().take();
+    }
+
+    fn broker(&self) -> Option<Broker> {
+        self.broker.lock().clone()
     }
 
     /// The current directory (for the MQTT hooks).
@@ -142,7 +153,7 @@ impl Accounts {
         let newer = self.directory.load();
         let revoked: HashSet<String> = older.revoked_in(&newer).map(str::to_owned).collect();
         if !revoked.is_empty() {
-            if let Some(broker) = self.broker.get() {
+            if let Some(broker) = self.broker() {
                 let closed = broker.disconnect_clients(|client| {
                     !client.local
                         && client
@@ -183,7 +194,10 @@ impl Accounts {
     }
 
     /// Polls for changes made by other processes (the CLI) until the task is dropped.
-    pub fn spawn_watcher(self: &Arc<Self>, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_watcher(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
         let accounts = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -317,7 +331,11 @@ impl Accounts {
 
     /// Records a successful login's time.
     pub async fn record_login(&self, user: &User) {
-        if let Err(error) = self.store.record_login(user.id, mytracks_store::now()).await {
+        if let Err(error) = self
+            .store
+            .record_login(user.id, mytracks_store::now())
+            .await
+        {
             tracing::warn!(user = %user.username, "cannot record the login time: {error}");
         }
     }
@@ -342,7 +360,8 @@ impl Accounts {
                 "Current password is incorrect",
             ));
         }
-        self.set_password_unchecked(user, new, "new_password").await?;
+        self.set_password_unchecked(user, new, "new_password")
+            .await?;
         self.store.delete_sessions_of(user.id, keep_session).await?;
         Ok(())
     }
@@ -355,7 +374,8 @@ impl Accounts {
                 "Cannot reset your own password here; use change-password".into(),
             ));
         }
-        self.set_password_unchecked(&target, new, "password").await?;
+        self.set_password_unchecked(&target, new, "password")
+            .await?;
         self.store.delete_sessions_of(target.id, None).await?;
         Ok(target)
     }
@@ -368,9 +388,22 @@ impl Accounts {
         Ok(user)
     }
 
-    async fn set_password_unchecked(&self, user: &User, new: &str, field: &'static str) -> Result<()> {
-        password::check_policy(new, &[&user.username, &user.email, &user.first_name, &user.last_name])
-            .map_err(|message| AccountError::invalid(field, message))?;
+    async fn set_password_unchecked(
+        &self,
+        user: &User,
+        new: &str,
+        field: &'static str,
+    ) -> Result<()> {
+        password::check_policy(
+            new,
+            &[
+                &user.username,
+                &user.email,
+                &user.first_name,
+                &user.last_name,
+            ],
+        )
+        .map_err(|message| AccountError::invalid(field, message))?;
         let hash = hash_blocking(new.to_owned()).await;
         self.store.set_password_hash(user.id, &hash).await?;
         Ok(())
@@ -426,7 +459,13 @@ impl Accounts {
         let prefix = &secret[..8];
         let token = self
             .store
-            .create_token(user.id, &label, &secret::digest(&secret), prefix, expires_at)
+            .create_token(
+                user.id,
+                &label,
+                &secret::digest(&secret),
+                prefix,
+                expires_at,
+            )
             .await?;
         Ok((token, secret))
     }
@@ -452,10 +491,13 @@ impl Accounts {
     }
 
     pub async fn delete_token(&self, user: &User, id: i64) -> Result<()> {
-        self.store.delete_token(user.id, id).await.map_err(|e| match e {
-            StoreError::NotFound => AccountError::NotFound("Not found".into()),
-            other => other.into(),
-        })
+        self.store
+            .delete_token(user.id, id)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => AccountError::NotFound("Not found".into()),
+                other => other.into(),
+            })
     }
 
     // ---- generated MQTT credentials -------------------------------------------------------
@@ -479,12 +521,21 @@ impl Accounts {
         let device = limit("device", device.to_owned(), 100)?;
         let label = limit("label", label.to_owned(), 100)?;
         if expires_at.is_some_and(|at| at <= mytracks_store::now()) {
-            return Err(AccountError::invalid("expires_at", "expires_at must be in the future"));
+            return Err(AccountError::invalid(
+                "expires_at",
+                "expires_at must be in the future",
+            ));
         }
         let password = secret::alphanumeric(CREDENTIAL_LENGTH);
         let credential = self
             .store
-            .create_credential(user.id, &device, &label, &secret::digest(&password), expires_at)
+            .create_credential(
+                user.id,
+                &device,
+                &label,
+                &secret::digest(&password),
+                expires_at,
+            )
             .await?;
         Ok((credential, password))
     }
@@ -512,14 +563,18 @@ impl Accounts {
         let Some(clients) = self.credential_clients.lock().remove(&id) else {
             return;
         };
-        if let Some(broker) = self.broker.get() {
+        if let Some(broker) = self.broker() {
             let closed = broker.disconnect_clients(|client| {
                 let Some(username) = client.username.as_deref() else {
                     return false;
                 };
                 clients.contains(&(username.to_owned(), client.client_id.to_string()))
             });
-            tracing::info!(credential = id, connections = closed, "MQTT credential revoked");
+            tracing::info!(
+                credential = id,
+                connections = closed,
+                "MQTT credential revoked"
+            );
         }
     }
 
@@ -588,23 +643,23 @@ impl Accounts {
 
     /// `owner` lets `viewer` see their locations (and history when `history`).
     pub async fn share(&self, owner: &User, viewer: &str, history: bool) -> Result<ShareView> {
-        let viewer = self
-            .store
-            .user_by_name(viewer)
-            .await?
-            .ok_or_else(|| AccountError::invalid("username", format!("No user named {viewer:?}")))?;
+        let viewer = self.store.user_by_name(viewer).await?.ok_or_else(|| {
+            AccountError::invalid("username", format!("No user named {viewer:?}"))
+        })?;
         if viewer.id == owner.id {
-            return Err(AccountError::invalid("username", "You cannot share with yourself"));
+            return Err(AccountError::invalid(
+                "username",
+                "You cannot share with yourself",
+            ));
         }
         let share = self
             .store
             .create_share(owner.id, viewer.id, history)
             .await
             .map_err(|e| match e {
-                StoreError::Conflict(_) => AccountError::Conflict(format!(
-                    "You already share with {:?}",
-                    viewer.username
-                )),
+                StoreError::Conflict(_) => {
+                    AccountError::Conflict(format!("You already share with {:?}", viewer.username))
+                }
                 other => other.into(),
             })?;
         self.refresh().await?;
@@ -625,10 +680,13 @@ impl Accounts {
 
     /// Ends a share (its owner or its viewer may); deliveries stop at once.
     pub async fn unshare(&self, user: &User, id: i64) -> Result<()> {
-        self.store.delete_share(user.id, id).await.map_err(|e| match e {
-            StoreError::NotFound => AccountError::NotFound("Not found".into()),
-            other => other.into(),
-        })?;
+        self.store
+            .delete_share(user.id, id)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => AccountError::NotFound("Not found".into()),
+                other => other.into(),
+            })?;
         self.refresh().await?;
         Ok(())
     }
@@ -690,7 +748,10 @@ fn validate_email(email: &str) -> Result<String> {
                 && !domain.ends_with('.') && !domain.contains('@'));
     match valid {
         true => Ok(email.to_owned()),
-        false => Err(AccountError::invalid("email", "Enter a valid email address.")),
+        false => Err(AccountError::invalid(
+            "email",
+            "Enter a valid email address.",
+        )),
     }
 }
 
@@ -734,7 +795,16 @@ mod tests {
         validate_username("alice").unwrap();
         validate_username("a.b-c_d@e").unwrap();
         validate_username("Zoë").unwrap();
-        for bad in ["", "a/b", "a+b", "a#b", "$SYS", "a b", ".hidden", &"x".repeat(151)] {
+        for bad in [
+            "",
+            "a/b",
+            "a+b",
+            "a#b",
+            "$SYS",
+            "a b",
+            ".hidden",
+            &"x".repeat(151),
+        ] {
             assert!(validate_username(bad).is_err(), "{bad:?}");
         }
     }
@@ -743,7 +813,15 @@ mod tests {
     fn emails() {
         assert_eq!(validate_email(" a@b.org ").unwrap(), "a@b.org");
         assert_eq!(validate_email("").unwrap(), "");
-        for bad in ["a", "a@b", "@b.org", "a b@c.org", "a@.org", "a@b.org.", "a@b@c.org"] {
+        for bad in [
+            "a",
+            "a@b",
+            "@b.org",
+            "a b@c.org",
+            "a@.org",
+            "a@b.org.",
+            "a@b@c.org",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad:?}");
         }
     }

@@ -78,19 +78,27 @@ mod tests {
 
     #[test]
     fn policy() {
-        assert!(check_policy("short", &[]).unwrap_err().contains("at least 10"));
-        assert!(check_policy("1234567890123", &[]).unwrap_err().contains("numeric"));
+        assert!(check_policy("short", &[])
+            .unwrap_err()
+            .contains("at least 10"));
+        assert!(check_policy("1234567890123", &[])
+            .unwrap_err()
+            .contains("numeric"));
         let common = check_policy("password123", &[]).unwrap_err();
         assert!(common.contains("too common"), "{common}");
         assert!(check_policy("qwertyuiop", &[]).is_err());
         assert!(check_policy("aaaaaaaaaaaa", &[]).is_err());
         // Built from the user's own name.
         assert!(check_policy("alicealice1", &["alice"]).is_err());
-        assert!(check_policy(&"x".repeat(MAX_LENGTH + 1), &[]).unwrap_err().contains("too long"));
+        assert!(check_policy(&"x".repeat(MAX_LENGTH + 1), &[])
+            .unwrap_err()
+            .contains("too long"));
         check_policy("correct horse battery staple", &["alice"]).unwrap();
         check_policy("Tr4cks-on-the-m0ve", &[]).unwrap();
         // Length counts characters, not bytes.
-        assert!(check_policy("ééééééééé", &[]).unwrap_err().contains("too short"));
+        assert!(check_policy("ééééééééé", &[])
+            .unwrap_err()
+            .contains("too short"));
     }
 
     #[test]

@@ -1,0 +1,494 @@
+//! Who is calling: a session cookie (the web UI), a bearer API token, or HTTP Basic with an
+//! account password (scripts). Resolved once per request by [`resolve`], which also enforces
+//! CSRF protection for cookie-authenticated mutations and slides session expiry.
+//!
+//! Sessions: the cookie `mytracks_session` (HttpOnly, SameSite=Lax, Secure behind HTTPS)
+//! holds a random id; the database keeps its SHA-256. A session lasts 7 days from its last
+//! use. CSRF: each session has a token, given at login and in the `csrftoken` cookie (which
+//! scripts on the page may read); a cookie-authenticated POST, PUT, PATCH or DELETE must send
+//! it back in `X-CSRFToken`, and a cross-site `Origin` is refused outright.
+
+use super::error::{ApiError, ApiResult};
+use super::views::AccountView;
+use super::JsonBody;
+use crate::accounts::secret;
+use crate::http::HttpState;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use mytracks_access::LoginThrottle;
+use mytracks_store::User;
+use serde::Deserialize;
+use serde_json::json;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+pub const SESSION_COOKIE: &str = "mytracks_session";
+pub const CSRF_COOKIE: &str = "csrftoken";
+pub const CSRF_HEADER: &str = "x-csrftoken";
+/// Sessions end this long after their last use.
+pub const SESSION_LIFETIME: i64 = 7 * 24 * 3600;
+/// A session's expiry is pushed forward at most this often (one write per minute at most).
+const SLIDE_EVERY: i64 = 60;
+
+/// Failed-login throttles shared by the web login and HTTP Basic: per source address and
+/// per account name, so neither many accounts from one address nor one account from many
+/// addresses can be guessed quickly.
+#[derive(Default)]
+pub struct Throttles {
+    by_address: LoginThrottle<IpAddr>,
+    by_account: LoginThrottle<String>,
+}
+
+impl Throttles {
+    /// Refuses early when either key is still waiting out its delay.
+    fn check(&self, address: IpAddr, username: &str) -> ApiResult<()> {
+        let now = Instant::now();
+        let wait = [
+            self.by_address.retry_after(&address, now),
+            self.by_account.retry_after(&username.to_owned(), now),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        match wait {
+            Some(wait) => Err(ApiError::TooManyRequests {
+                retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn failure(&self, address: IpAddr, username: &str) {
+        let now = Instant::now();
+        self.by_address.failure(address, now);
+        self.by_account.failure(username.to_owned(), now);
+    }
+
+    fn success(&self, address: IpAddr, username: &str) {
+        self.by_address.success(&address);
+        self.by_account.success(&username.to_owned());
+    }
+}
+
+/// The authenticated caller, put in the request by [`resolve`].
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user: User,
+    /// The session's id hash when authenticated by cookie.
+    pub session: Option<String>,
+}
+
+/// Extractor: any authenticated, active user (401 otherwise).
+pub struct Auth(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> ApiResult<Self> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .map(Auth)
+            .ok_or_else(ApiError::unauthenticated)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Auth {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Caller>().cloned().map(Auth))
+    }
+}
+
+/// Extractor: the caller's IP address (unspecified when not served over a socket).
+pub struct Peer(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip()),
+        ))
+    }
+}
+
+/// Extractor: an authenticated admin (401 / 403 otherwise).
+pub struct Admin(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        let Auth(caller) = Auth::from_request_parts(parts, state).await?;
+        match caller.user.is_admin {
+            true => Ok(Admin(caller)),
+            false => Err(ApiError::admin_only()),
+        }
+    }
+}
+
+/// The caller's address (unspecified when not served over a socket, as in unit tests).
+fn peer(request: &Request) -> IpAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
+/// Middleware for `/api/`: authenticates the caller (if credentials are present), enforces
+/// CSRF for cookie sessions and refreshes the session cookie when its expiry slid.
+pub async fn resolve(State(state): State<HttpState>, mut request: Request, next: Next) -> Response {
+    let address = peer(&request);
+    let secure = is_https(request.headers());
+    let mut slid = None;
+    match authenticate(&state, &mut request, address).await {
+        Ok(Some((caller, csrf))) => {
+            if let (Some(id_hash), Some(csrf)) = (&caller.session, &csrf) {
+                if is_unsafe(request.method()) {
+                    if let Err(error) = check_csrf(request.headers(), csrf) {
+                        return error.into_response();
+                    }
+                }
+                if let Some(SlideDue(cookie)) = request.extensions_mut().remove::<SlideDue>() {
+                    let now = mytracks_store::now();
+                    let store = state.accounts.store();
+                    match store
+                        .extend_session(id_hash, now, now + SESSION_LIFETIME)
+                        .await
+                    {
+                        Ok(()) => slid = Some((cookie, csrf.clone())),
+                        Err(error) => tracing::warn!("cannot extend a web session: {error}"),
+                    }
+                }
+            }
+            request.extensions_mut().insert(caller);
+        }
+        Ok(None) => {}
+        Err(error) => return error.into_response(),
+    }
+    let mut response = next.run(request).await;
+    if let Some((session_cookie, csrf)) = slid {
+        // The handler may have replaced or ended the session (login, logout): its cookies win.
+        if !response.headers().contains_key(header::SET_COOKIE) {
+            for cookie in [
+                cookie(
+                    SESSION_COOKIE,
+                    &session_cookie,
+                    SESSION_LIFETIME,
+                    true,
+                    secure,
+                ),
+                cookie(CSRF_COOKIE, &csrf, SESSION_LIFETIME, false, secure),
+            ] {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+        }
+    }
+    response
+}
+
+/// The caller and, for a session, its CSRF token. `Ok(None)`: anonymous. Invalid explicit
+/// credentials (a bad token, a wrong Basic password) are an error; a stale cookie is not
+/// (the caller is treated as anonymous, so the login page still works).
+async fn authenticate(
+    state: &HttpState,
+    request: &mut Request,
+    address: IpAddr,
+) -> ApiResult<Option<(Caller, Option<String>)>> {
+    let accounts = &state.accounts;
+    if let Some(value) = request.headers().get(header::AUTHORIZATION) {
+        let value = value.to_str().unwrap_or_default().trim();
+        let (scheme, credentials) = value.split_once(' ').unwrap_or((value, ""));
+        let credentials = credentials.trim();
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return match accounts.user_for_token(credentials).await? {
+                Some(user) => Ok(Some((
+                    Caller {
+                        user,
+                        session: None,
+                    },
+                    None,
+                ))),
+                None => Err(ApiError::Unauthorized("Invalid or expired token.".into())),
+            };
+        }
+        if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(credentials)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| ApiError::Unauthorized("Malformed Basic credentials.".into()))?;
+            let (username, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
+            state.throttles.check(address, username)?;
+            return match accounts.check_password(username, password).await? {
+                Some(user) => {
+                    state.throttles.success(address, username);
+                    Ok(Some((
+                        Caller {
+                            user,
+                            session: None,
+                        },
+                        None,
+                    )))
+                }
+                None => {
+                    state.throttles.failure(address, username);
+                    Err(ApiError::Unauthorized(
+                        "Invalid username or password.".into(),
+                    ))
+                }
+            };
+        }
+        return Err(ApiError::Unauthorized(format!(
+            "Unsupported authorization scheme {scheme:?}; use Bearer or Basic."
+        )));
+    }
+    let Some(cookie) = cookie_value(request.headers(), SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let id_hash = secret::digest(&cookie);
+    let now = mytracks_store::now();
+    let Some(session) = accounts.store().session(&id_hash, now).await? else {
+        return Ok(None);
+    };
+    let Some(user) = accounts.store().user_by_id(session.user_id).await? else {
+        return Ok(None);
+    };
+    if !user.is_active {
+        return Ok(None);
+    }
+    let csrf = session.csrf_token.clone();
+    if now - session.last_seen_at >= SLIDE_EVERY {
+        request.extensions_mut().insert(SlideDue(cookie));
+    }
+    Ok(Some((
+        Caller {
+            user,
+            session: Some(id_hash),
+        },
+        Some(csrf),
+    )))
+}
+
+/// Marks a session whose expiry should move forward; holds the cookie value to re-send.
+#[derive(Clone)]
+struct SlideDue(String);
+
+fn is_unsafe(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The CSRF rule for cookie-authenticated mutations.
+fn check_csrf(headers: &HeaderMap, expected: &str) -> ApiResult<()> {
+    check_origin(headers)?;
+    let sent = headers
+        .get(CSRF_HEADER)
+        .or_else(|| headers.get("x-csrf-token"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match secret::same(sent, expected) {
+        true => Ok(()),
+        false => Err(ApiError::Forbidden(
+            "CSRF Failed: CSRF token missing or incorrect.".into(),
+        )),
+    }
+}
+
+/// A browser's `Origin` must name this host: a page elsewhere may not log people in or act
+/// for them. Requests without `Origin` (scripts, older browsers) pass this check.
+fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let host = headers
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
+    match !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
+        true => Ok(()),
+        false => Err(ApiError::Forbidden(format!(
+            "CSRF Failed: Origin {origin} does not match the host {host}."
+        ))),
+    }
+}
+
+/// Whether the client reached us over HTTPS (through a proxy that says so).
+fn is_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    let jar = axum_extra::extract::CookieJar::from_headers(headers);
+    jar.get(name).map(|c| c.value().to_owned())
+}
+
+/// A `Set-Cookie` value. `max_age` 0 deletes the cookie.
+fn cookie(name: &str, value: &str, max_age: i64, http_only: bool, secure: bool) -> HeaderValue {
+    let mut text = format!("{name}={value}; Path=/; Max-Age={max_age}; SameSite=Lax");
+    if http_only {
+        text.push_str("; HttpOnly");
+    }
+    if secure {
+        text.push_str("; Secure");
+    }
+    HeaderValue::from_str(&text).expect("cookie values are alphanumeric")
+}
+
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /api/auth/login/`: starts a session (a new id every time, so a planted cookie is
+/// worthless) and answers with the account and the CSRF token.
+pub async fn login(
+    State(state): State<HttpState>,
+    Peer(address): Peer,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<LoginRequest>,
+) -> ApiResult<Response> {
+    check_origin(&headers)?;
+    if body.username.is_empty() {
+        return Err(ApiError::invalid("username", "username is required"));
+    }
+    if body.password.is_empty() {
+        return Err(ApiError::invalid("password", "password is required"));
+    }
+    state.throttles.check(address, &body.username)?;
+    let accounts = &state.accounts;
+    let Some(user) = accounts
+        .check_password(&body.username, &body.password)
+        .await?
+    else {
+        state.throttles.failure(address, &body.username);
+        tracing::warn!(%address, username = %body.username, "web login failed");
+        return Err(ApiError::Unauthorized(
+            "Invalid username or password.".into(),
+        ));
+    };
+    state.throttles.success(address, &body.username);
+    // The old session, if any, ends: a new id at every login.
+    if let Some(old) = cookie_value(&headers, SESSION_COOKIE) {
+        accounts
+            .store()
+            .delete_session(&secret::digest(&old))
+            .await?;
+    }
+    let session_id = secret::alphanumeric(43);
+    let csrf = secret::alphanumeric(32);
+    let expires = mytracks_store::now() + SESSION_LIFETIME;
+    accounts
+        .store()
+        .create_session(&secret::digest(&session_id), user.id, &csrf, expires)
+        .await?;
+    accounts.record_login(&user).await;
+    let user = accounts.user(user.id).await?;
+    tracing::info!(%address, username = %user.username, "web login");
+    let secure = is_https(&headers);
+    let mut response = Json(json!({
+        "detail": "Logged in.",
+        "user": AccountView::from(&user),
+        "csrf_token": csrf,
+    }))
+    .into_response();
+    let cookies = response.headers_mut();
+    cookies.append(
+        header::SET_COOKIE,
+        cookie(SESSION_COOKIE, &session_id, SESSION_LIFETIME, true, secure),
+    );
+    cookies.append(
+        header::SET_COOKIE,
+        cookie(CSRF_COOKIE, &csrf, SESSION_LIFETIME, false, secure),
+    );
+    Ok(response)
+}
+
+/// `POST /api/auth/logout/`: ends the session (CSRF-checked like any mutation) and clears
+/// the cookies. Without a session it only clears them.
+pub async fn logout(
+    State(state): State<HttpState>,
+    caller: Option<Auth>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if let Some(Auth(Caller {
+        session: Some(id_hash),
+        ..
+    })) = caller
+    {
+        state.accounts.store().delete_session(&id_hash).await?;
+    }
+    let secure = is_https(&headers);
+    let mut response = Json(json!({ "detail": "Logged out." })).into_response();
+    for name in [SESSION_COOKIE, CSRF_COOKIE] {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            cookie(name, "", 0, name == SESSION_COOKIE, secure),
+        );
+    }
+    Ok(response)
+}
+
+/// `GET /api/auth/session/`: whether the caller is logged in, as whom, and the CSRF token
+/// (for pages that lost it).
+pub async fn session(State(state): State<HttpState>, caller: Option<Auth>) -> ApiResult<Response> {
+    let Some(Auth(caller)) = caller else {
+        return Ok(Json(json!({ "authenticated": false })).into_response());
+    };
+    let csrf = match &caller.session {
+        Some(id_hash) => state
+            .accounts
+            .store()
+            .session(id_hash, mytracks_store::now())
+            .await?
+            .map(|s| s.csrf_token),
+        None => None,
+    };
+    Ok(Json(json!({
+        "authenticated": true,
+        "user": AccountView::from(&caller.user),
+        "csrf_token": csrf,
+    }))
+    .into_response())
+}
+
+/// Cleans expired sessions out of the database now and then.
+pub fn spawn_session_sweeper(state: HttpState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match state
+                .accounts
+                .store()
+                .delete_expired_sessions(mytracks_store::now())
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(sessions = n, "expired web sessions removed"),
+                Err(error) => tracing::warn!("cannot remove expired sessions: {error}"),
+            }
+        }
+    })
+}

@@ -1,0 +1,143 @@
+//! The REST API under `/api/`, with the paths of the original My Tracks API (trailing slash
+//! optional). Every route but login, logout, the session probe and the OpenAPI document
+//! needs an authenticated caller; `/api/admin/` routes need an admin.
+
+pub mod account;
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod openapi;
+pub mod views;
+
+use crate::http::HttpState;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use axum::routing::{delete, get, post, MethodRouter};
+use axum::Router;
+use error::ApiError;
+use serde::de::DeserializeOwned;
+
+/// Largest JSON body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The API routes, with authentication resolved for all of them.
+pub fn router(state: HttpState) -> Router<HttpState> {
+    let routes: Vec<(&str, MethodRouter<HttpState>)> = vec![
+        ("/api/auth/login/", post(auth::login)),
+        ("/api/auth/logout/", post(auth::logout)),
+        ("/api/auth/session/", get(auth::session)),
+        ("/api/openapi.json", get(openapi::document)),
+        ("/api/account/", get(account::show).patch(account::update)),
+        (
+            "/api/account/change-password/",
+            post(account::change_password),
+        ),
+        (
+            "/api/account/tokens/",
+            get(account::list_tokens).post(account::create_token),
+        ),
+        ("/api/account/tokens/{id}/", delete(account::delete_token)),
+        (
+            "/api/account/credentials/",
+            get(account::list_credentials).post(account::create_credential),
+        ),
+        (
+            "/api/account/credentials/{id}/",
+            delete(account::delete_credential),
+        ),
+        (
+            "/api/account/shares/",
+            get(account::list_shares).post(account::create_share),
+        ),
+        ("/api/account/shares/{id}/", delete(account::delete_share)),
+        (
+            "/api/admin/users/",
+            get(admin::list_users).post(admin::create_user),
+        ),
+        (
+            "/api/admin/users/{id}/",
+            delete(admin::deactivate).get(admin::show_user),
+        ),
+        ("/api/admin/users/{id}/reactivate/", post(admin::reactivate)),
+        (
+            "/api/admin/users/{id}/toggle-admin/",
+            post(admin::toggle_admin),
+        ),
+        (
+            "/api/admin/users/{id}/set-password/",
+            post(admin::set_password),
+        ),
+        (
+            "/api/admin/users/{id}/hard-delete/",
+            delete(admin::hard_delete),
+        ),
+    ];
+    let mut router = Router::new();
+    for (path, method_router) in routes {
+        router = router.route(path, method_router.clone());
+        if let Some(bare) = path.strip_suffix('/') {
+            router = router.route(bare, method_router);
+        }
+    }
+    router.layer(axum::middleware::from_fn_with_state(state, auth::resolve))
+}
+
+/// A JSON request body whose errors are JSON too, naming the offending field: `{"error":
+/// "invalid type: integer, expected a string", "field": "email", ...}`. An empty body reads
+/// as `{}`, so optional-only requests need no body.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let json_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                let mime = v.split(';').next().unwrap_or_default().trim();
+                mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
+            });
+        let _ = state;
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
+            .await
+            .map_err(|_| {
+                ApiError::BadRequest(format!("The body is unreadable or over {MAX_BODY} bytes."))
+            })?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            if json_type == Some(false) {
+                return Err(ApiError::BadRequest(
+                    "Send JSON with Content-Type: application/json.".into(),
+                ));
+            }
+            &bytes
+        };
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        match serde_path_to_error::deserialize(&mut deserializer) {
+            Ok(value) => Ok(JsonBody(value)),
+            Err(error) => {
+                let path = error.path().to_string();
+                let inner = error.into_inner();
+                let message = inner.to_string();
+                // serde names a missing field only in its message.
+                let field = match message.strip_prefix("missing field `") {
+                    Some(rest) => rest.split('`').next().unwrap_or_default().to_owned(),
+                    None if path != "." => path,
+                    None => {
+                        return Err(ApiError::BadRequest(format!("Invalid JSON: {message}")));
+                    }
+                };
+                Err(ApiError::invalid(field, message))
+            }
+        }
+    }
+}
+
+/// A numeric id from the path; anything else cannot name a row (404, not 500).
+pub fn parse_id(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>()
+        .map_err(|_| ApiError::NotFound(format!("Expected a numeric id, got {text:?}")))
+}

@@ -1,0 +1,376 @@
+//! `GET /api/openapi.json`: an OpenAPI 3.1 description of the API, built from [`OPERATIONS`]
+//! (one table, checked against the router by a test, so the document cannot drift from what
+//! is served).
+
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+/// Who may call an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    User,
+    Admin,
+}
+
+/// One documented operation.
+pub struct Operation {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub access: Access,
+    /// Schema name of the JSON body, if any.
+    pub request: Option<&'static str>,
+    /// Success status and schema name (`None`: no body).
+    pub response: (u16, Option<&'static str>),
+}
+
+const fn op(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    access: Access,
+    request: Option<&'static str>,
+    response: (u16, Option<&'static str>),
+) -> Operation {
+    Operation {
+        method,
+        path,
+        summary,
+        access,
+        request,
+        response,
+    }
+}
+
+use Access::{Admin, Public, User};
+
+/// Every API operation. Paths are listed with their trailing slash; the bare form works too.
+pub const OPERATIONS: &[Operation] = &[
+    op(
+        "post",
+        "/api/auth/login/",
+        "Log in: starts a session (cookie) and returns the CSRF token",
+        Public,
+        Some("Login"),
+        (200, Some("LoginResult")),
+    ),
+    op(
+        "post",
+        "/api/auth/logout/",
+        "Log out: ends the session",
+        Public,
+        None,
+        (200, Some("Detail")),
+    ),
+    op(
+        "get",
+        "/api/auth/session/",
+        "Whether the caller is logged in, as whom, and the CSRF token",
+        Public,
+        None,
+        (200, Some("SessionState")),
+    ),
+    op(
+        "get",
+        "/api/openapi.json",
+        "This document",
+        Public,
+        None,
+        (200, None),
+    ),
+    op(
+        "get",
+        "/api/account/",
+        "The caller's account",
+        User,
+        None,
+        (200, Some("Account")),
+    ),
+    op(
+        "patch",
+        "/api/account/",
+        "Change email, names or settings",
+        User,
+        Some("AccountUpdate"),
+        (200, Some("Account")),
+    ),
+    op(
+        "post",
+        "/api/account/change-password/",
+        "Change one's password (other sessions end)",
+        User,
+        Some("PasswordChange"),
+        (200, Some("Detail")),
+    ),
+    op(
+        "get",
+        "/api/account/tokens/",
+        "The caller's API tokens (without secrets)",
+        User,
+        None,
+        (200, Some("TokenList")),
+    ),
+    op(
+        "post",
+        "/api/account/tokens/",
+        "Create an API token; the secret is shown once",
+        User,
+        Some("NewToken"),
+        (201, Some("Token")),
+    ),
+    op(
+        "delete",
+        "/api/account/tokens/{id}/",
+        "Revoke an API token",
+        User,
+        None,
+        (204, None),
+    ),
+    op(
+        "get",
+        "/api/account/credentials/",
+        "The caller's generated MQTT credentials (without passwords)",
+        User,
+        None,
+        (200, Some("CredentialList")),
+    ),
+    op(
+        "post",
+        "/api/account/credentials/",
+        "Generate an MQTT credential; the password is shown once",
+        User,
+        Some("NewCredential"),
+        (201, Some("Credential")),
+    ),
+    op(
+        "delete",
+        "/api/account/credentials/{id}/",
+        "Delete a credential; clients using it are disconnected",
+        User,
+        None,
+        (204, None),
+    ),
+    op(
+        "get",
+        "/api/account/shares/",
+        "Shares given and received",
+        User,
+        None,
+        (200, Some("ShareList")),
+    ),
+    op(
+        "post",
+        "/api/account/shares/",
+        "Let another user see one's locations",
+        User,
+        Some("NewShare"),
+        (201, Some("Share")),
+    ),
+    op(
+        "delete",
+        "/api/account/shares/{id}/",
+        "End a share (owner or viewer)",
+        User,
+        None,
+        (204, None),
+    ),
+    op(
+        "get",
+        "/api/admin/users/",
+        "All users",
+        Admin,
+        None,
+        (200, Some("UserList")),
+    ),
+    op(
+        "post",
+        "/api/admin/users/",
+        "Create a user",
+        Admin,
+        Some("NewUser"),
+        (201, Some("User")),
+    ),
+    op(
+        "get",
+        "/api/admin/users/{id}/",
+        "One user",
+        Admin,
+        None,
+        (200, Some("User")),
+    ),
+    op(
+        "delete",
+        "/api/admin/users/{id}/",
+        "Deactivate a user (not oneself)",
+        Admin,
+        None,
+        (200, Some("Detail")),
+    ),
+    op(
+        "post",
+        "/api/admin/users/{id}/reactivate/",
+        "Reactivate a user",
+        Admin,
+        None,
+        (200, Some("Detail")),
+    ),
+    op(
+        "post",
+        "/api/admin/users/{id}/toggle-admin/",
+        "Grant or remove admin rights (not one's own)",
+        Admin,
+        None,
+        (200, Some("Detail")),
+    ),
+    op(
+        "post",
+        "/api/admin/users/{id}/set-password/",
+        "Set another user's password",
+        Admin,
+        Some("SetPassword"),
+        (200, Some("Detail")),
+    ),
+    op(
+        "delete",
+        "/api/admin/users/{id}/hard-delete/",
+        "Delete a user and all their data (not oneself)",
+        Admin,
+        None,
+        (200, Some("Detail")),
+    ),
+];
+
+fn schemas() -> Value {
+    let string = json!({ "type": "string" });
+    let time = json!({ "type": "string", "format": "date-time" });
+    let optional_time = json!({ "type": ["string", "null"], "format": "date-time" });
+    json!({
+        "Error": { "type": "object", "required": ["error"], "properties": {
+            "error": string, "field": { "type": "string", "description": "The invalid field, for validation errors" } } },
+        "Detail": { "type": "object", "properties": { "detail": string } },
+        "Login": { "type": "object", "required": ["username", "password"], "properties": {
+            "username": string, "password": { "type": "string", "format": "password" } } },
+        "LoginResult": { "type": "object", "properties": {
+            "detail": string, "user": { "$ref": "#/components/schemas/Account" }, "csrf_token": string } },
+        "SessionState": { "type": "object", "properties": {
+            "authenticated": { "type": "boolean" }, "user": { "$ref": "#/components/schemas/Account" },
+            "csrf_token": { "type": ["string", "null"] } } },
+        "Account": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "username": string, "email": string, "first_name": string,
+            "last_name": string, "is_staff": { "type": "boolean" }, "is_admin": { "type": "boolean" },
+            "created_at": time, "date_joined": time, "last_login": optional_time,
+            "settings": { "type": "object" } } },
+        "AccountUpdate": { "type": "object", "properties": {
+            "email": string, "first_name": string, "last_name": string, "settings": { "type": "object" } } },
+        "PasswordChange": { "type": "object", "required": ["current_password", "new_password"], "properties": {
+            "current_password": string, "new_password": { "type": "string", "minLength": 10 } } },
+        "User": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "username": string, "email": string, "first_name": string,
+            "last_name": string, "is_active": { "type": "boolean" }, "is_staff": { "type": "boolean" },
+            "is_admin": { "type": "boolean" }, "date_joined": time, "last_login": optional_time } },
+        "UserList": { "type": "array", "items": { "$ref": "#/components/schemas/User" } },
+        "NewUser": { "type": "object", "required": ["username", "password"], "properties": {
+            "username": { "type": "string", "pattern": "^[\\w.@-]+$", "maxLength": 150 },
+            "password": { "type": "string", "minLength": 10 }, "email": string,
+            "first_name": string, "last_name": string, "is_staff": { "type": "boolean" } } },
+        "SetPassword": { "type": "object", "required": ["password"], "properties": {
+            "password": { "type": "string", "minLength": 10 } } },
+        "Token": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "label": string, "prefix": string, "created_at": time,
+            "last_used_at": optional_time, "expires_at": optional_time,
+            "token": { "type": "string", "description": "Only in the creation answer" } } },
+        "TokenList": { "type": "array", "items": { "$ref": "#/components/schemas/Token" } },
+        "NewToken": { "type": "object", "properties": {
+            "label": string, "expires_in_days": { "type": "integer", "minimum": 1, "maximum": 3650 } } },
+        "Credential": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "username": string, "device": string, "label": string,
+            "created_at": time, "last_used_at": optional_time, "expires_at": optional_time,
+            "password": { "type": "string", "description": "Only in the creation answer" } } },
+        "CredentialList": { "type": "array", "items": { "$ref": "#/components/schemas/Credential" } },
+        "NewCredential": { "type": "object", "properties": {
+            "device": string, "label": string, "expires_in_days": { "type": "integer", "minimum": 1, "maximum": 3650 } } },
+        "Share": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "owner": string, "viewer": string,
+            "direction": { "enum": ["outgoing", "incoming"] }, "history": { "type": "boolean" }, "created_at": time } },
+        "ShareList": { "type": "array", "items": { "$ref": "#/components/schemas/Share" } },
+        "NewShare": { "type": "object", "required": ["username"], "properties": {
+            "username": string, "history": { "type": "boolean" } } },
+    })
+}
+
+fn reference(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn error_response(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": reference("Error") } } })
+}
+
+/// The whole document.
+pub fn build() -> Value {
+    let mut paths = Map::new();
+    for operation in OPERATIONS {
+        let mut responses = Map::new();
+        let (status, schema) = operation.response;
+        let mut success = json!({ "description": "Success" });
+        if let Some(schema) = schema {
+            success["content"] = json!({ "application/json": { "schema": reference(schema) } });
+        }
+        responses.insert(status.to_string(), success);
+        if operation.request.is_some() {
+            responses.insert(
+                "400".into(),
+                error_response("Invalid input; `field` names it"),
+            );
+        }
+        let mut entry = json!({
+            "summary": operation.summary,
+            "operationId": format!("{} {}", operation.method, operation.path),
+        });
+        match operation.access {
+            Public => entry["security"] = json!([]),
+            User | Admin => {
+                responses.insert("401".into(), error_response("Not authenticated"));
+                if operation.access == Admin {
+                    responses.insert("403".into(), error_response("Not an admin"));
+                }
+                entry["security"] =
+                    json!([{ "session": [], "csrf": [] }, { "bearer": [] }, { "basic": [] }]);
+            }
+        }
+        if operation.path.contains("{id}") {
+            responses.insert("404".into(), error_response("No such item"));
+            entry["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }]);
+        }
+        if let Some(request) = operation.request {
+            entry["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": reference(request) } } });
+        }
+        responses.insert("503".into(), error_response("The database is unavailable"));
+        entry["responses"] = Value::Object(responses);
+        let path = paths.entry(operation.path).or_insert_with(|| json!({}));
+        path[operation.method] = entry;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "mytracks API",
+            "version": crate::VERSION,
+            "description": "Accounts, tokens, MQTT credentials and sharing. Paths follow the original My Tracks API; the trailing slash is optional. Cookie-authenticated mutations must send the CSRF token in X-CSRFToken.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "session": { "type": "apiKey", "in": "cookie", "name": super::auth::SESSION_COOKIE },
+                "csrf": { "type": "apiKey", "in": "header", "name": "X-CSRFToken" },
+                "bearer": { "type": "http", "scheme": "bearer" },
+                "basic": { "type": "http", "scheme": "basic" },
+            },
+        },
+    })
+}
+
+pub async fn document() -> Json<Value> {
+    Json(build())
+}
