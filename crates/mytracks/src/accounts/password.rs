@@ -35,10 +35,10 @@ pub fn check_policy(password: &str, context: &[&str]) -> Result<(), String> {
         let hint = estimate
             .feedback()
             .and_then(|f| f.warning())
-            .map(|w| format!(" ({w})"))
+            .map(|w| format!(" {w}"))
             .unwrap_or_default();
         return Err(format!(
-            "This password is too common or too easy to guess{hint}."
+            "This password is too common or too easy to guess.{hint}"
         ));
     }
     Ok(())

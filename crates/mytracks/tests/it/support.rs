@@ -944,3 +944,201 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     f.write_all(text.as_bytes()).unwrap();
     path
 }
+
+// ---------------------------------------------------------------------------------------------
+// Databases and the REST API
+// ---------------------------------------------------------------------------------------------
+
+/// Which application database a test server uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// The embedded default: a file in the data directory.
+    Sqlite,
+    /// A fresh schema in the PostgreSQL of `MYTRACKS_TEST_POSTGRES_URL` (or `.ci/run`'s).
+    Postgres,
+}
+
+pub const DEFAULT_TEST_POSTGRES: &str = "postgres://mytracks:mytracks@127.0.0.1:5432/mytracks_test";
+
+/// A URL for a fresh, empty PostgreSQL schema (connections made with it use that schema), so
+/// tests can run in parallel. Fails, rather than skips, when PostgreSQL is not there.
+pub fn postgres_url() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::env::var("MYTRACKS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| DEFAULT_TEST_POSTGRES.to_owned());
+    let schema = format!(
+        "it_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let admin = mytracks_store::Store::connect(&base)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {base} is needed (see .ci/run): {e}"));
+        admin
+            .execute_raw(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
+        admin.close().await;
+    });
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-csearch_path%3D{schema}")
+}
+
+/// Configuration text selecting `database` (nothing for SQLite, the default).
+pub fn database_config(database: Database) -> String {
+    match database {
+        Database::Sqlite => String::new(),
+        Database::Postgres => format!("[database]\nurl = \"{}\"\n", postgres_url()),
+    }
+}
+
+impl Server {
+    /// Starts with `config` plus a `[database]` section for `database`.
+    pub fn with_database(database: Database, config: &str) -> Server {
+        Server::with_config(&format!("{config}\n{}", database_config(database)))
+    }
+
+    /// The first administrator's password, as written at first start.
+    pub fn admin_password(&self) -> String {
+        fs::read_to_string(self.data_dir().join("initial-admin-password"))
+            .expect("initial-admin-password written at first start")
+            .trim()
+            .to_owned()
+    }
+
+    /// An API client for this server (not logged in).
+    pub fn api(&self) -> Api {
+        Api::new(self.http_port)
+    }
+
+    /// An API client logged in as the first administrator.
+    pub fn admin_api(&self) -> Api {
+        let api = self.api();
+        let (status, body) = api.login("admin", &self.admin_password());
+        assert_eq!(status, 200, "admin login: {body}\n{}", self.log());
+        api
+    }
+}
+
+/// A blocking REST client with a cookie jar, like a browser tab: after [`Api::login`] it
+/// sends the session cookie and, on mutations, the CSRF token.
+pub struct Api {
+    base: String,
+    client: reqwest::blocking::Client,
+    csrf: std::sync::Mutex<Option<String>>,
+    bearer: Option<String>,
+}
+
+impl Api {
+    pub fn new(port: u16) -> Api {
+        Api {
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::blocking::Client::builder()
+                .cookie_store(true)
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            csrf: Default::default(),
+            bearer: None,
+        }
+    }
+
+    /// A client authenticating every request with `Authorization: Bearer TOKEN`, no cookies.
+    pub fn with_token(port: u16, token: &str) -> Api {
+        Api {
+            bearer: Some(token.to_owned()),
+            ..Api::new(port)
+        }
+    }
+
+    /// `POST /api/auth/login/`; remembers the CSRF token.
+    pub fn login(&self, username: &str, password: &str) -> (u16, Value) {
+        let (status, body) = self.call(
+            "POST",
+            "/api/auth/login/",
+            Some(serde_json::json!({ "username": username, "password": password })),
+        );
+        if status == 200 {
+            *self.csrf.lock().unwrap() = body["csrf_token"].as_str().map(str::to_owned);
+        }
+        (status, body)
+    }
+
+    pub fn csrf_token(&self) -> Option<String> {
+        self.csrf.lock().unwrap().clone()
+    }
+
+    /// Forgets the CSRF token (to test that mutations then fail).
+    pub fn forget_csrf(&self) {
+        *self.csrf.lock().unwrap() = None;
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.call("GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call("POST", path, Some(body))
+    }
+
+    pub fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call("PATCH", path, Some(body))
+    }
+
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        self.call("DELETE", path, None)
+    }
+
+    /// Any request; the body is parsed as JSON (`Null` when empty, a string when not JSON).
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let response = self.request(method, path, body, &[]);
+        let status = response.status().as_u16();
+        let text = response.text().unwrap_or_default();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// A request with extra headers, returning the raw response (for headers and cookies).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::blocking::Response {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let unsafe_method = !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS");
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.bearer {
+            request = request.bearer_auth(token);
+        }
+        if unsafe_method {
+            if let Some(csrf) = self.csrf_token() {
+                request = request.header("X-CSRFToken", csrf);
+            }
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request
+            .send()
+            .unwrap_or_else(|e| panic!("{path}: request failed: {e}"))
+    }
+}
