@@ -26,6 +26,27 @@ pub enum Command {
     Serve(ServeArgs),
     /// Load-test an MQTT server over TCP or TLS (see BENCHMARKS.md).
     Bench(crate::bench::BenchArgs),
+    /// Manage users (works while the server runs).
+    User {
+        #[command(subcommand)]
+        command: crate::admin_cli::UserCommand,
+        #[command(flatten)]
+        database: crate::admin_cli::DatabaseArgs,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: crate::admin_cli::TokenCommand,
+        #[command(flatten)]
+        database: crate::admin_cli::DatabaseArgs,
+    },
+    /// Manage devices' MQTT credentials.
+    Device {
+        #[command(subcommand)]
+        command: crate::admin_cli::DeviceCommand,
+        #[command(flatten)]
+        database: crate::admin_cli::DatabaseArgs,
+    },
 }
 
 /// Options of `mytracks serve`. Every one left out falls back to the environment
@@ -145,7 +166,7 @@ mod tests {
         )?;
         match cli.command {
             Command::Serve(args) => Ok(args),
-            Command::Bench(_) => unreachable!("parsed a serve command"),
+            _ => unreachable!("parsed a serve command"),
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod admin_cli;
 pub mod api;
 pub mod bench;
 pub mod cli;
@@ -521,6 +522,9 @@ pub fn execute(cli: cli::Cli) -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|runtime| runtime.block_on(bench::run(args))),
+        cli::Command::User { command, database } => admin(admin_cli::user(command, database)),
+        cli::Command::Token { command, database } => admin(admin_cli::token(command, database)),
+        cli::Command::Device { command, database } => admin(admin_cli::device(command, database)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -529,6 +533,22 @@ pub fn execute(cli: cli::Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs an administration command on a small runtime, with warnings logged to stderr.
+fn admin(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(command)
 }
 
 /// `mytracks serve`: settings, logging, a runtime, the server until a signal.

@@ -1,0 +1,261 @@
+//! Administration commands: `user`, `token` and `device`. They open the application database
+//! directly (SQLite's WAL and PostgreSQL both allow it while the server runs); a running
+//! server notices changes within [`crate::ACCOUNT_POLL`] (a deactivated user's MQTT
+//! connections are closed then). Secrets are printed once, on stdout, and never logged.
+
+use crate::accounts::{Accounts, NewAccount};
+use crate::api::views::timestamp;
+use crate::cli::ServeArgs;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where the database is: the same resolution as `serve` (flags, `MYTRACKS_*`, file).
+#[derive(Debug, Args, Default, Clone)]
+pub struct DatabaseArgs {
+    /// TOML configuration file (for `[database] url` and `data_dir`).
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "FILE",
+        env = "MYTRACKS_CONFIG",
+        global = true
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Data directory holding the SQLite database [default: ./mytracks-data].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Where a new password comes from.
+#[derive(Debug, Args, Default, Clone)]
+pub struct PasswordArgs {
+    /// The password (visible in the process list and shell history: prefer --password-stdin).
+    #[arg(long, value_name = "P", conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Add {
+        name: String,
+        /// Make the user an administrator (all MQTT topics, the admin API).
+        #[arg(long)]
+        admin: bool,
+        #[arg(long, value_name = "E", default_value = "")]
+        email: String,
+        #[arg(long, value_name = "NAME", default_value = "")]
+        first_name: String,
+        #[arg(long, value_name = "NAME", default_value = "")]
+        last_name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// List users.
+    List,
+    /// Set a user's password (from --password, --password-stdin, or a prompt).
+    Passwd {
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Deactivate a user: no more logins; a running server disconnects their MQTT clients.
+    Deactivate { name: String },
+    /// Reactivate a deactivated user.
+    Activate { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user and print it (only the token, once).
+    Create {
+        name: String,
+        #[arg(long, value_name = "L", default_value = "")]
+        label: String,
+        /// Days until it stops working [default: never].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Generate MQTT credentials for a user's device; prints `username:` and `password:`
+    /// lines, once.
+    Credentials {
+        name: String,
+        device: String,
+        #[arg(long, value_name = "L", default_value = "")]
+        label: String,
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: Option<u32>,
+    },
+}
+
+/// Opens the database of the configuration `args` points at.
+async fn open(args: &DatabaseArgs) -> anyhow::Result<Arc<Accounts>> {
+    let serve = ServeArgs {
+        config: args.config.clone(),
+        data_dir: args.data_dir.clone(),
+        ..ServeArgs::default()
+    };
+    let settings = serve.settings()?;
+    if settings.database_url.is_none() {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
+    }
+    let store = crate::open_database(&settings).await?;
+    Ok(Accounts::new(store).await?)
+}
+
+fn read_password(args: &PasswordArgs) -> anyhow::Result<String> {
+    if let Some(password) = &args.password {
+        return Ok(password.clone());
+    }
+    let stdin = std::io::stdin();
+    if !args.password_stdin && stdin.is_terminal() {
+        eprint!("New password: ");
+        std::io::stderr().flush().ok();
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password given on standard input");
+    Ok(password)
+}
+
+fn expiry(days: Option<u32>) -> Option<i64> {
+    days.map(|d| mytracks_store::now() + i64::from(d) * 86_400)
+}
+
+pub async fn user(command: UserCommand, db: DatabaseArgs) -> anyhow::Result<()> {
+    let accounts = open(&db).await?;
+    let result = run_user(command, &accounts).await;
+    accounts.store().close().await;
+    result
+}
+
+async fn run_user(command: UserCommand, accounts: &Accounts) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            name,
+            admin,
+            email,
+            first_name,
+            last_name,
+            password,
+        } => {
+            let password = read_password(&password)?;
+            let user = accounts
+                .create_user(NewAccount {
+                    username: name,
+                    password,
+                    email,
+                    first_name,
+                    last_name,
+                    admin,
+                })
+                .await?;
+            let role = if user.is_admin {
+                "administrator"
+            } else {
+                "user"
+            };
+            println!("created {role} {} (id {})", user.username, user.id);
+        }
+        UserCommand::List => {
+            let users = accounts.users().await?;
+            println!(
+                "{:>5}  {:<24} {:<6} {:<8} {:<30} LAST LOGIN",
+                "ID", "USERNAME", "ADMIN", "ACTIVE", "EMAIL"
+            );
+            for u in users {
+                println!(
+                    "{:>5}  {:<24} {:<6} {:<8} {:<30} {}",
+                    u.id,
+                    u.username,
+                    if u.is_admin { "yes" } else { "no" },
+                    if u.is_active { "yes" } else { "no" },
+                    u.email,
+                    u.last_login
+                        .map(timestamp)
+                        .unwrap_or_else(|| "never".into())
+                );
+            }
+        }
+        UserCommand::Passwd { name, password } => {
+            accounts.user_named(&name).await?;
+            let password = read_password(&password)?;
+            accounts.set_password_by_name(&name, &password).await?;
+            println!("password of {name} changed");
+        }
+        UserCommand::Deactivate { name } => {
+            let user = accounts.user_named(&name).await?;
+            accounts.deactivate(None, user.id).await?;
+            println!("deactivated {name}");
+        }
+        UserCommand::Activate { name } => {
+            let user = accounts.user_named(&name).await?;
+            accounts.reactivate(user.id).await?;
+            println!("activated {name}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn token(command: TokenCommand, db: DatabaseArgs) -> anyhow::Result<()> {
+    let accounts = open(&db).await?;
+    let TokenCommand::Create {
+        name,
+        label,
+        expires_in_days,
+    } = command;
+    let result = async {
+        let user = accounts.user_named(&name).await?;
+        let (_, secret) = accounts
+            .create_token(&user, &label, expiry(expires_in_days))
+            .await?;
+        println!("{secret}");
+        anyhow::Ok(())
+    }
+    .await;
+    accounts.store().close().await;
+    result
+}
+
+pub async fn device(command: DeviceCommand, db: DatabaseArgs) -> anyhow::Result<()> {
+    let accounts = open(&db).await?;
+    let DeviceCommand::Credentials {
+        name,
+        device,
+        label,
+        expires_in_days,
+    } = command;
+    let result = async {
+        let user = accounts.user_named(&name).await?;
+        let (_, password) = accounts
+            .create_credential(&user, &device, &label, expiry(expires_in_days))
+            .await?;
+        println!("username: {}", user.username);
+        println!("password: {password}");
+        anyhow::Ok(())
+    }
+    .await;
+    accounts.store().close().await;
+    result
+}
