@@ -146,16 +146,17 @@ impl<K: Key> LoginThrottle<K> {
         delay_after(self.failures(addr, now).saturating_add(1))
     }
 
-    /// How long `addr` must still wait before its next attempt is worth checking, when it has
-    /// used up its free failures and its last failure is more recent than its current delay.
-    /// For doors that refuse early (HTTP 429) instead of answering slowly.
+    /// How long `addr` must still wait before its next attempt is checked at all: once it has
+    /// used up its free failures, the delay its next failure would get, counted from its last
+    /// failure. For doors that refuse early (HTTP 429) instead of answering slowly, at the
+    /// same pace as [`LoginThrottle::failure`].
     pub fn retry_after(&self, addr: &K, now: Instant) -> Option<Duration> {
         let state = self.state.lock();
         let record = state.records.get(addr)?;
         if now.saturating_duration_since(record.last_failure) >= FORGET_AFTER {
             return None;
         }
-        let until = record.last_failure + delay_after(record.failures);
+        let until = record.last_failure + delay_after(record.failures.saturating_add(1));
         until.checked_duration_since(now).filter(|d| !d.is_zero())
     }
 
@@ -189,26 +190,24 @@ mod tests {
         let throttle: LoginThrottle<String> = LoginThrottle::new();
         let key = "alice".to_owned();
         let start = Instant::now();
-        for i in 0..FREE_FAILURES {
+        for i in 1..FREE_FAILURES {
             throttle.failure(key.clone(), start + Duration::from_millis(i.into()));
-            assert_eq!(
-                throttle.retry_after(&key, start + Duration::from_secs(1)),
-                None
-            );
+            let later = start + Duration::from_millis(10);
+            assert_eq!(throttle.retry_after(&key, later), None);
         }
+        // The fifth failure is answered at once, but the sixth attempt must wait.
         let t = start + Duration::from_secs(10);
-        assert_eq!(throttle.failure(key.clone(), t), FIRST_DELAY);
+        assert_eq!(throttle.failure(key.clone(), t), Duration::ZERO);
         assert_eq!(throttle.retry_after(&key, t), Some(FIRST_DELAY));
+        let soon = t + Duration::from_millis(400);
         assert_eq!(
-            throttle.retry_after(&key, t + Duration::from_millis(400)),
+            throttle.retry_after(&key, soon),
             Some(Duration::from_millis(600))
         );
         assert_eq!(throttle.retry_after(&key, t + FIRST_DELAY), None);
-        throttle.failure(key.clone(), t + FIRST_DELAY);
-        assert_eq!(
-            throttle.retry_after(&key, t + FIRST_DELAY),
-            Some(FIRST_DELAY * 2)
-        );
+        assert_eq!(throttle.failure(key.clone(), t + FIRST_DELAY), FIRST_DELAY);
+        let after = t + FIRST_DELAY;
+        assert_eq!(throttle.retry_after(&key, after), Some(FIRST_DELAY * 2));
         throttle.success(&key);
         assert_eq!(throttle.retry_after(&key, t + FIRST_DELAY), None);
     }

@@ -209,6 +209,7 @@ impl MqttAccess {
                     self.accounts
                         .note_credential_client(id, &username, &request.client_id);
                 }
+                self.accounts.note_mqtt_account(&username);
                 self.accounts.record_login(&user).await;
                 return AuthDecision::Allow(Identity {
                     username: Some(username),

@@ -422,3 +422,22 @@ async fn a_closed_store_reports_unavailable() {
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
     assert!(error.is_unavailable());
 }
+
+/// Two processes share one SQLite file (the server and the CLI): each sees the other's
+/// commits on its next query.
+#[tokio::test]
+async fn a_second_connection_sees_changes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.sqlite3");
+    let server = Store::open_sqlite(&path).await.unwrap();
+    let cli = Store::open_sqlite(&path).await.unwrap();
+    let before = server.account_version().await.unwrap();
+    for _ in 0..3 {
+        server.users().await.unwrap();
+        server.account_version().await.unwrap();
+    }
+    cli.create_user(&alice()).await.unwrap();
+    cli.close().await;
+    assert!(server.account_version().await.unwrap() > before);
+    assert!(server.user_by_name("alice").await.unwrap().is_some());
+}

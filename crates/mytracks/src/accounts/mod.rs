@@ -99,6 +99,9 @@ pub struct Accounts {
     /// Which MQTT clients logged in with which credential: deleting the credential
     /// disconnects them. Keyed by credential id; values are (username, client id).
     credential_clients: Mutex<HashMap<i64, HashSet<(String, String)>>>,
+    /// Accounts that logged in over MQTT: one created and deactivated between two refreshes
+    /// is then still found and disconnected.
+    mqtt_accounts: Mutex<HashSet<String>>,
 }
 
 impl Accounts {
@@ -111,6 +114,7 @@ impl Accounts {
             refreshing: tokio::sync::Mutex::new(()),
             broker: Mutex::new(None),
             credential_clients: Mutex::default(),
+            mqtt_accounts: Mutex::default(),
         });
         accounts.refresh().await?;
         Ok(accounts)
@@ -151,7 +155,20 @@ impl Accounts {
         let older = self.directory.swap(Arc::new(newer));
         self.version.store(version, Ordering::SeqCst);
         let newer = self.directory.load();
-        let revoked: HashSet<String> = older.revoked_in(&newer).map(str::to_owned).collect();
+        tracing::debug!(
+            version,
+            users = users.len(),
+            shares = shares.len(),
+            "accounts refreshed"
+        );
+        let mut revoked: HashSet<String> = older.revoked_in(&newer).map(str::to_owned).collect();
+        revoked.extend(
+            self.mqtt_accounts
+                .lock()
+                .iter()
+                .filter(|name| !newer.member(name).is_some_and(|m| m.active))
+                .cloned(),
+        );
         if !revoked.is_empty() {
             if let Some(broker) = self.broker() {
                 let closed = broker.disconnect_clients(|client| {
@@ -575,6 +592,14 @@ impl Accounts {
                 connections = closed,
                 "MQTT credential revoked"
             );
+        }
+    }
+
+    /// Remembers that `username` logged in over MQTT as an account (see [`Accounts::refresh`]).
+    pub fn note_mqtt_account(&self, username: &str) {
+        let mut accounts = self.mqtt_accounts.lock();
+        if !accounts.contains(username) {
+            accounts.insert(username.to_owned());
         }
     }
 

@@ -796,6 +796,22 @@ pub mod raw {
         packet(0x10, &body)
     }
 
+    /// CONNECT (clean, keepalive 60, no properties) with a username and password.
+    pub fn connect_login(level: u8, client_id: &str, username: &str, password: &str) -> Vec<u8> {
+        let name = if level == 3 { "MQIsdp" } else { "MQTT" };
+        let mut body = string(name);
+        body.push(level);
+        body.push(0x02 | 0x80 | 0x40); // clean, username, password
+        body.extend_from_slice(&60u16.to_be_bytes());
+        if level == 5 {
+            body.push(0);
+        }
+        body.extend(string(client_id));
+        body.extend(string(username));
+        body.extend(string(password));
+        packet(0x10, &body)
+    }
+
     pub fn publish(
         level: u8,
         topic: &str,
@@ -877,6 +893,28 @@ pub mod raw {
             assert_eq!(first, 0x20, "expected CONNACK, got {first:#x} {body:?}");
             assert_eq!(body.get(1), Some(&0), "CONNACK refused: {body:?}");
             conn
+        }
+
+        /// Connects with a username and password; `Err(return code)` when CONNACK refuses.
+        pub fn login(
+            port: u16,
+            level: u8,
+            client_id: &str,
+            username: &str,
+            password: &str,
+        ) -> Result<Conn, u8> {
+            let mut conn = Conn::open(port);
+            conn.send(&connect_login(level, client_id, username, password))
+                .unwrap();
+            let (first, body) = conn
+                .read_packet(Duration::from_secs(10))
+                .unwrap_or_else(|| panic!("no CONNACK for raw client {client_id:?}"));
+            assert_eq!(first, 0x20, "expected CONNACK, got {first:#x} {body:?}");
+            match body.get(1) {
+                Some(0) => Ok(conn),
+                Some(code) => Err(*code),
+                None => panic!("short CONNACK {body:?}"),
+            }
         }
 
         /// v3.1.1 connection with clean session 0 (a persistent session).
