@@ -81,10 +81,14 @@ impl Store {
             .await)?)
     }
 
-    /// Every user, by username.
+    /// Every user, by username (byte order, the same on both databases whatever
+    /// PostgreSQL's collation).
     pub async fn users(&self) -> Result<Vec<User>> {
-        let sql = format!("SELECT {COLUMNS} FROM users ORDER BY username");
-        Ok(on_db!(self, pool => sqlx::query_as::<_, User>(&sql).fetch_all(pool).await)?)
+        let sql = format!("SELECT {COLUMNS} FROM users");
+        let mut users =
+            on_db!(self, pool => sqlx::query_as::<_, User>(&sql).fetch_all(pool).await)?;
+        users.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(users)
     }
 
     /// Number of active admins (first-run bootstrap creates one when there is none).

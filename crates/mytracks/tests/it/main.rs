@@ -5,12 +5,17 @@
 //! `mosquitto_sub` and `python3` with paho-mqtt 2.x: `.ci/run` installs them.
 
 mod access;
+mod accounts_api;
+mod accounts_cli;
+mod accounts_mqtt;
 mod cli;
+mod database_down;
 mod limits;
 mod malformed;
 mod mosquitto_clients;
 mod paho;
 mod protocol;
+mod sessions;
 mod support;
 mod tls;
 mod websocket;
