@@ -112,6 +112,12 @@ pub struct ClientInfo {
 }
 
 /// The answer of [`Hooks::on_publish`].
+///
+/// A `Reject` or `Wait` error whose reason PUBACK cannot carry (e.g. 0x89 Server busy, 0x88
+/// Server unavailable) means "not now" rather than "no": the broker sends no acknowledgement
+/// and closes the connection with that reason (a v5 DISCONNECT), so the client keeps the
+/// message and resends it after reconnecting. An application uses this when it cannot store
+/// a message it must not lose (database down).
 pub enum PublishGate {
     /// Route the message and acknowledge it now.
     Accept,

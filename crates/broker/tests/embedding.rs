@@ -107,6 +107,10 @@ impl Hooks for GateHooks {
 
     fn on_publish(&self, _client: &ClientInfo, message: &Message) -> PublishGate {
         let payload = String::from_utf8_lossy(&message.payload).into_owned();
+        if payload.starts_with("busy") {
+            // The application cannot store it now: the client must retry.
+            return PublishGate::Wait(Box::pin(async { Err(ReasonCode::SERVER_BUSY) }));
+        }
         match self.releases.lock().remove(&payload) {
             Some(release) => PublishGate::Wait(Box::pin(async move {
                 release.await.map_err(|_| ReasonCode::UNSPECIFIED_ERROR)
@@ -209,6 +213,35 @@ async fn a_failed_gate_refuses_the_message() {
         None,
         "a refused message must not be routed"
     );
+    broker.shutdown().await;
+}
+
+/// A gate that fails with a reason PUBACK cannot carry means "retry": no acknowledgement for
+/// that message or any later one, and the connection closes with the reason.
+#[tokio::test]
+async fn a_gate_that_cannot_take_the_message_closes_without_acknowledging() {
+    let hooks = Arc::new(GateHooks::default());
+    let (broker, port) = start(hooks).await;
+    let mut subscriber = RawClient::connect(port, "subscriber").await;
+    subscriber.subscribe("gate/#", QoS::AtMostOnce).await;
+    let mut publisher = RawClient::connect(port, "publisher").await;
+    publisher.publish("gate/a", "busy 1", 1).await;
+    publisher.publish("gate/a", "fine after it", 2).await;
+    match publisher.recv().await {
+        Some(Packet::Disconnect(disconnect)) => {
+            assert_eq!(disconnect.reason, ReasonCode::SERVER_BUSY)
+        }
+        other => panic!("expected DISCONNECT 0x89 and no PUBACK, got {other:?}"),
+    }
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        Duration::from_secs(2),
+        publisher.stream.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(matches!(closed, Ok(Ok(_))), "connection closed");
+    assert!(rest.is_empty(), "nothing after DISCONNECT: {rest:02x?}");
+    assert_eq!(subscriber.recv().await, None, "nothing was routed");
     broker.shutdown().await;
 }
 

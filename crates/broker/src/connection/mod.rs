@@ -163,6 +163,7 @@ fn start(shared: &Arc<Shared>, accepted: Accepted) -> (Reader, Writer, Option<Du
         problem_information,
         expiry_at_connect,
         error_text: None,
+        abort: None,
     };
     let writer = Writer {
         shared: shared.clone(),

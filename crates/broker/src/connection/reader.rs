@@ -32,6 +32,9 @@ pub(super) struct Reader {
     pub(super) expiry_at_connect: u32,
     /// What went wrong, for the reason string of the broker's DISCONNECT.
     pub(super) error_text: Option<String>,
+    /// A gate failed in a way the client must retry (see [`crate::PublishGate`]): close the
+    /// connection with this reason instead of acknowledging.
+    pub(super) abort: Option<ReasonCode>,
 }
 
 impl Reader {
@@ -45,6 +48,9 @@ impl Reader {
         tokio::pin!(deadline);
         // CONNECT may have arrived with more packets behind it.
         let mut end = self.process(&mut buf);
+        if let Some(reason) = self.abort.take() {
+            end = Some(End::Error(reason));
+        }
         // Read size adapts to the traffic: busy publishers read in big chunks, idle
         // connections hold a buffer of a few hundred bytes at most.
         let mut read_size = MIN_READ;
@@ -69,6 +75,9 @@ impl Reader {
                 }
                 Some((publish, outcome)) = self.pending.next(), if self.blocked.is_none() && !self.pending.is_empty() => {
                     self.complete(publish, outcome);
+                    if let Some(reason) = self.abort.take() {
+                        end = Some(End::Error(reason));
+                    }
                 }
                 read = socket.read_buf(&mut buf), if can_read => {
                     match read {
@@ -79,6 +88,9 @@ impl Reader {
                                 deadline.as_mut().reset(tokio::time::Instant::now() + period);
                             }
                             end = self.process(&mut buf);
+                            if let Some(reason) = self.abort.take() {
+                                end = end.or(Some(End::Error(reason)));
+                            }
                             if n == available {
                                 read_size = (read_size * 2).min(MAX_READ);
                             } else if n < read_size / 4 {
@@ -295,6 +307,19 @@ impl Reader {
                     // A refused QoS 2 flow ends at PUBREC: forget the id.
                     let mut state = self.session.state.lock();
                     state.incoming_qos2.remove(&packet_id);
+                }
+                if !mytracks_codec::allowed_reasons::PUBACK_REASONS.contains(&reason.0) {
+                    // Not a refusal but "cannot take it now" (storage down): no
+                    // acknowledgement, and the connection closes, so the client resends the
+                    // message when it reconnects. Later publishes are never acknowledged
+                    // before this one, so they are resent too.
+                    if self.abort.is_none() {
+                        tracing::warn!(client_id = %self.client.client_id, ?reason, "publish not accepted; closing so the client retries");
+                        self.error_text =
+                            Some("the server cannot store messages now; retry later".into());
+                        self.abort = Some(reason);
+                    }
+                    return;
                 }
                 reason
             }
