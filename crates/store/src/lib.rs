@@ -10,16 +10,22 @@
 //! common set and checks less; with [`on_db!`] each query is compiled once per backend with
 //! its native types, at the cost of monomorphising the query code twice.
 
+pub mod devices;
 mod error;
+pub mod history;
 pub mod sessions;
 pub mod shares;
 pub mod tokens;
+pub mod tracks;
 pub mod users;
 
+pub use devices::Device;
 pub use error::{Result, StoreError};
+pub use history::{CardRow, LocationRow, TransitionRow, WaypointRow, Window};
 pub use sessions::WebSession;
 pub use shares::{Share, ShareView};
 pub use tokens::{ApiToken, DeviceCredential};
+pub use tracks::{Incoming, NewCard, NewLocation, NewTransition, NewWaypoint, Record};
 pub use users::{NewUser, ProfileChanges, User};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -441,3 +441,242 @@ async fn a_second_connection_sees_changes_at_once() {
     assert!(server.account_version().await.unwrap() > before);
     assert!(server.user_by_name("alice").await.unwrap().is_some());
 }
+
+fn fix(tst: i64, lat: f64) -> mytracks_store::NewLocation {
+    mytracks_store::NewLocation {
+        tst,
+        lat,
+        lon: 13.4,
+        acc: Some(5.0),
+        batt: Some(80),
+        tid: Some("AL".into()),
+        raw: format!(r#"{{"_type":"location","lat":{lat},"lon":13.4,"tst":{tst}}}"#),
+        ..Default::default()
+    }
+}
+
+fn incoming(
+    user_id: i64,
+    device: &str,
+    at: i64,
+    record: mytracks_store::Record,
+) -> mytracks_store::Incoming {
+    mytracks_store::Incoming {
+        user_id,
+        device: device.into(),
+        transport: "mqtt",
+        received_at: at,
+        record,
+    }
+}
+
+both!(ingest_and_history, |store: Store| async move {
+    use mytracks_store::{NewCard, NewTransition, NewWaypoint, Record, Window};
+    let alice = store.create_user(&alice()).await.unwrap();
+    let bob = store.create_user(&named("bob")).await.unwrap();
+    let waypoint = |rid: &str, desc: &str| NewWaypoint {
+        rid: Some(rid.into()),
+        description: desc.into(),
+        lat: 1.0,
+        lon: 2.0,
+        rad: Some(50.0),
+        raw: "{}".into(),
+        ..Default::default()
+    };
+    let batch = vec![
+        incoming(alice.id, "phone", 100, Record::Location(fix(100, 52.0))),
+        incoming(alice.id, "phone", 101, Record::Location(fix(101, 52.1))),
+        incoming(bob.id, "tablet", 101, Record::Location(fix(90, 40.0))),
+        incoming(
+            alice.id,
+            "phone",
+            102,
+            Record::Transition(NewTransition {
+                tst: 102,
+                lat: 52.1,
+                lon: 13.4,
+                event: "enter".into(),
+                description: Some("Home".into()),
+                raw: "{}".into(),
+                ..Default::default()
+            }),
+        ),
+        incoming(
+            alice.id,
+            "phone",
+            103,
+            Record::Waypoints(vec![waypoint("a", "Home"), waypoint("b", "Work")]),
+        ),
+        incoming(
+            alice.id,
+            "phone",
+            104,
+            Record::Waypoint(waypoint("b", "Office")),
+        ),
+        incoming(
+            alice.id,
+            "phone",
+            105,
+            Record::Card(NewCard {
+                name: Some("Alice".into()),
+                raw: "{}".into(),
+                ..Default::default()
+            }),
+        ),
+        incoming(
+            alice.id,
+            "phone",
+            106,
+            Record::Message {
+                kind: "status".into(),
+                raw: r#"{"_type":"status"}"#.into(),
+            },
+        ),
+    ];
+    let devices = store.ingest(&batch).await.unwrap();
+    assert_eq!(devices.len(), 2);
+    let phone = devices.iter().find(|d| d.name == "phone").unwrap().clone();
+    assert!(phone.online);
+    assert_eq!(phone.last_seen, Some(106));
+    assert_eq!(phone.tid.as_deref(), Some("AL"));
+    assert_eq!(phone.transport, "mqtt");
+
+    // Many rows (more than one multi-row chunk) in one batch.
+    let many: Vec<_> = (0..450)
+        .map(|i| {
+            incoming(
+                alice.id,
+                "phone",
+                200 + i,
+                Record::Location(fix(200 + i, 50.0)),
+            )
+        })
+        .collect();
+    store.ingest(&many).await.unwrap();
+
+    let window = |start, end, limit, newest_first| Window {
+        device_ids: vec![phone.id],
+        start,
+        end,
+        limit,
+        newest_first,
+    };
+    assert_eq!(
+        store
+            .locations(&window(None, None, None, false))
+            .await
+            .unwrap()
+            .len(),
+        452
+    );
+    let some = store
+        .locations(&window(Some(101), Some(205), None, false))
+        .await
+        .unwrap();
+    assert_eq!(some.len(), 7, "101 and 200..=205");
+    assert_eq!(some[0].tst, 101);
+    assert_eq!(some[0].lat, 52.1);
+    assert_eq!(some[0].batt, Some(80));
+    let newest = store
+        .locations(&window(None, None, Some(2), true))
+        .await
+        .unwrap();
+    assert_eq!(newest.iter().map(|l| l.tst).collect::<Vec<_>>(), [649, 648]);
+    let raw = store.location_raw(some[0].id).await.unwrap().unwrap();
+    assert!(raw.contains("52.1"), "{raw}");
+
+    let tablet = store.device_named(bob.id, "tablet").await.unwrap().unwrap();
+    let last = store.last_locations(&[phone.id, tablet.id]).await.unwrap();
+    assert_eq!(last.iter().map(|l| l.tst).collect::<Vec<_>>(), [649, 90]);
+
+    let transitions = store
+        .transitions(&window(None, None, None, false))
+        .await
+        .unwrap();
+    assert_eq!(transitions.len(), 1);
+    assert_eq!(transitions[0].description.as_deref(), Some("Home"));
+    let regions = store.waypoints(&[phone.id]).await.unwrap();
+    let names: Vec<&str> = regions.iter().map(|w| w.description.as_str()).collect();
+    assert_eq!(
+        names,
+        ["Home", "Office"],
+        "the single waypoint replaced rid b"
+    );
+    let cards = store.cards(&[alice.id, bob.id]).await.unwrap();
+    assert_eq!(cards.len(), 1);
+    assert_eq!(cards[0].name.as_deref(), Some("Alice"));
+    assert_eq!(
+        store
+            .device_messages(phone.id, "status", 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // lwt: offline, with the time.
+    let devices = store
+        .ingest(&[incoming(alice.id, "phone", 700, Record::Offline)])
+        .await
+        .unwrap();
+    assert!(!devices[0].online);
+    assert_eq!(devices[0].offline_since, Some(700));
+    let devices = store
+        .ingest(&[incoming(
+            alice.id,
+            "phone",
+            701,
+            Record::Location(fix(701, 1.0)),
+        )])
+        .await
+        .unwrap();
+    assert!(devices[0].online);
+    assert_eq!(devices[0].offline_since, None);
+
+    // Commands queued for HTTP-mode phones.
+    store.queue_command(phone.id, "one").await.unwrap();
+    store.queue_command(phone.id, "two").await.unwrap();
+    assert_eq!(store.take_commands(phone.id).await.unwrap(), ["one", "two"]);
+    assert!(store.take_commands(phone.id).await.unwrap().is_empty());
+
+    // Retention.
+    assert_eq!(store.purge_before(200).await.unwrap(), 3, "100, 101 and the tablet's 90");
+    assert_eq!(
+        store
+            .locations(&window(None, None, None, false))
+            .await
+            .unwrap()
+            .len(),
+        451
+    );
+    assert!(store
+        .transitions(&window(None, None, None, false))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Deleting a user deletes their devices and data.
+    store.delete_user(alice.id).await.unwrap();
+    assert!(store.device(phone.id).await.unwrap().is_none());
+    assert!(store
+        .locations(&window(None, None, None, false))
+        .await
+        .unwrap()
+        .is_empty());
+});
+
+both!(a_failed_batch_stores_nothing, |store: Store| async move {
+    use mytracks_store::Record;
+    let alice = store.create_user(&alice()).await.unwrap();
+    let batch = vec![
+        incoming(alice.id, "phone", 1, Record::Location(fix(1, 1.0))),
+        // No such user: the foreign key fails, and the whole batch with it.
+        incoming(alice.id + 999, "ghost", 1, Record::Location(fix(1, 1.0))),
+    ];
+    assert!(store.ingest(&batch).await.is_err());
+    assert!(store
+        .device_named(alice.id, "phone")
+        .await
+        .unwrap()
+        .is_none());
+});

@@ -1,0 +1,209 @@
+//! Reading OwnTracks data back: history windows, last positions, transitions, regions, cards.
+
+use crate::devices::id_list;
+use crate::error::Result;
+use crate::{on_db, Store};
+
+/// A stored location.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct LocationRow {
+    pub id: i64,
+    pub device_id: i64,
+    pub tst: i64,
+    pub lat: f64,
+    pub lon: f64,
+    pub acc: Option<f64>,
+    pub alt: Option<f64>,
+    pub vac: Option<f64>,
+    pub vel: Option<f64>,
+    pub cog: Option<f64>,
+    pub batt: Option<i64>,
+    pub bs: Option<i64>,
+    pub tid: Option<String>,
+    pub conn: Option<String>,
+    pub trigger: Option<String>,
+    pub received_at: i64,
+}
+
+/// A stored transition.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct TransitionRow {
+    pub id: i64,
+    pub device_id: i64,
+    pub tst: i64,
+    pub wtst: Option<i64>,
+    pub lat: f64,
+    pub lon: f64,
+    pub acc: Option<f64>,
+    pub event: String,
+    pub description: Option<String>,
+    pub tid: Option<String>,
+    pub rid: Option<String>,
+    pub trigger: Option<String>,
+    pub received_at: i64,
+}
+
+/// A stored region.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct WaypointRow {
+    pub id: i64,
+    pub device_id: i64,
+    pub rid: Option<String>,
+    pub description: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub rad: Option<f64>,
+    pub tst: Option<i64>,
+    pub uuid: Option<String>,
+    pub major: Option<i64>,
+    pub minor: Option<i64>,
+}
+
+/// A user's card.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct CardRow {
+    pub user_id: i64,
+    pub device_id: Option<i64>,
+    pub name: Option<String>,
+    pub face: Option<String>,
+    pub tid: Option<String>,
+    pub raw: String,
+    pub updated_at: i64,
+}
+
+/// Which rows of a time series: devices, `[start, end]` in Unix seconds (inclusive, either
+/// open), at most `limit` rows (the most recent ones when `newest_first`).
+#[derive(Clone, Debug, Default)]
+pub struct Window {
+    pub device_ids: Vec<i64>,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub limit: Option<i64>,
+    pub newest_first: bool,
+}
+
+const LOCATION_COLUMNS: &str = "id, device_id, tst, lat, lon, acc, alt, vac, vel, cog, batt, bs, \
+                                tid, conn, trigger, received_at";
+const TRANSITION_COLUMNS: &str = "id, device_id, tst, wtst, lat, lon, acc, event, description, \
+                                  tid, rid, trigger, received_at";
+
+impl Window {
+    /// `WHERE ... ORDER BY ... LIMIT ...`; only numbers are interpolated.
+    fn clause(&self) -> String {
+        let mut sql = format!("WHERE device_id IN ({})", id_list(&self.device_ids));
+        if let Some(start) = self.start {
+            sql.push_str(&format!(" AND tst >= {start}"));
+        }
+        if let Some(end) = self.end {
+            sql.push_str(&format!(" AND tst <= {end}"));
+        }
+        let direction = if self.newest_first { "DESC" } else { "ASC" };
+        sql.push_str(&format!(" ORDER BY tst {direction}, id {direction}"));
+        if let Some(limit) = self.limit {
+            sql.push_str(&format!(" LIMIT {}", limit.max(0)));
+        }
+        sql
+    }
+}
+
+impl Store {
+    pub async fn locations(&self, window: &Window) -> Result<Vec<LocationRow>> {
+        if window.device_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {LOCATION_COLUMNS} FROM locations {}",
+            window.clause()
+        );
+        Ok(on_db!(self, pool => sqlx::query_as::<_, LocationRow>(&sql).fetch_all(pool).await)?)
+    }
+
+    /// The raw JSON of one location, as received.
+    pub async fn location_raw(&self, id: i64) -> Result<Option<String>> {
+        let sql = "SELECT raw FROM locations WHERE id = $1";
+        Ok(
+            on_db!(self, pool => sqlx::query_scalar::<_, String>(sql).bind(id).fetch_optional(pool).await)?,
+        )
+    }
+
+    /// The most recent location (by fix time) of each device that has one.
+    pub async fn last_locations(&self, device_ids: &[i64]) -> Result<Vec<LocationRow>> {
+        if device_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = id_list(device_ids);
+        let sql = format!(
+            "SELECT {LOCATION_COLUMNS} FROM locations WHERE id IN (\
+               SELECT MAX(l.id) FROM locations l JOIN (\
+                 SELECT device_id, MAX(tst) AS tst FROM locations WHERE device_id IN ({list}) \
+                 GROUP BY device_id) m ON l.device_id = m.device_id AND l.tst = m.tst \
+               GROUP BY l.device_id) ORDER BY device_id"
+        );
+        Ok(on_db!(self, pool => sqlx::query_as::<_, LocationRow>(&sql).fetch_all(pool).await)?)
+    }
+
+    pub async fn transitions(&self, window: &Window) -> Result<Vec<TransitionRow>> {
+        if window.device_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {TRANSITION_COLUMNS} FROM transitions {}",
+            window.clause()
+        );
+        Ok(on_db!(self, pool => sqlx::query_as::<_, TransitionRow>(&sql).fetch_all(pool).await)?)
+    }
+
+    /// The current regions of these devices.
+    pub async fn waypoints(&self, device_ids: &[i64]) -> Result<Vec<WaypointRow>> {
+        if device_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT id, device_id, rid, description, lat, lon, rad, tst, uuid, major, minor \
+             FROM waypoints WHERE device_id IN ({}) ORDER BY device_id, id",
+            id_list(device_ids)
+        );
+        Ok(on_db!(self, pool => sqlx::query_as::<_, WaypointRow>(&sql).fetch_all(pool).await)?)
+    }
+
+    pub async fn cards(&self, user_ids: &[i64]) -> Result<Vec<CardRow>> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT user_id, device_id, name, face, tid, raw, updated_at FROM cards \
+             WHERE user_id IN ({}) ORDER BY user_id",
+            id_list(user_ids)
+        );
+        Ok(on_db!(self, pool => sqlx::query_as::<_, CardRow>(&sql).fetch_all(pool).await)?)
+    }
+
+    /// Stored messages of one kind for a device, newest first.
+    pub async fn device_messages(
+        &self,
+        device_id: i64,
+        kind: &str,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>> {
+        let sql =
+            "SELECT received_at, raw FROM device_messages WHERE device_id = $1 AND kind = $2 \
+                   ORDER BY received_at DESC, id DESC LIMIT $3";
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, (i64, String)>(sql).bind(device_id).bind(kind).bind(limit).fetch_all(pool).await)?,
+        )
+    }
+
+    /// Deletes locations (and transitions and other messages) older than `before`; returns
+    /// how many locations went.
+    pub async fn purge_before(&self, before: i64) -> Result<u64> {
+        let removed = on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query("DELETE FROM locations WHERE tst < $1").bind(before).execute(&mut *tx).await?.rows_affected();
+            sqlx::query("DELETE FROM transitions WHERE tst < $1").bind(before).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM device_messages WHERE received_at < $1").bind(before).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(n)
+        })?;
+        Ok(removed)
+    }
+}
