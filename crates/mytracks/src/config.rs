@@ -35,11 +35,11 @@ pub const ENV_PREFIX: &str = "MYTRACKS_";
 
 /// Environment variables with the prefix that are not configuration keys (the command line
 /// reads them itself), so the generic mapping must leave them alone.
-const ENV_NOT_KEYS: &[&str] = &["MYTRACKS_CONFIG"];
+const ENV_NOT_KEYS: &[&str] = &["MYTRACKS_CONFIG", "MYTRACKS_SECRET_KEY"];
 
 /// Sections of the file, tried first when mapping `MYTRACKS_<SECTION>_<KEY>` so that keys
 /// containing underscores (`allow_anonymous`) stay whole.
-const SECTIONS: &[&str] = &["mqtt", "http", "database"];
+const SECTIONS: &[&str] = &["mqtt", "http", "database", "owntracks"];
 
 pub const DEFAULT_DATA_DIR: &str = "./mytracks-data";
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
@@ -75,6 +75,9 @@ pub struct Settings {
     pub listener_max_connections: usize,
     /// The application database (`[database] url`); `None`: SQLite in the data directory.
     pub database_url: Option<String>,
+    /// `[owntracks] retention_days`: locations older than this are purged daily (`None`:
+    /// kept forever).
+    pub retention_days: Option<u32>,
 }
 
 /// Where MQTT access control comes from; both are reloaded on SIGHUP.
@@ -129,6 +132,7 @@ impl Default for Settings {
             },
             listener_max_connections: usize::MAX,
             database_url: None,
+            retention_days: None,
         }
     }
 }
@@ -354,6 +358,15 @@ struct RawConfig {
     http: RawHttp,
     #[serde(default)]
     database: RawDatabase,
+    #[serde(default)]
+    owntracks: RawOwnTracks,
+}
+
+/// `[owntracks]`: the OwnTracks backend.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOwnTracks {
+    retention_days: Option<i64>,
 }
 
 /// `[database]`: where the application data lives.
@@ -634,6 +647,16 @@ impl RawConfig {
             mqtt_wss,
             listener_max_connections,
             database_url,
+            retention_days: match self.owntracks.retention_days {
+                None => None,
+                Some(days) => Some(ranged(
+                    "owntracks.retention_days",
+                    Some(days),
+                    0,
+                    1,
+                    365_000,
+                )?),
+            },
         })
     }
 }

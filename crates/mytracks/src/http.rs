@@ -22,6 +22,8 @@ pub struct HttpState {
     pub accounts: Arc<Accounts>,
     /// Failed-login throttles of the web login and HTTP Basic.
     pub throttles: Arc<Throttles>,
+    /// The OwnTracks backend (HTTP mode, history, live feed, commands).
+    pub tracking: Arc<crate::tracking::Tracking>,
 }
 
 /// The application's routes.
@@ -30,6 +32,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/mqtt", get(crate::websocket::upgrade))
+        .route(
+            "/pub",
+            axum::routing::post(crate::tracking::http_mode::publish),
+        )
         .merge(crate::api::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -104,11 +110,15 @@ mod tests {
             .unwrap();
         // The database file stays until the process ends: these tests only read it.
         std::mem::forget(dir);
+        let accounts = Accounts::new(store.clone()).await.unwrap();
+        let sealer = crate::secrets::Sealer::new(&[1; 32]);
+        let (tracking, _writer) = crate::tracking::Tracking::start(store, accounts.clone(), sealer);
         HttpState {
             broker,
             mqtt_port: Some(1883),
-            accounts: Accounts::new(store).await.unwrap(),
+            accounts,
             throttles: Arc::default(),
+            tracking,
         }
     }
 

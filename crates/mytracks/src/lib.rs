@@ -11,10 +11,13 @@ pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod hooks;
 pub mod http;
 pub mod listener;
 pub mod runtime;
+pub mod secrets;
 pub mod tls;
+pub mod tracking;
 pub mod websocket;
 
 pub use config::Settings;
@@ -73,6 +76,9 @@ pub struct Server {
     chores: Vec<JoinHandle<()>>,
     database: mytracks_store::Store,
     accounts: std::sync::Arc<accounts::Accounts>,
+    tracking: std::sync::Arc<tracking::Tracking>,
+    /// The OwnTracks writer, drained at shutdown.
+    writer_task: Option<JoinHandle<()>>,
 }
 
 /// Everything SIGHUP re-reads: password and ACL files, TLS certificates, key, CA and CRL.
@@ -135,6 +141,9 @@ impl Server {
         }
         let access = MqttAccess::load(settings.access.clone(), accounts.clone())
             .context("MQTT access control")?;
+        let sealer = secrets::Sealer::load(data_dir).context("the server key")?;
+        let (tracking, writer_task) =
+            tracking::Tracking::start(database.clone(), accounts.clone(), sealer);
         let tls = settings
             .tls
             .clone()
@@ -160,7 +169,10 @@ impl Server {
         let store = RedbStore::open(&store_path)
             .with_context(|| format!("cannot open broker store {}", store_path.display()))?;
         let broker = Broker::builder(settings.broker.clone())
-            .hooks(access.hooks())
+            .hooks(hooks::AppHooks {
+                access: access.hooks(),
+                tracking: tracking.clone(),
+            })
             .store(store)
             .build()
             .await
@@ -171,7 +183,15 @@ impl Server {
                 )
             })?;
         accounts.attach_broker(broker.clone());
+        tracking.attach_broker(broker.clone());
+        tracking
+            .load_queued()
+            .await
+            .context("cannot read queued commands")?;
         let mut chores = vec![accounts.spawn_watcher(ACCOUNT_POLL)];
+        if let Some(days) = settings.retention_days {
+            chores.push(tracking::spawn_retention(database.clone(), days));
+        }
 
         // Each listener counts its own connections against the same per-listener cap.
         let listener_max = settings.listener_max_connections;
@@ -226,6 +246,7 @@ impl Server {
                 mqtt_port: mqtt_addr.map(|a| a.port()),
                 accounts: accounts.clone(),
                 throttles: Default::default(),
+                tracking: tracking.clone(),
             };
             chores.push(api::auth::spawn_session_sweeper(state.clone()));
             let app = http::router(state);
@@ -280,6 +301,8 @@ impl Server {
             chores,
             database,
             accounts,
+            tracking,
+            writer_task: Some(writer_task),
         })
     }
 
@@ -347,6 +370,12 @@ impl Server {
         let graceful = async {
             self.broker.shutdown().await;
             self.accounts.detach_broker();
+            self.tracking.detach_broker();
+            // Everything the broker accepted is stored before the database closes.
+            self.tracking.flush().await;
+            if let Some(task) = self.writer_task.take() {
+                task.abort();
+            }
             if let Some(stop) = self.http_stop.take() {
                 let _ = stop.send(());
             }

@@ -113,6 +113,12 @@ impl Store {
         Ok(())
     }
 
+    /// Devices with queued commands.
+    pub async fn devices_with_commands(&self) -> Result<Vec<i64>> {
+        let sql = "SELECT DISTINCT device_id FROM pending_commands";
+        Ok(on_db!(self, pool => sqlx::query_scalar::<_, i64>(sql).fetch_all(pool).await)?)
+    }
+
     /// Takes the queued commands of a device, oldest first (they are deleted).
     pub async fn take_commands(&self, device_id: i64) -> Result<Vec<String>> {
         let sql = "DELETE FROM pending_commands WHERE device_id = $1 RETURNING id, payload";

@@ -161,6 +161,37 @@ impl Store {
     }
 }
 
+/// Runs one statement on a database over a single connection, without migrating it or
+/// keeping a pool: administration (`CREATE SCHEMA`, `CREATE DATABASE`) and tests.
+pub async fn execute_once(url: &str, sql: &str) -> Result<u64> {
+    use sqlx::Connection;
+    let connect_error = |source| StoreError::Connect {
+        url: redact(url),
+        source,
+    };
+    if url.starts_with("sqlite:") {
+        let mut connection = sqlx::SqliteConnection::connect(url)
+            .await
+            .map_err(connect_error)?;
+        let rows = sqlx::raw_sql(sql)
+            .execute(&mut connection)
+            .await?
+            .rows_affected();
+        connection.close().await?;
+        Ok(rows)
+    } else {
+        let mut connection = sqlx::PgConnection::connect(url)
+            .await
+            .map_err(connect_error)?;
+        let rows = sqlx::raw_sql(sql)
+            .execute(&mut connection)
+            .await?
+            .rows_affected();
+        connection.close().await?;
+        Ok(rows)
+    }
+}
+
 /// `url` without its password, for messages.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

@@ -17,14 +17,9 @@ async fn postgres_url() -> String {
         NEXT.fetch_add(1, Ordering::Relaxed),
         rand::random::<u32>()
     );
-    let admin = Store::connect(&base)
+    mytracks_store::execute_once(&base, &format!("CREATE SCHEMA {schema}"))
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL at {base} is needed (see .ci/run): {e}"));
-    admin
-        .execute_raw(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    admin.close().await;
     let separator = if base.contains('?') { '&' } else { '?' };
     format!("{base}{separator}options=-csearch_path%3D{schema}")
 }
@@ -640,7 +635,11 @@ both!(ingest_and_history, |store: Store| async move {
     assert!(store.take_commands(phone.id).await.unwrap().is_empty());
 
     // Retention.
-    assert_eq!(store.purge_before(200).await.unwrap(), 3, "100, 101 and the tablet's 90");
+    assert_eq!(
+        store.purge_before(200).await.unwrap(),
+        3,
+        "100, 101 and the tablet's 90"
+    );
     assert_eq!(
         store
             .locations(&window(None, None, None, false))

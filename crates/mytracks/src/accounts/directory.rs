@@ -3,7 +3,7 @@
 //! rebuilt from the database whenever accounts or shares change (see [`super::Accounts`]).
 
 use mytracks_store::{ShareView, User};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// What the MQTT policy needs to know about an account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,8 +17,9 @@ pub struct Member {
 #[derive(Clone, Debug, Default)]
 pub struct Directory {
     members: HashMap<String, Member>,
-    /// (owner, viewer): the viewer may see the owner's locations.
-    shares: HashSet<(String, String)>,
+    /// (owner, viewer) -> history: the viewer may see the owner's live locations, and the
+    /// history too when `true`.
+    shares: HashMap<(String, String), bool>,
 }
 
 /// What the OwnTracks policy says about a topic.
@@ -46,7 +47,7 @@ impl Directory {
                 .collect(),
             shares: shares
                 .iter()
-                .map(|s| (s.owner.clone(), s.viewer.clone()))
+                .map(|s| ((s.owner.clone(), s.viewer.clone()), s.history))
                 .collect(),
         }
     }
@@ -62,7 +63,52 @@ impl Directory {
 
     /// Does `owner` share with `viewer`?
     pub fn shares(&self, owner: &str, viewer: &str) -> bool {
-        self.shares.contains(&(owner.to_owned(), viewer.to_owned()))
+        self.shares
+            .contains_key(&(owner.to_owned(), viewer.to_owned()))
+    }
+
+    /// Does `owner` share their history with `viewer`?
+    pub fn shares_history(&self, owner: &str, viewer: &str) -> bool {
+        self.shares
+            .get(&(owner.to_owned(), viewer.to_owned()))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// The accounts whose live positions `viewer` may see: themself, everyone sharing with
+    /// them (`history`: only those sharing their history too); all accounts for an admin.
+    pub fn visible_owners(&self, viewer: &str, history: bool) -> Vec<(String, i64)> {
+        let admin = self.is_admin(viewer);
+        self.members
+            .iter()
+            .filter(|(name, _)| {
+                admin
+                    || name.as_str() == viewer
+                    || match history {
+                        true => self.shares_history(name, viewer),
+                        false => self.shares(name, viewer),
+                    }
+            })
+            .map(|(name, m)| (name.clone(), m.id))
+            .collect()
+    }
+
+    /// May `viewer` see `owner`'s live positions (`history`: and their history)?
+    pub fn can_see(&self, viewer: &str, owner: &str, history: bool) -> bool {
+        viewer == owner
+            || self.is_admin(viewer)
+            || match history {
+                true => self.shares_history(owner, viewer),
+                false => self.shares(owner, viewer),
+            }
+    }
+
+    /// The account name of a user id.
+    pub fn name_of(&self, id: i64) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.id == id)
+            .map(|(name, _)| name.as_str())
     }
 
     /// Accounts that were active here and are inactive or gone in `newer`.

@@ -90,6 +90,10 @@ pub struct Accounts {
     directory: ArcSwap<Directory>,
     /// The change counter the directory was built at.
     version: AtomicI64,
+    /// Bumped whenever something that proves identity may have changed (every refresh,
+    /// every password change, every credential deletion): caches of verified logins compare
+    /// it before trusting an entry.
+    auth_epoch: std::sync::atomic::AtomicU64,
     /// Serialises refreshes, so an older snapshot never replaces a newer one.
     refreshing: tokio::sync::Mutex<()>,
     /// Set once the broker exists (it needs the hooks, which need this), and taken away at
@@ -111,6 +115,7 @@ impl Accounts {
             store,
             directory: ArcSwap::from_pointee(Directory::default()),
             version: AtomicI64::new(i64::MIN),
+            auth_epoch: Default::default(),
             refreshing: tokio::sync::Mutex::new(()),
             broker: Mutex::new(None),
             credential_clients: Mutex::default(),
@@ -155,6 +160,7 @@ impl Accounts {
         let older = self.directory.swap(Arc::new(newer));
         self.version.store(version, Ordering::SeqCst);
         let newer = self.directory.load();
+        self.auth_epoch.fetch_add(1, Ordering::SeqCst);
         tracing::debug!(
             version,
             users = users.len(),
@@ -198,6 +204,11 @@ impl Accounts {
             }
         }
         Ok(())
+    }
+
+    /// See `auth_epoch`: a cached login is good only while this is unchanged.
+    pub fn auth_epoch(&self) -> u64 {
+        self.auth_epoch.load(Ordering::SeqCst)
     }
 
     /// Refreshes if another process changed accounts since the last refresh.
@@ -423,6 +434,7 @@ impl Accounts {
         .map_err(|message| AccountError::invalid(field, message))?;
         let hash = hash_blocking(new.to_owned()).await;
         self.store.set_password_hash(user.id, &hash).await?;
+        self.auth_epoch.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -577,6 +589,7 @@ impl Accounts {
     }
 
     fn disconnect_credential(&self, id: i64) {
+        self.auth_epoch.fetch_add(1, Ordering::SeqCst);
         let Some(clients) = self.credential_clients.lock().remove(&id) else {
             return;
         };

@@ -46,7 +46,7 @@ pub struct Throttles {
 
 impl Throttles {
     /// Refuses early when either key is still waiting out its delay.
-    fn check(&self, address: IpAddr, username: &str) -> ApiResult<()> {
+    pub fn check(&self, address: IpAddr, username: &str) -> ApiResult<()> {
         let now = Instant::now();
         let wait = [
             self.by_address.retry_after(&address, now),
@@ -63,13 +63,13 @@ impl Throttles {
         }
     }
 
-    fn failure(&self, address: IpAddr, username: &str) {
+    pub fn failure(&self, address: IpAddr, username: &str) {
         let now = Instant::now();
         self.by_address.failure(address, now);
         self.by_account.failure(username.to_owned(), now);
     }
 
-    fn success(&self, address: IpAddr, username: &str) {
+    pub fn success(&self, address: IpAddr, username: &str) {
         self.by_address.success(&address);
         self.by_account.success(&username.to_owned());
     }
@@ -152,6 +152,13 @@ fn peer(request: &Request) -> IpAddr {
 /// Middleware for `/api/`: authenticates the caller (if credentials are present), enforces
 /// CSRF for cookie sessions and refreshes the session cookie when its expiry slid.
 pub async fn resolve(State(state): State<HttpState>, mut request: Request, next: Next) -> Response {
+    // OwnTracks HTTP mode at the original API's URL authenticates itself (device credentials
+    // included, with a login cache): leave it alone here.
+    if request.method() == Method::POST
+        && request.uri().path().trim_end_matches('/') == "/api/locations"
+    {
+        return next.run(request).await;
+    }
     let address = peer(&request);
     let secure = is_https(request.headers());
     let mut slid = None;
@@ -259,6 +266,27 @@ async fn authenticate(
         return Err(ApiError::Unauthorized(format!(
             "Unsupported authorization scheme {scheme:?}; use Bearer or Basic."
         )));
+    }
+    // WebSocket clients cannot set headers: `?token=` stands in for a bearer token there.
+    if request.uri().path().starts_with("/ws/") {
+        let token = request.uri().query().and_then(|query| {
+            query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("token="))
+                .map(str::to_owned)
+        });
+        if let Some(token) = token {
+            return match accounts.user_for_token(&token).await? {
+                Some(user) => Ok(Some((
+                    Caller {
+                        user,
+                        session: None,
+                    },
+                    None,
+                ))),
+                None => Err(ApiError::Unauthorized("Invalid or expired token.".into())),
+            };
+        }
     }
     let Some(cookie) = cookie_value(request.headers(), SESSION_COOKIE) else {
         return Ok(None);

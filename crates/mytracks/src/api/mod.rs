@@ -5,14 +5,17 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod commands;
 pub mod error;
+pub mod live;
 pub mod openapi;
+pub mod tracks;
 pub mod views;
 
 use crate::http::HttpState;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
-use axum::routing::{delete, get, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::Router;
 use error::ApiError;
 use serde::de::DeserializeOwned;
@@ -71,6 +74,46 @@ pub fn router(state: HttpState) -> Router<HttpState> {
             "/api/admin/users/{id}/hard-delete/",
             delete(admin::hard_delete),
         ),
+        ("/api/devices/", get(tracks::list_devices)),
+        (
+            "/api/devices/{id}/",
+            patch(tracks::update_device).get(tracks::show_device),
+        ),
+        (
+            "/api/locations/",
+            get(tracks::list_locations).post(crate::tracking::http_mode::publish),
+        ),
+        ("/api/locations/last/", get(tracks::last_locations)),
+        ("/api/locations/last-known/", get(tracks::last_known)),
+        ("/api/transitions/", get(tracks::list_transitions)),
+        ("/api/waypoints/", get(tracks::list_waypoints)),
+        (
+            "/api/commands/report-location/",
+            post(commands::report_location),
+        ),
+        (
+            "/api/commands/set-waypoints/",
+            post(commands::set_waypoints),
+        ),
+        (
+            "/api/commands/clear-waypoints/",
+            post(commands::clear_waypoints),
+        ),
+        (
+            "/api/commands/set-configuration/",
+            post(commands::set_configuration),
+        ),
+        (
+            "/api/commands/request-waypoints/",
+            post(commands::request_waypoints),
+        ),
+        (
+            "/api/commands/fetch-waypoints/",
+            post(commands::request_waypoints),
+        ),
+        ("/api/commands/status/", post(commands::status)),
+        ("/api/commands/dump/", post(commands::dump)),
+        ("/ws/locations/", get(live::upgrade)),
     ];
     let mut router = Router::new();
     for (path, method_router) in routes {

@@ -15,11 +15,9 @@ fn admin_sql(sql: &str) {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let admin = mytracks_store::Store::connect(&base)
+        mytracks_store::execute_once(&base, sql)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at {base} is needed (see .ci/run): {e}"));
-        admin.execute_raw(sql).await.unwrap();
-        admin.close().await;
     });
 }
 

@@ -1019,14 +1019,9 @@ pub fn postgres_url() -> String {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let admin = mytracks_store::Store::connect(&base)
+        mytracks_store::execute_once(&base, &format!("CREATE SCHEMA {schema}"))
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at {base} is needed (see .ci/run): {e}"));
-        admin
-            .execute_raw(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        admin.close().await;
     });
     let separator = if base.contains('?') { '&' } else { '?' };
     format!("{base}{separator}options=-csearch_path%3D{schema}")

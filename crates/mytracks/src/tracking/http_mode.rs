@@ -1,0 +1,322 @@
+//! OwnTracks HTTP mode: `POST /pub`. The app posts one JSON message with Basic auth (account
+//! password or device credential) and `X-Limit-U` / `X-Limit-D` (or `?u=&d=`). The message is
+//! stored like an MQTT one, republished into the broker on its topic (so MQTT users see HTTP
+//! users), and the answer is a JSON array: the cards and last locations of everyone sharing
+//! with the user, then the commands queued for this device.
+
+use super::{IngestError, Tracking, Transport};
+use crate::api::error::ApiError;
+use crate::http::HttpState;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use mytracks_codec::QoS;
+use mytracks_owntracks as owntracks;
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How long a verified Basic login is trusted without checking the password again (argon2
+/// on every post would cap HTTP mode at a few dozen posts per second).
+const LOGIN_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Entries kept at most; the cache is cleared when full.
+const LOGIN_CACHE_MAX: usize = 10_000;
+
+/// Verified Basic logins: a keyed hash of (username, password) -> (user id, when, epoch).
+pub struct LoginCache {
+    salt: [u8; 32],
+    entries: Mutex<HashMap<[u8; 32], (i64, Instant, u64)>>,
+}
+
+impl Default for LoginCache {
+    fn default() -> Self {
+        LoginCache {
+            salt: rand::random(),
+            entries: Mutex::default(),
+        }
+    }
+}
+
+impl LoginCache {
+    fn key(&self, username: &str, password: &str) -> [u8; 32] {
+        Sha256::new()
+            .chain_update(self.salt)
+            .chain_update(username.as_bytes())
+            .chain_update([0])
+            .chain_update(password.as_bytes())
+            .finalize()
+            .into()
+    }
+
+    fn get(&self, key: &[u8; 32], epoch: u64) -> Option<i64> {
+        let entries = self.entries.lock();
+        let (user_id, at, cached_epoch) = entries.get(key)?;
+        (*cached_epoch == epoch && at.elapsed() < LOGIN_CACHE_TTL).then_some(*user_id)
+    }
+
+    fn put(&self, key: [u8; 32], user_id: i64, epoch: u64) {
+        let mut entries = self.entries.lock();
+        if entries.len() >= LOGIN_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(key, (user_id, Instant::now(), epoch));
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PubQuery {
+    u: Option<String>,
+    d: Option<String>,
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response =
+        (StatusCode::UNAUTHORIZED, Json(json!({ "error": message }))).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"mytracks\""),
+    );
+    response
+}
+
+fn bad_request(message: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": message.into() })),
+    )
+        .into_response()
+}
+
+/// `POST /pub`.
+pub async fn publish(
+    State(state): State<HttpState>,
+    crate::api::auth::Peer(address): crate::api::auth::Peer,
+    Query(query): Query<PubQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let tracking = &state.tracking;
+    let Some((username, password)) = basic_credentials(&headers) else {
+        return unauthorized("HTTP Basic authentication is required");
+    };
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let claimed_user = header("x-limit-u").or(query.u);
+    if claimed_user.as_deref().is_some_and(|u| u != username) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({ "error": "X-Limit-U must be the authenticated user" })),
+        )
+            .into_response();
+    }
+    let epoch = tracking.accounts.auth_epoch();
+    let cache = &tracking.login_cache;
+    let key = cache.key(&username, &password);
+    let user_id = match cache.get(&key, epoch) {
+        Some(id) => id,
+        None => {
+            if let Err(error) = state.throttles.check(address, &username) {
+                return error.into_response();
+            }
+            match tracking
+                .accounts
+                .check_mqtt(&username, password.as_bytes())
+                .await
+            {
+                Ok(crate::accounts::MqttLogin::Account { user, .. }) => {
+                    state.throttles.success(address, &username);
+                    cache.put(key, user.id, epoch);
+                    user.id
+                }
+                Ok(_) => {
+                    state.throttles.failure(address, &username);
+                    tracing::warn!(%address, %username, "HTTP-mode login failed");
+                    return unauthorized("Invalid username or password");
+                }
+                Err(error) => return ApiError::from(error).into_response(),
+            }
+        }
+    };
+    // The account must still be active (the cache does not know).
+    if !tracking
+        .accounts
+        .directory()
+        .member(&username)
+        .is_some_and(|m| m.active && m.id == user_id)
+    {
+        return unauthorized("Invalid username or password");
+    }
+
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(value @ Value::Object(_)) => value,
+        Ok(_) => return bad_request("the body must be one JSON object"),
+        Err(error) => return bad_request(format!("invalid JSON: {error}")),
+    };
+    let kind = value
+        .get("_type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    // The device: the header, the query, or the message's own topic.
+    let device = header("x-limit-d").or(query.d).or_else(|| {
+        value
+            .get("topic")
+            .and_then(Value::as_str)
+            .and_then(owntracks::parse_topic)
+            .map(|t| t.device.to_owned())
+    });
+    let Some(device) = device.filter(|d| valid_level(d)) else {
+        return bad_request("name the device with X-Limit-D (or ?d=)");
+    };
+
+    match tracking
+        .ingest(user_id, &username, &device, &body, Transport::Http, true)
+        .await
+    {
+        Ok(()) => {}
+        Err(IngestError::Unavailable) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": "the message could not be stored; retry later" })),
+            )
+                .into_response()
+        }
+        Err(error) => {
+            let counters = tracking.counters();
+            let counter = match error {
+                IngestError::Undecryptable(_) => &counters.undecryptable,
+                _ => &counters.invalid,
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return bad_request(error.to_string());
+        }
+    }
+    if let Some((suffix, retain)) = republish_topic(&kind) {
+        let base = owntracks::base_topic(&username, &device);
+        let topic = match suffix {
+            "" => base,
+            suffix => format!("{base}/{suffix}"),
+        };
+        tracking
+            .publish(
+                &topic,
+                bytes::Bytes::from(body.to_vec()),
+                QoS::AtLeastOnce,
+                retain,
+            )
+            .await;
+    }
+    match answer(tracking, &username, user_id, &device).await {
+        Ok(items) => Json(Value::Array(items)).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Where the apps publish each type over MQTT (suffix, retained).
+fn republish_topic(kind: &str) -> Option<(&'static str, bool)> {
+    Some(match kind {
+        "location" => ("", true),
+        "lwt" => ("", false),
+        "transition" => ("event", false),
+        "card" => ("info", true),
+        "waypoint" => ("waypoint", false),
+        "waypoints" => ("waypoints", false),
+        "status" => ("status", false),
+        "configuration" => ("dump", false),
+        "steps" => ("step", false),
+        "beacon" => ("beacon", false),
+        "encrypted" => ("", false),
+        _ => return None,
+    })
+}
+
+/// A topic level a device name may be.
+fn valid_level(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && !name.contains(['/', '+', '#'])
+        && !name.chars().any(char::is_control)
+}
+
+/// Friends' cards and last locations, then this device's queued commands.
+async fn answer(
+    tracking: &Tracking,
+    username: &str,
+    user_id: i64,
+    device: &str,
+) -> Result<Vec<Value>, ApiError> {
+    let mut items = Vec::new();
+    let friends: Vec<(String, i64)> = {
+        let directory = tracking.accounts.directory();
+        directory
+            .visible_owners(username, false)
+            .into_iter()
+            .filter(|(name, id)| *id != user_id && directory.shares(name, username))
+            .collect()
+    };
+    if !friends.is_empty() {
+        let ids: Vec<i64> = friends.iter().map(|(_, id)| *id).collect();
+        let names: HashMap<i64, &str> = friends.iter().map(|(n, id)| (*id, n.as_str())).collect();
+        let store = &tracking.store;
+        for card in store.cards(&ids).await? {
+            if let Ok(mut value) = serde_json::from_str::<Value>(&card.raw) {
+                let owner = names.get(&card.user_id).copied().unwrap_or_default();
+                value["_type"] = json!("card");
+                if value.get("topic").is_none() {
+                    value["topic"] = json!(format!("owntracks/{owner}/info"));
+                }
+                items.push(value);
+            }
+        }
+        let devices = store.devices_of(&ids).await?;
+        let by_id: HashMap<i64, &mytracks_store::Device> =
+            devices.iter().map(|d| (d.id, d)).collect();
+        let device_ids: Vec<i64> = devices.iter().map(|d| d.id).collect();
+        for location in store.last_locations(&device_ids).await? {
+            let Some(device) = by_id.get(&location.device_id) else {
+                continue;
+            };
+            let owner = names.get(&device.user_id).copied().unwrap_or_default();
+            let mut value = crate::api::tracks::location_json(&location);
+            value["_type"] = json!("location");
+            value["topic"] = json!(owntracks::base_topic(owner, &device.name));
+            items.push(value);
+        }
+    }
+    if let Some(device) = tracking.store.device_named(user_id, device).await? {
+        if tracking.has_queued_commands(device.id) {
+            for command in tracking.store.take_commands(device.id).await? {
+                if let Ok(value) = serde_json::from_str::<Value>(&command) {
+                    items.push(value);
+                }
+            }
+            tracking.commands_delivered(device.id);
+        }
+    }
+    Ok(items)
+}
+
+/// `Authorization: Basic` as (username, password).
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}

@@ -1,0 +1,182 @@
+//! Durable ingest: parsed messages go to one writer task that stores them in batches (one
+//! transaction each). A QoS 1/2 publish waits for its batch's commit before the broker
+//! acknowledges it; if the commit fails, the waiters hear so and the broker closes those
+//! connections without acknowledging, so the phones resend. The feed hears of each batch
+//! after its commit.
+
+use super::feed::{Feed, FeedEvent};
+use mytracks_store::{Incoming, Store};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Messages waiting for the writer at most; publishers wait beyond (backpressure).
+const QUEUE: usize = 16_384;
+/// Messages per transaction at most.
+const MAX_BATCH: usize = 2_000;
+
+/// Counters, for `/healthz` and the logs.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub stored: AtomicU64,
+    pub invalid: AtomicU64,
+    pub undecryptable: AtomicU64,
+    /// Messages whose batch failed to commit (their publishers were told to retry).
+    pub failed: AtomicU64,
+    /// QoS 0 messages dropped because the writer queue was full.
+    pub dropped: AtomicU64,
+}
+
+/// One message for the writer, with what the feed shows of it and who waits for it.
+pub struct Job {
+    /// `None`: a flush marker (its waiter hears once everything before it is stored).
+    pub item: Option<Incoming>,
+    pub feed: Option<(&'static str, serde_json::Value)>,
+    pub username: String,
+    pub done: Option<oneshot::Sender<bool>>,
+}
+
+/// The sending side of the writer.
+#[derive(Clone)]
+pub struct Writer {
+    sender: mpsc::Sender<Job>,
+    pub counters: Arc<Counters>,
+}
+
+impl Writer {
+    /// Starts the writer task on `store`.
+    pub fn start(store: Store, feed: Feed) -> (Writer, tokio::task::JoinHandle<()>) {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let counters = Arc::new(Counters::default());
+        let task = tokio::spawn(run(store, receiver, feed, counters.clone()));
+        (Writer { sender, counters }, task)
+    }
+
+    /// Stores `job` and resolves once it is committed (`true`) or failed (`false`).
+    pub async fn store(&self, mut job: Job) -> bool {
+        let (done, committed) = oneshot::channel();
+        job.done = Some(done);
+        if self.sender.send(job).await.is_err() {
+            return false;
+        }
+        committed.await.unwrap_or(false)
+    }
+
+    /// Waits until everything queued so far is stored (at shutdown).
+    pub async fn flush(&self) {
+        let job = Job {
+            item: None,
+            feed: None,
+            username: String::new(),
+            done: None,
+        };
+        self.store(job).await;
+    }
+
+    /// Queues `job` without waiting (QoS 0); false if the queue is full (counted).
+    pub fn store_later(&self, job: Job) -> bool {
+        match self.sender.try_send(job) {
+            Ok(()) => true,
+            Err(_) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+}
+
+async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, feed: Feed, counters: Arc<Counters>) {
+    // Last known presence per device, to publish changes only.
+    let mut online: HashMap<i64, bool> = HashMap::new();
+    while let Some(first) = receiver.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut items = Vec::with_capacity(jobs.len());
+        let mut rest = Vec::with_capacity(jobs.len());
+        let mut flushes = Vec::new();
+        for job in jobs {
+            match job.item {
+                Some(item) => {
+                    items.push(item);
+                    rest.push((job.feed, job.username, job.done));
+                }
+                None => flushes.extend(job.done),
+            }
+        }
+        match store.ingest(&items).await {
+            Ok(devices) => {
+                counters
+                    .stored
+                    .fetch_add(items.len() as u64, Ordering::Relaxed);
+                let ids: HashMap<(i64, &str), i64> = devices
+                    .iter()
+                    .map(|d| ((d.user_id, d.name.as_str()), d.id))
+                    .collect();
+                let mut usernames: HashMap<i64, &str> = HashMap::new();
+                for (item, (event, username, done)) in items.iter().zip(&mut rest) {
+                    if let Some(done) = done.take() {
+                        let _ = done.send(true);
+                    }
+                    usernames.insert(item.user_id, username.as_str());
+                    let Some((kind, data)) = event.take() else {
+                        continue;
+                    };
+                    let Some(&device_id) = ids.get(&(item.user_id, item.device.as_str())) else {
+                        continue;
+                    };
+                    feed.publish(FeedEvent {
+                        kind,
+                        user: username.clone(),
+                        user_id: item.user_id,
+                        device: item.device.clone(),
+                        device_id,
+                        data,
+                    });
+                }
+                for device in &devices {
+                    if online.insert(device.id, device.online) != Some(device.online) {
+                        feed.publish(FeedEvent {
+                            kind: "presence",
+                            user: usernames
+                                .get(&device.user_id)
+                                .map(|s| s.to_string())
+                                .unwrap_or_default(),
+                            user_id: device.user_id,
+                            device: device.name.clone(),
+                            device_id: device.id,
+                            data: serde_json::json!({
+                                "online": device.online,
+                                "at": device.offline_since.or(device.last_seen),
+                            }),
+                        });
+                    }
+                }
+            }
+            Err(error) => {
+                counters
+                    .failed
+                    .fetch_add(items.len() as u64, Ordering::Relaxed);
+                tracing::error!(
+                    messages = items.len(),
+                    "cannot store OwnTracks messages (publishers will retry): {error}"
+                );
+                for (_, _, done) in rest {
+                    if let Some(done) = done {
+                        let _ = done.send(false);
+                    }
+                }
+                // Don't spin against a dead database.
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+        for flush in flushes {
+            let _ = flush.send(true);
+        }
+    }
+}
