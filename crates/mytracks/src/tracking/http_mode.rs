@@ -268,19 +268,24 @@ async fn answer(
         let ids: Vec<i64> = friends.iter().map(|(_, id)| *id).collect();
         let names: HashMap<i64, &str> = friends.iter().map(|(n, id)| (*id, n.as_str())).collect();
         let store = &tracking.store;
-        for card in store.cards(&ids).await? {
-            if let Ok(mut value) = serde_json::from_str::<Value>(&card.raw) {
-                let owner = names.get(&card.user_id).copied().unwrap_or_default();
-                value["_type"] = json!("card");
-                if value.get("topic").is_none() {
-                    value["topic"] = json!(format!("owntracks/{owner}/info"));
-                }
-                items.push(value);
-            }
-        }
         let devices = store.devices_of(&ids).await?;
         let by_id: HashMap<i64, &mytracks_store::Device> =
             devices.iter().map(|d| (d.id, d)).collect();
+        for card in store.cards(&ids).await? {
+            if let Ok(mut value) = serde_json::from_str::<Value>(&card.raw) {
+                let owner = names.get(&card.user_id).copied().unwrap_or_default();
+                // The apps attach a card to the contact whose topic it names.
+                let Some(device) = card.device_id.and_then(|id| by_id.get(&id)) else {
+                    continue;
+                };
+                value["_type"] = json!("card");
+                value["topic"] = json!(format!(
+                    "{}/info",
+                    owntracks::base_topic(owner, &device.name)
+                ));
+                items.push(value);
+            }
+        }
         let device_ids: Vec<i64> = devices.iter().map(|d| d.id).collect();
         for location in store.last_locations(&device_ids).await? {
             let Some(device) = by_id.get(&location.device_id) else {
@@ -295,12 +300,21 @@ async fn answer(
     }
     if let Some(device) = tracking.store.device_named(user_id, device).await? {
         if tracking.has_queued_commands(device.id) {
-            for command in tracking.store.take_commands(device.id).await? {
+            // Unflag first: a command queued meanwhile flags the device again (at worst a
+            // needless look next time, never a command left behind unflagged).
+            tracking.commands_delivered(device.id);
+            let commands = match tracking.store.take_commands(device.id).await {
+                Ok(commands) => commands,
+                Err(error) => {
+                    tracking.commands_queued(device.id);
+                    return Err(error.into());
+                }
+            };
+            for command in commands {
                 if let Ok(value) = serde_json::from_str::<Value>(&command) {
                     items.push(value);
                 }
             }
-            tracking.commands_delivered(device.id);
         }
     }
     Ok(items)

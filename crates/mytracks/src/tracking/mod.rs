@@ -128,6 +128,10 @@ impl Tracking {
         self.queued.lock().remove(&device_id);
     }
 
+    pub fn commands_queued(&self, device_id: i64) {
+        self.queued.lock().insert(device_id);
+    }
+
     /// Sends a command to a device: published at QoS 1 on its `/cmd` topic (a persistent
     /// session gets it on reconnect) and, for an HTTP-mode device, queued for its next post.
     pub async fn send_command(

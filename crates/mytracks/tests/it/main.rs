@@ -13,6 +13,8 @@ mod database_down;
 mod limits;
 mod malformed;
 mod mosquitto_clients;
+mod owntracks;
+mod owntracks_http;
 mod paho;
 mod protocol;
 mod sessions;
