@@ -26,6 +26,9 @@ use tokio::net::TcpStream;
 pub enum Mode {
     Fanin,
     Connect,
+    /// OwnTracks locations at `--rate` per second over MQTT, timed until they arrive on the
+    /// live feed (`/ws/locations/?token=`): ingest, commit and WebSocket fan-out together.
+    Feed,
 }
 
 /// Options of `mytracks bench`.
@@ -58,6 +61,19 @@ pub struct BenchArgs {
     pub secs: u64,
     #[arg(long, default_value_t = 1)]
     pub warmup: u64,
+    /// MQTT username and password (`feed`: the account whose locations are published).
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub password: Option<String>,
+    /// `feed`: the HTTP port and an API token of the same account.
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    #[arg(long)]
+    pub token: Option<String>,
+    /// `feed`: locations per second.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -67,6 +83,8 @@ struct Dialer {
     host: String,
     port: u16,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    user: Option<String>,
+    password: Option<String>,
 }
 
 impl Dialer {
@@ -104,6 +122,8 @@ impl Dialer {
             host: args.host.clone(),
             port: args.port,
             tls,
+            user: args.user.clone(),
+            password: args.password.clone(),
         })
     }
 
@@ -121,8 +141,8 @@ impl Dialer {
             keep_alive: 60,
             client_id: client_id.into(),
             will: None,
-            username: None,
-            password: None,
+            username: self.user.clone().map(Into::into),
+            password: self.password.clone().map(|p| p.into_bytes().into()),
             properties: Properties::default(),
         }));
         send(&mut io, &connect).await?;
@@ -161,6 +181,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.mode {
         Mode::Fanin => fanin(&args, dialer, transport).await,
         Mode::Connect => connections(&args, dialer, transport).await,
+        Mode::Feed => feed(&args, dialer).await,
     }
 }
 
@@ -270,6 +291,97 @@ async fn connections(args: &BenchArgs, dialer: Arc<Dialer>, transport: &str) -> 
         elapsed,
         done.load(Ordering::Relaxed) as f64 / elapsed,
         failed.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+/// Nanoseconds since the Unix epoch (the feed benchmark's clock, shared by both ends).
+fn wall_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+async fn feed(args: &BenchArgs, dialer: Arc<Dialer>) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    let (Some(user), Some(http_port), Some(token)) = (&args.user, args.http_port, &args.token)
+    else {
+        bail!("feed needs --user, --password, --http-port and --token");
+    };
+    let url = format!("ws://{}:{http_port}/ws/locations/?token={token}", args.host);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+    let latencies = Arc::new(parking_lot::Mutex::new(Vec::<f64>::new()));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let (sink, on) = (latencies.clone(), measuring.clone());
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = socket.next().await {
+            let tokio_tungstenite::tungstenite::Message::Text(text) = message else {
+                continue;
+            };
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            if event["type"] != "location" || !on.load(Ordering::Relaxed) {
+                continue;
+            }
+            let sent = event["data"]["tag"]
+                .as_str()
+                .and_then(|t| t.parse::<u128>().ok());
+            if let Some(sent) = sent {
+                let ms = wall_nanos().saturating_sub(sent) as f64 / 1e6;
+                sink.lock().push(ms);
+            }
+        }
+    });
+    let io = dialer.connect("bench-feed").await?;
+    let topic = format!("owntracks/{user}/benchfeed");
+    let period = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
+    let total = args.warmup + args.secs;
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent = 0u64;
+    // Read (and drop) what the broker sends so its buffers never fill.
+    let (mut reader, mut writer) = tokio::io::split(io);
+    tokio::spawn(async move {
+        let mut sink = vec![0u8; 4096];
+        while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {}
+    });
+    while started.elapsed() < Duration::from_secs(total) {
+        tick.tick().await;
+        if !measuring.load(Ordering::Relaxed)
+            && started.elapsed() >= Duration::from_secs(args.warmup)
+        {
+            measuring.store(true, Ordering::Relaxed);
+        }
+        let now = wall_nanos();
+        let payload = format!(
+            r#"{{"_type":"location","lat":52.5,"lon":13.4,"tst":{},"tid":"bf","tag":"{now}"}}"#,
+            now / 1_000_000_000
+        );
+        let publish = Publish::new(topic.clone(), payload.into_bytes(), QoS::AtMostOnce, 0);
+        let mut out = BytesMut::new();
+        encode(&Packet::Publish(publish), ProtocolVersion::V3_1_1, &mut out)?;
+        writer.write_all(&out).await?;
+        sent += 1;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut samples = latencies.lock().clone();
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let pick = |q: f64| {
+        samples
+            .get(((samples.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "RESULT mode=feed rate={} secs={} sent={sent} received={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+        args.rate,
+        args.secs,
+        samples.len(),
+        pick(0.5),
+        pick(0.99),
+        samples.last().copied().unwrap_or(f64::NAN)
     );
     Ok(())
 }

@@ -4,6 +4,9 @@
 //! whole server in-process ([`Server::start`] or [`run`]) with their own settings and their
 //! own shutdown trigger instead of signals.
 
+// The OpenAPI document is one large `json!` literal.
+#![recursion_limit = "256"]
+
 pub mod access;
 pub mod accounts;
 pub mod admin_cli;

@@ -239,6 +239,24 @@ pub const OPERATIONS: &[Operation] = &[
         None,
         (200, Some("Detail")),
     ),
+    op("get", "/api/devices/", "Devices the caller may see (own, shared with them; all for admins), with their last location", User, None, (200, Some("DeviceList"))),
+    op("get", "/api/devices/{id}/", "One visible device", User, None, (200, Some("Device"))),
+    op("patch", "/api/devices/{id}/", "Rename a device (display name) or set/clear its OwnTracks payload key (owner or admin)", User, Some("DeviceUpdate"), (200, Some("Device"))),
+    op("get", "/api/locations/", "Location history (own, or shared with history): ?user=&device=&start_time=&end_time= (Unix seconds, inclusive) &limit=&format=json|geojson|gpx|csv; oldest first", User, None, (200, Some("LocationList"))),
+    op("post", "/api/locations/", "OwnTracks HTTP mode at the original My Tracks URL (same as /pub; HTTP Basic)", Public, Some("OwnTracksMessage"), (200, Some("OwnTracksAnswer"))),
+    op("get", "/api/locations/last/", "The last location of every visible device", User, None, (200, Some("LocationList"))),
+    op("get", "/api/locations/last-known/", "The same, as {results: [...]} (the original API's name)", User, None, (200, None)),
+    op("get", "/api/transitions/", "Region transitions (same filters as locations)", User, None, (200, None)),
+    op("get", "/api/waypoints/", "The current regions of visible devices: ?device=", User, None, (200, None)),
+    op("post", "/api/commands/report-location/", "Ask a phone for its location", User, Some("Command"), (200, Some("CommandResult"))),
+    op("post", "/api/commands/set-waypoints/", "Send regions to a phone (given ones, or the stored ones)", User, Some("Command"), (200, Some("CommandResult"))),
+    op("post", "/api/commands/clear-waypoints/", "Remove a phone's regions", User, Some("Command"), (200, Some("CommandResult"))),
+    op("post", "/api/commands/set-configuration/", "Change a phone's settings (remote configuration must be on)", User, Some("Command"), (200, Some("CommandResult"))),
+    op("post", "/api/commands/request-waypoints/", "Ask a phone to publish its regions", User, Some("Command"), (200, Some("CommandResult"))),
+    op("post", "/api/commands/fetch-waypoints/", "The same (the original API's name)", User, Some("Command"), (200, Some("CommandResult"))),
+    op("post", "/api/commands/status/", "Ask an Android phone for its status", User, Some("Command"), (200, Some("CommandResult"))),
+    op("post", "/api/commands/dump/", "Ask an iOS phone for its configuration", User, Some("Command"), (200, Some("CommandResult"))),
+    op("get", "/ws/locations/", "Live feed (WebSocket; cookie, bearer or ?token=): location, transition and presence events", User, None, (101, None)),
 ];
 
 fn schemas() -> Value {
@@ -296,6 +314,30 @@ fn schemas() -> Value {
         "ShareList": { "type": "array", "items": { "$ref": "#/components/schemas/Share" } },
         "NewShare": { "type": "object", "required": ["username"], "properties": {
             "username": string, "history": { "type": "boolean" } } },
+        "Location": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "device_id": { "type": "integer" }, "user": string, "device": string,
+            "tst": { "type": "integer" }, "timestamp": time, "lat": { "type": "number" }, "lon": { "type": "number" },
+            "acc": { "type": "number" }, "alt": { "type": "number" }, "vac": { "type": "number" }, "vel": { "type": "number" },
+            "cog": { "type": "number" }, "batt": { "type": "integer" }, "bs": { "type": "integer" }, "tid": string,
+            "conn": string, "t": string, "received_at": time } },
+        "LocationList": { "type": "array", "items": { "$ref": "#/components/schemas/Location" } },
+        "Device": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "user": string, "name": { "type": "string", "description": "The device part of the topic" },
+            "display_name": string, "tid": { "type": ["string", "null"] }, "online": { "type": "boolean" },
+            "last_seen": optional_time, "offline_since": optional_time, "transport": { "enum": ["mqtt", "http"] },
+            "has_encryption_key": { "type": "boolean" }, "topic": string,
+            "last_location": { "oneOf": [{ "$ref": "#/components/schemas/Location" }, { "type": "null" }] } } },
+        "DeviceList": { "type": "array", "items": { "$ref": "#/components/schemas/Device" } },
+        "DeviceUpdate": { "type": "object", "properties": {
+            "name": string, "encryption_key": { "type": ["string", "null"] } } },
+        "Command": { "type": "object", "properties": {
+            "user": string, "device": string, "device_id": { "oneOf": [{ "type": "integer" }, { "type": "string" }] },
+            "waypoints": { "type": "array", "items": { "type": "object" } }, "configuration": { "type": "object" } } },
+        "CommandResult": { "type": "object", "properties": {
+            "detail": string, "status": string, "action": string, "topic": string, "device_id": { "type": "integer" },
+            "queued_for_http": { "type": "boolean" }, "command": { "type": "object" } } },
+        "OwnTracksMessage": { "type": "object", "description": "One OwnTracks JSON message (_type location, transition, card...)" },
+        "OwnTracksAnswer": { "type": "array", "items": { "type": "object" }, "description": "Friends' cards and last locations, then queued commands" },
     })
 }
 
