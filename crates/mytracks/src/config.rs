@@ -1066,4 +1066,36 @@ mod tests {
         .to_string();
         assert!(error.starts_with("config file "), "{error}");
     }
+
+    #[test]
+    fn database_and_owntracks_sections() {
+        let settings = load(
+            None,
+            env(&[
+                ("MYTRACKS_DATABASE_URL", "postgres://u:p@db/mytracks"),
+                ("MYTRACKS_OWNTRACKS_RETENTION_DAYS", "30"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.database_url.as_deref(),
+            Some("postgres://u:p@db/mytracks")
+        );
+        assert_eq!(settings.retention_days, Some(30));
+        let defaults = load(None, env(&[])).unwrap();
+        assert_eq!(
+            (defaults.database_url, defaults.retention_days),
+            (None, None)
+        );
+        let error = load(None, env(&[("MYTRACKS_DATABASE_URL", "mysql://x/y")])).unwrap_err();
+        assert!(
+            error.to_string().contains("sqlite:// or postgres://"),
+            "{error}"
+        );
+        let error = load(None, env(&[("MYTRACKS_OWNTRACKS_RETENTION_DAYS", "0")])).unwrap_err();
+        assert!(
+            error.to_string().contains("owntracks.retention_days"),
+            "{error}"
+        );
+    }
 }

@@ -68,11 +68,20 @@ async fn healthz(State(state): State<HttpState>) -> Response {
     } else {
         (StatusCode::OK, "ok")
     };
+    let counters = state.tracking.counters();
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     let body = json!({
         "status": text,
         "version": crate::VERSION,
         "uptime_seconds": stats.uptime_seconds,
         "mqtt": { "clients_connected": stats.clients_connected },
+        "owntracks": {
+            "stored": count(&counters.stored),
+            "invalid": count(&counters.invalid),
+            "undecryptable": count(&counters.undecryptable),
+            "failed": count(&counters.failed),
+            "dropped": count(&counters.dropped),
+        },
     });
     (status, Json(body)).into_response()
 }

@@ -107,15 +107,41 @@ impl Window {
 }
 
 impl Store {
+    /// The locations of a window. Rows come back as one JSON array of arrays built by the
+    /// database: decoding 86,400 rows one by one through the driver costs several times what
+    /// the query itself does, and a day of 1 Hz history must come back in well under 200 ms.
     pub async fn locations(&self, window: &Window) -> Result<Vec<LocationRow>> {
         if window.device_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
+        let inner = format!(
             "SELECT {LOCATION_COLUMNS} FROM locations {}",
             window.clause()
         );
-        Ok(on_db!(self, pool => sqlx::query_as::<_, LocationRow>(&sql).fetch_all(pool).await)?)
+        let sql = match self.backend() {
+            crate::Backend::Sqlite => {
+                format!("SELECT json_group_array(json_array({LOCATION_COLUMNS})) FROM ({inner})")
+            }
+            crate::Backend::Postgres => format!(
+                "SELECT json_agg(json_build_array({LOCATION_COLUMNS}))::text FROM ({inner}) w"
+            ),
+        };
+        let packed: Option<String> = on_db!(self, pool => sqlx::query_scalar::<_, Option<String>>(&sql).fetch_one(pool).await)?;
+        let Some(packed) = packed else {
+            return Ok(Vec::new());
+        };
+        let tuples: Vec<PackedLocation> = serde_json::from_str(&packed).map_err(|e| {
+            crate::StoreError::Database(sqlx::Error::Decode(
+                format!("packed locations: {e}").into(),
+            ))
+        })?;
+        let mut rows: Vec<LocationRow> = tuples.into_iter().map(LocationRow::from).collect();
+        // The aggregates keep the subquery's order in practice; make it certain.
+        match window.newest_first {
+            false => rows.sort_by_key(|l| (l.tst, l.id)),
+            true => rows.sort_by_key(|l| std::cmp::Reverse((l.tst, l.id))),
+        }
+        Ok(rows)
     }
 
     /// The raw JSON of one location, as received.
@@ -205,5 +231,48 @@ impl Store {
             Ok::<_, sqlx::Error>(n)
         })?;
         Ok(removed)
+    }
+}
+
+/// One location as packed by [`Store::locations`], in `LOCATION_COLUMNS` order.
+type PackedLocation = (
+    i64,
+    i64,
+    i64,
+    f64,
+    f64,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+impl From<PackedLocation> for LocationRow {
+    fn from(p: PackedLocation) -> Self {
+        LocationRow {
+            id: p.0,
+            device_id: p.1,
+            tst: p.2,
+            lat: p.3,
+            lon: p.4,
+            acc: p.5,
+            alt: p.6,
+            vac: p.7,
+            vel: p.8,
+            cog: p.9,
+            batt: p.10,
+            bs: p.11,
+            tid: p.12,
+            conn: p.13,
+            trigger: p.14,
+            received_at: p.15,
+        }
     }
 }

@@ -330,8 +330,10 @@ pub async fn list_locations(
         ));
     }
     let (window, names) = window(&state, &caller.user, &q, true).await?;
+    let started = std::time::Instant::now();
     let rows = state.tracking.store.locations(&window).await?;
-    Ok(match format.as_str() {
+    let queried = started.elapsed();
+    let response = match format.as_str() {
         "geojson" => with_type(geojson(&rows, &names), "application/geo+json", None),
         "gpx" => with_type(
             gpx(&rows, &names),
@@ -357,7 +359,15 @@ pub async fn list_locations(
                 .collect();
             Json(items).into_response()
         }
-    })
+    };
+    tracing::debug!(
+        rows = rows.len(),
+        %format,
+        query_ms = queried.as_secs_f64() * 1e3,
+        total_ms = started.elapsed().as_secs_f64() * 1e3,
+        "locations served"
+    );
+    Ok(response)
 }
 
 fn with_type(body: String, content_type: &'static str, file: Option<&str>) -> Response {

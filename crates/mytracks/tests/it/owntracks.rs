@@ -354,6 +354,10 @@ fn encrypted_payloads_are_opened_with_the_key_set_through_the_api() {
     let stored = get(&alice, "/api/locations/?start_time=1700000500");
     assert_eq!(stored[0]["lat"], 48.1, "{stored}");
 
+    let health: Value =
+        serde_json::from_str(&crate::support::http_get(server.http_port, "/healthz").2).unwrap();
+    assert_eq!(health["owntracks"]["undecryptable"], 1, "counted: {health}");
+
     // A payload made with another key is refused.
     let other = pynacl(&["encrypt", &pynacl(&["key", "wrong"]), location]);
     let out = publish(

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The OwnTracks backend's performance targets, measured on this machine with SQLite:
+#   1. MQTT QoS 1 location ingest, acknowledged after commit  (target >= 20,000/s)
+#   2. HTTP mode POSTs to /pub                                (target >= 5,000/s)
+#   3. a day of 1 Hz history (86,400 points) as GeoJSON       (target < 200 ms)
+#   4. live feed latency, ingest to WebSocket, at 1,000/s     (target p99 < 50 ms)
+# Usage: bench/owntracks.sh [PATH-TO-mytracks]   (default target/release/mytracks)
+# Needs: mqttload (../shared/tools/mqttload, built here), wrk, mosquitto_pub, curl, python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-target/release/mytracks}
+[ -x "$BIN" ] || { echo "build first: cargo build --release"; exit 2; }
+command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
+(cd ../shared/tools/mqttload && CARGO_TARGET_DIR=/tmp/mqttload-target cargo build --release --quiet)
+LOAD=/tmp/mqttload-target/release/mqttload
+TMP=$(mktemp -d); PID=""
+trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$TMP"' EXIT
+PW="bench's correct horse battery"
+"$BIN" user add bench --password "$PW" --data-dir "$TMP/data" >/dev/null
+TOKEN=$("$BIN" token create bench --data-dir "$TMP/data")
+"$BIN" serve --data-dir "$TMP/data" --http-port 0 --mqtt-port 0 >"$TMP/server.log" 2>&1 & PID=$!
+for _ in $(seq 1 100); do [ -s "$TMP/data/runtime.json" ] && break; sleep 0.1; done
+port() { python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$TMP/data/runtime.json" "$1"; }
+MQTT=$(port mqtt_port); HTTP=$(port http_port)
+echo "# mytracks $("$BIN" --version | cut -d' ' -f2), SQLite, $(nproc) cores; MQTT $MQTT, HTTP $HTTP"
+
+echo "## 1. MQTT QoS 1 ingest, ack after commit (mqttload fanin, 20 publishers, 64 in flight each)"
+for i in 1 2 3; do
+  "$LOAD" --mode fanin --port "$MQTT" --pubs 20 --qos 1 --inflight 64 --payload owntracks \
+    --prefix owntracks/bench --user bench --pass "$PW" --secs 10 --warmup 2 2>/dev/null | grep '^RESULT'
+done
+
+echo "## 2. HTTP mode (wrk, 2 threads, 32 connections, 10 s)"
+AUTH=$(printf '%s' "bench:$PW" | base64 -w0) LIMIT_U=bench \
+  wrk -t2 -c32 -d10s -s bench/http_pub.lua "http://127.0.0.1:$HTTP/pub" | grep -E 'Requests/sec|Latency|Non-2xx|requests in'
+
+echo "## 3. a day of 1 Hz points as GeoJSON"
+python3 - "$TMP/day.txt" <<'PY'
+import json, sys
+start = 1_700_006_400  # a midnight, UTC
+with open(sys.argv[1], "w") as f:
+    for i in range(86_400):
+        f.write(json.dumps({"_type": "location", "lat": 52.5 + i * 1e-6, "lon": 13.4, "tst": start + i,
+                            "acc": 5, "alt": 40, "vel": 3, "batt": 80, "tid": "dy"}) + "\n")
+PY
+mosquitto_pub -p "$MQTT" -u bench -P "$PW" -q 1 -t owntracks/bench/day -l <"$TMP/day.txt"
+sleep 1
+URL="http://127.0.0.1:$HTTP/api/locations/?device=day&start_time=1700006400&end_time=1700092799&format=geojson"
+for i in 1 2 3 4 5; do
+  curl -s -o "$TMP/day.json" -w "geojson points=%{size_download}B time_total=%{time_total}s\n" -H "Authorization: Bearer $TOKEN" "$URL"
+done
+python3 -c 'import json,sys;print("features:", len(json.load(open(sys.argv[1]))["features"]))' "$TMP/day.json"
+
+echo "## 4. live feed latency at 1,000 locations/s (mytracks bench feed)"
+"$BIN" bench feed --port "$MQTT" --http-port "$HTTP" --user bench --password "$PW" --token "$TOKEN" \
+  --rate 1000 --secs 10 --warmup 2
+grep -E 'ERROR|WARN' "$TMP/server.log" | grep -v 'first start' | head -5 || true
