@@ -35,19 +35,10 @@ AUTH=$(printf '%s' "bench:$PW" | base64 -w0) LIMIT_U=bench \
   wrk -t2 -c32 -d10s -s bench/http_pub.lua "http://127.0.0.1:$HTTP/pub" | grep -E 'Requests/sec|Latency|Non-2xx|requests in'
 
 echo "## 3. a day of 1 Hz points as GeoJSON"
-python3 - "$TMP/day.txt" <<'PY'
-import json, sys
-start = 1_700_006_400  # a midnight, UTC
-with open(sys.argv[1], "w") as f:
-    for i in range(86_400):
-        f.write(json.dumps({"_type": "location", "lat": 52.5 + i * 1e-6, "lon": 13.4, "tst": start + i,
-                            "acc": 5, "alt": 40, "vel": 3, "batt": 80, "tid": "dy"}) + "\n")
-PY
-mosquitto_pub -p "$MQTT" -u bench -P "$PW" -q 1 -t owntracks/bench/day -l <"$TMP/day.txt"
-sleep 1
+"$BIN" bench day --port "$MQTT" --user bench --password "$PW" --start 1700006400
 URL="http://127.0.0.1:$HTTP/api/locations/?device=day&start_time=1700006400&end_time=1700092799&format=geojson"
 for i in 1 2 3 4 5; do
-  curl -s -o "$TMP/day.json" -w "geojson points=%{size_download}B time_total=%{time_total}s\n" -H "Authorization: Bearer $TOKEN" "$URL"
+  curl -s -o "$TMP/day.json" -w "geojson bytes=%{size_download} time_total=%{time_total}s\n" -H "Authorization: Bearer $TOKEN" "$URL"
 done
 python3 -c 'import json,sys;print("features:", len(json.load(open(sys.argv[1]))["features"]))' "$TMP/day.json"
 

@@ -29,6 +29,9 @@ pub enum Mode {
     /// OwnTracks locations at `--rate` per second over MQTT, timed until they arrive on the
     /// live feed (`/ws/locations/?token=`): ingest, commit and WebSocket fan-out together.
     Feed,
+    /// Loads a day of 1 Hz locations (86,400, QoS 1, all acknowledged) for device `day` of
+    /// `--user`, starting at `--start` (Unix seconds), for the history benchmark.
+    Day,
 }
 
 /// Options of `mytracks bench`.
@@ -74,6 +77,9 @@ pub struct BenchArgs {
     /// `feed`: locations per second.
     #[arg(long, default_value_t = 1000)]
     pub rate: u64,
+    /// `day`: the first timestamp.
+    #[arg(long, default_value_t = 1_700_006_400)]
+    pub start: i64,
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -182,6 +188,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Mode::Fanin => fanin(&args, dialer, transport).await,
         Mode::Connect => connections(&args, dialer, transport).await,
         Mode::Feed => feed(&args, dialer).await,
+        Mode::Day => day(&args, dialer).await,
     }
 }
 
@@ -382,6 +389,49 @@ async fn feed(args: &BenchArgs, dialer: Arc<Dialer>) -> anyhow::Result<()> {
         pick(0.5),
         pick(0.99),
         samples.last().copied().unwrap_or(f64::NAN)
+    );
+    Ok(())
+}
+
+async fn day(args: &BenchArgs, dialer: Arc<Dialer>) -> anyhow::Result<()> {
+    const POINTS: i64 = 86_400;
+    const WINDOW: i64 = 1_000;
+    let Some(user) = &args.user else {
+        bail!("day needs --user and --password");
+    };
+    let mut io = dialer.connect("bench-day").await?;
+    let topic = format!("owntracks/{user}/day");
+    let started = Instant::now();
+    let mut buf = BytesMut::new();
+    let (mut sent, mut acked) = (0i64, 0i64);
+    while acked < POINTS {
+        let mut out = BytesMut::new();
+        while sent < POINTS && sent - acked < WINDOW {
+            let payload = format!(
+                r#"{{"_type":"location","lat":{:.6},"lon":13.4,"tst":{},"acc":5,"alt":40,"vel":3,"batt":80,"tid":"dy"}}"#,
+                52.5 + sent as f64 * 1e-6,
+                args.start + sent
+            );
+            let packet_id = (sent % 65_000 + 1) as u16;
+            let publish = Publish::new(
+                topic.clone(),
+                payload.into_bytes(),
+                QoS::AtLeastOnce,
+                packet_id,
+            );
+            encode(&Packet::Publish(publish), ProtocolVersion::V3_1_1, &mut out)?;
+            sent += 1;
+        }
+        if !out.is_empty() {
+            io.write_all(&out).await?;
+        }
+        if let Packet::PubAck(_) = recv(&mut io, &mut buf).await? {
+            acked += 1;
+        }
+    }
+    println!(
+        "RESULT mode=day points={POINTS} secs={:.1} acked={acked}",
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -679,3 +679,43 @@ both!(a_failed_batch_stores_nothing, |store: Store| async move {
         .unwrap()
         .is_none());
 });
+
+both!(
+    long_windows_are_read_in_two_halves_with_the_same_result,
+    |store: Store| async move {
+        use mytracks_store::{Record, Window};
+        let alice = store.create_user(&alice()).await.unwrap();
+        // Twelve hours, one fix every ten minutes.
+        let batch: Vec<_> = (0..72)
+            .map(|i| {
+                incoming(
+                    alice.id,
+                    "phone",
+                    1,
+                    Record::Location(fix(1_000_000 + i * 600, 1.0)),
+                )
+            })
+            .collect();
+        let devices = store.ingest(&batch).await.unwrap();
+        let window = |limit, newest_first| Window {
+            device_ids: vec![devices[0].id],
+            start: Some(1_000_000),
+            end: Some(1_000_000 + 12 * 3600),
+            limit,
+            newest_first,
+        };
+        let all = store.locations(&window(None, false)).await.unwrap();
+        let tsts: Vec<i64> = all.iter().map(|l| l.tst).collect();
+        assert_eq!(
+            tsts,
+            (0..72).map(|i| 1_000_000 + i * 600).collect::<Vec<_>>()
+        );
+        let first = store.locations(&window(Some(5), false)).await.unwrap();
+        assert_eq!(first.iter().map(|l| l.tst).collect::<Vec<_>>(), tsts[..5]);
+        let last = store.locations(&window(Some(3), true)).await.unwrap();
+        assert_eq!(
+            last.iter().map(|l| l.tst).collect::<Vec<_>>(),
+            [1_042_600, 1_042_000, 1_041_400]
+        );
+    }
+);
