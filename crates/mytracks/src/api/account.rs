@@ -24,10 +24,14 @@ pub struct ProfileUpdate {
     first_name: Option<String>,
     last_name: Option<String>,
     settings: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The OwnTracks payload passphrase for all of the user's devices that have none of
+    /// their own; `""` or `null` removes it.
+    #[serde(default, deserialize_with = "super::tracks::double_option")]
+    encryption_key: Option<Option<String>>,
 }
 
-/// `PATCH /api/account/`: `email`, `first_name`, `last_name` and `settings` (a JSON object
-/// that replaces the stored one); other keys are ignored.
+/// `PATCH /api/account/`: `email`, `first_name`, `last_name`, `settings` (a JSON object
+/// that replaces the stored one) and `encryption_key`; other keys are ignored.
 pub async fn update(
     State(state): State<HttpState>,
     Auth(caller): Auth,
@@ -41,6 +45,18 @@ pub async fn update(
             .settings
             .map(|s| serde_json::Value::Object(s).to_string()),
     };
+    if let Some(key) = body.encryption_key {
+        let sealed = match key.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(passphrase) => Some(state.tracking.sealer.seal(passphrase)),
+        };
+        state
+            .tracking
+            .store
+            .set_user_key(caller.user.id, sealed.as_deref())
+            .await?;
+        state.tracking.forget_keys();
+    }
     let user = state.accounts.update_profile(&caller.user, changes).await?;
     Ok(Json(AccountView::from(&user)))
 }

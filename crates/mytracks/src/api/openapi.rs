@@ -280,7 +280,8 @@ fn schemas() -> Value {
             "created_at": time, "date_joined": time, "last_login": optional_time,
             "settings": { "type": "object" } } },
         "AccountUpdate": { "type": "object", "properties": {
-            "email": string, "first_name": string, "last_name": string, "settings": { "type": "object" } } },
+            "email": string, "first_name": string, "last_name": string, "settings": { "type": "object" },
+            "encryption_key": { "type": ["string", "null"], "description": "OwnTracks payload passphrase for devices without their own" } } },
         "PasswordChange": { "type": "object", "required": ["current_password", "new_password"], "properties": {
             "current_password": string, "new_password": { "type": "string", "minLength": 10 } } },
         "User": { "type": "object", "properties": {

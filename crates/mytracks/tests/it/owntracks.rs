@@ -376,6 +376,25 @@ fn encrypted_payloads_are_opened_with_the_key_set_through_the_api() {
     );
     assert!(server.log().contains("cannot decrypt"), "{}", server.log());
 
+    // A key set for the user serves the devices that have none of their own.
+    let (status, body) = alice.patch(
+        "/api/account/",
+        json!({ "encryption_key": "our user secret" }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let user_key = pynacl(&["key", "our user secret"]);
+    let tablet = r#"{"_type":"location","lat":47.1,"lon":8.5,"tst":1700000600}"#;
+    let data = pynacl(&["encrypt", &user_key, tablet]);
+    let out = publish(
+        &server,
+        "mqttv5",
+        "owntracks/alice/tablet",
+        &json!({ "_type": "encrypted", "data": data }).to_string(),
+    );
+    assert!(out.contains("RC:0") || out.contains("RC:16"), "{out}");
+    let stored = get(&alice, "/api/locations/?device=tablet");
+    assert_eq!(stored[0]["lat"], 47.1, "{stored}");
+
     // The key is stored sealed: the database file does not contain it.
     let db = std::fs::read(server.data_dir().join("mytracks.sqlite3")).unwrap_or_default();
     let wal = std::fs::read(server.data_dir().join("mytracks.sqlite3-wal")).unwrap_or_default();
