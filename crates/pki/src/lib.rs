@@ -1,0 +1,260 @@
+//! The certificate authority of mytracks: a CA, server certificates for the TLS listeners,
+//! client certificates for devices (CN = username), certificate revocation lists, and
+//! PKCS#12 bundles that phones import. Pure functions over PEM text: where keys are kept (and
+//! sealed) is the application's business, so this crate has no storage and no I/O.
+//!
+//! Keys are ECDSA (P-256 or P-384; what `ring` can generate). Serial numbers are 128 random
+//! bits. Times are Unix seconds.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevocationReason, RevokedCertParams, SanType, SerialNumber,
+};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use time::OffsetDateTime;
+
+/// Longest validity accepted (100 years), shortest one day.
+pub const MAX_VALIDITY_DAYS: u32 = 36_500;
+
+#[derive(Debug, Error)]
+pub enum PkiError {
+    #[error("validity must be between 1 and {MAX_VALIDITY_DAYS} days (got {0})")]
+    Validity(u32),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("certificate generation failed: {0}")]
+    Generation(#[from] rcgen::Error),
+    #[error("PKCS#12 export failed: {0}")]
+    Pkcs12(String),
+}
+
+pub type Result<T, E = PkiError> = std::result::Result<T, E>;
+
+/// The key algorithm of a new CA or certificate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    #[default]
+    EcdsaP256,
+    EcdsaP384,
+}
+
+impl KeyAlgorithm {
+    fn generate(self) -> Result<KeyPair> {
+        Ok(match self {
+            KeyAlgorithm::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?,
+            KeyAlgorithm::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?,
+        })
+    }
+}
+
+/// A certificate and its private key (both PEM), with what lists and UIs show of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issued {
+    pub cert_pem: String,
+    /// PKCS#8 PEM. Seal it before storing.
+    pub key_pem: String,
+    /// Lowercase hex, as in CRLs and `openssl x509 -serial`.
+    pub serial: String,
+    /// SHA-256 of the DER certificate, colon-separated uppercase hex.
+    pub fingerprint: String,
+    pub common_name: String,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// A CA able to issue: its certificate and key (PEM).
+#[derive(Clone, Debug)]
+pub struct Ca {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// A revoked certificate, for [`crl`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revoked {
+    /// Hex serial as in [`Issued::serial`].
+    pub serial: String,
+    pub revoked_at: i64,
+}
+
+fn validity(days: u32) -> Result<(OffsetDateTime, OffsetDateTime)> {
+    if !(1..=MAX_VALIDITY_DAYS).contains(&days) {
+        return Err(PkiError::Validity(days));
+    }
+    // Backdated a little: clocks of phones and servers are rarely exact.
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("zero is valid");
+    Ok((
+        now - time::Duration::minutes(5),
+        now + time::Duration::days(i64::from(days)),
+    ))
+}
+
+fn serial() -> SerialNumber {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[0] &= 0x7f; // positive
+    bytes[0] |= 0x40; // and 16 bytes long, so the hex form has a fixed width
+    SerialNumber::from(bytes.to_vec())
+}
+
+fn finish(cert: rcgen::Certificate, key: &KeyPair, params: &CertificateParams, cn: &str) -> Issued {
+    let der = cert.der();
+    let fingerprint = Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    Issued {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        serial: params
+            .serial_number
+            .as_ref()
+            .map(|s| hex::encode(s.as_ref()))
+            .unwrap_or_default(),
+        fingerprint,
+        common_name: cn.to_owned(),
+        not_before: params.not_before.unix_timestamp(),
+        not_after: params.not_after.unix_timestamp(),
+    }
+}
+
+fn name(cn: &str, organization: Option<&str>, unit: Option<&str>) -> Result<DistinguishedName> {
+    if cn.trim().is_empty() || cn.len() > 64 {
+        return Err(PkiError::Invalid(
+            "the common name must be 1 to 64 characters".into(),
+        ));
+    }
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    if let Some(o) = organization.filter(|o| !o.is_empty()) {
+        dn.push(DnType::OrganizationName, o);
+    }
+    if let Some(ou) = unit.filter(|u| !u.is_empty()) {
+        dn.push(DnType::OrganizationalUnitName, ou);
+    }
+    Ok(dn)
+}
+
+/// A new self-signed CA.
+pub fn create_ca(common_name: &str, algorithm: KeyAlgorithm, days: u32) -> Result<Issued> {
+    let key = algorithm.generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name = name(common_name, None, None)?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.key_identifier_method = KeyIdMethod::Sha256;
+    (params.not_before, params.not_after) = validity(days)?;
+    params.serial_number = Some(serial());
+    let cert = params.self_signed(&key)?;
+    Ok(finish(cert, &key, &params, common_name))
+}
+
+impl Ca {
+    fn issuer(&self) -> Result<Issuer<'static, KeyPair>> {
+        let key = KeyPair::from_pem(&self.key_pem)?;
+        Ok(Issuer::from_ca_cert_pem(&self.cert_pem, key)?)
+    }
+
+    /// A server certificate for the TLS listeners: every host name and address as a SAN, the
+    /// first as CN.
+    pub fn issue_server(&self, hosts: &[String], days: u32) -> Result<Issued> {
+        let first = hosts
+            .first()
+            .ok_or_else(|| PkiError::Invalid("a server certificate needs a host name".into()))?;
+        let key = KeyAlgorithm::EcdsaP256.generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        for host in hosts {
+            params
+                .subject_alt_names
+                .push(match host.parse::<std::net::IpAddr>() {
+                    Ok(ip) => SanType::IpAddress(ip),
+                    Err(_) => SanType::DnsName(host.clone().try_into()?),
+                });
+        }
+        params.distinguished_name = name(first, None, None)?;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        (params.not_before, params.not_after) = validity(days)?;
+        params.serial_number = Some(serial());
+        let cert = params.signed_by(&key, &self.issuer()?)?;
+        Ok(finish(cert, &key, &params, first))
+    }
+
+    /// A client certificate: CN = the username, optional O and OU.
+    pub fn issue_client(
+        &self,
+        username: &str,
+        organization: Option<&str>,
+        unit: Option<&str>,
+        days: u32,
+    ) -> Result<Issued> {
+        let key = KeyAlgorithm::EcdsaP256.generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = name(username, organization, unit)?;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        (params.not_before, params.not_after) = validity(days)?;
+        params.serial_number = Some(serial());
+        let cert = params.signed_by(&key, &self.issuer()?)?;
+        Ok(finish(cert, &key, &params, username))
+    }
+
+    /// A CRL listing `revoked`, numbered `number` (must grow with every new CRL), valid for
+    /// `days`.
+    pub fn crl(&self, revoked: &[Revoked], number: u64, days: u32) -> Result<String> {
+        let (this_update, next_update) = validity(days)?;
+        let mut revoked_certs = Vec::with_capacity(revoked.len());
+        for r in revoked {
+            let serial = hex::decode(&r.serial)
+                .map_err(|_| PkiError::Invalid(format!("bad serial {:?}", r.serial)))?;
+            let revocation_time = OffsetDateTime::from_unix_timestamp(r.revoked_at)
+                .map_err(|_| PkiError::Invalid("bad revocation time".into()))?;
+            revoked_certs.push(RevokedCertParams {
+                serial_number: SerialNumber::from(serial),
+                revocation_time,
+                reason_code: Some(RevocationReason::Unspecified),
+                invalidity_date: None,
+            });
+        }
+        let params = CertificateRevocationListParams {
+            this_update,
+            next_update,
+            crl_number: SerialNumber::from(number.to_be_bytes().to_vec()),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer()?)?.pem()?)
+    }
+}
+
+/// A PKCS#12 bundle (`.p12`, `.otrp` for OwnTracks iOS) with the key, its certificate and
+/// the CA, encrypted with `passphrase` (PBES2 AES-256, HMAC-SHA256).
+pub fn pkcs12(issued: &Issued, ca_cert_pem: &str, passphrase: &str) -> Result<Vec<u8>> {
+    let error = |e: &dyn std::fmt::Display| PkiError::Pkcs12(e.to_string());
+    let der = |pem_text: &str| -> Result<Vec<u8>> {
+        x509_parser::pem::parse_x509_pem(pem_text.as_bytes())
+            .map(|(_, pem)| pem.contents)
+            .map_err(|_| PkiError::Pkcs12("bad PEM".into()))
+    };
+    let key = p12_keystore::PrivateKey::from_der(&der(&issued.key_pem)?).map_err(|e| error(&e))?;
+    let leaf =
+        p12_keystore::Certificate::from_der(&der(&issued.cert_pem)?).map_err(|e| error(&e))?;
+    let ca = p12_keystore::Certificate::from_der(&der(ca_cert_pem)?).map_err(|e| error(&e))?;
+    let local_key_id: Vec<u8> = Sha256::digest(leaf.as_der())[..20].to_vec();
+    let chain = p12_keystore::PrivateKeyChain::new(local_key_id, key, vec![leaf, ca]);
+    let mut store = p12_keystore::KeyStore::new();
+    store.add_entry(
+        &issued.common_name,
+        p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
+    );
+    store.writer(passphrase).write().map_err(|e| error(&e))
+}
