@@ -10,6 +10,7 @@
 //! common set and checks less; with [`on_db!`] each query is compiled once per backend with
 //! its native types, at the cost of monomorphising the query code twice.
 
+pub mod certificates;
 pub mod devices;
 mod error;
 pub mod history;
@@ -19,6 +20,7 @@ pub mod tokens;
 pub mod tracks;
 pub mod users;
 
+pub use certificates::{CaRow, CertificateRow, NewCa, NewCertificate};
 pub use devices::Device;
 pub use error::{Result, StoreError};
 pub use history::{CardRow, LocationRow, TransitionRow, WaypointRow, Window};
