@@ -3,8 +3,8 @@
 //! PKCS#12 bundles that phones import. Pure functions over PEM text: where keys are kept (and
 //! sealed) is the application's business, so this crate has no storage and no I/O.
 //!
-//! Keys are ECDSA (P-256 or P-384; what `ring` can generate). Serial numbers are 128 random
-//! bits. Times are Unix seconds.
+//! Keys are ECDSA (P-256, P-384) or RSA (2048, 3072, 4096 bits; CAs only need these, leaves
+//! get P-256). Serial numbers are 128 random bits. Times are Unix seconds.
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
@@ -38,14 +38,58 @@ pub enum KeyAlgorithm {
     #[default]
     EcdsaP256,
     EcdsaP384,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
 }
 
 impl KeyAlgorithm {
-    fn generate(self) -> Result<KeyPair> {
-        Ok(match self {
-            KeyAlgorithm::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?,
-            KeyAlgorithm::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?,
+    /// Parses `ecdsa-p256`, `ecdsa-p384`, `rsa-2048`, `rsa-3072`, `rsa-4096`.
+    pub fn parse(text: &str) -> Option<KeyAlgorithm> {
+        Some(match text.to_ascii_lowercase().as_str() {
+            "ecdsa-p256" | "ecdsa" | "p256" => KeyAlgorithm::EcdsaP256,
+            "ecdsa-p384" | "p384" => KeyAlgorithm::EcdsaP384,
+            "rsa-2048" | "rsa2048" => KeyAlgorithm::Rsa2048,
+            "rsa-3072" | "rsa3072" => KeyAlgorithm::Rsa3072,
+            "rsa-4096" | "rsa4096" | "rsa" => KeyAlgorithm::Rsa4096,
+            _ => return None,
         })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
+            KeyAlgorithm::EcdsaP384 => "ecdsa-p384",
+            KeyAlgorithm::Rsa2048 => "rsa-2048",
+            KeyAlgorithm::Rsa3072 => "rsa-3072",
+            KeyAlgorithm::Rsa4096 => "rsa-4096",
+        }
+    }
+
+    fn generate(self) -> Result<KeyPair> {
+        let bits = match self {
+            KeyAlgorithm::EcdsaP256 => {
+                return Ok(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?)
+            }
+            KeyAlgorithm::EcdsaP384 => {
+                return Ok(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?)
+            }
+            KeyAlgorithm::Rsa2048 => 2048,
+            KeyAlgorithm::Rsa3072 => 3072,
+            KeyAlgorithm::Rsa4096 => 4096,
+        };
+        // `ring` signs with RSA keys but cannot make them: the `rsa` crate does, and rcgen
+        // takes the PKCS#8 result.
+        use rsa::pkcs8::EncodePrivateKey;
+        let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, bits)
+            .map_err(|e| PkiError::Invalid(format!("RSA key generation failed: {e}")))?;
+        let pem = key
+            .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+            .map_err(|e| PkiError::Invalid(format!("RSA key encoding failed: {e}")))?;
+        Ok(KeyPair::from_pem_and_sign_algo(
+            &pem,
+            &rcgen::PKCS_RSA_SHA256,
+        )?)
     }
 }
 
@@ -155,6 +199,52 @@ pub fn create_ca(common_name: &str, algorithm: KeyAlgorithm, days: u32) -> Resul
     params.serial_number = Some(serial());
     let cert = params.self_signed(&key)?;
     Ok(finish(cert, &key, &params, common_name))
+}
+
+/// Checks an existing CA (certificate and key PEM) before it is imported: the certificate
+/// must be a CA, valid now, and the key must be its key. Returns what lists show of it.
+pub fn import_ca(cert_pem: &str, key_pem: &str) -> Result<Issued> {
+    use rcgen::PublicKeyData;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let invalid = |m: &str| PkiError::Invalid(m.to_owned());
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+        .map_err(|_| invalid("the certificate is not PEM"))?;
+    let (_, cert) = X509Certificate::from_der(&pem.contents)
+        .map_err(|_| invalid("the certificate cannot be parsed"))?;
+    if !cert.is_ca() {
+        return Err(invalid(
+            "the certificate is not a CA certificate (basicConstraints CA:FALSE)",
+        ));
+    }
+    if !cert.validity().is_valid() {
+        return Err(invalid("the CA certificate is not valid now"));
+    }
+    let key = KeyPair::from_pem(key_pem)
+        .map_err(|_| invalid("the key cannot be read (PKCS#8 PEM expected)"))?;
+    if key.subject_public_key_info() != cert.public_key().raw {
+        return Err(invalid("the key does not belong to this certificate"));
+    }
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let fingerprint = Sha256::digest(&pem.contents)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    Ok(Issued {
+        cert_pem: cert_pem.to_owned(),
+        key_pem: key.serialize_pem(),
+        serial: hex::encode(cert.raw_serial()),
+        fingerprint,
+        common_name,
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+    })
 }
 
 impl Ca {

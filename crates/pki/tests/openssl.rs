@@ -2,7 +2,7 @@
 //! command line (Debian's OpenSSL 3). Chains verify, purposes are right, revocation shows in
 //! the CRL, and PKCS#12 bundles open with the passphrase only.
 
-use mytracks_pki::{create_ca, pkcs12, Ca, KeyAlgorithm, PkiError, Revoked};
+use mytracks_pki::{create_ca, import_ca, pkcs12, Ca, KeyAlgorithm, PkiError, Revoked};
 use std::path::Path;
 use std::process::Command;
 
@@ -219,6 +219,37 @@ fn pkcs12_opens_with_the_passphrase_only() {
 }
 
 #[test]
+fn rsa_cas_issue_verifiable_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let issued = create_ca("rsa CA", KeyAlgorithm::Rsa2048, 365).unwrap();
+    let ca_file = write(dir.path(), "ca.pem", &issued.cert_pem);
+    let (ok, text) = openssl(&["x509", "-in", &ca_file, "-noout", "-text"]);
+    assert!(ok && text.contains("Public-Key: (2048 bit)"), "{text}");
+    let ca = Ca {
+        cert_pem: issued.cert_pem,
+        key_pem: issued.key_pem,
+    };
+    let client = ca.issue_client("erin", None, None, 30).unwrap();
+    let client_file = write(dir.path(), "client.pem", &client.cert_pem);
+    let (ok, text) = openssl(&["verify", "-CAfile", &ca_file, &client_file]);
+    assert!(ok, "{text}");
+    let crl = write(dir.path(), "crl.pem", &ca.crl(&[], 1, 7).unwrap());
+    let (ok, text) = openssl(&[
+        "verify",
+        "-crl_check",
+        "-CAfile",
+        &ca_file,
+        "-CRLfile",
+        &crl,
+        &client_file,
+    ]);
+    assert!(ok, "{text}");
+    assert_eq!(KeyAlgorithm::parse("rsa-3072"), Some(KeyAlgorithm::Rsa3072));
+    assert_eq!(KeyAlgorithm::parse("dsa"), None);
+    assert_eq!(KeyAlgorithm::Rsa4096.name(), "rsa-4096");
+}
+
+#[test]
 fn parameters_are_checked() {
     assert!(matches!(
         create_ca("x", KeyAlgorithm::EcdsaP256, 0),
@@ -236,4 +267,66 @@ fn parameters_are_checked() {
     };
     assert!(ca.issue_server(&[], 10).is_err());
     assert!(ca.issue_client("dave", None, None, 10).is_ok());
+}
+
+#[test]
+fn existing_cas_are_checked_before_import() {
+    let made = create_ca("home CA", KeyAlgorithm::EcdsaP256, 365).unwrap();
+    let imported = import_ca(&made.cert_pem, &made.key_pem).unwrap();
+    assert_eq!(imported.common_name, "home CA");
+    assert_eq!(imported.serial, made.serial);
+    assert_eq!(imported.fingerprint, made.fingerprint);
+    assert_eq!(imported.not_after, made.not_after);
+    let other = create_ca("other", KeyAlgorithm::EcdsaP256, 365).unwrap();
+    let error = import_ca(&made.cert_pem, &other.key_pem).unwrap_err();
+    assert!(error.to_string().contains("does not belong"), "{error}");
+    let ca = Ca {
+        cert_pem: made.cert_pem.clone(),
+        key_pem: made.key_pem.clone(),
+    };
+    let leaf = ca.issue_client("alice", None, None, 30).unwrap();
+    let error = import_ca(&leaf.cert_pem, &leaf.key_pem).unwrap_err();
+    assert!(error.to_string().contains("not a CA"), "{error}");
+    assert!(import_ca("garbage", &made.key_pem).is_err());
+
+    // A CA made by openssl imports and issues.
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("ca.key");
+    let cert = dir.path().join("ca.pem");
+    let (ok, text) = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+        "-days",
+        "30",
+        "-subj",
+        "/CN=openssl CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    assert!(ok, "{text}");
+    let (cert_pem, key_pem) = (
+        std::fs::read_to_string(&cert).unwrap(),
+        std::fs::read_to_string(&key).unwrap(),
+    );
+    let imported = import_ca(&cert_pem, &key_pem).unwrap();
+    assert_eq!(imported.common_name, "openssl CA");
+    let ca = Ca {
+        cert_pem,
+        key_pem: imported.key_pem,
+    };
+    let client = ca.issue_client("bob", None, None, 30).unwrap();
+    let client_file = write(dir.path(), "bob.pem", &client.cert_pem);
+    let (ok, text) = openssl(&["verify", "-CAfile", cert.to_str().unwrap(), &client_file]);
+    assert!(ok, "{text}");
 }
