@@ -26,6 +26,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Load-test an MQTT server over TCP or TLS (see BENCHMARKS.md).
     Bench(crate::bench::BenchArgs),
+    /// Simulate OwnTracks devices sending to a server
+    GenerateTail(crate::generate::GenerateArgs),
     /// Manage users (works while the server runs).
     User {
         #[command(subcommand)]

@@ -24,6 +24,8 @@ pub struct HttpState {
     pub throttles: Arc<Throttles>,
     /// The OwnTracks backend (HTTP mode, history, live feed, commands).
     pub tracking: Arc<crate::tracking::Tracking>,
+    /// The built-in PKI.
+    pub pki: Arc<crate::pki::PkiService>,
 }
 
 /// The application's routes.
@@ -121,6 +123,11 @@ mod tests {
         std::mem::forget(dir);
         let accounts = Accounts::new(store.clone()).await.unwrap();
         let sealer = crate::secrets::Sealer::new(&[1; 32]);
+        let pki = Arc::new(
+            crate::pki::PkiService::new(store.clone(), sealer.clone())
+                .await
+                .unwrap(),
+        );
         let (tracking, _writer) = crate::tracking::Tracking::start(store, accounts.clone(), sealer);
         HttpState {
             broker,
@@ -128,6 +135,7 @@ mod tests {
             accounts,
             throttles: Arc::default(),
             tracking,
+            pki,
         }
     }
 

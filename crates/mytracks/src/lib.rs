@@ -14,9 +14,11 @@ pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod generate;
 pub mod hooks;
 pub mod http;
 pub mod listener;
+pub mod pki;
 pub mod runtime;
 pub mod secrets;
 pub mod tls;
@@ -145,6 +147,11 @@ impl Server {
         let access = MqttAccess::load(settings.access.clone(), accounts.clone())
             .context("MQTT access control")?;
         let sealer = secrets::Sealer::load(data_dir).context("the server key")?;
+        let pki = std::sync::Arc::new(
+            pki::PkiService::new(database.clone(), sealer.clone())
+                .await
+                .context("the certificate authority")?,
+        );
         let (tracking, writer_task) =
             tracking::Tracking::start(database.clone(), accounts.clone(), sealer);
         let tls = settings
@@ -250,6 +257,7 @@ impl Server {
                 accounts: accounts.clone(),
                 throttles: Default::default(),
                 tracking: tracking.clone(),
+                pki: pki.clone(),
             };
             chores.push(api::auth::spawn_session_sweeper(state.clone()));
             let app = http::router(state);
@@ -554,6 +562,11 @@ pub fn execute(cli: cli::Cli) -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|runtime| runtime.block_on(bench::run(args))),
+        cli::Command::GenerateTail(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|runtime| runtime.block_on(generate::run(args))),
         cli::Command::User { command, database } => admin(admin_cli::user(command, database)),
         cli::Command::Token { command, database } => admin(admin_cli::token(command, database)),
         cli::Command::Device { command, database } => admin(admin_cli::device(command, database)),

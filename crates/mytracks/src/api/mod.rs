@@ -9,6 +9,7 @@ pub mod commands;
 pub mod error;
 pub mod live;
 pub mod openapi;
+pub mod pki;
 pub mod tracks;
 pub mod views;
 
@@ -114,6 +115,41 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         ("/api/commands/status/", post(commands::status)),
         ("/api/commands/dump/", post(commands::dump)),
         ("/ws/locations/", get(live::upgrade)),
+        (
+            "/api/admin/ca/",
+            get(pki::show_ca)
+                .post(pki::create_ca)
+                .delete(pki::deactivate_ca),
+        ),
+        (
+            "/api/admin/ca/history/",
+            get(pki::ca_history).delete(pki::expunge_history),
+        ),
+        ("/api/admin/ca/download/", get(pki::download_ca)),
+        (
+            "/api/admin/server-certificates/",
+            get(pki::list_server).post(pki::create_server),
+        ),
+        (
+            "/api/admin/server-certificates/{id}/deactivate/",
+            post(pki::deactivate_server),
+        ),
+        (
+            "/api/admin/certificates/",
+            get(pki::list_clients).post(pki::create_client),
+        ),
+        ("/api/admin/certificates/{id}/", delete(pki::expunge_client)),
+        (
+            "/api/admin/certificates/{id}/revoke/",
+            post(pki::revoke_client),
+        ),
+        (
+            "/api/account/certificate/",
+            get(pki::own_certificate)
+                .post(pki::issue_own)
+                .delete(pki::revoke_own),
+        ),
+        ("/api/pki/crl/", get(pki::crl)),
     ];
     let mut router = Router::new();
     for (path, method_router) in routes {

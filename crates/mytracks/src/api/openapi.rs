@@ -257,6 +257,23 @@ pub const OPERATIONS: &[Operation] = &[
     op("post", "/api/commands/status/", "Ask an Android phone for its status", User, Some("Command"), (200, Some("CommandResult"))),
     op("post", "/api/commands/dump/", "Ask an iOS phone for its configuration", User, Some("Command"), (200, Some("CommandResult"))),
     op("get", "/ws/locations/", "Live feed (WebSocket; cookie, bearer or ?token=): location, transition and presence events", User, None, (101, None)),
+    op("get", "/api/admin/ca/", "The active certificate authority", Admin, None, (200, None)),
+    op("post", "/api/admin/ca/", "Generate (common_name, algorithm ecdsa-p256|rsa-2048|rsa-3072|rsa-4096, validity_days) or import (certificate_pem, key_pem) the active CA", Admin, None, (201, None)),
+    op("delete", "/api/admin/ca/", "Deactivate the active CA (kept in the history)", Admin, None, (200, Some("Detail"))),
+    op("get", "/api/admin/ca/history/", "Every CA, newest first", Admin, None, (200, None)),
+    op("delete", "/api/admin/ca/history/", "Expunge inactive CAs and their certificates", Admin, None, (200, None)),
+    op("get", "/api/admin/ca/download/", "The CA certificate, ?format=pem|der", Admin, None, (200, None)),
+    op("get", "/api/admin/server-certificates/", "Server certificates", Admin, None, (200, None)),
+    op("post", "/api/admin/server-certificates/", "Issue a server certificate (names, validity_days)", Admin, None, (201, None)),
+    op("post", "/api/admin/server-certificates/{id}/deactivate/", "Stop presenting a server certificate", Admin, None, (200, Some("Detail"))),
+    op("get", "/api/admin/certificates/", "Client certificates", Admin, None, (200, None)),
+    op("post", "/api/admin/certificates/", "Issue a client certificate for a user (user_id, validity_years 1-5, organization, organizational_unit)", Admin, None, (201, None)),
+    op("post", "/api/admin/certificates/{id}/revoke/", "Revoke a certificate; the CRL is reissued at once", Admin, None, (200, None)),
+    op("delete", "/api/admin/certificates/{id}/", "Expunge a certificate", Admin, None, (204, None)),
+    op("get", "/api/account/certificate/", "One's valid client certificate (?format=pem: bundle with the key)", User, None, (200, None)),
+    op("post", "/api/account/certificate/", "Issue one's certificate if none (renew: true for a new one); format p12|otrp with passphrase downloads PKCS#12", User, None, (201, None)),
+    op("delete", "/api/account/certificate/", "Revoke one's certificate", User, None, (200, None)),
+    op("get", "/api/pki/crl/", "The active CA's current CRL (?format=pem|der)", Public, None, (200, None)),
 ];
 
 fn schemas() -> Value {
