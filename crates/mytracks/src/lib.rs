@@ -557,16 +557,8 @@ pub fn init_logging(settings: &Settings) {
 pub fn execute(cli: cli::Cli) -> ExitCode {
     let result = match cli.command {
         cli::Command::Serve(args) => serve(&args),
-        cli::Command::Bench(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")
-            .and_then(|runtime| runtime.block_on(bench::run(args))),
-        cli::Command::GenerateTail(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")
-            .and_then(|runtime| runtime.block_on(generate::run(args))),
+        cli::Command::Bench(args) => multi_threaded(bench::run(args)),
+        cli::Command::GenerateTail(args) => multi_threaded(generate::run(args)),
         cli::Command::User { command, database } => admin(admin_cli::user(command, database)),
         cli::Command::Token { command, database } => admin(admin_cli::token(command, database)),
         cli::Command::Device { command, database } => admin(admin_cli::device(command, database)),
@@ -578,6 +570,15 @@ pub fn execute(cli: cli::Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a client command (`bench`, `generate-tail`) on a multi-threaded runtime.
+fn multi_threaded(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(command)
 }
 
 /// Runs an administration command on a small runtime, with warnings logged to stderr.

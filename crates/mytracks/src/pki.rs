@@ -255,14 +255,17 @@ impl PkiService {
         Ok(())
     }
 
+    async fn issuing_ca(&self, cert: &CertificateRow) -> Result<CaRow> {
+        self.store
+            .ca(cert.ca_id)
+            .await?
+            .ok_or_else(|| PkiServiceError::NotFound("the issuing CA is gone".into()))
+    }
+
     /// The owner's PEM bundle: certificate, private key, CA certificate.
     pub async fn pem_bundle(&self, cert: &CertificateRow) -> Result<String> {
         let key = self.sealer.open(&cert.key_sealed)?;
-        let ca = self
-            .store
-            .ca(cert.ca_id)
-            .await?
-            .ok_or_else(|| PkiServiceError::NotFound("the issuing CA is gone".into()))?;
+        let ca = self.issuing_ca(cert).await?;
         Ok(format!("{}{}{}", cert.cert_pem, key, ca.cert_pem))
     }
 
@@ -274,11 +277,7 @@ impl PkiService {
             ));
         }
         let key_pem = self.sealer.open(&cert.key_sealed)?;
-        let ca = self
-            .store
-            .ca(cert.ca_id)
-            .await?
-            .ok_or_else(|| PkiServiceError::NotFound("the issuing CA is gone".into()))?;
+        let ca = self.issuing_ca(cert).await?;
         let issued = Issued {
             cert_pem: cert.cert_pem.clone(),
             key_pem,

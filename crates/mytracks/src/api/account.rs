@@ -46,16 +46,10 @@ pub async fn update(
             .map(|s| serde_json::Value::Object(s).to_string()),
     };
     if let Some(key) = body.encryption_key {
-        let sealed = match key.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(passphrase) => Some(state.tracking.sealer.seal(passphrase)),
-        };
         state
             .tracking
-            .store
-            .set_user_key(caller.user.id, sealed.as_deref())
+            .set_key(caller.user.id, None, key.as_deref())
             .await?;
-        state.tracking.forget_keys();
     }
     let user = state.accounts.update_profile(&caller.user, changes).await?;
     Ok(Json(AccountView::from(&user)))

@@ -117,12 +117,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip()),
-        ))
+        Ok(Peer(address_of(&parts.extensions)))
     }
 }
 
@@ -142,11 +137,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
 }
 
 /// The caller's address (unspecified when not served over a socket, as in unit tests).
-fn peer(request: &Request) -> IpAddr {
-    request
-        .extensions()
+fn address_of(extensions: &axum::http::Extensions) -> IpAddr {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
+/// The text of HTTP Basic credentials (`user:password`, base64 in the header); `None` when
+/// malformed. Shared by the API and OwnTracks HTTP mode.
+pub fn decode_basic(encoded: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// Middleware for `/api/`: authenticates the caller (if credentials are present), enforces
@@ -159,7 +162,7 @@ pub async fn resolve(State(state): State<HttpState>, mut request: Request, next:
     {
         return next.run(request).await;
     }
-    let address = peer(&request);
+    let address = address_of(request.extensions());
     let secure = is_https(request.headers());
     let mut slid = None;
     match authenticate(&state, &mut request, address).await {
@@ -237,10 +240,7 @@ async fn authenticate(
             };
         }
         if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(credentials)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
+            let decoded = decode_basic(credentials)
                 .ok_or_else(|| ApiError::Unauthorized("Malformed Basic credentials.".into()))?;
             let (username, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
             state.throttles.check(address, username)?;

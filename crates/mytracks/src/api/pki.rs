@@ -78,9 +78,8 @@ fn download(body: Vec<u8>, content_type: &'static str, file: &str) -> Response {
 }
 
 fn pem_to_der(pem: &str) -> ApiResult<Vec<u8>> {
-    x509_parser::pem::parse_x509_pem(pem.as_bytes())
-        .map(|(_, p)| p.contents)
-        .map_err(|_| ApiError::Unavailable("stored PEM is unreadable".into()))
+    mytracks_pki::pem_to_der(pem)
+        .ok_or_else(|| ApiError::Unavailable("stored PEM is unreadable".into()))
 }
 
 /// `GET /api/admin/ca/`: the active CA.

@@ -53,6 +53,15 @@ pub fn location_json(l: &LocationRow) -> Value {
     value
 }
 
+/// `value` with the owner's username and the device name added (`user`, `device`).
+fn named(mut value: Value, names: &HashMap<i64, (String, String)>, device_id: i64) -> Value {
+    if let Some((user, device)) = names.get(&device_id) {
+        value["user"] = json!(user);
+        value["device"] = json!(device);
+    }
+    value
+}
+
 fn transition_json(t: &TransitionRow) -> Value {
     json!({
         "id": t.id,
@@ -213,12 +222,10 @@ pub async fn update_device(
         store.set_device_display_name(device.id, name).await?;
     }
     if let Some(key) = body.encryption_key {
-        let sealed = match key.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(passphrase) => Some(state.tracking.sealer.seal(passphrase)),
-        };
-        store.set_device_key(device.id, sealed.as_deref()).await?;
-        state.tracking.forget_keys();
+        state
+            .tracking
+            .set_key(device.user_id, Some(device.id), key.as_deref())
+            .await?;
     }
     let device = store
         .device(device.id)
@@ -348,14 +355,7 @@ pub async fn list_locations(
         _ => {
             let items: Vec<Value> = rows
                 .iter()
-                .map(|l| {
-                    let mut v = location_json(l);
-                    if let Some((user, device)) = names.get(&l.device_id) {
-                        v["user"] = json!(user);
-                        v["device"] = json!(device);
-                    }
-                    v
-                })
+                .map(|l| named(location_json(l), &names, l.device_id))
                 .collect();
             Json(items).into_response()
         }
@@ -572,14 +572,7 @@ pub async fn last_locations(
         .await?;
     Ok(Json(
         rows.iter()
-            .map(|l| {
-                let mut v = location_json(l);
-                if let Some((user, device)) = names.get(&l.device_id) {
-                    v["user"] = json!(user);
-                    v["device"] = json!(device);
-                }
-                v
-            })
+            .map(|l| named(location_json(l), &names, l.device_id))
             .collect(),
     ))
 }
@@ -604,14 +597,7 @@ pub async fn list_transitions(
     let rows = state.tracking.store.transitions(&window).await?;
     Ok(Json(
         rows.iter()
-            .map(|t| {
-                let mut v = transition_json(t);
-                if let Some((user, device)) = names.get(&t.device_id) {
-                    v["user"] = json!(user);
-                    v["device"] = json!(device);
-                }
-                v
-            })
+            .map(|t| named(transition_json(t), &names, t.device_id))
             .collect(),
     ))
 }

@@ -12,7 +12,6 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::Engine;
 use mytracks_codec::QoS;
 use mytracks_owntracks as owntracks;
 use parking_lot::Mutex;
@@ -192,12 +191,7 @@ pub async fn publish(
                 .into_response()
         }
         Err(error) => {
-            let counters = tracking.counters();
-            let counter = match error {
-                IngestError::Undecryptable(_) => &counters.undecryptable,
-                _ => &counters.invalid,
-            };
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracking.count_refusal(&error);
             return bad_request(error.to_string());
         }
     }
@@ -327,10 +321,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
+    let text = crate::api::auth::decode_basic(encoded)?;
     let (user, password) = text.split_once(':')?;
     Some((user.to_owned(), password.to_owned()))
 }

@@ -158,6 +158,26 @@ impl Tracking {
         Ok(topic)
     }
 
+    /// Sets (a passphrase) or clears (`None` or blank) the payload key of a device or, with
+    /// `device_id` `None`, of the user: sealed before it is stored, cached keys forgotten.
+    pub async fn set_key(
+        &self,
+        user_id: i64,
+        device_id: Option<i64>,
+        passphrase: Option<&str>,
+    ) -> mytracks_store::Result<()> {
+        let sealed = passphrase
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| self.sealer.seal(p));
+        match device_id {
+            Some(id) => self.store.set_device_key(id, sealed.as_deref()).await?,
+            None => self.store.set_user_key(user_id, sealed.as_deref()).await?,
+        }
+        self.forget_keys();
+        Ok(())
+    }
+
     /// Forgets cached payload keys (after one was set or cleared).
     pub fn forget_keys(&self) {
         self.keys.lock().clear();
@@ -225,12 +245,18 @@ impl Tracking {
         }))
     }
 
-    fn refuse(&self, topic: &str, error: IngestError) -> PublishGate {
+    /// Counts a refused message (invalid or undecryptable), whatever the door.
+    pub fn count_refusal(&self, error: &IngestError) {
         let counters = self.counters();
-        match &error {
-            IngestError::Undecryptable(_) => counters.undecryptable.fetch_add(1, Ordering::Relaxed),
-            _ => counters.invalid.fetch_add(1, Ordering::Relaxed),
+        let counter = match error {
+            IngestError::Undecryptable(_) => &counters.undecryptable,
+            _ => &counters.invalid,
         };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn refuse(&self, topic: &str, error: IngestError) -> PublishGate {
+        self.count_refusal(&error);
         tracing::warn!(topic, "OwnTracks message refused: {error}");
         match error {
             IngestError::Unavailable => PublishGate::Reject(ReasonCode::SERVER_UNAVAILABLE),
