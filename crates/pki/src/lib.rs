@@ -144,13 +144,25 @@ fn serial() -> SerialNumber {
     SerialNumber::from(bytes.to_vec())
 }
 
-fn finish(cert: rcgen::Certificate, key: &KeyPair, params: &CertificateParams, cn: &str) -> Issued {
-    let der = cert.der();
-    let fingerprint = Sha256::digest(der)
+/// SHA-256 of a DER certificate, colon-separated uppercase hex (as `openssl x509
+/// -fingerprint -sha256` prints it).
+fn fingerprint(der: &[u8]) -> String {
+    Sha256::digest(der)
         .iter()
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
-        .join(":");
+        .join(":")
+}
+
+/// The DER bytes of the first PEM block of `pem` (certificate, key or CRL).
+pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
+    x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .ok()
+        .map(|(_, block)| block.contents)
+}
+
+fn finish(cert: rcgen::Certificate, key: &KeyPair, params: &CertificateParams, cn: &str) -> Issued {
+    let fingerprint = fingerprint(cert.der());
     Issued {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
@@ -207,10 +219,9 @@ pub fn import_ca(cert_pem: &str, key_pem: &str) -> Result<Issued> {
     use rcgen::PublicKeyData;
     use x509_parser::prelude::{FromDer, X509Certificate};
     let invalid = |m: &str| PkiError::Invalid(m.to_owned());
-    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
-        .map_err(|_| invalid("the certificate is not PEM"))?;
-    let (_, cert) = X509Certificate::from_der(&pem.contents)
-        .map_err(|_| invalid("the certificate cannot be parsed"))?;
+    let der = pem_to_der(cert_pem).ok_or_else(|| invalid("the certificate is not PEM"))?;
+    let (_, cert) =
+        X509Certificate::from_der(&der).map_err(|_| invalid("the certificate cannot be parsed"))?;
     if !cert.is_ca() {
         return Err(invalid(
             "the certificate is not a CA certificate (basicConstraints CA:FALSE)",
@@ -231,11 +242,7 @@ pub fn import_ca(cert_pem: &str, key_pem: &str) -> Result<Issued> {
         .and_then(|cn| cn.as_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let fingerprint = Sha256::digest(&pem.contents)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":");
+    let fingerprint = fingerprint(&der);
     Ok(Issued {
         cert_pem: cert_pem.to_owned(),
         key_pem: key.serialize_pem(),
@@ -331,9 +338,7 @@ impl Ca {
 pub fn pkcs12(issued: &Issued, ca_cert_pem: &str, passphrase: &str) -> Result<Vec<u8>> {
     let error = |e: &dyn std::fmt::Display| PkiError::Pkcs12(e.to_string());
     let der = |pem_text: &str| -> Result<Vec<u8>> {
-        x509_parser::pem::parse_x509_pem(pem_text.as_bytes())
-            .map(|(_, pem)| pem.contents)
-            .map_err(|_| PkiError::Pkcs12("bad PEM".into()))
+        pem_to_der(pem_text).ok_or_else(|| PkiError::Pkcs12("bad PEM".into()))
     };
     let key = p12_keystore::PrivateKey::from_der(&der(&issued.key_pem)?).map_err(|e| error(&e))?;
     let leaf =
