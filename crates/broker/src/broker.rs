@@ -33,7 +33,7 @@ pub struct ConnectionMeta {
     /// Listener name (`mqtt`, `mqtt-tls`, `mqtt-ws`...).
     pub listener: Arc<str>,
     /// Identity proven by the transport (TLS client certificate CN).
-    pub transport_identity: Option<String>,
+    pub transport_identity: Option<crate::hooks::TransportIdentity>,
 }
 
 /// Counters as `$SYS` publishes them.

@@ -76,7 +76,17 @@ pub struct ConnectRequest {
     /// Name of the listener the connection came in on (e.g. `mqtt`, `mqtt-tls`).
     pub listener: Arc<str>,
     /// Identity proven by the transport, such as a TLS client certificate's common name.
-    pub transport_identity: Option<String>,
+    pub transport_identity: Option<TransportIdentity>,
+}
+
+/// An identity the transport proved (a TLS client certificate's common name) and the
+/// authority that vouched for it, so that hooks can apply different rules per issuer (a
+/// built-in CA's names must be accounts; a configured CA's names are plain usernames).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportIdentity {
+    pub name: String,
+    /// A label chosen by the listener, e.g. `pki` or `ca_file`.
+    pub authority: Arc<str>,
 }
 
 /// The identity a successful authentication grants.

@@ -51,7 +51,7 @@ pub use client::{LocalClient, LocalClientError, LocalSubscription};
 pub use config::BrokerConfig;
 pub use hooks::{
     AuthDecision, ClientInfo, ConnectRequest, DisconnectReason, Hooks, Identity, NoHooks,
-    PublishGate,
+    PublishGate, TransportIdentity,
 };
 pub use message::Message;
 pub use persist::{MemoryStore, PersistError, RedbStore, Store, StoreBatch, StoredState};

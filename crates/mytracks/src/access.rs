@@ -183,15 +183,29 @@ impl MqttAccess {
 
     async fn authenticate(&self, request: ConnectRequest) -> AuthDecision {
         if let Some(identity) = &request.transport_identity {
-            return match self.accounts.store().user_by_name(identity).await {
+            let name = &identity.name;
+            // The built-in CA issues certificates to accounts only: a name without an
+            // account (deleted since) proves nothing. A configured CA's names may be
+            // plain usernames that only the ACL file knows.
+            let needs_account = &*identity.authority == crate::tls::PKI_AUTHORITY;
+            return match self.accounts.store().user_by_name(name).await {
                 Ok(Some(user)) if !user.is_active => {
-                    tracing::warn!(user = %identity, "certificate of an inactive account refused");
+                    tracing::warn!(user = %name, "certificate of an inactive account refused");
                     AuthDecision::Deny(ReasonCode::NOT_AUTHORIZED)
                 }
-                Ok(user) => AuthDecision::Allow(Identity {
-                    username: Some(identity.clone()),
-                    superuser: user.is_some_and(|u| u.is_admin),
-                }),
+                Ok(None) if needs_account => {
+                    tracing::warn!(user = %name, "certificate of an unknown account refused");
+                    AuthDecision::Deny(ReasonCode::NOT_AUTHORIZED)
+                }
+                Ok(user) => {
+                    if user.is_some() {
+                        self.accounts.note_mqtt_account(name);
+                    }
+                    AuthDecision::Allow(Identity {
+                        username: Some(name.clone()),
+                        superuser: user.is_some_and(|u| u.is_admin),
+                    })
+                }
                 Err(error) => unavailable(error.into()),
             };
         }

@@ -49,6 +49,13 @@ pub enum Command {
         #[command(flatten)]
         database: crate::admin_cli::DatabaseArgs,
     },
+    /// Manage the built-in certificate authority (works while the server runs).
+    Pki {
+        #[command(subcommand)]
+        command: crate::pki_cli::PkiCommand,
+        #[command(flatten)]
+        database: crate::admin_cli::DatabaseArgs,
+    },
 }
 
 /// Options of `mytracks serve`. Every one left out falls back to the environment
@@ -77,8 +84,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = port_parser())]
     pub mqtt_port: Option<i32>,
 
-    /// MQTT-over-TLS port (needs `[mqtt.tls]`); 0 lets the OS choose, -1 disables it
-    /// [default: 8883 when TLS is configured].
+    /// MQTT-over-TLS port, listened on when there is a server certificate (`[mqtt.tls]`
+    /// files or the built-in CA's); 0 lets the OS choose, -1 disables it [default: 8883].
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = port_parser())]
     pub mqtt_tls_port: Option<i32>,
 
@@ -87,7 +94,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = port_parser())]
     pub mqtt_ws_port: Option<i32>,
 
-    /// Dedicated MQTT-over-WebSocket-over-TLS port (needs `[mqtt.tls]`) [default: -1].
+    /// Dedicated MQTT-over-WebSocket-over-TLS port (with the MQTT TLS listener's
+    /// certificates) [default: -1].
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = port_parser())]
     pub mqtt_wss_port: Option<i32>,
 }
@@ -128,22 +136,12 @@ impl ServeArgs {
             settings.mqtt.port = port(value);
         }
         if let Some(value) = self.mqtt_tls_port {
-            if settings.tls.is_none() && value != -1 {
-                return Err(config::ConfigError::new(
-                    "--mqtt-tls-port needs a [mqtt.tls] section with cert_file and key_file",
-                ));
-            }
             settings.mqtt_tls.port = port(value);
         }
         if let Some(value) = self.mqtt_ws_port {
             settings.mqtt_ws.port = port(value);
         }
         if let Some(value) = self.mqtt_wss_port {
-            if settings.tls.is_none() && value != -1 {
-                return Err(config::ConfigError::new(
-                    "--mqtt-wss-port needs a [mqtt.tls] section with cert_file and key_file",
-                ));
-            }
             settings.mqtt_wss.port = port(value);
         }
         if let Some(bind) = self.bind {

@@ -39,12 +39,13 @@ const ENV_NOT_KEYS: &[&str] = &["MYTRACKS_CONFIG", "MYTRACKS_SECRET_KEY"];
 
 /// Sections of the file, tried first when mapping `MYTRACKS_<SECTION>_<KEY>` so that keys
 /// containing underscores (`allow_anonymous`) stay whole.
-const SECTIONS: &[&str] = &["mqtt", "http", "database", "owntracks"];
+const SECTIONS: &[&str] = &["mqtt", "http", "database", "owntracks", "pki"];
 
 pub const DEFAULT_DATA_DIR: &str = "./mytracks-data";
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
 pub const DEFAULT_MQTT_PORT: u16 = 1883;
-/// The MQTT-over-TLS port when `[mqtt.tls]` is configured.
+/// The MQTT-over-TLS port, listened on when there is a server certificate (`[mqtt.tls]`
+/// files or the built-in PKI's).
 pub const DEFAULT_MQTT_TLS_PORT: u16 = 8883;
 pub const DEFAULT_BIND: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
@@ -65,9 +66,10 @@ pub struct Settings {
     pub broker: BrokerConfig,
     /// Mosquitto-format files for MQTT access control (`[mqtt] password_file`, `acl_file`).
     pub access: AccessFiles,
-    /// The MQTT-over-TLS listener (`[mqtt.tls]`); its port is `None` when disabled.
+    /// The MQTT-over-TLS listener; its port is `None` when disabled. It only starts when
+    /// there is a server certificate (`[mqtt.tls]` files or the PKI's active one).
     pub mqtt_tls: ListenerSettings,
-    pub tls: Option<crate::tls::TlsSettings>,
+    pub tls: crate::tls::TlsSettings,
     /// Dedicated MQTT-over-WebSocket listeners (`/mqtt` on the HTTP port always works).
     pub mqtt_ws: ListenerSettings,
     pub mqtt_wss: ListenerSettings,
@@ -78,6 +80,8 @@ pub struct Settings {
     /// `[owntracks] retention_days`: locations older than this are purged daily (`None`:
     /// kept forever).
     pub retention_days: Option<u32>,
+    /// `[pki] server_names`: extra host names and addresses for new server certificates.
+    pub pki_server_names: Vec<String>,
 }
 
 /// Where MQTT access control comes from; both are reloaded on SIGHUP.
@@ -119,9 +123,9 @@ impl Default for Settings {
             access: AccessFiles::default(),
             mqtt_tls: ListenerSettings {
                 bind: DEFAULT_BIND,
-                port: None,
+                port: Some(DEFAULT_MQTT_TLS_PORT),
             },
-            tls: None,
+            tls: crate::tls::TlsSettings::default(),
             mqtt_ws: ListenerSettings {
                 bind: DEFAULT_BIND,
                 port: None,
@@ -133,6 +137,7 @@ impl Default for Settings {
             listener_max_connections: usize::MAX,
             database_url: None,
             retention_days: None,
+            pki_server_names: Vec::new(),
         }
     }
 }
@@ -360,6 +365,16 @@ struct RawConfig {
     database: RawDatabase,
     #[serde(default)]
     owntracks: RawOwnTracks,
+    #[serde(default)]
+    pki: RawPki,
+}
+
+/// `[pki]`: the built-in certificate authority.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPki {
+    #[serde(default)]
+    server_names: Vec<String>,
 }
 
 /// `[owntracks]`: the OwnTracks backend.
@@ -469,15 +484,31 @@ impl RawConfig {
             port: port("mqtt.port", m.port, DEFAULT_MQTT_PORT)?,
         };
         let (tls, tls_port) = match m.tls {
-            None => (None, None),
+            None => (defaults.tls, defaults.mqtt_tls.port),
             Some(t) => {
-                let required = |key: &'static str, value: Option<&str>| {
-                    existing_file(key, value)?
-                        .ok_or((key, format!("{key} is required when [mqtt.tls] is present")))
+                let cert_file = existing_file("mqtt.tls.cert_file", t.cert_file.as_deref())?;
+                let key_file = existing_file("mqtt.tls.key_file", t.key_file.as_deref())?;
+                let files = match (cert_file, key_file) {
+                    (Some(cert_file), Some(key_file)) => Some(crate::tls::CertificateFiles {
+                        cert_file,
+                        key_file,
+                    }),
+                    (None, None) => None,
+                    (Some(_), None) => {
+                        return Err((
+                            "mqtt.tls.key_file",
+                            "mqtt.tls.key_file is required with mqtt.tls.cert_file".into(),
+                        ))
+                    }
+                    (None, Some(_)) => {
+                        return Err((
+                            "mqtt.tls.cert_file",
+                            "mqtt.tls.cert_file is required with mqtt.tls.key_file".into(),
+                        ))
+                    }
                 };
                 let settings = crate::tls::TlsSettings {
-                    cert_file: required("mqtt.tls.cert_file", t.cert_file.as_deref())?,
-                    key_file: required("mqtt.tls.key_file", t.key_file.as_deref())?,
+                    files,
                     ca_file: existing_file("mqtt.tls.ca_file", t.ca_file.as_deref())?,
                     crl_file: existing_file("mqtt.tls.crl_file", t.crl_file.as_deref())?,
                     require_certificate: t.require_certificate.unwrap_or(false),
@@ -490,14 +521,15 @@ impl RawConfig {
                         3600,
                     )?),
                 };
-                if settings.require_certificate && settings.ca_file.is_none() {
+                if settings.crl_file.is_some() && settings.ca_file.is_none() {
                     return Err((
-                        "mqtt.tls.require_certificate",
-                        "mqtt.tls.require_certificate needs mqtt.tls.ca_file".into(),
+                        "mqtt.tls.crl_file",
+                        "mqtt.tls.crl_file needs mqtt.tls.ca_file (the built-in CA has its own CRL)"
+                            .into(),
                     ));
                 }
                 (
-                    Some(settings),
+                    settings,
                     port("mqtt.tls.port", t.port, DEFAULT_MQTT_TLS_PORT)?,
                 )
             }
@@ -529,12 +561,6 @@ impl RawConfig {
                 i64::MAX,
             )?,
         };
-        if mqtt_wss.port.is_some() && tls.is_none() {
-            return Err((
-                "mqtt.wss_port",
-                "mqtt.wss_port needs a [mqtt.tls] section".into(),
-            ));
-        }
         let database_url = match self.database.url {
             Some(url)
                 if !(url.starts_with("sqlite:")
@@ -657,6 +683,13 @@ impl RawConfig {
                     365_000,
                 )?),
             },
+            pki_server_names: self
+                .pki
+                .server_names
+                .into_iter()
+                .map(|name| name.trim().to_owned())
+                .filter(|name| !name.is_empty())
+                .collect(),
         })
     }
 }

@@ -124,7 +124,7 @@ mod tests {
         let accounts = Accounts::new(store.clone()).await.unwrap();
         let sealer = crate::secrets::Sealer::new(&[1; 32]);
         let pki = Arc::new(
-            crate::pki::PkiService::new(store.clone(), sealer.clone())
+            crate::pki::PkiService::new(store.clone(), sealer.clone(), Vec::new())
                 .await
                 .unwrap(),
         );

@@ -19,6 +19,7 @@ pub mod hooks;
 pub mod http;
 pub mod listener;
 pub mod pki;
+pub mod pki_cli;
 pub mod runtime;
 pub mod secrets;
 pub mod tls;
@@ -148,25 +149,45 @@ impl Server {
             .context("MQTT access control")?;
         let sealer = secrets::Sealer::load(data_dir).context("the server key")?;
         let pki = std::sync::Arc::new(
-            pki::PkiService::new(database.clone(), sealer.clone())
+            pki::PkiService::new(
+                database.clone(),
+                sealer.clone(),
+                settings.pki_server_names.clone(),
+            )
                 .await
                 .context("the certificate authority")?,
         );
         let (tracking, writer_task) =
             tracking::Tracking::start(database.clone(), accounts.clone(), sealer);
-        let tls = settings
-            .tls
-            .clone()
-            .map(TlsListener::new)
-            .transpose()
-            .context("MQTT TLS")?;
+        // TLS listens when there is a certificate to present: `[mqtt.tls]` files or the PKI's
+        // active server certificate; PKI changes swap it (and the CA and CRL) in place.
+        let tls = TlsListener::new(settings.tls.clone(), Some(pki.clone())).context("MQTT TLS")?;
+        {
+            let tls = std::sync::Arc::downgrade(&tls);
+            pki.on_change(move || {
+                if let Some(tls) = tls.upgrade() {
+                    if let Err(error) = tls.reload() {
+                        tracing::error!("TLS keeps its previous certificates: {error:#}");
+                    }
+                }
+            });
+        }
+        let tls = tls.ready().then_some(tls);
+        if tls.is_none() && (settings.mqtt_tls.port.is_some() || settings.mqtt_wss.port.is_some()) {
+            tracing::info!(
+                "MQTT over TLS is off: no server certificate ([mqtt.tls] cert_file/key_file, or issue one with `mytracks pki server-cert` and restart)"
+            );
+        }
         let tls_listener = match &tls {
             Some(_) => bind(settings.mqtt_tls.addr(), "MQTT TLS").await?,
             None => None,
         };
         let mqtt_tls_addr = local_addr(&tls_listener)?;
         let ws_listener = bind(settings.mqtt_ws.addr(), "MQTT WebSocket").await?;
-        let wss_listener = bind(settings.mqtt_wss.addr(), "MQTT WebSocket TLS").await?;
+        let wss_listener = match &tls {
+            Some(_) => bind(settings.mqtt_wss.addr(), "MQTT WebSocket TLS").await?,
+            None => None,
+        };
         let mqtt_ws_addr = local_addr(&ws_listener)?;
         let mqtt_wss_addr = local_addr(&wss_listener)?;
         let reloader = Reloader {
@@ -198,7 +219,10 @@ impl Server {
             .load_queued()
             .await
             .context("cannot read queued commands")?;
-        let mut chores = vec![accounts.spawn_watcher(ACCOUNT_POLL)];
+        let mut chores = vec![
+            accounts.spawn_watcher(ACCOUNT_POLL),
+            pki.spawn_watcher(ACCOUNT_POLL),
+        ];
         if let Some(days) = settings.retention_days {
             chores.push(tracking::spawn_retention(database.clone(), days));
         }
@@ -562,6 +586,7 @@ pub fn execute(cli: cli::Cli) -> ExitCode {
         cli::Command::User { command, database } => admin(admin_cli::user(command, database)),
         cli::Command::Token { command, database } => admin(admin_cli::token(command, database)),
         cli::Command::Device { command, database } => admin(admin_cli::device(command, database)),
+        cli::Command::Pki { command, database } => admin(pki_cli::run(command, database)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,9 @@ use crate::secrets::Sealer;
 use mytracks_pki::{Ca, Issued, KeyAlgorithm, Revoked};
 use mytracks_store::{CaRow, CertificateRow, NewCa, NewCertificate, Store, User};
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 /// Days a CRL stays valid; it is reissued on every change and at start.
@@ -30,23 +33,127 @@ pub enum PkiServiceError {
 
 pub type Result<T, E = PkiServiceError> = std::result::Result<T, E>;
 
+/// What the TLS listeners take from the PKI; rebuilt on every change.
+#[derive(Clone, Debug, Default)]
+pub struct PkiTls {
+    /// The active CA's certificate (PEM): client certificates must chain to it.
+    pub ca_cert_pem: Option<String>,
+    /// The active CA's current CRL (PEM).
+    pub crl_pem: Option<String>,
+    /// The server certificate to present, followed by its CA (PEM), and its private key.
+    pub server: Option<(String, String)>,
+}
+
+/// Called after every change of [`PkiTls`] (the TLS listeners reload).
+type ChangeListener = Arc<dyn Fn() + Send + Sync>;
+
 pub struct PkiService {
     store: Store,
     sealer: Sealer,
-    /// The current CRL of the active CA: (CA id, PEM).
-    crl: Mutex<Option<(i64, String)>>,
+    /// Names every new server certificate carries besides the machine's own
+    /// (`[pki] server_names`).
+    server_names: Vec<String>,
+    tls: Mutex<Arc<PkiTls>>,
+    /// When the CRL was last issued: it is reissued well before its next-update time.
+    crl_issued: Mutex<Instant>,
+    /// The `pki_changes` version the snapshot reflects, to notice the CLI's changes.
+    seen_version: AtomicI64,
+    listeners: Mutex<Vec<ChangeListener>>,
 }
 
 impl PkiService {
     /// Loads the service and issues a fresh CRL for the active CA, if any.
-    pub async fn new(store: Store, sealer: Sealer) -> Result<PkiService> {
+    pub async fn new(
+        store: Store,
+        sealer: Sealer,
+        server_names: Vec<String>,
+    ) -> Result<PkiService> {
         let service = PkiService {
             store,
             sealer,
-            crl: Mutex::new(None),
+            server_names,
+            tls: Mutex::new(Arc::default()),
+            crl_issued: Mutex::new(Instant::now()),
+            seen_version: AtomicI64::new(-1),
+            listeners: Mutex::new(Vec::new()),
         };
-        service.refresh_crl().await?;
+        service.refresh().await?;
         Ok(service)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// What the TLS listeners should use now.
+    pub fn tls(&self) -> Arc<PkiTls> {
+        self.tls.lock().clone()
+    }
+
+    /// Runs `listener` after every change of [`PkiService::tls`].
+    pub fn on_change(&self, listener: impl Fn() + Send + Sync + 'static) {
+        self.listeners.lock().push(Arc::new(listener));
+    }
+
+    /// Polls for changes made by another process (`mytracks pki ...`) and reissues the CRL
+    /// before it expires.
+    pub fn spawn_watcher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let service = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let crl_max_age = Duration::from_secs(u64::from(CRL_DAYS) * 86_400 / 3);
+            loop {
+                tick.tick().await;
+                let changed = match service.store.pki_version().await {
+                    Ok(version) => version != service.seen_version.load(Ordering::Acquire),
+                    Err(error) => {
+                        tracing::warn!("cannot check for certificate changes: {error}");
+                        continue;
+                    }
+                };
+                let stale = service.crl_issued.lock().elapsed() > crl_max_age;
+                if changed || stale {
+                    if let Err(error) = service.refresh().await {
+                        tracing::warn!("cannot refresh the certificate authority: {error}");
+                    }
+                }
+            }
+        })
+    }
+
+    /// The names a server certificate gets when none are given: this machine's host name,
+    /// `localhost`, its addresses (loopback included) and `[pki] server_names`.
+    pub fn default_server_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+            let host = host.trim();
+            if !host.is_empty() {
+                names.push(host.to_owned());
+            }
+        }
+        names.push("localhost".to_owned());
+        names.extend(self.server_names.iter().cloned());
+        let mut addresses: Vec<std::net::IpAddr> = if_addrs::get_if_addrs()
+            .map(|interfaces| interfaces.into_iter().map(|i| i.ip()).collect())
+            .unwrap_or_default();
+        addresses.retain(|ip| match ip {
+            std::net::IpAddr::V4(v4) => !v4.is_link_local(),
+            // Link-local v6 addresses need a zone and are never typed into a phone.
+            std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
+        });
+        for ip in [
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ] {
+            if !addresses.contains(&ip) {
+                addresses.push(ip);
+            }
+        }
+        names.extend(addresses.iter().map(ToString::to_string));
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|name| seen.insert(name.clone()));
+        names
     }
 
     pub async fn active_ca(&self) -> Result<Option<CaRow>> {
@@ -82,7 +189,7 @@ impl PkiService {
                 imported,
             })
             .await?;
-        self.refresh_crl().await?;
+        self.refresh().await?;
         Ok(row)
     }
 
@@ -113,37 +220,51 @@ impl PkiService {
             mytracks_store::StoreError::NotFound => PkiServiceError::NoCa,
             other => other.into(),
         })?;
-        *self.crl.lock() = None;
-        Ok(())
+        self.refresh().await
     }
 
     pub async fn expunge_inactive(&self) -> Result<u64> {
         Ok(self.store.expunge_inactive_cas().await?)
     }
 
-    /// Reissues the active CA's CRL (a new, higher number) from the revoked certificates.
-    pub async fn refresh_crl(&self) -> Result<()> {
-        let Some(row) = self.store.active_ca().await? else {
-            *self.crl.lock() = None;
-            return Ok(());
-        };
-        let (_, ca) = self.material().await?;
-        let revoked: Vec<Revoked> = self
-            .store
-            .revoked_serials(row.id)
-            .await?
-            .into_iter()
-            .map(|(serial, revoked_at)| Revoked { serial, revoked_at })
-            .collect();
-        let number = self.store.next_crl_number(row.id).await?;
-        let pem = ca.crl(&revoked, number as u64, CRL_DAYS)?;
-        *self.crl.lock() = Some((row.id, pem));
+    /// Rebuilds what the listeners use: the active CA, a freshly issued CRL (a new, higher
+    /// number) and the server certificate to present; then tells the listeners.
+    pub async fn refresh(&self) -> Result<()> {
+        // Read first: a change made while this runs is picked up by the next poll.
+        let version = self.store.pki_version().await?;
+        let mut snapshot = PkiTls::default();
+        if let Some(row) = self.store.active_ca().await? {
+            let (_, ca) = self.material().await?;
+            let revoked: Vec<Revoked> = self
+                .store
+                .revoked_serials(row.id)
+                .await?
+                .into_iter()
+                .map(|(serial, revoked_at)| Revoked { serial, revoked_at })
+                .collect();
+            let number = self.store.next_crl_number(row.id).await?;
+            snapshot.crl_pem = Some(ca.crl(&revoked, number as u64, CRL_DAYS)?);
+            snapshot.ca_cert_pem = Some(row.cert_pem);
+        }
+        let now = mytracks_store::now();
+        if let Some(server) = self.store.active_server_certificate(now).await? {
+            let issuer = self.issuing_ca(&server).await?;
+            let key = self.sealer.open(&server.key_sealed)?;
+            snapshot.server = Some((format!("{}{}", server.cert_pem, issuer.cert_pem), key));
+        }
+        *self.tls.lock() = Arc::new(snapshot);
+        *self.crl_issued.lock() = Instant::now();
+        self.seen_version.store(version, Ordering::Release);
+        let listeners = self.listeners.lock().clone();
+        for listener in listeners {
+            listener();
+        }
         Ok(())
     }
 
     /// The active CA's current CRL (PEM).
     pub fn crl(&self) -> Option<String> {
-        self.crl.lock().as_ref().map(|(_, pem)| pem.clone())
+        self.tls.lock().crl_pem.clone()
     }
 
     /// A server certificate for `names` (host names and addresses); it becomes the one the
@@ -151,8 +272,11 @@ impl PkiService {
     pub async fn issue_server(&self, names: &[String], days: u32) -> Result<CertificateRow> {
         let (row, ca) = self.material().await?;
         let issued = ca.issue_server(names, days)?;
-        self.store_certificate(row.id, "server", None, names.join(","), issued)
-            .await
+        let cert = self
+            .store_certificate(row.id, "server", None, names.join(","), issued)
+            .await?;
+        self.refresh().await?;
+        Ok(cert)
     }
 
     /// A client certificate for `user` (CN = username) valid `years` (1-5).
@@ -226,13 +350,32 @@ impl PkiService {
             .find(|c| c.active && c.revoked_at.is_none() && c.not_after > now))
     }
 
+    /// The certificate with this serial, written as `openssl x509 -serial` or our API print
+    /// it (hex, any case, colons and leading zeros optional).
+    pub async fn certificate_by_serial(&self, serial: &str) -> Result<CertificateRow> {
+        let normalized: String = serial
+            .chars()
+            .filter(|c| *c != ':')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let trimmed = normalized.trim_start_matches('0');
+        for candidate in [normalized.as_str(), trimmed] {
+            if let Some(cert) = self.store.certificate_by_serial(candidate).await? {
+                return Ok(cert);
+            }
+        }
+        Err(PkiServiceError::NotFound(format!(
+            "no certificate with serial {serial}"
+        )))
+    }
+
     /// Revokes a certificate and reissues the CRL at once.
     pub async fn revoke(&self, id: i64) -> Result<CertificateRow> {
         self.certificate(id).await?;
         self.store
             .revoke_certificate(id, mytracks_store::now())
             .await?;
-        self.refresh_crl().await?;
+        self.refresh().await?;
         self.certificate(id).await
     }
 
@@ -243,7 +386,8 @@ impl PkiService {
                 "no server certificate with id {id}"
             )));
         }
-        Ok(self.store.deactivate_certificate(id).await?)
+        self.store.deactivate_certificate(id).await?;
+        self.refresh().await
     }
 
     /// Deletes a certificate for good. A revoked one stays in the CRL only until then, so
@@ -251,8 +395,7 @@ impl PkiService {
     pub async fn expunge(&self, id: i64) -> Result<()> {
         self.certificate(id).await?;
         self.store.delete_certificate(id).await?;
-        self.refresh_crl().await?;
-        Ok(())
+        self.refresh().await
     }
 
     async fn issuing_ca(&self, cert: &CertificateRow) -> Result<CaRow> {

@@ -56,22 +56,22 @@ pub async fn upgrade(
             let sink = sink.with(|bytes: Bytes| {
                 std::future::ready(Ok::<_, axum::Error>(Message::Binary(bytes)))
             });
-            pump(frames, sink, broker, peer, "http-ws").await;
+            let meta = ConnectionMeta {
+                peer: Some(peer),
+                listener: "http-ws".into(),
+                transport_identity: None,
+            };
+            pump(frames, sink, broker, meta).await;
         })
 }
 
 /// Moves bytes between a WebSocket and a broker connection until either side ends.
-async fn pump<F, S>(frames: F, sink: S, broker: Broker, peer: SocketAddr, listener: &str)
+async fn pump<F, S>(frames: F, sink: S, broker: Broker, meta: ConnectionMeta)
 where
     F: Stream<Item = Frame> + Unpin,
     S: Sink<Bytes> + Unpin,
 {
     let (broker_side, our_side) = tokio::io::duplex(PIPE);
-    let meta = ConnectionMeta {
-        peer: Some(peer),
-        listener: listener.into(),
-        transport_identity: None,
-    };
     broker.serve_connection(broker_side, meta);
     let (mut from_broker, mut to_broker) = tokio::io::split(our_side);
     let mut frames = frames;
@@ -111,32 +111,36 @@ where
 }
 
 /// A dedicated WebSocket listener (`--mqtt-ws-port`), or WSS when `tls` is given
-/// (`--mqtt-wss-port`, with the `[mqtt.tls]` certificates, reloaded with them). Any path is
-/// accepted, as Mosquitto's websockets listeners do.
+/// (`--mqtt-wss-port`, with the MQTT TLS listener's certificates and client certificate
+/// checks, reloaded with them). Any path is accepted, as Mosquitto's websockets listeners do.
 pub async fn serve_dedicated(
     listener: TcpListener,
     tls: Option<Arc<TlsListener>>,
     broker: Broker,
     limit: crate::listener::ListenerLimit,
 ) -> std::io::Result<()> {
-    let name = if tls.is_some() { "mqtt-wss" } else { "mqtt-ws" };
-    while let Some((stream, peer)) = crate::listener::accept(&listener, &broker, name, &limit).await
+    let name: Arc<str> = if tls.is_some() { "mqtt-wss" } else { "mqtt-ws" }.into();
+    while let Some((stream, peer)) =
+        crate::listener::accept(&listener, &broker, &name, &limit).await
     {
         let broker = broker.clone();
         let tls = tls.clone();
+        let name = name.clone();
         tokio::spawn(async move {
+            let mut meta = ConnectionMeta {
+                peer: Some(peer),
+                listener: name.clone(),
+                transport_identity: None,
+            };
             let result = match tls {
-                Some(tls) => {
-                    let handshake =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream))
-                            .await;
-                    match handshake {
-                        Ok(Ok(stream)) => websocket(stream, broker, peer, name).await,
-                        Ok(Err(error)) => Err(format!("TLS handshake: {error}")),
-                        Err(_) => Err("TLS handshake timed out".into()),
+                Some(tls) => match tls.handshake(stream).await {
+                    Ok((stream, identity)) => {
+                        meta.transport_identity = identity;
+                        websocket(stream, broker, meta).await
                     }
-                }
-                None => websocket(stream, broker, peer, name).await,
+                    Err(error) => Err(error.to_string()),
+                },
+                None => websocket(stream, broker, meta).await,
             };
             if let Err(error) = result {
                 tracing::debug!(%peer, "{name}: {error}");
@@ -147,7 +151,7 @@ pub async fn serve_dedicated(
 }
 
 /// The WebSocket handshake on an accepted stream, then the pump.
-async fn websocket<T>(stream: T, broker: Broker, peer: SocketAddr, name: &str) -> Result<(), String>
+async fn websocket<T>(stream: T, broker: Broker, meta: ConnectionMeta) -> Result<(), String>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
@@ -187,6 +191,6 @@ where
             bytes,
         )))
     });
-    pump(frames, sink, broker, peer, name).await;
+    pump(frames, sink, broker, meta).await;
     Ok(())
 }

@@ -217,14 +217,24 @@ impl Store {
         )
     }
 
-    /// The server certificate the listeners present, if any (of the active CA).
-    pub async fn active_server_certificate(&self) -> Result<Option<CertificateRow>> {
+    /// The certificate with this serial (lowercase hex), if any.
+    pub async fn certificate_by_serial(&self, serial: &str) -> Result<Option<CertificateRow>> {
+        let sql = format!("SELECT {CERT_COLUMNS} FROM certificates WHERE serial = $1");
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, CertificateRow>(&sql).bind(serial).fetch_optional(pool).await)?,
+        )
+    }
+
+    /// The server certificate the listeners present, if any: the newest active one of the
+    /// active CA that is neither revoked nor expired at `now`.
+    pub async fn active_server_certificate(&self, now: i64) -> Result<Option<CertificateRow>> {
         let sql = format!(
             "SELECT {CERT_COLUMNS} FROM certificates WHERE kind = 'server' AND active \
+             AND revoked_at IS NULL AND not_after > $1 \
              AND ca_id IN (SELECT id FROM certificate_authorities WHERE active) ORDER BY id DESC LIMIT 1"
         );
         Ok(
-            on_db!(self, pool => sqlx::query_as::<_, CertificateRow>(&sql).fetch_optional(pool).await)?,
+            on_db!(self, pool => sqlx::query_as::<_, CertificateRow>(&sql).bind(now).fetch_optional(pool).await)?,
         )
     }
 

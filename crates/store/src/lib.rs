@@ -150,6 +150,13 @@ impl Store {
         Ok(on_db!(self, pool => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await)?)
     }
 
+    /// A counter that changes whenever a CA is added, (de)activated or deleted, or a
+    /// certificate is issued, (de)activated, revoked or deleted, by any process.
+    pub async fn pki_version(&self) -> Result<i64> {
+        let sql = "SELECT version FROM pki_changes WHERE id = 1";
+        Ok(on_db!(self, pool => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await)?)
+    }
+
     /// A cheap round trip, for health checks.
     pub async fn ping(&self) -> Result<()> {
         on_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|r| r.rows_affected()))?;

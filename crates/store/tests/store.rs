@@ -776,7 +776,7 @@ both!(
             .insert_certificate(&cert("server", "s2", None))
             .await
             .unwrap();
-        let active = store.active_server_certificate().await.unwrap().unwrap();
+        let active = store.active_server_certificate(mytracks_store::now()).await.unwrap().unwrap();
         assert_eq!(
             active.id, server2.id,
             "the newest server certificate is presented"
@@ -814,7 +814,7 @@ both!(
 
         store.deactivate_ca().await.unwrap();
         assert_eq!(store.active_ca().await.unwrap(), None);
-        assert_eq!(store.active_server_certificate().await.unwrap(), None);
+        assert_eq!(store.active_server_certificate(mytracks_store::now()).await.unwrap(), None);
         assert_eq!(store.expunge_inactive_cas().await.unwrap(), 2);
         assert!(
             store.certificates("server", None).await.unwrap().is_empty(),

@@ -199,7 +199,8 @@ pub async fn list_server(
 
 #[derive(Deserialize, Default)]
 pub struct NewServer {
-    /// Host names and addresses (default: this machine's host name, localhost, 127.0.0.1).
+    /// Host names and addresses (default: this machine's host name and addresses, localhost,
+    /// and `[pki] server_names`).
     #[serde(default)]
     names: Vec<String>,
     validity_days: Option<u32>,
@@ -218,10 +219,7 @@ pub async fn create_server(
         .filter(|n| !n.is_empty())
         .collect();
     if names.is_empty() {
-        if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-            names.push(host.trim().to_owned());
-        }
-        names.extend(["localhost".to_owned(), "127.0.0.1".to_owned()]);
+        names = state.pki.default_server_names();
     }
     let cert = state
         .pki
