@@ -154,8 +154,8 @@ impl Server {
                 sealer.clone(),
                 settings.pki_server_names.clone(),
             )
-                .await
-                .context("the certificate authority")?,
+            .await
+            .context("the certificate authority")?,
         );
         let (tracking, writer_task) =
             tracking::Tracking::start(database.clone(), accounts.clone(), sealer);

@@ -214,10 +214,7 @@ async fn status(pki: &PkiService) -> anyhow::Result<()> {
     }
     let clients = pki.certificates("client", None).await?;
     println!();
-    println!(
-        "{:<32}  {:<20} {:<10}  STATUS",
-        "SERIAL", "USER", "EXPIRES"
-    );
+    println!("{:<32}  {:<20} {:<10}  STATUS", "SERIAL", "USER", "EXPIRES");
     for c in clients.iter().filter(|c| c.ca_id == ca.id) {
         let state = match (c.revoked_at, c.not_after > now) {
             (Some(at), _) => format!("revoked {}", date(at)),

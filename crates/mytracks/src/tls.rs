@@ -94,9 +94,8 @@ fn build(settings: &TlsSettings, pki: Option<&PkiService>) -> anyhow::Result<Opt
             if certs.is_empty() {
                 anyhow::bail!("{}: no certificate found", files.cert_file.display());
             }
-            let key = PrivateKeyDer::from_pem_file(&files.key_file).with_context(|| {
-                format!("{}: no usable private key", files.key_file.display())
-            })?;
+            let key = PrivateKeyDer::from_pem_file(&files.key_file)
+                .with_context(|| format!("{}: no usable private key", files.key_file.display()))?;
             (certs, key)
         }
         (None, Some((chain, key))) => {
@@ -159,21 +158,19 @@ fn build(settings: &TlsSettings, pki: Option<&PkiService>) -> anyhow::Result<Opt
         if !settings.require_certificate {
             verifier = verifier.allow_unauthenticated();
         }
-        let verifier = verifier
-            .build()
-            .context("unusable client CA or CRL")?;
+        let verifier = verifier.build().context("unusable client CA or CRL")?;
         builder.with_client_cert_verifier(verifier)
     };
-    let config = builder.with_single_cert(certs, key).with_context(|| {
-        match &settings.files {
+    let config = builder
+        .with_single_cert(certs, key)
+        .with_context(|| match &settings.files {
             Some(files) => format!(
                 "{} and {} do not form a usable certificate and key",
                 files.cert_file.display(),
                 files.key_file.display()
             ),
             None => "the PKI's server certificate and key do not match".to_owned(),
-        }
-    })?;
+        })?;
     Ok(Some(Active {
         config: Arc::new(config),
         pki_issuer,
@@ -251,7 +248,9 @@ impl TlsListener {
     pub fn reload(&self) -> anyhow::Result<()> {
         let active = build(&self.settings, self.pki.as_deref())?;
         if active.is_none() {
-            tracing::warn!("TLS: no server certificate any more; TLS handshakes fail until one is issued");
+            tracing::warn!(
+                "TLS: no server certificate any more; TLS handshakes fail until one is issued"
+            );
         }
         self.active.store(active.map(Arc::new));
         tracing::info!("TLS certificates reloaded");
@@ -267,7 +266,10 @@ impl TlsListener {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let active = self.active.load_full().ok_or(HandshakeError::NoCertificate)?;
+        let active = self
+            .active
+            .load_full()
+            .ok_or(HandshakeError::NoCertificate)?;
         let acceptor = tokio_rustls::TlsAcceptor::from(active.config.clone());
         let tls = tokio::time::timeout(self.settings.handshake_timeout, acceptor.accept(stream))
             .await

@@ -776,7 +776,7 @@ both!(
             .insert_certificate(&cert("server", "s2", None))
             .await
             .unwrap();
-        let active = store.active_server_certificate(mytracks_store::now()).await.unwrap().unwrap();
+        let active = store.active_server_certificate(1).await.unwrap().unwrap();
         assert_eq!(
             active.id, server2.id,
             "the newest server certificate is presented"
@@ -811,10 +811,42 @@ both!(
         );
         store.delete_certificate(client.id).await.unwrap();
         assert!(store.revoked_serials(second.id).await.unwrap().is_empty());
+        assert_eq!(
+            store.active_server_certificate(2).await.unwrap(),
+            None,
+            "expired at 2"
+        );
+
+        // Changes are counted for other processes; a deleted user's certificate stays, revoked.
+        let version = store.pki_version().await.unwrap();
+        let kept = store
+            .insert_certificate(&cert("client", "c2", Some(alice.id)))
+            .await
+            .unwrap();
+        let after_insert = store.pki_version().await.unwrap();
+        assert!(after_insert > version);
+        store.next_crl_number(second.id).await.unwrap();
+        assert_eq!(
+            store.pki_version().await.unwrap(),
+            after_insert,
+            "a new CRL number is not a change"
+        );
+        store.delete_user(alice.id).await.unwrap();
+        let kept = store.certificate(kept.id).await.unwrap().unwrap();
+        assert_eq!(kept.user_id, None);
+        assert!(kept.revoked_at.is_some());
+        assert_eq!(store.revoked_serials(second.id).await.unwrap().len(), 1);
+        assert!(store.pki_version().await.unwrap() > after_insert);
 
         store.deactivate_ca().await.unwrap();
         assert_eq!(store.active_ca().await.unwrap(), None);
-        assert_eq!(store.active_server_certificate(mytracks_store::now()).await.unwrap(), None);
+        assert_eq!(
+            store
+                .active_server_certificate(mytracks_store::now())
+                .await
+                .unwrap(),
+            None
+        );
         assert_eq!(store.expunge_inactive_cas().await.unwrap(), 2);
         assert!(
             store.certificates("server", None).await.unwrap().is_empty(),

@@ -18,6 +18,7 @@ mod owntracks;
 mod owntracks_http;
 mod paho;
 mod pki_api;
+mod pki_tls;
 mod protocol;
 mod sessions;
 mod support;
