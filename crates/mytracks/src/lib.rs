@@ -581,7 +581,7 @@ pub fn init_logging(settings: &Settings) {
 pub fn execute(cli: cli::Cli) -> ExitCode {
     let result = match cli.command {
         cli::Command::Serve(args) => serve(&args),
-        cli::Command::Bench(args) => multi_threaded(bench::run(args)),
+        cli::Command::Bench { command } => multi_threaded(bench::run(command)),
         cli::Command::GenerateTail(args) => multi_threaded(generate::run(args)),
         cli::Command::User { command, database } => admin(admin_cli::user(command, database)),
         cli::Command::Token { command, database } => admin(admin_cli::token(command, database)),

@@ -1,44 +1,59 @@
-//! `mytracks bench`: a small MQTT load generator that speaks TLS (with client certificates),
-//! so TLS can be measured next to plain TCP with the same tool. (The workplace's neutral
-//! generator, `mqttload`, has no TLS.) Results print as one `RESULT key=value ...` line.
+//! `mytracks bench`: MQTT load generators.
+//!
+//! * `pub`, `sub`, `conn` (in [`load`]): emqtt-bench-like, against any broker, with a line
+//!   per second, HDR-histogram latencies and `--json`.
+//!
+//! The scenarios below are fixed shapes for `bench/*.sh`; they speak TLS (with client
+//! certificates), so TLS can be measured next to plain TCP with the same tool (the
+//! workplace's neutral generator, `mqttload`, has no TLS). Results print as one
+//! `RESULT key=value ...` line.
 //!
 //! * `fanin`: N publishers send QoS 0 messages as fast as they can to one subscriber on
 //!   `bench/#`; reports messages delivered per second after a warm-up.
 //! * `connect`: new connections per second (TCP, TLS handshake with the client certificate,
 //!   CONNECT/CONNACK, DISCONNECT), K at a time.
 
+pub mod load;
+
 use anyhow::{bail, Context};
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand};
 use mytracks_codec::{
     decode, encode, BytesMut, Connect, DecodeLimits, Packet, Properties, ProtocolVersion, Publish,
     QoS, Subscribe, SubscriptionOptions,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Mode {
-    Fanin,
-    Connect,
-    /// OwnTracks locations at `--rate` per second over MQTT, timed until they arrive on the
-    /// live feed (`/ws/locations/?token=`): ingest, commit and WebSocket fan-out together.
-    Feed,
-    /// Loads a day of 1 Hz locations (86,400, QoS 1, all acknowledged) for device `day` of
-    /// `--user`, starting at `--start` (Unix seconds), for the history benchmark.
-    Day,
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Clients publishing to `--topic` at `--rate` each (emqtt-bench's `pub`).
+    Pub(load::LoadArgs),
+    /// Clients subscribed to `--topic`, counting and timing what arrives.
+    Sub(load::LoadArgs),
+    /// Clients connecting at `--connect-rate` and staying connected.
+    Conn(load::LoadArgs),
+    /// Scenario: N publishers, QoS 0 as fast as possible, to one subscriber on `bench/#`.
+    Fanin(BenchArgs),
+    /// Scenario: new connections per second (TCP or TLS, CONNECT/CONNACK, DISCONNECT).
+    Connect(BenchArgs),
+    /// Scenario: OwnTracks locations at `--rate` per second over MQTT, timed until they
+    /// arrive on the live feed (`/ws/locations/?token=`): ingest, commit and WebSocket
+    /// fan-out together.
+    Feed(BenchArgs),
+    /// Scenario: a day of 1 Hz locations (86,400, QoS 1, all acknowledged) for device `day`
+    /// of `--user`, starting at `--start` (Unix seconds), for the history benchmark.
+    Day(BenchArgs),
 }
 
-/// Options of `mytracks bench`.
+/// Options of the fixed scenarios.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    #[arg(value_enum)]
-    pub mode: Mode,
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     #[arg(long)]
@@ -95,7 +110,28 @@ struct Dialer {
 
 impl Dialer {
     fn new(args: &BenchArgs) -> anyhow::Result<Dialer> {
-        let tls = match &args.cafile {
+        let mut dialer = Dialer::from_parts(
+            &args.host,
+            args.port,
+            args.cafile.as_deref(),
+            args.cert.as_deref().zip(args.key.as_deref()),
+            args.server_name.as_deref(),
+        )?;
+        dialer.user = args.user.clone();
+        dialer.password = args.password.clone();
+        Ok(dialer)
+    }
+
+    /// A dialer for `host:port`, with TLS when a CA file is given (and a client certificate
+    /// and key when those are).
+    fn from_parts(
+        host: &str,
+        port: u16,
+        cafile: Option<&Path>,
+        client: Option<(&Path, &Path)>,
+        server_name: Option<&str>,
+    ) -> anyhow::Result<Dialer> {
+        let tls = match cafile {
             None => None,
             Some(cafile) => {
                 let mut roots = rustls::RootCertStore::empty();
@@ -106,35 +142,51 @@ impl Dialer {
                 let builder = rustls::ClientConfig::builder_with_provider(provider)
                     .with_safe_default_protocol_versions()?
                     .with_root_certificates(roots);
-                let config = match (&args.cert, &args.key) {
-                    (Some(cert), Some(key)) => {
+                let config = match client {
+                    Some((cert, key)) => {
                         let certs = CertificateDer::pem_file_iter(cert)
                             .context("certificate file")?
                             .collect::<Result<Vec<_>, _>>()?;
                         let key = PrivateKeyDer::from_pem_file(key).context("key file")?;
                         builder.with_client_auth_cert(certs, key)?
                     }
-                    _ => builder.with_no_client_auth(),
+                    None => builder.with_no_client_auth(),
                 };
-                let name = args
-                    .server_name
-                    .clone()
-                    .unwrap_or_else(|| args.host.clone());
+                let name = server_name.unwrap_or(host).to_owned();
                 let name = ServerName::try_from(name).context("server name")?;
                 Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
             }
         };
         Ok(Dialer {
-            host: args.host.clone(),
-            port: args.port,
+            host: host.to_owned(),
+            port,
             tls,
-            user: args.user.clone(),
-            password: args.password.clone(),
+            user: None,
+            password: None,
         })
     }
 
-    /// A connected MQTT 3.1.1 client (CONNACK received).
+    /// A connected MQTT 3.1.1 client (CONNACK received) with the dialer's credentials.
     async fn connect(&self, client_id: &str) -> anyhow::Result<Box<dyn Io>> {
+        self.connect_as(
+            client_id,
+            self.user.as_deref(),
+            self.password.as_deref(),
+            ProtocolVersion::V3_1_1,
+            60,
+        )
+        .await
+    }
+
+    /// A connected client of `version` (CONNACK received), clean session.
+    async fn connect_as(
+        &self,
+        client_id: &str,
+        username: Option<&str>,
+        password: Option<&str>,
+        version: ProtocolVersion,
+        keep_alive: u16,
+    ) -> anyhow::Result<Box<dyn Io>> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
         tcp.set_nodelay(true)?;
         let mut io: Box<dyn Io> = match &self.tls {
@@ -142,20 +194,32 @@ impl Dialer {
             Some((connector, name)) => Box::new(connector.connect(name.clone(), tcp).await?),
         };
         let connect = Packet::Connect(Box::new(Connect {
-            protocol: ProtocolVersion::V3_1_1,
+            protocol: version,
             clean_start: true,
-            keep_alive: 60,
-            client_id: client_id.into(),
+            keep_alive,
+            client_id: client_id.to_owned().into(),
             will: None,
-            username: self.user.clone().map(Into::into),
-            password: self.password.clone().map(|p| p.into_bytes().into()),
+            username: username.map(|u| u.to_owned().into()),
+            password: password.map(|p| p.as_bytes().to_vec().into()),
             properties: Properties::default(),
         }));
-        send(&mut io, &connect).await?;
+        let mut out = BytesMut::new();
+        encode(&connect, version, &mut out)?;
+        io.write_all(&out).await?;
         let mut buf = BytesMut::new();
-        match recv(&mut io, &mut buf).await? {
+        let limits = DecodeLimits::new(version);
+        let packet = loop {
+            if let Some(packet) = decode(&mut buf, &limits)? {
+                break packet;
+            }
+            if io.read_buf(&mut buf).await? == 0 {
+                bail!("the broker closed the connection before CONNACK");
+            }
+        };
+        match packet {
             Packet::ConnAck(ack) if !ack.reason.is_error() => Ok(io),
-            other => bail!("connection refused: {other:?}"),
+            Packet::ConnAck(ack) => bail!("connection refused: {}", ack.reason),
+            other => bail!("expected CONNACK, got {}", other.name()),
         }
     }
 }
@@ -180,15 +244,24 @@ async fn recv(io: &mut Box<dyn Io>, buf: &mut BytesMut) -> anyhow::Result<Packet
     }
 }
 
-/// Runs the benchmark and prints its `RESULT` line.
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+/// Runs a benchmark.
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    let (mode, args) = match command {
+        BenchCommand::Pub(args) => return load::run(load::LoadMode::Pub, args).await,
+        BenchCommand::Sub(args) => return load::run(load::LoadMode::Sub, args).await,
+        BenchCommand::Conn(args) => return load::run(load::LoadMode::Conn, args).await,
+        BenchCommand::Fanin(args) => ("fanin", args),
+        BenchCommand::Connect(args) => ("connect", args),
+        BenchCommand::Feed(args) => ("feed", args),
+        BenchCommand::Day(args) => ("day", args),
+    };
     let dialer = Arc::new(Dialer::new(&args)?);
     let transport = if args.cafile.is_some() { "tls" } else { "tcp" };
-    match args.mode {
-        Mode::Fanin => fanin(&args, dialer, transport).await,
-        Mode::Connect => connections(&args, dialer, transport).await,
-        Mode::Feed => feed(&args, dialer).await,
-        Mode::Day => day(&args, dialer).await,
+    match mode {
+        "fanin" => fanin(&args, dialer, transport).await,
+        "connect" => connections(&args, dialer, transport).await,
+        "feed" => feed(&args, dialer).await,
+        _ => day(&args, dialer).await,
     }
 }
 
