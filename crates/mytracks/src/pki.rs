@@ -59,6 +59,9 @@ pub struct PkiService {
     /// The `pki_changes` version the snapshot reflects, to notice the CLI's changes.
     seen_version: AtomicI64,
     listeners: Mutex<Vec<ChangeListener>>,
+    /// One refresh at a time: a refresh that read the database before a change must not
+    /// publish its (stale) snapshot after the refresh that follows the change.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl PkiService {
@@ -76,6 +79,7 @@ impl PkiService {
             crl_issued: Mutex::new(Instant::now()),
             seen_version: AtomicI64::new(-1),
             listeners: Mutex::new(Vec::new()),
+            refreshing: tokio::sync::Mutex::new(()),
         };
         service.refresh().await?;
         Ok(service)
@@ -230,6 +234,7 @@ impl PkiService {
     /// Rebuilds what the listeners use: the active CA, a freshly issued CRL (a new, higher
     /// number) and the server certificate to present; then tells the listeners.
     pub async fn refresh(&self) -> Result<()> {
+        let _one_at_a_time = self.refreshing.lock().await;
         // Read first: a change made while this runs is picked up by the next poll.
         let version = self.store.pki_version().await?;
         let mut snapshot = PkiTls::default();
