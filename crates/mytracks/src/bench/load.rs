@@ -702,7 +702,9 @@ async fn report(shared: &Shared, started: Instant) -> Summary {
     let mut previous = Snapshot::default();
     let mut previous_at = started;
     let mut total = new_histogram();
-    let mut start: Option<(Instant, Snapshot)> = None;
+    // Without a warm-up the measurement starts with the run.
+    let mut start: Option<(Instant, Snapshot)> =
+        (args.warmup == 0.0).then(|| (started, Snapshot::default()));
     let mut connect_secs = None;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -880,6 +882,11 @@ fn print_summary(shared: &Shared, summary: &Summary) {
         summary.measured
     );
     match shared.mode {
+        LoadMode::Pub if args.qos == 0 => println!(
+            "  published {} ({}/s)",
+            b.published - a.published,
+            group(published)
+        ),
         LoadMode::Pub => println!(
             "  published {} ({}/s), acknowledged {} ({}/s)",
             b.published - a.published,
