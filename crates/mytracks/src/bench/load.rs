@@ -88,7 +88,7 @@ pub struct LoadArgs {
     /// Unacknowledged QoS 1/2 messages per client.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub inflight: u32,
-    /// Seconds to run after the first client connected (0: until Ctrl-C).
+    /// Seconds to run, connecting included (0: until Ctrl-C).
     #[arg(long, short = 'd', default_value_t = 10.0)]
     pub duration: f64,
     /// Seconds at the start left out of the summary.
@@ -136,6 +136,8 @@ struct Counters {
     published: AtomicU64,
     acked: AtomicU64,
     received: AtomicU64,
+    /// When the latest client connected (nanoseconds since the shared epoch).
+    last_connect_ns: AtomicU64,
 }
 
 /// What every client task shares.
@@ -305,6 +307,10 @@ async fn client(
         }
     };
     shared.counters.connected.fetch_add(1, Ordering::Relaxed);
+    shared
+        .counters
+        .last_connect_ns
+        .fetch_max(shared.since_epoch_ns(), Ordering::Relaxed);
     let histogram = shared.histogram();
     if shared.mode == LoadMode::Conn {
         let micros = began.elapsed().as_micros() as u64;
@@ -720,7 +726,10 @@ async fn report(shared: &Shared, started: Instant) -> Summary {
         let mut interval = new_histogram();
         drain(shared, &mut interval);
         if connect_secs.is_none() && snapshot.connected + snapshot.failed >= args.count as u64 {
-            connect_secs = Some(started.elapsed().as_secs_f64());
+            let last = shared.counters.last_connect_ns.load(Ordering::Relaxed);
+            let since_start = started.saturating_duration_since(shared.epoch);
+            connect_secs =
+                Some((Duration::from_nanos(last).saturating_sub(since_start)).as_secs_f64());
         }
         let elapsed = started.elapsed().as_secs_f64();
         if start.is_none() && elapsed >= args.warmup {
