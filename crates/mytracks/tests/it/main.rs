@@ -8,6 +8,7 @@ mod access;
 mod accounts_api;
 mod accounts_cli;
 mod accounts_mqtt;
+mod bench_cli;
 mod cli;
 mod database_down;
 mod generate;
