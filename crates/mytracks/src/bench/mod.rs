@@ -33,10 +33,16 @@ use tokio::net::TcpStream;
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Clients publishing to `--topic` at `--rate` each (emqtt-bench's `pub`).
+    // `--version` is the MQTT version here, as in emqtt-bench.
+    #[command(disable_version_flag = true)]
     Pub(load::LoadArgs),
     /// Clients subscribed to `--topic`, counting and timing what arrives.
+    // `--version` is the MQTT version here, as in emqtt-bench.
+    #[command(disable_version_flag = true)]
     Sub(load::LoadArgs),
     /// Clients connecting at `--connect-rate` and staying connected.
+    // `--version` is the MQTT version here, as in emqtt-bench.
+    #[command(disable_version_flag = true)]
     Conn(load::LoadArgs),
     /// Scenario: N publishers, QoS 0 as fast as possible, to one subscriber on `bench/#`.
     Fanin(BenchArgs),
