@@ -545,6 +545,39 @@ async fn publisher(
             }
         }
     }
+    // The run is over: collect the acknowledgements still owed (QoS 2: answering PUBREC),
+    // so that the summary's published and acknowledged agree.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while inflight > 0 {
+        let read = tokio::time::timeout_at(deadline, io.read_buf(&mut inbuf)).await;
+        let Ok(read) = read else { break };
+        if read? == 0 {
+            break;
+        }
+        let now = shared.since_epoch_ns();
+        for packet in packets(&mut inbuf, &limits)? {
+            match packet {
+                Packet::PubAck(ack) | Packet::PubComp(ack) => {
+                    inflight -= 1;
+                    counters.acked.fetch_add(1, Ordering::Relaxed);
+                    let at = sent_at[usize::from(ack.packet_id)];
+                    histogram
+                        .lock()
+                        .saturating_record(((now - at.min(now)) / 1_000).max(1));
+                }
+                Packet::PubRec(rec) => encode(
+                    &Packet::PubRel(PubResponse::new(rec.packet_id)),
+                    shared.version,
+                    &mut out,
+                )?,
+                _ => {}
+            }
+        }
+        if !out.is_empty() {
+            io.write_all(&out).await?;
+            out.clear();
+        }
+    }
     Ok(())
 }
 
@@ -758,6 +791,20 @@ async fn report(shared: &Shared, started: Instant) -> Summary {
         let everyone_failed = snapshot.failed + snapshot.closed >= args.count as u64
             && snapshot.failed + snapshot.connected >= args.count as u64;
         if interrupted || over || everyone_failed {
+            // Stop sending, then give publishers a moment to collect what is still owed.
+            shared.stop.store(true, Ordering::Relaxed);
+            let deadline = Instant::now() + Duration::from_millis(2_500);
+            let owed = || {
+                let c = &shared.counters;
+                args.qos > 0
+                    && c.acked.load(Ordering::Relaxed) < c.published.load(Ordering::Relaxed)
+            };
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            while owed() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let snapshot = Snapshot::take(&shared.counters);
+            drain(shared, &mut total);
             let (from, first) = start.unwrap_or((started, Snapshot::default()));
             return Summary {
                 elapsed,
