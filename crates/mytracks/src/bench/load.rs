@@ -252,9 +252,8 @@ async fn launch(shared: Arc<Shared>) {
         if shared.stopped() {
             return;
         }
-        match period {
-            Some(period) => tokio::time::sleep_until(begin + period.mul_f64(index as f64)).await,
-            None => {}
+        if let Some(period) = period {
+            tokio::time::sleep_until(begin + period.mul_f64(index as f64)).await;
         }
         let permit = match period {
             Some(_) => None,
