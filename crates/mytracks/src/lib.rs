@@ -172,12 +172,16 @@ impl Server {
                 }
             });
         }
-        let tls = tls.ready().then_some(tls);
-        if tls.is_none() && (settings.mqtt_tls.port.is_some() || settings.mqtt_wss.port.is_some()) {
+        let tls_later = (!tls.ready()
+            && (settings.mqtt_tls.port.is_some() || settings.mqtt_wss.port.is_some()))
+        .then(|| tls.clone());
+        if tls_later.is_some() {
             tracing::info!(
-                "MQTT over TLS is off: no server certificate ([mqtt.tls] cert_file/key_file, or issue one with `mytracks pki server-cert` and restart)"
+                "MQTT over TLS waits for a server certificate ([mqtt.tls] cert_file/key_file, or one from the built-in CA: `mytracks pki server-cert`)"
             );
         }
+        let reload_tls = tls.clone();
+        let tls = tls.ready().then_some(tls);
         let tls_listener = match &tls {
             Some(_) => bind(settings.mqtt_tls.addr(), "MQTT TLS").await?,
             None => None,
@@ -192,7 +196,7 @@ impl Server {
         let mqtt_wss_addr = local_addr(&wss_listener)?;
         let reloader = Reloader {
             access: access.clone(),
-            tls: tls.clone(),
+            tls: Some(reload_tls),
         };
         let reload_task = spawn_reload_on_sighup(reloader.clone())?;
 
@@ -269,6 +273,18 @@ impl Server {
                 Some(tls),
                 broker.clone(),
                 limit(),
+            )));
+        }
+
+        if let Some(tls) = tls_later {
+            side_tasks.push(tokio::spawn(start_tls_when_ready(
+                tls,
+                pki.clone(),
+                settings.mqtt_tls.addr(),
+                settings.mqtt_wss.addr(),
+                broker.clone(),
+                listener_max,
+                data_dir.clone(),
             )));
         }
 
@@ -479,6 +495,81 @@ fn local_addr(listener: &Option<TcpListener>) -> anyhow::Result<Option<SocketAdd
         .as_ref()
         .map(|l| l.local_addr().context("cannot read the listening address"))
         .transpose()
+}
+
+/// Starts the TLS and WSS listeners once the built-in PKI has a server certificate (the server
+/// started without one), and records their ports in `runtime.json`.
+async fn start_tls_when_ready(
+    tls: std::sync::Arc<TlsListener>,
+    pki: std::sync::Arc<pki::PkiService>,
+    tls_addr: Option<SocketAddr>,
+    wss_addr: Option<SocketAddr>,
+    broker: Broker,
+    listener_max: usize,
+    data_dir: std::path::PathBuf,
+) -> io::Result<()> {
+    let ready = std::sync::Arc::new(tokio::sync::Notify::new());
+    {
+        let (ready, tls) = (ready.clone(), std::sync::Arc::downgrade(&tls));
+        pki.on_change(move || {
+            if tls.upgrade().is_some_and(|tls| tls.ready()) {
+                ready.notify_one();
+            }
+        });
+    }
+    tokio::select! {
+        () = ready.notified() => {}
+        () = broker.stopped() => return Ok(()),
+    }
+    let bound = async {
+        let tls_listener = bind(tls_addr, "MQTT TLS").await?;
+        let wss_listener = bind(wss_addr, "MQTT WebSocket TLS").await?;
+        anyhow::Ok((tls_listener, wss_listener))
+    };
+    let (tls_listener, wss_listener) = match bound.await {
+        Ok(bound) => bound,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            return Ok(());
+        }
+    };
+    let tls_port = local_addr(&tls_listener).ok().flatten();
+    let wss_port = local_addr(&wss_listener).ok().flatten();
+    if let Err(error) = runtime::update(&data_dir, |info| {
+        info.mqtt_tls_port = tls_port.map(|a| a.port());
+        info.mqtt_wss_port = wss_port.map(|a| a.port());
+    }) {
+        tracing::warn!("cannot record the TLS ports in runtime.json: {error}");
+    }
+    let limit = || listener::ListenerLimit::new(listener_max);
+    let mut tasks = Vec::new();
+    if let (Some(listener), Some(addr)) = (tls_listener, tls_port) {
+        tracing::info!("server certificate issued: MQTT over TLS listening on {addr}");
+        tasks.push(tokio::spawn(tls.clone().serve(listener, broker.clone(), limit())));
+    }
+    if let (Some(listener), Some(addr)) = (wss_listener, wss_port) {
+        tracing::info!("MQTT over WebSocket and TLS listening on {addr}");
+        tasks.push(tokio::spawn(websocket::serve_dedicated(
+            listener,
+            Some(tls),
+            broker,
+            limit(),
+        )));
+    }
+    // Aborting this task (at shutdown) must stop the listeners too.
+    struct AbortOnDrop(Vec<JoinHandle<io::Result<()>>>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.iter().for_each(JoinHandle::abort);
+        }
+    }
+    let mut tasks = AbortOnDrop(tasks);
+    for task in tasks.0.iter_mut() {
+        if let Ok(Err(error)) = task.await {
+            return Err(error);
+        }
+    }
+    Ok(())
 }
 
 /// Waits for a listener task to end; never resolves for a disabled one.

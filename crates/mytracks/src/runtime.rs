@@ -34,6 +34,15 @@ impl RuntimeInfo {
     }
 }
 
+/// Changes the file a running server wrote (a listener that started later), atomically.
+pub fn update(data_dir: &Path, change: impl FnOnce(&mut RuntimeInfo)) -> io::Result<()> {
+    let mut info = RuntimeInfo::read(data_dir)?;
+    change(&mut info);
+    // The guard of the first write stays in charge of removing the file.
+    std::mem::forget(RuntimeFile::write(data_dir, &info)?);
+    Ok(())
+}
+
 /// The written file; removed when dropped, so every way out of the server (clean shutdown or
 /// an error after startup) cleans it up. Only a crash leaves it behind, and the next start
 /// overwrites it.
