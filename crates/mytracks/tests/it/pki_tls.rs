@@ -237,7 +237,23 @@ fn client_certificates_from_the_built_in_ca() {
     );
     assert_eq!(status, 201, "{first}");
 
-    // The TLS listener starts with the certificate from the database.
+    // The TLS listener starts as soon as there is a server certificate, without a restart...
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(server.runtime_path()).unwrap_or_default();
+        let runtime: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if runtime["mqtt_tls_port"].is_u64() {
+            server.runtime = runtime;
+            break;
+        }
+        assert!(Instant::now() < deadline, "no TLS listener:\n{}", server.context());
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        presented_serial(&server, &files),
+        first["serial_number"].as_str().unwrap()
+    );
+    // ...and with the certificate from the database at the next start.
     server.restart(Stop::Term);
     assert_eq!(
         presented_serial(&server, &files),
