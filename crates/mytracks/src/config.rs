@@ -39,7 +39,7 @@ const ENV_NOT_KEYS: &[&str] = &["MYTRACKS_CONFIG", "MYTRACKS_SECRET_KEY"];
 
 /// Sections of the file, tried first when mapping `MYTRACKS_<SECTION>_<KEY>` so that keys
 /// containing underscores (`allow_anonymous`) stay whole.
-const SECTIONS: &[&str] = &["mqtt", "http", "database", "owntracks", "pki"];
+const SECTIONS: &[&str] = &["mqtt", "http", "database", "owntracks", "pki", "web"];
 
 pub const DEFAULT_DATA_DIR: &str = "./mytracks-data";
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
@@ -82,6 +82,8 @@ pub struct Settings {
     pub retention_days: Option<u32>,
     /// `[pki] server_names`: extra host names and addresses for new server certificates.
     pub pki_server_names: Vec<String>,
+    /// `[web]`: the web UI's map tiles.
+    pub web: crate::web::WebSettings,
 }
 
 /// Where MQTT access control comes from; both are reloaded on SIGHUP.
@@ -138,6 +140,7 @@ impl Default for Settings {
             database_url: None,
             retention_days: None,
             pki_server_names: Vec::new(),
+            web: crate::web::WebSettings::default(),
         }
     }
 }
@@ -367,6 +370,19 @@ struct RawConfig {
     owntracks: RawOwnTracks,
     #[serde(default)]
     pki: RawPki,
+    #[serde(default)]
+    web: RawWeb,
+}
+
+/// `[web]`: the web UI. Only the map tiles come from elsewhere, so they are configurable
+/// (a private tile server, or none reachable in a closed network).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    #[serde(default, deserialize_with = "lenient_string")]
+    tile_url: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    tile_attribution: Option<String>,
 }
 
 /// `[pki]`: the built-in certificate authority.
@@ -690,6 +706,7 @@ impl RawConfig {
                 .map(|name| name.trim().to_owned())
                 .filter(|name| !name.is_empty())
                 .collect(),
+            web: crate::web::WebSettings::new(self.web.tile_url, self.web.tile_attribution)?,
         })
     }
 }
@@ -1130,5 +1147,32 @@ mod tests {
             error.to_string().contains("owntracks.retention_days"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn web_section() {
+        let defaults = load(None, env(&[])).unwrap();
+        assert!(defaults.web.tile_url.contains("openstreetmap.org"));
+        assert!(defaults.web.tile_attribution.contains("OpenStreetMap"));
+        let settings = load_text(
+            "[web]\ntile_url = \"https://{s}.tiles.example.org/{z}/{x}/{y}.png\"\ntile_attribution = \"Example\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            settings.web.tile_url,
+            "https://{s}.tiles.example.org/{z}/{x}/{y}.png"
+        );
+        assert_eq!(settings.web.tile_attribution, "Example");
+        let settings = load(
+            None,
+            env(&[("MYTRACKS_WEB_TILE_URL", "/tiles/{z}/{x}/{y}.png")]),
+        )
+        .unwrap();
+        assert_eq!(settings.web.tile_url, "/tiles/{z}/{x}/{y}.png");
+        for bad in ["ftp://x/{z}/{x}/{y}", "https://x/tiles.png", ""] {
+            let error = load(None, env(&[("MYTRACKS_WEB_TILE_URL", bad)])).unwrap_err();
+            assert!(error.to_string().contains("web.tile_url"), "{bad}: {error}");
+        }
     }
 }

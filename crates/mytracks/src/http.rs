@@ -1,12 +1,12 @@
-//! The HTTP interface. Until the web UI and the OwnTracks HTTP API exist it only says that the
-//! server is alive: a status page at `/` for people and `/healthz` for probes and monitoring.
-//! Every other path gets a JSON 404, the error format the future API will use.
+//! The HTTP interface: the web UI (`/` and the other pages, `/static/`), the REST API
+//! (`/api/`), OwnTracks HTTP mode (`/pub`), MQTT over WebSocket (`/mqtt`) and `/healthz` for
+//! probes and monitoring. Every other path gets a JSON 404, the API's error format.
 
 use crate::accounts::Accounts;
 use crate::api::auth::Throttles;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use mytracks_broker::Broker;
@@ -26,12 +26,13 @@ pub struct HttpState {
     pub tracking: Arc<crate::tracking::Tracking>,
     /// The built-in PKI.
     pub pki: Arc<crate::pki::PkiService>,
+    /// The web UI's settings and the ports actually listened on (for the setup page).
+    pub web: Arc<crate::web::WebContext>,
 }
 
 /// The application's routes.
 pub fn router(state: HttpState) -> Router {
     Router::new()
-        .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/mqtt", get(crate::websocket::upgrade))
         .route(
@@ -39,26 +40,10 @@ pub fn router(state: HttpState) -> Router {
             axum::routing::post(crate::tracking::http_mode::publish),
         )
         .merge(crate::api::router(state.clone()))
+        .merge(crate::web::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-}
-
-/// A minimal human-readable status page.
-async fn index(State(state): State<HttpState>) -> Html<String> {
-    let stats = state.broker.stats();
-    let mqtt = match state.mqtt_port {
-        Some(port) => format!("port {port}"),
-        None => "disabled".to_owned(),
-    };
-    Html(format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>mytracks</title></head>\n<body>\n\
-         <h1>mytracks {version}</h1>\n<p>Self-hosted OwnTracks location server.</p>\n<ul>\n\
-         <li>MQTT: {mqtt}</li>\n<li>Connected clients: {clients}</li>\n<li>Uptime: {uptime} s</li>\n</ul>\n</body>\n</html>\n",
-        version = crate::VERSION,
-        clients = stats.clients_connected,
-        uptime = stats.uptime_seconds,
-    ))
 }
 
 /// Liveness for load balancers and monitoring: 200 while serving, 503 once shutdown has begun
@@ -136,6 +121,7 @@ mod tests {
             throttles: Arc::default(),
             tracking,
             pki,
+            web: Arc::default(),
         }
     }
 
@@ -160,17 +146,75 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn status_page() {
+    async fn pages_need_a_login() {
         let state = state().await;
-        let (status, content_type, body) = call(router(state.clone()), Method::GET, "/").await;
+        let app = router(state.clone());
+        let response = app
+            .clone()
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            response.headers()[header::LOCATION],
+            "/login/?next=%2F",
+            "an anonymous visitor goes to the login page"
+        );
+        let response = app
+            .clone()
+            .oneshot(
+                Request::get("/history/?device=3")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()[header::LOCATION],
+            "/login/?next=%2Fhistory%2F%3Fdevice%3D3"
+        );
+        let (status, content_type, body) = call(app.clone(), Method::GET, "/login/").await;
         assert_eq!(status, StatusCode::OK);
         assert!(content_type.unwrap().starts_with("text/html"));
         assert!(
-            body.contains(&format!("mytracks {}", crate::VERSION)),
+            body.contains("<script type=\"module\" src=\"/static/login-"),
             "{body}"
         );
-        assert!(body.contains("MQTT: port 1883"), "{body}");
-        assert!(body.contains("Connected clients: 0"), "{body}");
+        assert!(body.contains(r#""user":null"#), "{body}");
+        state.broker.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn static_files_are_typed_and_cached() {
+        let state = state().await;
+        let app = router(state.clone());
+        let (_, _, page) = call(app.clone(), Method::GET, "/login/").await;
+        let script = page
+            .split("src=\"/static/")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a script")
+            .to_owned();
+        let response = app
+            .clone()
+            .oneshot(
+                Request::get(format!("/static/{script}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        assert!(response.headers()[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("immutable"));
+        let (status, _, _) = call(app, Method::GET, "/static/nope.js").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
         state.broker.shutdown().await;
     }
 

@@ -24,6 +24,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod tls;
 pub mod tracking;
+pub mod web;
 pub mod websocket;
 
 pub use config::Settings;
@@ -298,6 +299,17 @@ impl Server {
                 throttles: Default::default(),
                 tracking: tracking.clone(),
                 pki: pki.clone(),
+                web: std::sync::Arc::new(web::WebContext {
+                    settings: settings.web.clone(),
+                    ports: web::Ports {
+                        http: http_addr.map(|a| a.port()),
+                        mqtt: mqtt_addr.map(|a| a.port()),
+                        mqtt_tls: mqtt_tls_addr.map(|a| a.port()),
+                        mqtt_ws: mqtt_ws_addr.map(|a| a.port()),
+                        mqtt_wss: mqtt_wss_addr.map(|a| a.port()),
+                    },
+                    data_dir: Some(data_dir.to_path_buf()),
+                }),
             };
             chores.push(api::auth::spawn_session_sweeper(state.clone()));
             let app = http::router(state);
@@ -545,7 +557,11 @@ async fn start_tls_when_ready(
     let mut tasks = Vec::new();
     if let (Some(listener), Some(addr)) = (tls_listener, tls_port) {
         tracing::info!("server certificate issued: MQTT over TLS listening on {addr}");
-        tasks.push(tokio::spawn(tls.clone().serve(listener, broker.clone(), limit())));
+        tasks.push(tokio::spawn(tls.clone().serve(
+            listener,
+            broker.clone(),
+            limit(),
+        )));
     }
     if let (Some(listener), Some(addr)) = (wss_listener, wss_port) {
         tracing::info!("MQTT over WebSocket and TLS listening on {addr}");
@@ -806,9 +822,11 @@ mod tests {
         let response = get(http, "/healthz").await;
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
         assert!(response.contains(r#""status":"ok""#), "{response}");
+        // Pages need a login: `/` sends an anonymous visitor to the login page.
         let response = get(http, "/").await;
+        assert!(response.starts_with("HTTP/1.1 303"), "{response}");
         assert!(
-            response.contains(&format!("MQTT: port {}", mqtt.port())),
+            response.contains("location: /login/?next=%2F"),
             "{response}"
         );
         // The MQTT port accepts connections.

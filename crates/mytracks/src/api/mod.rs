@@ -10,6 +10,7 @@ pub mod error;
 pub mod live;
 pub mod openapi;
 pub mod pki;
+pub mod setup;
 pub mod tracks;
 pub mod views;
 
@@ -150,6 +151,12 @@ pub fn router(state: HttpState) -> Router<HttpState> {
                 .delete(pki::revoke_own),
         ),
         ("/api/pki/crl/", get(pki::crl)),
+        ("/api/setup/", get(setup::show)),
+        (
+            "/api/account/certificate/status/",
+            get(setup::certificate_status),
+        ),
+        ("/api/setup/device-config/", post(setup::device_config)),
     ];
     let mut router = Router::new();
     for (path, method_router) in routes {

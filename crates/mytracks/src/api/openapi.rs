@@ -274,6 +274,9 @@ pub const OPERATIONS: &[Operation] = &[
     op("post", "/api/account/certificate/", "Issue one's certificate if none (renew: true for a new one); format p12|otrp with passphrase downloads PKCS#12", User, None, (201, None)),
     op("delete", "/api/account/certificate/", "Revoke one's certificate", User, None, (200, None)),
     op("get", "/api/pki/crl/", "The active CA's current CRL (?format=pem|der)", Public, None, (200, None)),
+    op("get", "/api/account/certificate/status/", "One's valid client certificate (without key) and the active CA, or null: always 200", User, None, (200, None)),
+    op("get", "/api/setup/", "This server's endpoints as the caller reached it (HTTP, OwnTracks HTTP, WebSocket URLs; the actual MQTT, MQTT-TLS, WS and WSS ports, null when off) and the active CA's certificate", User, None, (200, None)),
+    op("post", "/api/setup/device-config/", "An OwnTracks configuration for one of the caller's devices (device, mode mqtt|mqtt-tls|http, tid, credential: true generates a device credential whose password is only in this answer): the .otrc object and its owntracks:///config?inline= link", User, None, (200, None)),
 ];
 
 fn schemas() -> Value {

@@ -66,7 +66,7 @@ fn runtime_json_names_ports_that_accept_connections() {
 }
 
 #[test]
-fn healthz_and_status_page() {
+fn healthz_and_login_redirect() {
     let server = Server::start();
     let (status, head, body) = http_get(server.http_port, "/healthz");
     assert_eq!(status, 200, "GET /healthz: {head}\n{body}");
@@ -79,9 +79,17 @@ fn healthz_and_status_page() {
         .unwrap_or_else(|e| panic!("/healthz body is not JSON ({e}): {body:?}"));
     assert_eq!(json["status"], "ok", "/healthz: {json}");
 
+    // The map at `/` needs a login: an anonymous visitor is sent to the login page.
     let (status, head, body) = http_get(server.http_port, "/");
-    assert_eq!(status, 200, "GET /: {head}\n{body}");
-    assert!(!body.trim().is_empty(), "the status page is empty");
+    assert_eq!(status, 303, "GET /: {head}\n{body}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("location: /login/?next=%2f"),
+        "GET / must redirect to the login page: {head}"
+    );
+    let (status, head, body) = http_get(server.http_port, "/login/");
+    assert_eq!(status, 200, "GET /login/: {head}\n{body}");
+    assert!(body.contains("<script type=\"module\""), "{body}");
 }
 
 fn assert_port_in_use_error(out: &Output, port: u16) {

@@ -24,4 +24,5 @@ mod protocol;
 mod sessions;
 mod support;
 mod tls;
+mod web_ui;
 mod websocket;

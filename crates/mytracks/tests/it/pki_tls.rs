@@ -246,7 +246,11 @@ fn client_certificates_from_the_built_in_ca() {
             server.runtime = runtime;
             break;
         }
-        assert!(Instant::now() < deadline, "no TLS listener:\n{}", server.context());
+        assert!(
+            Instant::now() < deadline,
+            "no TLS listener:\n{}",
+            server.context()
+        );
         thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(

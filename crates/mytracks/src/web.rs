@@ -1,0 +1,179 @@
+//! The web UI: the pages (`/`, `/login/`, `/history/`, `/profile/`, `/admin-panel/`,
+//! `/about/`) and their static files, all embedded in the binary.
+//!
+//! The front end lives in `web/` (TypeScript, bundled by esbuild from `build.rs`); here it is
+//! only served. Each page is a small HTML shell naming its script and style sheet; the script
+//! draws the page from the REST API. Pages need a session: without one they redirect to
+//! `/login/?next=...`. Settings: `[web] tile_url` and `tile_attribution` (the map tiles are
+//! the only thing the browser fetches from elsewhere).
+
+mod assets;
+mod pages;
+
+use crate::http::HttpState;
+use axum::routing::get;
+use axum::Router;
+
+/// Where map tiles come from unless `[web] tile_url` says otherwise.
+pub const DEFAULT_TILE_URL: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
+/// The attribution OpenStreetMap's tile usage policy asks for.
+pub const DEFAULT_TILE_ATTRIBUTION: &str =
+    "&copy; <a href=\"https://www.openstreetmap.org/copyright\">OpenStreetMap</a> contributors";
+
+/// `[web]`: the map tiles. Validated at load time so a typo stops the server with the key's
+/// name instead of showing a grey map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebSettings {
+    /// A Leaflet tile URL template (`{z}`, `{x}`, `{y}`, optionally `{s}`): absolute http(s)
+    /// or a path on this server.
+    pub tile_url: String,
+    /// HTML shown in the map's corner (the tile provider's required credit).
+    pub tile_attribution: String,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            tile_url: DEFAULT_TILE_URL.to_owned(),
+            tile_attribution: DEFAULT_TILE_ATTRIBUTION.to_owned(),
+        }
+    }
+}
+
+impl WebSettings {
+    /// The settings from the file's values (`None`: the default); the error names the key.
+    pub fn new(
+        tile_url: Option<String>,
+        tile_attribution: Option<String>,
+    ) -> Result<WebSettings, (&'static str, String)> {
+        let defaults = WebSettings::default();
+        let tile_url = match tile_url {
+            None => defaults.tile_url,
+            Some(url) => {
+                let url = url.trim().to_owned();
+                let scheme_ok = url.starts_with("https://")
+                    || url.starts_with("http://")
+                    || (url.starts_with('/') && !url.starts_with("//"));
+                if !scheme_ok {
+                    return Err((
+                        "web.tile_url",
+                        format!("web.tile_url must be an http(s) URL or a path starting with /, got {url:?}"),
+                    ));
+                }
+                if !["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p)) {
+                    return Err((
+                        "web.tile_url",
+                        format!("web.tile_url must contain {{z}}, {{x}} and {{y}}, got {url:?}"),
+                    ));
+                }
+                if url
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == '"' || c == ';')
+                {
+                    return Err((
+                        "web.tile_url",
+                        "web.tile_url must not contain spaces, quotes or semicolons".into(),
+                    ));
+                }
+                url
+            }
+        };
+        Ok(WebSettings {
+            tile_url,
+            tile_attribution: tile_attribution.unwrap_or(defaults.tile_attribution),
+        })
+    }
+
+    /// The tile server's origin as a Content-Security-Policy source (`{s}` subdomains become
+    /// a wildcard); `None` when the tiles come from this server.
+    pub fn tile_source(&self) -> Option<String> {
+        let (scheme, rest) = self.tile_url.split_once("://")?;
+        let host = rest.split('/').next().unwrap_or_default();
+        let host = host.replace("{s}", "*");
+        if host.contains('{') || host.is_empty() {
+            // A template in the host we cannot express: allow the scheme.
+            return Some(format!("{scheme}:"));
+        }
+        Some(format!("{scheme}://{host}"))
+    }
+}
+
+/// The ports the server actually listens on (`None`: that listener is off), for the setup
+/// page: with port 0 in the configuration only the running server knows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Ports {
+    pub http: Option<u16>,
+    pub mqtt: Option<u16>,
+    pub mqtt_tls: Option<u16>,
+    pub mqtt_ws: Option<u16>,
+    pub mqtt_wss: Option<u16>,
+}
+
+/// What the pages and the setup API need beyond the rest of [`HttpState`].
+#[derive(Clone, Debug, Default)]
+pub struct WebContext {
+    pub settings: WebSettings,
+    /// The ports bound at start.
+    pub ports: Ports,
+    /// Where `runtime.json` is: the TLS and WSS listeners may start later (when the built-in
+    /// CA issues the first server certificate), and that file then holds their ports.
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+impl WebContext {
+    /// The ports listened on now: those bound at start, and the TLS ones from `runtime.json`
+    /// once they are there.
+    pub fn current_ports(&self) -> Ports {
+        let mut ports = self.ports;
+        if let Some(info) = self
+            .data_dir
+            .as_deref()
+            .and_then(|dir| crate::runtime::RuntimeInfo::read(dir).ok())
+        {
+            ports.mqtt_tls = ports.mqtt_tls.or(info.mqtt_tls_port);
+            ports.mqtt_wss = ports.mqtt_wss.or(info.mqtt_wss_port);
+        }
+        ports
+    }
+}
+
+/// The page routes and `/static/`. Pages see the caller through the API's session
+/// resolution; static files need no login (the login page uses them too).
+pub fn router(state: HttpState) -> Router<HttpState> {
+    let pages = pages::routes().layer(axum::middleware::from_fn_with_state(
+        state,
+        crate::api::auth::resolve,
+    ));
+    Router::new()
+        .route("/static/{*file}", get(assets::serve))
+        .merge(pages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tile_sources() {
+        let source = |url: &str| {
+            WebSettings::new(Some(url.into()), None)
+                .unwrap()
+                .tile_source()
+        };
+        assert_eq!(
+            source(DEFAULT_TILE_URL).as_deref(),
+            Some("https://tile.openstreetmap.org")
+        );
+        assert_eq!(
+            source("https://{s}.tile.example.org:8443/{z}/{x}/{y}.png").as_deref(),
+            Some("https://*.tile.example.org:8443")
+        );
+        assert_eq!(
+            source("https://{r}x.example.org/{z}/{x}/{y}.png").as_deref(),
+            Some("https:")
+        );
+        assert_eq!(source("/tiles/{z}/{x}/{y}.png"), None);
+        assert!(WebSettings::new(Some("//evil/{z}/{x}/{y}".into()), None).is_err());
+        assert!(WebSettings::new(Some("https://x/{z}/{x}/{y}\"".into()), None).is_err());
+    }
+}

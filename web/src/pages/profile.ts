@@ -1,0 +1,20 @@
+// /profile/ — everything about one's own account, in cards.
+
+import { layout } from '../lib/layout';
+import { h } from '../lib/dom';
+import { accountSection, passwordSection } from '../profile/account';
+import { credentialsSection, tokensSection } from '../profile/tokens';
+import { sharingSection } from '../profile/sharing';
+import { devicesSection } from '../profile/devices';
+import { certificateSection } from '../profile/certificate';
+
+const main = layout();
+main.append(
+  h('h1', {}, 'Profile'),
+  h('div', { class: 'grid two' }, accountSection(), passwordSection()),
+  devicesSection(),
+  credentialsSection(),
+  tokensSection(),
+  sharingSection(),
+  certificateSection(),
+);
