@@ -130,7 +130,7 @@ function serverSection(): { element: HTMLElement; refresh: Refresh } {
   onSubmit(form, status, async () => {
     const list = names.value.split(',').map((n) => n.trim()).filter(Boolean);
     await post('/api/admin/server-certificates/', { names: list, validity_days: Number(validity.value) });
-    toast('Server certificate issued. The TLS listener uses it from the next handshake (or the next start if it was off).');
+    toast('Server certificate issued. The TLS listener presents it from the next handshake (and starts now if it was waiting for one).');
     await refresh();
   });
   return { element: section('Server certificates', status.element, list, form), refresh };
