@@ -347,6 +347,7 @@ async fn idle(shared: &Shared, mut io: Box<dyn super::Io>) -> anyhow::Result<()>
     let limits = DecodeLimits::new(shared.version);
     let mut buf = BytesMut::with_capacity(256);
     let mut ping = ping_timer(shared.args.keepalive);
+    let mut stop_check = stop_check();
     let mut out = BytesMut::new();
     while !shared.stopped() {
         tokio::select! {
@@ -365,10 +366,18 @@ async fn idle(shared: &Shared, mut io: Box<dyn super::Io>) -> anyhow::Result<()>
                 io.write_all(&out).await?;
                 out.clear();
             }
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = stop_check.tick() => {}
         }
     }
     Ok(())
+}
+
+/// Wakes an idle reader now and then to see whether the run is over. One timer per client,
+/// reused: a fresh `sleep` per read would cost a timer registration per message.
+fn stop_check() -> tokio::time::Interval {
+    let mut check = tokio::time::interval(Duration::from_millis(200));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    check
 }
 
 fn ping_timer(keepalive: u16) -> tokio::time::Interval {
@@ -604,6 +613,7 @@ async fn subscriber(
     out.clear();
     let mut inbuf = BytesMut::with_capacity(64 * 1024);
     let mut ping = ping_timer(args.keepalive);
+    let mut stop_check = stop_check();
     let counters = &shared.counters;
     while !shared.stopped() {
         tokio::select! {
@@ -615,7 +625,7 @@ async fn subscriber(
             _ = ping.tick() => {
                 encode(&Packet::PingReq, shared.version, &mut out)?;
             }
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = stop_check.tick() => {}
         }
         let mut received = 0;
         {
