@@ -88,42 +88,7 @@ mqttload() {
   printf '%-10s mqttload        %s\n' "$name" "$("$LOAD" --port "$port" --secs 5 --warmup 1 "$@" 2>/dev/null | grep '^RESULT' | tail -1)"
 }
 
-echo; echo "## 1. QoS 0 fan-in, 20 publishers -> 1 subscriber, as fast as possible (200 B)"
-for i in 1 2; do
-  mqttload mosquitto "$MQ" --mode fanin --pubs 20 --qos 0; mqttload mytracks "$MT" --mode fanin --pubs 20 --qos 0
-  bench_pair mosquitto "$MQ" 0; bench_pair mytracks "$MT" 0
-done
-
-echo; echo "## 2. QoS 1 fan-in to a QoS 1 subscriber"
-mqttload mosquitto "$MQ" --mode fanin --pubs 20 --qos 1; mqttload mytracks "$MT" --mode fanin --pubs 20 --qos 1
-bench_pair mosquitto "$MQ" 1; bench_pair mytracks "$MT" 1
-
-echo; echo "## 3. latency at 20,000 msg/s offered (20 publishers x 1,000/s, QoS 0)"
-mqttload mosquitto "$MQ" --mode fanin --pubs 20 --qos 0 --rate 20000; mqttload mytracks "$MT" --mode fanin --pubs 20 --qos 0 --rate 20000
-RATE=1000 bench_pair mosquitto "$MQ" 0; RATE=1000 bench_pair mytracks "$MT" 0
-
-echo; echo "## 4. QoS 0 fan-out, 1 publisher at 2,000/s -> 100 subscribers"
-for who in mosquitto:$MQ mytracks:$MT; do
-  IFS=: read -r name port <<<"$who"
-  "$BIN" bench sub -p "$port" -c 100 -t fan/x --warmup 1.5 --duration 4.5 --json --quiet >"$TMP/sub.json" &
-  sub=$!; sleep 0.8
-  "$BIN" bench pub -p "$port" -c 1 -t fan/x --rate 2000 -s 200 --duration 6 --json --quiet >"$TMP/pub.json"
-  wait "$sub"
-  printf '%-10s mytracks-bench  delivered/s=%-9s p50_ms=%-8s p99_ms=%s\n' "$name" \
-    "$(field "$TMP/sub.json" received_per_s)" "$(field "$TMP/sub.json" latency_ms.p50)" "$(field "$TMP/sub.json" latency_ms.p99)"
-done
-
-echo; echo "## 5. TLS: QoS 0 fan-in (20 -> 1) and new connections/s (TLS 1.3, P-256, server authentication)"
-TLS=(--host localhost --cafile "$TMP/ca.pem")
-bench_pair mosquitto "$MQ_TLS" 0 "${TLS[@]}"; bench_pair mytracks "$MT_TLS" 0 "${TLS[@]}"
-for who in mosquitto:$MQ_TLS mytracks:$MT_TLS; do
-  IFS=: read -r name port <<<"$who"
-  "$BIN" bench conn -p "$port" "${TLS[@]}" -c 3000 --duration 4 --json --quiet >"$TMP/conn.json"
-  printf '%-10s tls connect/s=%-7s connected=%s p99_ms=%s\n' "$name" "$(field "$TMP/conn.json" connect_per_s)" \
-    "$(field "$TMP/conn.json" connected)" "$(field "$TMP/conn.json" latency_ms.p99)"
-done
-
-echo; echo "## 6. 10,000 idle connections: connect rate and resident memory per connection"
+echo; echo "## 1. 10,000 idle connections: connect rate and resident memory per connection (first, on fresh processes)"
 for who in mosquitto:$MQ_PID:$MQ mytracks:$MT_PID:$MT; do
   IFS=: read -r name pid port <<<"$who"
   before=$(rss_kib "$pid")
@@ -134,8 +99,44 @@ for who in mosquitto:$MQ_PID:$MQ mytracks:$MT_PID:$MT; do
     "$(python3 -c "print(round(($during-$before)/10000,2))")"
 done
 
+echo; echo "## 2. QoS 0 fan-in, 20 publishers -> 1 subscriber, as fast as possible (200 B)"
+for i in 1 2; do
+  mqttload mosquitto "$MQ" --mode fanin --pubs 20 --qos 0; mqttload mytracks "$MT" --mode fanin --pubs 20 --qos 0
+  bench_pair mosquitto "$MQ" 0; bench_pair mytracks "$MT" 0
+done
+
+echo; echo "## 3. QoS 1 fan-in to a QoS 1 subscriber"
+mqttload mosquitto "$MQ" --mode fanin --pubs 20 --qos 1; mqttload mytracks "$MT" --mode fanin --pubs 20 --qos 1
+bench_pair mosquitto "$MQ" 1; bench_pair mytracks "$MT" 1
+
+echo; echo "## 4. latency at 20,000 msg/s offered (20 publishers x 1,000/s, QoS 0)"
+mqttload mosquitto "$MQ" --mode fanin --pubs 20 --qos 0 --rate 20000; mqttload mytracks "$MT" --mode fanin --pubs 20 --qos 0 --rate 20000
+RATE=1000 bench_pair mosquitto "$MQ" 0; RATE=1000 bench_pair mytracks "$MT" 0
+
+echo; echo "## 5. QoS 0 fan-out, 1 publisher at 2,000/s -> 100 subscribers"
+mqttload mosquitto "$MQ" --mode fanout --subs 100 --qos 0 --rate 2000; mqttload mytracks "$MT" --mode fanout --subs 100 --qos 0 --rate 2000
+for who in mosquitto:$MQ mytracks:$MT; do
+  IFS=: read -r name port <<<"$who"
+  "$BIN" bench sub -p "$port" -c 100 -t fan/x --warmup 1.5 --duration 4.5 --json --quiet >"$TMP/sub.json" &
+  sub=$!; sleep 0.8
+  "$BIN" bench pub -p "$port" -c 1 -t fan/x --rate 2000 -s 200 --duration 6 --json --quiet >"$TMP/pub.json"
+  wait "$sub"
+  printf '%-10s mytracks-bench  delivered/s=%-9s p50_ms=%-8s p99_ms=%s\n' "$name" \
+    "$(field "$TMP/sub.json" received_per_s)" "$(field "$TMP/sub.json" latency_ms.p50)" "$(field "$TMP/sub.json" latency_ms.p99)"
+done
+
+echo; echo "## 6. TLS: QoS 0 fan-in (20 -> 1) and new connections/s (TLS 1.3, P-256, server authentication)"
+TLS=(--host localhost --cafile "$TMP/ca.pem")
+bench_pair mosquitto "$MQ_TLS" 0 "${TLS[@]}"; bench_pair mytracks "$MT_TLS" 0 "${TLS[@]}"
+for who in mosquitto:$MQ_TLS mytracks:$MT_TLS; do
+  IFS=: read -r name port <<<"$who"
+  "$BIN" bench conn -p "$port" "${TLS[@]}" -c 3000 --duration 4 --json --quiet >"$TMP/conn.json"
+  printf '%-10s tls connect/s=%-7s connected=%s p99_ms=%s\n' "$name" "$(field "$TMP/conn.json" connect_per_s)" \
+    "$(field "$TMP/conn.json" connected)" "$(field "$TMP/conn.json" latency_ms.p99)"
+done
+
 echo; echo "## 7. OwnTracks location ingest over MQTT, QoS 1, 20 publishers x 64 in flight (JSON locations)"
-echo "(mytracks acknowledges after the SQLite commit; Mosquitto relays with nobody subscribed and stores nothing)"
+echo "(mytracks acknowledges after the SQLite commit; Mosquitto relays them to mqttload's one subscriber and stores nothing)"
 "$LOAD" --mode fanin --port "$MQ" --pubs 20 --qos 1 --inflight 64 --payload owntracks --prefix owntracks/bench \
   --secs 10 --warmup 2 2>/dev/null | grep '^RESULT' | sed 's/^/mosquitto  /'
 "$LOAD" --mode fanin --port "$MT" --pubs 20 --qos 1 --inflight 64 --payload owntracks --prefix owntracks/bench \
@@ -175,5 +176,7 @@ startup mytracks "$SP" "$BIN" serve --data-dir "$TMP/startup" --mqtt-port "$SP" 
 
 echo; echo "## 12. binary size"
 printf '%-10s %s bytes (%s)\n' mosquitto "$(stat -c %s /usr/sbin/mosquitto)" "plus shared libraries: $(ldd /usr/sbin/mosquitto | awk '{print $1}' | grep -E 'ssl|crypto|cjson|websockets' | tr '\n' ' ')"
-printf '%-10s %s bytes (%s)\n' mytracks "$(stat -c %s "$BIN")" "static Rust: TLS, SQLite, PostgreSQL client, HTTP, web UI"
+strip -o "$TMP/mytracks-stripped" "$BIN"
+printf '%-10s %s bytes as built (line tables for backtraces), %s bytes stripped (%s)\n' mytracks "$(stat -c %s "$BIN")" \
+  "$(stat -c %s "$TMP/mytracks-stripped")" "one static program: TLS, SQLite, PostgreSQL client, HTTP, the web UI"
 grep -E 'ERROR|panicked' "$TMP/mt.log" | head -5 || true
