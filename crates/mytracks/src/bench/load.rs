@@ -485,6 +485,9 @@ async fn publisher(
             io.write_all(&out).await?;
             out.clear();
         }
+        if inbuf.capacity() - inbuf.len() < 1024 {
+            inbuf.reserve(4096);
+        }
         // Read whatever came back; wait when nothing may be sent now.
         let must_wait = can == 0;
         let pause = if args.rate > 0.0 && inflight < window {
@@ -616,6 +619,11 @@ async fn subscriber(
     let mut stop_check = stop_check();
     let counters = &shared.counters;
     while !shared.stopped() {
+        // Room for a large read: decoding leaves the buffer full to its capacity, and a full
+        // `BytesMut` would otherwise offer reads of 64 bytes.
+        if inbuf.capacity() - inbuf.len() < 16 * 1024 {
+            inbuf.reserve(64 * 1024);
+        }
         tokio::select! {
             read = io.read_buf(&mut inbuf) => {
                 if read? == 0 {
