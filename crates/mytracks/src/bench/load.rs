@@ -454,7 +454,7 @@ async fn publisher(
     let mut inflight = 0u64;
     let mut sent = 0u64;
     let started = Instant::now();
-    let mut inbuf = BytesMut::with_capacity(4096);
+    let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(template.bytes.len() * BATCH);
     let mut ping = ping_timer(args.keepalive);
     let counters = &shared.counters;
@@ -486,7 +486,7 @@ async fn publisher(
             out.clear();
         }
         if inbuf.capacity() - inbuf.len() < 1024 {
-            inbuf.reserve(4096);
+            inbuf.reserve(4 * 1024);
         }
         // Read whatever came back; wait when nothing may be sent now.
         let must_wait = can == 0;
@@ -614,15 +614,17 @@ async fn subscriber(
     )?;
     io.write_all(&out).await?;
     out.clear();
-    let mut inbuf = BytesMut::with_capacity(64 * 1024);
+    let mut inbuf = BytesMut::with_capacity(128 * 1024);
     let mut ping = ping_timer(args.keepalive);
     let mut stop_check = stop_check();
     let counters = &shared.counters;
     while !shared.stopped() {
         // Room for a large read: decoding leaves the buffer full to its capacity, and a full
-        // `BytesMut` would otherwise offer reads of 64 bytes.
-        if inbuf.capacity() - inbuf.len() < 16 * 1024 {
-            inbuf.reserve(64 * 1024);
+        // `BytesMut` would otherwise offer reads of 64 bytes. Asking for a quarter of the
+        // allocation lets `reserve` move the partial packet to the front instead of
+        // allocating (the decoded payloads that shared the buffer are gone by now).
+        if inbuf.capacity() - inbuf.len() < 8 * 1024 {
+            inbuf.reserve(32 * 1024);
         }
         tokio::select! {
             read = io.read_buf(&mut inbuf) => {
