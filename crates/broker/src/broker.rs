@@ -53,6 +53,24 @@ pub struct BrokerStats {
     pub bytes_received: u64,
     pub bytes_sent: u64,
     pub uptime_seconds: u64,
+    /// Messages received, by QoS 0, 1, 2.
+    pub received_by_qos: [u64; 3],
+    /// Messages sent to subscribers, by QoS 0, 1, 2.
+    pub sent_by_qos: [u64; 3],
+    /// Connections refused by authentication (bad credentials, anonymous when not allowed).
+    pub auth_failures: u64,
+}
+
+/// A connected client, for management APIs (`GET /api/mqtt/clients`).
+#[derive(Clone, Debug)]
+pub struct ConnectedClient {
+    pub info: Arc<ClientInfo>,
+    pub connected_at: std::time::SystemTime,
+    pub subscriptions: usize,
+    /// Messages waiting in its queue.
+    pub queued: usize,
+    /// QoS 1/2 messages sent and not yet acknowledged.
+    pub inflight: usize,
 }
 
 /// Counters updated on the hot path; relaxed atomics, read by `$SYS`.
@@ -65,6 +83,9 @@ pub(crate) struct Counters {
     pub bytes_sent: AtomicU64,
     pub clients_connected: AtomicUsize,
     pub clients_maximum: AtomicUsize,
+    pub received_by_qos: [AtomicU64; 3],
+    pub sent_by_qos: [AtomicU64; 3],
+    pub auth_failures: AtomicU64,
 }
 
 /// Configures a [`Broker`] before it starts.
@@ -173,6 +194,7 @@ impl Shared {
         self.counters
             .messages_received
             .fetch_add(1, Ordering::Relaxed);
+        self.counters.received_by_qos[message.qos as usize].fetch_add(1, Ordering::Relaxed);
         self.dispatch(message, origin)
     }
 
@@ -349,6 +371,12 @@ impl Shared {
             bytes_received: c.bytes_received.load(Ordering::Relaxed),
             bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
             uptime_seconds: self.started.elapsed().as_secs(),
+            received_by_qos: c
+                .received_by_qos
+                .each_ref()
+                .map(|n| n.load(Ordering::Relaxed)),
+            sent_by_qos: c.sent_by_qos.each_ref().map(|n| n.load(Ordering::Relaxed)),
+            auth_failures: c.auth_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -437,6 +465,25 @@ impl Broker {
     /// A snapshot of the counters.
     pub fn stats(&self) -> BrokerStats {
         self.shared.stats()
+    }
+
+    /// The clients connected now (in-process ones included, marked `local`).
+    pub fn clients(&self) -> Vec<ConnectedClient> {
+        let sessions: Vec<Arc<Session>> = self.shared.sessions.lock().values().cloned().collect();
+        sessions
+            .iter()
+            .filter_map(|session| {
+                let state = session.state.lock();
+                let owner = state.owner.as_ref()?;
+                Some(ConnectedClient {
+                    info: state.client.clone(),
+                    connected_at: owner.connected_at,
+                    subscriptions: state.subscriptions.len(),
+                    queued: state.queue.len(),
+                    inflight: state.inflight.len(),
+                })
+            })
+            .collect()
     }
 
     /// Closes every connected client for which `select` is true (MQTT 5 clients are told

@@ -176,9 +176,11 @@ async fn forward(
             if delivery.message.is_expired(now) {
                 continue;
             }
-            shared
-                .counters
+            let counters = &shared.counters;
+            counters
                 .messages_sent
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            counters.sent_by_qos[delivery.qos as usize]
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let message = if delivery.retain != delivery.message.retain {
                 let mut copy = (*delivery.message).clone();

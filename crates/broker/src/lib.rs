@@ -46,7 +46,9 @@ mod router;
 mod session;
 mod sys;
 
-pub use broker::{Broker, BrokerBuilder, BrokerError, BrokerStats, ConnectionMeta};
+pub use broker::{
+    Broker, BrokerBuilder, BrokerError, BrokerStats, ConnectedClient, ConnectionMeta,
+};
 pub use client::{LocalClient, LocalClientError, LocalSubscription};
 pub use config::BrokerConfig;
 pub use hooks::{

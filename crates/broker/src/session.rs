@@ -56,6 +56,8 @@ pub(crate) struct ConnLink {
     /// ([`ConnLink::TAKEN_OVER`], [`ConnLink::WRITE_FAILED`], [`ConnLink::ADMINISTRATIVE`]);
     /// 0 when not.
     pub close_reason: std::sync::atomic::AtomicU8,
+    /// When the connection was accepted (management APIs show it).
+    pub connected_at: std::time::SystemTime,
 }
 
 #[derive(Debug, Default)]
@@ -78,6 +80,7 @@ impl ConnLink {
             cancel,
             control: Mutex::new(ControlOut::default()),
             close_reason: Default::default(),
+            connected_at: std::time::SystemTime::now(),
         }
     }
 

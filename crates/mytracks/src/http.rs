@@ -32,6 +32,21 @@ pub struct HttpState {
 
 /// The application's routes.
 pub fn router(state: HttpState) -> Router {
+    // Every response is counted by status class for `/metrics`.
+    let counters = Arc::new(crate::api::mqtt::HttpCounters::default());
+    let counting = {
+        let counters = counters.clone();
+        axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let counters = counters.clone();
+                async move {
+                    let response = next.run(request).await;
+                    counters.count(response.status());
+                    response
+                }
+            },
+        )
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/mqtt", get(crate::websocket::upgrade))
@@ -40,9 +55,12 @@ pub fn router(state: HttpState) -> Router {
             axum::routing::post(crate::tracking::http_mode::publish),
         )
         .merge(crate::api::router(state.clone()))
+        .merge(crate::api::mqtt::router(state.clone()))
         .merge(crate::web::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::Extension(counters))
+        .layer(counting)
         .with_state(state)
 }
 

@@ -228,6 +228,10 @@ pub(super) async fn accept(
     let identity = match shared.hooks.authenticate(&request).await {
         AuthDecision::Allow(identity) => identity,
         AuthDecision::Deny(reason) => {
+            shared
+                .counters
+                .auth_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(peer = ?meta.peer, client_id = %client_id, username = ?request.username, "connection refused");
             return Err(refuse(reason, "not authorized"));
         }
@@ -236,6 +240,10 @@ pub(super) async fn accept(
             superuser: false,
         },
         AuthDecision::Ignore => {
+            shared
+                .counters
+                .auth_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(peer = ?meta.peer, client_id = %client_id, username = ?request.username, "anonymous connection refused");
             return Err(refuse(ReasonCode::NOT_AUTHORIZED, "not authorized"));
         }

@@ -234,6 +234,7 @@ impl Writer {
                 properties = Some(Box::new(props));
             }
         }
+        let qos = delivery.qos;
         let publish = Publish {
             dup,
             qos: delivery.qos,
@@ -255,10 +256,9 @@ impl Writer {
         }
         match encode(&packet, self.version, out) {
             Ok(()) => {
-                self.shared
-                    .counters
-                    .messages_sent
-                    .fetch_add(1, Ordering::Relaxed);
+                let counters = &self.shared.counters;
+                counters.messages_sent.fetch_add(1, Ordering::Relaxed);
+                counters.sent_by_qos[qos as usize].fetch_add(1, Ordering::Relaxed);
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot encode delivery");

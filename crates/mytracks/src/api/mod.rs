@@ -8,6 +8,7 @@ pub mod auth;
 pub mod commands;
 pub mod error;
 pub mod live;
+pub mod mqtt;
 pub mod openapi;
 pub mod pki;
 pub mod setup;

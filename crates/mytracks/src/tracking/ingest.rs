@@ -26,6 +26,51 @@ pub struct Counters {
     pub failed: AtomicU64,
     /// QoS 0 messages dropped because the writer queue was full.
     pub dropped: AtomicU64,
+    /// How long batch commits take (`/metrics`).
+    pub commit_seconds: LatencyHistogram,
+}
+
+/// Upper bounds (seconds) of the commit-latency buckets, as Prometheus histograms count them.
+pub const COMMIT_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// A fixed-bucket latency histogram fed by the writer and read by `/metrics` without locks.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    /// Observations at or below each bound of [`COMMIT_BUCKETS`] (not cumulative here).
+    buckets: [AtomicU64; COMMIT_BUCKETS.len()],
+    /// Observations above the last bound.
+    above: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub fn observe(&self, elapsed: std::time::Duration) {
+        let seconds = elapsed.as_secs_f64();
+        match COMMIT_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            Some(i) => self.buckets[i].fetch_add(1, Ordering::Relaxed),
+            None => self.above.fetch_add(1, Ordering::Relaxed),
+        };
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts per bound (Prometheus `le`), the total count and the sum in seconds.
+    pub fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
+        let mut running = 0;
+        let cumulative = COMMIT_BUCKETS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(bound, n)| {
+                running += n.load(Ordering::Relaxed);
+                (*bound, running)
+            })
+            .collect();
+        let count = running + self.above.load(Ordering::Relaxed);
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (cumulative, count, sum)
+    }
 }
 
 /// One message for the writer, with what the feed shows of it and who waits for it.
@@ -109,7 +154,12 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, feed: Feed, counte
                 None => flushes.extend(job.done),
             }
         }
-        match store.ingest(&items).await {
+        let started = std::time::Instant::now();
+        let result = store.ingest(&items).await;
+        if !items.is_empty() {
+            counters.commit_seconds.observe(started.elapsed());
+        }
+        match result {
             Ok(devices) => {
                 counters
                     .stored

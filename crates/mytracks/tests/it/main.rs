@@ -14,6 +14,7 @@ mod database_down;
 mod generate;
 mod limits;
 mod malformed;
+mod mqtt_api;
 mod mosquitto_clients;
 mod owntracks;
 mod owntracks_http;

@@ -1,0 +1,372 @@
+//! Broker management and monitoring over HTTP: `GET /api/mqtt/status` (any signed-in user),
+//! `GET /api/mqtt/clients`, `DELETE /api/mqtt/clients/{client_id}` and
+//! `GET /api/mqtt/monitoring/metrics` (admins), and `/metrics` in Prometheus' text format
+//! (admins: a bearer API token in Prometheus' `authorization` setting).
+//!
+//! Everything is read from the broker's and the ingest writer's lock-free counters, so a
+//! scrape costs microseconds and never slows the broker.
+
+use super::auth::{Admin, Auth};
+use super::error::{ApiError, ApiResult};
+use super::views::timestamp;
+use crate::http::HttpState;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, MethodRouter};
+use axum::{Extension, Json, Router};
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// HTTP responses by status class (1xx..5xx), counted by the router's outermost layer.
+#[derive(Debug, Default)]
+pub struct HttpCounters {
+    by_class: [AtomicU64; 5],
+}
+
+impl HttpCounters {
+    pub fn count(&self, status: axum::http::StatusCode) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The routes of this module, behind the API's authentication layer.
+pub fn router(state: HttpState) -> Router<HttpState> {
+    let routes: Vec<(&str, MethodRouter<HttpState>)> = vec![
+        ("/api/mqtt/status/", get(status)),
+        ("/api/mqtt/clients/", get(clients)),
+        ("/api/mqtt/clients/{client_id}/", delete(disconnect)),
+        ("/api/mqtt/monitoring/metrics/", get(monitoring)),
+        ("/metrics", get(prometheus)),
+    ];
+    let mut router = Router::new();
+    for (path, method_router) in routes {
+        router = router.route(path, method_router.clone());
+        if let Some(bare) = path.strip_suffix('/') {
+            router = router.route(bare, method_router);
+        }
+    }
+    router.layer(axum::middleware::from_fn_with_state(
+        state,
+        super::auth::resolve,
+    ))
+}
+
+/// `GET /api/mqtt/status`: what the broker is doing, for any signed-in user.
+pub async fn status(State(state): State<HttpState>, _caller: Auth) -> Json<Value> {
+    let stats = state.broker.stats();
+    let ports = state.web.current_ports();
+    let listener = |name: &str, transport: &str, port: Option<u16>| {
+        port.map(|port| json!({ "name": name, "transport": transport, "port": port }))
+    };
+    let listeners: Vec<Value> = [
+        listener("mqtt", "tcp", ports.mqtt),
+        listener("mqtt-tls", "tls", ports.mqtt_tls),
+        listener("http-ws", "websocket", ports.http),
+        listener("mqtt-ws", "websocket", ports.mqtt_ws),
+        listener("mqtt-wss", "websocket+tls", ports.mqtt_wss),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Json(json!({
+        "version": crate::VERSION,
+        "uptime_seconds": stats.uptime_seconds,
+        "connections": {
+            "connected": stats.clients_connected,
+            "maximum": stats.clients_maximum,
+            "sessions": stats.clients_total,
+        },
+        "messages": {
+            "received": stats.messages_received,
+            "sent": stats.messages_sent,
+            "dropped": stats.messages_dropped,
+        },
+        "subscriptions": stats.subscriptions,
+        "retained": stats.retained,
+        "listeners": listeners,
+    }))
+}
+
+/// `GET /api/mqtt/clients`: every connected client (admins).
+pub async fn clients(State(state): State<HttpState>, _admin: Admin) -> Json<Value> {
+    let mut clients = state.broker.clients();
+    clients.sort_by(|a, b| a.info.client_id.cmp(&b.info.client_id));
+    let list: Vec<Value> = clients
+        .iter()
+        .filter(|c| !c.info.local)
+        .map(|c| {
+            let since = c
+                .connected_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            json!({
+                "client_id": &*c.info.client_id,
+                "username": c.info.username.as_deref(),
+                "protocol": match c.info.protocol {
+                    mytracks_codec::ProtocolVersion::V3_1 => "3.1",
+                    mytracks_codec::ProtocolVersion::V3_1_1 => "3.1.1",
+                    mytracks_codec::ProtocolVersion::V5 => "5",
+                },
+                "listener": &*c.info.listener,
+                "peer": c.info.peer.map(|p| p.to_string()),
+                "superuser": c.info.superuser,
+                "connected_at": timestamp(since),
+                "subscriptions": c.subscriptions,
+                "queued": c.queued,
+                "inflight": c.inflight,
+            })
+        })
+        .collect();
+    Json(json!(list))
+}
+
+/// `DELETE /api/mqtt/clients/{client_id}`: disconnects a client (MQTT 5 clients hear 0x98
+/// Administrative action); its session and will behave as for any server-side close.
+pub async fn disconnect(
+    State(state): State<HttpState>,
+    Admin(caller): Admin,
+    Path(client_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let closed = state
+        .broker
+        .disconnect_clients(|client| !client.local && *client.client_id == *client_id);
+    if closed == 0 {
+        return Err(ApiError::NotFound(format!(
+            "No connected client with id {client_id:?}."
+        )));
+    }
+    tracing::info!(admin = %caller.user.username, %client_id, "MQTT client disconnected by an administrator");
+    Ok(Json(
+        json!({ "detail": format!("Client {client_id:?} disconnected.") }),
+    ))
+}
+
+/// `GET /api/mqtt/monitoring/metrics`: the `/metrics` figures as JSON (admins).
+pub async fn monitoring(State(state): State<HttpState>, _admin: Admin) -> Json<Value> {
+    let stats = state.broker.stats();
+    let ingest = state.tracking.counters();
+    let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+    let (buckets, commits, commit_sum) = ingest.commit_seconds.snapshot();
+    let by_qos = |values: [u64; 3]| json!({ "0": values[0], "1": values[1], "2": values[2] });
+    Json(json!({
+        "uptime_seconds": stats.uptime_seconds,
+        "connections": {
+            "connected": stats.clients_connected,
+            "maximum": stats.clients_maximum,
+            "sessions": stats.clients_total,
+            "auth_failures": stats.auth_failures,
+        },
+        "messages": {
+            "received": stats.messages_received,
+            "sent": stats.messages_sent,
+            "dropped": stats.messages_dropped,
+            "received_by_qos": by_qos(stats.received_by_qos),
+            "sent_by_qos": by_qos(stats.sent_by_qos),
+        },
+        "bytes": { "received": stats.bytes_received, "sent": stats.bytes_sent },
+        "subscriptions": stats.subscriptions,
+        "retained": stats.retained,
+        "owntracks": {
+            "stored": load(&ingest.stored),
+            "invalid": load(&ingest.invalid),
+            "undecryptable": load(&ingest.undecryptable),
+            "failed": load(&ingest.failed),
+            "dropped": load(&ingest.dropped),
+            "commits": commits,
+            "commit_seconds_sum": commit_sum,
+            "commit_seconds_buckets": buckets
+                .iter()
+                .map(|(le, n)| json!({ "le": le, "count": n }))
+                .collect::<Vec<_>>(),
+        },
+    }))
+}
+
+/// One metric family in Prometheus' text exposition format.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+/// `GET /metrics`: Prometheus text format (admins; scrape with an admin's API token).
+pub async fn prometheus(
+    State(state): State<HttpState>,
+    _admin: Admin,
+    Extension(http): Extension<Arc<HttpCounters>>,
+) -> Response {
+    let stats = state.broker.stats();
+    let ingest = state.tracking.counters();
+    let load = |n: &AtomicU64| n.load(Ordering::Relaxed) as f64;
+    let mut out = String::with_capacity(4096);
+    let one = |value: f64| [("", value)];
+    let qos = |values: [u64; 3]| {
+        [
+            ("{qos=\"0\"}", values[0] as f64),
+            ("{qos=\"1\"}", values[1] as f64),
+            ("{qos=\"2\"}", values[2] as f64),
+        ]
+    };
+    family(
+        &mut out,
+        "mytracks_uptime_seconds",
+        "gauge",
+        "Seconds since the broker started.",
+        &one(stats.uptime_seconds as f64),
+    );
+    family(
+        &mut out,
+        "mytracks_mqtt_connections",
+        "gauge",
+        "Connected MQTT clients.",
+        &one(stats.clients_connected as f64),
+    );
+    family(
+        &mut out,
+        "mytracks_mqtt_connections_maximum",
+        "gauge",
+        "Most MQTT clients connected at once since start.",
+        &one(stats.clients_maximum as f64),
+    );
+    family(
+        &mut out,
+        "mytracks_mqtt_sessions",
+        "gauge",
+        "MQTT sessions, connected or kept for a returning client.",
+        &one(stats.clients_total as f64),
+    );
+    family(
+        &mut out,
+        "mytracks_mqtt_subscriptions",
+        "gauge",
+        "Subscriptions of all sessions.",
+        &one(stats.subscriptions as f64),
+    );
+    family(
+        &mut out,
+        "mytracks_mqtt_retained_messages",
+        "gauge",
+        "Retained messages.",
+        &one(stats.retained as f64),
+    );
+    family(
+        &mut out,
+        "mytracks_mqtt_messages_received_total",
+        "counter",
+        "PUBLISH packets received, by QoS.",
+        &qos(stats.received_by_qos),
+    );
+    family(
+        &mut out,
+        "mytracks_mqtt_messages_sent_total",
+        "counter",
+        "PUBLISH packets sent to subscribers, by QoS.",
+        &qos(stats.sent_by_qos),
+    );
+    family(
+        &mut out,
+        "mytracks_mqtt_messages_dropped_total",
+        "counter",
+        "Messages dropped: QoS 0 to a full queue, QoS 1/2 to a full offline session.",
+        &one(stats.messages_dropped as f64),
+    );
+    family(
+        &mut out,
+        "mytracks_mqtt_bytes_received_total",
+        "counter",
+        "Bytes read from MQTT clients.",
+        &one(stats.bytes_received as f64),
+    );
+    family(
+        &mut out,
+        "mytracks_mqtt_bytes_sent_total",
+        "counter",
+        "Bytes written to MQTT clients.",
+        &one(stats.bytes_sent as f64),
+    );
+    family(
+        &mut out,
+        "mytracks_mqtt_auth_failures_total",
+        "counter",
+        "MQTT connections refused by authentication.",
+        &one(stats.auth_failures as f64),
+    );
+    family(
+        &mut out,
+        "mytracks_owntracks_stored_total",
+        "counter",
+        "OwnTracks messages stored.",
+        &one(load(&ingest.stored)),
+    );
+    family(
+        &mut out,
+        "mytracks_owntracks_invalid_total",
+        "counter",
+        "OwnTracks messages refused as invalid.",
+        &one(load(&ingest.invalid)),
+    );
+    family(
+        &mut out,
+        "mytracks_owntracks_undecryptable_total",
+        "counter",
+        "Encrypted OwnTracks messages no key opens.",
+        &one(load(&ingest.undecryptable)),
+    );
+    family(
+        &mut out,
+        "mytracks_owntracks_failed_total",
+        "counter",
+        "OwnTracks messages whose commit failed (publishers told to retry).",
+        &one(load(&ingest.failed)),
+    );
+    family(
+        &mut out,
+        "mytracks_owntracks_dropped_total",
+        "counter",
+        "QoS 0 OwnTracks messages dropped with the writer queue full.",
+        &one(load(&ingest.dropped)),
+    );
+    let (buckets, count, sum) = ingest.commit_seconds.snapshot();
+    let name = "mytracks_ingest_commit_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time to commit one batch of OwnTracks messages."
+    );
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (le, n) in &buckets {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum {sum}");
+    let _ = writeln!(out, "{name}_count {count}");
+    let classes: Vec<(String, f64)> = (0..5)
+        .map(|i| {
+            (
+                format!("{{class=\"{}xx\"}}", i + 1),
+                http.by_class[i].load(Ordering::Relaxed) as f64,
+            )
+        })
+        .collect();
+    let classes: Vec<(&str, f64)> = classes.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    family(
+        &mut out,
+        "mytracks_http_responses_total",
+        "counter",
+        "HTTP responses, by status class.",
+        &classes,
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}

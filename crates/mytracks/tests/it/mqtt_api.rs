@@ -1,0 +1,220 @@
+//! Broker management over HTTP: `/api/mqtt/status`, `/api/mqtt/clients` (list, disconnect),
+//! `/api/mqtt/monitoring/metrics` and Prometheus' `/metrics`, with real MQTT traffic from
+//! `mosquitto_pub`/`mosquitto_sub` and raw clients, and the permission matrix.
+
+use crate::support::raw::Conn;
+use crate::support::*;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Parses Prometheus' text format strictly enough to catch a malformed exposition: every
+/// sample belongs to a family announced by `# HELP` and `# TYPE`, and its value is a number.
+fn parse_prometheus(text: &str) -> HashMap<String, f64> {
+    let mut families = std::collections::HashSet::new();
+    let mut samples = HashMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let name = parts.next().unwrap();
+            let kind = parts.next().unwrap();
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            families.insert(name.to_owned());
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number: {line}"));
+        let name = series.split('{').next().unwrap();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|base| families.contains(*base))
+            .unwrap_or(name);
+        assert!(families.contains(family), "sample without # TYPE: {line}");
+        samples.insert(series.to_owned(), value);
+    }
+    samples
+}
+
+#[test]
+fn management_api_and_prometheus_metrics() {
+    let server = Server::with_config("");
+    let admin = server.admin_api();
+    let password = server.admin_password();
+    let (status, _) = admin.post(
+        "/api/admin/users/",
+        json!({ "username": "bob", "password": "bob's correct horse battery" }),
+    );
+    assert_eq!(status, 201);
+    let bob = server.api();
+    assert_eq!(bob.login("bob", "bob's correct horse battery").0, 200);
+
+    // Traffic: one refused login, a subscriber, QoS 0/1/2 publishes, an OwnTracks location.
+    assert!(!mosquitto_pub(
+        server.mqtt_port,
+        &["-u", "admin", "-P", "wrong password", "-t", "t", "-m", "x"]
+    )
+    .success());
+    let mut watcher = Subscriber::start(
+        server.mqtt_port,
+        &[
+            "-u",
+            "admin",
+            "-P",
+            &password,
+            "-i",
+            "watcher",
+            "-t",
+            "metrics/#",
+            "-q",
+            "2",
+            "-v",
+        ],
+    );
+    for qos in ["0", "1", "2"] {
+        let out = mosquitto_pub(
+            server.mqtt_port,
+            &[
+                "-u",
+                "admin",
+                "-P",
+                &password,
+                "-t",
+                "metrics/x",
+                "-m",
+                qos,
+                "-q",
+                qos,
+            ],
+        );
+        assert!(out.success(), "{}", out.describe());
+    }
+    assert!(watcher.wait_messages(3, WAIT), "{}", server.context());
+    let location = json!({ "_type": "location", "lat": 1.5, "lon": 2.5, "tst": 1_700_000_000 });
+    let out = mosquitto_pub(
+        server.mqtt_port,
+        &[
+            "-u",
+            "admin",
+            "-P",
+            &password,
+            "-t",
+            "owntracks/admin/phone",
+            "-q",
+            "1",
+            "-m",
+            &location.to_string(),
+        ],
+    );
+    assert!(out.success(), "{}", out.describe());
+
+    // Status: any signed-in user; not anonymous.
+    let (code, status) = bob.get("/api/mqtt/status/");
+    assert_eq!(code, 200, "{status}");
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    assert!(status["connections"]["connected"].as_u64().unwrap() >= 1);
+    assert!(
+        status["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["name"] == "mqtt" && l["port"] == server.mqtt_port),
+        "{status}"
+    );
+    assert_eq!(server.api().get("/api/mqtt/status").0, 401);
+
+    // Clients: admins only.
+    assert_eq!(bob.get("/api/mqtt/clients/").0, 403);
+    let (code, clients) = admin.get("/api/mqtt/clients/");
+    assert_eq!(code, 200, "{clients}");
+    let watcher_row = clients
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["client_id"] == "watcher")
+        .unwrap_or_else(|| panic!("{clients}"))
+        .clone();
+    assert_eq!(watcher_row["username"], "admin");
+    assert_eq!(watcher_row["subscriptions"], 1);
+    assert_eq!(watcher_row["listener"], "mqtt");
+
+    // JSON metrics (admins) count by QoS.
+    assert_eq!(bob.get("/api/mqtt/monitoring/metrics/").0, 403);
+    let (code, metrics) = admin.get("/api/mqtt/monitoring/metrics/");
+    assert_eq!(code, 200, "{metrics}");
+    assert_eq!(metrics["connections"]["auth_failures"], 1, "{metrics}");
+    for qos in ["0", "1", "2"] {
+        assert!(
+            metrics["messages"]["sent_by_qos"][qos].as_u64().unwrap() >= 1,
+            "{metrics}"
+        );
+    }
+    assert!(metrics["owntracks"]["stored"].as_u64().unwrap() >= 1);
+    assert!(metrics["owntracks"]["commits"].as_u64().unwrap() >= 1);
+
+    // Prometheus: with an admin's API token (what a scraper uses); not for others.
+    let (code, token) = admin.post("/api/account/tokens/", json!({ "label": "prometheus" }));
+    assert_eq!(code, 201, "{token}");
+    let scraper = Api::with_token(server.http_port, token["token"].as_str().unwrap());
+    let response = scraper.request("GET", "/metrics", None, &[]);
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let samples = parse_prometheus(&response.text().unwrap());
+    let sample = |series: &str| {
+        *samples
+            .get(series)
+            .unwrap_or_else(|| panic!("no {series} in {samples:?}"))
+    };
+    assert_eq!(sample("mytracks_mqtt_auth_failures_total"), 1.0);
+    assert!(sample("mytracks_mqtt_messages_received_total{qos=\"2\"}") >= 1.0);
+    assert!(sample("mytracks_mqtt_messages_sent_total{qos=\"1\"}") >= 1.0);
+    assert!(sample("mytracks_mqtt_connections") >= 1.0);
+    assert!(sample("mytracks_owntracks_stored_total") >= 1.0);
+    let count = sample("mytracks_ingest_commit_seconds_count");
+    assert!(count >= 1.0);
+    assert_eq!(
+        sample("mytracks_ingest_commit_seconds_bucket{le=\"+Inf\"}"),
+        count
+    );
+    assert!(
+        sample("mytracks_ingest_commit_seconds_bucket{le=\"0.001\"}")
+            <= sample("mytracks_ingest_commit_seconds_bucket{le=\"10\"}")
+    );
+    assert!(sample("mytracks_http_responses_total{class=\"2xx\"}") >= 5.0);
+    assert!(sample("mytracks_http_responses_total{class=\"4xx\"}") >= 3.0);
+    let bob_metrics = bob.request("GET", "/metrics", None, &[]);
+    assert_eq!(bob_metrics.status().as_u16(), 403);
+    let anonymous = server.api().request("GET", "/metrics", None, &[]);
+    assert_eq!(anonymous.status().as_u16(), 401);
+
+    // Disconnect: an MQTT 5 client hears 0x98 Administrative action; unknown ids are 404.
+    let mut v5 = match Conn::login(server.mqtt_port, 5, "doomed", "admin", &password) {
+        Ok(conn) => conn,
+        Err(code) => panic!("login refused: {code:#x}"),
+    };
+    let response = bob.request("DELETE", "/api/mqtt/clients/doomed/", None, &[]);
+    assert_eq!(response.status().as_u16(), 403);
+    let response = admin.request("DELETE", "/api/mqtt/clients/doomed/", None, &[]);
+    assert_eq!(response.status().as_u16(), 200);
+    let received = v5.expect_close(WAIT).expect("closed by the broker");
+    assert_eq!(
+        received.first(),
+        Some(&0xE0),
+        "a DISCONNECT: {received:02x?}"
+    );
+    assert!(received.contains(&0x98), "reason 0x98: {received:02x?}");
+    let response = admin.request("DELETE", "/api/mqtt/clients/nobody/", None, &[]);
+    assert_eq!(response.status().as_u16(), 404);
+    let body: Value = response.json().unwrap();
+    assert!(body["error"].as_str().unwrap().contains("nobody"), "{body}");
+}
