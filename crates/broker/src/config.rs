@@ -45,6 +45,11 @@ pub struct BrokerConfig {
     pub retain_available: bool,
     /// Version string published on `$SYS/broker/version`.
     pub version: String,
+    /// PUBLISH packets per second each client may send (a token bucket holding one second's
+    /// worth); `None`: unlimited. Over it, MQTT 5 clients are disconnected with 0x96
+    /// (Message rate too high) and older clients, which cannot be told, are slowed down by
+    /// not reading from them until they are back under the rate.
+    pub max_publish_rate: Option<u32>,
 }
 
 impl Default for BrokerConfig {
@@ -66,6 +71,7 @@ impl Default for BrokerConfig {
             maximum_qos: QoS::ExactlyOnce,
             retain_available: true,
             version: format!("mytracks {}", env!("CARGO_PKG_VERSION")),
+            max_publish_rate: None,
         }
     }
 }

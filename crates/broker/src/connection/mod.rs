@@ -46,7 +46,7 @@ pub(super) const WRITE_BATCH: usize = 64 * 1024;
 
 use handshake::{handshake, Accepted};
 pub(crate) use reader::wait_for_space;
-use reader::Reader;
+use reader::{RateLimit, Reader};
 use will::finish;
 use writer::{OutgoingAliases, Writer};
 
@@ -164,6 +164,8 @@ fn start(shared: &Arc<Shared>, accepted: Accepted) -> (Reader, Writer, Option<Du
         expiry_at_connect,
         error_text: None,
         abort: None,
+        rate: shared.config.max_publish_rate.map(RateLimit::new),
+        throttled: None,
     };
     let writer = Writer {
         shared: shared.clone(),

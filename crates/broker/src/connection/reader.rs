@@ -35,6 +35,43 @@ pub(super) struct Reader {
     /// A gate failed in a way the client must retry (see [`crate::PublishGate`]): close the
     /// connection with this reason instead of acknowledging.
     pub(super) abort: Option<ReasonCode>,
+    /// `max_publish_rate`, when set.
+    pub(super) rate: Option<RateLimit>,
+    /// A 3.x client over the rate: nothing is read from it until then.
+    pub(super) throttled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// A token bucket: `rate` tokens a second, holding at most one second's worth. 3.x clients
+/// may run into debt (their packets were already read), which they pay by waiting.
+pub(super) struct RateLimit {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    pub(super) fn new(rate: u32) -> Self {
+        RateLimit {
+            rate: f64::from(rate.max(1)),
+            tokens: f64::from(rate.max(1)),
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes a token; `false` when there was none (the token is taken anyway, as debt).
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.rate);
+        self.last = now;
+        self.tokens -= 1.0;
+        self.tokens >= 0.0
+    }
+
+    /// How long until the debt is paid.
+    fn debt(&self) -> Duration {
+        Duration::from_secs_f64((-self.tokens).max(0.0) / self.rate)
+    }
 }
 
 impl Reader {
@@ -55,7 +92,7 @@ impl Reader {
         // connections hold a buffer of a few hundred bytes at most.
         let mut read_size = MIN_READ;
         while end.is_none() {
-            let can_read = self.pending.len() < PENDING_LIMIT;
+            let can_read = self.pending.len() < PENDING_LIMIT && self.throttled.is_none();
             if buf.capacity() - buf.len() < read_size / 2 {
                 buf.reserve(read_size);
             }
@@ -72,6 +109,14 @@ impl Reader {
                 }
                 _ = async { self.blocked.as_mut().expect("guarded").await }, if self.blocked.is_some() => {
                     self.blocked = None;
+                }
+                _ = async { self.throttled.as_mut().expect("guarded").await }, if self.throttled.is_some() => {
+                    self.throttled = None;
+                    // Packets read before the throttle began come first.
+                    end = self.process(&mut buf);
+                    if let Some(reason) = self.abort.take() {
+                        end = end.or(Some(End::Error(reason)));
+                    }
                 }
                 Some((publish, outcome)) = self.pending.next(), if self.blocked.is_none() && !self.pending.is_empty() => {
                     self.complete(publish, outcome);
@@ -135,6 +180,10 @@ impl Reader {
     /// Decodes and handles every complete packet in `buf`.
     pub(super) fn process(&mut self, buf: &mut BytesMut) -> Option<End> {
         loop {
+            // Over the publish rate: the rest waits in the buffer until the debt is paid.
+            if self.throttled.is_some() {
+                return None;
+            }
             match decode(buf, &self.limits) {
                 Ok(Some(packet)) => {
                     if let Some(end) = self.handle(packet) {
@@ -154,7 +203,19 @@ impl Reader {
 
     pub(super) fn handle(&mut self, packet: Packet) -> Option<End> {
         match packet {
-            Packet::Publish(publish) => return self.publish(publish).err().map(End::Error),
+            Packet::Publish(publish) => {
+                if let Some(rate) = self.rate.as_mut() {
+                    if !rate.take() {
+                        if self.version.is_v5() {
+                            self.error_text = Some("message rate too high".into());
+                            return Some(End::Error(ReasonCode::MESSAGE_RATE_TOO_HIGH));
+                        }
+                        let wait = rate.debt();
+                        self.throttled = Some(Box::pin(tokio::time::sleep(wait)));
+                    }
+                }
+                return self.publish(publish).err().map(End::Error);
+            }
             Packet::PubAck(ack) => self.puback(ack),
             Packet::PubRec(rec) => self.pubrec(rec),
             Packet::PubRel(rel) => self.pubrel(rel),
