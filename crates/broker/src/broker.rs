@@ -467,6 +467,41 @@ impl Broker {
         self.shared.stats()
     }
 
+    /// Whether the installed hooks let `client` publish to `topic` (the answer a connection
+    /// would get), for applications acting on a user's behalf.
+    pub fn may_publish(&self, client: &ClientInfo, topic: &str, qos: QoS, retain: bool) -> bool {
+        self.shared
+            .hooks
+            .authorize_publish(client, topic, qos, retain)
+    }
+
+    /// Whether the installed hooks let `client` subscribe to `filter`.
+    pub fn may_subscribe(&self, client: &ClientInfo, filter: &str, qos: QoS) -> bool {
+        self.shared.hooks.authorize_subscribe(client, filter, qos)
+    }
+
+    /// Whether the installed hooks would deliver `message` to `client`.
+    pub fn may_read(&self, client: &ClientInfo, message: &Message) -> bool {
+        self.shared.hooks.authorize_delivery(client, message)
+    }
+
+    /// Every retained message (those on `$` topics left out).
+    pub fn retained_messages(&self) -> Vec<Arc<Message>> {
+        self.shared.retained.read().matching("#")
+    }
+
+    /// Every subscription filter in use, with the number of sessions holding it.
+    pub fn subscription_filters(&self) -> Vec<(Box<str>, usize)> {
+        let sessions: Vec<Arc<Session>> = self.shared.sessions.lock().values().cloned().collect();
+        let mut counts: std::collections::BTreeMap<Box<str>, usize> = Default::default();
+        for session in sessions {
+            for filter in session.state.lock().subscriptions.keys() {
+                *counts.entry(filter.clone()).or_default() += 1;
+            }
+        }
+        counts.into_iter().collect()
+    }
+
     /// The clients connected now (in-process ones included, marked `local`).
     pub fn clients(&self) -> Vec<ConnectedClient> {
         let sessions: Vec<Arc<Session>> = self.shared.sessions.lock().values().cloned().collect();

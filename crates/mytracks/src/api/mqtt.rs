@@ -1,20 +1,29 @@
-//! Broker management and monitoring over HTTP: `GET /api/mqtt/status` (any signed-in user),
-//! `GET /api/mqtt/clients`, `DELETE /api/mqtt/clients/{client_id}` and
-//! `GET /api/mqtt/monitoring/metrics` (admins), and `/metrics` in Prometheus' text format
-//! (admins: a bearer API token in Prometheus' `authorization` setting).
+//! Broker management and monitoring over HTTP: `GET /api/mqtt/status`, `POST
+//! /api/mqtt/publish`, `GET /api/mqtt/topics/structure`, `POST /api/mqtt/topics/validate`
+//! (any signed-in user, within their ACL), `GET /api/mqtt/clients`, `DELETE
+//! /api/mqtt/clients/{client_id}` and `GET /api/mqtt/monitoring/metrics` (admins), and
+//! `/metrics` in Prometheus' text format (admins: a bearer API token in Prometheus'
+//! `authorization` setting).
+//!
+//! What a user may publish, subscribe or read is asked of the broker's own hooks
+//! ([`mytracks_broker::Broker::may_publish`]...), so the API and MQTT connections always agree.
 //!
 //! Everything is read from the broker's and the ingest writer's lock-free counters, so a
 //! scrape costs microseconds and never slows the broker.
 
-use super::auth::{Admin, Auth};
+use super::auth::{Admin, Auth, Caller};
 use super::error::{ApiError, ApiResult};
 use super::views::timestamp;
+use super::JsonBody;
 use crate::http::HttpState;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Extension, Json, Router};
+use mytracks_broker::{ClientInfo, Message};
+use mytracks_codec::{ProtocolVersion, QoS};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +46,9 @@ impl HttpCounters {
 pub fn router(state: HttpState) -> Router<HttpState> {
     let routes: Vec<(&str, MethodRouter<HttpState>)> = vec![
         ("/api/mqtt/status/", get(status)),
+        ("/api/mqtt/publish/", post(publish)),
+        ("/api/mqtt/topics/structure/", get(structure)),
+        ("/api/mqtt/topics/validate/", post(validate)),
         ("/api/mqtt/clients/", get(clients)),
         ("/api/mqtt/clients/{client_id}/", delete(disconnect)),
         ("/api/mqtt/monitoring/metrics/", get(monitoring)),
@@ -88,6 +100,210 @@ pub async fn status(State(state): State<HttpState>, _caller: Auth) -> Json<Value
         "subscriptions": stats.subscriptions,
         "retained": stats.retained,
         "listeners": listeners,
+    }))
+}
+
+/// The caller as the broker's hooks see an MQTT client of theirs.
+fn as_client(caller: &Caller) -> ClientInfo {
+    let name = &caller.user.username;
+    ClientInfo {
+        client_id: format!("$api/{name}").into(),
+        username: Some(name.as_str().into()),
+        superuser: caller.user.is_admin,
+        protocol: ProtocolVersion::V5,
+        peer: None,
+        listener: "http-api".into(),
+        local: false,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PublishRequest {
+    topic: String,
+    #[serde(default)]
+    payload: String,
+    /// `utf8` (default) or `base64`.
+    #[serde(default)]
+    encoding: Option<String>,
+    #[serde(default)]
+    qos: u8,
+    #[serde(default)]
+    retain: bool,
+}
+
+/// `POST /api/mqtt/publish`: publishes as the caller, within the caller's ACL. The message
+/// goes to subscribers and the retained store; it does not pass the OwnTracks ingest (post
+/// locations to `/pub` for that).
+pub async fn publish(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    JsonBody(body): JsonBody<PublishRequest>,
+) -> ApiResult<Json<Value>> {
+    mytracks_codec::topic::validate_topic_name(&body.topic)
+        .map_err(|reason| ApiError::invalid("topic", reason))?;
+    if body.topic.starts_with('$') {
+        return Err(ApiError::invalid(
+            "topic",
+            "topics starting with $ belong to the broker",
+        ));
+    }
+    let qos =
+        QoS::from_u8(body.qos).ok_or_else(|| ApiError::invalid("qos", "qos must be 0, 1 or 2"))?;
+    let payload = match body.encoding.as_deref().unwrap_or("utf8") {
+        "utf8" => body.payload.into_bytes(),
+        "base64" => {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(body.payload.trim())
+                .map_err(|_| ApiError::invalid("payload", "payload is not valid base64"))?
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "encoding",
+                "encoding must be utf8 or base64",
+            ))
+        }
+    };
+    if !state
+        .broker
+        .may_publish(&as_client(&caller), &body.topic, qos, body.retain)
+    {
+        return Err(ApiError::Forbidden(format!(
+            "You may not publish to {:?}.",
+            body.topic
+        )));
+    }
+    let size = payload.len();
+    state
+        .broker
+        .local_client(&format!("api/{}", caller.user.username))
+        .publish(Message::new(body.topic.as_str(), payload, qos, body.retain))
+        .await
+        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+    Ok(Json(json!({
+        "detail": "Published.",
+        "topic": body.topic,
+        "qos": body.qos,
+        "retain": body.retain,
+        "bytes": size,
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct ValidateRequest {
+    /// A topic name (what PUBLISH carries).
+    topic: Option<String>,
+    /// A subscription filter (wildcards and `$share/group/...` allowed).
+    filter: Option<String>,
+}
+
+/// `POST /api/mqtt/topics/validate`: whether a topic name or filter is well formed, and
+/// whether the caller may publish or subscribe to it.
+pub async fn validate(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    JsonBody(body): JsonBody<ValidateRequest>,
+) -> ApiResult<Json<Value>> {
+    let client = as_client(&caller);
+    let answer = match (body.topic, body.filter) {
+        (Some(topic), None) => {
+            let error = mytracks_codec::topic::validate_topic_name(&topic).err();
+            let valid = error.is_none();
+            json!({
+                "kind": "topic",
+                "value": topic,
+                "valid": valid,
+                "error": error,
+                "may_publish": valid && state.broker.may_publish(&client, &topic, QoS::AtMostOnce, false),
+                "may_subscribe": valid && state.broker.may_subscribe(&client, &topic, QoS::AtMostOnce),
+            })
+        }
+        (None, Some(filter)) => {
+            let error = match mytracks_codec::topic::parse_shared(&filter) {
+                Err(reason) => Some(reason),
+                Ok(Some((_, inner))) => mytracks_codec::topic::validate_topic_filter(inner).err(),
+                Ok(None) => mytracks_codec::topic::validate_topic_filter(&filter).err(),
+            };
+            let valid = error.is_none();
+            json!({
+                "kind": "filter",
+                "value": filter,
+                "valid": valid,
+                "error": error,
+                "may_publish": false,
+                "may_subscribe": valid && state.broker.may_subscribe(&client, &filter, QoS::AtMostOnce),
+            })
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "topic",
+                "give either topic (a topic name) or filter (a subscription filter)",
+            ))
+        }
+    };
+    Ok(Json(answer))
+}
+
+/// One level of the topic tree.
+#[derive(Default)]
+struct TopicNode {
+    retained: bool,
+    subscriptions: usize,
+    children: std::collections::BTreeMap<String, TopicNode>,
+}
+
+impl TopicNode {
+    fn insert(&mut self, topic: &str) -> &mut TopicNode {
+        topic.split('/').fold(self, |node, level| {
+            node.children.entry(level.to_owned()).or_default()
+        })
+    }
+
+    fn to_json(&self, prefix: &str) -> Vec<Value> {
+        self.children
+            .iter()
+            .map(|(level, child)| {
+                let topic = if prefix.is_empty() {
+                    level.clone()
+                } else {
+                    format!("{prefix}/{level}")
+                };
+                json!({
+                    "name": level,
+                    "topic": topic,
+                    "retained": child.retained,
+                    "subscriptions": child.subscriptions,
+                    "children": child.to_json(&topic),
+                })
+            })
+            .collect()
+    }
+}
+
+/// `GET /api/mqtt/topics/structure`: the topic tree the caller can see: topics holding a
+/// retained message they may read and, for admins, the subscription filters in use with
+/// the number of sessions holding each.
+pub async fn structure(State(state): State<HttpState>, Auth(caller): Auth) -> Json<Value> {
+    let client = as_client(&caller);
+    let mut root = TopicNode::default();
+    let mut retained = 0;
+    for message in state.broker.retained_messages() {
+        if state.broker.may_read(&client, &message) {
+            root.insert(&message.topic).retained = true;
+            retained += 1;
+        }
+    }
+    let mut filters = 0;
+    if caller.user.is_admin {
+        for (filter, sessions) in state.broker.subscription_filters() {
+            root.insert(&filter).subscriptions += sessions;
+            filters += 1;
+        }
+    }
+    Json(json!({
+        "retained_topics": retained,
+        "subscription_filters": filters,
+        "tree": root.to_json(""),
     }))
 }
 

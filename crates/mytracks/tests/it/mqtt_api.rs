@@ -197,6 +197,91 @@ fn management_api_and_prometheus_metrics() {
     let anonymous = server.api().request("GET", "/metrics", None, &[]);
     assert_eq!(anonymous.status().as_u16(), 401);
 
+    // Publishing over HTTP goes through the same ACL as MQTT and reaches MQTT subscribers.
+    let (code, body) = admin.post(
+        "/api/mqtt/publish/",
+        json!({ "topic": "metrics/api", "payload": "from http", "qos": 1 }),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(watcher.wait_messages(4, WAIT), "{}", server.context());
+    let last = watcher.messages().last().cloned().unwrap();
+    assert_eq!(
+        (last.topic.as_str(), last.payload.as_str()),
+        ("metrics/api", "from http")
+    );
+    let (code, body) = bob.post(
+        "/api/mqtt/publish/",
+        json!({ "topic": "owntracks/bob/state", "payload": "aGVsbG8=", "encoding": "base64", "retain": true }),
+    );
+    assert_eq!((code, body["bytes"].clone()), (200, json!(5)), "{body}");
+    let (code, body) = bob.post(
+        "/api/mqtt/publish/",
+        json!({ "topic": "owntracks/admin/phone", "payload": "{}" }),
+    );
+    assert_eq!(code, 403, "another user's namespace: {body}");
+    let (code, body) = bob.post("/api/mqtt/publish/", json!({ "topic": "a/+/b" }));
+    assert_eq!(
+        (code, body["field"].clone()),
+        (400, json!("topic")),
+        "{body}"
+    );
+    let (code, _) = admin.post(
+        "/api/mqtt/publish/",
+        json!({ "topic": "owntracks/admin/secret", "payload": "x", "retain": true }),
+    );
+    assert_eq!(code, 200);
+
+    // Validation answers for the caller.
+    let (code, answer) = bob.post(
+        "/api/mqtt/topics/validate/",
+        json!({ "topic": "owntracks/bob/phone" }),
+    );
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(
+        (answer["valid"].clone(), answer["may_publish"].clone()),
+        (json!(true), json!(true))
+    );
+    let (_, answer) = bob.post(
+        "/api/mqtt/topics/validate/",
+        json!({ "topic": "owntracks/admin/phone" }),
+    );
+    assert_eq!(answer["may_publish"], false, "{answer}");
+    let (_, answer) = bob.post("/api/mqtt/topics/validate/", json!({ "filter": "a/#/b" }));
+    assert_eq!(answer["valid"], false, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains('#'), "{answer}");
+    let (_, answer) = bob.post(
+        "/api/mqtt/topics/validate/",
+        json!({ "filter": "$share/g/owntracks/bob/#" }),
+    );
+    assert_eq!(
+        (answer["kind"].clone(), answer["valid"].clone()),
+        (json!("filter"), json!(true)),
+        "{answer}"
+    );
+    let (code, _) = bob.post("/api/mqtt/topics/validate/", json!({}));
+    assert_eq!(code, 400);
+
+    // The topic tree: bob sees his retained topic, not the admin's; admins see filters too.
+    let (code, tree) = bob.get("/api/mqtt/topics/structure/");
+    assert_eq!(code, 200, "{tree}");
+    let text = tree.to_string();
+    assert!(text.contains("owntracks/bob/state"), "{text}");
+    assert!(
+        !text.contains("secret"),
+        "another user's retained topic: {text}"
+    );
+    assert_eq!(tree["subscription_filters"], 0);
+    let (_, tree) = admin.get("/api/mqtt/topics/structure/");
+    let text = tree.to_string();
+    assert!(
+        text.contains("owntracks/admin/secret") && text.contains("owntracks/bob/state"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""topic":"metrics/#""#),
+        "the watcher's filter: {text}"
+    );
+
     // Disconnect: an MQTT 5 client hears 0x98 Administrative action; unknown ids are 404.
     let mut v5 = match Conn::login(server.mqtt_port, 5, "doomed", "admin", &password) {
         Ok(conn) => conn,
