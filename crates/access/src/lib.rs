@@ -4,7 +4,8 @@
 //! plugs it into the broker's hooks and reloads it on SIGHUP.
 //!
 //! * [`PasswordFile`]: `user:hash` lines as written by `mosquitto_passwd` (`$7$` PBKDF2-SHA512,
-//!   `$6$` salted SHA-512) and `$argon2id$` PHC strings; constant-time verification.
+//!   `$6$` salted SHA-512) and `$argon2id$` PHC strings; constant-time verification; single
+//!   hashes checked ([`password::verify_hash`]) and made ([`password::hash_pbkdf2_sha512`]).
 //! * [`AclFile`]: Mosquitto's `acl_file` syntax and semantics (see [`acl`]).
 //! * [`LoginThrottle`]: delays answers to repeated failed logins from one address.
 

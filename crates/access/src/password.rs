@@ -341,6 +341,19 @@ fn pick_decoy(users: &HashMap<String, Hash>) -> Option<Hash> {
     })
 }
 
+/// Does `password` match one stored hash in any format of this module (`$7$`, `$6$`,
+/// `$argon2id$`)? A malformed or unknown hash matches nothing. For applications that keep
+/// single hashes imported from a password file (and upgrade them after a successful check).
+/// Slow on purpose, like [`PasswordFile::verify`].
+pub fn verify_hash(hash: &str, password: &[u8]) -> bool {
+    Hash::parse(hash).is_ok_and(|hash| hash.verify(password))
+}
+
+/// Is `hash` in a format [`verify_hash`] reads (and Mosquitto's `password_file` too)?
+pub fn is_supported_hash(hash: &str) -> bool {
+    Hash::parse(hash).is_ok()
+}
+
 /// An Argon2id PHC string for `password`: the argon2 crate's defaults (OWASP: m=19456 KiB,
 /// t=2, p=1), a random 16-byte salt, a 32-byte hash. Mosquitto 2.1 (libargon2) verifies it.
 /// The preferred format for new entries.
@@ -594,6 +607,22 @@ ivan:$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$acaoFN+O1SK5AZMXTcbF0hEDuGGk6gdh
                 "{message:?} should mention {expected:?}"
             );
             assert!(!message.contains(&hash), "hashes are not echoed: {message}");
+        }
+    }
+
+    #[test]
+    fn single_hashes() {
+        let pbkdf2 = hash_pbkdf2_sha512(b"pbkdf2 password");
+        assert!(pbkdf2.starts_with("$7$101$"), "{pbkdf2}");
+        assert!(verify_hash(&pbkdf2, b"pbkdf2 password"));
+        assert!(!verify_hash(&pbkdf2, b"pbkdf2 passwore"));
+        let argon = hash_argon2id(b"argon password");
+        assert!(verify_hash(&argon, b"argon password"));
+        assert!(!verify_hash(&argon, b"argon passwore"));
+        assert!(is_supported_hash(&pbkdf2) && is_supported_hash(&argon));
+        for bad in ["", "plain", "$5$x$y", "$7$101$AAAA$"] {
+            assert!(!is_supported_hash(bad), "{bad}");
+            assert!(!verify_hash(bad, b""), "{bad}");
         }
     }
 

@@ -117,7 +117,9 @@ async fn open(args: &DatabaseArgs) -> anyhow::Result<Arc<Accounts>> {
         })?;
     }
     let store = crate::open_database(&settings).await?;
-    Ok(Accounts::new(store).await?)
+    let accounts = Accounts::new(store).await?;
+    accounts.set_store_mosquitto_pbkdf2(settings.store_mosquitto_pbkdf2);
+    Ok(accounts)
 }
 
 fn read_password(args: &PasswordArgs) -> anyhow::Result<String> {

@@ -60,6 +60,20 @@ pub enum Command {
         #[command(flatten)]
         database: crate::admin_cli::DatabaseArgs,
     },
+    /// Export accounts for another broker (`export mosquitto`).
+    Export {
+        #[command(subcommand)]
+        command: crate::mosquitto_cli::ExportCommand,
+        #[command(flatten)]
+        database: crate::admin_cli::DatabaseArgs,
+    },
+    /// Import accounts from another broker's files (`import mosquitto`).
+    Import {
+        #[command(subcommand)]
+        command: crate::mosquitto_cli::ImportCommand,
+        #[command(flatten)]
+        database: crate::admin_cli::DatabaseArgs,
+    },
 }
 
 /// Options of `mytracks serve`. Every one left out falls back to the environment

@@ -39,7 +39,16 @@ const ENV_NOT_KEYS: &[&str] = &["MYTRACKS_CONFIG", "MYTRACKS_SECRET_KEY"];
 
 /// Sections of the file, tried first when mapping `MYTRACKS_<SECTION>_<KEY>` so that keys
 /// containing underscores (`allow_anonymous`) stay whole.
-const SECTIONS: &[&str] = &["mqtt", "http", "database", "owntracks", "pki", "web"];
+const SECTIONS: &[&str] = &[
+    "mqtt",
+    "http",
+    "database",
+    "owntracks",
+    "pki",
+    "web",
+    "compat",
+    "integrations",
+];
 
 pub const DEFAULT_DATA_DIR: &str = "./mytracks-data";
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
@@ -84,6 +93,37 @@ pub struct Settings {
     pub pki_server_names: Vec<String>,
     /// `[web]`: the web UI's map tiles.
     pub web: crate::web::WebSettings,
+    /// `[compat] store_mosquitto_pbkdf2`: also keep a `$7$` hash of every password and device
+    /// credential set from now on, for `mytracks export mosquitto` to Mosquitto 2.0 (which
+    /// cannot read argon2id). Off by default: a PBKDF2 hash with 101 iterations is far
+    /// cheaper to brute-force than the argon2id one.
+    pub store_mosquitto_pbkdf2: bool,
+    /// `[integrations] http_auth_secret`: the bearer secret an external broker (EMQX) sends
+    /// to `/api/mqtt/emqx/authn|authz`; `None` disables those endpoints.
+    pub http_auth_secret: Option<HttpAuthSecret>,
+}
+
+/// The shared secret of the EMQX HTTP auth endpoints. Its `Debug` hides it, so settings can
+/// be logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpAuthSecret(String);
+
+impl HttpAuthSecret {
+    pub fn new(secret: impl Into<String>) -> HttpAuthSecret {
+        HttpAuthSecret(secret.into())
+    }
+
+    /// Compares `offered` in constant time (for equal lengths; the length is not secret).
+    pub fn matches(&self, offered: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.as_bytes().ct_eq(offered.as_bytes()))
+    }
+}
+
+impl fmt::Debug for HttpAuthSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HttpAuthSecret(***)")
+    }
 }
 
 /// Where MQTT access control comes from; both are reloaded on SIGHUP.
@@ -141,6 +181,8 @@ impl Default for Settings {
             retention_days: None,
             pki_server_names: Vec::new(),
             web: crate::web::WebSettings::default(),
+            store_mosquitto_pbkdf2: false,
+            http_auth_secret: None,
         }
     }
 }
@@ -372,6 +414,31 @@ struct RawConfig {
     pki: RawPki,
     #[serde(default)]
     web: RawWeb,
+    #[serde(default)]
+    compat: RawCompat,
+    #[serde(default)]
+    integrations: RawIntegrations,
+}
+
+/// `[compat]`: compatibility with other MQTT brokers' files.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompat {
+    store_mosquitto_pbkdf2: Option<bool>,
+}
+
+/// `[integrations]`: other systems calling mytracks.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIntegrations {
+    #[serde(default, deserialize_with = "lenient_string")]
+    http_auth_secret: Option<String>,
+}
+
+impl fmt::Debug for RawIntegrations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawIntegrations").finish_non_exhaustive()
+    }
 }
 
 /// `[web]`: the web UI. Only the map tiles come from elsewhere, so they are configurable
@@ -707,6 +774,17 @@ impl RawConfig {
                 .filter(|name| !name.is_empty())
                 .collect(),
             web: crate::web::WebSettings::new(self.web.tile_url, self.web.tile_attribution)?,
+            store_mosquitto_pbkdf2: self.compat.store_mosquitto_pbkdf2.unwrap_or(false),
+            http_auth_secret: match self.integrations.http_auth_secret {
+                None => None,
+                Some(secret) if secret.len() < 16 => {
+                    return Err((
+                        "integrations.http_auth_secret",
+                        "integrations.http_auth_secret must be at least 16 characters".into(),
+                    ))
+                }
+                Some(secret) => Some(HttpAuthSecret(secret)),
+            },
         })
     }
 }
@@ -819,6 +897,43 @@ mod tests {
     fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let f = file(text);
         load(Some(f.path()), env(vars))
+    }
+
+    #[test]
+    fn compat_and_integrations() {
+        let settings = load_text("", &[]).unwrap();
+        assert!(!settings.store_mosquitto_pbkdf2);
+        assert!(settings.http_auth_secret.is_none());
+        let settings = load_text(
+            "[compat]\nstore_mosquitto_pbkdf2 = true\n[integrations]\nhttp_auth_secret = \"0123456789abcdefXYZ\"\n",
+            &[],
+        )
+        .unwrap();
+        assert!(settings.store_mosquitto_pbkdf2);
+        let secret = settings.http_auth_secret.unwrap();
+        assert!(secret.matches("0123456789abcdefXYZ") && !secret.matches("0123456789abcdefXY"));
+        assert!(
+            !format!("{secret:?}").contains("0123"),
+            "the secret is not printed"
+        );
+        let settings = load_text(
+            "",
+            &[
+                ("MYTRACKS_COMPAT_STORE_MOSQUITTO_PBKDF2", "true"),
+                ("MYTRACKS_INTEGRATIONS_HTTP_AUTH_SECRET", "1234567890123456"),
+            ],
+        )
+        .unwrap();
+        assert!(settings.store_mosquitto_pbkdf2);
+        assert!(settings
+            .http_auth_secret
+            .unwrap()
+            .matches("1234567890123456"));
+        let short = load_text("[integrations]\nhttp_auth_secret = \"short\"\n", &[]).unwrap_err();
+        assert!(short.to_string().contains("at least 16"), "{short}");
+        assert!(!short.to_string().contains("short\""), "{short}");
+        let unknown = load_text("[compat]\nnope = 1\n", &[]).unwrap_err();
+        assert!(unknown.to_string().contains("nope"), "{unknown}");
     }
 
     #[test]

@@ -17,7 +17,9 @@ pub mod config;
 pub mod generate;
 pub mod hooks;
 pub mod http;
+pub mod iot;
 pub mod listener;
+pub mod mosquitto_cli;
 pub mod pki;
 pub mod pki_cli;
 pub mod runtime;
@@ -134,6 +136,7 @@ impl Server {
         let accounts = accounts::Accounts::new(database.clone())
             .await
             .context("cannot load accounts")?;
+        accounts.set_store_mosquitto_pbkdf2(settings.store_mosquitto_pbkdf2);
         if let Some(password) = accounts
             .bootstrap_admin(data_dir)
             .await
@@ -312,7 +315,11 @@ impl Server {
                 }),
             };
             chores.push(api::auth::spawn_session_sweeper(state.clone()));
-            let app = http::router(state);
+            let app = http::router(state).layer(axum::Extension(api::emqx::EmqxAuth::new(
+                settings.http_auth_secret.clone(),
+                &access,
+                accounts.clone(),
+            )));
             tokio::spawn(async move {
                 axum::serve(
                     listener,
@@ -694,6 +701,12 @@ pub fn execute(cli: cli::Cli) -> ExitCode {
         cli::Command::Token { command, database } => admin(admin_cli::token(command, database)),
         cli::Command::Device { command, database } => admin(admin_cli::device(command, database)),
         cli::Command::Pki { command, database } => admin(pki_cli::run(command, database)),
+        cli::Command::Export { command, database } => {
+            admin(mosquitto_cli::export(command, database))
+        }
+        cli::Command::Import { command, database } => {
+            admin(mosquitto_cli::import(command, database))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

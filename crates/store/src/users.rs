@@ -115,9 +115,11 @@ impl Store {
         .ok_or(StoreError::NotFound)
     }
 
+    /// Sets the password hash and clears the Mosquitto hash of the old password (see
+    /// [`Store::set_password_hashes`] to keep one).
     pub async fn set_password_hash(&self, id: i64, hash: &str) -> Result<()> {
         self.update_one(
-            "UPDATE users SET password_hash = $2 WHERE id = $1",
+            "UPDATE users SET password_hash = $2, mosquitto_hash = NULL WHERE id = $1",
             id,
             hash,
         )

@@ -16,7 +16,7 @@ use mytracks_store::{
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -106,6 +106,9 @@ pub struct Accounts {
     /// Accounts that logged in over MQTT: one created and deactivated between two refreshes
     /// is then still found and disconnected.
     mqtt_accounts: Mutex<HashSet<String>>,
+    /// `[compat] store_mosquitto_pbkdf2`: keep a `$7$` hash beside every password and
+    /// credential set (see [`Accounts::set_store_mosquitto_pbkdf2`]).
+    store_mosquitto_pbkdf2: AtomicBool,
 }
 
 impl Accounts {
@@ -120,6 +123,7 @@ impl Accounts {
             broker: Mutex::new(None),
             credential_clients: Mutex::default(),
             mqtt_accounts: Mutex::default(),
+            store_mosquitto_pbkdf2: AtomicBool::new(false),
         });
         accounts.refresh().await?;
         Ok(accounts)
@@ -127,6 +131,53 @@ impl Accounts {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// From now on, also keep a Mosquitto 2.0 `$7$` hash of every password and credential
+    /// set (`[compat] store_mosquitto_pbkdf2`), for `mytracks export mosquitto`.
+    pub fn set_store_mosquitto_pbkdf2(&self, on: bool) {
+        self.store_mosquitto_pbkdf2.store(on, Ordering::Relaxed);
+    }
+
+    fn keeps_mosquitto_hashes(&self) -> bool {
+        self.store_mosquitto_pbkdf2.load(Ordering::Relaxed)
+    }
+
+    /// The argon2id hash of `password` and, when configured, its Mosquitto hash.
+    async fn hashes(&self, password: &str) -> (String, Option<String>) {
+        let compat = self.keeps_mosquitto_hashes();
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mosquitto = compat.then(|| password::mosquitto_hash(&password));
+            (password::hash(&password), mosquitto)
+        })
+        .await
+        .expect("password hashing does not panic")
+    }
+
+    /// Stores `password` as `user_id`'s (argon2id, plus the Mosquitto hash when configured).
+    async fn store_password(&self, user_id: i64, password: &str) -> Result<()> {
+        let (hash, mosquitto) = self.hashes(password).await;
+        self.store
+            .set_password_hashes(user_id, &hash, mosquitto.as_deref())
+            .await?;
+        Ok(())
+    }
+
+    /// After a successful check against an imported `$7$`/`$6$` hash, replaces it with
+    /// argon2id (failures are logged: the login itself succeeded).
+    async fn upgrade_if_needed(&self, user: &User, password: &str) {
+        if !password::needs_upgrade(&user.password_hash) {
+            return;
+        }
+        match self.store_password(user.id, password).await {
+            Ok(()) => {
+                tracing::info!(user = %user.username, "imported password hash upgraded to argon2id")
+            }
+            Err(error) => {
+                tracing::warn!(user = %user.username, "cannot upgrade the password hash: {error}")
+            }
+        }
     }
 
     /// Lets the service disconnect MQTT clients whose access was revoked.
@@ -248,25 +299,29 @@ impl Accounts {
             return Ok(None);
         }
         let password = secret::alphanumeric(20);
-        let hash = hash_blocking(password.clone()).await;
-        match self.store.user_by_name(INITIAL_ADMIN).await? {
+        let (hash, mosquitto) = self.hashes(&password).await;
+        let id = match self.store.user_by_name(INITIAL_ADMIN).await? {
             // An `admin` that lost its rights: give them back with a new password.
             Some(user) => {
-                self.store.set_password_hash(user.id, &hash).await?;
                 self.store.set_admin(user.id, true).await?;
                 self.store.set_active(user.id, true).await?;
+                user.id
             }
             None => {
                 self.store
                     .create_user(&NewUser {
                         username: INITIAL_ADMIN.into(),
-                        password_hash: hash,
+                        password_hash: hash.clone(),
                         is_admin: true,
                         ..NewUser::default()
                     })
-                    .await?;
+                    .await?
+                    .id
             }
-        }
+        };
+        self.store
+            .set_password_hashes(id, &hash, mosquitto.as_deref())
+            .await?;
         write_secret_file(&data_dir.join(INITIAL_ADMIN_PASSWORD_FILE), &password)?;
         self.refresh().await?;
         Ok(Some(password))
@@ -284,7 +339,7 @@ impl Accounts {
         if self.store.user_by_name(&new.username).await?.is_some() {
             return Err(already_exists(&new.username));
         }
-        let hash = hash_blocking(new.password).await;
+        let (hash, mosquitto) = self.hashes(&new.password).await;
         let user = self
             .store
             .create_user(&NewUser {
@@ -298,6 +353,40 @@ impl Accounts {
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => already_exists(&new.username),
+                other => other.into(),
+            })?;
+        if let Some(mosquitto) = mosquitto {
+            self.store
+                .set_password_hashes(user.id, &user.password_hash, Some(&mosquitto))
+                .await?;
+        }
+        self.refresh().await?;
+        Ok(user)
+    }
+
+    /// Creates an account from another system's password hash (`mytracks import
+    /// mosquitto`): the password is unknown, so no policy check; the hash must be one
+    /// [`password::verify`] reads. `$7$`/`$6$` hashes become argon2id at the first successful
+    /// login.
+    pub async fn import_user(&self, username: &str, hash: &str, admin: bool) -> Result<User> {
+        validate_username(username)?;
+        if !mytracks_access::password::is_supported_hash(hash) {
+            return Err(AccountError::invalid(
+                "password",
+                "unsupported hash (expected $7$, $6$ or $argon2id$)",
+            ));
+        }
+        let user = self
+            .store
+            .create_user(&NewUser {
+                username: username.to_owned(),
+                password_hash: hash.to_owned(),
+                is_admin: admin,
+                ..NewUser::default()
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => already_exists(username),
                 other => other.into(),
             })?;
         self.refresh().await?;
@@ -351,9 +440,13 @@ impl Accounts {
             return Ok(None);
         };
         let hash = user.password_hash.clone();
-        let matches = tokio::task::spawn_blocking(move || password::verify(&hash, &password))
+        let typed = password.clone();
+        let matches = tokio::task::spawn_blocking(move || password::verify(&hash, &typed))
             .await
             .unwrap_or(false);
+        if matches && user.is_active {
+            self.upgrade_if_needed(&user, &password).await;
+        }
         Ok((matches && user.is_active).then_some(user))
     }
 
@@ -432,8 +525,7 @@ impl Accounts {
             ],
         )
         .map_err(|message| AccountError::invalid(field, message))?;
-        let hash = hash_blocking(new.to_owned()).await;
-        self.store.set_password_hash(user.id, &hash).await?;
+        self.store_password(user.id, new).await?;
         self.auth_epoch.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -566,6 +658,15 @@ impl Accounts {
                 expires_at,
             )
             .await?;
+        if self.keeps_mosquitto_hashes() {
+            let secret = password.clone();
+            let hash = tokio::task::spawn_blocking(move || password::mosquitto_hash(&secret))
+                .await
+                .expect("password hashing does not panic");
+            self.store
+                .set_credential_mosquitto_hash(credential.id, &hash)
+                .await?;
+        }
         Ok((credential, password))
     }
 
@@ -656,10 +757,13 @@ impl Accounts {
             }
         }
         let hash = user.password_hash.clone();
-        let password = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || password::verify(&hash, &password))
+        let typed = password.to_owned();
+        let matches = tokio::task::spawn_blocking(move || password::verify(&hash, &typed))
             .await
             .unwrap_or(false);
+        if matches {
+            self.upgrade_if_needed(&user, password).await;
+        }
         Ok(match matches {
             true => MqttLogin::Account {
                 user,
@@ -728,12 +832,6 @@ impl Accounts {
         self.refresh().await?;
         Ok(())
     }
-}
-
-async fn hash_blocking(password: String) -> String {
-    tokio::task::spawn_blocking(move || password::hash(&password))
-        .await
-        .expect("password hashing does not panic")
 }
 
 fn check_password(password: &str, context: &[&str]) -> Result<()> {

@@ -54,14 +54,30 @@ pub fn hash(password: &str) -> String {
         .to_string()
 }
 
-/// Does `password` match `hash`? A malformed hash matches nothing. Slow on purpose.
+/// Does `password` match `hash`? Our argon2id PHC strings, and the formats a Mosquitto
+/// password file may bring in (`mytracks import mosquitto`: `$7$`, `$6$`, Mosquitto 2.1's
+/// argon2id with 64-byte salts, which the `password_hash` parser refuses). A malformed hash
+/// matches nothing. Slow on purpose.
 pub fn verify(hash: &str, password: &str) -> bool {
     match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
+        Ok(parsed) if parsed.algorithm == argon2::Algorithm::Argon2id.ident() => Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok(),
-        Err(_) => false,
+        _ => mytracks_access::password::verify_hash(hash, password.as_bytes()),
     }
+}
+
+/// Is `hash` in a format we no longer write (an imported `$7$` or `$6$`)? After a successful
+/// [`verify`] such a hash is replaced with a fresh [`hash`].
+pub fn needs_upgrade(hash: &str) -> bool {
+    !hash.starts_with("$argon2id$")
+}
+
+/// The `$7$` PBKDF2-SHA512 hash Mosquitto 2.0 reads (`mosquitto_passwd`'s parameters: 101
+/// iterations, 12-byte random salt), kept beside the argon2id one when
+/// `[compat] store_mosquitto_pbkdf2` asks for it.
+pub fn mosquitto_hash(password: &str) -> String {
+    mytracks_access::password::hash_pbkdf2_sha512(password.as_bytes())
 }
 
 /// Spends the time of one [`verify`] without a real account, so that "no such user" and
@@ -111,5 +127,17 @@ mod tests {
         assert!(!verify("", ""));
         assert_ne!(hash("same"), hash("same"), "salted");
         verify_nobody("whatever");
+        assert!(!needs_upgrade(&hashed));
+    }
+
+    #[test]
+    fn imported_hashes_verify_and_need_an_upgrade() {
+        let pbkdf2 = mosquitto_hash("imported password");
+        assert!(pbkdf2.starts_with("$7$101$"), "{pbkdf2}");
+        assert!(verify(&pbkdf2, "imported password"));
+        assert!(!verify(&pbkdf2, "imported passwore"));
+        assert!(needs_upgrade(&pbkdf2));
+        let argon2i = "$argon2i$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAA";
+        assert!(!verify(argon2i, "x"));
     }
 }

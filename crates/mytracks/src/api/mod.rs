@@ -6,6 +6,7 @@ pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod commands;
+pub mod emqx;
 pub mod error;
 pub mod live;
 pub mod mqtt;
@@ -166,7 +167,10 @@ pub fn router(state: HttpState) -> Router<HttpState> {
             router = router.route(bare, method_router);
         }
     }
-    router.layer(axum::middleware::from_fn_with_state(state, auth::resolve))
+    router
+        .layer(axum::middleware::from_fn_with_state(state, auth::resolve))
+        // Outside `resolve`: their bearer is the integration secret, not an API token.
+        .merge(emqx::router())
 }
 
 /// A JSON request body whose errors are JSON too, naming the offending field: `{"error":

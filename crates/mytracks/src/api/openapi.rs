@@ -277,6 +277,8 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/api/account/certificate/status/", "One's valid client certificate (without key) and the active CA, or null: always 200", User, None, (200, None)),
     op("get", "/api/setup/", "This server's endpoints as the caller reached it (HTTP, OwnTracks HTTP, WebSocket URLs; the actual MQTT, MQTT-TLS, WS and WSS ports, null when off) and the active CA's certificate", User, None, (200, None)),
     op("post", "/api/setup/device-config/", "An OwnTracks configuration for one of the caller's devices (device, mode mqtt|mqtt-tls|http, tid, credential: true generates a device credential whose password is only in this answer): the .otrc object and its owntracks:///config?inline= link", User, None, (200, None)),
+    op("post", "/api/mqtt/emqx/authn", "EMQX HTTP authentication: the broker's login check for an external EMQX (Authorization: Bearer [integrations] http_auth_secret; 404 when none is configured, 401 when wrong)", Public, Some("EmqxAuthn"), (200, Some("EmqxResult"))),
+    op("post", "/api/mqtt/emqx/authz", "EMQX HTTP authorization: the broker's ACL decision for a publish or subscribe (same secret as authn)", Public, Some("EmqxAuthz"), (200, Some("EmqxResult"))),
 ];
 
 fn schemas() -> Value {
@@ -359,6 +361,15 @@ fn schemas() -> Value {
             "queued_for_http": { "type": "boolean" }, "command": { "type": "object" } } },
         "OwnTracksMessage": { "type": "object", "description": "One OwnTracks JSON message (_type location, transition, card...)" },
         "OwnTracksAnswer": { "type": "array", "items": { "type": "object" }, "description": "Friends' cards and last locations, then queued commands" },
+        "EmqxAuthn": { "type": "object", "description": "EMQX's HTTP authenticator body", "properties": {
+            "clientid": string, "username": string, "password": { "type": "string", "format": "password" },
+            "peerhost": string, "cert_common_name": string } },
+        "EmqxAuthz": { "type": "object", "description": "EMQX's HTTP authorizer body", "properties": {
+            "clientid": string, "username": string, "peerhost": string,
+            "action": { "enum": ["publish", "subscribe"] }, "topic": string,
+            "qos": { "type": ["integer", "string"] }, "retain": { "type": ["boolean", "string"] } } },
+        "EmqxResult": { "type": "object", "required": ["result"], "properties": {
+            "result": { "enum": ["allow", "deny", "ignore"] }, "is_superuser": { "type": "boolean" } } },
     })
 }
 

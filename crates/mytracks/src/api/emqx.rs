@@ -1,0 +1,285 @@
+//! EMQX-compatible HTTP authentication and authorization (`POST /api/mqtt/emqx/authn` and
+//! `/authz`), so an external EMQX cluster can use mytracks accounts, device credentials and
+//! access rules: configure EMQX's HTTP authenticator and authorizer with these URLs, a JSON
+//! body template and the header `Authorization: Bearer <[integrations] http_auth_secret>`.
+//!
+//! The answers are EMQX's: status 200 with `{"result": "allow" | "deny" | "ignore",
+//! "is_superuser": bool}` (EMQX reads any 4xx/5xx as "ignore"). Without a configured secret
+//! the endpoints do not exist (404); a missing or wrong secret is 401.
+//!
+//! Nothing is decided here: authentication is the broker's own login check
+//! ([`crate::access::MqttAccess`] through its hooks: accounts, device credentials, the
+//! password file, login throttling per `peerhost`) and authorization the broker's own ACL
+//! decision for the same topic and action. A username mytracks does not know gets "ignore"
+//! (another EMQX source may know it), except on accounts' OwnTracks topics, which it may never
+//! use ("deny"). `cert_common_name` is not trusted: EMQX checked the certificate, not us.
+
+use crate::access::{AccessHooks, MqttAccess};
+use crate::accounts::directory::Verdict;
+use crate::accounts::Accounts;
+use crate::config::HttpAuthSecret;
+use crate::http::HttpState;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use mytracks_broker::{AuthDecision, ClientInfo, ConnectRequest, Hooks};
+use mytracks_codec::{ProtocolVersion, QoS, ReasonCode};
+use serde::Deserialize;
+use serde_json::json;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// Listener name the hooks see for requests coming through EMQX.
+const LISTENER: &str = "emqx-http";
+
+/// What the endpoints need, added to the HTTP router as an extension by the server (it
+/// owns the broker's access control).
+#[derive(Clone)]
+pub struct EmqxAuth {
+    secret: Option<HttpAuthSecret>,
+    accounts: Arc<Accounts>,
+    hooks: Arc<AccessHooks>,
+}
+
+impl EmqxAuth {
+    pub fn new(
+        secret: Option<HttpAuthSecret>,
+        access: &Arc<MqttAccess>,
+        accounts: Arc<Accounts>,
+    ) -> Arc<EmqxAuth> {
+        Arc::new(EmqxAuth {
+            secret,
+            accounts,
+            hooks: Arc::new(access.hooks()),
+        })
+    }
+}
+
+/// The routes, outside the API's session/token authentication (they have their own secret).
+pub fn router() -> Router<HttpState> {
+    Router::new()
+        .route("/api/mqtt/emqx/authn", post(authn))
+        .route("/api/mqtt/emqx/authz", post(authz))
+}
+
+/// EMQX's authentication request (its default body template, any field may be missing).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AuthnRequest {
+    pub clientid: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub peerhost: Option<String>,
+    /// Ignored (see the module documentation).
+    pub cert_common_name: Option<String>,
+}
+
+/// EMQX's authorization request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AuthzRequest {
+    pub clientid: String,
+    pub username: Option<String>,
+    pub peerhost: Option<String>,
+    /// `publish` or `subscribe` (EMQX 4 sent `pub`/`sub`; both are read).
+    pub action: String,
+    pub topic: String,
+    pub qos: Option<serde_json::Value>,
+    pub retain: Option<serde_json::Value>,
+}
+
+/// A refusal before any decision: the status and the message of its JSON body.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.0, &self.1)
+    }
+}
+
+/// Checks the caller's bearer secret.
+fn check_secret(auth: Option<&EmqxAuth>, headers: &HeaderMap) -> Result<(), Refusal> {
+    let Some(secret) = auth.and_then(|a| a.secret.as_ref()) else {
+        return Err(Refusal(StatusCode::NOT_FOUND, "Not found".into()));
+    };
+    let offered = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match offered {
+        Some(offered) if secret.matches(offered) => Ok(()),
+        _ => Err(Refusal(
+            StatusCode::UNAUTHORIZED,
+            "A valid bearer secret ([integrations] http_auth_secret) is required".into(),
+        )),
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+fn answer(result: &str, superuser: bool) -> Response {
+    Json(json!({ "result": result, "is_superuser": superuser })).into_response()
+}
+
+/// `peerhost` as the address the throttle counts failures for (port unknown: 0).
+fn peer(peerhost: Option<&str>) -> Option<SocketAddr> {
+    peerhost
+        .and_then(|h| h.trim().parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 0))
+}
+
+/// A JSON body, or a 400 EMQX reads as "ignore".
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
+    serde_json::from_slice(body)
+        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("Invalid JSON: {e}")))
+}
+
+/// `POST /api/mqtt/emqx/authn`.
+pub async fn authn(
+    auth: Option<Extension<Arc<EmqxAuth>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let auth = auth.map(|Extension(a)| a);
+    if let Err(response) = check_secret(auth.as_deref(), &headers) {
+        return response.into_response();
+    }
+    let auth = auth.expect("checked");
+    let request: AuthnRequest = match parse(&body) {
+        Ok(request) => request,
+        Err(response) => return response.into_response(),
+    };
+    let connect = ConnectRequest {
+        client_id: request.clientid,
+        username: request.username.filter(|u| !u.is_empty()),
+        password: request.password.map(|p| bytes::Bytes::from(p.into_bytes())),
+        protocol: ProtocolVersion::V5,
+        peer: peer(request.peerhost.as_deref()),
+        listener: Arc::from(LISTENER),
+        transport_identity: None,
+    };
+    match auth.hooks.authenticate(&connect).await {
+        AuthDecision::Allow(identity) => answer("allow", identity.superuser),
+        AuthDecision::Ignore => answer("ignore", false),
+        AuthDecision::Deny(code) if code == ReasonCode::SERVER_UNAVAILABLE => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The account database is unavailable",
+        ),
+        AuthDecision::Deny(_) => answer("deny", false),
+    }
+}
+
+/// `POST /api/mqtt/emqx/authz`.
+pub async fn authz(
+    auth: Option<Extension<Arc<EmqxAuth>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let auth = auth.map(|Extension(a)| a);
+    if let Err(response) = check_secret(auth.as_deref(), &headers) {
+        return response.into_response();
+    }
+    let auth = auth.expect("checked");
+    let request: AuthzRequest = match parse(&body) {
+        Ok(request) => request,
+        Err(response) => return response.into_response(),
+    };
+    let publish = match request.action.as_str() {
+        "publish" | "pub" => true,
+        "subscribe" | "sub" => false,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "action must be publish or subscribe",
+            )
+        }
+    };
+    let topic = request.topic.as_str();
+    let valid = match publish {
+        true => mytracks_codec::topic::validate_topic_name(topic).is_ok(),
+        false => mytracks_codec::topic::validate_topic_filter(topic).is_ok(),
+    };
+    if !valid {
+        return answer("deny", false);
+    }
+    let Some(username) = request.username.filter(|u| !u.is_empty()) else {
+        return answer("ignore", false);
+    };
+    let directory = auth.accounts.directory();
+    if directory.member(&username).is_some_and(|m| !m.active) {
+        // The broker never lets an inactive account connect; EMQX may have another source.
+        return answer("deny", false);
+    }
+    if directory.member(&username).is_none() {
+        // Not ours: only the accounts' namespaces are our business.
+        let verdict = match publish {
+            true => directory.may_publish(Some(&username), topic),
+            false => directory.may_subscribe(Some(&username), topic),
+        };
+        return match verdict {
+            Verdict::Deny => answer("deny", false),
+            _ => answer("ignore", false),
+        };
+    }
+    let client = ClientInfo {
+        client_id: Arc::from(request.clientid.as_str()),
+        username: Some(Arc::from(username.as_str())),
+        superuser: false,
+        protocol: ProtocolVersion::V5,
+        peer: peer(request.peerhost.as_deref()),
+        listener: Arc::from(LISTENER),
+        local: false,
+    };
+    let qos = qos_of(request.qos.as_ref());
+    let allowed = match publish {
+        true => {
+            let retain = truthy(request.retain.as_ref());
+            auth.hooks.authorize_publish(&client, topic, qos, retain)
+        }
+        false => auth.hooks.authorize_subscribe(&client, topic, qos),
+    };
+    answer(if allowed { "allow" } else { "deny" }, false)
+}
+
+/// EMQX sends placeholders as strings (`"1"`) or numbers depending on the template.
+fn qos_of(value: Option<&serde_json::Value>) -> QoS {
+    let n = match value {
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(s)) => s.parse().ok(),
+        _ => None,
+    };
+    match n {
+        Some(2) => QoS::ExactlyOnce,
+        Some(1) => QoS::AtLeastOnce,
+        _ => QoS::AtMostOnce,
+    }
+}
+
+fn truthy(value: Option<&serde_json::Value>) -> bool {
+    match value {
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::String(s)) => matches!(s.as_str(), "true" | "1"),
+        Some(serde_json::Value::Number(n)) => n.as_u64() == Some(1),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders() {
+        assert_eq!(qos_of(Some(&json!("2"))), QoS::ExactlyOnce);
+        assert_eq!(qos_of(Some(&json!(1))), QoS::AtLeastOnce);
+        assert_eq!(qos_of(None), QoS::AtMostOnce);
+        assert!(truthy(Some(&json!("true"))) && truthy(Some(&json!(true))));
+        assert!(!truthy(Some(&json!("false"))) && !truthy(None));
+        assert_eq!(peer(Some("10.0.0.1")).unwrap().ip().to_string(), "10.0.0.1");
+        assert_eq!(peer(Some("nonsense")), None);
+    }
+}

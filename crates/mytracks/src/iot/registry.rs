@@ -1,0 +1,221 @@
+//! The device registry: adding a device (with generated MQTT credentials, shown once),
+//! rotating its password, removing it, and checking its login.
+//!
+//! A device's password is 24 random letters and digits (143 bits) stored as a SHA-256
+//! digest, not argon2id: nothing that long can be brute-forced, and a fleet of thousands of
+//! devices reconnecting after a restart must not cost a second of CPU each.
+
+use crate::accounts::secret;
+use mytracks_store::{IotDevice, Store, StoreError, User};
+use thiserror::Error;
+
+/// Length of generated device passwords.
+pub const PASSWORD_LENGTH: usize = 24;
+/// The stored form's prefix, so that other hash formats can follow.
+const DIGEST_PREFIX: &str = "sha256:";
+
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("a device or user named {0:?} already exists")]
+    Taken(String),
+    #[error("no device {0:?}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// A device id is its MQTT username and a topic level: 1-64 letters, digits, `-`, `_`, `.`.
+pub fn check_device_id(id: &str) -> Result<()> {
+    let valid = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !id.starts_with('.');
+    if valid {
+        Ok(())
+    } else {
+        Err(RegistryError::Invalid {
+            field: "device_id",
+            message: format!(
+                "device id {id:?} must be 1 to 64 letters, digits, '-', '_' or '.' (not starting with '.')"
+            ),
+        })
+    }
+}
+
+/// A group (fleet) name is a topic level too.
+pub fn check_group(group: &str) -> Result<()> {
+    check_device_id(group).map_err(|_| RegistryError::Invalid {
+        field: "group",
+        message: format!("group {group:?} must be 1 to 64 letters, digits, '-', '_' or '.'"),
+    })
+}
+
+fn stored_form(password: &str) -> String {
+    format!("{DIGEST_PREFIX}{}", secret::digest(password))
+}
+
+/// Does `password` open `stored`? Constant time.
+pub fn password_matches(stored: &str, password: &str) -> bool {
+    match stored.strip_prefix(DIGEST_PREFIX) {
+        Some(digest) => secret::same(digest, &secret::digest(password)),
+        None => false,
+    }
+}
+
+/// Registry operations over the application database.
+#[derive(Clone)]
+pub struct Registry {
+    store: Store,
+}
+
+impl Registry {
+    pub fn new(store: Store) -> Registry {
+        Registry { store }
+    }
+
+    /// Registers `device_id` for `owner` and returns it with its password (shown once).
+    pub async fn add(
+        &self,
+        owner: &User,
+        device_id: &str,
+        group: Option<&str>,
+        description: &str,
+    ) -> Result<(IotDevice, String)> {
+        check_device_id(device_id)?;
+        if let Some(group) = group {
+            check_group(group)?;
+        }
+        // The MQTT username space is shared with accounts.
+        if self.store.user_by_name(device_id).await?.is_some() {
+            return Err(RegistryError::Taken(device_id.to_owned()));
+        }
+        let password = secret::alphanumeric(PASSWORD_LENGTH);
+        let device = self
+            .store
+            .create_iot_device(
+                device_id,
+                owner.id,
+                group,
+                &stored_form(&password),
+                description,
+                mytracks_store::now(),
+            )
+            .await
+            .map_err(|error| match error {
+                StoreError::Conflict(_) => RegistryError::Taken(device_id.to_owned()),
+                other => other.into(),
+            })?;
+        Ok((device, password))
+    }
+
+    pub async fn device(&self, device_id: &str) -> Result<IotDevice> {
+        self.store
+            .iot_device(device_id)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(device_id.to_owned()))
+    }
+
+    /// A new password for `device_id` (the old one stops working; a running server closes
+    /// the device's connections).
+    pub async fn rotate(&self, device_id: &str) -> Result<String> {
+        let device = self.device(device_id).await?;
+        let password = secret::alphanumeric(PASSWORD_LENGTH);
+        self.store
+            .set_iot_password(device.id, &stored_form(&password), mytracks_store::now())
+            .await?;
+        Ok(password)
+    }
+
+    /// Removes `device_id` with its telemetry and commands.
+    pub async fn remove(&self, device_id: &str) -> Result<()> {
+        let device = self.device(device_id).await?;
+        Ok(self.store.delete_iot_device(device.id).await?)
+    }
+
+    /// The device whose id is `username`, if `password` opens it.
+    pub async fn authenticate(&self, username: &str, password: &str) -> Result<Option<IotDevice>> {
+        Ok(self
+            .store
+            .iot_device(username)
+            .await?
+            .filter(|device| password_matches(&device.password_hash, password)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_passwords() {
+        for good in ["s1", "sensor-1.kitchen", "A_B"] {
+            assert!(check_device_id(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a/b", "a+b", "#", ".hidden", "$SYS", &"x".repeat(65)] {
+            assert!(check_device_id(bad).is_err(), "{bad}");
+        }
+        let stored = stored_form("secret");
+        assert!(password_matches(&stored, "secret"));
+        assert!(!password_matches(&stored, "Secret"));
+        assert!(!password_matches("$argon2id$whatever", "secret"));
+    }
+
+    #[tokio::test]
+    async fn add_rotate_authenticate_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
+            .await
+            .unwrap();
+        let owner = store
+            .create_user(&mytracks_store::NewUser {
+                username: "alice".into(),
+                password_hash: "$argon2id$x".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let registry = Registry::new(store.clone());
+        let (device, password) = registry.add(&owner, "s1", Some("barn"), "").await.unwrap();
+        assert_eq!(password.len(), PASSWORD_LENGTH);
+        assert_eq!(device.group_name.as_deref(), Some("barn"));
+        assert!(matches!(
+            registry.add(&owner, "s1", None, "").await,
+            Err(RegistryError::Taken(_))
+        ));
+        assert!(matches!(
+            registry.add(&owner, "alice", None, "").await,
+            Err(RegistryError::Taken(_)),
+        ));
+        assert!(matches!(
+            registry.add(&owner, "x", Some("a/b"), "").await,
+            Err(RegistryError::Invalid { field: "group", .. })
+        ));
+        assert_eq!(
+            registry.authenticate("s1", &password).await.unwrap(),
+            Some(device)
+        );
+        assert_eq!(registry.authenticate("s1", "wrong").await.unwrap(), None);
+        assert_eq!(
+            registry.authenticate("nobody", &password).await.unwrap(),
+            None
+        );
+        let new = registry.rotate("s1").await.unwrap();
+        assert_ne!(new, password);
+        assert_eq!(registry.authenticate("s1", &password).await.unwrap(), None);
+        assert!(registry.authenticate("s1", &new).await.unwrap().is_some());
+        registry.remove("s1").await.unwrap();
+        assert!(matches!(
+            registry.remove("s1").await,
+            Err(RegistryError::NotFound(_))
+        ));
+    }
+}

@@ -1,0 +1,146 @@
+//! The telemetry writer: one task takes whatever has queued up (up to [`MAX_BATCH`]
+//! messages) and stores it in one transaction, so one commit serves thousands of messages.
+//! QoS 1/2 publishers wait for the commit (their PUBACK follows it); QoS 0 messages are
+//! queued without waiting and counted when the queue is full.
+
+use mytracks_store::{Store, Telemetry};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Messages waiting for the writer at most.
+const QUEUE: usize = 65_536;
+/// Messages per transaction at most.
+pub const MAX_BATCH: usize = 5_000;
+
+/// What `/metrics` shows of the writer.
+#[derive(Debug, Default)]
+pub struct TelemetryCounters {
+    pub stored: AtomicU64,
+    /// In batches whose commit failed (their QoS 1/2 publishers were told to retry).
+    pub failed: AtomicU64,
+    /// QoS 0 messages dropped with the queue full.
+    pub dropped: AtomicU64,
+}
+
+struct Job {
+    row: Telemetry,
+    done: Option<oneshot::Sender<bool>>,
+}
+
+/// The sending side of the writer; cheap to clone.
+#[derive(Clone)]
+pub struct TelemetryWriter {
+    sender: mpsc::Sender<Job>,
+    pub counters: Arc<TelemetryCounters>,
+}
+
+impl TelemetryWriter {
+    /// Starts the writer task on `store`.
+    pub fn start(store: Store) -> (TelemetryWriter, tokio::task::JoinHandle<()>) {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let counters = Arc::new(TelemetryCounters::default());
+        let task = tokio::spawn(run(store, receiver, counters.clone()));
+        (TelemetryWriter { sender, counters }, task)
+    }
+
+    /// Stores `row` and resolves once it is committed (`true`) or its batch failed.
+    pub async fn store(&self, row: Telemetry) -> bool {
+        let (done, committed) = oneshot::channel();
+        let job = Job {
+            row,
+            done: Some(done),
+        };
+        if self.sender.send(job).await.is_err() {
+            return false;
+        }
+        committed.await.unwrap_or(false)
+    }
+
+    /// Queues `row` without waiting (QoS 0); `false` (and counted) when the queue is full.
+    pub fn store_later(&self, row: Telemetry) -> bool {
+        match self.sender.try_send(Job { row, done: None }) {
+            Ok(()) => true,
+            Err(_) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+}
+
+async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, counters: Arc<TelemetryCounters>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let (rows, waiters): (Vec<Telemetry>, Vec<Option<oneshot::Sender<bool>>>) =
+            jobs.drain(..).map(|job| (job.row, job.done)).unzip();
+        let ok = match store.insert_telemetry(&rows).await {
+            Ok(()) => {
+                counters
+                    .stored
+                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                true
+            }
+            Err(error) => {
+                counters
+                    .failed
+                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                tracing::error!(count = rows.len(), "cannot store telemetry: {error}");
+                false
+            }
+        };
+        for waiter in waiters.into_iter().flatten() {
+            let _ = waiter.send(ok);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn batches_are_stored_and_waiters_hear_of_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
+            .await
+            .unwrap();
+        let owner = store
+            .create_user(&mytracks_store::NewUser {
+                username: "alice".into(),
+                password_hash: "$argon2id$x".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let device = store
+            .create_iot_device("s1", owner.id, None, "sha256:x", "", 0)
+            .await
+            .unwrap();
+        let (writer, _task) = TelemetryWriter::start(store.clone());
+        let row = |i: i64| Telemetry {
+            device_id: device.id,
+            ts_ms: i,
+            topic: "t".into(),
+            payload: format!("{{\"i\":{i}}}"),
+        };
+        for i in 0..10_000 {
+            assert!(writer.store_later(row(i)));
+        }
+        assert!(
+            writer.store(row(10_000)).await,
+            "committed after everything before it"
+        );
+        let stored = store
+            .telemetry(device.id, 0, i64::MAX, None, 20_000)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 10_001);
+        assert_eq!(writer.counters.stored.load(Ordering::Relaxed), 10_001);
+
+        // A failed commit (the device is gone: foreign key) is reported to the waiter.
+        store.delete_iot_device(device.id).await.unwrap();
+        assert!(!writer.store(row(1)).await);
+        assert_eq!(writer.counters.failed.load(Ordering::Relaxed), 1);
+    }
+}

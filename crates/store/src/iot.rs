@@ -1,0 +1,319 @@
+//! IoT devices (sensors, gateways: anything that is not an OwnTracks phone): their registry
+//! and credentials, their telemetry, and the commands sent to them or to their group.
+//!
+//! Telemetry arrives in bursts from many devices, so it is written in batches of multi-row
+//! INSERTs in one transaction, like OwnTracks locations. Times are milliseconds since the
+//! Unix epoch: devices report more than once a second.
+
+use crate::error::{classify, Result};
+use crate::users::expect_one;
+use crate::{on_db, Store};
+
+/// A registered IoT device.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct IotDevice {
+    pub id: i64,
+    /// The MQTT username and the id in its topics.
+    pub device_id: String,
+    pub owner_id: i64,
+    /// Its fleet, for group commands.
+    pub group_name: Option<String>,
+    pub password_hash: String,
+    pub description: String,
+    pub online: bool,
+    pub last_seen: Option<i64>,
+    pub created_at: i64,
+    pub rotated_at: Option<i64>,
+}
+
+/// One telemetry message.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct Telemetry {
+    pub device_id: i64,
+    pub ts_ms: i64,
+    /// The topic below `<base>/devices/<id>/telemetry/` (may be empty).
+    pub topic: String,
+    /// JSON text.
+    pub payload: String,
+}
+
+/// A command to a device or to a group.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct IotCommand {
+    pub id: i64,
+    pub command_id: String,
+    pub device_id: Option<i64>,
+    pub group_name: Option<String>,
+    pub command: String,
+    /// JSON text.
+    pub parameters: String,
+    /// `sent`, `delivered` (PUBCOMP received) or `acknowledged` (the device answered).
+    pub status: String,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+    pub acknowledged_at: Option<i64>,
+    pub response: Option<String>,
+}
+
+const DEVICE_COLUMNS: &str = "id, device_id, owner_id, group_name, password_hash, description, \
+     online, last_seen, created_at, rotated_at";
+const COMMAND_COLUMNS: &str = "id, command_id, device_id, group_name, command, parameters, \
+     status, created_at, delivered_at, acknowledged_at, response";
+
+/// Telemetry rows per multi-row INSERT (4 parameters each: far under both limits).
+const CHUNK: usize = 500;
+
+impl Store {
+    /// Registers a device; `Conflict("device_id")` when the id is taken.
+    pub async fn create_iot_device(
+        &self,
+        device_id: &str,
+        owner_id: i64,
+        group_name: Option<&str>,
+        password_hash: &str,
+        description: &str,
+        now: i64,
+    ) -> Result<IotDevice> {
+        let sql = format!(
+            "INSERT INTO iot_devices (device_id, owner_id, group_name, password_hash, description, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {DEVICE_COLUMNS}"
+        );
+        on_db!(self, pool => sqlx::query_as::<_, IotDevice>(&sql)
+            .bind(device_id)
+            .bind(owner_id)
+            .bind(group_name)
+            .bind(password_hash)
+            .bind(description)
+            .bind(now)
+            .fetch_one(pool)
+            .await)
+        .map_err(|e| classify(e, "device_id"))
+    }
+
+    pub async fn iot_device(&self, device_id: &str) -> Result<Option<IotDevice>> {
+        let sql = format!("SELECT {DEVICE_COLUMNS} FROM iot_devices WHERE device_id = $1");
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, IotDevice>(&sql).bind(device_id).fetch_optional(pool).await)?,
+        )
+    }
+
+    /// Devices of `owner_id`, or all of them; optionally of one group. Ordered by id.
+    pub async fn iot_devices(
+        &self,
+        owner_id: Option<i64>,
+        group_name: Option<&str>,
+    ) -> Result<Vec<IotDevice>> {
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM iot_devices WHERE ($1 IS NULL OR owner_id = $1) \
+             AND ($2 IS NULL OR group_name = $2) ORDER BY id"
+        );
+        Ok(on_db!(self, pool => sqlx::query_as::<_, IotDevice>(&sql)
+            .bind(owner_id)
+            .bind(group_name)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// Replaces a device's password hash (rotation); a running server closes its
+    /// connections (the change counter is bumped).
+    pub async fn set_iot_password(&self, id: i64, password_hash: &str, now: i64) -> Result<()> {
+        let sql = "UPDATE iot_devices SET password_hash = $1, rotated_at = $2 WHERE id = $3";
+        expect_one(on_db!(self, pool => sqlx::query(sql)
+            .bind(password_hash)
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?)
+    }
+
+    /// Changes group and description.
+    pub async fn update_iot_device(
+        &self,
+        id: i64,
+        group_name: Option<&str>,
+        description: &str,
+    ) -> Result<()> {
+        let sql = "UPDATE iot_devices SET group_name = $1, description = $2 WHERE id = $3";
+        expect_one(on_db!(self, pool => sqlx::query(sql)
+            .bind(group_name)
+            .bind(description)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?)
+    }
+
+    /// Removes a device with its telemetry and commands.
+    pub async fn delete_iot_device(&self, id: i64) -> Result<()> {
+        let sql = "DELETE FROM iot_devices WHERE id = $1";
+        expect_one(
+            on_db!(self, pool => sqlx::query(sql).bind(id).execute(pool).await.map(|r| r.rows_affected()))?,
+        )
+    }
+
+    /// Records presence (from will messages, status topics and heartbeats).
+    pub async fn set_iot_presence(&self, id: i64, online: bool, at: i64) -> Result<()> {
+        let sql = "UPDATE iot_devices SET online = $1, last_seen = $2 WHERE id = $3";
+        expect_one(on_db!(self, pool => sqlx::query(sql)
+            .bind(online)
+            .bind(at)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?)
+    }
+
+    /// Stores a batch of telemetry in one transaction (all or nothing) and marks the devices
+    /// as seen at their latest message.
+    pub async fn insert_telemetry(&self, batch: &[Telemetry]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut latest: std::collections::BTreeMap<i64, i64> = Default::default();
+        for row in batch {
+            let seen = latest.entry(row.device_id).or_insert(row.ts_ms);
+            *seen = (*seen).max(row.ts_ms);
+        }
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in batch.chunks(CHUNK) {
+                let mut query = sqlx::QueryBuilder::new(
+                    "INSERT INTO iot_telemetry (device_id, ts_ms, topic, payload) ",
+                );
+                query.push_values(chunk, |mut row, t| {
+                    row.push_bind(t.device_id)
+                        .push_bind(t.ts_ms)
+                        .push_bind(t.topic.as_str())
+                        .push_bind(t.payload.as_str());
+                });
+                query.build().execute(&mut *tx).await?;
+            }
+            for (device, ts_ms) in &latest {
+                sqlx::query(
+                    "UPDATE iot_devices SET last_seen = $1 WHERE id = $2 \
+                     AND (last_seen IS NULL OR last_seen < $1)",
+                )
+                .bind(ts_ms / 1000)
+                .bind(device)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
+        })?;
+        Ok(())
+    }
+
+    /// A device's telemetry in `[start_ms, end_ms]`, oldest first, optionally for one topic
+    /// suffix, at most `limit` rows.
+    pub async fn telemetry(
+        &self,
+        device: i64,
+        start_ms: i64,
+        end_ms: i64,
+        topic: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Telemetry>> {
+        let sql = "SELECT device_id, ts_ms, topic, payload FROM iot_telemetry \
+             WHERE device_id = $1 AND ts_ms >= $2 AND ts_ms <= $3 AND ($4 IS NULL OR topic = $4) \
+             ORDER BY ts_ms, id LIMIT $5";
+        Ok(on_db!(self, pool => sqlx::query_as::<_, Telemetry>(sql)
+            .bind(device)
+            .bind(start_ms)
+            .bind(end_ms)
+            .bind(topic)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// The newest message of each topic suffix of a device.
+    pub async fn latest_telemetry(&self, device: i64) -> Result<Vec<Telemetry>> {
+        let sql = "SELECT t.device_id, t.ts_ms, t.topic, t.payload FROM iot_telemetry t \
+             WHERE t.device_id = $1 AND t.id = (SELECT MAX(u.id) FROM iot_telemetry u \
+             WHERE u.device_id = t.device_id AND u.topic = t.topic) ORDER BY t.topic";
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, Telemetry>(sql).bind(device).fetch_all(pool).await)?,
+        )
+    }
+
+    /// Deletes telemetry older than `before_ms`; returns how many rows went.
+    pub async fn purge_telemetry(&self, before_ms: i64) -> Result<u64> {
+        let sql = "DELETE FROM iot_telemetry WHERE ts_ms < $1";
+        Ok(
+            on_db!(self, pool => sqlx::query(sql).bind(before_ms).execute(pool).await.map(|r| r.rows_affected()))?,
+        )
+    }
+
+    /// Records a command as `sent`.
+    pub async fn insert_iot_command(
+        &self,
+        command_id: &str,
+        device: Option<i64>,
+        group_name: Option<&str>,
+        command: &str,
+        parameters: &str,
+        now: i64,
+    ) -> Result<IotCommand> {
+        let sql = format!(
+            "INSERT INTO iot_commands (command_id, device_id, group_name, command, parameters, \
+             status, created_at) VALUES ($1, $2, $3, $4, $5, 'sent', $6) RETURNING {COMMAND_COLUMNS}"
+        );
+        on_db!(self, pool => sqlx::query_as::<_, IotCommand>(&sql)
+            .bind(command_id)
+            .bind(device)
+            .bind(group_name)
+            .bind(command)
+            .bind(parameters)
+            .bind(now)
+            .fetch_one(pool)
+            .await)
+        .map_err(|e| classify(e, "command_id"))
+    }
+
+    /// Moves a command to `delivered` (unless it is already acknowledged).
+    pub async fn mark_iot_command_delivered(&self, command_id: &str, at: i64) -> Result<()> {
+        let sql = "UPDATE iot_commands SET status = 'delivered', delivered_at = $1 \
+             WHERE command_id = $2 AND status = 'sent'";
+        on_db!(self, pool => sqlx::query(sql).bind(at).bind(command_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Moves a command to `acknowledged` with the device's answer (JSON text).
+    pub async fn mark_iot_command_acknowledged(
+        &self,
+        command_id: &str,
+        response: &str,
+        at: i64,
+    ) -> Result<()> {
+        let sql = "UPDATE iot_commands SET status = 'acknowledged', acknowledged_at = $1, \
+             response = $2, delivered_at = COALESCE(delivered_at, $1) WHERE command_id = $3";
+        expect_one(on_db!(self, pool => sqlx::query(sql)
+            .bind(at)
+            .bind(response)
+            .bind(command_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?)
+    }
+
+    pub async fn iot_command(&self, command_id: &str) -> Result<Option<IotCommand>> {
+        let sql = format!("SELECT {COMMAND_COLUMNS} FROM iot_commands WHERE command_id = $1");
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, IotCommand>(&sql).bind(command_id).fetch_optional(pool).await)?,
+        )
+    }
+
+    /// A device's commands, newest first.
+    pub async fn iot_commands(&self, device: i64, limit: i64) -> Result<Vec<IotCommand>> {
+        let sql = format!(
+            "SELECT {COMMAND_COLUMNS} FROM iot_commands WHERE device_id = $1 ORDER BY id DESC LIMIT $2"
+        );
+        Ok(on_db!(self, pool => sqlx::query_as::<_, IotCommand>(&sql)
+            .bind(device)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
+    }
+}
