@@ -495,6 +495,8 @@ struct RawMqtt {
     max_session_expiry: Option<i64>,
     sys_interval: Option<i64>,
     persist_interval_ms: Option<i64>,
+    /// PUBLISH packets per second per client (absent: unlimited).
+    max_publish_rate: Option<i64>,
     #[serde(default, deserialize_with = "lenient_string")]
     password_file: Option<String>,
     #[serde(default, deserialize_with = "lenient_string")]
@@ -741,6 +743,16 @@ impl RawConfig {
                 1,
                 3_600_000,
             )?),
+            max_publish_rate: match m.max_publish_rate {
+                None => None,
+                Some(rate) => Some(ranged(
+                    "mqtt.max_publish_rate",
+                    Some(rate),
+                    0u32,
+                    1,
+                    i64::from(u32::MAX),
+                )?),
+            },
             ..d
         };
         Ok(Settings {

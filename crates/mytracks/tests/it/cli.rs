@@ -153,6 +153,7 @@ fn bad_config_values_are_rejected_by_name() {
         ("[mqtt]\nmax_keepalive = \"sixty\"\n", "max_keepalive"),
         ("[mqtt]\nreceive_maximum = -1\n", "receive_maximum"),
         ("[mqtt]\nallow_anonymous = \"yes\"\n", "allow_anonymous"),
+        ("[mqtt]\nmax_publish_rate = 0\n", "max_publish_rate"),
         (
             "[mqtt]\nmax_packet_size = 99999999999999\n",
             "max_packet_size",

@@ -1,6 +1,6 @@
 //! Per-listener connection limits.
 
-use crate::support::raw::{connect, Conn};
+use crate::support::raw::{self, connect, Conn};
 use crate::support::*;
 use std::time::Duration;
 
@@ -79,4 +79,47 @@ fn the_bench_command_measures_a_running_server() {
         .and_then(|rest| rest.trim().parse().ok())
         .unwrap_or_else(|| panic!("no rate in {}", out.describe()));
     assert!(rate > 0.0, "nothing delivered: {}", out.describe());
+}
+
+#[test]
+fn max_publish_rate_disconnects_a_flooding_v5_client_and_slows_a_v311_one() {
+    let server = Server::with_config("[mqtt]\nallow_anonymous = true\nmax_publish_rate = 5\n");
+    // MQTT 5: a burst of 20 goes over the 5/s bucket: DISCONNECT 0x96.
+    let mut flooder = Conn::connected(server.mqtt_port, 5, "flooder");
+    let mut burst = Vec::new();
+    for _ in 0..20 {
+        burst.extend(raw::publish(5, "rate/x", b"x", 0, 0, false));
+    }
+    flooder.send(&burst).unwrap();
+    let received = flooder.expect_close(Duration::from_secs(10)).unwrap();
+    assert_eq!(received.first(), Some(&0xE0), "DISCONNECT: {received:02x?}");
+    assert!(
+        received.contains(&0x96),
+        "0x96 Message rate too high: {received:02x?}"
+    );
+
+    // MQTT 3.1.1 with mosquitto_pub: 15 messages at 5/s take at least 2 s, none is lost.
+    let mut watcher = Subscriber::start(server.mqtt_port, &["-t", "rate/#", "-v"]);
+    let lines: String = (0..15).map(|i| format!("m{i}\n")).collect();
+    let file = server.dir().join("messages.txt");
+    std::fs::write(&file, lines).unwrap();
+    let started = std::time::Instant::now();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c").arg(format!(
+        "mosquitto_pub -h 127.0.0.1 -p {} -t rate/slow -q 1 -l -i slow < '{}'",
+        server.mqtt_port,
+        file.display()
+    ));
+    let out = run(cmd, Duration::from_secs(20));
+    assert!(out.success(), "{}", out.describe());
+    assert!(
+        watcher.wait_messages(15, Duration::from_secs(10)),
+        "{}",
+        server.context()
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_800),
+        "not slowed: {:?}",
+        started.elapsed()
+    );
 }
