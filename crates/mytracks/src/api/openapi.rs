@@ -279,6 +279,14 @@ pub const OPERATIONS: &[Operation] = &[
     op("post", "/api/setup/device-config/", "An OwnTracks configuration for one of the caller's devices (device, mode mqtt|mqtt-tls|http, tid, credential: true generates a device credential whose password is only in this answer): the .otrc object and its owntracks:///config?inline= link", User, None, (200, None)),
     op("post", "/api/mqtt/emqx/authn", "EMQX HTTP authentication: the broker's login check for an external EMQX (Authorization: Bearer [integrations] http_auth_secret; 404 when none is configured, 401 when wrong)", Public, Some("EmqxAuthn"), (200, Some("EmqxResult"))),
     op("post", "/api/mqtt/emqx/authz", "EMQX HTTP authorization: the broker's ACL decision for a publish or subscribe (same secret as authn)", Public, Some("EmqxAuthz"), (200, Some("EmqxResult"))),
+    op("get", "/api/mqtt/status/", "The broker: version, uptime, connections, message counts, subscriptions, retained messages, listeners and ports", User, None, (200, None)),
+    op("post", "/api/mqtt/publish/", "Publish as the caller within their ACL (topic, payload, encoding utf8|base64, qos, retain); 403 outside it", User, None, (200, Some("Detail"))),
+    op("get", "/api/mqtt/topics/structure/", "The topic tree: retained topics the caller may read; for admins also the subscription filters in use", User, None, (200, None)),
+    op("post", "/api/mqtt/topics/validate/", "Is a topic name (topic) or filter (filter) well formed, and may the caller publish or subscribe to it", User, None, (200, None)),
+    op("get", "/api/mqtt/clients/", "Connected MQTT clients: id, user, protocol, listener, address, since, subscriptions, queued and in-flight messages", Admin, None, (200, None)),
+    op("delete", "/api/mqtt/clients/{client_id}/", "Disconnect a client (MQTT 5 clients hear 0x98 Administrative action)", Admin, None, (200, Some("Detail"))),
+    op("get", "/api/mqtt/monitoring/metrics/", "The /metrics figures as JSON: connections, auth failures, messages by QoS, bytes, drops, OwnTracks ingest and commit latency buckets", Admin, None, (200, None)),
+    op("get", "/metrics", "Prometheus text format (admins; scrape with an admin's API token)", Admin, None, (200, None)),
 ];
 
 fn schemas() -> Value {
