@@ -54,6 +54,8 @@ pub struct MqttAccess {
     loaded: ArcSwap<Loaded>,
     throttle: LoginThrottle,
     accounts: Arc<Accounts>,
+    /// IoT devices: their logins and the rules under `[iot] base_topic`.
+    iot: Arc<crate::iot::Iot>,
 }
 
 impl MqttAccess {
@@ -61,6 +63,7 @@ impl MqttAccess {
     pub fn load(
         files: AccessFiles,
         accounts: Arc<Accounts>,
+        iot: Arc<crate::iot::Iot>,
     ) -> Result<Arc<MqttAccess>, AccessError> {
         let loaded = Loaded::read(&files)?;
         Ok(Arc::new(MqttAccess {
@@ -68,6 +71,7 @@ impl MqttAccess {
             loaded: ArcSwap::from_pointee(loaded),
             throttle: LoginThrottle::new(),
             accounts,
+            iot,
         }))
     }
 
@@ -117,6 +121,11 @@ impl Hooks for AccessHooks {
         if self.0.is_superuser(client, &directory) {
             return true;
         }
+        match self.0.iot.may_publish(client, topic) {
+            Verdict::Allow => return true,
+            Verdict::Deny => return false,
+            Verdict::NotMine => {}
+        }
         match directory.may_publish(client.username.as_deref(), topic) {
             Verdict::Allow => true,
             Verdict::Deny => false,
@@ -131,6 +140,11 @@ impl Hooks for AccessHooks {
         let directory = self.0.accounts.directory();
         if self.0.is_superuser(client, &directory) {
             return true;
+        }
+        match self.0.iot.may_subscribe(client, filter) {
+            Verdict::Allow => return true,
+            Verdict::Deny => return false,
+            Verdict::NotMine => {}
         }
         match directory.may_subscribe(client.username.as_deref(), filter) {
             Verdict::Allow => true,
@@ -151,6 +165,11 @@ impl Hooks for AccessHooks {
         let directory = self.0.accounts.directory();
         if self.0.is_superuser(subscriber, &directory) {
             return true;
+        }
+        match self.0.iot.may_read(subscriber, &message.topic) {
+            Verdict::Allow => return true,
+            Verdict::Deny => return false,
+            Verdict::NotMine => {}
         }
         match directory.may_read(subscriber.username.as_deref(), &message.topic) {
             Verdict::Allow => true,
@@ -214,6 +233,26 @@ impl MqttAccess {
         };
         let peer = request.peer.map(|p| p.ip());
         let password = request.password.clone().unwrap_or_default();
+        // A device's username is its id (ids never name an account).
+        if self.iot.is_device(&username) {
+            let text = String::from_utf8_lossy(&password);
+            return match self.iot.registry.authenticate(&username, &text).await {
+                Ok(Some(_)) => {
+                    if let Some(peer) = peer {
+                        self.throttle.success(&peer);
+                    }
+                    AuthDecision::Allow(Identity {
+                        username: Some(username),
+                        superuser: false,
+                    })
+                }
+                Ok(None) => self.refuse(&request, &username).await,
+                Err(error) => {
+                    tracing::error!("device login cannot be checked: {error}");
+                    AuthDecision::Deny(ReasonCode::SERVER_UNAVAILABLE)
+                }
+            };
+        }
         match self.accounts.check_mqtt(&username, &password).await {
             Ok(MqttLogin::Account { user, credential }) => {
                 if let Some(peer) = peer {

@@ -98,6 +98,30 @@ pub enum DeviceCommand {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
         expires_in_days: Option<u32>,
     },
+    /// Register an IoT device; prints `username:` (its id) and `password:` lines, once.
+    Add {
+        /// The device id: its MQTT username and the id in its topics.
+        id: String,
+        /// The user who owns it (reads its data, sends it commands).
+        #[arg(long, value_name = "USER")]
+        owner: String,
+        /// Its group (fleet), for group commands.
+        #[arg(long, value_name = "G")]
+        group: Option<String>,
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        description: String,
+    },
+    /// List IoT devices.
+    List {
+        #[arg(long, value_name = "USER")]
+        owner: Option<String>,
+        #[arg(long, value_name = "G")]
+        group: Option<String>,
+    },
+    /// Remove an IoT device with its telemetry; a running server disconnects it.
+    Remove { id: String },
+    /// Give an IoT device a new password (printed once); a running server disconnects it.
+    Rotate { id: String },
 }
 
 /// Opens the database of the configuration `args` points at.
@@ -242,22 +266,79 @@ pub async fn token(command: TokenCommand, db: DatabaseArgs) -> anyhow::Result<()
 
 pub async fn device(command: DeviceCommand, db: DatabaseArgs) -> anyhow::Result<()> {
     let accounts = open(&db).await?;
-    let DeviceCommand::Credentials {
-        name,
-        device,
-        label,
-        expires_in_days,
-    } = command;
-    let result = async {
-        let user = accounts.user_named(&name).await?;
-        let (_, password) = accounts
-            .create_credential(&user, &device, &label, expiry(expires_in_days))
-            .await?;
-        println!("username: {}", user.username);
-        println!("password: {password}");
-        anyhow::Ok(())
-    }
-    .await;
+    let result = run_device(command, &accounts).await;
     accounts.store().close().await;
     result
+}
+
+async fn run_device(command: DeviceCommand, accounts: &Accounts) -> anyhow::Result<()> {
+    let registry = crate::iot::registry::Registry::new(accounts.store().clone());
+    match command {
+        DeviceCommand::Credentials {
+            name,
+            device,
+            label,
+            expires_in_days,
+        } => {
+            let user = accounts.user_named(&name).await?;
+            let (_, password) = accounts
+                .create_credential(&user, &device, &label, expiry(expires_in_days))
+                .await?;
+            println!("username: {}", user.username);
+            println!("password: {password}");
+        }
+        DeviceCommand::Add {
+            id,
+            owner,
+            group,
+            description,
+        } => {
+            let owner = accounts.user_named(&owner).await?;
+            let (device, password) = registry
+                .add(&owner, &id, group.as_deref(), &description)
+                .await?;
+            println!("username: {}", device.device_id);
+            println!("password: {password}");
+        }
+        DeviceCommand::List { owner, group } => {
+            let owner_id = match owner {
+                Some(name) => Some(accounts.user_named(&name).await?.id),
+                None => None,
+            };
+            let owners: std::collections::HashMap<i64, String> = accounts
+                .users()
+                .await?
+                .into_iter()
+                .map(|u| (u.id, u.username))
+                .collect();
+            let devices = accounts
+                .store()
+                .iot_devices(owner_id, group.as_deref())
+                .await?;
+            println!(
+                "{:<24} {:<16} {:<16} {:<7} LAST SEEN",
+                "DEVICE", "OWNER", "GROUP", "ONLINE"
+            );
+            for d in devices {
+                println!(
+                    "{:<24} {:<16} {:<16} {:<7} {}",
+                    d.device_id,
+                    owners.get(&d.owner_id).map_or("?", String::as_str),
+                    d.group_name.as_deref().unwrap_or("-"),
+                    if d.online { "yes" } else { "no" },
+                    d.last_seen.map(timestamp).unwrap_or_else(|| "never".into())
+                );
+            }
+        }
+        DeviceCommand::Remove { id } => {
+            registry.remove(&id).await?;
+            println!("removed device {id}");
+        }
+        DeviceCommand::Rotate { id } => {
+            let password = registry.rotate(&id).await?;
+            println!("username: {id}");
+            println!("password: {password}");
+        }
+    }
+    Ok(())
 }

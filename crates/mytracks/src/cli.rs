@@ -46,7 +46,8 @@ pub enum Command {
         #[command(flatten)]
         database: crate::admin_cli::DatabaseArgs,
     },
-    /// Manage devices' MQTT credentials.
+    /// Manage devices: IoT devices (add, list, remove, rotate) and OwnTracks devices' MQTT
+    /// credentials.
     Device {
         #[command(subcommand)]
         command: crate::admin_cli::DeviceCommand,

@@ -48,6 +48,7 @@ const SECTIONS: &[&str] = &[
     "web",
     "compat",
     "integrations",
+    "iot",
 ];
 
 pub const DEFAULT_DATA_DIR: &str = "./mytracks-data";
@@ -91,6 +92,10 @@ pub struct Settings {
     pub retention_days: Option<u32>,
     /// `[pki] server_names`: extra host names and addresses for new server certificates.
     pub pki_server_names: Vec<String>,
+    /// `[iot] base_topic`: where IoT devices' topics live (`<base>/devices/<id>/...`).
+    pub iot_base_topic: String,
+    /// `[iot] retention_days`: telemetry older than this is purged daily (`None`: kept).
+    pub iot_retention_days: Option<u32>,
     /// `[web]`: the web UI's map tiles.
     pub web: crate::web::WebSettings,
     /// `[compat] store_mosquitto_pbkdf2`: also keep a `$7$` hash of every password and device
@@ -180,6 +185,8 @@ impl Default for Settings {
             database_url: None,
             retention_days: None,
             pki_server_names: Vec::new(),
+            iot_base_topic: crate::iot::DEFAULT_BASE_TOPIC.to_owned(),
+            iot_retention_days: None,
             web: crate::web::WebSettings::default(),
             store_mosquitto_pbkdf2: false,
             http_auth_secret: None,
@@ -418,6 +425,17 @@ struct RawConfig {
     compat: RawCompat,
     #[serde(default)]
     integrations: RawIntegrations,
+    #[serde(default)]
+    iot: RawIot,
+}
+
+/// `[iot]`: the IoT device platform.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIot {
+    #[serde(default, deserialize_with = "lenient_string")]
+    base_topic: Option<String>,
+    retention_days: Option<i64>,
 }
 
 /// `[compat]`: compatibility with other MQTT brokers' files.
@@ -785,6 +803,28 @@ impl RawConfig {
                 .map(|name| name.trim().to_owned())
                 .filter(|name| !name.is_empty())
                 .collect(),
+            iot_base_topic: match self.iot.base_topic {
+                None => crate::iot::DEFAULT_BASE_TOPIC.to_owned(),
+                Some(base) => {
+                    let base = base.trim().to_owned();
+                    let valid = !base.is_empty()
+                        && !base.starts_with('$')
+                        && !base.starts_with('/')
+                        && !base.ends_with('/')
+                        && !base.contains(['+', '#', '\0']);
+                    if !valid {
+                        return Err((
+                            "iot.base_topic",
+                            format!("iot.base_topic must be a topic without wildcards, leading $ or slashes at the ends, got {base:?}"),
+                        ));
+                    }
+                    base
+                }
+            },
+            iot_retention_days: match self.iot.retention_days {
+                None => None,
+                Some(days) => Some(ranged("iot.retention_days", Some(days), 0, 1, 365_000)?),
+            },
             web: crate::web::WebSettings::new(self.web.tile_url, self.web.tile_attribution)?,
             store_mosquitto_pbkdf2: self.compat.store_mosquitto_pbkdf2.unwrap_or(false),
             http_auth_secret: match self.integrations.http_auth_secret {

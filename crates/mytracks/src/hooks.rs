@@ -1,6 +1,6 @@
-//! The broker hooks of the application: access control (accounts and Mosquitto files) decides
-//! who may connect, publish, subscribe and receive; the OwnTracks backend takes every
-//! accepted publish.
+//! The broker hooks of the application: access control (accounts, IoT devices and Mosquitto
+//! files) decides who may connect, publish, subscribe and receive; the IoT platform takes its
+//! devices' telemetry and status, the OwnTracks backend every other accepted publish.
 
 use crate::access::AccessHooks;
 use crate::tracking::Tracking;
@@ -12,6 +12,7 @@ use std::sync::Arc;
 pub struct AppHooks {
     pub access: AccessHooks,
     pub tracking: Arc<Tracking>,
+    pub iot: Arc<crate::iot::Iot>,
 }
 
 impl Hooks for AppHooks {
@@ -32,6 +33,9 @@ impl Hooks for AppHooks {
     }
 
     fn on_publish(&self, client: &ClientInfo, message: &Message) -> PublishGate {
+        if let Some(gate) = self.iot.on_publish(client, message) {
+            return gate;
+        }
         self.tracking.on_publish(client, message)
     }
 }

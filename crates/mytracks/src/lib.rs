@@ -149,7 +149,10 @@ impl Server {
                 file.display()
             );
         }
-        let access = MqttAccess::load(settings.access.clone(), accounts.clone())
+        let (iot, iot_writer) = iot::Iot::start(database.clone(), settings.iot_base_topic.clone())
+            .await
+            .context("cannot load IoT devices")?;
+        let access = MqttAccess::load(settings.access.clone(), accounts.clone(), iot.clone())
             .context("MQTT access control")?;
         let sealer = secrets::Sealer::load(data_dir).context("the server key")?;
         let pki = std::sync::Arc::new(
@@ -211,6 +214,7 @@ impl Server {
             .hooks(hooks::AppHooks {
                 access: access.hooks(),
                 tracking: tracking.clone(),
+                iot: iot.clone(),
             })
             .store(store)
             .build()
@@ -222,6 +226,7 @@ impl Server {
                 )
             })?;
         accounts.attach_broker(broker.clone());
+        iot.attach_broker(broker.clone());
         tracking.attach_broker(broker.clone());
         tracking
             .load_queued()
@@ -230,7 +235,12 @@ impl Server {
         let mut chores = vec![
             accounts.spawn_watcher(ACCOUNT_POLL),
             pki.spawn_watcher(ACCOUNT_POLL),
+            iot.spawn_watcher(ACCOUNT_POLL),
+            iot_writer,
         ];
+        if let Some(days) = settings.iot_retention_days {
+            chores.push(iot::spawn_retention(database.clone(), days));
+        }
         if let Some(days) = settings.retention_days {
             chores.push(tracking::spawn_retention(database.clone(), days));
         }

@@ -1,7 +1,346 @@
 //! The IoT device platform: devices with their own MQTT credentials ([`registry`]), their
-//! topics and the rules for them ([`topics`]). The broker integration (logins, per-message
-//! rules, telemetry ingest), commands and the REST API build on these.
+//! topics and the rules for them ([`topics`]), and their telemetry ([`telemetry`]).
+//!
+//! [`Iot`] ties them to the broker: a device logs in with its id and password; what it and
+//! its owner may publish or read under `[iot] base_topic` is decided from an in-memory
+//! [`DeviceDirectory`] (per-message checks must not touch the database), rebuilt after every
+//! change made here and within a second of one made by another process (the `account_changes`
+//! counter the IoT triggers bump). Removing a device or rotating its password closes its
+//! connections. Telemetry publishes are stored by the batching writer; QoS 1/2 ones are
+//! acknowledged after their commit.
 
 pub mod registry;
 pub mod telemetry;
 pub mod topics;
+
+use crate::accounts::directory::Verdict;
+use arc_swap::ArcSwap;
+use mytracks_broker::{Broker, ClientInfo, Message, PublishGate};
+use mytracks_codec::{QoS, ReasonCode};
+use mytracks_store::{IotDevice, Store, Telemetry};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+use topics::{Actor, IotTopic};
+
+/// The default `[iot] base_topic`.
+pub const DEFAULT_BASE_TOPIC: &str = "iot";
+
+/// One device as the per-message checks need it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceEntry {
+    pub id: i64,
+    pub owner: String,
+    pub group: Option<String>,
+    /// Changes when the password does (a rotation closes the device's connections).
+    pub credential: String,
+}
+
+/// Every device, by id, and the groups each owner has devices in.
+#[derive(Debug, Default)]
+pub struct DeviceDirectory {
+    devices: HashMap<String, DeviceEntry>,
+    owner_groups: HashMap<String, HashSet<String>>,
+}
+
+impl DeviceDirectory {
+    fn new(devices: &[IotDevice], owners: &HashMap<i64, String>) -> DeviceDirectory {
+        let mut directory = DeviceDirectory::default();
+        for device in devices {
+            let Some(owner) = owners.get(&device.owner_id) else {
+                continue;
+            };
+            if let Some(group) = &device.group_name {
+                directory
+                    .owner_groups
+                    .entry(owner.clone())
+                    .or_default()
+                    .insert(group.clone());
+            }
+            directory.devices.insert(
+                device.device_id.clone(),
+                DeviceEntry {
+                    id: device.id,
+                    owner: owner.clone(),
+                    group: device.group_name.clone(),
+                    credential: device.password_hash.clone(),
+                },
+            );
+        }
+        directory
+    }
+
+    pub fn device(&self, device_id: &str) -> Option<&DeviceEntry> {
+        self.devices.get(device_id)
+    }
+
+    /// Devices that are gone from `newer` or whose password changed there.
+    fn revoked_in<'a>(&'a self, newer: &'a DeviceDirectory) -> impl Iterator<Item = &'a str> {
+        self.devices
+            .iter()
+            .filter_map(move |(id, entry)| match newer.devices.get(id) {
+                Some(now) if now.credential == entry.credential => None,
+                _ => Some(id.as_str()),
+            })
+    }
+}
+
+/// The IoT platform, shared by the broker hooks, the API and the CLI.
+pub struct Iot {
+    base: String,
+    store: Store,
+    pub registry: registry::Registry,
+    directory: ArcSwap<DeviceDirectory>,
+    version: AtomicI64,
+    refreshing: tokio::sync::Mutex<()>,
+    writer: telemetry::TelemetryWriter,
+    broker: OnceLock<Broker>,
+}
+
+impl Iot {
+    /// Loads the devices and starts the telemetry writer.
+    pub async fn start(
+        store: Store,
+        base_topic: String,
+    ) -> mytracks_store::Result<(Arc<Iot>, tokio::task::JoinHandle<()>)> {
+        let (writer, task) = telemetry::TelemetryWriter::start(store.clone());
+        let iot = Arc::new(Iot {
+            base: base_topic,
+            registry: registry::Registry::new(store.clone()),
+            store,
+            directory: ArcSwap::from_pointee(DeviceDirectory::default()),
+            version: AtomicI64::new(-1),
+            refreshing: tokio::sync::Mutex::new(()),
+            writer,
+            broker: OnceLock::new(),
+        });
+        iot.refresh().await?;
+        Ok((iot, task))
+    }
+
+    /// Lets the platform close devices' connections (after the broker exists).
+    pub fn attach_broker(&self, broker: Broker) {
+        let _ = self.broker.set(broker);
+    }
+
+    pub fn base_topic(&self) -> &str {
+        &self.base
+    }
+
+    pub fn directory(&self) -> arc_swap::Guard<Arc<DeviceDirectory>> {
+        self.directory.load()
+    }
+
+    pub fn telemetry_counters(&self) -> &telemetry::TelemetryCounters {
+        &self.writer.counters
+    }
+
+    /// Rebuilds the directory and closes the connections of removed or rotated devices.
+    pub async fn refresh(&self) -> mytracks_store::Result<()> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        let version = self.store.account_version().await?;
+        let devices = self.store.iot_devices(None, None).await?;
+        let owners: HashMap<i64, String> = self
+            .store
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.username))
+            .collect();
+        let newer = Arc::new(DeviceDirectory::new(&devices, &owners));
+        let older = self.directory.swap(newer.clone());
+        self.version.store(version, Ordering::SeqCst);
+        let revoked: HashSet<String> = older.revoked_in(&newer).map(str::to_owned).collect();
+        if let (false, Some(broker)) = (revoked.is_empty(), self.broker.get()) {
+            let closed = broker.disconnect_clients(|client| {
+                client
+                    .username
+                    .as_deref()
+                    .is_some_and(|name| revoked.contains(name))
+            });
+            tracing::info!(devices = ?revoked, closed, "device removed or rotated: connections closed");
+        }
+        Ok(())
+    }
+
+    /// Refreshes when another process changed accounts or devices.
+    pub async fn refresh_if_changed(&self) -> mytracks_store::Result<()> {
+        let version = self.store.account_version().await?;
+        if version != self.version.load(Ordering::SeqCst) {
+            self.refresh().await?;
+        }
+        Ok(())
+    }
+
+    /// Polls for other processes' changes until the task is dropped.
+    pub fn spawn_watcher(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let iot = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(error) = iot.refresh_if_changed().await {
+                    tracing::warn!("cannot check for device changes: {error}");
+                }
+            }
+        })
+    }
+
+    /// Is `username` a device (its MQTT username is its id)?
+    pub fn is_device(&self, username: &str) -> bool {
+        self.directory.load().devices.contains_key(username)
+    }
+
+    /// Decides with `actor` built for `client`: a device, or a user with their devices.
+    fn decide(&self, client: &ClientInfo, decide: impl Fn(&str, Actor<'_>) -> Verdict) -> Verdict {
+        let directory = self.directory.load();
+        let Some(username) = client.username.as_deref() else {
+            // Anonymous clients get nothing under the base.
+            return decide(
+                &self.base,
+                Actor::User {
+                    owns: &|_| false,
+                    owns_group: &|_| false,
+                },
+            );
+        };
+        if let Some(device) = directory.devices.get(username) {
+            return match decide(
+                &self.base,
+                Actor::Device {
+                    id: username,
+                    group: device.group.as_deref(),
+                },
+            ) {
+                // A device speaks only its own protocol.
+                Verdict::NotMine => Verdict::Deny,
+                verdict => verdict,
+            };
+        }
+        let owns = |id: &str| {
+            directory
+                .devices
+                .get(id)
+                .is_some_and(|d| d.owner == username)
+        };
+        let groups = directory.owner_groups.get(username);
+        let owns_group = |group: &str| groups.is_some_and(|g| g.contains(group));
+        decide(
+            &self.base,
+            Actor::User {
+                owns: &owns,
+                owns_group: &owns_group,
+            },
+        )
+    }
+
+    pub fn may_publish(&self, client: &ClientInfo, topic: &str) -> Verdict {
+        self.decide(client, |base, actor| {
+            topics::may_publish(base, actor, topic)
+        })
+    }
+
+    pub fn may_read(&self, client: &ClientInfo, topic: &str) -> Verdict {
+        self.decide(client, |base, actor| topics::may_read(base, actor, topic))
+    }
+
+    /// Subscriptions under the base are allowed (each delivery is checked); a device may not
+    /// subscribe anywhere else.
+    pub fn may_subscribe(&self, client: &ClientInfo, filter: &str) -> Verdict {
+        let under_base = filter
+            .strip_prefix(self.base.as_str())
+            .is_some_and(|rest| rest.starts_with('/'));
+        let device = client
+            .username
+            .as_deref()
+            .is_some_and(|name| self.is_device(name));
+        match (under_base, device) {
+            (true, _) => Verdict::Allow,
+            (false, true) => Verdict::Deny,
+            (false, false) => Verdict::NotMine,
+        }
+    }
+
+    /// Takes telemetry, status and command answers of devices; anything else passes.
+    pub fn on_publish(&self, client: &ClientInfo, message: &Message) -> Option<PublishGate> {
+        let parsed = topics::parse(&self.base, &message.topic)?;
+        let directory = self.directory.load();
+        let sender = client.username.as_deref()?;
+        let device = directory.devices.get(sender)?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        match parsed {
+            IotTopic::Telemetry { device: id, suffix } if id == sender => {
+                let payload = match std::str::from_utf8(&message.payload)
+                    .ok()
+                    .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+                {
+                    Some(json) => json.to_string(),
+                    // Not JSON: kept as a JSON string so that queries stay uniform.
+                    None => serde_json::Value::String(
+                        String::from_utf8_lossy(&message.payload).into_owned(),
+                    )
+                    .to_string(),
+                };
+                let row = Telemetry {
+                    device_id: device.id,
+                    ts_ms: now_ms,
+                    topic: suffix.to_owned(),
+                    payload,
+                };
+                if message.qos == QoS::AtMostOnce {
+                    self.writer.store_later(row);
+                    return Some(PublishGate::Accept);
+                }
+                let writer = self.writer.clone();
+                Some(PublishGate::Wait(Box::pin(async move {
+                    match writer.store(row).await {
+                        true => Ok(()),
+                        false => Err(ReasonCode::SERVER_UNAVAILABLE),
+                    }
+                })))
+            }
+            IotTopic::Status { device: id, state } if id == sender => {
+                let online = state != "offline";
+                let store = self.store.clone();
+                let device_id = device.id;
+                tokio::spawn(async move {
+                    if let Err(error) = store
+                        .set_iot_presence(device_id, online, now_ms / 1000)
+                        .await
+                    {
+                        tracing::warn!("cannot record device presence: {error}");
+                    }
+                });
+                Some(PublishGate::Accept)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Purges telemetry older than `days`, at start and then daily.
+pub fn spawn_retention(store: Store, days: u32) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(86_400));
+        loop {
+            tick.tick().await;
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            match store
+                .purge_telemetry(now_ms - i64::from(days) * 86_400_000)
+                .await
+            {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, days, "old telemetry purged"),
+                Err(error) => tracing::warn!("cannot purge old telemetry: {error}"),
+            }
+        }
+    })
+}

@@ -13,6 +13,7 @@ mod cli;
 mod database_down;
 mod emqx;
 mod generate;
+mod iot;
 mod limits;
 mod malformed;
 mod mosquitto_clients;
