@@ -117,7 +117,7 @@ fn devices_publish_telemetry_in_their_lane_and_owners_read_it() {
             "-v",
         ],
     );
-    let mut stranger = Subscriber::start(
+    let stranger = Subscriber::start(
         server.mqtt_port,
         &[
             "-u",
