@@ -336,7 +336,10 @@ impl Accounts {
             &new.password,
             &[&new.username, &email, &new.first_name, &new.last_name],
         )?;
-        if self.store.user_by_name(&new.username).await?.is_some() {
+        // The MQTT username space is shared with IoT devices (their id is their username).
+        if self.store.user_by_name(&new.username).await?.is_some()
+            || self.store.iot_device(&new.username).await?.is_some()
+        {
             return Err(already_exists(&new.username));
         }
         let (hash, mosquitto) = self.hashes(&new.password).await;

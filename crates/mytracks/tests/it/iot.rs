@@ -72,6 +72,11 @@ fn devices_publish_telemetry_in_their_lane_and_owners_read_it() {
         "{}",
         out.describe()
     );
+    let (status, body) = admin.post(
+        "/api/admin/users/",
+        json!({ "username": "sensor-1", "password": "a device's name is taken" }),
+    );
+    assert_eq!(status, 409, "a user may not take a device's name: {body}");
     let out = device_cli(&server, &["add", "bad/id", "--owner", "bob"]);
     assert!(
         !out.success() && out.stderr.contains("device id"),
