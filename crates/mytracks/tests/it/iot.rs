@@ -232,6 +232,40 @@ fn devices_publish_telemetry_in_their_lane_and_owners_read_it() {
             .any(|l| l.starts_with("sensor-1") && l.contains("greenhouse") && !l.ends_with("never"))
     });
 
+    // Presence: online from the status topic, offline from the device's will when it dies.
+    let online = |server: &Server| {
+        device_cli(server, &["list"])
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("sensor-1"))
+            .map(|l| l.split_whitespace().nth(3) == Some("yes"))
+    };
+    eventually("online after status/online", &server, || {
+        online(&server) == Some(true)
+    });
+    let mut mortal = Subscriber::start(
+        server.mqtt_port,
+        &[
+            "-u",
+            "sensor-1",
+            "-P",
+            &password,
+            "-i",
+            "sensor-1-mortal",
+            "-t",
+            "iot/devices/sensor-1/config",
+            "--will-topic",
+            "iot/devices/sensor-1/status/offline",
+            "--will-payload",
+            "gone",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    mortal.kill();
+    eventually("offline from the will", &server, || {
+        online(&server) == Some(false)
+    });
+
     // Rotation closes the device's connections and retires the old password.
     let mut live =
         crate::support::raw::Conn::login(server.mqtt_port, 5, "sensor-live", "sensor-1", &password)
