@@ -86,6 +86,8 @@ pub struct Server {
     database: mytracks_store::Store,
     accounts: std::sync::Arc<accounts::Accounts>,
     tracking: std::sync::Arc<tracking::Tracking>,
+    /// The IoT platform (its broker handle is dropped at shutdown).
+    iot: std::sync::Arc<iot::Iot>,
     /// The OwnTracks writer, drained at shutdown.
     writer_task: Option<JoinHandle<()>>,
 }
@@ -382,6 +384,7 @@ impl Server {
             database,
             accounts,
             tracking,
+            iot,
             writer_task: Some(writer_task),
         })
     }
@@ -451,6 +454,7 @@ impl Server {
             self.broker.shutdown().await;
             self.accounts.detach_broker();
             self.tracking.detach_broker();
+            self.iot.detach_broker();
             // Everything the broker accepted is stored before the database closes.
             self.tracking.flush().await;
             if let Some(task) = self.writer_task.take() {

@@ -20,7 +20,7 @@ use mytracks_codec::{QoS, ReasonCode};
 use mytracks_store::{IotDevice, Store, Telemetry};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use topics::{Actor, IotTopic};
 
 /// The default `[iot] base_topic`.
@@ -94,7 +94,9 @@ pub struct Iot {
     version: AtomicI64,
     refreshing: tokio::sync::Mutex<()>,
     writer: telemetry::TelemetryWriter,
-    broker: OnceLock<Broker>,
+    /// Set once the broker exists; taken at shutdown (the broker's hooks hold this service,
+    /// so keeping it would be a reference cycle).
+    broker: parking_lot::Mutex<Option<Broker>>,
 }
 
 impl Iot {
@@ -112,7 +114,7 @@ impl Iot {
             version: AtomicI64::new(-1),
             refreshing: tokio::sync::Mutex::new(()),
             writer,
-            broker: OnceLock::new(),
+            broker: parking_lot::Mutex::new(None),
         });
         iot.refresh().await?;
         Ok((iot, task))
@@ -120,7 +122,12 @@ impl Iot {
 
     /// Lets the platform close devices' connections (after the broker exists).
     pub fn attach_broker(&self, broker: Broker) {
-        let _ = self.broker.set(broker);
+        *self.broker.lock() = Some(broker);
+    }
+
+    /// Forgets the broker (at shutdown).
+    pub fn detach_broker(&self) {
+        self.broker.lock().take();
     }
 
     pub fn base_topic(&self) -> &str {
@@ -151,7 +158,8 @@ impl Iot {
         let older = self.directory.swap(newer.clone());
         self.version.store(version, Ordering::SeqCst);
         let revoked: HashSet<String> = older.revoked_in(&newer).map(str::to_owned).collect();
-        if let (false, Some(broker)) = (revoked.is_empty(), self.broker.get()) {
+        let broker = self.broker.lock().clone();
+        if let (false, Some(broker)) = (revoked.is_empty(), broker) {
             let closed = broker.disconnect_clients(|client| {
                 client
                     .username
