@@ -28,6 +28,8 @@ pub struct HttpState {
     pub pki: Arc<crate::pki::PkiService>,
     /// The web UI's settings and the ports actually listened on (for the setup page).
     pub web: Arc<crate::web::WebContext>,
+    /// The IoT platform (devices, telemetry).
+    pub iot: Arc<crate::iot::Iot>,
 }
 
 /// The application's routes.
@@ -131,6 +133,9 @@ mod tests {
                 .await
                 .unwrap(),
         );
+        let (iot, _iot_writer) = crate::iot::Iot::start(store.clone(), "iot".into())
+            .await
+            .unwrap();
         let (tracking, _writer) = crate::tracking::Tracking::start(store, accounts.clone(), sealer);
         HttpState {
             broker,
@@ -140,6 +145,7 @@ mod tests {
             tracking,
             pki,
             web: Arc::default(),
+            iot,
         }
     }
 

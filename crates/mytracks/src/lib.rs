@@ -325,6 +325,7 @@ impl Server {
                     },
                     data_dir: Some(data_dir.to_path_buf()),
                 }),
+                iot: iot.clone(),
             };
             chores.push(api::auth::spawn_session_sweeper(state.clone()));
             let app = http::router(state).layer(axum::Extension(api::emqx::EmqxAuth::new(

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod commands;
 pub mod emqx;
 pub mod error;
+pub mod iot;
 pub mod live;
 pub mod mqtt;
 pub mod openapi;
@@ -159,6 +160,20 @@ pub fn router(state: HttpState) -> Router<HttpState> {
             get(setup::certificate_status),
         ),
         ("/api/setup/device-config/", post(setup::device_config)),
+        ("/api/iot/devices/", get(iot::list).post(iot::create)),
+        (
+            "/api/iot/devices/{device_id}/",
+            get(iot::show).patch(iot::update).delete(iot::remove),
+        ),
+        ("/api/iot/devices/{device_id}/rotate/", post(iot::rotate)),
+        (
+            "/api/iot/devices/{device_id}/telemetry/",
+            get(iot::telemetry),
+        ),
+        (
+            "/api/iot/devices/{device_id}/telemetry/latest/",
+            get(iot::latest),
+        ),
     ];
     let mut router = Router::new();
     for (path, method_router) in routes {

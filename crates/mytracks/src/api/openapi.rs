@@ -287,6 +287,14 @@ pub const OPERATIONS: &[Operation] = &[
     op("delete", "/api/mqtt/clients/{client_id}/", "Disconnect a client (MQTT 5 clients hear 0x98 Administrative action)", Admin, None, (200, Some("Detail"))),
     op("get", "/api/mqtt/monitoring/metrics/", "The /metrics figures as JSON: connections, auth failures, messages by QoS, bytes, drops, OwnTracks ingest and commit latency buckets", Admin, None, (200, None)),
     op("get", "/metrics", "Prometheus text format (admins; scrape with an admin's API token)", Admin, None, (200, None)),
+    op("get", "/api/iot/devices/", "The caller's IoT devices (admins: all)", User, None, (200, None)),
+    op("post", "/api/iot/devices/", "Register an IoT device (device_id, group, description; owner: admins only); the answer holds its MQTT username and password, once", User, None, (201, None)),
+    op("get", "/api/iot/devices/{device_id}/", "One device (its owner or an admin; 404 for others)", User, None, (200, None)),
+    op("patch", "/api/iot/devices/{device_id}/", "Change a device's group or description", User, None, (200, None)),
+    op("delete", "/api/iot/devices/{device_id}/", "Remove a device with its telemetry; its connections close", User, None, (204, None)),
+    op("post", "/api/iot/devices/{device_id}/rotate/", "A new MQTT password for a device (in the answer, once); its connections close", User, None, (200, None)),
+    op("get", "/api/iot/devices/{device_id}/telemetry/", "Telemetry in a window (?start_time=&end_time= Unix seconds, default the last day; topic; limit; format json|csv)", User, None, (200, None)),
+    op("get", "/api/iot/devices/{device_id}/telemetry/latest/", "The newest telemetry per topic, presence and last seen", User, None, (200, None)),
 ];
 
 fn schemas() -> Value {

@@ -246,7 +246,7 @@ pub struct HistoryQuery {
     format: Option<String>,
 }
 
-fn number(field: &'static str, value: Option<&str>) -> ApiResult<Option<i64>> {
+pub(crate) fn number(field: &'static str, value: Option<&str>) -> ApiResult<Option<i64>> {
     match value.map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => v
@@ -550,7 +550,7 @@ fn csv(rows: &[LocationRow], names: &HashMap<i64, (String, String)>) -> String {
     out
 }
 
-fn csv_cell(text: &str) -> String {
+pub(crate) fn csv_cell(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {

@@ -1,0 +1,346 @@
+//! `/api/iot/devices/...`: IoT devices over REST: list, register (credentials in the answer,
+//! once), show, change group and description, remove, rotate the password, and query
+//! telemetry (a time window as JSON or CSV, and the latest value per topic).
+//!
+//! Owners see and manage their devices; admins see all of them and may register a device
+//! for another user (`owner`). Another user's device answers 404, not 403, so that device
+//! ids cannot be probed. Every change reaches the broker at once (rotation and removal close
+//! the device's connections).
+
+use super::auth::Auth;
+use super::error::{ApiError, ApiResult};
+use super::tracks::{csv_cell, number};
+use super::views::timestamp;
+use super::JsonBody;
+use crate::http::HttpState;
+use crate::iot::registry::RegistryError;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use mytracks_store::{IotDevice, Telemetry, User};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Telemetry rows per answer unless `limit` says otherwise, and at most.
+const DEFAULT_LIMIT: i64 = 10_000;
+const MAX_LIMIT: i64 = 1_000_000;
+
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> Self {
+        match error {
+            RegistryError::Invalid { field, message } => ApiError::invalid(field, message),
+            RegistryError::Taken(_) => ApiError::Conflict(error.to_string()),
+            RegistryError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            RegistryError::Store(store) => store.into(),
+        }
+    }
+}
+
+fn device_json(device: &IotDevice, owner: &str) -> Value {
+    json!({
+        "device_id": device.device_id,
+        "owner": owner,
+        "group": device.group_name,
+        "description": device.description,
+        "online": device.online,
+        "last_seen": device.last_seen.map(timestamp),
+        "created_at": timestamp(device.created_at),
+        "rotated_at": device.rotated_at.map(timestamp),
+    })
+}
+
+/// The device if the caller may see it (its owner or an admin), else 404.
+async fn visible(
+    state: &HttpState,
+    caller: &User,
+    device_id: &str,
+) -> ApiResult<(IotDevice, String)> {
+    let not_found = || ApiError::NotFound(format!("No device {device_id:?}."));
+    let device = state
+        .accounts
+        .store()
+        .iot_device(device_id)
+        .await?
+        .ok_or_else(not_found)?;
+    if device.owner_id == caller.id {
+        return Ok((device, caller.username.clone()));
+    }
+    if !caller.is_admin {
+        return Err(not_found());
+    }
+    let owner = state
+        .accounts
+        .store()
+        .user_by_id(device.owner_id)
+        .await?
+        .map_or_else(|| "?".to_owned(), |u| u.username);
+    Ok((device, owner))
+}
+
+/// Applies a change to the broker's view at once (a failure is logged: the watcher retries).
+async fn refresh(state: &HttpState) {
+    if let Err(error) = state.iot.refresh().await {
+        tracing::warn!("cannot refresh IoT devices: {error}");
+    }
+}
+
+/// `GET /api/iot/devices/`: the caller's devices (admins: everybody's).
+pub async fn list(State(state): State<HttpState>, Auth(caller): Auth) -> ApiResult<Json<Value>> {
+    let user = &caller.user;
+    let owner = (!user.is_admin).then_some(user.id);
+    let devices = state.accounts.store().iot_devices(owner, None).await?;
+    let names: std::collections::HashMap<i64, String> = if user.is_admin {
+        state
+            .accounts
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.username))
+            .collect()
+    } else {
+        [(user.id, user.username.clone())].into()
+    };
+    let list: Vec<Value> = devices
+        .iter()
+        .map(|d| device_json(d, names.get(&d.owner_id).map_or("?", String::as_str)))
+        .collect();
+    Ok(Json(json!(list)))
+}
+
+#[derive(Deserialize)]
+pub struct NewDevice {
+    device_id: String,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    description: String,
+    /// Admins only: register it for this user.
+    #[serde(default)]
+    owner: Option<String>,
+}
+
+/// `POST /api/iot/devices/`: registers a device; the answer holds its MQTT username and
+/// password, shown this once.
+pub async fn create(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    JsonBody(body): JsonBody<NewDevice>,
+) -> ApiResult<Response> {
+    let owner = match body.owner.as_deref().filter(|o| *o != caller.user.username) {
+        None => caller.user.clone(),
+        Some(_) if !caller.user.is_admin => {
+            return Err(ApiError::Forbidden(
+                "Only administrators may register a device for another user.".into(),
+            ))
+        }
+        Some(name) => state
+            .accounts
+            .store()
+            .user_by_name(name)
+            .await?
+            .ok_or_else(|| ApiError::invalid("owner", format!("no user named {name:?}")))?,
+    };
+    let group = body
+        .group
+        .as_deref()
+        .map(str::trim)
+        .filter(|g| !g.is_empty());
+    let (device, password) = state
+        .iot
+        .registry
+        .add(
+            &owner,
+            body.device_id.trim(),
+            group,
+            body.description.trim(),
+        )
+        .await?;
+    refresh(&state).await;
+    let mut answer = device_json(&device, &owner.username);
+    answer["username"] = json!(device.device_id);
+    answer["password"] = json!(password);
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// `GET /api/iot/devices/{device_id}/`.
+pub async fn show(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    Path(device_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (device, owner) = visible(&state, &caller.user, &device_id).await?;
+    Ok(Json(device_json(&device, &owner)))
+}
+
+#[derive(Deserialize)]
+pub struct DeviceChanges {
+    /// A new group; `""` or `null` removes it.
+    #[serde(default, deserialize_with = "super::tracks::double_option")]
+    group: Option<Option<String>>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// `PATCH /api/iot/devices/{device_id}/`: group and description.
+pub async fn update(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    Path(device_id): Path<String>,
+    JsonBody(body): JsonBody<DeviceChanges>,
+) -> ApiResult<Json<Value>> {
+    let (device, owner) = visible(&state, &caller.user, &device_id).await?;
+    let group = match body.group {
+        None => device.group_name.clone(),
+        Some(group) => group.map(|g| g.trim().to_owned()).filter(|g| !g.is_empty()),
+    };
+    if let Some(group) = &group {
+        crate::iot::registry::check_group(group)?;
+    }
+    let description = body
+        .description
+        .map(|d| d.trim().to_owned())
+        .unwrap_or_else(|| device.description.clone());
+    state
+        .accounts
+        .store()
+        .update_iot_device(device.id, group.as_deref(), &description)
+        .await?;
+    refresh(&state).await;
+    let (device, _) = visible(&state, &caller.user, &device_id).await?;
+    Ok(Json(device_json(&device, &owner)))
+}
+
+/// `DELETE /api/iot/devices/{device_id}/`: removes it with its telemetry and commands.
+pub async fn remove(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    Path(device_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    visible(&state, &caller.user, &device_id).await?;
+    state.iot.registry.remove(&device_id).await?;
+    refresh(&state).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/iot/devices/{device_id}/rotate/`: a new password (shown once); the device's
+/// connections are closed.
+pub async fn rotate(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    Path(device_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    visible(&state, &caller.user, &device_id).await?;
+    let password = state.iot.registry.rotate(&device_id).await?;
+    refresh(&state).await;
+    Ok(Json(json!({ "username": device_id, "password": password })))
+}
+
+#[derive(Deserialize)]
+pub struct TelemetryQuery {
+    start_time: Option<String>,
+    end_time: Option<String>,
+    topic: Option<String>,
+    format: Option<String>,
+    limit: Option<String>,
+}
+
+fn telemetry_json(row: &Telemetry) -> Value {
+    json!({
+        "time": timestamp(row.ts_ms.div_euclid(1000)),
+        "ts_ms": row.ts_ms,
+        "topic": row.topic,
+        "data": serde_json::from_str::<Value>(&row.payload).unwrap_or(Value::Null),
+    })
+}
+
+/// `GET /api/iot/devices/{device_id}/telemetry/?start_time=&end_time=&topic=&format=json|csv`
+/// (times in Unix seconds, both inclusive; default the last 24 hours).
+pub async fn telemetry(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    Path(device_id): Path<String>,
+    Query(q): Query<TelemetryQuery>,
+) -> ApiResult<Response> {
+    let (device, _) = visible(&state, &caller.user, &device_id).await?;
+    let now = mytracks_store::now();
+    let end = number("end_time", q.end_time.as_deref())?.unwrap_or(now);
+    let start = number("start_time", q.start_time.as_deref())?.unwrap_or(end - 86_400);
+    if end < start {
+        return Err(ApiError::invalid(
+            "end_time",
+            "end_time must not be before start_time",
+        ));
+    }
+    let limit = match number("limit", q.limit.as_deref())? {
+        None => DEFAULT_LIMIT,
+        Some(l) if (1..=MAX_LIMIT).contains(&l) => l,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("limit must be 1 to {MAX_LIMIT}"),
+            ))
+        }
+    };
+    let topic = q.topic.as_deref().filter(|t| !t.is_empty());
+    let rows = state
+        .accounts
+        .store()
+        .telemetry(
+            device.id,
+            start.saturating_mul(1000),
+            end.saturating_mul(1000).saturating_add(999),
+            topic,
+            limit,
+        )
+        .await?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(json!({
+            "device_id": device.device_id,
+            "count": rows.len(),
+            "telemetry": rows.iter().map(telemetry_json).collect::<Vec<_>>(),
+        }))
+        .into_response()),
+        "csv" => {
+            let mut out = String::from("time,ts_ms,topic,data\n");
+            for row in &rows {
+                out.push_str(&format!(
+                    "{},{},{},{}\n",
+                    timestamp(row.ts_ms.div_euclid(1000)),
+                    row.ts_ms,
+                    csv_cell(&row.topic),
+                    csv_cell(&row.payload)
+                ));
+            }
+            let disposition = format!(
+                "attachment; filename=\"{}-telemetry.csv\"",
+                device.device_id
+            );
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                ],
+                out,
+            )
+                .into_response())
+        }
+        _ => Err(ApiError::invalid("format", "format must be json or csv")),
+    }
+}
+
+/// `GET /api/iot/devices/{device_id}/telemetry/latest/`: the newest message per topic.
+pub async fn latest(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    Path(device_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (device, _) = visible(&state, &caller.user, &device_id).await?;
+    let rows = state.accounts.store().latest_telemetry(device.id).await?;
+    Ok(Json(json!({
+        "device_id": device.device_id,
+        "online": device.online,
+        "last_seen": device.last_seen.map(timestamp),
+        "latest": rows.iter().map(telemetry_json).collect::<Vec<_>>(),
+    })))
+}
