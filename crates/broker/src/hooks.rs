@@ -187,6 +187,12 @@ pub trait Hooks: Send + Sync + 'static {
         PublishGate::Accept
     }
 
+    /// A QoS 1 or 2 message reached `subscriber` for good: its PUBACK, or its PUBCOMP for
+    /// QoS 2, arrived (e.g. to mark a command as delivered). Called off the hot path's locks.
+    fn on_delivered(&self, subscriber: &ClientInfo, message: &Message) {
+        let _ = (subscriber, message);
+    }
+
     /// A client completed CONNECT.
     fn on_connect(&self, client: &ClientInfo) {
         let _ = client;

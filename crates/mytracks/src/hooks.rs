@@ -32,6 +32,10 @@ impl Hooks for AppHooks {
         self.access.authorize_delivery(subscriber, message)
     }
 
+    fn on_delivered(&self, subscriber: &ClientInfo, message: &Message) {
+        self.iot.on_delivered(subscriber, message);
+    }
+
     fn on_publish(&self, client: &ClientInfo, message: &Message) -> PublishGate {
         if let Some(gate) = self.iot.on_publish(client, message) {
             return gate;

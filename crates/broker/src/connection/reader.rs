@@ -428,12 +428,17 @@ impl Reader {
             .iter()
             .position(|f| f.packet_id == ack.packet_id && f.delivery.qos == QoS::AtLeastOnce)
         {
-            state.inflight.remove(index);
+            let done = state.inflight.remove(index);
             if state.persistent() {
                 self.shared.persister.mark_dirty(&self.session, &mut state);
             }
             drop(state);
             self.link.wake.notify_one();
+            if let Some(done) = done {
+                self.shared
+                    .hooks
+                    .on_delivered(&self.client, &done.delivery.message);
+            }
         }
     }
 
@@ -482,12 +487,17 @@ impl Reader {
             .iter()
             .position(|f| f.packet_id == comp.packet_id && f.released)
         {
-            state.inflight.remove(index);
+            let done = state.inflight.remove(index);
             if state.persistent() {
                 self.shared.persister.mark_dirty(&self.session, &mut state);
             }
             drop(state);
             self.link.wake.notify_one();
+            if let Some(done) = done {
+                self.shared
+                    .hooks
+                    .on_delivered(&self.client, &done.delivery.message);
+            }
         }
     }
 

@@ -344,3 +344,93 @@ pub async fn latest(
         "latest": rows.iter().map(telemetry_json).collect::<Vec<_>>(),
     })))
 }
+
+impl From<crate::iot::CommandError> for ApiError {
+    fn from(error: crate::iot::CommandError) -> Self {
+        match error {
+            crate::iot::CommandError::Invalid(message) => ApiError::invalid("command", message),
+            crate::iot::CommandError::NoBroker => ApiError::Unavailable(error.to_string()),
+            crate::iot::CommandError::Store(store) => store.into(),
+        }
+    }
+}
+
+fn command_json(c: &mytracks_store::IotCommand) -> Value {
+    json!({
+        "command_id": c.command_id,
+        "command": c.command,
+        "parameters": serde_json::from_str::<Value>(&c.parameters).unwrap_or(Value::Null),
+        "group": c.group_name,
+        "status": c.status,
+        "created_at": timestamp(c.created_at),
+        "delivered_at": c.delivered_at.map(timestamp),
+        "acknowledged_at": c.acknowledged_at.map(timestamp),
+        "response": c.response.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct NewCommand {
+    command: String,
+    #[serde(default)]
+    parameters: Value,
+}
+
+/// `POST /api/iot/devices/{device_id}/commands/`: sends `{command, parameters}` at QoS 2;
+/// the answer has its `command_id` and status `sent`.
+pub async fn send_command(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    Path(device_id): Path<String>,
+    JsonBody(body): JsonBody<NewCommand>,
+) -> ApiResult<Response> {
+    let (device, _) = visible(&state, &caller.user, &device_id).await?;
+    let command = state
+        .iot
+        .send_command(&device, body.command.trim(), &body.parameters)
+        .await?;
+    Ok((StatusCode::CREATED, Json(command_json(&command))).into_response())
+}
+
+/// `GET /api/iot/devices/{device_id}/commands/`: its commands, newest first, with status.
+pub async fn commands(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    Path(device_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (device, _) = visible(&state, &caller.user, &device_id).await?;
+    let list = state.accounts.store().iot_commands(device.id, 100).await?;
+    Ok(Json(json!(list
+        .iter()
+        .map(command_json)
+        .collect::<Vec<_>>())))
+}
+
+/// `POST /api/iot/fleets/{group}/commands/`: a command to every device of the group (the
+/// caller must own a device in it; admins any group).
+pub async fn send_fleet_command(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    Path(group): Path<String>,
+    JsonBody(body): JsonBody<NewCommand>,
+) -> ApiResult<Response> {
+    let user = &caller.user;
+    let owner = (!user.is_admin).then_some(user.id);
+    let members = state
+        .accounts
+        .store()
+        .iot_devices(owner, Some(&group))
+        .await?;
+    if members.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "No devices in group {group:?}."
+        )));
+    }
+    let command = state
+        .iot
+        .send_fleet_command(&group, body.command.trim(), &body.parameters)
+        .await?;
+    let mut answer = command_json(&command);
+    answer["devices"] = json!(members.len());
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}

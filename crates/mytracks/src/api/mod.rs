@@ -167,6 +167,14 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         ),
         ("/api/iot/devices/{device_id}/rotate/", post(iot::rotate)),
         (
+            "/api/iot/devices/{device_id}/commands/",
+            get(iot::commands).post(iot::send_command),
+        ),
+        (
+            "/api/iot/fleets/{group}/commands/",
+            post(iot::send_fleet_command),
+        ),
+        (
             "/api/iot/devices/{device_id}/telemetry/",
             get(iot::telemetry),
         ),

@@ -313,6 +313,41 @@ impl Iot {
                     }
                 })))
             }
+            IotTopic::CommandAck { device: id } if id == sender => {
+                // `{"command_id": ..., ...}`: the whole answer is kept as the response.
+                let answer: Option<serde_json::Value> =
+                    serde_json::from_slice(&message.payload).ok();
+                let command_id = answer
+                    .as_ref()
+                    .and_then(|a| a["command_id"].as_str())
+                    .map(str::to_owned);
+                if let (Some(command_id), Some(answer)) = (command_id, answer) {
+                    let store = self.store.clone();
+                    let device_id = device.id;
+                    let group = device.group.clone();
+                    tokio::spawn(async move {
+                        let Ok(Some(command)) = store.iot_command(&command_id).await else {
+                            return;
+                        };
+                        // Only the addressee (or a member of the addressed group) may answer.
+                        let addressed = command.device_id == Some(device_id)
+                            || (command.group_name.is_some() && command.group_name == group);
+                        if addressed {
+                            if let Err(error) = store
+                                .mark_iot_command_acknowledged(
+                                    &command_id,
+                                    &answer.to_string(),
+                                    now_ms / 1000,
+                                )
+                                .await
+                            {
+                                tracing::warn!("cannot record a command's answer: {error}");
+                            }
+                        }
+                    });
+                }
+                Some(PublishGate::Accept)
+            }
             IotTopic::Status { device: id, state } if id == sender => {
                 let online = state != "offline";
                 let store = self.store.clone();
@@ -330,6 +365,121 @@ impl Iot {
             _ => None,
         }
     }
+}
+
+impl Iot {
+    /// A command to one device: published at QoS 2 on `<base>/devices/<id>/commands/<name>`
+    /// with a `command_id` and a timestamp, and recorded as `sent`; it becomes `delivered`
+    /// when the device's PUBCOMP arrives and `acknowledged` when the device answers on
+    /// `commands/ack` with the same `command_id`.
+    pub async fn send_command(
+        &self,
+        device: &IotDevice,
+        command: &str,
+        parameters: &serde_json::Value,
+    ) -> Result<mytracks_store::IotCommand, CommandError> {
+        let topic = format!(
+            "{}/devices/{}/commands/{command}",
+            self.base, device.device_id
+        );
+        self.issue(Some(device.id), None, topic, command, parameters)
+            .await
+    }
+
+    /// A command to every device of `group`, on `<base>/fleet/<group>/commands` (QoS 2).
+    pub async fn send_fleet_command(
+        &self,
+        group: &str,
+        command: &str,
+        parameters: &serde_json::Value,
+    ) -> Result<mytracks_store::IotCommand, CommandError> {
+        let topic = format!("{}/fleet/{group}/commands", self.base);
+        self.issue(None, Some(group), topic, command, parameters)
+            .await
+    }
+
+    async fn issue(
+        &self,
+        device: Option<i64>,
+        group: Option<&str>,
+        topic: String,
+        command: &str,
+        parameters: &serde_json::Value,
+    ) -> Result<mytracks_store::IotCommand, CommandError> {
+        registry::check_device_id(command).map_err(|_| {
+            CommandError::Invalid(format!(
+                "command {command:?} must be 1 to 64 letters, digits, '-', '_' or '.'"
+            ))
+        })?;
+        let command_id = crate::accounts::secret::alphanumeric(20);
+        let now = mytracks_store::now();
+        let record = self
+            .store
+            .insert_iot_command(
+                &command_id,
+                device,
+                group,
+                command,
+                &parameters.to_string(),
+                now,
+            )
+            .await?;
+        let payload = serde_json::json!({
+            "command_id": command_id,
+            "command": command,
+            "parameters": parameters,
+            "timestamp": now,
+        });
+        let broker = self.broker.lock().clone().ok_or(CommandError::NoBroker)?;
+        broker
+            .local_client("iot")
+            .publish(Message::new(
+                topic.as_str(),
+                payload.to_string().into_bytes(),
+                QoS::ExactlyOnce,
+                false,
+            ))
+            .await
+            .map_err(|_| CommandError::NoBroker)?;
+        Ok(record)
+    }
+
+    /// Marks a device's command `delivered` when its PUBCOMP arrives.
+    pub fn on_delivered(&self, subscriber: &ClientInfo, message: &Message) {
+        let Some(IotTopic::Command { device, .. }) = topics::parse(&self.base, &message.topic)
+        else {
+            return;
+        };
+        if subscriber.username.as_deref() != Some(device) {
+            return;
+        }
+        let Some(command_id) = serde_json::from_slice::<serde_json::Value>(&message.payload)
+            .ok()
+            .and_then(|v| v["command_id"].as_str().map(str::to_owned))
+        else {
+            return;
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(error) = store
+                .mark_iot_command_delivered(&command_id, mytracks_store::now())
+                .await
+            {
+                tracing::warn!("cannot record a command's delivery: {error}");
+            }
+        });
+    }
+}
+
+/// Why a command could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the broker is not running")]
+    NoBroker,
+    #[error(transparent)]
+    Store(#[from] mytracks_store::StoreError),
 }
 
 /// Purges telemetry older than `days`, at start and then daily.

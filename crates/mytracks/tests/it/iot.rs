@@ -428,6 +428,110 @@ fn devices_and_telemetry_over_rest() {
     );
     assert_eq!(bob.get("/api/iot/devices/meter-1/telemetry/").0, 404);
 
+    // Commands: sent at QoS 2, delivered on the device's PUBCOMP, acknowledged by its answer.
+    let mut inbox = Subscriber::start(
+        server.mqtt_port,
+        &[
+            "-u",
+            "meter-1",
+            "-P",
+            &password,
+            "-i",
+            "meter-1",
+            "-q",
+            "2",
+            "-t",
+            "iot/devices/meter-1/commands/#",
+            "-t",
+            "iot/fleet/basement/commands",
+            "-v",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, sent) = alice.post(
+        "/api/iot/devices/meter-1/commands/",
+        json!({ "command": "reset", "parameters": { "counter": "total" } }),
+    );
+    assert_eq!(status, 201, "{sent}");
+    let command_id = sent["command_id"].as_str().unwrap().to_owned();
+    assert!(inbox.wait_messages(1, WAIT), "{}", server.context());
+    let message = inbox.messages()[0].clone();
+    assert_eq!(message.topic, "iot/devices/meter-1/commands/reset");
+    let payload: serde_json::Value = serde_json::from_str(&message.payload).unwrap();
+    assert_eq!(payload["command_id"], command_id.as_str());
+    assert_eq!(payload["parameters"]["counter"], "total");
+    assert!(payload["timestamp"].is_i64(), "{payload}");
+    let status_of = |api: &Api| {
+        let (_, list) = api.get("/api/iot/devices/meter-1/commands/");
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["command_id"] == command_id.as_str())
+            .map(|c| c["status"].as_str().unwrap().to_owned())
+    };
+    eventually("delivered on PUBCOMP", &server, || {
+        status_of(alice).as_deref() == Some("delivered")
+    });
+    let answer = json!({ "command_id": command_id, "result": "done" }).to_string();
+    let out = mosquitto_pub(
+        server.mqtt_port,
+        &[
+            "-u",
+            "meter-1",
+            "-P",
+            &password,
+            "-q",
+            "1",
+            "-t",
+            "iot/devices/meter-1/commands/ack",
+            "-m",
+            &answer,
+        ],
+    );
+    assert!(out.success(), "{}", out.describe());
+    eventually("acknowledged by the answer", &server, || {
+        status_of(alice).as_deref() == Some("acknowledged")
+    });
+    let (_, list) = alice.get("/api/iot/devices/meter-1/commands/");
+    assert_eq!(list[0]["response"]["result"], "done", "{list}");
+    let (status, body) = alice.post(
+        "/api/iot/devices/meter-1/commands/",
+        json!({ "command": "a/b" }),
+    );
+    assert_eq!(
+        (status, body["field"].clone()),
+        (400, json!("command")),
+        "{body}"
+    );
+    assert_eq!(
+        bob.post(
+            "/api/iot/devices/meter-1/commands/",
+            json!({ "command": "reset" })
+        )
+        .0,
+        404
+    );
+    // A fleet command reaches the group's devices; another user's group is unknown to bob.
+    let (status, fleet) = alice.post(
+        "/api/iot/fleets/basement/commands/",
+        json!({ "command": "sync" }),
+    );
+    assert_eq!(
+        (status, fleet["devices"].clone()),
+        (201, json!(1)),
+        "{fleet}"
+    );
+    assert!(inbox.wait_messages(2, WAIT), "{}", server.context());
+    assert_eq!(inbox.messages()[1].topic, "iot/fleet/basement/commands");
+    assert_eq!(
+        bob.post(
+            "/api/iot/fleets/basement/commands/",
+            json!({ "command": "sync" })
+        )
+        .0,
+        404
+    );
+
     // Changes: group, rotation (old password refused), removal.
     let (status, changed) = alice.patch("/api/iot/devices/meter-1/", json!({ "group": "garage" }));
     assert_eq!(
