@@ -230,9 +230,10 @@ impl Store {
 
     /// The newest message of each topic suffix of a device.
     pub async fn latest_telemetry(&self, device: i64) -> Result<Vec<Telemetry>> {
+        // One pass over the (device, topic, id) index, then one lookup per topic.
         let sql = "SELECT t.device_id, t.ts_ms, t.topic, t.payload FROM iot_telemetry t \
-             WHERE t.device_id = $1 AND t.id = (SELECT MAX(u.id) FROM iot_telemetry u \
-             WHERE u.device_id = t.device_id AND u.topic = t.topic) ORDER BY t.topic";
+             JOIN (SELECT topic, MAX(id) AS id FROM iot_telemetry WHERE device_id = $1 \
+             GROUP BY topic) newest ON t.id = newest.id ORDER BY t.topic";
         Ok(
             on_db!(self, pool => sqlx::query_as::<_, Telemetry>(sql).bind(device).fetch_all(pool).await)?,
         )
