@@ -57,7 +57,6 @@ pub fn router(state: HttpState) -> Router {
             axum::routing::post(crate::tracking::http_mode::publish),
         )
         .merge(crate::api::router(state.clone()))
-        .merge(crate::api::mqtt::router(state.clone()))
         .merge(crate::web::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

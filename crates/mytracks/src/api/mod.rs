@@ -184,7 +184,7 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         ),
     ];
     let mut router = Router::new();
-    for (path, method_router) in routes {
+    for (path, method_router) in routes.into_iter().chain(mqtt::routes()) {
         router = router.route(path, method_router.clone());
         if let Some(bare) = path.strip_suffix('/') {
             router = router.route(bare, method_router);

@@ -20,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, MethodRouter};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use mytracks_broker::{ClientInfo, Message};
 use mytracks_codec::{ProtocolVersion, QoS};
 use serde::Deserialize;
@@ -42,9 +42,9 @@ impl HttpCounters {
     }
 }
 
-/// The routes of this module, behind the API's authentication layer.
-pub fn router(state: HttpState) -> Router<HttpState> {
-    let routes: Vec<(&str, MethodRouter<HttpState>)> = vec![
+/// The routes of this module; [`super::router`] serves them behind its authentication layer.
+pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
+    vec![
         ("/api/mqtt/status/", get(status)),
         ("/api/mqtt/publish/", post(publish)),
         ("/api/mqtt/topics/structure/", get(structure)),
@@ -53,18 +53,7 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         ("/api/mqtt/clients/{client_id}/", delete(disconnect)),
         ("/api/mqtt/monitoring/metrics/", get(monitoring)),
         ("/metrics", get(prometheus)),
-    ];
-    let mut router = Router::new();
-    for (path, method_router) in routes {
-        router = router.route(path, method_router.clone());
-        if let Some(bare) = path.strip_suffix('/') {
-            router = router.route(bare, method_router);
-        }
-    }
-    router.layer(axum::middleware::from_fn_with_state(
-        state,
-        super::auth::resolve,
-    ))
+    ]
 }
 
 /// `GET /api/mqtt/status`: what the broker is doing, for any signed-in user.

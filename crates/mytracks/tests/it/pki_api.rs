@@ -2,22 +2,8 @@
 //! client certificates, owners' downloads (PEM with the key, PKCS#12), revocation showing in
 //! the public CRL at once with a growing number, and keys never leaving except to their owner.
 
-use crate::support::{Api, Server};
+use crate::support::{openssl, Api, Server};
 use serde_json::{json, Value};
-use std::process::Command;
-
-fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl (see .ci/run)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
 
 fn bytes(api: &Api, method: &str, path: &str, body: Option<Value>) -> (u16, Vec<u8>) {
     let response = api.request(method, path, body, &[]);

@@ -87,21 +87,6 @@ impl Files {
     }
 }
 
-fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl (see .ci/run)");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 /// A CA made here (so that the test can also sign certificates the server would never
 /// issue: expired ones, ones for unknown accounts), with its certificate and key in PEM.
 fn test_ca(name: &str) -> (Issuer<'static, KeyPair>, String, String) {

@@ -1175,3 +1175,17 @@ impl Api {
             .unwrap_or_else(|e| panic!("{path}: request failed: {e}"))
     }
 }
+
+/// `openssl ARGS...`: whether it succeeded, and everything it printed (stdout then stderr).
+pub fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl (see .ci/run)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
