@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import jsQR from 'jsqr';
 import { PNG } from 'pngjs';
+import mqtt from 'mqtt';
 import {
   adminPassword,
   assertNoConsoleErrors,
@@ -65,7 +66,7 @@ test('login page: labels, password toggle, refusal, login, menu, logout', async 
   const menu = page.locator('#main-menu');
   assert.deepEqual(
     (await menu.locator('a, button').allInnerTexts()).map((t) => t.trim()),
-    ['Profile', 'Admin Panel', 'About & Setup', 'Logout'],
+    ['Profile', 'Admin Panel', 'MQTT Console', 'About & Setup', 'Logout'],
   );
   await screenshot(page, 'menu', { fullPage: false });
   await page.keyboard.press('Escape');
@@ -391,6 +392,79 @@ test('about & setup: endpoints, and a QR code that decodes to a working configur
   await page.context().close();
 });
 
+test('MQTT console: a session credential, subscribe and publish within the ACL, live messages', async () => {
+  const page = await open(browser);
+  await login(page, carol.username, carol.second);
+
+  // Carol registers a device (through the API, with her session and its CSRF token); the
+  // device connects over TCP with MQTT.js in node and listens for commands.
+  const csrf = (await page.context().cookies()).find((c) => c.name === 'csrftoken')?.value;
+  assert.ok(csrf, 'the login set a CSRF cookie');
+  const registered = await page.request.post(`${base}/api/iot/devices/`, {
+    headers: { 'X-CSRFToken': csrf },
+    data: { device_id: 'thermo1', group: 'lab' },
+  });
+  assert.equal(registered.status(), 201, await registered.text());
+  const { password } = await registered.json();
+  const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
+    username: 'thermo1',
+    password,
+    clientId: 'thermo1',
+    protocolVersion: 5,
+    reconnectPeriod: 0,
+  });
+  const commands = [];
+  device.on('message', (topic, payload) => commands.push({ topic, payload: payload.toString() }));
+  await device.subscribeAsync('iot/devices/thermo1/commands/#', { qos: 1 });
+
+  try {
+    await page.goto(`${base}/console/`);
+    await page.locator('#mqtt-state', { hasText: 'Connected' }).waitFor();
+    await page.locator('#mqtt-info', { hasText: 'as carol' }).waitFor();
+    // The server suggested her device's topics.
+    assert.equal(await page.locator('#topic-suggestions option[value="iot/devices/thermo1/#"]').count(), 1);
+
+    // Subscribe to everything of the device: granted.
+    await page.locator('#subscribe-form').getByLabel('Topic filter').fill('iot/devices/thermo1/#');
+    await page.locator('#subscribe-form').getByLabel('QoS').selectOption('1');
+    await page.locator('#subscribe-form').getByRole('button', { name: 'Subscribe' }).click();
+    await page.locator('#subscriptions li[data-filter="iot/devices/thermo1/#"] .badge.ok', { hasText: 'QoS 1' }).waitFor();
+
+    // The device's telemetry shows up live.
+    await device.publishAsync('iot/devices/thermo1/telemetry/temperature', JSON.stringify({ celsius: 21.5 }), { qos: 1 });
+    const reading = page.locator('#messages li[data-topic="iot/devices/thermo1/telemetry/temperature"]');
+    await reading.waitFor();
+    assert.match(await reading.locator('.payload').innerText(), /"celsius": 21\.5/);
+
+    // A command from the console reaches the device (and, as Carol reads all of it, the log).
+    const publish = page.locator('#publish-form');
+    await publish.getByLabel('Topic').fill('iot/devices/thermo1/commands/blink');
+    await publish.getByLabel('Payload').fill('{"times": 3}');
+    await publish.getByRole('button', { name: 'Publish' }).click();
+    await page.locator('#s-publish-section').getByText('Published to iot/devices/thermo1/commands/blink (QoS 1, acknowledged).').waitFor();
+    await page.locator('#messages li[data-topic="iot/devices/thermo1/commands/blink"]').waitFor();
+    for (let i = 0; i < 50 && commands.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(commands, [{ topic: 'iot/devices/thermo1/commands/blink', payload: '{"times": 3}' }]);
+
+    // Outside her ACL: writing as another account is refused with the broker's reason code.
+    await publish.getByLabel('Topic').fill('owntracks/admin/phone');
+    await publish.getByLabel('Payload').fill('{"_type":"location","lat":1,"lon":2,"tst":1700000000}');
+    await publish.getByRole('button', { name: 'Publish' }).click();
+    await page.locator('#s-publish-section').getByText('Refused: not authorized (0x87).').waitFor();
+    assert.equal(await page.locator('#mqtt-state', { hasText: 'Connected' }).count(), 1);
+    assert.equal(await page.locator('#message-count').innerText(), '2 messages');
+
+    // Unsubscribing stops the flow.
+    await page.getByRole('button', { name: 'Unsubscribe from iot/devices/thermo1/#' }).click();
+    await page.locator('#subscriptions li[data-filter]').waitFor({ state: 'detached' });
+    await screenshot(page, 'console');
+    assertNoConsoleErrors(page);
+  } finally {
+    await device.endAsync();
+    await page.context().close();
+  }
+});
+
 test('every page fits a 375 px wide phone screen', async () => {
   const page = await open(browser, { viewport: { width: 375, height: 740 } });
   await page.goto(`${base}/login/`);
@@ -403,6 +477,7 @@ test('every page fits a 375 px wide phone screen', async () => {
     ['/admin-panel/', 'admin-users', '[data-username="carol"]'],
     ['/admin-panel/#pki', 'admin-pki', '#ca-fingerprint'],
     ['/about/', 'about', '#provision-form'],
+    ['/console/', 'console', '#mqtt-state.ok'],
   ]) {
     await page.goto(`${base}${path}`);
     await page.locator(ready).first().waitFor();

@@ -1,5 +1,5 @@
 // The frame of every page after login: the top bar with the main links, the user's name and
-// "admin" badge, and the hamburger menu (Profile, Admin Panel, About & Setup, Logout).
+// "admin" badge, and the hamburger menu (Profile, Admin Panel, MQTT Console, About & Setup, Logout).
 
 import '../styles/base.css';
 import { boot, me } from './boot';
@@ -18,6 +18,7 @@ export function layout(options: { wide?: boolean } = {}): HTMLElement {
   list.append(
     item(h('a', { href: '/profile/' }, 'Profile')),
     ...(user.is_admin ? [item(h('a', { href: '/admin-panel/' }, 'Admin Panel'))] : []),
+    item(h('a', { href: '/console/' }, 'MQTT Console')),
     item(h('a', { href: '/about/' }, 'About & Setup')),
     item(h('button', { type: 'button', class: 'logout', onclick: () => void logout() }, 'Logout')),
   );

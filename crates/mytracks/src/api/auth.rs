@@ -464,11 +464,12 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(Auth(Caller {
+        user,
         session: Some(id_hash),
-        ..
     })) = caller
     {
         state.accounts.store().delete_session(&id_hash).await?;
+        super::console::end_session(&state.accounts, &user, &id_hash).await?;
     }
     let secure = is_https(&headers);
     let mut response = Json(json!({ "detail": "Logged out." })).into_response();

@@ -6,6 +6,7 @@ pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod commands;
+pub mod console;
 pub mod emqx;
 pub mod error;
 pub mod iot;
@@ -184,7 +185,11 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         ),
     ];
     let mut router = Router::new();
-    for (path, method_router) in routes.into_iter().chain(mqtt::routes()) {
+    for (path, method_router) in routes
+        .into_iter()
+        .chain(mqtt::routes())
+        .chain(console::routes())
+    {
         router = router.route(path, method_router.clone());
         if let Some(bare) = path.strip_suffix('/') {
             router = router.route(bare, method_router);

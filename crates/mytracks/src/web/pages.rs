@@ -47,6 +47,7 @@ pub const PAGES: &[Page] = &[
         ..page("/admin-panel/", "admin", "Admin panel")
     },
     page("/about/", "about", "About & Setup"),
+    page("/console/", "console", "MQTT console"),
 ];
 
 /// The routes of [`PAGES`] (each also without its trailing slash, redirecting).
@@ -125,7 +126,7 @@ async fn show(
     if page.admin && !user.as_ref().is_some_and(|u| u.is_admin) {
         return forbidden(&state);
     }
-    let boot = json!({
+    let mut boot = json!({
         "page": page.bundle,
         "version": crate::VERSION,
         "user": user.as_ref().map(|u| json!({
@@ -137,7 +138,47 @@ async fn show(
         "tile_url": state.web.settings.tile_url,
         "tile_attribution": state.web.settings.tile_attribution,
     });
-    html(StatusCode::OK, &state, &shell(page, &boot))
+    if let (Some(user), "console") = (&user, page.bundle) {
+        boot["mqtt"] = console_settings(&state, user).await;
+    }
+    // MQTT.js keeps its keep-alive timer in a worker (made from a blob), so that a background
+    // tab's throttled timers do not cost the connection.
+    let workers = (page.bundle == "console").then_some("worker-src 'self' blob:");
+    html(StatusCode::OK, &state, &shell(page, &boot), workers)
+}
+
+/// The console's connection settings: where MQTT over WebSocket is served (`/mqtt` on this
+/// origin; the dedicated listeners too, when configured), and topic filters worth a click (the
+/// user's own OwnTracks topics, friends' locations, each of their IoT devices).
+async fn console_settings(state: &HttpState, user: &mytracks_store::User) -> serde_json::Value {
+    let ports = state.web.current_ports();
+    let base = state.iot.base_topic();
+    let mut suggestions = vec![
+        format!("owntracks/{}/#", user.username),
+        "owntracks/+/+".to_owned(),
+    ];
+    match state
+        .accounts
+        .store()
+        .iot_devices(Some(user.id), None)
+        .await
+    {
+        Ok(devices) => suggestions.extend(
+            devices
+                .iter()
+                .take(20)
+                .map(|d| format!("{base}/devices/{}/#", d.device_id)),
+        ),
+        Err(error) => tracing::warn!("console page: cannot list IoT devices: {error}"),
+    }
+    json!({
+        "path": "/mqtt",
+        "ws_port": ports.mqtt_ws,
+        "wss_port": ports.mqtt_wss,
+        "tcp_port": ports.mqtt,
+        "iot_base_topic": base,
+        "suggestions": suggestions,
+    })
 }
 
 /// The HTML of `page`: its style sheet, its module script and the boot data.
@@ -188,13 +229,13 @@ fn forbidden(state: &HttpState) -> Response {
          <h1>Admins only</h1>\n<p>This page is for administrators.</p>\n\
          <p><a href=\"/\">Back to the map</a></p>\n</main>\n</body>\n</html>\n"
     );
-    html(StatusCode::FORBIDDEN, state, &body)
+    html(StatusCode::FORBIDDEN, state, &body, None)
 }
 
 /// An HTML answer with the headers every page gets: never cached (it names the user), a
-/// Content-Security-Policy allowing only this origin (plus the tile server for images), no
-/// framing.
-fn html(status: StatusCode, state: &HttpState, body: &str) -> Response {
+/// Content-Security-Policy allowing only this origin (plus the tile server for images, and the
+/// `workers` directive if given), no framing.
+fn html(status: StatusCode, state: &HttpState, body: &str, workers: Option<&str>) -> Response {
     let tiles = state
         .web
         .settings
@@ -206,6 +247,10 @@ fn html(status: StatusCode, state: &HttpState, body: &str) -> Response {
          script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
          form-action 'self'; frame-ancestors 'none'"
     );
+    let csp = match workers {
+        Some(directive) => format!("{csp}; {directive}"),
+        None => csp,
+    };
     let mut response = (status, body.to_owned()).into_response();
     let headers = response.headers_mut();
     headers.insert(

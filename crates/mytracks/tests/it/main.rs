@@ -10,6 +10,7 @@ mod accounts_cli;
 mod accounts_mqtt;
 mod bench_cli;
 mod cli;
+mod console;
 mod database_down;
 mod emqx;
 mod generate;

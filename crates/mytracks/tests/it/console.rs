@@ -1,0 +1,182 @@
+//! The browser MQTT console's credential (`POST /api/mqtt/console/credential/`): made for a
+//! web session, one per session, gone with the session. The page itself (MQTT.js over
+//! WebSocket in Chromium) is tested in `web/tests/ui.test.mjs`.
+
+use crate::support::raw::Conn;
+use crate::support::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const PATH: &str = "/api/mqtt/console/credential/";
+
+/// Whether `password` logs `username` in over MQTT 3.1.1.
+fn logs_in(server: &Server, username: &str, password: &str) -> bool {
+    Conn::login(server.mqtt_port, 4, "console-check", username, password).is_ok()
+}
+
+fn user(server: &Server, name: &str) -> Api {
+    let password = format!("{name}'s correct horse battery");
+    let (status, body) = server.admin_api().post(
+        "/api/admin/users/",
+        json!({ "username": name, "password": password }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let api = server.api();
+    assert_eq!(api.login(name, &password).0, 200);
+    api
+}
+
+fn password(body: &Value) -> String {
+    body["password"].as_str().expect("a password").to_owned()
+}
+
+#[test]
+fn a_console_credential_belongs_to_the_web_session() {
+    let server = Server::with_config("");
+    let alice = user(&server, "alice");
+
+    let (status, first) = alice.post(PATH, json!({}));
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["username"], "alice");
+    assert_eq!(first["path"], "/mqtt");
+    assert_eq!(first["protocol_version"], 5);
+    assert!(first["client_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("console-alice-"));
+    let lifetime = first["expires_at"].as_i64().unwrap() - now();
+    assert!(
+        (11 * 3600..=12 * 3600).contains(&lifetime),
+        "expires in {lifetime} s"
+    );
+    assert_eq!(password(&first).len(), 24);
+    assert!(logs_in(&server, "alice", &password(&first)));
+
+    // It is listed with her credentials, labelled, with its expiry.
+    let (_, listed) = alice.get("/api/account/credentials/");
+    let consoles: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["label"] == "Browser MQTT console")
+        .collect();
+    assert_eq!(consoles.len(), 1, "{listed}");
+
+    // Asking again replaces it: the old password stops working and its client is dropped.
+    let mut live = Conn::login(
+        server.mqtt_port,
+        4,
+        "console-old",
+        "alice",
+        &password(&first),
+    )
+    .expect("the first credential logs in");
+    let (status, second) = alice.post(PATH, json!({}));
+    assert_eq!(status, 201, "{second}");
+    live.expect_close(Duration::from_secs(5))
+        .expect("the replaced credential's client is disconnected");
+    assert!(!logs_in(&server, "alice", &password(&first)));
+    assert!(logs_in(&server, "alice", &password(&second)));
+    let (_, listed) = alice.get("/api/account/credentials/");
+    let count = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["label"] == "Browser MQTT console")
+        .count();
+    assert_eq!(count, 1, "{listed}");
+
+    // Another session of the same user has its own.
+    let other_tab = server.api();
+    assert_eq!(
+        other_tab.login("alice", "alice's correct horse battery").0,
+        200
+    );
+    let (status, third) = other_tab.post(PATH, json!({}));
+    assert_eq!(status, 201, "{third}");
+    assert!(logs_in(&server, "alice", &password(&second)));
+
+    // Logging out ends the session's credential, and disconnects its client at once.
+    let mut live = Conn::login(
+        server.mqtt_port,
+        4,
+        "console-live",
+        "alice",
+        &password(&second),
+    )
+    .expect("the second credential logs in");
+    let (status, _) = alice.post("/api/auth/logout/", json!({}));
+    assert_eq!(status, 200);
+    live.expect_close(Duration::from_secs(5))
+        .expect("logging out disconnects the console");
+    assert!(!logs_in(&server, "alice", &password(&second)));
+    assert!(
+        logs_in(&server, "alice", &password(&third)),
+        "the other session keeps its own"
+    );
+}
+
+#[test]
+fn only_a_browser_session_gets_a_console_credential() {
+    let server = Server::with_config("");
+    let bob = user(&server, "bob");
+    let (status, token) = bob.post("/api/account/tokens/", json!({ "label": "script" }));
+    assert_eq!(status, 201, "{token}");
+    let scripted = Api::with_token(server.http_port, token["token"].as_str().unwrap());
+    let (status, body) = scripted.post(PATH, json!({}));
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("browser session"));
+
+    // Not logged in: 401; a session without its CSRF token: 403.
+    let (status, _) = server.api().post(PATH, json!({}));
+    assert_eq!(status, 401);
+    bob.forget_csrf();
+    let (status, _) = bob.post(PATH, json!({}));
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn the_console_page_carries_its_connection_settings() {
+    let server = Server::with_config("[iot]\nbase_topic = \"things\"\n");
+    let carol = user(&server, "carol");
+    let (status, body) = carol.post("/api/iot/devices/", json!({ "device_id": "pump-7" }));
+    assert_eq!(status, 201, "{body}");
+    let response = carol.request("GET", "/console/", None, &[]);
+    assert_eq!(response.status(), 200);
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let page = response.text().unwrap();
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    assert!(csp.contains("worker-src 'self' blob:"), "{csp}");
+    let boot: Value = {
+        let start = page.find("id=\"boot\">").expect("boot data") + "id=\"boot\">".len();
+        let end = start + page[start..].find("</script>").unwrap();
+        serde_json::from_str(&page[start..end]).unwrap()
+    };
+    assert_eq!(boot["page"], "console");
+    assert_eq!(boot["mqtt"]["path"], "/mqtt");
+    assert_eq!(boot["mqtt"]["tcp_port"], server.mqtt_port);
+    assert_eq!(boot["mqtt"]["iot_base_topic"], "things");
+    let suggestions = boot["mqtt"]["suggestions"].to_string();
+    assert!(suggestions.contains("owntracks/carol/#"), "{suggestions}");
+    assert!(
+        suggestions.contains("things/devices/pump-7/#"),
+        "{suggestions}"
+    );
+    assert!(!page.contains("\"password\""), "no secret in the page");
+    // The other pages keep workers out.
+    let response = carol.request("GET", "/history/", None, &[]);
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(!csp.contains("worker-src"), "{csp}");
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
