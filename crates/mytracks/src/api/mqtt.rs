@@ -356,6 +356,8 @@ pub async fn monitoring(State(state): State<HttpState>, _admin: Admin) -> Json<V
     let ingest = state.tracking.counters();
     let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
     let (buckets, commits, commit_sum) = ingest.commit_seconds.snapshot();
+    let telemetry = state.iot.telemetry_counters();
+    let iot = state.iot.counters();
     let by_qos = |values: [u64; 3]| json!({ "0": values[0], "1": values[1], "2": values[2] });
     Json(json!({
         "uptime_seconds": stats.uptime_seconds,
@@ -387,6 +389,17 @@ pub async fn monitoring(State(state): State<HttpState>, _admin: Admin) -> Json<V
                 .iter()
                 .map(|(le, n)| json!({ "le": le, "count": n }))
                 .collect::<Vec<_>>(),
+        },
+        "iot": {
+            "devices": state.iot.device_count(),
+            "devices_connected": state.iot.connected_devices(&state.broker),
+            "telemetry_stored": load(&telemetry.stored),
+            "telemetry_failed": load(&telemetry.failed),
+            "telemetry_dropped": load(&telemetry.dropped),
+            "status_updates": load(&iot.status_updates),
+            "commands_sent": load(&iot.commands_sent),
+            "commands_delivered": load(&iot.commands_delivered),
+            "commands_acknowledged": load(&iot.commands_acknowledged),
         },
     }))
 }
@@ -537,6 +550,61 @@ pub async fn prometheus(
         "QoS 0 OwnTracks messages dropped with the writer queue full.",
         &one(load(&ingest.dropped)),
     );
+    let telemetry = state.iot.telemetry_counters();
+    let iot = state.iot.counters();
+    family(
+        &mut out,
+        "mytracks_iot_devices",
+        "gauge",
+        "Registered IoT devices.",
+        &one(state.iot.device_count() as f64),
+    );
+    family(
+        &mut out,
+        "mytracks_iot_devices_connected",
+        "gauge",
+        "IoT devices connected to the broker.",
+        &one(state.iot.connected_devices(&state.broker) as f64),
+    );
+    for (name, help, value) in [
+        (
+            "mytracks_iot_telemetry_stored_total",
+            "IoT telemetry messages stored.",
+            &telemetry.stored,
+        ),
+        (
+            "mytracks_iot_telemetry_failed_total",
+            "IoT telemetry messages whose commit failed (QoS 1/2 publishers told to retry).",
+            &telemetry.failed,
+        ),
+        (
+            "mytracks_iot_telemetry_dropped_total",
+            "QoS 0 IoT telemetry messages dropped with the writer queue full.",
+            &telemetry.dropped,
+        ),
+        (
+            "mytracks_iot_status_updates_total",
+            "IoT presence updates (online, offline, heartbeat; wills included).",
+            &iot.status_updates,
+        ),
+        (
+            "mytracks_iot_commands_sent_total",
+            "IoT commands published (a fleet command counts once).",
+            &iot.commands_sent,
+        ),
+        (
+            "mytracks_iot_commands_delivered_total",
+            "IoT command deliveries completed (PUBCOMP; each device of a fleet counts).",
+            &iot.commands_delivered,
+        ),
+        (
+            "mytracks_iot_commands_acknowledged_total",
+            "IoT command answers received on commands/ack.",
+            &iot.commands_acknowledged,
+        ),
+    ] {
+        family(&mut out, name, "counter", help, &one(load(value)));
+    }
     let (buckets, count, sum) = ingest.commit_seconds.snapshot();
     let name = "mytracks_ingest_commit_seconds";
     let _ = writeln!(

@@ -19,9 +19,22 @@ use mytracks_broker::{Broker, ClientInfo, Message, PublishGate};
 use mytracks_codec::{QoS, ReasonCode};
 use mytracks_store::{IotDevice, Store, Telemetry};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use topics::{Actor, IotTopic};
+
+/// What `/metrics` shows of the platform besides the telemetry writer's figures.
+#[derive(Debug, Default)]
+pub struct IotCounters {
+    /// Commands published (a fleet command counts once).
+    pub commands_sent: AtomicU64,
+    /// PUBCOMPs of commands from the devices they address (each device of a fleet counts).
+    pub commands_delivered: AtomicU64,
+    /// Answers on `commands/ack` naming a command sent to the answering device.
+    pub commands_acknowledged: AtomicU64,
+    /// Presence updates (`status/online|offline|heartbeat`, the will included).
+    pub status_updates: AtomicU64,
+}
 
 /// The default `[iot] base_topic`.
 pub const DEFAULT_BASE_TOPIC: &str = "iot";
@@ -94,6 +107,7 @@ pub struct Iot {
     version: AtomicI64,
     refreshing: tokio::sync::Mutex<()>,
     writer: telemetry::TelemetryWriter,
+    counters: Arc<IotCounters>,
     /// Set once the broker exists; taken at shutdown (the broker's hooks hold this service,
     /// so keeping it would be a reference cycle).
     broker: parking_lot::Mutex<Option<Broker>>,
@@ -114,6 +128,7 @@ impl Iot {
             version: AtomicI64::new(-1),
             refreshing: tokio::sync::Mutex::new(()),
             writer,
+            counters: Arc::default(),
             broker: parking_lot::Mutex::new(None),
         });
         iot.refresh().await?;
@@ -140,6 +155,30 @@ impl Iot {
 
     pub fn telemetry_counters(&self) -> &telemetry::TelemetryCounters {
         &self.writer.counters
+    }
+
+    pub fn counters(&self) -> &IotCounters {
+        &self.counters
+    }
+
+    /// Registered devices.
+    pub fn device_count(&self) -> usize {
+        self.directory.load().devices.len()
+    }
+
+    /// Devices connected to `broker` now (clients whose username is a device).
+    pub fn connected_devices(&self, broker: &Broker) -> usize {
+        let directory = self.directory.load();
+        broker
+            .clients()
+            .iter()
+            .filter(|c| {
+                c.info
+                    .username
+                    .as_deref()
+                    .is_some_and(|name| directory.devices.contains_key(name))
+            })
+            .count()
     }
 
     /// Rebuilds the directory and closes the connections of removed or rotated devices.
@@ -325,6 +364,7 @@ impl Iot {
                     let store = self.store.clone();
                     let device_id = device.id;
                     let group = device.group.clone();
+                    let counters = self.counters.clone();
                     tokio::spawn(async move {
                         let Ok(Some(command)) = store.iot_command(&command_id).await else {
                             return;
@@ -333,6 +373,9 @@ impl Iot {
                         let addressed = command.device_id == Some(device_id)
                             || (command.group_name.is_some() && command.group_name == group);
                         if addressed {
+                            counters
+                                .commands_acknowledged
+                                .fetch_add(1, Ordering::Relaxed);
                             if let Err(error) = store
                                 .mark_iot_command_acknowledged(
                                     &command_id,
@@ -350,6 +393,7 @@ impl Iot {
             }
             IotTopic::Status { device: id, state } if id == sender => {
                 let online = state != "offline";
+                self.counters.status_updates.fetch_add(1, Ordering::Relaxed);
                 let store = self.store.clone();
                 let device_id = device.id;
                 tokio::spawn(async move {
@@ -441,18 +485,37 @@ impl Iot {
             ))
             .await
             .map_err(|_| CommandError::NoBroker)?;
+        self.counters.commands_sent.fetch_add(1, Ordering::Relaxed);
         Ok(record)
     }
 
-    /// Marks a device's command `delivered` when its PUBCOMP arrives.
+    /// Marks a device's command `delivered` when its PUBCOMP arrives (and counts fleet
+    /// commands' deliveries, which have no per-device record).
     pub fn on_delivered(&self, subscriber: &ClientInfo, message: &Message) {
-        let Some(IotTopic::Command { device, .. }) = topics::parse(&self.base, &message.topic)
-        else {
-            return;
+        let device = match topics::parse(&self.base, &message.topic) {
+            Some(IotTopic::Command { device, .. }) => device,
+            Some(IotTopic::FleetCommand { group }) => {
+                let directory = self.directory.load();
+                let member = subscriber
+                    .username
+                    .as_deref()
+                    .and_then(|name| directory.devices.get(name))
+                    .is_some_and(|d| d.group.as_deref() == Some(group));
+                if member {
+                    self.counters
+                        .commands_delivered
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                return;
+            }
+            _ => return,
         };
         if subscriber.username.as_deref() != Some(device) {
             return;
         }
+        self.counters
+            .commands_delivered
+            .fetch_add(1, Ordering::Relaxed);
         let Some(command_id) = serde_json::from_slice::<serde_json::Value>(&message.payload)
             .ok()
             .and_then(|v| v["command_id"].as_str().map(str::to_owned))

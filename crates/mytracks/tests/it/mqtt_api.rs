@@ -303,3 +303,116 @@ fn management_api_and_prometheus_metrics() {
     let body: Value = response.json().unwrap();
     assert!(body["error"].as_str().unwrap().contains("nobody"), "{body}");
 }
+
+/// The IoT figures in `/metrics` and the JSON metrics follow a device's life: telemetry stored,
+/// presence, a command delivered (its PUBCOMP) and answered, a fleet command delivered.
+#[test]
+fn iot_metrics_follow_devices_and_commands() {
+    let server = Server::with_config("");
+    let admin = server.admin_api();
+    let (code, device) = admin.post(
+        "/api/iot/devices/",
+        json!({ "device_id": "meter-9", "group": "hall" }),
+    );
+    assert_eq!(code, 201, "{device}");
+    let secret = device["password"].as_str().unwrap().to_owned();
+    let as_device = |topic: &str, message: &str| {
+        let out = mosquitto_pub(
+            server.mqtt_port,
+            &[
+                "-u", "meter-9", "-P", &secret, "-q", "1", "-t", topic, "-m", message,
+            ],
+        );
+        assert!(out.success(), "{}", out.describe());
+    };
+    // The device listens for its commands and its fleet's at QoS 2 (mosquitto_sub completes
+    // the PUBREC/PUBREL/PUBCOMP exchange).
+    let mut commands = Subscriber::start(
+        server.mqtt_port,
+        &[
+            "-u",
+            "meter-9",
+            "-P",
+            &secret,
+            "-i",
+            "meter-9",
+            "-q",
+            "2",
+            "-t",
+            "iot/devices/meter-9/commands/#",
+            "-t",
+            "iot/fleet/hall/commands",
+        ],
+    );
+    for i in 0..3 {
+        as_device(
+            "iot/devices/meter-9/telemetry/power",
+            &format!("{{\"w\":{i}}}"),
+        );
+    }
+    as_device("iot/devices/meter-9/status/online", "{}");
+
+    let (code, sent) = admin.post(
+        "/api/iot/devices/meter-9/commands/",
+        json!({ "command": "reset", "parameters": {} }),
+    );
+    assert_eq!(code, 201, "{sent}");
+    assert!(commands.wait_messages(1, WAIT), "{}", server.context());
+    let ack = json!({ "command_id": sent["command_id"], "status": "ok" });
+    as_device("iot/devices/meter-9/commands/ack", &ack.to_string());
+    let (code, fleet) = admin.post(
+        "/api/iot/fleets/hall/commands/",
+        json!({ "command": "blink", "parameters": { "times": 2 } }),
+    );
+    assert_eq!(code, 201, "{fleet}");
+    assert!(commands.wait_messages(2, WAIT), "{}", server.context());
+
+    let (code, token) = admin.post("/api/account/tokens/", json!({ "label": "prometheus" }));
+    assert_eq!(code, 201);
+    let scraper = Api::with_token(server.http_port, token["token"].as_str().unwrap());
+    let expected = [
+        ("mytracks_iot_devices", 1.0),
+        ("mytracks_iot_devices_connected", 1.0),
+        ("mytracks_iot_telemetry_stored_total", 3.0),
+        ("mytracks_iot_status_updates_total", 1.0),
+        ("mytracks_iot_commands_sent_total", 2.0),
+        ("mytracks_iot_commands_delivered_total", 2.0),
+        ("mytracks_iot_commands_acknowledged_total", 1.0),
+        ("mytracks_iot_telemetry_failed_total", 0.0),
+        ("mytracks_iot_telemetry_dropped_total", 0.0),
+    ];
+    // Deliveries and answers are recorded just after the packets: poll briefly.
+    let deadline = std::time::Instant::now() + WAIT;
+    let samples = loop {
+        let response = scraper.request("GET", "/metrics", None, &[]);
+        assert_eq!(response.status(), 200);
+        let samples = parse_prometheus(&response.text().unwrap());
+        let all = expected
+            .iter()
+            .all(|(name, value)| samples.get(*name) == Some(value));
+        if all || std::time::Instant::now() > deadline {
+            break samples;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for (name, value) in expected {
+        assert_eq!(samples.get(name), Some(&value), "{name}");
+    }
+    let (code, json) = admin.get("/api/mqtt/monitoring/metrics/");
+    assert_eq!(code, 200);
+    assert_eq!(json["iot"]["commands_delivered"], 2, "{json}");
+    assert_eq!(json["iot"]["telemetry_stored"], 3, "{json}");
+
+    // Gone from the broker, gone from the gauge.
+    commands.kill();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let response = scraper.request("GET", "/metrics", None, &[]);
+        let samples = parse_prometheus(&response.text().unwrap());
+        if samples.get("mytracks_iot_devices_connected") == Some(&0.0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still connected");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
