@@ -23,6 +23,7 @@ mod mqtt_api;
 mod owntracks;
 mod owntracks_http;
 mod paho;
+mod permissions;
 mod pki_api;
 mod pki_tls;
 mod protocol;
