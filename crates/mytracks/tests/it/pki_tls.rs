@@ -4,10 +4,7 @@
 //! certificate, the CLI's changes) applies to the next handshake without a restart.
 
 use crate::support::*;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SerialNumber,
-};
+use rcgen::{CertificateParams, DnType, Issuer, KeyPair, SerialNumber};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -87,23 +84,6 @@ impl Files {
     }
 }
 
-/// A CA made here (so that the test can also sign certificates the server would never
-/// issue: expired ones, ones for unknown accounts), with its certificate and key in PEM.
-fn test_ca(name: &str) -> (Issuer<'static, KeyPair>, String, String) {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = params.self_signed(&key).unwrap();
-    let key_pem = key.serialize_pem();
-    (Issuer::new(params, key), cert.pem(), key_pem)
-}
-
 /// A client certificate signed by `issuer` with common name `cn`.
 fn sign_client(
     files: &Files,
@@ -126,13 +106,6 @@ fn sign_client(
         cert: files.write(&format!("{name}.pem"), cert.pem()),
         key: files.write(&format!("{name}.key"), key.serialize_pem()),
     }
-}
-
-fn tls_port(server: &Server) -> u16 {
-    server.runtime["mqtt_tls_port"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("runtime.json has no mqtt_tls_port: {}", server.runtime))
-        as u16
 }
 
 /// `mosquitto_pub` over TLS (MQTT 5, QoS 1) with the CA, a client certificate, and extra
@@ -208,7 +181,7 @@ fn client_certificates_from_the_built_in_ca() {
         server.runtime
     );
     // An imported CA (so that the test holds its key), and a server certificate.
-    let (ca, ca_pem, ca_key) = test_ca("Club CA");
+    let (ca, ca_pem, ca_key) = test_authority("Club CA");
     let cafile = files.write("ca.pem", &ca_pem);
     let admin = server.admin_api();
     let (status, body) = admin.post(
@@ -363,7 +336,7 @@ fn client_certificates_from_the_built_in_ca() {
     );
 
     // Refused: another issuer, expired, an unknown account, a deactivated account.
-    let (stranger, _, _) = test_ca("Some other CA");
+    let (stranger, _, _) = test_authority("Some other CA");
     let refused = [
         (
             "another issuer",

@@ -4,8 +4,8 @@
 
 use crate::support::*;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer,
-    KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
+    CertificateParams, CertificateRevocationListParams, DnType, Issuer, KeyIdMethod, KeyPair,
+    RevocationReason, RevokedCertParams, SerialNumber,
 };
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ struct Pki {
 impl Pki {
     fn new() -> Pki {
         let dir = tempfile::tempdir().unwrap();
-        let (ca, ca_pem) = authority("mytracks test CA");
+        let (ca, ca_pem, _) = test_authority("mytracks test CA");
         std::fs::write(dir.path().join("ca.pem"), ca_pem).unwrap();
         let pki = Pki { dir, ca };
         let key = KeyPair::generate().unwrap();
@@ -107,28 +107,6 @@ impl Pki {
     }
 }
 
-/// A self-signed CA: the issuer and its certificate in PEM.
-fn authority(name: &str) -> (Issuer<'static, KeyPair>, String) {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = params.self_signed(&key).unwrap();
-    (Issuer::new(params, key), cert.pem())
-}
-
-fn tls_port(server: &Server) -> u16 {
-    server.runtime["mqtt_tls_port"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("runtime.json has no mqtt_tls_port: {}", server.runtime))
-        as u16
-}
-
 /// `mosquitto_pub` over TLS with the CA, and the client certificate `client` if given.
 fn tls_publish(server: &Server, pki: &Pki, client: Option<&str>, topic: &str) -> Output {
     let mut cmd = Command::new("mosquitto_pub");
@@ -166,7 +144,7 @@ fn mutual_tls_accepts_valid_certificates_and_refuses_bad_ones() {
     let pki = Pki::new();
     pki.client("valid", "device-1", 10, false, None);
     pki.client("expired", "device-2", 11, true, None);
-    let (stranger, _) = authority("some other CA");
+    let (stranger, _, _) = test_authority("some other CA");
     pki.client("stranger", "device-3", 12, false, Some(&stranger));
     let server = Server::with_config(&pki.config(true, false));
 
