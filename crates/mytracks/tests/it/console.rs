@@ -14,18 +14,6 @@ fn logs_in(server: &Server, username: &str, password: &str) -> bool {
     Conn::login(server.mqtt_port, 4, "console-check", username, password).is_ok()
 }
 
-fn user(server: &Server, name: &str) -> Api {
-    let password = format!("{name}'s correct horse battery");
-    let (status, body) = server.admin_api().post(
-        "/api/admin/users/",
-        json!({ "username": name, "password": password }),
-    );
-    assert_eq!(status, 201, "{body}");
-    let api = server.api();
-    assert_eq!(api.login(name, &password).0, 200);
-    api
-}
-
 fn password(body: &Value) -> String {
     body["password"].as_str().expect("a password").to_owned()
 }
@@ -33,7 +21,7 @@ fn password(body: &Value) -> String {
 #[test]
 fn a_console_credential_belongs_to_the_web_session() {
     let server = Server::with_config("");
-    let alice = user(&server, "alice");
+    let alice = server.user_api("alice");
 
     let (status, first) = alice.post(PATH, json!({}));
     assert_eq!(status, 201, "{first}");
@@ -88,10 +76,7 @@ fn a_console_credential_belongs_to_the_web_session() {
 
     // Another session of the same user has its own.
     let other_tab = server.api();
-    assert_eq!(
-        other_tab.login("alice", "alice's correct horse battery").0,
-        200
-    );
+    assert_eq!(other_tab.login("alice", &user_password("alice")).0, 200);
     let (status, third) = other_tab.post(PATH, json!({}));
     assert_eq!(status, 201, "{third}");
     assert!(logs_in(&server, "alice", &password(&second)));
@@ -119,7 +104,7 @@ fn a_console_credential_belongs_to_the_web_session() {
 #[test]
 fn only_a_browser_session_gets_a_console_credential() {
     let server = Server::with_config("");
-    let bob = user(&server, "bob");
+    let bob = server.user_api("bob");
     let (status, token) = bob.post("/api/account/tokens/", json!({ "label": "script" }));
     assert_eq!(status, 201, "{token}");
     let scripted = Api::with_token(server.http_port, token["token"].as_str().unwrap());
@@ -138,7 +123,7 @@ fn only_a_browser_session_gets_a_console_credential() {
 #[test]
 fn the_console_page_carries_its_connection_settings() {
     let server = Server::with_config("[iot]\nbase_topic = \"things\"\n");
-    let carol = user(&server, "carol");
+    let carol = server.user_api("carol");
     let (status, body) = carol.post("/api/iot/devices/", json!({ "device_id": "pump-7" }));
     assert_eq!(status, 201, "{body}");
     let response = carol.request("GET", "/console/", None, &[]);

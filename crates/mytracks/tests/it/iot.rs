@@ -323,19 +323,8 @@ fn devices_publish_telemetry_in_their_lane_and_owners_read_it() {
 fn devices_and_telemetry_over_rest() {
     let server = Server::with_config("");
     let admin = server.admin_api();
-    let mut apis = Vec::new();
-    for name in ["alice", "bob"] {
-        let password = format!("{name}'s correct horse battery");
-        let (status, body) = admin.post(
-            "/api/admin/users/",
-            json!({ "username": name, "password": password }),
-        );
-        assert_eq!(status, 201, "{body}");
-        let api = server.api();
-        assert_eq!(api.login(name, &password).0, 200);
-        apis.push(api);
-    }
-    let (alice, bob) = (&apis[0], &apis[1]);
+    let alice = &server.user_api("alice");
+    let bob = &server.user_api("bob");
 
     let (status, created) = alice.post(
         "/api/iot/devices/",

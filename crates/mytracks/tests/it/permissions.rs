@@ -45,19 +45,8 @@ fn row(method: &'static str, path: &'static str, body: Option<Value>, expected: 
 fn iot_and_broker_endpoints_answer_each_caller_as_the_table_says() {
     let server = Server::with_config("");
     let admin = server.admin_api();
-    let mut sessions = Vec::new();
-    for name in ["alice", "bob"] {
-        let password = format!("{name}'s correct horse battery");
-        let (status, body) = admin.post(
-            "/api/admin/users/",
-            json!({ "username": name, "password": password }),
-        );
-        assert_eq!(status, 201, "{body}");
-        let api = server.api();
-        assert_eq!(api.login(name, &password).0, 200);
-        sessions.push(api);
-    }
-    let (alice, bob) = (&sessions[0], &sessions[1]);
+    let alice = &server.user_api("alice");
+    let bob = &server.user_api("bob");
     let (status, body) = alice.post(
         "/api/iot/devices/",
         json!({ "device_id": "meter-a", "group": "hall" }),

@@ -1061,6 +1061,25 @@ impl Server {
         assert_eq!(status, 200, "admin login: {body}\n{}", self.log());
         api
     }
+
+    /// Creates the (non-admin) account `name` with [`user_password`]`(name)` through the admin
+    /// API and returns a client logged in as it.
+    pub fn user_api(&self, name: &str) -> Api {
+        let (status, body) = self.admin_api().post(
+            "/api/admin/users/",
+            serde_json::json!({ "username": name, "password": user_password(name) }),
+        );
+        assert_eq!(status, 201, "creating {name}: {body}");
+        let api = self.api();
+        let (status, body) = api.login(name, &user_password(name));
+        assert_eq!(status, 200, "{name} logs in: {body}");
+        api
+    }
+}
+
+/// The password [`Server::user_api`] gives `name`.
+pub fn user_password(name: &str) -> String {
+    format!("{name}'s correct horse battery")
 }
 
 /// A blocking REST client with a cookie jar, like a browser tab: after [`Api::login`] it
