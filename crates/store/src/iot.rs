@@ -152,16 +152,27 @@ impl Store {
         )
     }
 
-    /// Records presence (from will messages, status topics and heartbeats).
-    pub async fn set_iot_presence(&self, id: i64, online: bool, at: i64) -> Result<()> {
-        let sql = "UPDATE iot_devices SET online = $1, last_seen = $2 WHERE id = $3";
-        expect_one(on_db!(self, pool => sqlx::query(sql)
-            .bind(online)
-            .bind(at)
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?)
+    /// Records presence changes (from will messages, status topics and heartbeats) in one
+    /// transaction, in order (the last one of a device wins): `(device id, online, Unix
+    /// seconds)`.
+    pub async fn set_iot_presences(&self, changes: &[(i64, bool, i64)]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (id, online, at) in changes {
+                sqlx::query("UPDATE iot_devices SET online = $1, last_seen = $2 WHERE id = $3")
+                    .bind(online)
+                    .bind(at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
+        })?;
+        Ok(())
     }
 
     /// Stores a batch of telemetry in one transaction (all or nothing) and marks the devices

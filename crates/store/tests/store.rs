@@ -950,6 +950,19 @@ both!(
             .unwrap()
             .last_seen;
         assert_eq!(seen, Some(1_700_000_000 + 1_199));
+
+        // Presence changes apply in order: the last one of a device wins; a removed device's
+        // change is ignored.
+        store
+            .set_iot_presences(&[
+                (sensor.id, true, 1_700_002_000),
+                (sensor.id, false, 1_700_002_001),
+                (i64::MAX, true, 1_700_002_001),
+            ])
+            .await
+            .unwrap();
+        let row = store.iot_device("sensor-1").await.unwrap().unwrap();
+        assert_eq!((row.online, row.last_seen), (false, Some(1_700_002_001)));
         assert_eq!(
             store
                 .purge_telemetry(1_700_000_000_000 + 600_000)

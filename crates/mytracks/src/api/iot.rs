@@ -30,7 +30,9 @@ impl From<RegistryError> for ApiError {
     fn from(error: RegistryError) -> Self {
         match error {
             RegistryError::Invalid { field, message } => ApiError::invalid(field, message),
-            RegistryError::Taken(_) => ApiError::Conflict(error.to_string()),
+            RegistryError::Taken(_) | RegistryError::GroupTaken(_) => {
+                ApiError::Conflict(error.to_string())
+            }
             RegistryError::NotFound(_) => ApiError::NotFound(error.to_string()),
             RegistryError::Store(store) => store.into(),
         }
@@ -194,17 +196,14 @@ pub async fn update(
         None => device.group_name.clone(),
         Some(group) => group.map(|g| g.trim().to_owned()).filter(|g| !g.is_empty()),
     };
-    if let Some(group) = &group {
-        crate::iot::registry::check_group(group)?;
-    }
     let description = body
         .description
         .map(|d| d.trim().to_owned())
         .unwrap_or_else(|| device.description.clone());
     state
-        .accounts
-        .store()
-        .update_iot_device(device.id, group.as_deref(), &description)
+        .iot
+        .registry
+        .update(&device, group.as_deref(), &description)
         .await?;
     refresh(&state).await;
     let (device, _) = visible(&state, &caller.user, &device_id).await?;

@@ -9,6 +9,7 @@
 //! connections. Telemetry publishes are stored by the batching writer; QoS 1/2 ones are
 //! acknowledged after their commit.
 
+pub mod presence;
 pub mod registry;
 pub mod telemetry;
 pub mod topics;
@@ -107,6 +108,7 @@ pub struct Iot {
     version: AtomicI64,
     refreshing: tokio::sync::Mutex<()>,
     writer: telemetry::TelemetryWriter,
+    presence: presence::PresenceWriter,
     counters: Arc<IotCounters>,
     /// Set once the broker exists; taken at shutdown (the broker's hooks hold this service,
     /// so keeping it would be a reference cycle).
@@ -114,12 +116,18 @@ pub struct Iot {
 }
 
 impl Iot {
-    /// Loads the devices and starts the telemetry writer.
+    /// Loads the devices and starts the telemetry and presence writers.
     pub async fn start(
         store: Store,
         base_topic: String,
     ) -> mytracks_store::Result<(Arc<Iot>, tokio::task::JoinHandle<()>)> {
-        let (writer, task) = telemetry::TelemetryWriter::start(store.clone());
+        let (writer, telemetry_task) = telemetry::TelemetryWriter::start(store.clone());
+        let (presence, presence_task) = presence::PresenceWriter::start(store.clone());
+        // One handle for both writers: each ends once the service is dropped and its queue
+        // is written.
+        let task = tokio::spawn(async move {
+            let _ = tokio::join!(telemetry_task, presence_task);
+        });
         let iot = Arc::new(Iot {
             base: base_topic,
             registry: registry::Registry::new(store.clone()),
@@ -128,6 +136,7 @@ impl Iot {
             version: AtomicI64::new(-1),
             refreshing: tokio::sync::Mutex::new(()),
             writer,
+            presence,
             counters: Arc::default(),
             broker: parking_lot::Mutex::new(None),
         });
@@ -394,16 +403,7 @@ impl Iot {
             IotTopic::Status { device: id, state } if id == sender => {
                 let online = state != "offline";
                 self.counters.status_updates.fetch_add(1, Ordering::Relaxed);
-                let store = self.store.clone();
-                let device_id = device.id;
-                tokio::spawn(async move {
-                    if let Err(error) = store
-                        .set_iot_presence(device_id, online, now_ms / 1000)
-                        .await
-                    {
-                        tracing::warn!("cannot record device presence: {error}");
-                    }
-                });
+                self.presence.record(device.id, online, now_ms / 1000);
                 Some(PublishGate::Accept)
             }
             _ => None,

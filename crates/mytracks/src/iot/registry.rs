@@ -25,6 +25,9 @@ pub enum RegistryError {
     Taken(String),
     #[error("no device {0:?}")]
     NotFound(String),
+    /// Fleet topics are named by the group alone, so a group belongs to one owner.
+    #[error("the group {0:?} belongs to another user's devices; choose another name")]
+    GroupTaken(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -93,6 +96,7 @@ impl Registry {
         check_device_id(device_id)?;
         if let Some(group) = group {
             check_group(group)?;
+            self.check_group_owner(group, owner.id).await?;
         }
         // The MQTT username space is shared with accounts.
         if self.store.user_by_name(device_id).await?.is_some() {
@@ -115,6 +119,33 @@ impl Registry {
                 other => other.into(),
             })?;
         Ok((device, password))
+    }
+
+    /// Moves `device` to `group` (or out of any) and sets its description.
+    pub async fn update(
+        &self,
+        device: &IotDevice,
+        group: Option<&str>,
+        description: &str,
+    ) -> Result<()> {
+        if let Some(group) = group {
+            check_group(group)?;
+            self.check_group_owner(group, device.owner_id).await?;
+        }
+        Ok(self
+            .store
+            .update_iot_device(device.id, group, description)
+            .await?)
+    }
+
+    /// A group's devices all have one owner: `<base>/fleet/<group>/commands` must not reach
+    /// another user's devices, nor their answers count for another user's command.
+    async fn check_group_owner(&self, group: &str, owner_id: i64) -> Result<()> {
+        let members = self.store.iot_devices(None, Some(group)).await?;
+        if members.iter().any(|d| d.owner_id != owner_id) {
+            return Err(RegistryError::GroupTaken(group.to_owned()));
+        }
+        Ok(())
     }
 
     pub async fn device(&self, device_id: &str) -> Result<IotDevice> {

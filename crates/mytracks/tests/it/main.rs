@@ -15,6 +15,7 @@ mod database_down;
 mod emqx;
 mod generate;
 mod iot;
+mod iot_paho;
 mod limits;
 mod malformed;
 mod mosquitto_clients;
