@@ -96,6 +96,9 @@ pub struct Settings {
     pub iot_base_topic: String,
     /// `[iot] retention_days`: telemetry older than this is purged daily (`None`: kept).
     pub iot_retention_days: Option<u32>,
+    /// `[iot] heartbeat_timeout`: an online device heard from neither by status nor telemetry
+    /// for this many seconds is marked offline (`None`: only wills and `status/offline` do).
+    pub iot_heartbeat_timeout: Option<u32>,
     /// `[web]`: the web UI's map tiles.
     pub web: crate::web::WebSettings,
     /// `[compat] store_mosquitto_pbkdf2`: also keep a `$7$` hash of every password and device
@@ -187,6 +190,7 @@ impl Default for Settings {
             pki_server_names: Vec::new(),
             iot_base_topic: crate::iot::DEFAULT_BASE_TOPIC.to_owned(),
             iot_retention_days: None,
+            iot_heartbeat_timeout: None,
             web: crate::web::WebSettings::default(),
             store_mosquitto_pbkdf2: false,
             http_auth_secret: None,
@@ -436,6 +440,7 @@ struct RawIot {
     #[serde(default, deserialize_with = "lenient_string")]
     base_topic: Option<String>,
     retention_days: Option<i64>,
+    heartbeat_timeout: Option<i64>,
 }
 
 /// `[compat]`: compatibility with other MQTT brokers' files.
@@ -824,6 +829,16 @@ impl RawConfig {
             iot_retention_days: match self.iot.retention_days {
                 None => None,
                 Some(days) => Some(ranged("iot.retention_days", Some(days), 0, 1, 365_000)?),
+            },
+            iot_heartbeat_timeout: match self.iot.heartbeat_timeout {
+                None | Some(0) => None,
+                Some(seconds) => Some(ranged(
+                    "iot.heartbeat_timeout",
+                    Some(seconds),
+                    0,
+                    1,
+                    30 * 86_400,
+                )?),
             },
             web: crate::web::WebSettings::new(self.web.tile_url, self.web.tile_attribution)?,
             store_mosquitto_pbkdf2: self.compat.store_mosquitto_pbkdf2.unwrap_or(false),
@@ -1282,6 +1297,28 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.starts_with("config file "), "{error}");
+    }
+
+    #[test]
+    fn iot_section() {
+        let settings = load_text(
+            "[iot]\nbase_topic = \"things\"\nretention_days = 7\nheartbeat_timeout = 90\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(settings.iot_base_topic, "things");
+        assert_eq!(settings.iot_retention_days, Some(7));
+        assert_eq!(settings.iot_heartbeat_timeout, Some(90));
+        let off = load_text("[iot]\nheartbeat_timeout = 0\n", &[]).unwrap();
+        assert_eq!(off.iot_heartbeat_timeout, None);
+        let error = load_text("[iot]\nheartbeat_timeout = -5\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("iot.heartbeat_timeout"), "{error}");
+        let error = load_text("[iot]\nbase_topic = \"a/#\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("iot.base_topic"), "{error}");
     }
 
     #[test]

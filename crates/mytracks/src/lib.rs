@@ -243,6 +243,9 @@ impl Server {
         if let Some(days) = settings.iot_retention_days {
             chores.push(iot::spawn_retention(database.clone(), days));
         }
+        if let Some(seconds) = settings.iot_heartbeat_timeout {
+            chores.push(iot::spawn_heartbeat_sweep(database.clone(), seconds));
+        }
         if let Some(days) = settings.retention_days {
             chores.push(tracking::spawn_retention(database.clone(), days));
         }

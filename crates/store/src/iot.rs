@@ -175,6 +175,20 @@ impl Store {
         Ok(())
     }
 
+    /// Marks offline the online devices last seen before `before` (Unix seconds), or never;
+    /// returns how many.
+    pub async fn mark_silent_iot_devices_offline(&self, before: i64) -> Result<u64> {
+        let sql = "UPDATE iot_devices SET online = $1 WHERE online = $2 \
+                   AND (last_seen IS NULL OR last_seen < $3)";
+        Ok(on_db!(self, pool => sqlx::query(sql)
+            .bind(false)
+            .bind(true)
+            .bind(before)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?)
+    }
+
     /// Stores a batch of telemetry in one transaction (all or nothing) and marks the devices
     /// as seen at their latest message.
     pub async fn insert_telemetry(&self, batch: &[Telemetry]) -> Result<()> {

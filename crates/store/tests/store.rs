@@ -963,6 +963,27 @@ both!(
             .unwrap();
         let row = store.iot_device("sensor-1").await.unwrap().unwrap();
         assert_eq!((row.online, row.last_seen), (false, Some(1_700_002_001)));
+
+        // Silent devices: only online ones last seen before the cut go offline.
+        store
+            .set_iot_presences(&[(sensor.id, true, 1_700_002_010)])
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .mark_silent_iot_devices_offline(1_700_002_010)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .mark_silent_iot_devices_offline(1_700_002_011)
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(!store.iot_device("sensor-1").await.unwrap().unwrap().online);
         assert_eq!(
             store
                 .purge_telemetry(1_700_000_000_000 + 600_000)

@@ -546,6 +546,27 @@ pub enum CommandError {
 }
 
 /// Purges telemetry older than `days`, at start and then daily.
+/// With `[iot] heartbeat_timeout`: marks online devices offline once nothing (status or
+/// telemetry) has been heard from them for `timeout` seconds, checking a few times per
+/// timeout. A device whose link hangs without the TCP connection ending (so no will yet)
+/// still goes offline.
+pub fn spawn_heartbeat_sweep(store: Store, timeout: u32) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = std::time::Duration::from_millis((u64::from(timeout) * 250).clamp(250, 30_000));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let silent_since = mytracks_store::now() - i64::from(timeout);
+            match store.mark_silent_iot_devices_offline(silent_since).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, timeout, "silent IoT devices marked offline"),
+                Err(error) => tracing::warn!("cannot mark silent devices offline: {error}"),
+            }
+        }
+    })
+}
+
 pub fn spawn_retention(store: Store, days: u32) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(86_400));

@@ -580,3 +580,44 @@ fn devices_and_telemetry_over_rest() {
     );
     assert!(!gone.success(), "a removed device is refused at once");
 }
+
+/// `[iot] heartbeat_timeout`: heartbeats keep a device online past the timeout; silence for
+/// longer takes it offline even though no will was published.
+#[test]
+fn silent_devices_go_offline_after_the_heartbeat_timeout() {
+    let server = Server::with_config("[iot]\nheartbeat_timeout = 2\n");
+    let alice = server.user_api("alice");
+    let (status, device) = alice.post("/api/iot/devices/", json!({ "device_id": "door-3" }));
+    assert_eq!(status, 201, "{device}");
+    let secret = device["password"].as_str().unwrap().to_owned();
+    let status_of = |state: &str| {
+        let out = mosquitto_pub(
+            server.mqtt_port,
+            &[
+                "-u",
+                "door-3",
+                "-P",
+                &secret,
+                "-q",
+                "1",
+                "-t",
+                &format!("iot/devices/door-3/status/{state}"),
+                "-m",
+                "{}",
+            ],
+        );
+        assert!(out.success(), "{}", out.describe());
+    };
+    let online = || alice.get("/api/iot/devices/door-3/").1["online"] == json!(true);
+    status_of("online");
+    eventually("online after status/online", &server, online);
+    // Heartbeats for twice the timeout: still online.
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        status_of("heartbeat");
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    assert!(online(), "heartbeats keep it online");
+    // Silence: offline within the timeout plus a sweep.
+    eventually("offline after the heartbeat timeout", &server, || !online());
+}
