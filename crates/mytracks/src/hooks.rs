@@ -1,11 +1,14 @@
 //! The broker hooks of the application: access control (accounts, IoT devices and Mosquitto
 //! files) decides who may connect, publish, subscribe and receive; the IoT platform takes its
-//! devices' telemetry and status, the OwnTracks backend every other accepted publish.
+//! devices' telemetry, status and connections, the OwnTracks backend every other accepted
+//! publish.
 
 use crate::access::AccessHooks;
 use crate::tracking::Tracking;
 use futures_util::future::BoxFuture;
-use mytracks_broker::{AuthDecision, ClientInfo, ConnectRequest, Hooks, Message, PublishGate};
+use mytracks_broker::{
+    AuthDecision, ClientInfo, ConnectRequest, DisconnectReason, Hooks, Message, PublishGate,
+};
 use mytracks_codec::QoS;
 use std::sync::Arc;
 
@@ -34,6 +37,14 @@ impl Hooks for AppHooks {
 
     fn on_delivered(&self, subscriber: &ClientInfo, message: &Message) {
         self.iot.on_delivered(subscriber, message);
+    }
+
+    fn on_connect(&self, client: &ClientInfo) {
+        self.iot.on_connect(client);
+    }
+
+    fn on_disconnect(&self, client: &ClientInfo, _reason: &DisconnectReason) {
+        self.iot.on_disconnect(client);
     }
 
     fn on_publish(&self, client: &ClientInfo, message: &Message) -> PublishGate {

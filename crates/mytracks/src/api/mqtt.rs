@@ -392,7 +392,7 @@ pub async fn monitoring(State(state): State<HttpState>, _admin: Admin) -> Json<V
         },
         "iot": {
             "devices": state.iot.device_count(),
-            "devices_connected": state.iot.connected_devices(&state.broker),
+            "devices_connected": state.iot.connected_devices(),
             "telemetry_stored": load(&telemetry.stored),
             "telemetry_failed": load(&telemetry.failed),
             "telemetry_dropped": load(&telemetry.dropped),
@@ -564,7 +564,7 @@ pub async fn prometheus(
         "mytracks_iot_devices_connected",
         "gauge",
         "IoT devices connected to the broker.",
-        &one(state.iot.connected_devices(&state.broker) as f64),
+        &one(state.iot.connected_devices() as f64),
     );
     for (name, help, value) in [
         (

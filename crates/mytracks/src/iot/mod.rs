@@ -109,6 +109,9 @@ pub struct Iot {
     refreshing: tokio::sync::Mutex<()>,
     writer: telemetry::TelemetryWriter,
     presence: presence::PresenceWriter,
+    /// Open MQTT connections per device (a device may hold several, and a takeover opens
+    /// the new one before the old one ends): online from the first, offline after the last.
+    connections: parking_lot::Mutex<HashMap<String, (i64, usize)>>,
     counters: Arc<IotCounters>,
     /// Set once the broker exists; taken at shutdown (the broker's hooks hold this service,
     /// so keeping it would be a reference cycle).
@@ -137,10 +140,13 @@ impl Iot {
             refreshing: tokio::sync::Mutex::new(()),
             writer,
             presence,
+            connections: parking_lot::Mutex::default(),
             counters: Arc::default(),
             broker: parking_lot::Mutex::new(None),
         });
         iot.refresh().await?;
+        // Nobody is connected yet: what the last run left marked online is not.
+        iot.store.mark_silent_iot_devices_offline(i64::MAX).await?;
         Ok((iot, task))
     }
 
@@ -175,19 +181,44 @@ impl Iot {
         self.directory.load().devices.len()
     }
 
-    /// Devices connected to `broker` now (clients whose username is a device).
-    pub fn connected_devices(&self, broker: &Broker) -> usize {
-        let directory = self.directory.load();
-        broker
-            .clients()
-            .iter()
-            .filter(|c| {
-                c.info
-                    .username
-                    .as_deref()
-                    .is_some_and(|name| directory.devices.contains_key(name))
-            })
-            .count()
+    /// Devices connected to the broker now.
+    pub fn connected_devices(&self) -> usize {
+        self.connections.lock().len()
+    }
+
+    /// A client completed CONNECT: a device's first connection makes it online.
+    pub fn on_connect(&self, client: &ClientInfo) {
+        let Some(name) = client.username.as_deref() else {
+            return;
+        };
+        let Some(id) = self.directory.load().devices.get(name).map(|d| d.id) else {
+            return;
+        };
+        let mut connections = self.connections.lock();
+        let entry = connections.entry(name.to_owned()).or_insert((id, 0));
+        entry.1 += 1;
+        if entry.1 == 1 {
+            // Recorded under the lock, so records keep the order of the connection events.
+            self.presence.record(id, true, mytracks_store::now());
+        }
+    }
+
+    /// A client's connection ended: a device's last one makes it offline (its will, if any,
+    /// says the same right after).
+    pub fn on_disconnect(&self, client: &ClientInfo) {
+        let Some(name) = client.username.as_deref() else {
+            return;
+        };
+        let mut connections = self.connections.lock();
+        let Some(entry) = connections.get_mut(name) else {
+            return;
+        };
+        entry.1 -= 1;
+        if entry.1 == 0 {
+            let id = entry.0;
+            connections.remove(name);
+            self.presence.record(id, false, mytracks_store::now());
+        }
     }
 
     /// Rebuilds the directory and closes the connections of removed or rotated devices.

@@ -582,7 +582,7 @@ fn devices_and_telemetry_over_rest() {
 }
 
 /// `[iot] heartbeat_timeout`: heartbeats keep a device online past the timeout; silence for
-/// longer takes it offline even though no will was published.
+/// longer takes it offline even though its connection is still open (a hung application).
 #[test]
 fn silent_devices_go_offline_after_the_heartbeat_timeout() {
     let server = Server::with_config("[iot]\nheartbeat_timeout = 2\n");
@@ -609,8 +609,20 @@ fn silent_devices_go_offline_after_the_heartbeat_timeout() {
         assert!(out.success(), "{}", out.describe());
     };
     let online = || alice.get("/api/iot/devices/door-3/").1["online"] == json!(true);
-    status_of("online");
-    eventually("online after status/online", &server, online);
+    // The device's own connection (online from the moment it connects); the heartbeats
+    // below come over short extra connections of the same device.
+    let _link = Subscriber::start(
+        server.mqtt_port,
+        &[
+            "-u",
+            "door-3",
+            "-P",
+            &secret,
+            "-t",
+            "iot/devices/door-3/commands/#",
+        ],
+    );
+    eventually("online once connected", &server, online);
     // Heartbeats for twice the timeout: still online.
     let until = Instant::now() + Duration::from_secs(4);
     while Instant::now() < until {
@@ -618,6 +630,55 @@ fn silent_devices_go_offline_after_the_heartbeat_timeout() {
         std::thread::sleep(Duration::from_millis(400));
     }
     assert!(online(), "heartbeats keep it online");
-    // Silence: offline within the timeout plus a sweep.
+    // Silence: offline within the timeout plus a sweep, connected or not.
     eventually("offline after the heartbeat timeout", &server, || !online());
+}
+
+/// Presence follows the device's MQTT connections: online from the first, still online while
+/// any remains, offline after the last; a server killed while the device was connected does
+/// not leave it online after the restart.
+#[test]
+fn presence_follows_connections() {
+    let mut server = Server::with_config("");
+    let alice = server.user_api("alice");
+    let (status, device) = alice.post("/api/iot/devices/", json!({ "device_id": "pump-2" }));
+    assert_eq!(status, 201, "{device}");
+    let secret = device["password"].as_str().unwrap().to_owned();
+    let online = |api: &Api| api.get("/api/iot/devices/pump-2/").1["online"] == json!(true);
+    let connect = |server: &Server, id: &str| {
+        Subscriber::start(
+            server.mqtt_port,
+            &[
+                "-u",
+                "pump-2",
+                "-P",
+                &secret,
+                "-i",
+                id,
+                "-t",
+                "iot/devices/pump-2/config",
+            ],
+        )
+    };
+    assert!(!online(&alice), "registered, never connected");
+    let mut first = connect(&server, "pump-2-a");
+    eventually("online once connected", &server, || online(&alice));
+    let mut second = connect(&server, "pump-2-b");
+    first.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(online(&alice), "one connection is left");
+    second.kill();
+    eventually("offline after the last connection", &server, || {
+        !online(&alice)
+    });
+
+    // A raw client, which does not reconnect after the crash.
+    let _third =
+        crate::support::raw::Conn::login(server.mqtt_port, 4, "pump-2-c", "pump-2", &secret)
+            .expect("the device logs in");
+    eventually("online again", &server, || online(&alice));
+    server.restart(Stop::Kill);
+    let alice = server.api();
+    assert_eq!(alice.login("alice", &user_password("alice")).0, 200);
+    assert!(!online(&alice), "nobody is connected after a restart");
 }
