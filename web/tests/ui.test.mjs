@@ -465,6 +465,174 @@ test('MQTT console: a session credential, subscribe and publish within the ACL, 
   }
 });
 
+test('devices: register, telemetry, commands with delivery and answer, fleet, rotate, remove', async () => {
+  const page = await open(browser);
+  await login(page, 'admin', adminPassword);
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Devices' }).click();
+  await page.waitForURL(`${base}/devices/`);
+  // An admin sees every user's devices, with the owner: Carol's from the console test.
+  const thermo = page.locator('#device-list tr', { has: page.locator('[data-device="thermo1"]') });
+  await thermo.waitFor();
+  assert.match(await thermo.innerText(), /carol[\s\S]*offline[\s\S]*lab/);
+
+  // Registering: the server's refusal lands at the field it names; then the login, once.
+  const form = page.locator('#register-form');
+  const deviceId = form.getByLabel('Device ID', { exact: true });
+  await deviceId.fill('bad id!');
+  await form.getByRole('button', { name: 'Register device' }).click();
+  await form.locator('.field-error', { hasText: 'must be 1 to 64 letters' }).waitFor();
+  assert.equal(await deviceId.getAttribute('aria-invalid'), 'true');
+  await deviceId.fill('soil1');
+  await form.getByLabel('Group (optional)').fill('greenhouse');
+  await form.getByLabel('Description (optional)').fill('Soil moisture, bed 3');
+  await form.getByRole('button', { name: 'Register device' }).click();
+  const registered = page.locator('#registered');
+  await registered.locator('.secret').waitFor();
+  assert.equal(await registered.locator('.secret-value').first().innerText(), 'soil1');
+  const password = await registered.locator('.secret-value').nth(1).innerText();
+  assert.equal(password.length, 24);
+  await registered.locator('code', { hasText: `127.0.0.1:${mqttPort}` }).first().waitFor();
+  await registered.locator('code', { hasText: 'iot/devices/soil1/commands/#' }).waitFor();
+  await registered.locator('code', { hasText: 'iot/fleet/greenhouse/commands' }).waitFor();
+  assert.equal(await deviceId.inputValue(), '', 'the form is cleared');
+  const row = page.locator('#device-list tr', { has: page.locator('[data-device="soil1"]') });
+  await row.locator('.badge', { hasText: 'offline' }).waitFor();
+
+  // The device: MQTT.js over TCP, commands at QoS 2 (the broker waits for its PUBCOMP).
+  const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
+    username: 'soil1',
+    password,
+    clientId: 'soil1',
+    protocolVersion: 5,
+    reconnectPeriod: 0,
+  });
+  device.on('error', () => {});
+  const received = [];
+  device.on('message', (topic, payload) => received.push({ topic, body: payload.toString() }));
+  const waitFor = async (what, check) => {
+    for (let i = 0; i < 100; i++) {
+      const found = check();
+      if (found) return found;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.fail(`the device never received ${what}: ${JSON.stringify(received)}`);
+  };
+  try {
+    await device.subscribeAsync('iot/devices/soil1/commands/#', { qos: 2 });
+    await device.subscribeAsync('iot/fleet/+/commands', { qos: 2 });
+    await device.publishAsync('iot/devices/soil1/status/online', '', { qos: 1 });
+    await device.publishAsync('iot/devices/soil1/telemetry/moisture', JSON.stringify({ percent: 41.5, celsius: 18.25 }), { qos: 1 });
+    await device.publishAsync('iot/devices/soil1/telemetry/battery', '3.71', { qos: 1 });
+
+    // What is typed survives the 10 s refresh that brings the presence.
+    const fleet = page.locator('#fleet-form');
+    await fleet.getByLabel('Command', { exact: true }).fill('ping');
+    await row.locator('.badge', { hasText: 'online' }).waitFor({ timeout: 15_000 });
+    assert.equal(await fleet.getByLabel('Command', { exact: true }).inputValue(), 'ping');
+    assert.match(await row.innerText(), /just now/);
+
+    // The panel: the latest reading per topic, downloads of the last day.
+    await row.getByRole('button', { name: 'soil1 details' }).click();
+    const panel = page.getByRole('dialog', { name: 'Device soil1' });
+    await panel.waitFor();
+    assert.equal(await page.evaluate(() => location.hash), '#soil1');
+    const moisture = panel.locator('#telemetry-latest tr', { has: page.locator('[data-topic="moisture"]') });
+    await moisture.waitFor();
+    const reading = await moisture.innerText();
+    assert.match(reading, /percent\s+41\.5/);
+    assert.match(reading, /celsius\s+18\.25/);
+    assert.match(await panel.locator('#telemetry-latest tr', { has: page.locator('[data-topic="battery"]') }).innerText(), /3\.71/);
+    const csvLink = await panel.getByRole('link', { name: 'CSV' }).getAttribute('href');
+    assert.match(csvLink, /^\/api\/iot\/devices\/soil1\/telemetry\/\?start_time=\d+&end_time=\d+&format=csv$/);
+    const csv = await page.request.get(`${base}${csvLink}`);
+    assert.equal(csv.status(), 200);
+    const csvText = await csv.text();
+    assert.ok(csvText.startsWith('time,ts_ms,topic,data\n') && csvText.includes('moisture'), csvText);
+    const json = await page.request.get(`${base}${await panel.getByRole('link', { name: 'JSON' }).getAttribute('href')}`);
+    assert.equal((await json.json()).count, 2);
+
+    // A command: parameters checked here, the name by the server (shown at its field).
+    const command = panel.locator('#device-command-form');
+    await command.getByLabel('Command', { exact: true }).fill('blink');
+    await command.getByLabel('Parameters (JSON object, optional)').fill('{times: 3}');
+    await command.getByRole('button', { name: 'Send command' }).click();
+    await command.locator('.field-error', { hasText: 'Not valid JSON' }).waitFor();
+    await command.getByLabel('Parameters (JSON object, optional)').fill('{"times": 3}');
+    await command.getByLabel('Command', { exact: true }).fill('blink fast');
+    await command.getByRole('button', { name: 'Send command' }).click();
+    await command.locator('.field-error', { hasText: 'must be 1 to 64 letters' }).waitFor();
+    assert.equal(await command.getByLabel('Command', { exact: true }).getAttribute('aria-invalid'), 'true');
+    await command.getByLabel('Command', { exact: true }).fill('blink');
+    await command.getByRole('button', { name: 'Send command' }).click();
+    await command.getByText('Sent “blink”').waitFor();
+    const blink = await waitFor('the blink command', () => received.find((m) => m.topic === 'iot/devices/soil1/commands/blink'));
+    const payload = JSON.parse(blink.body);
+    assert.equal(payload.command, 'blink');
+    assert.deepEqual(payload.parameters, { times: 3 });
+    const history = panel.locator('#command-history tr', { has: page.locator(`[data-command-id="${payload.command_id}"]`) });
+    await history.locator('.command-status', { hasText: 'delivered' }).waitFor();
+    await device.publishAsync('iot/devices/soil1/commands/ack', JSON.stringify({ command_id: payload.command_id, result: 'ok', blinked: 3 }), { qos: 1 });
+    await history.locator('.command-status', { hasText: 'acknowledged' }).waitFor();
+    assert.match(await history.innerText(), /"blinked":3/);
+
+    // Settings: a new group, in the panel and the list.
+    const settings = panel.locator('#device-settings');
+    await settings.getByLabel('Group', { exact: true }).fill('garden');
+    await settings.getByRole('button', { name: 'Save' }).click();
+    await settings.getByText('Saved.').waitFor();
+    await panel.locator('.overview dd', { hasText: 'garden' }).waitFor();
+    await row.locator('.group', { hasText: 'garden' }).waitFor();
+    // The panel scrolls by itself: a tall window shows most of it.
+    await page.setViewportSize({ width: 1280, height: 1400 });
+    await panel.evaluate((e) => e.scrollTo(0, 0));
+    await screenshot(page, 'devices-details', { fullPage: false });
+
+    // On a phone the panel takes the whole screen and nothing scrolls sideways.
+    await page.setViewportSize({ width: 375, height: 740 });
+    assert.ok(await panel.evaluate((e) => e.scrollWidth <= 375), 'the panel fits 375 px');
+    await panel.evaluate((e) => e.scrollTo(0, 0));
+    await screenshot(page, 'mobile-devices-details', { fullPage: false });
+    await page.setViewportSize({ width: 1280, height: 860 });
+    await panel.getByRole('button', { name: 'Close details' }).click();
+    await panel.waitFor({ state: 'detached' });
+    // The hash goes with the panel (in the dialog's close event, a moment after it hides).
+    await page.waitForFunction(() => location.hash === '');
+
+    // A fleet command: the group chosen among the listed devices' groups.
+    assert.deepEqual(await fleet.getByLabel('Group', { exact: true }).locator('option').allInnerTexts(), ['garden (1)', 'lab (1)']);
+    await fleet.getByLabel('Group', { exact: true }).selectOption('garden');
+    await fleet.getByRole('button', { name: 'Send to group' }).click();
+    await fleet.getByText('Sent “ping” to 1 device in garden').waitFor();
+    const ping = await waitFor('the fleet ping', () => received.find((m) => m.topic === 'iot/fleet/garden/commands'));
+    assert.equal(JSON.parse(ping.body).command, 'ping');
+    await screenshot(page, 'devices');
+
+    // Rotating the password: asked first, shown once; the old one stops working.
+    await row.getByRole('button', { name: 'soil1 details' }).click();
+    await panel.getByRole('button', { name: 'Rotate password' }).click();
+    await page.getByRole('dialog', { name: 'Rotate the password of soil1?' }).getByRole('button', { name: 'Rotate password' }).click();
+    const fresh = await panel.locator('#rotated .secret-value').nth(1).innerText();
+    assert.equal(fresh.length, 24);
+    assert.notEqual(fresh, password);
+    assert.throws(() => publish('soil1', password, 'iot/devices/soil1/telemetry/moisture', { percent: 1 }));
+    publish('soil1', fresh, 'iot/devices/soil1/telemetry/moisture', { percent: 39 });
+    // The panel's own refresh brings the new reading.
+    await moisture.filter({ hasText: '39' }).waitFor({ timeout: 15_000 });
+
+    // Removing: asked first; gone from the list, and its login with it.
+    await panel.getByRole('button', { name: 'Remove device' }).click();
+    await page.getByRole('dialog', { name: 'Remove soil1?' }).getByRole('button', { name: 'Remove soil1' }).click();
+    await panel.waitFor({ state: 'detached' });
+    await row.waitFor({ state: 'detached' });
+    assert.throws(() => publish('soil1', fresh, 'iot/devices/soil1/telemetry/moisture', { percent: 2 }));
+    // The refusals above were 400s on purpose.
+    assertNoConsoleErrors(page, [/status of 400/]);
+  } finally {
+    await device.endAsync(true).catch(() => {});
+    await page.context().close();
+  }
+});
+
 test('every page fits a 375 px wide phone screen', async () => {
   const page = await open(browser, { viewport: { width: 375, height: 740 } });
   await page.goto(`${base}/login/`);
@@ -478,6 +646,7 @@ test('every page fits a 375 px wide phone screen', async () => {
     ['/admin-panel/#pki', 'admin-pki', '#ca-fingerprint'],
     ['/about/', 'about', '#provision-form'],
     ['/console/', 'console', '#mqtt-state.ok'],
+    ['/devices/', 'devices', '#device-list [data-device]'],
   ]) {
     await page.goto(`${base}${path}`);
     await page.locator(ready).first().waitFor();

@@ -1,5 +1,5 @@
 //! The web UI: the pages (`/`, `/login/`, `/history/`, `/profile/`, `/admin-panel/`,
-//! `/about/`, `/console/`) and their static files, all embedded in the binary.
+//! `/about/`, `/console/`, `/devices/`) and their static files, all embedded in the binary.
 //!
 //! The front end lives in `web/` (TypeScript, bundled by esbuild from `build.rs`); here it is
 //! only served. Each page is a small HTML shell naming its script and style sheet; the script

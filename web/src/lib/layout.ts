@@ -50,7 +50,7 @@ export function layout(options: { wide?: boolean } = {}): HTMLElement {
     'header',
     { class: 'topbar' },
     h('a', { class: 'brand', href: '/' }, 'mytracks'),
-    h('nav', { class: 'mainnav', 'aria-label': 'Main' }, link('/', 'Map'), link('/history/', 'History')),
+    h('nav', { class: 'mainnav', 'aria-label': 'Main' }, link('/', 'Map'), link('/history/', 'History'), link('/devices/', 'Devices')),
     h(
       'div',
       { class: 'who' },

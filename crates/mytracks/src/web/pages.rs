@@ -48,6 +48,7 @@ pub const PAGES: &[Page] = &[
     },
     page("/about/", "about", "About & Setup"),
     page("/console/", "console", "MQTT console"),
+    page("/devices/", "devices", "Devices"),
 ];
 
 /// The routes of [`PAGES`] (each also without its trailing slash, redirecting).
@@ -138,7 +139,7 @@ async fn show(
         "tile_url": state.web.settings.tile_url,
         "tile_attribution": state.web.settings.tile_attribution,
     });
-    if let (Some(user), "console") = (&user, page.bundle) {
+    if let (Some(user), "console" | "devices") = (&user, page.bundle) {
         boot["mqtt"] = console_settings(&state, user).await;
     }
     // MQTT.js keeps its keep-alive timer in a worker (made from a blob), so that a background
