@@ -114,6 +114,21 @@ impl Store {
             .await)?)
     }
 
+    /// How many devices [`Store::iot_devices`] would list, without reading them.
+    pub async fn iot_device_count(
+        &self,
+        owner_id: Option<i64>,
+        group_name: Option<&str>,
+    ) -> Result<i64> {
+        let sql = "SELECT COUNT(*) FROM iot_devices WHERE ($1 IS NULL OR owner_id = $1) \
+                   AND ($2 IS NULL OR group_name = $2)";
+        Ok(on_db!(self, pool => sqlx::query_scalar::<_, i64>(sql)
+            .bind(owner_id)
+            .bind(group_name)
+            .fetch_one(pool)
+            .await)?)
+    }
+
     /// Replaces a device's password hash (rotation); a running server closes its
     /// connections (the change counter is bumped).
     pub async fn set_iot_password(&self, id: i64, password_hash: &str, now: i64) -> Result<()> {

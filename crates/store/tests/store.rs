@@ -888,6 +888,17 @@ both!(
             2
         );
         let fleet = store.iot_devices(None, Some("greenhouse")).await.unwrap();
+        assert_eq!(
+            store
+                .iot_device_count(None, Some("greenhouse"))
+                .await
+                .unwrap(),
+            fleet.len() as i64
+        );
+        assert_eq!(
+            store.iot_device_count(Some(alice.id), None).await.unwrap(),
+            2
+        );
         assert_eq!(fleet, std::slice::from_ref(&sensor));
         let version = store.account_version().await.unwrap();
         assert!(version > before, "a new device is announced too");

@@ -81,9 +81,9 @@ async fn visible(
 }
 
 /// Applies a change to the broker's view at once (a failure is logged: the watcher retries).
-async fn refresh(state: &HttpState) {
-    if let Err(error) = state.iot.refresh().await {
-        tracing::warn!("cannot refresh IoT devices: {error}");
+async fn refresh(state: &HttpState, device_id: &str) {
+    if let Err(error) = state.iot.refresh_device(device_id).await {
+        tracing::warn!("cannot refresh IoT device {device_id:?}: {error}");
     }
 }
 
@@ -158,7 +158,7 @@ pub async fn create(
             body.description.trim(),
         )
         .await?;
-    refresh(&state).await;
+    refresh(&state, &device.device_id).await;
     let mut answer = device_json(&device, &owner.username);
     answer["username"] = json!(device.device_id);
     answer["password"] = json!(password);
@@ -205,7 +205,7 @@ pub async fn update(
         .registry
         .update(&device, group.as_deref(), &description)
         .await?;
-    refresh(&state).await;
+    refresh(&state, &device_id).await;
     let (device, _) = visible(&state, &caller.user, &device_id).await?;
     Ok(Json(device_json(&device, &owner)))
 }
@@ -218,7 +218,7 @@ pub async fn remove(
 ) -> ApiResult<StatusCode> {
     visible(&state, &caller.user, &device_id).await?;
     state.iot.registry.remove(&device_id).await?;
-    refresh(&state).await;
+    refresh(&state, &device_id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -231,7 +231,7 @@ pub async fn rotate(
 ) -> ApiResult<Json<Value>> {
     visible(&state, &caller.user, &device_id).await?;
     let password = state.iot.registry.rotate(&device_id).await?;
-    refresh(&state).await;
+    refresh(&state, &device_id).await;
     Ok(Json(json!({ "username": device_id, "password": password })))
 }
 
@@ -418,9 +418,9 @@ pub async fn send_fleet_command(
     let members = state
         .accounts
         .store()
-        .iot_devices(owner, Some(&group))
+        .iot_device_count(owner, Some(&group))
         .await?;
-    if members.is_empty() {
+    if members == 0 {
         return Err(ApiError::NotFound(format!(
             "No devices in group {group:?}."
         )));
@@ -430,6 +430,6 @@ pub async fn send_fleet_command(
         .send_fleet_command(&group, body.command.trim(), &body.parameters)
         .await?;
     let mut answer = command_json(&command);
-    answer["devices"] = json!(members.len());
+    answer["devices"] = json!(members);
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }

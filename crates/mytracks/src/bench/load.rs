@@ -39,7 +39,7 @@ const STAMP_LEN: usize = 12;
 /// Messages per write when publishing as fast as possible.
 const BATCH: usize = 64;
 /// Handshakes in progress at once when `--connect-rate` is 0.
-const PARALLEL_CONNECTS: usize = 128;
+pub(super) const PARALLEL_CONNECTS: usize = 128;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoadMode {
@@ -201,11 +201,7 @@ pub async fn run(mode: LoadMode, args: LoadArgs) -> anyhow::Result<()> {
     if args.rate < 0.0 || args.connect_rate < 0.0 || args.duration < 0.0 || args.warmup < 0.0 {
         bail!("--rate, --connect-rate, --duration and --warmup cannot be negative");
     }
-    let version = match args.version {
-        3 => ProtocolVersion::V3_1,
-        4 => ProtocolVersion::V3_1_1,
-        _ => ProtocolVersion::V5,
-    };
+    let version = super::protocol_version(args.version);
     let dialer = Dialer::from_parts(
         &args.host,
         args.port,
@@ -327,7 +323,7 @@ async fn client(
 }
 
 /// Decodes every complete packet in `buf`.
-fn packets(buf: &mut BytesMut, limits: &DecodeLimits) -> anyhow::Result<Vec<Packet>> {
+pub(super) fn packets(buf: &mut BytesMut, limits: &DecodeLimits) -> anyhow::Result<Vec<Packet>> {
     let mut out = Vec::new();
     while let Some(packet) = decode(buf, limits)? {
         out.push(packet);
@@ -335,7 +331,7 @@ fn packets(buf: &mut BytesMut, limits: &DecodeLimits) -> anyhow::Result<Vec<Pack
     Ok(out)
 }
 
-fn closed_by(packet: &Packet) -> anyhow::Error {
+pub(super) fn closed_by(packet: &Packet) -> anyhow::Error {
     match packet {
         Packet::Disconnect(d) => anyhow::anyhow!("the broker disconnected: {}", d.reason),
         other => anyhow::anyhow!("unexpected {}", other.name()),
@@ -374,13 +370,13 @@ async fn idle(shared: &Shared, mut io: Box<dyn super::Io>) -> anyhow::Result<()>
 
 /// Wakes an idle reader now and then to see whether the run is over. One timer per client,
 /// reused: a fresh `sleep` per read would cost a timer registration per message.
-fn stop_check() -> tokio::time::Interval {
+pub(super) fn stop_check() -> tokio::time::Interval {
     let mut check = tokio::time::interval(Duration::from_millis(200));
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     check
 }
 
-fn ping_timer(keepalive: u16) -> tokio::time::Interval {
+pub(super) fn ping_timer(keepalive: u16) -> tokio::time::Interval {
     let every = Duration::from_secs(u64::from(keepalive.max(2)) / 2);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -518,36 +514,14 @@ async fn publisher(
             bail!("the broker closed the connection");
         }
         if read.is_some() {
-            let now = shared.since_epoch_ns();
-            let mut histogram = histogram.lock();
-            for packet in packets(&mut inbuf, &limits)? {
-                match packet {
-                    Packet::PubAck(ack) | Packet::PubComp(ack) => {
-                        inflight = inflight.saturating_sub(1);
-                        counters.acked.fetch_add(1, Ordering::Relaxed);
-                        let at = sent_at
-                            .get(usize::from(ack.packet_id))
-                            .copied()
-                            .unwrap_or(now);
-                        histogram.saturating_record(((now - at.min(now)) / 1_000).max(1));
-                        if ack.reason.is_error() {
-                            bail!("publish refused: {}", ack.reason);
-                        }
-                    }
-                    Packet::PubRec(rec) => {
-                        if rec.reason.is_error() {
-                            bail!("publish refused: {}", rec.reason);
-                        }
-                        encode(
-                            &Packet::PubRel(PubResponse::new(rec.packet_id)),
-                            shared.version,
-                            &mut out,
-                        )?;
-                    }
-                    Packet::PingResp => {}
-                    other => return Err(closed_by(&other)),
-                }
+            Acks {
+                shared,
+                sent_at: &sent_at,
+                inflight: &mut inflight,
+                histogram: &mut histogram.lock(),
+                out: &mut out,
             }
+            .take(&mut inbuf, &limits)?;
         }
         if qos == QoS::AtMostOnce && args.rate == 0.0 {
             // QoS 0 at full speed never waits, so pings go out between batches.
@@ -565,31 +539,70 @@ async fn publisher(
         if read? == 0 {
             break;
         }
-        let now = shared.since_epoch_ns();
-        for packet in packets(&mut inbuf, &limits)? {
-            match packet {
-                Packet::PubAck(ack) | Packet::PubComp(ack) => {
-                    inflight -= 1;
-                    counters.acked.fetch_add(1, Ordering::Relaxed);
-                    let at = sent_at[usize::from(ack.packet_id)];
-                    histogram
-                        .lock()
-                        .saturating_record(((now - at.min(now)) / 1_000).max(1));
-                }
-                Packet::PubRec(rec) => encode(
-                    &Packet::PubRel(PubResponse::new(rec.packet_id)),
-                    shared.version,
-                    &mut out,
-                )?,
-                _ => {}
-            }
+        Acks {
+            shared,
+            sent_at: &sent_at,
+            inflight: &mut inflight,
+            histogram: &mut histogram.lock(),
+            out: &mut out,
         }
+        .take(&mut inbuf, &limits)?;
         if !out.is_empty() {
             io.write_all(&out).await?;
             out.clear();
         }
     }
     Ok(())
+}
+
+/// What a publisher does with the broker's replies, in its main loop and in the end-of-run
+/// drain alike: counts and times each PUBACK/PUBCOMP against its send time, answers PUBREC
+/// with PUBREL (into `out`), and stops at a refused publish or any unexpected packet.
+struct Acks<'a> {
+    shared: &'a Shared,
+    /// Send times by packet identifier (nanoseconds since the shared epoch).
+    sent_at: &'a [u64],
+    inflight: &'a mut u64,
+    histogram: &'a mut Histogram<u64>,
+    out: &'a mut BytesMut,
+}
+
+impl Acks<'_> {
+    /// Handles every complete packet in `inbuf`.
+    fn take(&mut self, inbuf: &mut BytesMut, limits: &DecodeLimits) -> anyhow::Result<()> {
+        let now = self.shared.since_epoch_ns();
+        for packet in packets(inbuf, limits)? {
+            match packet {
+                Packet::PubAck(ack) | Packet::PubComp(ack) => {
+                    *self.inflight = self.inflight.saturating_sub(1);
+                    self.shared.counters.acked.fetch_add(1, Ordering::Relaxed);
+                    let at = self
+                        .sent_at
+                        .get(usize::from(ack.packet_id))
+                        .copied()
+                        .unwrap_or(now);
+                    self.histogram
+                        .saturating_record(((now - at.min(now)) / 1_000).max(1));
+                    if ack.reason.is_error() {
+                        bail!("publish refused: {}", ack.reason);
+                    }
+                }
+                Packet::PubRec(rec) => {
+                    if rec.reason.is_error() {
+                        bail!("publish refused: {}", rec.reason);
+                    }
+                    encode(
+                        &Packet::PubRel(PubResponse::new(rec.packet_id)),
+                        self.shared.version,
+                        self.out,
+                    )?;
+                }
+                Packet::PingResp => {}
+                other => return Err(closed_by(&other)),
+            }
+        }
+        Ok(())
+    }
 }
 
 async fn subscriber(
@@ -897,7 +910,7 @@ fn print_tick(
 }
 
 /// 1234567.8 as "1,234,568".
-fn group(value: f64) -> String {
+pub(super) fn group(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

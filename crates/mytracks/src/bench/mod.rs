@@ -2,6 +2,8 @@
 //!
 //! * `pub`, `sub`, `conn` (in [`load`]): emqtt-bench-like, against any broker, with a line
 //!   per second, HDR-histogram latencies and `--json`.
+//! * `fleet` (in [`fleet`]): mytracks' IoT fleet commands, timed from the REST request to
+//!   the last of `--count` devices.
 //!
 //! The scenarios below are fixed shapes for `bench/*.sh`; they speak TLS (with client
 //! certificates), so TLS can be measured next to plain TCP with the same tool (the
@@ -13,6 +15,7 @@
 //! * `connect`: new connections per second (TCP, TLS handshake with the client certificate,
 //!   CONNECT/CONNACK, DISCONNECT), K at a time.
 
+pub mod fleet;
 pub mod load;
 
 use anyhow::{bail, Context};
@@ -44,6 +47,11 @@ pub enum BenchCommand {
     // `--version` is the MQTT version here, as in emqtt-bench.
     #[command(disable_version_flag = true)]
     Conn(load::LoadArgs),
+    /// IoT: registers `--count` devices in a group (REST API), connects and subscribes each as
+    /// itself, sends a fleet command and times it until every device has it.
+    // `--version` is the MQTT version here, as in the load generators.
+    #[command(disable_version_flag = true)]
+    Fleet(fleet::FleetArgs),
     /// Scenario: N publishers, QoS 0 as fast as possible, to one subscriber on `bench/#`.
     Fanin(BenchArgs),
     /// Scenario: new connections per second (TCP or TLS, CONNECT/CONNACK, DISCONNECT).
@@ -230,6 +238,15 @@ impl Dialer {
     }
 }
 
+/// The protocol of `--version` 3, 4 or 5 (emqtt-bench's numbering: the protocol level).
+fn protocol_version(version: u8) -> ProtocolVersion {
+    match version {
+        3 => ProtocolVersion::V3_1,
+        4 => ProtocolVersion::V3_1_1,
+        _ => ProtocolVersion::V5,
+    }
+}
+
 async fn send(io: &mut Box<dyn Io>, packet: &Packet) -> anyhow::Result<()> {
     let mut out = BytesMut::new();
     encode(packet, ProtocolVersion::V3_1_1, &mut out)?;
@@ -256,6 +273,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Pub(args) => return load::run(load::LoadMode::Pub, args).await,
         BenchCommand::Sub(args) => return load::run(load::LoadMode::Sub, args).await,
         BenchCommand::Conn(args) => return load::run(load::LoadMode::Conn, args).await,
+        BenchCommand::Fleet(args) => return fleet::run(args).await,
         BenchCommand::Fanin(args) => ("fanin", args),
         BenchCommand::Connect(args) => ("connect", args),
         BenchCommand::Feed(args) => ("feed", args),

@@ -192,3 +192,42 @@ fn conn_holds_connections_and_refusals_are_clear() {
         out.describe()
     );
 }
+
+/// `bench fleet`: 50 devices registered through the REST API (an admin's token), each
+/// connected as itself, all get the fleet command (QoS 2, PUBCOMP sent) and are removed again.
+#[test]
+fn fleet_command_reaches_every_device() {
+    let server = Server::with_config("");
+    let admin = server.admin_api();
+    let (code, token) = admin.post(
+        "/api/account/tokens/",
+        serde_json::json!({ "label": "bench" }),
+    );
+    assert_eq!(code, 201, "{token}");
+    let out = bench(&[
+        "fleet",
+        "-p",
+        &server.mqtt_port.to_string(),
+        "--http-port",
+        &server.http_port.to_string(),
+        "--token",
+        token["token"].as_str().unwrap(),
+        "--count",
+        "50",
+        "--json",
+        "--quiet",
+    ]);
+    assert!(out.success(), "{}\n{}", out.describe(), server.log());
+    let (_, summary) = json_lines(&out);
+    assert_eq!(summary["registered"]["created"], 50, "{summary}");
+    let round = &summary["rounds"][0];
+    assert_eq!(round["delivered"], 50, "{summary}");
+    assert_eq!(round["acknowledged"], 50, "every PUBCOMP sent: {summary}");
+    assert_eq!(round["addressed"], 50, "{summary}");
+    assert!(round["max_ms"].as_f64().unwrap() >= round["first_ms"].as_f64().unwrap());
+    assert_eq!(summary["all_delivered"], true);
+    assert_eq!(summary["removed"], 50, "{summary}");
+    let (code, devices) = admin.get("/api/iot/devices/");
+    assert_eq!(code, 200);
+    assert_eq!(devices, serde_json::json!([]), "cleaned up");
+}
