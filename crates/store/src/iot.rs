@@ -114,6 +114,20 @@ impl Store {
             .await)?)
     }
 
+    /// Whether `group_name` has a device of another owner than `owner_id`.
+    pub async fn iot_group_has_other_owner(&self, group_name: &str, owner_id: i64) -> Result<bool> {
+        // Two range seeks on (group_name, owner_id), below and above the owner.
+        let sql = "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM iot_devices WHERE group_name = $1 \
+                   AND owner_id < $2 LIMIT 1) below) + (SELECT COUNT(*) FROM (SELECT 1 FROM \
+                   iot_devices WHERE group_name = $1 AND owner_id > $2 LIMIT 1) above)";
+        let found: i64 = on_db!(self, pool => sqlx::query_scalar::<_, i64>(sql)
+            .bind(group_name)
+            .bind(owner_id)
+            .fetch_one(pool)
+            .await)?;
+        Ok(found > 0)
+    }
+
     /// How many devices [`Store::iot_devices`] would list, without reading them.
     pub async fn iot_device_count(
         &self,

@@ -899,6 +899,14 @@ both!(
             store.iot_device_count(Some(alice.id), None).await.unwrap(),
             2
         );
+        assert!(!store
+            .iot_group_has_other_owner("greenhouse", alice.id)
+            .await
+            .unwrap());
+        assert!(store
+            .iot_group_has_other_owner("greenhouse", alice.id + 1000)
+            .await
+            .unwrap());
         assert_eq!(fleet, std::slice::from_ref(&sensor));
         let version = store.account_version().await.unwrap();
         assert!(version > before, "a new device is announced too");
