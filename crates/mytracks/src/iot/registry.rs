@@ -141,8 +141,11 @@ impl Registry {
     /// A group's devices all have one owner: `<base>/fleet/<group>/commands` must not reach
     /// another user's devices, nor their answers count for another user's command.
     async fn check_group_owner(&self, group: &str, owner_id: i64) -> Result<()> {
-        let members = self.store.iot_devices(None, Some(group)).await?;
-        if members.iter().any(|d| d.owner_id != owner_id) {
+        if self
+            .store
+            .iot_group_has_other_owner(group, owner_id)
+            .await?
+        {
             return Err(RegistryError::GroupTaken(group.to_owned()));
         }
         Ok(())
