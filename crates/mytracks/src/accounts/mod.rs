@@ -26,6 +26,24 @@ pub const INITIAL_ADMIN: &str = "admin";
 pub const INITIAL_ADMIN_PASSWORD_FILE: &str = "initial-admin-password";
 /// Random characters in a generated MQTT credential password (about 143 bits).
 pub const CREDENTIAL_LENGTH: usize = 24;
+/// How long a browser MQTT console credential works: a working day. The console asks for a
+/// fresh one whenever it connects, so a long-open tab only needs a reconnect.
+pub const CONSOLE_CREDENTIAL_TTL: i64 = 12 * 3600;
+/// The label every console credential carries (shown with the user's credentials).
+pub const CONSOLE_LABEL: &str = "Browser MQTT console";
+/// The prefix of a console credential's device name; the rest names the web session.
+const CONSOLE_DEVICE_PREFIX: &str = "console-";
+
+/// The device name of `session`'s console credential: a prefix of the session's id hash
+/// (itself a digest of the cookie, so nothing here leads back to the cookie).
+fn console_device(session: &str) -> String {
+    let short: String = session.chars().take(16).collect();
+    format!("{CONSOLE_DEVICE_PREFIX}{short}")
+}
+
+fn is_console(credential: &DeviceCredential) -> bool {
+    credential.label == CONSOLE_LABEL && credential.device.starts_with(CONSOLE_DEVICE_PREFIX)
+}
 /// Random characters in an API token, after its `mt_` prefix (about 238 bits).
 pub const TOKEN_LENGTH: usize = 40;
 /// Longest username; the same as Django's.
@@ -486,8 +504,7 @@ impl Accounts {
         }
         self.set_password_unchecked(user, new, "new_password")
             .await?;
-        self.store.delete_sessions_of(user.id, keep_session).await?;
-        Ok(())
+        self.end_sessions(user, keep_session).await
     }
 
     /// An admin sets someone else's password; that user's web sessions end.
@@ -500,7 +517,7 @@ impl Accounts {
         }
         self.set_password_unchecked(&target, new, "password")
             .await?;
-        self.store.delete_sessions_of(target.id, None).await?;
+        self.end_sessions(&target, None).await?;
         Ok(target)
     }
 
@@ -508,7 +525,7 @@ impl Accounts {
     pub async fn set_password_by_name(&self, username: &str, new: &str) -> Result<User> {
         let user = self.user_named(username).await?;
         self.set_password_unchecked(&user, new, "password").await?;
-        self.store.delete_sessions_of(user.id, None).await?;
+        self.end_sessions(&user, None).await?;
         Ok(user)
     }
 
@@ -539,7 +556,7 @@ impl Accounts {
         let target = self.user(target_id).await?;
         refuse_self(actor, &target, "Cannot deactivate your own account")?;
         self.store.set_active(target.id, false).await?;
-        self.store.delete_sessions_of(target.id, None).await?;
+        self.end_sessions(&target, None).await?;
         self.refresh().await?;
         Ok(target)
     }
@@ -671,6 +688,62 @@ impl Accounts {
                 .await?;
         }
         Ok((credential, password))
+    }
+
+    /// Ends `user`'s web sessions but `keep`, and with them their browser console credentials
+    /// (whose clients are disconnected).
+    async fn end_sessions(&self, user: &User, keep: Option<&str>) -> Result<()> {
+        self.store.delete_sessions_of(user.id, keep).await?;
+        let kept = keep.map(console_device);
+        self.delete_console_credentials(user, |c| Some(&c.device) != kept.as_ref())
+            .await
+    }
+
+    /// A console credential for the web session `session`, replacing the session's previous
+    /// one (and dropping expired ones); the password is in the answer only.
+    pub async fn replace_console_credential(
+        &self,
+        user: &User,
+        session: &str,
+    ) -> Result<(DeviceCredential, String)> {
+        let device = console_device(session);
+        let now = mytracks_store::now();
+        self.delete_console_credentials(user, |c| {
+            c.device == device || c.expires_at.is_some_and(|at| at <= now)
+        })
+        .await?;
+        self.create_credential(
+            user,
+            &device,
+            CONSOLE_LABEL,
+            Some(now + CONSOLE_CREDENTIAL_TTL),
+        )
+        .await
+    }
+
+    /// At logout: the session's console credential goes with it.
+    pub async fn end_console_session(&self, user: &User, session: &str) -> Result<()> {
+        let device = console_device(session);
+        self.delete_console_credentials(user, |c| c.device == device)
+            .await
+    }
+
+    /// Deletes `user`'s console credentials for which `which` holds.
+    async fn delete_console_credentials(
+        &self,
+        user: &User,
+        which: impl Fn(&DeviceCredential) -> bool,
+    ) -> Result<()> {
+        for credential in self.credentials(user).await? {
+            if is_console(&credential) && which(&credential) {
+                match self.delete_credential(user, credential.id).await {
+                    // Gone meanwhile (another tab, another request): fine.
+                    Err(AccountError::NotFound(_)) | Ok(()) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Deletes a credential; MQTT clients logged in with it are disconnected at once.
@@ -928,6 +1001,14 @@ fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn console_devices_fit_and_name_the_session() {
+        let device = console_device(&"a".repeat(64));
+        assert_eq!(device, format!("console-{}", "a".repeat(16)));
+        assert!(device.len() <= 100);
+        assert_ne!(console_device(&"b".repeat(64)), device);
+    }
 
     #[test]
     fn usernames() {

@@ -469,7 +469,7 @@ pub async fn logout(
     })) = caller
     {
         state.accounts.store().delete_session(&id_hash).await?;
-        super::console::end_session(&state.accounts, &user, &id_hash).await?;
+        state.accounts.end_console_session(&user, &id_hash).await?;
     }
     let secure = is_https(&headers);
     let mut response = Json(json!({ "detail": "Logged out." })).into_response();

@@ -165,3 +165,38 @@ fn now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+/// Ending other sessions (a password change) ends their console credentials too; the session
+/// that changed the password keeps its own.
+#[test]
+fn a_password_change_ends_the_other_sessions_consoles() {
+    let server = Server::with_config("");
+    let here = server.user_api("dave");
+    let there = server.api();
+    assert_eq!(there.login("dave", &user_password("dave")).0, 200);
+    let (_, mine) = here.post(PATH, json!({}));
+    let (_, theirs) = there.post(PATH, json!({}));
+    let mut live = Conn::login(
+        server.mqtt_port,
+        4,
+        "console-there",
+        "dave",
+        &password(&theirs),
+    )
+    .expect("the other session's console logs in");
+    let (status, body) = here.post(
+        "/api/account/change-password/",
+        json!({
+            "current_password": user_password("dave"),
+            "new_password": "a brand new passphrase for dave",
+        }),
+    );
+    assert_eq!(status, 200, "{body}");
+    live.expect_close(Duration::from_secs(5))
+        .expect("the other session's console is disconnected");
+    assert!(!logs_in(&server, "dave", &password(&theirs)));
+    assert!(
+        logs_in(&server, "dave", &password(&mine)),
+        "this session keeps its console"
+    );
+}
