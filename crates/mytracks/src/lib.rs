@@ -244,7 +244,7 @@ impl Server {
             chores.push(iot::spawn_retention(database.clone(), days));
         }
         if let Some(seconds) = settings.iot_heartbeat_timeout {
-            chores.push(iot::spawn_heartbeat_sweep(database.clone(), seconds));
+            chores.push(iot::spawn_heartbeat_sweep(iot.clone(), seconds));
         }
         if let Some(days) = settings.retention_days {
             chores.push(tracking::spawn_retention(database.clone(), days));

@@ -204,6 +204,17 @@ impl Store {
         Ok(())
     }
 
+    /// The online devices last seen before `before` (Unix seconds), or never.
+    pub async fn silent_online_iot_devices(&self, before: i64) -> Result<Vec<i64>> {
+        let sql = "SELECT id FROM iot_devices WHERE online = $1 \
+                   AND (last_seen IS NULL OR last_seen < $2) ORDER BY id";
+        Ok(on_db!(self, pool => sqlx::query_scalar::<_, i64>(sql)
+            .bind(true)
+            .bind(before)
+            .fetch_all(pool)
+            .await)?)
+    }
+
     /// Marks offline the online devices last seen before `before` (Unix seconds), or never;
     /// returns how many.
     pub async fn mark_silent_iot_devices_offline(&self, before: i64) -> Result<u64> {

@@ -990,6 +990,18 @@ both!(
             .unwrap();
         assert_eq!(
             store
+                .silent_online_iot_devices(1_700_002_011)
+                .await
+                .unwrap(),
+            vec![sensor.id]
+        );
+        assert!(store
+            .silent_online_iot_devices(1_700_002_010)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store
                 .mark_silent_iot_devices_offline(1_700_002_010)
                 .await
                 .unwrap(),

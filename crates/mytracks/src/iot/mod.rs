@@ -37,6 +37,12 @@ pub struct IotCounters {
     pub status_updates: AtomicU64,
 }
 
+/// A connection's identity: the address of its `ClientInfo`, which the broker allocates once
+/// per connection and keeps until the connection and its will are done.
+fn connection(client: &ClientInfo) -> usize {
+    std::ptr::from_ref(client) as usize
+}
+
 /// The default `[iot] base_topic`.
 pub const DEFAULT_BASE_TOPIC: &str = "iot";
 
@@ -122,9 +128,11 @@ pub struct Iot {
     refreshing: tokio::sync::Mutex<()>,
     writer: telemetry::TelemetryWriter,
     presence: presence::PresenceWriter,
-    /// Open MQTT connections per device (a device may hold several, and a takeover opens
-    /// the new one before the old one ends): online from the first, offline after the last.
-    connections: parking_lot::Mutex<HashMap<String, (i64, usize)>>,
+    /// Open MQTT connections per device name: its database id and the connections, each
+    /// known by the address of its `ClientInfo` (one allocation per connection, alive as long
+    /// as the connection and its will). A device may hold several, and a takeover opens the
+    /// new one before the old one ends: online from the first, offline after the last.
+    connections: parking_lot::Mutex<HashMap<String, (i64, HashSet<usize>)>>,
     counters: Arc<IotCounters>,
     /// Set once the broker exists; taken at shutdown (the broker's hooks hold this service,
     /// so keeping it would be a reference cycle).
@@ -208,9 +216,13 @@ impl Iot {
             return;
         };
         let mut connections = self.connections.lock();
-        let entry = connections.entry(name.to_owned()).or_insert((id, 0));
-        entry.1 += 1;
-        if entry.1 == 1 {
+        let entry = connections
+            .entry(name.to_owned())
+            .or_insert_with(|| (id, HashSet::new()));
+        // Removed and registered again under the same name meanwhile: the new row counts.
+        entry.0 = id;
+        entry.1.insert(connection(client));
+        if entry.1.len() == 1 {
             // Recorded under the lock, so records keep the order of the connection events.
             self.presence.record(id, true, mytracks_store::now());
         }
@@ -226,12 +238,27 @@ impl Iot {
         let Some(entry) = connections.get_mut(name) else {
             return;
         };
-        entry.1 -= 1;
-        if entry.1 == 0 {
+        entry.1.remove(&connection(client));
+        if entry.1.is_empty() {
             let id = entry.0;
             connections.remove(name);
             self.presence.record(id, false, mytracks_store::now());
         }
+    }
+
+    /// A `status/...` message of device `id` (named `name`) from `client`. `offline` from a
+    /// connection that is no longer open (its will) while another connection of the device is
+    /// (a session takeover, a second link) is stale and ignored; anything else is recorded.
+    fn status(&self, client: &ClientInfo, name: &str, id: i64, online: bool, at: i64) {
+        let connections = self.connections.lock();
+        if !online {
+            if let Some((_, open)) = connections.get(name) {
+                if !open.is_empty() && !open.contains(&connection(client)) {
+                    return;
+                }
+            }
+        }
+        self.presence.record(id, online, at);
     }
 
     /// Rebuilds the directory and closes the connections of removed or rotated devices.
@@ -420,6 +447,7 @@ impl Iot {
                     )
                     .to_string(),
                 };
+                self.presence.seen(device.id, now_ms / 1000);
                 let row = Telemetry {
                     device_id: device.id,
                     ts_ms: now_ms,
@@ -439,6 +467,7 @@ impl Iot {
                 })))
             }
             IotTopic::CommandAck { device: id } if id == sender => {
+                self.presence.seen(device.id, now_ms / 1000);
                 // `{"command_id": ..., ...}`: the whole answer is kept as the response.
                 let answer: Option<serde_json::Value> =
                     serde_json::from_slice(&message.payload).ok();
@@ -480,7 +509,7 @@ impl Iot {
             IotTopic::Status { device: id, state } if id == sender => {
                 let online = state != "offline";
                 self.counters.status_updates.fetch_add(1, Ordering::Relaxed);
-                self.presence.record(device.id, online, now_ms / 1000);
+                self.status(client, sender, device.id, online, now_ms / 1000);
                 Some(PublishGate::Accept)
             }
             _ => None,
@@ -627,18 +656,33 @@ pub enum CommandError {
 /// telemetry) has been heard from them for `timeout` seconds, checking a few times per
 /// timeout. A device whose link hangs without the TCP connection ending (so no will yet)
 /// still goes offline.
-pub fn spawn_heartbeat_sweep(store: Store, timeout: u32) -> tokio::task::JoinHandle<()> {
+pub fn spawn_heartbeat_sweep(iot: Arc<Iot>, timeout: u32) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let every = std::time::Duration::from_millis((u64::from(timeout) * 250).clamp(250, 30_000));
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let silent_since = mytracks_store::now() - i64::from(timeout);
-            match store.mark_silent_iot_devices_offline(silent_since).await {
-                Ok(0) => {}
-                Ok(count) => tracing::info!(count, timeout, "silent IoT devices marked offline"),
-                Err(error) => tracing::warn!("cannot mark silent devices offline: {error}"),
+            let now = mytracks_store::now();
+            match iot
+                .store
+                .silent_online_iot_devices(now - i64::from(timeout))
+                .await
+            {
+                Ok(silent) if silent.is_empty() => {}
+                Ok(silent) => {
+                    tracing::info!(
+                        count = silent.len(),
+                        timeout,
+                        "silent IoT devices marked offline"
+                    );
+                    // Through the presence writer, which then knows to mark them online
+                    // again at their next message.
+                    for id in silent {
+                        iot.presence.record(id, false, now);
+                    }
+                }
+                Err(error) => tracing::warn!("cannot look for silent devices: {error}"),
             }
         }
     })

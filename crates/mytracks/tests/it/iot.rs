@@ -232,7 +232,8 @@ fn devices_publish_telemetry_in_their_lane_and_owners_read_it() {
             .any(|l| l.starts_with("sensor-1") && l.contains("greenhouse") && !l.ends_with("never"))
     });
 
-    // Presence: online from the status topic, offline from the device's will when it dies.
+    // Presence: online from the status topic (and its connections), offline from the will of
+    // its last connection when that dies.
     let online = |server: &Server| {
         device_cli(server, &["list"])
             .stdout
@@ -260,7 +261,11 @@ fn devices_publish_telemetry_in_their_lane_and_owners_read_it() {
             "gone",
         ],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // Its other connection ends first: still online while `mortal` lives. Then `mortal` dies
+    // without DISCONNECT: its will (and the end of its last connection) make it offline.
+    device_inbox.kill();
+    presence_settled(&server, &server.admin_api(), "sensor-1-inbox");
+    assert_eq!(online(&server), Some(true), "one connection is left");
     mortal.kill();
     eventually("offline from the will", &server, || {
         online(&server) == Some(false)
@@ -632,6 +637,24 @@ fn silent_devices_go_offline_after_the_heartbeat_timeout() {
     assert!(online(), "heartbeats keep it online");
     // Silence: offline within the timeout plus a sweep, connected or not.
     eventually("offline after the heartbeat timeout", &server, || !online());
+    // Heard from again (telemetry): online again.
+    let out = mosquitto_pub(
+        server.mqtt_port,
+        &[
+            "-u",
+            "door-3",
+            "-P",
+            &secret,
+            "-q",
+            "1",
+            "-t",
+            "iot/devices/door-3/telemetry/open",
+            "-m",
+            "{\"open\":true}",
+        ],
+    );
+    assert!(out.success(), "{}", out.describe());
+    eventually("online again after telemetry", &server, online);
 }
 
 /// Presence follows the device's MQTT connections: online from the first, still online while
@@ -665,7 +688,7 @@ fn presence_follows_connections() {
     eventually("online once connected", &server, || online(&alice));
     let mut second = connect(&server, "pump-2-b");
     first.kill();
-    std::thread::sleep(Duration::from_millis(300));
+    presence_settled(&server, &alice, "pump-2-a");
     assert!(online(&alice), "one connection is left");
     second.kill();
     eventually("offline after the last connection", &server, || {
@@ -681,4 +704,151 @@ fn presence_follows_connections() {
     let alice = server.api();
     assert_eq!(alice.login("alice", &user_password("alice")).0, 200);
     assert!(!online(&alice), "nobody is connected after a restart");
+}
+
+/// Waits until the broker no longer lists `gone` and every presence change queued so far is
+/// written: presence is written in order, so once a device connected after that shows online,
+/// whatever the departure caused is in the database too.
+fn presence_settled(server: &Server, owner: &Api, gone: &str) {
+    let admin = server.admin_api();
+    eventually(&format!("{gone} disconnected"), server, || {
+        let (_, clients) = admin.get("/api/mqtt/clients/");
+        !clients.to_string().contains(&format!("\"{gone}\""))
+    });
+    let marker = format!("marker-{}", std::process::id() ^ rand_suffix());
+    let (status, body) = owner.post("/api/iot/devices/", json!({ "device_id": marker }));
+    assert_eq!(status, 201, "{body}");
+    let secret = body["password"].as_str().unwrap().to_owned();
+    let _link = crate::support::raw::Conn::login(server.mqtt_port, 4, &marker, &marker, &secret)
+        .expect("the marker device logs in");
+    eventually("the marker shows online", server, || {
+        owner.get(&format!("/api/iot/devices/{marker}/")).1["online"] == json!(true)
+    });
+    assert_eq!(owner.delete(&format!("/api/iot/devices/{marker}/")).0, 204);
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+/// A raw MQTT 3.1.1 CONNECT with a login and a will.
+fn connect_with_will(
+    client_id: &str,
+    username: &str,
+    password: &str,
+    will: (&str, &str),
+) -> Vec<u8> {
+    use crate::support::raw::{packet, string};
+    let mut body = string("MQTT");
+    body.push(4);
+    body.push(0x02 | 0x04 | 0x80 | 0x40); // clean, will (QoS 0), username, password
+    body.extend_from_slice(&60u16.to_be_bytes());
+    body.extend(string(client_id));
+    body.extend(string(will.0));
+    body.extend(string(will.1));
+    body.extend(string(username));
+    body.extend(string(password));
+    packet(0x10, &body)
+}
+
+/// Status messages against connections: an explicit `status/offline` from a live connection
+/// counts; the will of a connection taken over by a new one of the same device does not (the
+/// device is still connected); `status/online` brings it back.
+#[test]
+fn presence_status_wills_and_takeovers() {
+    use crate::support::raw::{publish as raw_publish, Conn};
+    let server = Server::with_config("");
+    let alice = server.user_api("alice");
+    let (status, device) = alice.post("/api/iot/devices/", json!({ "device_id": "lamp-1" }));
+    assert_eq!(status, 201, "{device}");
+    let secret = device["password"].as_str().unwrap().to_owned();
+    let online = || alice.get("/api/iot/devices/lamp-1/").1["online"] == json!(true);
+    let will = ("iot/devices/lamp-1/status/offline", "{}");
+    let open = |id: &str| {
+        let mut conn = Conn::open(server.mqtt_port);
+        conn.send(&connect_with_will(id, "lamp-1", &secret, will))
+            .unwrap();
+        let (first, body) = conn.read_packet(WAIT).expect("CONNACK");
+        assert_eq!((first, body.get(1)), (0x20, Some(&0)), "{body:?}");
+        conn
+    };
+
+    let mut first = open("lamp-1");
+    eventually("online once connected", &server, online);
+    // The same client id again: a takeover. The old connection's will fires, stale.
+    let mut second = open("lamp-1");
+    first
+        .expect_close(WAIT)
+        .expect("the old connection is taken over");
+    presence_settled(&server, &alice, "lamp-1-none");
+    assert!(
+        online(),
+        "the will of a taken-over connection does not make it offline"
+    );
+
+    // An explicit offline from the live connection counts; online brings it back.
+    second
+        .send(&raw_publish(
+            4,
+            "iot/devices/lamp-1/status/offline",
+            b"{}",
+            0,
+            0,
+            false,
+        ))
+        .unwrap();
+    eventually("offline when it says so", &server, || !online());
+    second
+        .send(&raw_publish(
+            4,
+            "iot/devices/lamp-1/status/online",
+            b"{}",
+            0,
+            0,
+            false,
+        ))
+        .unwrap();
+    eventually("online again when it says so", &server, online);
+    // Gone for good: the will, and no connection left.
+    second.shutdown();
+    eventually("offline after the last connection", &server, || !online());
+}
+
+/// Two users registering devices into the same new groups at the same moment: each group
+/// still ends up with one owner (the check and the write are not interleaved).
+#[test]
+fn one_owner_per_group_under_concurrent_registrations() {
+    let server = Server::with_config("");
+    let bob = server.user_api("bob");
+    let carol = server.user_api("carol");
+    std::thread::scope(|scope| {
+        for (api, name) in [(&bob, "bob"), (&carol, "carol")] {
+            scope.spawn(move || {
+                for i in 0..20 {
+                    let (status, body) = api.post(
+                        "/api/iot/devices/",
+                        json!({ "device_id": format!("{name}-{i}"), "group": format!("g{i}") }),
+                    );
+                    assert!(status == 201 || status == 409, "{status} {body}");
+                }
+            });
+        }
+    });
+    let (_, all) = server.admin_api().get("/api/iot/devices/");
+    let mut owners: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        Default::default();
+    for device in all.as_array().unwrap() {
+        owners
+            .entry(device["group"].as_str().unwrap().to_owned())
+            .or_default()
+            .insert(device["owner"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(owners.len(), 20, "every group got a device: {owners:?}");
+    assert!(
+        owners.values().all(|o| o.len() == 1),
+        "a group with two owners: {owners:?}"
+    );
 }
