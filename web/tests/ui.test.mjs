@@ -527,7 +527,7 @@ test('devices: register, telemetry, commands with delivery and answer, fleet, ro
     // What is typed survives the 10 s refresh that brings the presence.
     const fleet = page.locator('#fleet-form');
     await fleet.getByLabel('Command', { exact: true }).fill('ping');
-    await row.locator('.badge', { hasText: 'online' }).waitFor({ timeout: 15_000 });
+    await row.locator('.badge', { hasText: 'online' }).waitFor({ timeout: 25_000 });
     assert.equal(await fleet.getByLabel('Command', { exact: true }).inputValue(), 'ping');
     assert.match(await row.innerText(), /just now/);
 
@@ -617,7 +617,7 @@ test('devices: register, telemetry, commands with delivery and answer, fleet, ro
     assert.throws(() => publish('soil1', password, 'iot/devices/soil1/telemetry/moisture', { percent: 1 }));
     publish('soil1', fresh, 'iot/devices/soil1/telemetry/moisture', { percent: 39 });
     // The panel's own refresh brings the new reading.
-    await moisture.filter({ hasText: '39' }).waitFor({ timeout: 15_000 });
+    await moisture.filter({ hasText: '39' }).waitFor({ timeout: 25_000 });
 
     // Removing: asked first; gone from the list, and its login with it.
     await panel.getByRole('button', { name: 'Remove device' }).click();

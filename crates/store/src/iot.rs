@@ -128,6 +128,16 @@ impl Store {
         Ok(found > 0)
     }
 
+    /// The ids of up to `limit` of `owner_id`'s devices, in registration order.
+    pub async fn iot_device_ids(&self, owner_id: i64, limit: i64) -> Result<Vec<String>> {
+        let sql = "SELECT device_id FROM iot_devices WHERE owner_id = $1 ORDER BY id LIMIT $2";
+        Ok(on_db!(self, pool => sqlx::query_scalar::<_, String>(sql)
+            .bind(owner_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
+    }
+
     /// How many devices [`Store::iot_devices`] would list, without reading them.
     pub async fn iot_device_count(
         &self,

@@ -899,6 +899,10 @@ both!(
             store.iot_device_count(Some(alice.id), None).await.unwrap(),
             2
         );
+        assert_eq!(
+            store.iot_device_ids(alice.id, 1).await.unwrap(),
+            vec![sensor.device_id.clone()]
+        );
         assert!(!store
             .iot_group_has_other_owner("greenhouse", alice.id)
             .await

@@ -61,7 +61,7 @@ export function connectionHints(connection: Connection, deviceId: string, group:
   const example =
     tcp === null
       ? null
-      : `mosquitto_pub -h ${host} -p ${tcp} -i ${deviceId} -u ${deviceId} -P '${password ?? 'PASSWORD'}' -q 1 -t ${connection.base}/devices/${deviceId}/telemetry/temperature -m '{"celsius": 21.5}'`;
+      : `mosquitto_pub -h ${host} -p ${tcp} -u ${deviceId} -P '${password ?? 'PASSWORD'}' -q 1 -t ${connection.base}/devices/${deviceId}/telemetry/temperature -m '{"celsius": 21.5}'`;
   return h(
     'div',
     { class: 'connect-hints' },
@@ -70,7 +70,7 @@ export function connectionHints(connection: Connection, deviceId: string, group:
       { class: 'facts' },
       where.map(([name, address]) => [h('dt', {}, name), h('dd', {}, h('code', { class: 'endpoint' }, address))]),
       h('dt', {}, 'Username'),
-      h('dd', {}, h('code', {}, deviceId), h('span', { class: 'muted small' }, ' (use it as client id too)')),
+      h('dd', {}, h('code', {}, deviceId), h('span', { class: 'muted small' }, ' (a steady client id, e.g. the same, keeps its session; a second connection needs another one)')),
     ),
     h('h4', {}, 'Topics'),
     topicList(connection, deviceId, group),

@@ -77,7 +77,7 @@ async function connect(): Promise<void> {
   setState('off', 'Connecting…');
   let credential: ConsoleCredential;
   try {
-    credential = await post<ConsoleCredential>('/api/mqtt/console/credential/');
+    credential = await post<ConsoleCredential>('/api/mqtt/console/credential/', { tab: tabId() });
   } catch (error) {
     failed(`Could not get a console credential: ${message(error)}`);
     return;
@@ -132,6 +132,21 @@ async function connect(): Promise<void> {
     }
     connectButton.disabled = false;
   });
+}
+
+/**
+ * This tab's id, kept across reloads of the tab: the server keeps one console credential per
+ * tab, so two tabs of one session do not replace (and disconnect) each other's.
+ */
+function tabId(): string {
+  const key = 'mytracks-console-tab';
+  let id = sessionStorage.getItem(key);
+  if (!id || !/^[A-Za-z0-9]{1,32}$/.test(id)) {
+    const bytes = crypto.getRandomValues(new Uint8Array(12));
+    id = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+    sessionStorage.setItem(key, id);
+  }
+  return id;
 }
 
 function failed(text: string): void {

@@ -34,11 +34,22 @@ pub const CONSOLE_LABEL: &str = "Browser MQTT console";
 /// The prefix of a console credential's device name; the rest names the web session.
 const CONSOLE_DEVICE_PREFIX: &str = "console-";
 
-/// The device name of `session`'s console credential: a prefix of the session's id hash
-/// (itself a digest of the cookie, so nothing here leads back to the cookie).
-fn console_device(session: &str) -> String {
+/// The device-name prefix of `session`'s console credentials: a prefix of the session's id
+/// hash (itself a digest of the cookie, so nothing here leads back to the cookie).
+fn console_session_prefix(session: &str) -> String {
     let short: String = session.chars().take(16).collect();
     format!("{CONSOLE_DEVICE_PREFIX}{short}")
+}
+
+/// The device name of the console credential of browser tab `tab` in `session` (one per tab:
+/// tabs of one session must not replace each other's).
+fn console_device(session: &str, tab: &str) -> String {
+    format!("{}-{tab}", console_session_prefix(session))
+}
+
+/// A tab id the browser chose: 1 to 32 letters and digits.
+pub fn valid_console_tab(tab: &str) -> bool {
+    (1..=32).contains(&tab.len()) && tab.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 fn is_console(credential: &DeviceCredential) -> bool {
@@ -694,19 +705,53 @@ impl Accounts {
     /// (whose clients are disconnected).
     async fn end_sessions(&self, user: &User, keep: Option<&str>) -> Result<()> {
         self.store.delete_sessions_of(user.id, keep).await?;
-        let kept = keep.map(console_device);
-        self.delete_console_credentials(user, |c| Some(&c.device) != kept.as_ref())
-            .await
+        let kept = keep.map(console_session_prefix);
+        self.delete_console_credentials(user, |c| {
+            !kept
+                .as_ref()
+                .is_some_and(|prefix| c.device.starts_with(prefix.as_str()))
+        })
+        .await
     }
 
-    /// A console credential for the web session `session`, replacing the session's previous
-    /// one (and dropping expired ones); the password is in the answer only.
+    /// Ends the web session `id_hash` (logout, or a new login in the same browser) with its
+    /// console credentials. The session ends even if those cannot be deleted now (they expire).
+    pub async fn end_session(&self, id_hash: &str) -> Result<()> {
+        let session = self.store.session(id_hash, i64::MIN).await?;
+        self.store.delete_session(id_hash).await?;
+        let Some(session) = session else {
+            return Ok(());
+        };
+        let prefix = console_session_prefix(id_hash);
+        let cleanup = match self.store.user_by_id(session.user_id).await {
+            Ok(Some(user)) => {
+                self.delete_console_credentials(&user, |c| c.device.starts_with(&prefix))
+                    .await
+            }
+            Ok(None) => Ok(()),
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = cleanup {
+            tracing::warn!("session ended, its console credentials not deleted: {error}");
+        }
+        Ok(())
+    }
+
+    /// A console credential for browser tab `tab` of the web session `session`, replacing
+    /// the tab's previous one (and dropping expired ones); the password is in the answer only.
     pub async fn replace_console_credential(
         &self,
         user: &User,
         session: &str,
+        tab: &str,
     ) -> Result<(DeviceCredential, String)> {
-        let device = console_device(session);
+        if !valid_console_tab(tab) {
+            return Err(AccountError::invalid(
+                "tab",
+                "tab must be 1 to 32 letters and digits",
+            ));
+        }
+        let device = console_device(session, tab);
         let now = mytracks_store::now();
         self.delete_console_credentials(user, |c| {
             c.device == device || c.expires_at.is_some_and(|at| at <= now)
@@ -719,13 +764,6 @@ impl Accounts {
             Some(now + CONSOLE_CREDENTIAL_TTL),
         )
         .await
-    }
-
-    /// At logout: the session's console credential goes with it.
-    pub async fn end_console_session(&self, user: &User, session: &str) -> Result<()> {
-        let device = console_device(session);
-        self.delete_console_credentials(user, |c| c.device == device)
-            .await
     }
 
     /// Deletes `user`'s console credentials for which `which` holds.
@@ -1003,11 +1041,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn console_devices_fit_and_name_the_session() {
-        let device = console_device(&"a".repeat(64));
-        assert_eq!(device, format!("console-{}", "a".repeat(16)));
+    fn console_devices_fit_and_name_the_session_and_tab() {
+        let device = console_device(&"a".repeat(64), &"t".repeat(32));
+        assert_eq!(
+            device,
+            format!("console-{}-{}", "a".repeat(16), "t".repeat(32))
+        );
         assert!(device.len() <= 100);
-        assert_ne!(console_device(&"b".repeat(64)), device);
+        assert!(device.starts_with(&console_session_prefix(&"a".repeat(64))));
+        assert_ne!(
+            console_device(&"b".repeat(64), "t"),
+            console_device(&"a".repeat(64), "t")
+        );
+        assert!(valid_console_tab("Ab3"));
+        assert!(!valid_console_tab(""));
+        assert!(!valid_console_tab("a-b"));
+        assert!(!valid_console_tab(&"a".repeat(33)));
     }
 
     #[test]

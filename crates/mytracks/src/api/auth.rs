@@ -422,10 +422,7 @@ pub async fn login(
     state.throttles.success(address, &body.username);
     // The old session, if any, ends: a new id at every login.
     if let Some(old) = cookie_value(&headers, SESSION_COOKIE) {
-        accounts
-            .store()
-            .delete_session(&secret::digest(&old))
-            .await?;
+        accounts.end_session(&secret::digest(&old)).await?;
     }
     let session_id = secret::alphanumeric(43);
     let csrf = secret::alphanumeric(32);
@@ -464,12 +461,11 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(Auth(Caller {
-        user,
         session: Some(id_hash),
+        ..
     })) = caller
     {
-        state.accounts.store().delete_session(&id_hash).await?;
-        state.accounts.end_console_session(&user, &id_hash).await?;
+        state.accounts.end_session(&id_hash).await?;
     }
     let secure = is_https(&headers);
     let mut response = Json(json!({ "detail": "Logged out." })).into_response();

@@ -5,28 +5,46 @@
 //! logged-in user, so the broker's ACL applies to it exactly as to any of the user's clients.
 //! The password must not live in the page's HTML (pages are rendered for every visit and may
 //! end up in a history or a screenshot), so the script asks for it when it connects. Each
-//! session holds at most one console credential: asking again replaces it (and disconnects the
-//! client that used the old one), logging out deletes it, so does the end of the session
-//! for another reason (a password change, deactivation), and it expires after
-//! [`crate::accounts::CONSOLE_CREDENTIAL_TTL`] at the latest. The lifecycle lives in
+//! browser tab of a session holds at most one console credential: asking again replaces it
+//! (and disconnects the client that used the old one). It ends with the session: logout, a
+//! new login in the same browser, a password change or deactivation delete it and close its
+//! connection. Logins with it are refused after [`crate::accounts::CONSOLE_CREDENTIAL_TTL`]
+//! (a console already connected stays so until it reconnects). The lifecycle lives in
 //! [`crate::accounts::Accounts`], which ends sessions.
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
+use super::JsonBody;
 use crate::http::HttpState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::json;
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
     vec![("/api/mqtt/console/credential/", post(create))]
 }
 
-/// Creates the session's console credential, replacing its previous one.
-async fn create(State(state): State<HttpState>, Auth(caller): Auth) -> ApiResult<Response> {
+/// `{"tab": "..."}`: the browser tab asking (the page keeps a random id per tab).
+#[derive(Deserialize)]
+pub struct ConsoleRequest {
+    #[serde(default = "default_tab")]
+    tab: String,
+}
+
+fn default_tab() -> String {
+    "default".into()
+}
+
+/// Creates the console credential of the session's tab, replacing the tab's previous one.
+async fn create(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    JsonBody(body): JsonBody<ConsoleRequest>,
+) -> ApiResult<Response> {
     let Some(session) = caller.session.as_deref() else {
         return Err(ApiError::Forbidden(
             "The console credential is for a browser session: log in on the web page.".into(),
@@ -34,7 +52,7 @@ async fn create(State(state): State<HttpState>, Auth(caller): Auth) -> ApiResult
     };
     let (credential, password) = state
         .accounts
-        .replace_console_credential(&caller.user, session)
+        .replace_console_credential(&caller.user, session, &body.tab)
         .await?;
     let suffix = crate::accounts::secret::alphanumeric(8);
     let answer = json!({

@@ -158,18 +158,8 @@ async fn console_settings(state: &HttpState, user: &mytracks_store::User) -> ser
         format!("owntracks/{}/#", user.username),
         "owntracks/+/+".to_owned(),
     ];
-    match state
-        .accounts
-        .store()
-        .iot_devices(Some(user.id), None)
-        .await
-    {
-        Ok(devices) => suggestions.extend(
-            devices
-                .iter()
-                .take(20)
-                .map(|d| format!("{base}/devices/{}/#", d.device_id)),
-        ),
+    match state.accounts.store().iot_device_ids(user.id, 20).await {
+        Ok(ids) => suggestions.extend(ids.iter().map(|id| format!("{base}/devices/{id}/#"))),
         Err(error) => tracing::warn!("console page: cannot list IoT devices: {error}"),
     }
     json!({

@@ -74,6 +74,18 @@ fn a_console_credential_belongs_to_the_web_session() {
         .count();
     assert_eq!(count, 1, "{listed}");
 
+    // Another tab of the same session has its own: neither replaces the other.
+    let (status, tab2) = alice.post(PATH, json!({ "tab": "secondtab" }));
+    assert_eq!(status, 201, "{tab2}");
+    assert!(logs_in(&server, "alice", &password(&second)));
+    assert!(logs_in(&server, "alice", &password(&tab2)));
+    let (status, body) = alice.post(PATH, json!({ "tab": "not a tab!" }));
+    assert_eq!(
+        (status, body["field"].clone()),
+        (400, json!("tab")),
+        "{body}"
+    );
+
     // Another session of the same user has its own.
     let other_tab = server.api();
     assert_eq!(other_tab.login("alice", &user_password("alice")).0, 200);
@@ -95,10 +107,15 @@ fn a_console_credential_belongs_to_the_web_session() {
     live.expect_close(Duration::from_secs(5))
         .expect("logging out disconnects the console");
     assert!(!logs_in(&server, "alice", &password(&second)));
+    assert!(!logs_in(&server, "alice", &password(&tab2)), "every tab's");
     assert!(
         logs_in(&server, "alice", &password(&third)),
         "the other session keeps its own"
     );
+
+    // A new login in the same browser ends the old session, and its console with it.
+    assert_eq!(other_tab.login("alice", &user_password("alice")).0, 200);
+    assert!(!logs_in(&server, "alice", &password(&third)));
 }
 
 #[test]
@@ -150,7 +167,9 @@ fn the_console_page_carries_its_connection_settings() {
         suggestions.contains("things/devices/pump-7/#"),
         "{suggestions}"
     );
-    assert!(!page.contains("\"password\""), "no secret in the page");
+    // Showing the page makes no credential (the script asks for one when it connects).
+    let (_, listed) = carol.get("/api/account/credentials/");
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
     // The other pages keep workers out.
     let response = carol.request("GET", "/history/", None, &[]);
     let csp = response.headers()["content-security-policy"]
