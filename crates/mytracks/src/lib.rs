@@ -461,6 +461,7 @@ impl Server {
             self.iot.detach_broker();
             // Everything the broker accepted is stored before the database closes.
             self.tracking.flush().await;
+            self.iot.flush().await;
             if let Some(task) = self.writer_task.take() {
                 task.abort();
             }

@@ -147,8 +147,8 @@ impl Iot {
     ) -> mytracks_store::Result<(Arc<Iot>, tokio::task::JoinHandle<()>)> {
         let (writer, telemetry_task) = telemetry::TelemetryWriter::start(store.clone());
         let (presence, presence_task) = presence::PresenceWriter::start(store.clone());
-        // One handle for both writers: each ends once the service is dropped and its queue
-        // is written.
+        // One handle for both writers; they end when the service is dropped. Shutdown
+        // flushes them first ([`Iot::flush`]).
         let task = tokio::spawn(async move {
             let _ = tokio::join!(telemetry_task, presence_task);
         });
@@ -169,6 +169,14 @@ impl Iot {
         // Nobody is connected yet: what the last run left marked online is not.
         iot.store.mark_silent_iot_devices_offline(i64::MAX).await?;
         Ok((iot, task))
+    }
+
+    /// Resolves once the telemetry and presence queued so far are written: at shutdown,
+    /// after the broker stopped (its last disconnections are presence too), before the
+    /// database closes.
+    pub async fn flush(&self) {
+        self.writer.flush().await;
+        self.presence.flush().await;
     }
 
     /// Lets the platform close devices' connections (after the broker exists).

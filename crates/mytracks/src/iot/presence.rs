@@ -13,16 +13,23 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// The most changes written in one transaction.
 const BATCH: usize = 4096;
 /// Pause before retrying a failed write.
 const RETRY: Duration = Duration::from_millis(500);
 
+/// What the writer task is asked to do.
+enum Item {
+    Change(i64, bool, i64),
+    /// Answered once everything queued before it is written (or given up at shutdown).
+    Flush(oneshot::Sender<()>),
+}
+
 /// The sending side; the task ends when it is dropped (after writing what is queued).
 pub struct PresenceWriter {
-    queue: mpsc::UnboundedSender<(i64, bool, i64)>,
+    queue: mpsc::UnboundedSender<Item>,
     /// The last state queued per device, so that [`PresenceWriter::seen`] writes only on a
     /// change (it runs for every telemetry message).
     known: Arc<Mutex<HashMap<i64, bool>>>,
@@ -37,7 +44,13 @@ impl PresenceWriter {
             while changes.recv_many(&mut batch, BATCH).await > 0 {
                 // What failed before comes first: the newer changes win.
                 let mut all = std::mem::take(&mut failed);
-                all.append(&mut batch);
+                let mut flushes = Vec::new();
+                for item in batch.drain(..) {
+                    match item {
+                        Item::Change(device, online, at) => all.push((device, online, at)),
+                        Item::Flush(done) => flushes.push(done),
+                    }
+                }
                 let latest = last_per_device(&all);
                 if let Err(error) = store.set_iot_presences(&latest).await {
                     tracing::warn!("cannot record device presence (retrying): {error}");
@@ -51,6 +64,9 @@ impl PresenceWriter {
                             Err(_) => tokio::time::sleep(RETRY).await,
                         }
                     }
+                }
+                for done in flushes {
+                    let _ = done.send(());
                 }
             }
         });
@@ -67,7 +83,16 @@ impl PresenceWriter {
         let mut known = self.known.lock();
         known.insert(device, online);
         // Fails only after the task ended, at shutdown.
-        let _ = self.queue.send((device, online, at));
+        let _ = self.queue.send(Item::Change(device, online, at));
+    }
+
+    /// Resolves once every change queued before it is written (at shutdown, before the
+    /// database closes; a write failing meanwhile is retried first).
+    pub async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.queue.send(Item::Flush(done)).is_ok() {
+            let _ = written.await;
+        }
     }
 
     /// The device was heard from: online, unless it already is.
@@ -75,7 +100,7 @@ impl PresenceWriter {
         let mut known = self.known.lock();
         if known.get(&device) != Some(&true) {
             known.insert(device, true);
-            let _ = self.queue.send((device, true, at));
+            let _ = self.queue.send(Item::Change(device, true, at));
         }
     }
 }

@@ -24,7 +24,8 @@ pub struct TelemetryCounters {
 }
 
 struct Job {
-    row: Telemetry,
+    /// `None`: a flush marker, answered once everything queued before it is committed.
+    row: Option<Telemetry>,
     done: Option<oneshot::Sender<bool>>,
 }
 
@@ -48,7 +49,7 @@ impl TelemetryWriter {
     pub async fn store(&self, row: Telemetry) -> bool {
         let (done, committed) = oneshot::channel();
         let job = Job {
-            row,
+            row: Some(row),
             done: Some(done),
         };
         if self.sender.send(job).await.is_err() {
@@ -57,9 +58,25 @@ impl TelemetryWriter {
         committed.await.unwrap_or(false)
     }
 
+    /// Resolves once everything queued before it is committed (or failed): at shutdown,
+    /// before the database closes.
+    pub async fn flush(&self) {
+        let (done, finished) = oneshot::channel();
+        let job = Job {
+            row: None,
+            done: Some(done),
+        };
+        if self.sender.send(job).await.is_ok() {
+            let _ = finished.await;
+        }
+    }
+
     /// Queues `row` without waiting (QoS 0); `false` (and counted) when the queue is full.
     pub fn store_later(&self, row: Telemetry) -> bool {
-        match self.sender.try_send(Job { row, done: None }) {
+        match self.sender.try_send(Job {
+            row: Some(row),
+            done: None,
+        }) {
             Ok(()) => true,
             Err(_) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -72,8 +89,9 @@ impl TelemetryWriter {
 async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, counters: Arc<TelemetryCounters>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let (rows, waiters): (Vec<Telemetry>, Vec<Option<oneshot::Sender<bool>>>) =
+        let (rows, waiters): (Vec<Option<Telemetry>>, Vec<Option<oneshot::Sender<bool>>>) =
             jobs.drain(..).map(|job| (job.row, job.done)).unzip();
+        let rows: Vec<Telemetry> = rows.into_iter().flatten().collect();
         let ok = match store.insert_telemetry(&rows).await {
             Ok(()) => {
                 counters
@@ -137,6 +155,13 @@ mod tests {
             .unwrap();
         assert_eq!(stored.len(), 10_001);
         assert_eq!(writer.counters.stored.load(Ordering::Relaxed), 10_001);
+
+        // A flush waits for what was queued without waiting (QoS 0) too.
+        for i in 20_000..25_000 {
+            assert!(writer.store_later(row(i)));
+        }
+        writer.flush().await;
+        assert_eq!(writer.counters.stored.load(Ordering::Relaxed), 15_001);
 
         // A failed commit (the device is gone: foreign key) is reported to the waiter.
         store.delete_iot_device(device.id).await.unwrap();
