@@ -16,6 +16,7 @@ mod error;
 pub mod history;
 pub mod iot;
 pub mod mosquitto;
+mod reader;
 pub mod sessions;
 pub mod shares;
 pub mod tokens;
@@ -74,6 +75,8 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    /// Plain SQLite connections for long history reads (see [`reader`]); SQLite on a file only.
+    reader: Option<std::sync::Arc<reader::Reader>>,
 }
 
 impl Store {
@@ -108,6 +111,7 @@ impl Store {
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
             Ok(Store {
                 db: Db::Postgres(pool),
+                reader: None,
             })
         } else {
             Err(StoreError::UnsupportedUrl(redact(url)))
@@ -134,8 +138,17 @@ impl Store {
                 source,
             })?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        // The file as SQLite resolved it; empty for an in-memory database, which other
+        // connections could not see.
+        let file: String =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_one(&pool)
+                .await?;
+        let reader =
+            (!file.is_empty()).then(|| std::sync::Arc::new(reader::Reader::new(file.into())));
         Ok(Store {
             db: Db::Sqlite(pool),
+            reader,
         })
     }
 
@@ -174,6 +187,9 @@ impl Store {
 
     /// Closes every connection; later calls fail as unavailable.
     pub async fn close(&self) {
+        if let Some(reader) = &self.reader {
+            reader.close();
+        }
         on_db!(self, pool => pool.close().await)
     }
 }

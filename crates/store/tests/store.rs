@@ -721,6 +721,110 @@ both!(
 );
 
 both!(
+    locations_come_back_with_every_field_exact,
+    |store: Store| async move {
+        use mytracks_store::{NewLocation, Record, Window};
+        let alice = store.create_user(&alice()).await.unwrap();
+        // Floats that need all 17 significant digits, and one fix with only what is required;
+        // twelve hours apart, so the window is read in two halves.
+        let full = NewLocation {
+            tst: 2_000_000,
+            lat: 0.1 + 0.2,
+            lon: -13.123_456_789_012_345,
+            acc: Some(1e-7),
+            alt: Some(34.000_000_000_000_01),
+            vac: Some(2.5),
+            vel: Some(0.0),
+            cog: Some(359.999_999_999_999_9),
+            batt: Some(-1),
+            bs: Some(2),
+            tid: Some("é\"x".into()),
+            conn: Some("w".into()),
+            trigger: Some("p".into()),
+            raw: "{}".into(),
+        };
+        let bare = NewLocation {
+            tst: 2_000_000 + 12 * 3600,
+            lat: -90.0,
+            lon: 180.0,
+            raw: "{}".into(),
+            ..Default::default()
+        };
+        let devices = store
+            .ingest(&[
+                incoming(alice.id, "phone", 5, Record::Location(full.clone())),
+                incoming(alice.id, "phone", 6, Record::Location(bare.clone())),
+            ])
+            .await
+            .unwrap();
+        let window = |newest_first| Window {
+            device_ids: vec![devices[0].id],
+            start: Some(full.tst),
+            end: Some(bare.tst),
+            limit: None,
+            newest_first,
+        };
+        let rows = store.locations(&window(false)).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        for (row, (new, received_at)) in rows.iter().zip([(&full, 5), (&bare, 6)]) {
+            assert_eq!(row.device_id, devices[0].id);
+            assert_eq!(row.received_at, received_at);
+            assert_eq!(
+                (row.tst, row.lat, row.lon, row.acc, row.alt, row.vac, row.vel, row.cog),
+                (new.tst, new.lat, new.lon, new.acc, new.alt, new.vac, new.vel, new.cog)
+            );
+            assert_eq!((row.batt, row.bs), (new.batt, new.bs));
+            assert_eq!(
+                (&row.tid, &row.conn, &row.trigger),
+                (&new.tid, &new.conn, &new.trigger)
+            );
+        }
+        let reversed = store.locations(&window(true)).await.unwrap();
+        assert_eq!(reversed, rows.into_iter().rev().collect::<Vec<_>>());
+    }
+);
+
+/// On SQLite, history is read on connections of its own (not the pool's): they see what was
+/// just written, by this store or another process, and stop with the store.
+#[tokio::test]
+async fn sqlite_history_reads_see_fresh_writes_and_stop_when_closed() {
+    use mytracks_store::{Record, Window};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.sqlite3");
+    let server = Store::open_sqlite(&path).await.unwrap();
+    let cli = Store::open_sqlite(&path).await.unwrap();
+    let alice = server.create_user(&alice()).await.unwrap();
+    let devices = server
+        .ingest(&[incoming(
+            alice.id,
+            "phone",
+            1,
+            Record::Location(fix(100, 1.0)),
+        )])
+        .await
+        .unwrap();
+    let window = Window {
+        device_ids: vec![devices[0].id],
+        ..Window::default()
+    };
+    assert_eq!(server.locations(&window).await.unwrap().len(), 1);
+    cli.ingest(&[incoming(
+        alice.id,
+        "phone",
+        2,
+        Record::Location(fix(101, 2.0)),
+    )])
+    .await
+    .unwrap();
+    let rows = server.locations(&window).await.unwrap();
+    assert_eq!(rows.iter().map(|l| l.tst).collect::<Vec<_>>(), [100, 101]);
+    cli.close().await;
+    server.close().await;
+    let error = server.locations(&window).await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+}
+
+both!(
     certificate_authorities_and_certificates,
     |store: Store| async move {
         use mytracks_store::{NewCa, NewCertificate};
