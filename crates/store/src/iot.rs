@@ -52,13 +52,19 @@ pub struct IotCommand {
     pub created_at: i64,
     pub delivered_at: Option<i64>,
     pub acknowledged_at: Option<i64>,
+    /// The latest answer (JSON text).
     pub response: Option<String>,
+    /// Deliveries completed (PUBCOMP): one for a device's command, one per device of a fleet.
+    pub delivered_count: i64,
+    /// Answers received on `commands/ack`.
+    pub acknowledged_count: i64,
 }
 
 const DEVICE_COLUMNS: &str = "id, device_id, owner_id, group_name, password_hash, description, \
      online, last_seen, created_at, rotated_at";
 const COMMAND_COLUMNS: &str = "id, command_id, device_id, group_name, command, parameters, \
-     status, created_at, delivered_at, acknowledged_at, response";
+     status, created_at, delivered_at, acknowledged_at, response, delivered_count, \
+     acknowledged_count";
 
 /// Telemetry rows per multi-row INSERT (4 parameters each: far under both limits).
 const CHUNK: usize = 500;
@@ -348,11 +354,33 @@ impl Store {
         .map_err(|e| classify(e, "command_id"))
     }
 
-    /// Moves a command to `delivered` (unless it is already acknowledged).
-    pub async fn mark_iot_command_delivered(&self, command_id: &str, at: i64) -> Result<()> {
-        let sql = "UPDATE iot_commands SET status = 'delivered', delivered_at = $1 \
-             WHERE command_id = $2 AND status = 'sent'";
-        on_db!(self, pool => sqlx::query(sql).bind(at).bind(command_id).execute(pool).await.map(|r| r.rows_affected()))?;
+    /// Counts completed deliveries, `(command_id, how many)`, in one transaction: a `sent`
+    /// command becomes `delivered` (an acknowledged one stays so), first delivery time kept.
+    pub async fn record_iot_command_deliveries(
+        &self,
+        deliveries: &[(String, i64)],
+        at: i64,
+    ) -> Result<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let sql = "UPDATE iot_commands SET delivered_count = delivered_count + $1, \
+             delivered_at = COALESCE(delivered_at, $2), \
+             status = CASE WHEN status = 'sent' THEN 'delivered' ELSE status END \
+             WHERE command_id = $3";
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (command_id, count) in deliveries {
+                sqlx::query(sql)
+                    .bind(count)
+                    .bind(at)
+                    .bind(command_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
+        })?;
         Ok(())
     }
 
@@ -364,7 +392,8 @@ impl Store {
         at: i64,
     ) -> Result<()> {
         let sql = "UPDATE iot_commands SET status = 'acknowledged', acknowledged_at = $1, \
-             response = $2, delivered_at = COALESCE(delivered_at, $1) WHERE command_id = $3";
+             response = $2, delivered_at = COALESCE(delivered_at, $1), \
+             acknowledged_count = acknowledged_count + 1 WHERE command_id = $3";
         expect_one(on_db!(self, pool => sqlx::query(sql)
             .bind(at)
             .bind(response)
@@ -382,6 +411,19 @@ impl Store {
     }
 
     /// A device's commands, newest first.
+    /// The commands sent to fleet `group`, newest first.
+    pub async fn iot_fleet_commands(&self, group: &str, limit: i64) -> Result<Vec<IotCommand>> {
+        let sql = format!(
+            "SELECT {COMMAND_COLUMNS} FROM iot_commands WHERE group_name = $1 \
+             ORDER BY id DESC LIMIT $2"
+        );
+        Ok(on_db!(self, pool => sqlx::query_as::<_, IotCommand>(&sql)
+            .bind(group)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
+    }
+
     pub async fn iot_commands(&self, device: i64, limit: i64) -> Result<Vec<IotCommand>> {
         let sql = format!(
             "SELECT {COMMAND_COLUMNS} FROM iot_commands WHERE device_id = $1 ORDER BY id DESC LIMIT $2"

@@ -1137,14 +1137,21 @@ both!(
             .await
             .unwrap();
         assert_eq!(command.status, "sent");
-        store.mark_iot_command_delivered("c-1", 301).await.unwrap();
+        store
+            .record_iot_command_deliveries(&[("c-1".into(), 1)], 301)
+            .await
+            .unwrap();
         store
             .mark_iot_command_acknowledged("c-1", "{\"ok\":true}", 302)
             .await
             .unwrap();
-        store.mark_iot_command_delivered("c-1", 303).await.unwrap();
+        store
+            .record_iot_command_deliveries(&[("c-1".into(), 1)], 303)
+            .await
+            .unwrap();
         let done = store.iot_command("c-1").await.unwrap().unwrap();
         assert_eq!(done.status, "acknowledged");
+        assert_eq!((done.delivered_count, done.acknowledged_count), (2, 1));
         assert_eq!(
             (done.delivered_at, done.acknowledged_at),
             (Some(301), Some(302))
@@ -1155,6 +1162,21 @@ both!(
             .await
             .unwrap();
         assert_eq!(store.iot_commands(gate.id, 10).await.unwrap().len(), 1);
+        // A fleet command counts every device's delivery; unknown ids are ignored.
+        store
+            .record_iot_command_deliveries(&[("c-2".into(), 3), ("nope".into(), 1)], 305)
+            .await
+            .unwrap();
+        let fleet = store.iot_fleet_commands("greenhouse", 10).await.unwrap();
+        assert_eq!(fleet.len(), 1);
+        assert_eq!(
+            (
+                fleet[0].status.as_str(),
+                fleet[0].delivered_count,
+                fleet[0].delivered_at
+            ),
+            ("delivered", 3, Some(305))
+        );
 
         store.delete_iot_device(gate.id).await.unwrap();
         assert!(store.account_version().await.unwrap() > rotated);

@@ -365,6 +365,8 @@ fn command_json(c: &mytracks_store::IotCommand) -> Value {
         "delivered_at": c.delivered_at.map(timestamp),
         "acknowledged_at": c.acknowledged_at.map(timestamp),
         "response": c.response.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()),
+        "delivered_count": c.delivered_count,
+        "acknowledged_count": c.acknowledged_count,
     })
 }
 
@@ -403,6 +405,31 @@ pub async fn commands(
         .iter()
         .map(command_json)
         .collect::<Vec<_>>())))
+}
+
+/// `GET /api/iot/fleets/{group}/commands/`: the group's commands, newest first, with how
+/// many devices completed each delivery and answered (the caller must own a device in the
+/// group; admins any group).
+pub async fn fleet_commands(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    Path(group): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let user = &caller.user;
+    let owner = (!user.is_admin).then_some(user.id);
+    let store = state.accounts.store();
+    let members = store.iot_device_count(owner, Some(&group)).await?;
+    if members == 0 {
+        return Err(ApiError::NotFound(format!(
+            "No devices in group {group:?}."
+        )));
+    }
+    let list = store.iot_fleet_commands(&group, 100).await?;
+    Ok(Json(json!({
+        "group": group,
+        "devices": members,
+        "commands": list.iter().map(command_json).collect::<Vec<_>>(),
+    })))
 }
 
 /// `POST /api/iot/fleets/{group}/commands/`: a command to every device of the group (the

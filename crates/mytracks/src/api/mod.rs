@@ -173,7 +173,7 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         ),
         (
             "/api/iot/fleets/{group}/commands/",
-            post(iot::send_fleet_command),
+            get(iot::fleet_commands).post(iot::send_fleet_command),
         ),
         (
             "/api/iot/devices/{device_id}/telemetry/",

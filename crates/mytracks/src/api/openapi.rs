@@ -297,6 +297,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/api/iot/devices/{device_id}/telemetry/", "Telemetry in a window (?start_time=&end_time= Unix seconds, default the last day; topic; limit; format json|csv)", User, None, (200, None)),
     op("post", "/api/iot/devices/{device_id}/commands/", "Send {command, parameters} at QoS 2 with a command_id and timestamp; status sent, then delivered (PUBCOMP) and acknowledged (the device answers on commands/ack)", User, None, (201, None)),
     op("get", "/api/iot/devices/{device_id}/commands/", "A device's commands, newest first, with status and answer", User, None, (200, None)),
+    op("get", "/api/iot/fleets/{group}/commands/", "A group's commands, newest first, with delivered_count (PUBCOMPs) and acknowledged_count (answers), and the group's device count", User, None, (200, None)),
     op("post", "/api/iot/fleets/{group}/commands/", "Send a command to every device of a group (QoS 2 on <base>/fleet/<group>/commands)", User, None, (201, None)),
     op("get", "/api/iot/devices/{device_id}/telemetry/latest/", "The newest telemetry per topic, presence and last seen", User, None, (200, None)),
 ];

@@ -43,6 +43,52 @@ fn connection(client: &ClientInfo) -> usize {
     std::ptr::from_ref(client) as usize
 }
 
+/// Command deliveries counted since the last write, by command id.
+#[derive(Default)]
+pub struct Deliveries {
+    pending: parking_lot::Mutex<HashMap<String, i64>>,
+}
+
+impl Deliveries {
+    /// How often counted deliveries are written.
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+    fn add(&self, command_id: String) {
+        *self.pending.lock().entry(command_id).or_default() += 1;
+    }
+
+    /// Writes what was counted; on failure it is counted again for the next write.
+    async fn write(&self, store: &Store) {
+        let batch: Vec<(String, i64)> = self.pending.lock().drain().collect();
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(error) = store
+            .record_iot_command_deliveries(&batch, mytracks_store::now())
+            .await
+        {
+            tracing::warn!("cannot record command deliveries (retrying): {error}");
+            let mut pending = self.pending.lock();
+            for (command_id, count) in batch {
+                *pending.entry(command_id).or_default() += count;
+            }
+        }
+    }
+
+    /// Writes every [`Deliveries::EVERY`] until only this task holds the tally (the service
+    /// is gone).
+    fn spawn_writer(self: Arc<Self>, store: Store) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Self::EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while Arc::strong_count(&self) > 1 {
+                tick.tick().await;
+                self.write(&store).await;
+            }
+        })
+    }
+}
+
 /// The default `[iot] base_topic`.
 pub const DEFAULT_BASE_TOPIC: &str = "iot";
 
@@ -128,6 +174,7 @@ pub struct Iot {
     refreshing: tokio::sync::Mutex<()>,
     writer: telemetry::TelemetryWriter,
     presence: presence::PresenceWriter,
+    deliveries: Arc<Deliveries>,
     /// Open MQTT connections per device name: its database id and the connections, each
     /// known by the address of its `ClientInfo` (one allocation per connection, alive as long
     /// as the connection and its will). A device may hold several, and a takeover opens the
@@ -147,10 +194,12 @@ impl Iot {
     ) -> mytracks_store::Result<(Arc<Iot>, tokio::task::JoinHandle<()>)> {
         let (writer, telemetry_task) = telemetry::TelemetryWriter::start(store.clone());
         let (presence, presence_task) = presence::PresenceWriter::start(store.clone());
+        let deliveries = Arc::new(Deliveries::default());
+        let deliveries_task = deliveries.clone().spawn_writer(store.clone());
         // One handle for both writers; they end when the service is dropped. Shutdown
         // flushes them first ([`Iot::flush`]).
         let task = tokio::spawn(async move {
-            let _ = tokio::join!(telemetry_task, presence_task);
+            let _ = tokio::join!(telemetry_task, presence_task, deliveries_task);
         });
         let iot = Arc::new(Iot {
             base: base_topic,
@@ -161,6 +210,7 @@ impl Iot {
             refreshing: tokio::sync::Mutex::new(()),
             writer,
             presence,
+            deliveries: deliveries.clone(),
             connections: parking_lot::Mutex::default(),
             counters: Arc::default(),
             broker: parking_lot::Mutex::new(None),
@@ -177,6 +227,7 @@ impl Iot {
     pub async fn flush(&self) {
         self.writer.flush().await;
         self.presence.flush().await;
+        self.deliveries.write(&self.store).await;
     }
 
     /// Lets the platform close devices' connections (after the broker exists).
@@ -603,48 +654,36 @@ impl Iot {
         Ok(record)
     }
 
-    /// Marks a device's command `delivered` when its PUBCOMP arrives (and counts fleet
-    /// commands' deliveries, which have no per-device record).
+    /// Counts a command's delivery when the PUBCOMP of a device it addresses arrives (its own
+    /// command, or its fleet's): written in batches ([`Deliveries`]), since a fleet command
+    /// brings thousands at once.
     pub fn on_delivered(&self, subscriber: &ClientInfo, message: &Message) {
-        let device = match topics::parse(&self.base, &message.topic) {
-            Some(IotTopic::Command { device, .. }) => device,
+        let addressed = match topics::parse(&self.base, &message.topic) {
+            Some(IotTopic::Command { device, .. }) => {
+                subscriber.username.as_deref() == Some(device)
+            }
             Some(IotTopic::FleetCommand { group }) => {
                 let directory = self.directory.load();
-                let member = subscriber
+                subscriber
                     .username
                     .as_deref()
                     .and_then(|name| directory.devices.get(name))
-                    .is_some_and(|d| d.group.as_deref() == Some(group));
-                if member {
-                    self.counters
-                        .commands_delivered
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                return;
+                    .is_some_and(|d| d.group.as_deref() == Some(group))
             }
-            _ => return,
+            _ => false,
         };
-        if subscriber.username.as_deref() != Some(device) {
+        if !addressed {
             return;
         }
         self.counters
             .commands_delivered
             .fetch_add(1, Ordering::Relaxed);
-        let Some(command_id) = serde_json::from_slice::<serde_json::Value>(&message.payload)
+        if let Some(command_id) = serde_json::from_slice::<serde_json::Value>(&message.payload)
             .ok()
             .and_then(|v| v["command_id"].as_str().map(str::to_owned))
-        else {
-            return;
-        };
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            if let Err(error) = store
-                .mark_iot_command_delivered(&command_id, mytracks_store::now())
-                .await
-            {
-                tracing::warn!("cannot record a command's delivery: {error}");
-            }
-        });
+        {
+            self.deliveries.add(command_id);
+        }
     }
 }
 

@@ -517,6 +517,16 @@ fn devices_and_telemetry_over_rest() {
     );
     assert!(inbox.wait_messages(2, WAIT), "{}", server.context());
     assert_eq!(inbox.messages()[1].topic, "iot/fleet/basement/commands");
+    // Its history counts the device's completed delivery; bob may not read it.
+    eventually("the fleet command counted as delivered", &server, || {
+        let (_, history) = alice.get("/api/iot/fleets/basement/commands/");
+        let first = &history["commands"][0];
+        first["command_id"] == fleet["command_id"]
+            && first["delivered_count"] == json!(1)
+            && first["status"] == json!("delivered")
+            && history["devices"] == json!(1)
+    });
+    assert_eq!(bob.get("/api/iot/fleets/basement/commands/").0, 404);
     assert_eq!(
         bob.post(
             "/api/iot/fleets/basement/commands/",

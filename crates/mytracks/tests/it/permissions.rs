@@ -172,6 +172,12 @@ fn iot_and_broker_endpoints_answer_each_caller_as_the_table_says() {
             [401, 404, 200, 200],
         ),
         row(
+            "GET",
+            "/api/iot/fleets/hall/commands/",
+            None,
+            [401, 404, 200, 200],
+        ),
+        row(
             "POST",
             "/api/iot/fleets/hall/commands/",
             Some(command.clone()),
