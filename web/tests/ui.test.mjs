@@ -605,6 +605,8 @@ test('devices: register, telemetry, commands with delivery and answer, fleet, ro
     await fleet.getByText('Sent “ping” to 1 device in garden').waitFor();
     const ping = await waitFor('the fleet ping', () => received.find((m) => m.topic === 'iot/fleet/garden/commands'));
     assert.equal(JSON.parse(ping.body).command, 'ping');
+    // The group's history counts the device's completed delivery (its PUBCOMP).
+    await page.locator('#fleet-history tr', { hasText: 'ping' }).locator('.delivered-count', { hasText: '1 of 1' }).waitFor();
     await screenshot(page, 'devices');
 
     // Rotating the password: asked first, shown once; the old one stops working.

@@ -53,6 +53,17 @@ export interface IotCommand {
   delivered_at: string | null;
   acknowledged_at: string | null;
   response: unknown;
+  /** Deliveries completed (PUBCOMP): one per device of a fleet. */
+  delivered_count: number;
+  /** Answers received on commands/ack. */
+  acknowledged_count: number;
+}
+
+/** `GET /api/iot/fleets/{group}/commands/`. */
+export interface FleetHistory {
+  group: string;
+  devices: number;
+  commands: IotCommand[];
 }
 
 /** `POST /api/iot/fleets/{group}/commands/`: the command and how many devices it went to. */

@@ -15,7 +15,7 @@ import type { Connection } from '../devices/connect';
 import { openDetails, type Details } from '../devices/details';
 import { registerForm } from '../devices/register';
 import { created, presenceBadge, relative } from '../devices/util';
-import type { FleetCommand, IotDevice, MqttBoot } from '../devices/types';
+import type { FleetCommand, FleetHistory, IotDevice, MqttBoot } from '../devices/types';
 
 /** How often the list (presence, last seen) and an open panel reload. */
 const REFRESH_MS = 10_000;
@@ -197,9 +197,55 @@ const fleet = commandForm({
     const group = groupSelect.value;
     if (!group) throw new Error('Choose a group.');
     const sent = await post<FleetCommand>(`/api/iot/fleets/${encodeURIComponent(group)}/commands/`, { command, parameters });
+    followFleet();
     return `Sent “${sent.command}” to ${sent.devices} device${sent.devices === 1 ? '' : 's'} in ${group} (on ${connection.base}/fleet/${group}/commands).`;
   },
 });
+
+/** The chosen group's recent commands: how many devices completed each delivery and answered. */
+const fleetHistory = h('div', { id: 'fleet-history' });
+
+async function drawFleetHistory(): Promise<void> {
+  const group = groupSelect.value;
+  if (!group) {
+    replace(fleetHistory);
+    return;
+  }
+  try {
+    const history = await get<FleetHistory>(`/api/iot/fleets/${encodeURIComponent(group)}/commands/`);
+    if (groupSelect.value !== group) return;
+    replace(
+      fleetHistory,
+      h('h3', { class: 'small' }, `Recent commands to ${group}`),
+      table(
+        ['Command', 'Sent', 'Delivered', 'Answered'],
+        history.commands.slice(0, 10).map((c) => [
+          h('strong', { 'data-command-id': c.command_id }, c.command),
+          relative(c.created_at),
+          h('span', { class: 'delivered-count' }, `${c.delivered_count} of ${history.devices}`),
+          String(c.acknowledged_count),
+        ]),
+        'No commands sent to this group yet.',
+      ),
+    );
+  } catch (error) {
+    replace(fleetHistory, h('p', { class: 'muted small' }, message(error)));
+  }
+}
+
+/** After a send: follow the deliveries for a while (they are counted within a second). */
+let following: number | undefined;
+function followFleet(): void {
+  window.clearInterval(following);
+  let left = 10;
+  void drawFleetHistory();
+  following = window.setInterval(() => {
+    left -= 1;
+    if (left <= 0) window.clearInterval(following);
+    void drawFleetHistory();
+  }, 1500);
+}
+groupSelect.addEventListener('change', () => void drawFleetHistory());
 
 function drawGroups(): void {
   const names = groups();
@@ -213,6 +259,7 @@ function drawGroups(): void {
       groupSelect,
       names.length === 0 ? h('option', { value: '' }, 'No groups yet') : names.map((g) => h('option', { value: g, selected: g === chosen }, `${g} (${count(g)})`)),
     );
+    void drawFleetHistory();
   } else {
     for (const option of groupSelect.options) option.textContent = `${option.value} (${count(option.value)})`;
   }
@@ -244,7 +291,7 @@ main.append(
     listStatus.element,
     list,
   ),
-  h('div', { class: 'grid two' }, section('Register a device', register.element), section('Fleet command', fleetHint, fleet.form)),
+  h('div', { class: 'grid two' }, section('Register a device', register.element), section('Fleet command', fleetHint, fleet.form, fleetHistory)),
 );
 replace(list, h('p', { class: 'muted' }, 'Loading…'));
 
