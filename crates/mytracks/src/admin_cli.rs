@@ -30,6 +30,43 @@ pub struct DatabaseArgs {
     pub data_dir: Option<PathBuf>,
 }
 
+impl DatabaseArgs {
+    /// The settings these resolve to and the database they name, opened. The data directory
+    /// is created when it holds the SQLite file or `data_dir_needed` says so (a command may run
+    /// before the server ever did).
+    pub(crate) async fn open(
+        &self,
+        data_dir_needed: bool,
+    ) -> anyhow::Result<(mytracks_store::Store, crate::config::Settings)> {
+        let serve = ServeArgs {
+            config: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            ..ServeArgs::default()
+        };
+        let settings = serve.settings()?;
+        if data_dir_needed || settings.database_url.is_none() {
+            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+                format!(
+                    "cannot create data directory {}",
+                    settings.data_dir.display()
+                )
+            })?;
+        }
+        let store = crate::open_database(&settings).await?;
+        Ok((store, settings))
+    }
+
+    /// The accounts service over [`DatabaseArgs::open`], and the settings.
+    pub(crate) async fn accounts(
+        &self,
+    ) -> anyhow::Result<(Arc<Accounts>, crate::config::Settings)> {
+        let (store, settings) = self.open(false).await?;
+        let accounts = Accounts::new(store).await?;
+        accounts.set_store_mosquitto_pbkdf2(settings.store_mosquitto_pbkdf2);
+        Ok((accounts, settings))
+    }
+}
+
 /// Where a new password comes from.
 #[derive(Debug, Args, Default, Clone)]
 pub struct PasswordArgs {
@@ -124,26 +161,9 @@ pub enum DeviceCommand {
     Rotate { id: String },
 }
 
-/// Opens the database of the configuration `args` points at.
+/// The accounts service of the configuration `args` points at.
 async fn open(args: &DatabaseArgs) -> anyhow::Result<Arc<Accounts>> {
-    let serve = ServeArgs {
-        config: args.config.clone(),
-        data_dir: args.data_dir.clone(),
-        ..ServeArgs::default()
-    };
-    let settings = serve.settings()?;
-    if settings.database_url.is_none() {
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-            format!(
-                "cannot create data directory {}",
-                settings.data_dir.display()
-            )
-        })?;
-    }
-    let store = crate::open_database(&settings).await?;
-    let accounts = Accounts::new(store).await?;
-    accounts.set_store_mosquitto_pbkdf2(settings.store_mosquitto_pbkdf2);
-    Ok(accounts)
+    Ok(args.accounts().await?.0)
 }
 
 fn read_password(args: &PasswordArgs) -> anyhow::Result<String> {

@@ -11,9 +11,7 @@
 //! Import: users from a password file, keeping their hashes (upgraded to argon2id at the
 //! first successful login); with `--acl`, users allowed to read and write `#` become admins.
 
-use crate::accounts::Accounts;
 use crate::admin_cli::DatabaseArgs;
-use crate::cli::ServeArgs;
 use anyhow::Context;
 use clap::Subcommand;
 use mytracks_access::{AclClient, AclFile, PasswordFile, SubscribeDecision};
@@ -79,7 +77,7 @@ pub const ACL_NOTES: &str = "\
 /// `mytracks export ...`.
 pub async fn export(command: ExportCommand, db: DatabaseArgs) -> anyhow::Result<()> {
     let ExportCommand::Mosquitto { passwd, acl } = command;
-    let (accounts, settings) = open(&db).await?;
+    let (accounts, settings) = db.accounts().await?;
     let result = async {
         let store = accounts.store();
         let users = store.users().await?;
@@ -244,7 +242,7 @@ pub async fn import(command: ImportCommand, db: DatabaseArgs) -> anyhow::Result<
     let acl = acl.as_deref().map(AclFile::load).transpose()?;
     let text = std::fs::read_to_string(&passwd)
         .with_context(|| format!("cannot read {}", passwd.display()))?;
-    let (accounts, _) = open(&db).await?;
+    let (accounts, _) = db.accounts().await?;
     let result = async {
         let (mut imported, mut skipped) = (0, 0);
         for (username, hash) in password_entries(&text) {
@@ -310,30 +308,6 @@ fn grants_everything(acl: &AclFile, username: &str) -> bool {
     let client = AclClient::new(Some(username), "mytracks-import");
     acl.check_subscribe(client, "#") == SubscribeDecision::Allowed
         && acl.can_write(client, "mytracks/import/probe")
-}
-
-/// The accounts service and settings of the configuration `db` points at.
-async fn open(
-    db: &DatabaseArgs,
-) -> anyhow::Result<(std::sync::Arc<Accounts>, crate::config::Settings)> {
-    let serve = ServeArgs {
-        config: db.config.clone(),
-        data_dir: db.data_dir.clone(),
-        ..ServeArgs::default()
-    };
-    let settings = serve.settings()?;
-    if settings.database_url.is_none() {
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-            format!(
-                "cannot create data directory {}",
-                settings.data_dir.display()
-            )
-        })?;
-    }
-    let store = crate::open_database(&settings).await?;
-    let accounts = Accounts::new(store).await?;
-    accounts.set_store_mosquitto_pbkdf2(settings.store_mosquitto_pbkdf2);
-    Ok((accounts, settings))
 }
 
 /// Writes `text` to `path`, readable by its owner only (the password file holds hashes).

@@ -5,7 +5,6 @@
 
 use crate::admin_cli::DatabaseArgs;
 use crate::api::views::timestamp;
-use crate::cli::ServeArgs;
 use crate::pki::PkiService;
 use anyhow::Context;
 use clap::Subcommand;
@@ -65,19 +64,8 @@ pub enum PkiCommand {
 
 /// Opens the database and the server key of the configuration `db` points at.
 async fn open(db: &DatabaseArgs) -> anyhow::Result<PkiService> {
-    let serve = ServeArgs {
-        config: db.config.clone(),
-        data_dir: db.data_dir.clone(),
-        ..ServeArgs::default()
-    };
-    let settings = serve.settings()?;
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-        format!(
-            "cannot create data directory {}",
-            settings.data_dir.display()
-        )
-    })?;
-    let store = crate::open_database(&settings).await?;
+    // The server key lives in the data directory whatever the database.
+    let (store, settings) = db.open(true).await?;
     let sealer = crate::secrets::Sealer::load(&settings.data_dir).context("the server key")?;
     Ok(PkiService::new(store, sealer, settings.pki_server_names).await?)
 }
