@@ -9,7 +9,7 @@
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
-use super::tracks::{csv_cell, number};
+use super::tracks::{check_window, csv_cell, limit, number};
 use super::views::timestamp;
 use super::JsonBody;
 use crate::http::HttpState;
@@ -265,22 +265,8 @@ pub async fn telemetry(
     let now = mytracks_store::now();
     let end = number("end_time", q.end_time.as_deref())?.unwrap_or(now);
     let start = number("start_time", q.start_time.as_deref())?.unwrap_or(end - 86_400);
-    if end < start {
-        return Err(ApiError::invalid(
-            "end_time",
-            "end_time must not be before start_time",
-        ));
-    }
-    let limit = match number("limit", q.limit.as_deref())? {
-        None => DEFAULT_LIMIT,
-        Some(l) if (1..=MAX_LIMIT).contains(&l) => l,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "limit",
-                format!("limit must be 1 to {MAX_LIMIT}"),
-            ))
-        }
-    };
+    check_window(Some(start), Some(end))?;
+    let limit = limit(q.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let topic = q.topic.as_deref().filter(|t| !t.is_empty());
     let rows = state
         .accounts

@@ -260,6 +260,29 @@ pub(crate) fn number(field: &'static str, value: Option<&str>) -> ApiResult<Opti
     }
 }
 
+/// `?limit=`: `default` when absent, else 1 to `max`.
+pub(crate) fn limit(value: Option<&str>, default: i64, max: i64) -> ApiResult<i64> {
+    match number("limit", value)? {
+        None => Ok(default),
+        Some(l) if (1..=max).contains(&l) => Ok(l),
+        Some(_) => Err(ApiError::invalid(
+            "limit",
+            format!("limit must be between 1 and {max}"),
+        )),
+    }
+}
+
+/// A window's bounds must not be reversed.
+pub(crate) fn check_window(start: Option<i64>, end: Option<i64>) -> ApiResult<()> {
+    match (start, end) {
+        (Some(s), Some(e)) if e < s => Err(ApiError::invalid(
+            "end_time",
+            "end_time must not be before start_time",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The devices a history query covers, and the window.
 async fn window(
     state: &HttpState,
@@ -284,24 +307,8 @@ async fn window(
     }
     let start = number("start_time", q.start_time.as_deref())?;
     let end = number("end_time", q.end_time.as_deref())?;
-    if let (Some(s), Some(e)) = (start, end) {
-        if e < s {
-            return Err(ApiError::invalid(
-                "end_time",
-                "end_time must not be before start_time",
-            ));
-        }
-    }
-    let limit = match number("limit", q.limit.as_deref())? {
-        None => DEFAULT_LIMIT,
-        Some(l) if (1..=MAX_LIMIT).contains(&l) => l,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "limit",
-                format!("limit must be between 1 and {MAX_LIMIT}"),
-            ))
-        }
-    };
+    check_window(start, end)?;
+    let limit = limit(q.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let names = devices
         .iter()
         .map(|(d, o)| (d.id, (o.clone(), d.name.clone())))
