@@ -490,6 +490,19 @@ impl Broker {
         self.shared.retained.read().matching("#")
     }
 
+    /// The retained message of `topic`, if any (a topic name, no wildcards).
+    pub fn retained_message(&self, topic: &str) -> Option<Arc<Message>> {
+        if topic.contains(['+', '#']) {
+            return None;
+        }
+        self.shared
+            .retained
+            .read()
+            .matching(topic)
+            .into_iter()
+            .next()
+    }
+
     /// Every subscription filter in use, with the number of sessions holding it.
     pub fn subscription_filters(&self) -> Vec<(Box<str>, usize)> {
         let sessions: Vec<Arc<Session>> = self.shared.sessions.lock().values().cloned().collect();

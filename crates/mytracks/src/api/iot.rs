@@ -379,6 +379,56 @@ pub async fn send_command(
     Ok((StatusCode::CREATED, Json(command_json(&command))).into_response())
 }
 
+/// `GET /api/iot/devices/{device_id}/config/`: the device's configuration (the retained
+/// message on its `config` topic), `null` when none is set.
+pub async fn config(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    Path(device_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (device, _) = visible(&state, &caller.user, &device_id).await?;
+    Ok(Json(config_json(&state, &device.device_id)))
+}
+
+/// `PUT /api/iot/devices/{device_id}/config/` with a JSON object: published retained at QoS 1
+/// on the device's `config` topic (a connected device gets it at once, a later one when it
+/// subscribes). `DELETE` clears it.
+pub async fn set_config(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    Path(device_id): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
+    let (device, _) = visible(&state, &caller.user, &device_id).await?;
+    if !body.is_object() {
+        return Err(ApiError::BadRequest(
+            "The configuration must be a JSON object.".into(),
+        ));
+    }
+    state.iot.set_config(&device.device_id, Some(&body)).await?;
+    Ok(Json(config_json(&state, &device.device_id)))
+}
+
+pub async fn clear_config(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    Path(device_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let (device, _) = visible(&state, &caller.user, &device_id).await?;
+    state.iot.set_config(&device.device_id, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn config_json(state: &HttpState, device_id: &str) -> Value {
+    let config = state.iot.config(device_id).map(|message| {
+        serde_json::from_slice::<Value>(&message.payload).unwrap_or_else(|_| {
+            // Someone published something else there: shown as text.
+            Value::String(String::from_utf8_lossy(&message.payload).into_owned())
+        })
+    });
+    json!({ "topic": state.iot.config_topic(device_id), "config": config })
+}
+
 /// `GET /api/iot/devices/{device_id}/commands/`: its commands, newest first, with status.
 pub async fn commands(
     State(state): State<HttpState>,

@@ -172,6 +172,12 @@ pub fn router(state: HttpState) -> Router<HttpState> {
             get(iot::commands).post(iot::send_command),
         ),
         (
+            "/api/iot/devices/{device_id}/config/",
+            get(iot::config)
+                .put(iot::set_config)
+                .delete(iot::clear_config),
+        ),
+        (
             "/api/iot/fleets/{group}/commands/",
             get(iot::fleet_commands).post(iot::send_fleet_command),
         ),

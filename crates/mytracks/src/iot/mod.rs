@@ -595,6 +595,40 @@ impl Iot {
             .await
     }
 
+    /// The topic of a device's configuration (retained, read by the device).
+    pub fn config_topic(&self, device_id: &str) -> String {
+        format!("{}/devices/{device_id}/config", self.base)
+    }
+
+    /// A device's configuration: the retained message on its `config` topic, if any.
+    pub fn config(&self, device_id: &str) -> Option<Arc<Message>> {
+        let broker = self.broker.lock().clone()?;
+        broker.retained_message(&self.config_topic(device_id))
+    }
+
+    /// Replaces a device's configuration (retained, QoS 1: a connected device gets it now, one
+    /// that connects later when it subscribes); `None` clears it.
+    pub async fn set_config(
+        &self,
+        device_id: &str,
+        config: Option<&serde_json::Value>,
+    ) -> Result<(), CommandError> {
+        let payload = config
+            .map(|c| c.to_string().into_bytes())
+            .unwrap_or_default();
+        let broker = self.broker.lock().clone().ok_or(CommandError::NoBroker)?;
+        broker
+            .local_client("iot")
+            .publish(Message::new(
+                self.config_topic(device_id).as_str(),
+                payload,
+                QoS::AtLeastOnce,
+                true,
+            ))
+            .await
+            .map_err(|_| CommandError::NoBroker)
+    }
+
     /// A command to every device of `group`, on `<base>/fleet/<group>/commands` (QoS 2).
     pub async fn send_fleet_command(
         &self,

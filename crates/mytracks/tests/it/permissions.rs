@@ -173,6 +173,24 @@ fn iot_and_broker_endpoints_answer_each_caller_as_the_table_says() {
         ),
         row(
             "GET",
+            "/api/iot/devices/meter-a/config/",
+            None,
+            [401, 404, 200, 200],
+        ),
+        row(
+            "PUT",
+            "/api/iot/devices/meter-a/config/",
+            Some(json!({ "interval": 60 })),
+            [401, 404, 200, 200],
+        ),
+        row(
+            "DELETE",
+            "/api/iot/devices/meter-a/config/",
+            None,
+            [401, 404, 204, 204],
+        ),
+        row(
+            "GET",
             "/api/iot/fleets/hall/commands/",
             None,
             [401, 404, 200, 200],
