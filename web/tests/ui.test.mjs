@@ -575,6 +575,18 @@ test('devices: register, telemetry, commands with delivery and answer, fleet, ro
     await history.locator('.command-status', { hasText: 'acknowledged' }).waitFor();
     assert.match(await history.innerText(), /"blinked":3/);
 
+    // Configuration: saved as the retained message the device gets on its config topic.
+    const configuration = panel.locator('#device-config');
+    await configuration.getByLabel('Configuration (JSON object)').fill('[1, 2]');
+    await configuration.getByRole('button', { name: 'Save configuration' }).click();
+    await configuration.getByText('The configuration must be a JSON object', { exact: false }).waitFor();
+    await configuration.getByLabel('Configuration (JSON object)').fill('{"interval": 60}');
+    await configuration.getByRole('button', { name: 'Save configuration' }).click();
+    await configuration.getByText('Configuration saved.').waitFor();
+    await device.subscribeAsync('iot/devices/soil1/config', { qos: 1 });
+    const config = await waitFor('its configuration', () => received.find((m) => m.topic === 'iot/devices/soil1/config'));
+    assert.deepEqual(JSON.parse(config.body), { interval: 60 });
+
     // Settings: a new group, in the panel and the list.
     const settings = panel.locator('#device-settings');
     await settings.getByLabel('Group', { exact: true }).fill('garden');

@@ -4,12 +4,12 @@
 // refreshes while it is open; the forms keep what was typed.
 
 import { h, replace, uid } from '../lib/dom';
-import { del, get, patch, post } from '../lib/api';
+import { api, del, get, patch, post } from '../lib/api';
 import { confirmDialog } from '../lib/dialog';
 import { field, input, message, notice, secretBox, table, toast } from '../lib/ui';
 import { commandForm, historyTable } from './commands';
 import { connectionHints, type Connection } from './connect';
-import { created, exact, fieldErrors, presenceBadge, relative, telemetryValue } from './util';
+import { created, exact, fieldErrors, parseParameters, presenceBadge, relative, telemetryValue } from './util';
 import type { IotCommand, IotDevice, LatestTelemetry, Rotated } from './types';
 
 /** After sending a command, how often and how long the history is reloaded to follow it. */
@@ -152,6 +152,56 @@ export function openDetails(first: IotDevice, context: DetailsContext): Details 
     }, WATCH_MS);
   };
 
+  // ---- configuration (the retained message on the device's config topic) ----
+  const configStatus = notice();
+  const configText = h('textarea', { name: 'config', rows: 4, spellcheck: 'false', class: 'mono', placeholder: '{"interval": 60}' });
+  const configTopic = h('p', { class: 'muted small' });
+  const clearConfig = h('button', { type: 'button' }, 'Clear');
+  const configForm = h(
+    'form',
+    { id: 'device-config', novalidate: true },
+    configTopic,
+    field('Configuration (JSON object)', configText),
+    h('div', { class: 'actions' }, clearConfig, h('button', { type: 'submit', class: 'primary' }, 'Save configuration')),
+    configStatus.element,
+  );
+  const showConfig = (answer: { topic: string; config: unknown }): void => {
+    replace(configTopic, 'Retained on ', h('code', {}, answer.topic), ': the device gets it when it subscribes there, at once if connected.');
+    configText.value = answer.config === null || answer.config === undefined ? '' : JSON.stringify(answer.config, null, 2);
+  };
+  const loadConfig = async (): Promise<void> => {
+    try {
+      const answer = await get<{ topic: string; config: unknown }>(`${path}/config/`);
+      if (open) showConfig(answer);
+    } catch (error) {
+      if (open) configStatus.show('error', `Configuration: ${message(error)}`);
+    }
+  };
+  configForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    configStatus.clear();
+    const parsed = parseParameters(configText.value);
+    if (!parsed.ok) {
+      configStatus.show('error', parsed.error.replace('Parameters', 'The configuration'));
+      return;
+    }
+    api<{ topic: string; config: unknown }>('PUT', `${path}/config/`, parsed.value)
+      .then((answer) => {
+        showConfig(answer);
+        configStatus.show('success', 'Configuration saved.');
+      })
+      .catch((error: unknown) => configStatus.show('error', message(error)));
+  });
+  clearConfig.addEventListener('click', () => {
+    configStatus.clear();
+    del(`${path}/config/`)
+      .then(() => {
+        configText.value = '';
+        configStatus.show('success', 'Configuration cleared.');
+      })
+      .catch((error: unknown) => configStatus.show('error', message(error)));
+  });
+
   // ---- settings ----
   const settingsStatus = notice();
   const groupsId = uid('groups');
@@ -249,6 +299,7 @@ export function openDetails(first: IotDevice, context: DetailsContext): Details 
       block('Latest telemetry', telemetryStatus.element, latest, downloads),
       block('Send a command', command.form),
       block('Command history', historyStatus.element, history),
+      block('Configuration', configForm),
       block('Settings', settings),
       block(
         'Password and removal',
@@ -278,7 +329,7 @@ export function openDetails(first: IotDevice, context: DetailsContext): Details 
   dialog.showModal();
   closeButton.focus();
   const poll = async (): Promise<void> => {
-    await Promise.all([loadTelemetry(), loadCommands()]);
+    await Promise.all([loadTelemetry(), loadCommands(), loadConfig()]);
   };
   void poll();
 
