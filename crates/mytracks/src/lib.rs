@@ -57,6 +57,9 @@ pub const DATABASE_FILE: &str = "mytracks.sqlite3";
 /// How often the server looks for account changes made by other processes (the CLI).
 pub const ACCOUNT_POLL: Duration = Duration::from_secs(1);
 
+/// How often connections made with a credential that has expired since are looked for.
+pub const CREDENTIAL_EXPIRY_SWEEP: Duration = Duration::from_secs(5);
+
 /// How long a graceful shutdown may take before the process exits anyway; under the 5 s that
 /// service managers commonly allow between SIGTERM and SIGKILL.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(4500);
@@ -236,6 +239,7 @@ impl Server {
             .context("cannot read queued commands")?;
         let mut chores = vec![
             accounts.spawn_watcher(ACCOUNT_POLL),
+            accounts.spawn_expiry_sweep(CREDENTIAL_EXPIRY_SWEEP),
             pki.spawn_watcher(ACCOUNT_POLL),
             iot.spawn_watcher(ACCOUNT_POLL),
             iot_writer,

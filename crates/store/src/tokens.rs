@@ -158,4 +158,25 @@ impl Store {
         on_db!(self, pool => sqlx::query(sql).bind(id).bind(at).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
+
+    /// Of `ids`, the credentials that no longer work at `now`: expired or deleted.
+    pub async fn unusable_credentials(&self, ids: &[i64], now: i64) -> Result<Vec<i64>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT id FROM device_credentials WHERE id IN ({}) \
+             AND (expires_at IS NULL OR expires_at > $1)",
+            crate::devices::id_list(ids)
+        );
+        let usable: Vec<i64> = on_db!(self, pool => sqlx::query_scalar::<_, i64>(&sql)
+            .bind(now)
+            .fetch_all(pool)
+            .await)?;
+        Ok(ids
+            .iter()
+            .copied()
+            .filter(|id| !usable.contains(id))
+            .collect())
+    }
 }

@@ -290,6 +290,18 @@ both!(tokens_and_credentials, |store: Store| async move {
         Err(StoreError::NotFound)
     ));
     store.delete_credential(alice.id, phone.id).await.unwrap();
+    // Deleted (phone) or expired (tablet, at 5) credentials are unusable; unknown ids too.
+    assert_eq!(
+        store
+            .unusable_credentials(&[phone.id, tablet.id, 999_999], 4)
+            .await
+            .unwrap(),
+        vec![phone.id, 999_999]
+    );
+    assert_eq!(
+        store.unusable_credentials(&[tablet.id], 5).await.unwrap(),
+        vec![tablet.id]
+    );
     assert_eq!(store.credentials_of(alice.id).await.unwrap(), [tablet]);
 });
 

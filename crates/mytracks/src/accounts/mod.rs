@@ -319,6 +319,34 @@ impl Accounts {
         })
     }
 
+    /// Closes, every `every`, the MQTT connections made with a credential that has expired
+    /// since (or was deleted by another process): a login is checked when it connects, and a
+    /// credential with an end date must not work past it.
+    pub fn spawn_expiry_sweep(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let accounts = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let live: Vec<i64> = accounts.credential_clients.lock().keys().copied().collect();
+                match accounts
+                    .store
+                    .unusable_credentials(&live, mytracks_store::now())
+                    .await
+                {
+                    Ok(ids) => ids
+                        .into_iter()
+                        .for_each(|id| accounts.disconnect_credential(id)),
+                    Err(error) => tracing::warn!("cannot check credentials' expiry: {error}"),
+                }
+            }
+        })
+    }
+
     // ---- first start ----------------------------------------------------------------------
 
     /// On a first start (no active admin), creates [`INITIAL_ADMIN`] with a random password,

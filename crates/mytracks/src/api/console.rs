@@ -8,9 +8,9 @@
 //! browser tab of a session holds at most one console credential: asking again replaces it
 //! (and disconnects the client that used the old one). It ends with the session: logout, a
 //! new login in the same browser, a password change or deactivation delete it and close its
-//! connection. Logins with it are refused after [`crate::accounts::CONSOLE_CREDENTIAL_TTL`]
-//! (a console already connected stays so until it reconnects). The lifecycle lives in
-//! [`crate::accounts::Accounts`], which ends sessions.
+//! connection. It expires after [`crate::accounts::CONSOLE_CREDENTIAL_TTL`] (the expiry sweep
+//! then closes a console still connected; the page reconnects with a fresh one). The lifecycle
+//! lives in [`crate::accounts::Accounts`], which ends sessions.
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};

@@ -284,7 +284,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/api/mqtt/topics/structure/", "The topic tree: retained topics the caller may read; for admins also the subscription filters in use", User, None, (200, None)),
     op("post", "/api/mqtt/topics/validate/", "Is a topic name (topic) or filter (filter) well formed, and may the caller publish or subscribe to it", User, None, (200, None)),
     op("get", "/api/mqtt/clients/", "Connected MQTT clients: id, user, protocol, listener, address, since, subscriptions, queued and in-flight messages", Admin, None, (200, None)),
-    op("post", "/api/mqtt/console/credential/", "{tab}: an MQTT credential for the browser console in this tab of this web session (username, password, client_id, path /mqtt, expires_at): one per tab, replaced when asked again, deleted when the session ends, logins refused after 12 h; 403 without a session", User, None, (201, None)),
+    op("post", "/api/mqtt/console/credential/", "{tab}: an MQTT credential for the browser console in this tab of this web session (username, password, client_id, path /mqtt, expires_at): one per tab, replaced when asked again, deleted when the session ends, expires after 12 h; 403 without a session", User, None, (201, None)),
     op("delete", "/api/mqtt/clients/{client_id}/", "Disconnect a client (MQTT 5 clients hear 0x98 Administrative action)", Admin, None, (200, Some("Detail"))),
     op("get", "/api/mqtt/monitoring/metrics/", "The /metrics figures as JSON: connections, auth failures, messages by QoS, bytes, drops, OwnTracks ingest and commit latency buckets", Admin, None, (200, None)),
     op("get", "/metrics", "Prometheus text format (admins; scrape with an admin's API token)", Admin, None, (200, None)),

@@ -219,3 +219,35 @@ fn a_password_change_ends_the_other_sessions_consoles() {
         "this session keeps its console"
     );
 }
+
+/// A credential that expires while its client is connected: the connection is closed within
+/// the expiry sweep (5 s), and the credential no longer logs in. The expiry is moved into the
+/// past in the database, as the clock would.
+#[test]
+fn connections_of_an_expired_credential_are_closed() {
+    let server = Server::with_config("");
+    let erin = server.user_api("erin");
+    let (status, credential) = erin.post(
+        "/api/account/credentials/",
+        json!({ "device": "phone", "expires_in_days": 1 }),
+    );
+    assert_eq!(status, 201, "{credential}");
+    let secret = credential["password"].as_str().unwrap().to_owned();
+    let mut live = Conn::login(server.mqtt_port, 4, "erin-phone", "erin", &secret)
+        .expect("the credential logs in");
+    let database = server.data_dir().join("mytracks.sqlite3");
+    let script = format!(
+        "import sqlite3; c = sqlite3.connect({:?}); \
+         c.execute('UPDATE device_credentials SET expires_at = 1 WHERE id = {}'); c.commit()",
+        database.to_str().unwrap(),
+        credential["id"]
+    );
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut cmd = std::process::Command::new(python);
+    cmd.args(["-c", &script]);
+    let out = run(cmd, Duration::from_secs(20));
+    assert!(out.success(), "{}", out.describe());
+    live.expect_close(Duration::from_secs(15))
+        .expect("the expired credential's connection is closed");
+    assert!(!logs_in(&server, "erin", &secret));
+}
