@@ -20,6 +20,7 @@ pub mod http;
 pub mod iot;
 pub mod listener;
 pub mod mosquitto_cli;
+pub mod periodic;
 pub mod pki;
 pub mod pki_cli;
 pub mod runtime;

@@ -103,17 +103,15 @@ impl PkiService {
     /// before it expires.
     pub fn spawn_watcher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
         let service = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let crl_max_age = Duration::from_secs(u64::from(CRL_DAYS) * 86_400 / 3);
-            loop {
-                tick.tick().await;
+        let crl_max_age = Duration::from_secs(u64::from(CRL_DAYS) * 86_400 / 3);
+        crate::periodic::spawn_every(every, move || {
+            let service = service.clone();
+            async move {
                 let changed = match service.store.pki_version().await {
                     Ok(version) => version != service.seen_version.load(Ordering::Acquire),
                     Err(error) => {
                         tracing::warn!("cannot check for certificate changes: {error}");
-                        continue;
+                        return;
                     }
                 };
                 let stale = service.crl_issued.lock().elapsed() > crl_max_age;

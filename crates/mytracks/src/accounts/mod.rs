@@ -307,11 +307,9 @@ impl Accounts {
         every: std::time::Duration,
     ) -> tokio::task::JoinHandle<()> {
         let accounts = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
+        crate::periodic::spawn_every(every, move || {
+            let accounts = accounts.clone();
+            async move {
                 if let Err(error) = accounts.refresh_if_changed().await {
                     tracing::warn!("cannot check for account changes: {error}");
                 }
@@ -327,11 +325,9 @@ impl Accounts {
         every: std::time::Duration,
     ) -> tokio::task::JoinHandle<()> {
         let accounts = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
+        crate::periodic::spawn_every(every, move || {
+            let accounts = accounts.clone();
+            async move {
                 let live: Vec<i64> = accounts.credential_clients.lock().keys().copied().collect();
                 match accounts
                     .store

@@ -503,16 +503,10 @@ pub async fn session(State(state): State<HttpState>, caller: Option<Auth>) -> Ap
 
 /// Cleans expired sessions out of the database now and then.
 pub fn spawn_session_sweeper(state: HttpState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            tick.tick().await;
-            match state
-                .accounts
-                .store()
-                .delete_expired_sessions(mytracks_store::now())
-                .await
-            {
+    crate::periodic::spawn_every(Duration::from_secs(3600), move || {
+        let store = state.accounts.store().clone();
+        async move {
+            match store.delete_expired_sessions(mytracks_store::now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(sessions = n, "expired web sessions removed"),
                 Err(error) => tracing::warn!("cannot remove expired sessions: {error}"),

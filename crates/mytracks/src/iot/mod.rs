@@ -397,11 +397,9 @@ impl Iot {
         every: std::time::Duration,
     ) -> tokio::task::JoinHandle<()> {
         let iot = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
+        crate::periodic::spawn_every(every, move || {
+            let iot = iot.clone();
+            async move {
                 if let Err(error) = iot.refresh_if_changed().await {
                     tracing::warn!("cannot check for device changes: {error}");
                 }
@@ -732,18 +730,15 @@ pub enum CommandError {
     Store(#[from] mytracks_store::StoreError),
 }
 
-/// Purges telemetry older than `days`, at start and then daily.
 /// With `[iot] heartbeat_timeout`: marks online devices offline once nothing (status or
 /// telemetry) has been heard from them for `timeout` seconds, checking a few times per
 /// timeout. A device whose link hangs without the TCP connection ending (so no will yet)
 /// still goes offline.
 pub fn spawn_heartbeat_sweep(iot: Arc<Iot>, timeout: u32) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let every = std::time::Duration::from_millis((u64::from(timeout) * 250).clamp(250, 30_000));
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
+    let every = std::time::Duration::from_millis((u64::from(timeout) * 250).clamp(250, 30_000));
+    crate::periodic::spawn_every(every, move || {
+        let iot = iot.clone();
+        async move {
             let now = mytracks_store::now();
             match iot
                 .store
@@ -769,18 +764,13 @@ pub fn spawn_heartbeat_sweep(iot: Arc<Iot>, timeout: u32) -> tokio::task::JoinHa
     })
 }
 
+/// Purges telemetry older than `days`, at start and then daily.
 pub fn spawn_retention(store: Store, days: u32) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(86_400));
-        loop {
-            tick.tick().await;
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            match store
-                .purge_telemetry(now_ms - i64::from(days) * 86_400_000)
-                .await
-            {
+    crate::periodic::spawn_every(std::time::Duration::from_secs(86_400), move || {
+        let store = store.clone();
+        async move {
+            let before_ms = (mytracks_store::now() - i64::from(days) * 86_400) * 1000;
+            match store.purge_telemetry(before_ms).await {
                 Ok(0) => {}
                 Ok(purged) => tracing::info!(purged, days, "old telemetry purged"),
                 Err(error) => tracing::warn!("cannot purge old telemetry: {error}"),

@@ -368,10 +368,9 @@ impl Tracking {
 
 /// Purges history older than `days`, at start and then daily.
 pub fn spawn_retention(store: Store, days: u32) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(86_400));
-        loop {
-            tick.tick().await;
+    crate::periodic::spawn_every(std::time::Duration::from_secs(86_400), move || {
+        let store = store.clone();
+        async move {
             let before = mytracks_store::now() - i64::from(days) * 86_400;
             match store.purge_before(before).await {
                 Ok(n) => tracing::info!(locations = n, days, "retention: old history purged"),

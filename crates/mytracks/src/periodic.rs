@@ -1,0 +1,25 @@
+//! Chores that run on a period: pollers for other processes' changes, sweeps, retention.
+//!
+//! One loop for all of them, so they share one policy: the first run is at once, and a run
+//! that overlaps the next tick delays the schedule instead of catching up in a burst (a purge
+//! that took an hour must not be followed by several more back to back).
+
+use std::future::Future;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Runs `work` now and then every `every`, until the task is aborted.
+pub fn spawn_every<F, Fut>(every: Duration, mut work: F) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            work().await;
+        }
+    })
+}
