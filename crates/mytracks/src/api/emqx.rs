@@ -138,20 +138,30 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
         .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("Invalid JSON: {e}")))
 }
 
+/// A request with the right secret and a body of `T`: the service and the request.
+fn admit<T: serde::de::DeserializeOwned>(
+    auth: Option<Extension<Arc<EmqxAuth>>>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Arc<EmqxAuth>, T), Refusal> {
+    let auth = auth.map(|Extension(a)| a);
+    check_secret(auth.as_deref(), headers)?;
+    let request = parse(body)?;
+    Ok((
+        auth.expect("check_secret refuses a missing service"),
+        request,
+    ))
+}
+
 /// `POST /api/mqtt/emqx/authn`.
 pub async fn authn(
     auth: Option<Extension<Arc<EmqxAuth>>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let auth = auth.map(|Extension(a)| a);
-    if let Err(response) = check_secret(auth.as_deref(), &headers) {
-        return response.into_response();
-    }
-    let auth = auth.expect("checked");
-    let request: AuthnRequest = match parse(&body) {
-        Ok(request) => request,
-        Err(response) => return response.into_response(),
+    let (auth, request): (_, AuthnRequest) = match admit(auth, &headers, &body) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal.into_response(),
     };
     let connect = ConnectRequest {
         client_id: request.clientid,
@@ -179,14 +189,9 @@ pub async fn authz(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let auth = auth.map(|Extension(a)| a);
-    if let Err(response) = check_secret(auth.as_deref(), &headers) {
-        return response.into_response();
-    }
-    let auth = auth.expect("checked");
-    let request: AuthzRequest = match parse(&body) {
-        Ok(request) => request,
-        Err(response) => return response.into_response(),
+    let (auth, request): (_, AuthzRequest) = match admit(auth, &headers, &body) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal.into_response(),
     };
     let publish = match request.action.as_str() {
         "publish" | "pub" => true,
