@@ -778,3 +778,22 @@ pub fn spawn_retention(store: Store, days: u32) -> tokio::task::JoinHandle<()> {
         }
     })
 }
+
+/// A fresh SQLite store (in a directory removed when the guard drops) with the account
+/// `alice`, for the platform's unit tests.
+#[cfg(test)]
+pub(crate) async fn test_store_with_owner() -> (tempfile::TempDir, Store, mytracks_store::User) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
+        .await
+        .unwrap();
+    let owner = store
+        .create_user(&mytracks_store::NewUser {
+            username: "alice".into(),
+            password_hash: "$argon2id$x".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (dir, store, owner)
+}

@@ -221,18 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn add_rotate_authenticate_remove() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
-            .await
-            .unwrap();
-        let owner = store
-            .create_user(&mytracks_store::NewUser {
-                username: "alice".into(),
-                password_hash: "$argon2id$x".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let (_dir, store, owner) = crate::iot::test_store_with_owner().await;
         let registry = Registry::new(store.clone());
         let (device, password) = registry.add(&owner, "s1", Some("barn"), "").await.unwrap();
         assert_eq!(password.len(), PASSWORD_LENGTH);

@@ -119,18 +119,7 @@ mod tests {
 
     #[tokio::test]
     async fn batches_are_stored_and_waiters_hear_of_the_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
-            .await
-            .unwrap();
-        let owner = store
-            .create_user(&mytracks_store::NewUser {
-                username: "alice".into(),
-                password_hash: "$argon2id$x".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let (_dir, store, owner) = crate::iot::test_store_with_owner().await;
         let device = store
             .create_iot_device("s1", owner.id, None, "sha256:x", "", 0)
             .await
