@@ -10,13 +10,7 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(10);
 
 fn device_cli(server: &Server, args: &[&str]) -> Output {
-    let mut all = vec!["device"];
-    all.extend_from_slice(args);
-    let config = server.config_path();
-    let data = server.data_dir();
-    all.extend_from_slice(&["--config", config.to_str().unwrap()]);
-    all.extend_from_slice(&["--data-dir", data.to_str().unwrap()]);
-    run_mytracks(&all, Duration::from_secs(30))
+    server.cli(&[&["device"], args].concat(), Duration::from_secs(30))
 }
 
 fn password_of(out: &Output) -> String {

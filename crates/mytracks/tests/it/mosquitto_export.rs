@@ -94,16 +94,7 @@ fn login(server: &Server, name: &str, password: &str) -> Api {
 
 /// `mytracks ARGS --config .. --data-dir ..` on the server's database; panics on failure.
 fn mytracks_on(server: &Server, args: &[&str]) -> Output {
-    let config = server.config_path();
-    let data = server.data_dir();
-    let mut all = args.to_vec();
-    all.extend([
-        "--config",
-        config.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
-    let out = run_mytracks(&all, Duration::from_secs(60));
+    let out = server.cli(args, Duration::from_secs(60));
     assert!(out.success(), "{}\n{}", out.describe(), server.context());
     out
 }

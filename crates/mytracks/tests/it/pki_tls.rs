@@ -228,7 +228,7 @@ fn client_certificates_from_the_built_in_ca() {
 
     // alice's certificate from the CLI as PKCS#12, bob's from the API as his own PEM download.
     let p12 = files.path("alice.p12");
-    let out = run_mytracks(
+    let out = server.cli(
         &[
             "pki",
             "client-cert",
@@ -237,10 +237,6 @@ fn client_certificates_from_the_built_in_ca() {
             p12.to_str().unwrap(),
             "--passphrase",
             "open sesame",
-            "--config",
-            server.config_path().to_str().unwrap(),
-            "--data-dir",
-            server.data_dir().to_str().unwrap(),
         ],
         WAIT,
     );
@@ -481,13 +477,7 @@ fn client_certificates_from_the_built_in_ca() {
 
 /// `mytracks pki ...` against the server's database.
 fn pki(server: &Server, args: &[&str]) -> Output {
-    let mut all = vec!["pki"];
-    all.extend_from_slice(args);
-    let config = server.config_path();
-    let data = server.data_dir();
-    all.extend_from_slice(&["--config", config.to_str().unwrap()]);
-    all.extend_from_slice(&["--data-dir", data.to_str().unwrap()]);
-    run_mytracks(&all, Duration::from_secs(30))
+    server.cli(&[&["pki"], args].concat(), Duration::from_secs(30))
 }
 
 fn stdout_line<'a>(out: &'a Output, prefix: &str) -> &'a str {

@@ -1049,6 +1049,20 @@ impl Server {
             .to_owned()
     }
 
+    /// `mytracks ARGS --config C --data-dir D`: a command-line tool on this server's
+    /// configuration and database.
+    pub fn cli(&self, args: &[&str], timeout: Duration) -> Output {
+        let (config, data) = (self.config_path(), self.data_dir());
+        let mut all = args.to_vec();
+        all.extend([
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ]);
+        run_mytracks(&all, timeout)
+    }
+
     /// An API client for this server (not logged in).
     pub fn api(&self) -> Api {
         Api::new(self.http_port)
