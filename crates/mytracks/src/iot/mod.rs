@@ -149,10 +149,6 @@ impl DeviceDirectory {
         }
     }
 
-    pub fn device(&self, device_id: &str) -> Option<&DeviceEntry> {
-        self.devices.get(device_id)
-    }
-
     /// Devices that are gone from `newer` or whose password changed there.
     fn revoked_in<'a>(&'a self, newer: &'a DeviceDirectory) -> impl Iterator<Item = &'a str> {
         self.devices
@@ -242,10 +238,6 @@ impl Iot {
 
     pub fn base_topic(&self) -> &str {
         &self.base
-    }
-
-    pub fn directory(&self) -> arc_swap::Guard<Arc<DeviceDirectory>> {
-        self.directory.load()
     }
 
     pub fn telemetry_counters(&self) -> &telemetry::TelemetryCounters {
