@@ -594,6 +594,7 @@ impl Broker {
             peer: None,
             listener: "local".into(),
             local: true,
+            connection: 0,
         })
     }
 

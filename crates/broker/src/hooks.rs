@@ -119,6 +119,11 @@ pub struct ClientInfo {
     pub listener: Arc<str>,
     /// True for the application's own in-process clients.
     pub local: bool,
+    /// This connection's number, unique while the broker runs: two connections with the same
+    /// client id (a session takeover) differ here, and a will carries the number of the
+    /// connection it belonged to. 0 when this is not a network connection (the broker's own
+    /// clients, sessions restored from disk, an application asking the hooks).
+    pub connection: u64,
 }
 
 /// The answer of [`Hooks::on_publish`].

@@ -370,6 +370,7 @@ impl RestoredSession {
             peer: None,
             listener: "restored".into(),
             local: false,
+            connection: 0,
         });
         let session = Arc::new(Session::new(id, client, record.expiry_interval));
         {

@@ -248,6 +248,7 @@ pub(super) async fn accept(
             return Err(refuse(ReasonCode::NOT_AUTHORIZED, "not authorized"));
         }
     };
+    let conn_id = shared.next_id();
     let client = Arc::new(ClientInfo {
         client_id: client_id.clone(),
         username: identity.username.map(Into::into),
@@ -256,6 +257,7 @@ pub(super) async fn accept(
         peer: meta.peer,
         listener: meta.listener.clone(),
         local: false,
+        connection: conn_id,
     });
     if let Some(will) = &connect.will {
         if !shared
@@ -277,7 +279,6 @@ pub(super) async fn accept(
         u32::MAX
     };
     let expiry = requested_expiry.min(config.max_session_expiry);
-    let conn_id = shared.next_id();
     let link = Arc::new(ConnLink::new(conn_id, shared.shutdown.child_token()));
     let (session, session_present) =
         attach_session(shared, &client, connect.clean_start, expiry, &link);

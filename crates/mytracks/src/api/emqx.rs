@@ -238,6 +238,7 @@ pub async fn authz(
         peer: peer(request.peerhost.as_deref()),
         listener: Arc::from(LISTENER),
         local: false,
+        connection: 0,
     };
     let qos = qos_of(request.qos.as_ref());
     let allowed = match publish {

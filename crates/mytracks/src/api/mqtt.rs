@@ -103,6 +103,7 @@ fn as_client(caller: &Caller) -> ClientInfo {
         peer: None,
         listener: "http-api".into(),
         local: false,
+        connection: 0,
     }
 }
 

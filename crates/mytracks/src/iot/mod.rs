@@ -37,12 +37,6 @@ pub struct IotCounters {
     pub status_updates: AtomicU64,
 }
 
-/// A connection's identity: the address of its `ClientInfo`, which the broker allocates once
-/// per connection and keeps until the connection and its will are done.
-fn connection(client: &ClientInfo) -> usize {
-    std::ptr::from_ref(client) as usize
-}
-
 /// Command deliveries counted since the last write, by command id.
 #[derive(Default)]
 pub struct Deliveries {
@@ -171,11 +165,10 @@ pub struct Iot {
     writer: telemetry::TelemetryWriter,
     presence: presence::PresenceWriter,
     deliveries: Arc<Deliveries>,
-    /// Open MQTT connections per device name: its database id and the connections, each
-    /// known by the address of its `ClientInfo` (one allocation per connection, alive as long
-    /// as the connection and its will). A device may hold several, and a takeover opens the
-    /// new one before the old one ends: online from the first, offline after the last.
-    connections: parking_lot::Mutex<HashMap<String, (i64, HashSet<usize>)>>,
+    /// Open MQTT connections per device name: its database id and the connections' numbers
+    /// (`ClientInfo::connection`). A device may hold several, and a takeover opens the new one
+    /// before the old one ends: online from the first, offline after the last.
+    connections: parking_lot::Mutex<HashMap<String, (i64, HashSet<u64>)>>,
     counters: Arc<IotCounters>,
     /// Set once the broker exists; taken at shutdown (the broker's hooks hold this service,
     /// so keeping it would be a reference cycle).
@@ -272,7 +265,7 @@ impl Iot {
             .or_insert_with(|| (id, HashSet::new()));
         // Removed and registered again under the same name meanwhile: the new row counts.
         entry.0 = id;
-        entry.1.insert(connection(client));
+        entry.1.insert(client.connection);
         if entry.1.len() == 1 {
             // Recorded under the lock, so records keep the order of the connection events.
             self.presence.record(id, true, mytracks_store::now());
@@ -289,7 +282,7 @@ impl Iot {
         let Some(entry) = connections.get_mut(name) else {
             return;
         };
-        entry.1.remove(&connection(client));
+        entry.1.remove(&client.connection);
         if entry.1.is_empty() {
             let id = entry.0;
             connections.remove(name);
@@ -304,7 +297,7 @@ impl Iot {
         let connections = self.connections.lock();
         if !online {
             if let Some((_, open)) = connections.get(name) {
-                if !open.is_empty() && !open.contains(&connection(client)) {
+                if !open.is_empty() && !open.contains(&client.connection) {
                     return;
                 }
             }
