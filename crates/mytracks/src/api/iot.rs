@@ -443,6 +443,23 @@ pub async fn commands(
         .collect::<Vec<_>>())))
 }
 
+/// How many of `user`'s devices are in `group` (any owner's for an admin); a group with none
+/// of them is a 404, like another user's device.
+async fn fleet_size(state: &HttpState, user: &User, group: &str) -> ApiResult<i64> {
+    let owner = (!user.is_admin).then_some(user.id);
+    let members = state
+        .accounts
+        .store()
+        .iot_device_count(owner, Some(group))
+        .await?;
+    if members == 0 {
+        return Err(ApiError::NotFound(format!(
+            "No devices in group {group:?}."
+        )));
+    }
+    Ok(members)
+}
+
 /// `GET /api/iot/fleets/{group}/commands/`: the group's commands, newest first, with how
 /// many devices completed each delivery and answered (the caller must own a device in the
 /// group; admins any group).
@@ -451,16 +468,12 @@ pub async fn fleet_commands(
     Auth(caller): Auth,
     Path(group): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let user = &caller.user;
-    let owner = (!user.is_admin).then_some(user.id);
-    let store = state.accounts.store();
-    let members = store.iot_device_count(owner, Some(&group)).await?;
-    if members == 0 {
-        return Err(ApiError::NotFound(format!(
-            "No devices in group {group:?}."
-        )));
-    }
-    let list = store.iot_fleet_commands(&group, 100).await?;
+    let members = fleet_size(&state, &caller.user, &group).await?;
+    let list = state
+        .accounts
+        .store()
+        .iot_fleet_commands(&group, 100)
+        .await?;
     Ok(Json(json!({
         "group": group,
         "devices": members,
@@ -476,18 +489,7 @@ pub async fn send_fleet_command(
     Path(group): Path<String>,
     JsonBody(body): JsonBody<NewCommand>,
 ) -> ApiResult<Response> {
-    let user = &caller.user;
-    let owner = (!user.is_admin).then_some(user.id);
-    let members = state
-        .accounts
-        .store()
-        .iot_device_count(owner, Some(&group))
-        .await?;
-    if members == 0 {
-        return Err(ApiError::NotFound(format!(
-            "No devices in group {group:?}."
-        )));
-    }
+    let members = fleet_size(&state, &caller.user, &group).await?;
     let command = state
         .iot
         .send_fleet_command(&group, body.command.trim(), &body.parameters)
