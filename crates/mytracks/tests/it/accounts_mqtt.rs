@@ -4,31 +4,13 @@
 //! live connections.
 
 use crate::support::raw::Conn;
-use crate::support::{mosquitto_pub, Api, Database, Server, Subscriber, ANONYMOUS};
+use crate::support::{add_user, login, mosquitto_pub, Database, Server, Subscriber, ANONYMOUS};
 use serde_json::json;
 use std::time::Duration;
 
 const ALICE_PASSWORD: &str = "alice's correct horse battery";
 const BOB_PASSWORD: &str = "bob's correct horse battery";
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Creates a user through the admin API.
-fn add_user(server: &Server, admin: &Api, name: &str, password: &str) -> i64 {
-    let (status, body) = admin.post(
-        "/api/admin/users/",
-        json!({ "username": name, "password": password }),
-    );
-    assert_eq!(status, 201, "create {name}: {body}\n{}", server.log());
-    body["id"].as_i64().unwrap()
-}
-
-/// An API session for `name`.
-fn login(server: &Server, name: &str, password: &str) -> Api {
-    let api = server.api();
-    let (status, body) = api.login(name, password);
-    assert_eq!(status, 200, "login {name}: {body}\n{}", server.log());
-    api
-}
 
 /// `mosquitto_pub` as `user`; returns stdout+stderr of `-d` (PUBACK reason codes in it).
 /// A valid OwnTracks message for `topic` carrying `marker` (OwnTracks topics only take

@@ -13,14 +13,6 @@ const BOB: &str = "bob's correct horse battery";
 const AUTHN: &str = "/api/mqtt/emqx/authn";
 const AUTHZ: &str = "/api/mqtt/emqx/authz";
 
-fn add_user(server: &Server, admin: &Api, name: &str, password: &str) {
-    let (status, body) = admin.post(
-        "/api/admin/users/",
-        json!({ "username": name, "password": password }),
-    );
-    assert_eq!(status, 201, "create {name}: {body}\n{}", server.log());
-}
-
 /// EMQX's default authenticator body for `username`/`password`.
 fn authn_body(username: &str, password: &str) -> Value {
     json!({

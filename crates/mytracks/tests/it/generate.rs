@@ -2,28 +2,13 @@
 //! MQTT, what the server then shows, and the errors for refused credentials, an unreachable
 //! server and a data directory without a running server.
 
-use crate::support::{run_mytracks, Api, Database, Output, Server};
+use crate::support::{add_user, login, run_mytracks, Api, Database, Output, Server};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 const ALICE_PASSWORD: &str = "alice's correct horse battery";
 const BOB_PASSWORD: &str = "bob's correct horse battery";
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn add_user(server: &Server, name: &str, password: &str) {
-    let (status, body) = server.admin_api().post(
-        "/api/admin/users/",
-        json!({ "username": name, "password": password }),
-    );
-    assert_eq!(status, 201, "create {name}: {body}\n{}", server.log());
-}
-
-fn login(server: &Server, name: &str, password: &str) -> Api {
-    let api = server.api();
-    let (status, body) = api.login(name, password);
-    assert_eq!(status, 200, "login {name}: {body}\n{}", server.log());
-    api
-}
 
 /// `mytracks generate-tail --data-dir DATA ARGS...`.
 fn generate(server: &Server, args: &[&str]) -> Output {
@@ -70,7 +55,7 @@ fn get(api: &Api, path: &str) -> Value {
 /// Two devices for two seconds at 20 messages per second, then what alice sees.
 fn two_devices_for_two_seconds(transport: &[&str], expected_transport: &str) {
     let server = Server::with_database(Database::Sqlite, "");
-    add_user(&server, "alice", ALICE_PASSWORD);
+    add_user(&server, &server.admin_api(), "alice", ALICE_PASSWORD);
     let mut args = vec![
         "--user",
         "alice",
@@ -172,8 +157,8 @@ fn track(api: &Api, device: &str) -> Vec<(f64, f64)> {
 #[test]
 fn the_same_seed_gives_the_same_tracks_over_either_transport() {
     let server = Server::with_database(Database::Sqlite, "");
-    add_user(&server, "alice", ALICE_PASSWORD);
-    add_user(&server, "bob", BOB_PASSWORD);
+    add_user(&server, &server.admin_api(), "alice", ALICE_PASSWORD);
+    add_user(&server, &server.admin_api(), "bob", BOB_PASSWORD);
     for (user, password, transport) in [
         ("alice", ALICE_PASSWORD, None),
         ("bob", BOB_PASSWORD, Some("--mqtt")),
@@ -206,7 +191,7 @@ fn the_same_seed_gives_the_same_tracks_over_either_transport() {
 #[test]
 fn refused_credentials_are_one_clear_error() {
     let server = Server::with_database(Database::Sqlite, "");
-    add_user(&server, "alice", ALICE_PASSWORD);
+    add_user(&server, &server.admin_api(), "alice", ALICE_PASSWORD);
     for (transport, detail) in [
         (None, "(HTTP 401)"),
         (Some("--mqtt"), "(CONNACK: bad user name or password)"),

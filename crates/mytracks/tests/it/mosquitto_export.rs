@@ -77,21 +77,6 @@ impl Drop for Mosquitto {
     }
 }
 
-fn add_user(server: &Server, admin: &Api, name: &str, password: &str) {
-    let (status, body) = admin.post(
-        "/api/admin/users/",
-        json!({ "username": name, "password": password }),
-    );
-    assert_eq!(status, 201, "create {name}: {body}\n{}", server.log());
-}
-
-fn login(server: &Server, name: &str, password: &str) -> Api {
-    let api = server.api();
-    let (status, body) = api.login(name, password);
-    assert_eq!(status, 200, "login {name}: {body}\n{}", server.log());
-    api
-}
-
 /// `mytracks ARGS --config .. --data-dir ..` on the server's database; panics on failure.
 fn mytracks_on(server: &Server, args: &[&str]) -> Output {
     let out = server.cli(args, Duration::from_secs(60));

@@ -3,7 +3,9 @@
 //! commands to phones (`/api/commands/*`: live subscribers, offline persistent sessions,
 //! HTTP-mode queues, who may send them) and the live feed WebSocket `/ws/locations/`.
 
-use crate::support::{http_get, mosquitto_pub, Api, Database, Server, Stop, Subscriber};
+use crate::support::{
+    add_user, http_get, login, mosquitto_pub, Api, Database, Server, Stop, Subscriber,
+};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -17,23 +19,6 @@ const WAIT: Duration = Duration::from_secs(10);
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Creates a user through the admin API.
-fn add_user(server: &Server, admin: &Api, name: &str, password: &str) {
-    let (status, body) = admin.post(
-        "/api/admin/users/",
-        json!({ "username": name, "password": password }),
-    );
-    assert_eq!(status, 201, "create {name}: {body}\n{}", server.log());
-}
-
-/// An API session for `name`.
-fn login(server: &Server, name: &str, password: &str) -> Api {
-    let api = server.api();
-    let (status, body) = api.login(name, password);
-    assert_eq!(status, 200, "login {name}: {body}\n{}", server.log());
-    api
-}
 
 /// `owner` (logged in as `api`) lets `viewer` see their locations.
 fn share(server: &Server, api: &Api, viewer: &str) {

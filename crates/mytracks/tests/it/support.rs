@@ -1079,16 +1079,27 @@ impl Server {
     /// Creates the (non-admin) account `name` with [`user_password`]`(name)` through the admin
     /// API and returns a client logged in as it.
     pub fn user_api(&self, name: &str) -> Api {
-        let (status, body) = self.admin_api().post(
-            "/api/admin/users/",
-            serde_json::json!({ "username": name, "password": user_password(name) }),
-        );
-        assert_eq!(status, 201, "creating {name}: {body}");
-        let api = self.api();
-        let (status, body) = api.login(name, &user_password(name));
-        assert_eq!(status, 200, "{name} logs in: {body}");
-        api
+        add_user(self, &self.admin_api(), name, &user_password(name));
+        login(self, name, &user_password(name))
     }
+}
+
+/// Creates the account `name` through `admin` (an admin's API client); returns its id.
+pub fn add_user(server: &Server, admin: &Api, name: &str, password: &str) -> i64 {
+    let (status, body) = admin.post(
+        "/api/admin/users/",
+        serde_json::json!({ "username": name, "password": password }),
+    );
+    assert_eq!(status, 201, "create {name}: {body}\n{}", server.log());
+    body["id"].as_i64().unwrap()
+}
+
+/// An API session for `name`.
+pub fn login(server: &Server, name: &str, password: &str) -> Api {
+    let api = server.api();
+    let (status, body) = api.login(name, password);
+    assert_eq!(status, 200, "login {name}: {body}\n{}", server.log());
+    api
 }
 
 /// The password [`Server::user_api`] gives `name`.
