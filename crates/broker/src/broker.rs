@@ -2,10 +2,12 @@
 
 use crate::hooks::ClientInfo;
 use crate::persist::{Persister, Store};
-use crate::retained::RetainedStore;
+use crate::retained::{RetainOutcome, RetainedLimits, RetainedStore};
 use crate::router::Router;
 use crate::session::{Delivery, Session};
 use crate::{BrokerConfig, Hooks, Message, NoHooks};
+use bytes::Bytes;
+use mytracks_codec::topic::topic_levels;
 use mytracks_codec::QoS;
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
@@ -59,6 +61,18 @@ pub struct BrokerStats {
     pub sent_by_qos: [u64; 3],
     /// Connections refused by authentication (bad credentials, anonymous when not allowed).
     pub auth_failures: u64,
+    /// Bytes of retained messages (topics and payloads).
+    pub retained_bytes: usize,
+    /// Retained publishes not retained because of a retained-message limit.
+    pub retained_refused: u64,
+    /// Subscriptions refused because of a subscription limit.
+    pub subscriptions_refused: u64,
+    /// Estimated bytes of the subscription trie.
+    pub subscription_memory: usize,
+    /// Subscribers disconnected because they stopped reading while publishers waited.
+    pub slow_subscribers_disconnected: u64,
+    /// Bytes queued for delivery in all sessions.
+    pub queued_bytes: usize,
 }
 
 /// A connected client, for management APIs (`GET /api/mqtt/clients`).
@@ -86,6 +100,15 @@ pub(crate) struct Counters {
     pub received_by_qos: [AtomicU64; 3],
     pub sent_by_qos: [AtomicU64; 3],
     pub auth_failures: AtomicU64,
+    /// Retained publishes not retained because of a retained-message limit.
+    pub retained_refused: AtomicU64,
+    /// Subscriptions refused because of a subscription limit.
+    pub subscriptions_refused: AtomicU64,
+    /// Subscribers disconnected because they stopped reading while publishers waited.
+    pub slow_subscribers_disconnected: AtomicU64,
+    /// Bytes queued in all sessions together (bounded by `max_queued_bytes_total` for
+    /// offline sessions).
+    pub queued_bytes: AtomicUsize,
 }
 
 /// Configures a [`Broker`] before it starts.
@@ -110,12 +133,18 @@ impl BrokerBuilder {
 
     /// Loads persisted state and starts the background tasks. Must run inside a Tokio runtime.
     pub async fn build(self) -> Result<Broker, BrokerError> {
+        let retained_limits = RetainedLimits {
+            messages: self.config.max_retained_messages,
+            bytes: self.config.max_retained_bytes,
+            messages_per_user: self.config.max_retained_messages_per_user,
+            bytes_per_user: self.config.max_retained_bytes_per_user,
+        };
         let shared = Arc::new(Shared {
             config: self.config,
             hooks: self.hooks,
             sessions: Mutex::new(FxHashMap::default()),
             router: RwLock::new(Router::default()),
-            retained: RwLock::new(RetainedStore::default()),
+            retained: RwLock::new(RetainedStore::new(retained_limits)),
             persister: Persister::new(self.store),
             counters: Counters::default(),
             next_id: AtomicU64::new(1),
@@ -180,6 +209,8 @@ pub(crate) struct Routed {
     /// At least one subscription matched (v5 publishers hear 0x10 otherwise).
     pub matched: bool,
     pub backpressure: Backpressure,
+    /// A retained message was not retained: its publisher or the store is at a limit.
+    pub retain_refused: bool,
 }
 
 impl Shared {
@@ -190,37 +221,61 @@ impl Shared {
     /// Routes `message` to every matching session and updates the retained store.
     /// `publisher` is the publishing client (None for the broker and local clients), used for
     /// No Local and for the delivery hook.
-    pub fn route(&self, message: Arc<Message>, origin: u64) -> Routed {
+    /// `publisher` is the username whose retained quota a retained message counts against.
+    pub fn route(
+        &self,
+        message: Arc<Message>,
+        origin: u64,
+        publisher: Option<&Arc<str>>,
+    ) -> Routed {
         self.counters
             .messages_received
             .fetch_add(1, Ordering::Relaxed);
         self.counters.received_by_qos[message.qos as usize].fetch_add(1, Ordering::Relaxed);
-        self.dispatch(message, origin)
+        self.dispatch(message, origin, publisher)
     }
 
     /// [`Shared::route`] without counting the message as received (the broker's own `$SYS`).
-    pub fn dispatch(&self, message: Arc<Message>, origin: u64) -> Routed {
+    pub fn dispatch(
+        &self,
+        message: Arc<Message>,
+        origin: u64,
+        publisher: Option<&Arc<str>>,
+    ) -> Routed {
+        let mut retain_refused = false;
         if message.retain && self.config.retain_available {
-            let changed = {
-                let mut retained = self.retained.write();
-                if message.payload.is_empty() {
-                    retained.remove(&message.topic)
-                } else {
-                    retained.set(message.clone())
+            let outcome = self
+                .retained
+                .write()
+                .set(message.clone(), publisher.cloned());
+            match outcome {
+                // `$SYS` is the broker's own live state, rebuilt at start: not persisted.
+                RetainOutcome::Changed if !message.topic.starts_with("$SYS/") => {
+                    self.persister
+                        .retained_changed(&message, publisher.cloned());
                 }
-            };
-            // `$SYS` is the broker's own live state, rebuilt at start: not persisted.
-            if changed && !message.topic.starts_with("$SYS/") {
-                self.persister.retained_changed(&message);
+                RetainOutcome::OverQuota => {
+                    retain_refused = true;
+                    self.counters
+                        .retained_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(topic = %message.topic, ?publisher, "retained message over quota, not retained");
+                }
+                _ => {}
             }
         }
-        let targets = self.router.read().matches(&message.topic);
+        let may_read = |member: &crate::router::Subscriber| {
+            let client = member.session.state.lock().client.clone();
+            self.hooks.authorize_delivery(&client, &message)
+        };
+        let targets = self.router.read().matches(&message.topic, &may_read);
         let mut backpressure = None;
         let matched = !targets.is_empty();
         if message.is_expired(Instant::now()) {
             return Routed {
                 matched,
                 backpressure,
+                retain_refused,
             };
         }
         for target in targets {
@@ -248,6 +303,7 @@ impl Shared {
         Routed {
             matched,
             backpressure,
+            retain_refused,
         }
     }
 
@@ -270,11 +326,13 @@ impl Shared {
         {
             return None;
         }
+        let online = state.owner.is_some();
         let full = state.over_limits(
             self.config.max_queued_messages,
             self.config.max_queued_bytes,
-        );
-        let online = state.owner.is_some();
+        ) || (!online
+            && self.counters.queued_bytes.load(Ordering::Relaxed)
+                >= self.config.max_queued_bytes_total);
         if full && (delivery.qos == QoS::AtMostOnce || !online) {
             // A subscriber that is draining its queue paces QoS 0 publishers (few drops,
             // nobody starves); one that is stuck only loses its own QoS 0 messages.
@@ -290,6 +348,9 @@ impl Shared {
         }
         let hard = delivery.qos != QoS::AtMostOnce;
         state.queued_bytes += delivery.message.cost();
+        self.counters
+            .queued_bytes
+            .fetch_add(delivery.message.cost(), Ordering::Relaxed);
         let persist = state.persistent() && delivery.qos != QoS::AtMostOnce;
         state.queue.push_back(delivery);
         let now_full = state.over_limits(
@@ -314,11 +375,17 @@ impl Shared {
     }
 
     /// Removes every subscription of a session from the router.
-    pub fn unsubscribe_all(&self, session: &Session, filters: impl IntoIterator<Item = Box<str>>) {
+    pub fn unsubscribe_all(
+        &self,
+        session: &Session,
+        client: &ClientInfo,
+        filters: impl IntoIterator<Item = Box<str>>,
+    ) {
         let mut router = self.router.write();
         for filter in filters {
             let (group, inner) = split_shared(&filter);
-            router.unsubscribe(inner, group, session.id);
+            let group_key = group.map(|g| shared_group_key(client, g));
+            router.unsubscribe(inner, group_key.as_deref(), session.id);
         }
     }
 
@@ -329,10 +396,13 @@ impl Shared {
         sessions: &mut FxHashMap<Arc<str>, Arc<Session>>,
         session: &Arc<Session>,
     ) {
-        let (filters, persisted): (Vec<Box<str>>, bool) = {
+        let (filters, persisted, client): (Vec<Box<str>>, bool, Arc<ClientInfo>) = {
             let mut state = session.state.lock();
             state.ended = true;
             state.queue.clear();
+            self.counters
+                .queued_bytes
+                .fetch_sub(state.queued_bytes, Ordering::Relaxed);
             state.queued_bytes = 0;
             if let Some(will) = state.pending_will.take() {
                 // The session is gone: a delayed will is due now (MQTT 5 3.1.3.2.2).
@@ -343,10 +413,10 @@ impl Shared {
                 .drain()
                 .map(|(filter, _)| filter)
                 .collect();
-            (filters, state.persisted)
+            (filters, state.persisted, state.client.clone())
         };
         session.space.notify_waiters();
-        self.unsubscribe_all(session, filters);
+        self.unsubscribe_all(session, &client, filters);
         if sessions
             .get(&session.client_id)
             .is_some_and(|s| s.id == session.id)
@@ -377,6 +447,12 @@ impl Shared {
                 .map(|n| n.load(Ordering::Relaxed)),
             sent_by_qos: c.sent_by_qos.each_ref().map(|n| n.load(Ordering::Relaxed)),
             auth_failures: c.auth_failures.load(Ordering::Relaxed),
+            retained_bytes: self.retained.read().bytes(),
+            retained_refused: c.retained_refused.load(Ordering::Relaxed),
+            subscriptions_refused: c.subscriptions_refused.load(Ordering::Relaxed),
+            subscription_memory: self.router.read().memory(),
+            slow_subscribers_disconnected: c.slow_subscribers_disconnected.load(Ordering::Relaxed),
+            queued_bytes: c.queued_bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -401,6 +477,16 @@ impl Shared {
             tracing::debug!(client_id = %session.client_id, "session expired");
             self.end_session(&mut sessions, &session);
         }
+    }
+}
+
+/// The router's name for a client's `$share/<group>`: groups are per username, so that a
+/// client of another user joining a group of the same name forms a group of its own instead
+/// of taking messages away from (or starving) the group's members.
+pub(crate) fn shared_group_key(client: &ClientInfo, group: &str) -> String {
+    match client.username.as_deref() {
+        Some(username) => format!("{username}/{group}"),
+        None => format!("/{group}"),
     }
 }
 
@@ -495,12 +581,7 @@ impl Broker {
         if topic.contains(['+', '#']) {
             return None;
         }
-        self.shared
-            .retained
-            .read()
-            .matching(topic)
-            .into_iter()
-            .next()
+        self.shared.retained.read().get(topic)
     }
 
     /// Every subscription filter in use, with the number of sessions holding it.
@@ -603,20 +684,48 @@ impl Broker {
         let restored = shared.persister.load()?;
         {
             let mut retained = shared.retained.write();
-            for message in restored.retained {
-                retained.set(Arc::new(message));
+            let max_levels = shared.config.max_topic_levels;
+            for (message, owner) in restored.retained {
+                if topic_levels(&message.topic) > max_levels {
+                    // Stored before the level limit existed (or under a higher one): a
+                    // client could no longer publish or subscribe to it. Forget it.
+                    tracing::warn!(
+                        levels = topic_levels(&message.topic),
+                        "dropping a retained message deeper than max_topic_levels"
+                    );
+                    let cleared = Arc::new(Message::new(
+                        message.topic.clone(),
+                        Bytes::new(),
+                        message.qos,
+                        true,
+                    ));
+                    shared.persister.retained_changed(&cleared, None);
+                    continue;
+                }
+                retained.insert(Arc::new(message), owner);
             }
         }
         let mut sessions = shared.sessions.lock();
         let mut router = shared.router.write();
         for stored in restored.sessions {
             let session = stored.into_session(shared.next_id());
-            let state = session.state.lock();
+            let mut state = session.state.lock();
+            shared
+                .counters
+                .queued_bytes
+                .fetch_add(state.queued_bytes, Ordering::Relaxed);
+            // Filters saved under a higher level limit can no longer be matched or removed
+            // by the client; forget them rather than build trie nodes for them.
+            let max_levels = shared.config.max_topic_levels;
+            state
+                .subscriptions
+                .retain(|filter, _| topic_levels(filter) <= max_levels);
             for (filter, subscription) in &state.subscriptions {
                 let (group, inner) = split_shared(filter);
+                let group_key = group.map(|g| shared_group_key(&state.client, g));
                 router.subscribe(
                     inner,
-                    group,
+                    group_key.as_deref(),
                     crate::router::Subscriber {
                         session: session.clone(),
                         options: subscription.options,

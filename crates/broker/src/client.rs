@@ -5,7 +5,7 @@
 //! backpressure as a network client. Local clients bypass the hooks: the application trusts
 //! itself.
 
-use crate::broker::{split_shared, Shared};
+use crate::broker::{shared_group_key, split_shared, Shared};
 use crate::router::Subscriber;
 use crate::session::{ConnLink, Delivery, Session, Subscription};
 use crate::{Broker, Message};
@@ -20,13 +20,24 @@ pub enum LocalClientError {
     InvalidTopic { topic: String, reason: &'static str },
     #[error("the broker is shutting down")]
     ShuttingDown,
+    /// Delivered to current subscribers but not retained: the publisher (or the store) is at
+    /// its retained-message limit.
+    #[error("not retained: the retained-message limit is reached")]
+    RetainedLimit,
 }
+
+/// The retained-quota owner of the application's own publishes. Not a valid MQTT username
+/// (it starts with `$`), so no client shares its budget.
+const LOCAL_OWNER: &str = "$local";
 
 /// Publishes and subscribes in-process. Cheap to clone.
 #[derive(Clone)]
 pub struct LocalClient {
     broker: Broker,
     name: Arc<str>,
+    /// The user whose retained-message quota this client's retained publishes count against
+    /// (the application's own publishes count against nobody's).
+    on_behalf_of: Option<Arc<str>>,
 }
 
 /// Messages of one subscription, in order; dropping it unsubscribes.
@@ -65,17 +76,24 @@ impl LocalClient {
         if shared.shutdown.is_cancelled() {
             return Err(LocalClientError::ShuttingDown);
         }
-        topic::validate_topic_name(&message.topic).map_err(|reason| {
-            LocalClientError::InvalidTopic {
+        topic::validate_topic_name_within(&message.topic, shared.config.max_topic_levels).map_err(
+            |reason| LocalClientError::InvalidTopic {
                 topic: message.topic.to_string(),
                 reason,
-            }
-        })?;
-        let routed = shared.route(Arc::new(message), 0);
+            },
+        )?;
+        let owner = self
+            .on_behalf_of
+            .clone()
+            .unwrap_or_else(|| LOCAL_OWNER.into());
+        let routed = shared.route(Arc::new(message), 0, Some(&owner));
         if let Some(full) = routed.backpressure {
             crate::connection::wait_for_space(shared.clone(), full).await;
         }
-        Ok(())
+        match routed.retain_refused {
+            true => Err(LocalClientError::RetainedLimit),
+            false => Ok(()),
+        }
     }
 
     /// Subscribes to `filter` (`$share/group/...` allowed); retained messages matching it are
@@ -89,10 +107,12 @@ impl LocalClient {
             topic: filter.to_owned(),
             reason,
         };
-        topic::validate_topic_filter(filter).map_err(invalid)?;
+        topic::validate_topic_filter_within(filter, shared.config.max_topic_levels)
+            .map_err(invalid)?;
         let (group, inner) = split_shared(filter);
         let id = shared.next_id();
         let info = Broker::local_info(&format!("$local/{}/{id}", self.name));
+        let group_key = group.map(|g| shared_group_key(&info, g));
         let session = Arc::new(Session::new(id, info, 0));
         let link = Arc::new(ConnLink::new(
             shared.next_id(),
@@ -112,7 +132,7 @@ impl LocalClient {
         }
         shared.router.write().subscribe(
             inner,
-            group,
+            group_key.as_deref(),
             Subscriber {
                 session: session.clone(),
                 options,
@@ -166,7 +186,7 @@ async fn forward(
             if state.ended {
                 return;
             }
-            std::iter::from_fn(|| state.pop_delivery()).collect()
+            std::iter::from_fn(|| state.pop_delivery(&shared.counters.queued_bytes)).collect()
         };
         if !batch.is_empty() {
             session.space.notify_waiters();
@@ -207,6 +227,16 @@ impl Broker {
         LocalClient {
             broker: self.clone(),
             name: name.into(),
+            on_behalf_of: None,
+        }
+    }
+
+    /// An in-process client publishing for user `username` (a REST call made by them): its
+    /// retained messages count against that user's retained-message limits.
+    pub fn local_client_for(&self, name: &str, username: &str) -> LocalClient {
+        LocalClient {
+            on_behalf_of: Some(username.into()),
+            ..self.local_client(name)
         }
     }
 }

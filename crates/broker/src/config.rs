@@ -30,9 +30,36 @@ pub struct BrokerConfig {
     pub max_queued_bytes: usize,
     /// Simultaneous client connections; further CONNECTs are refused (0x97 / server unavailable).
     pub max_connections: usize,
+    /// Bytes queued across all sessions together; over it, messages for offline sessions are
+    /// dropped (and counted) however empty their own queue is, so many sessions that never come
+    /// back cannot add up to more than this.
+    pub max_queued_bytes_total: usize,
     /// Cap on the session expiry interval a client may ask for, in seconds. 3.x persistent
-    /// sessions get this value (u32::MAX = never expire, the MQTT meaning).
+    /// sessions get this value (u32::MAX = never expire, the MQTT meaning; the default is
+    /// finite so that sessions of clients that never come back end).
     pub max_session_expiry: u32,
+    /// Levels a topic name or filter may have; deeper ones close the connection with 0x90 /
+    /// 0x8F (they cost a trie node each, and Mosquitto refuses more than 200).
+    pub max_topic_levels: usize,
+    /// Subscriptions one session may hold; more are refused with 0x97 (v5) / 0x80 (3.x).
+    pub max_subscriptions_per_session: usize,
+    /// Bytes of topic filters one session may hold (the sum of its filters' lengths); same
+    /// answer as `max_subscriptions_per_session` over it.
+    pub max_filter_bytes_per_session: usize,
+    /// Estimated memory of the subscription trie, all sessions together; a SUBSCRIBE that
+    /// would need new trie nodes beyond it is refused with 0x97 / 0x80.
+    pub max_subscription_memory: usize,
+    /// Retained messages in total and per publishing user (username; anonymous clients share
+    /// one budget). A retained publish over a limit is not retained (v5 QoS 1/2 publishers
+    /// hear 0x97) but still delivered to current subscribers.
+    pub max_retained_messages: usize,
+    pub max_retained_bytes: usize,
+    pub max_retained_messages_per_user: usize,
+    pub max_retained_bytes_per_user: usize,
+    /// How long a publisher may wait for a subscriber's full queue (QoS 1/2 backpressure)
+    /// before the broker stops waiting and disconnects that subscriber if it is still stuck;
+    /// also how long one socket write may take before the connection is closed.
+    pub backpressure_timeout: Duration,
     /// How often `$SYS` topics are published; zero disables them.
     pub sys_interval: Duration,
     /// How long a new connection may take to send CONNECT.
@@ -64,7 +91,17 @@ impl Default for BrokerConfig {
             max_queued_messages: 1000,
             max_queued_bytes: 16 * 1024 * 1024,
             max_connections: 100_000,
-            max_session_expiry: u32::MAX,
+            max_queued_bytes_total: 128 * 1024 * 1024,
+            max_session_expiry: 14 * 24 * 3600,
+            max_topic_levels: mytracks_codec::topic::DEFAULT_MAX_TOPIC_LEVELS,
+            max_subscriptions_per_session: 1000,
+            max_filter_bytes_per_session: 64 * 1024,
+            max_subscription_memory: 64 * 1024 * 1024,
+            max_retained_messages: 100_000,
+            max_retained_bytes: 64 * 1024 * 1024,
+            max_retained_messages_per_user: 1000,
+            max_retained_bytes_per_user: 4 * 1024 * 1024,
+            backpressure_timeout: Duration::from_secs(5),
             sys_interval: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             persist_interval: Duration::from_millis(100),

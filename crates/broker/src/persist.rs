@@ -416,8 +416,13 @@ impl RestoredSession {
 /// What [`Persister::load`] found.
 pub(crate) struct Restored {
     pub sessions: Vec<RestoredSession>,
-    pub retained: Vec<Message>,
+    /// Each with the user it counts against.
+    pub retained: Vec<(Message, Option<Arc<str>>)>,
 }
+
+/// A retained message as persisted: the user it counts against follows the message record
+/// (records written before retained quotas existed end after the message: no owner).
+type RetainedValue = (Arc<Message>, Option<Arc<str>>);
 
 // ---- the persister ---------------------------------------------------------------------
 
@@ -426,7 +431,7 @@ pub(crate) struct Persister {
     store: Option<Box<dyn Store>>,
     dirty: Mutex<Vec<Arc<Session>>>,
     removed: Mutex<Vec<Arc<str>>>,
-    retained: Mutex<FxHashMap<ByteString, Option<Arc<Message>>>>,
+    retained: Mutex<FxHashMap<ByteString, Option<RetainedValue>>>,
     /// Serializes flushes (the periodic task and shutdown may overlap).
     flushing: Mutex<()>,
 }
@@ -465,9 +470,9 @@ impl Persister {
         }
     }
 
-    pub fn retained_changed(&self, message: &Arc<Message>) {
+    pub fn retained_changed(&self, message: &Arc<Message>, owner: Option<Arc<str>>) {
         if self.store.is_some() {
-            let value = (!message.payload.is_empty()).then(|| message.clone());
+            let value = (!message.payload.is_empty()).then(|| (message.clone(), owner));
             self.retained.lock().insert(message.topic.clone(), value);
         }
     }
@@ -483,14 +488,19 @@ impl Persister {
         let state = store.load()?;
         let now = Instant::now();
         for (topic, bytes) in state.retained {
-            let record: MessageRecord =
-                postcard::from_bytes(&bytes).map_err(|e| PersistError::Corrupt {
-                    key: topic.clone(),
-                    reason: e.to_string(),
-                })?;
+            let corrupt = |e: postcard::Error| PersistError::Corrupt {
+                key: topic.clone(),
+                reason: e.to_string(),
+            };
+            let (record, rest): (MessageRecord, &[u8]) =
+                postcard::take_from_bytes(&bytes).map_err(corrupt)?;
+            let owner: Option<String> = match rest.is_empty() {
+                true => None,
+                false => postcard::from_bytes(rest).map_err(corrupt)?,
+            };
             let message = message_from_record(&topic, record)?;
             if !message.is_expired(now) {
-                restored.retained.push(message);
+                restored.retained.push((message, owner.map(Into::into)));
             }
         }
         for (client_id, bytes) in state.sessions {
@@ -554,8 +564,11 @@ impl Persister {
         }
         for (topic, message) in &retained {
             let value = match message {
-                Some(message) => {
-                    Some(postcard::to_allocvec(&message_record(message)).map_err(backend)?)
+                Some((message, owner)) => {
+                    let mut bytes =
+                        postcard::to_allocvec(&message_record(message)).map_err(backend)?;
+                    bytes.extend(postcard::to_allocvec(&owner.as_deref()).map_err(backend)?);
+                    Some(bytes)
                 }
                 None => None,
             };

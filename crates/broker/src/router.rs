@@ -83,11 +83,20 @@ impl Target {
 /// merged once at the end by sorting, so a 10,000-device fan-out stays O(n log n).
 const LINEAR_DEDUP_LIMIT: usize = 16;
 
-/// The trie.
+/// What one trie node costs, roughly: the node, its key in the parent's map and the map's
+/// slack. An estimate, so that the trie's memory can be bounded without an allocator hook.
+fn node_cost(key_len: usize) -> usize {
+    std::mem::size_of::<Node>() + std::mem::size_of::<Box<str>>() + 32 + key_len
+}
+
+/// The trie. Its depth is bounded by the topic level limit (filters are validated against
+/// it before they get here), which bounds the recursion of `walk` and `remove`.
 #[derive(Debug, Default)]
 pub(crate) struct Router {
     root: Node,
     count: usize,
+    /// Estimated bytes of all nodes ([`node_cost`]).
+    memory: usize,
 }
 
 impl Router {
@@ -96,10 +105,16 @@ impl Router {
         self.count
     }
 
+    /// Estimated memory of the trie's nodes, in bytes.
+    pub fn memory(&self) -> usize {
+        self.memory
+    }
+
     /// Adds or replaces `session`'s subscription to `filter` (already validated), in `group`
     /// when it is a shared subscription. Returns true when it replaced an existing one.
     pub fn subscribe(&mut self, filter: &str, group: Option<&str>, subscriber: Subscriber) -> bool {
-        let entries = Self::entries_mut(&mut self.root, filter);
+        let (entries, added) = Self::entries_mut(&mut self.root, filter);
+        self.memory += added;
         let list = match group {
             None => &mut entries.plain,
             Some(name) => {
@@ -132,14 +147,22 @@ impl Router {
     /// Removes `session_id`'s subscription to `filter`; true when there was one.
     pub fn unsubscribe(&mut self, filter: &str, group: Option<&str>, session_id: u64) -> bool {
         let levels: Vec<&str> = filter.split('/').collect();
-        let removed = Self::remove(&mut self.root, &levels, group, session_id);
+        let mut freed = 0;
+        let removed = Self::remove(&mut self.root, &levels, group, session_id, &mut freed);
+        self.memory -= freed;
         if removed {
             self.count -= 1;
         }
         removed
     }
 
-    fn remove(node: &mut Node, levels: &[&str], group: Option<&str>, session_id: u64) -> bool {
+    fn remove(
+        node: &mut Node,
+        levels: &[&str],
+        group: Option<&str>,
+        session_id: u64,
+        freed: &mut usize,
+    ) -> bool {
         let entries = match levels {
             ["#"] => &mut node.hash,
             [] => &mut node.exact,
@@ -150,8 +173,9 @@ impl Router {
                     node.children.get_mut(*first)
                 };
                 let Some(child) = child else { return false };
-                let removed = Self::remove(child, rest, group, session_id);
+                let removed = Self::remove(child, rest, group, session_id, freed);
                 if child.is_empty() {
+                    *freed += node_cost(first.len());
                     if *first == "+" {
                         node.plus = None;
                     } else {
@@ -183,29 +207,52 @@ impl Router {
         }
     }
 
-    fn entries_mut<'a>(root: &'a mut Node, filter: &str) -> &'a mut Entries {
+    /// The entries for `filter`, creating the nodes on the way; also the estimated bytes of
+    /// the nodes created.
+    fn entries_mut<'a>(root: &'a mut Node, filter: &str) -> (&'a mut Entries, usize) {
         let mut node = root;
+        let mut added = 0;
         let mut levels = filter.split('/').peekable();
         while let Some(level) = levels.next() {
             if level == "#" && levels.peek().is_none() {
-                return &mut node.hash;
+                return (&mut node.hash, added);
             }
             node = if level == "+" {
+                if node.plus.is_none() {
+                    added += node_cost(1);
+                }
                 node.plus.get_or_insert_with(Default::default)
             } else {
+                if !node.children.contains_key(level) {
+                    added += node_cost(level.len());
+                }
                 node.children.entry(level.into()).or_default()
             };
         }
-        &mut node.exact
+        (&mut node.exact, added)
     }
 
     /// Every session that should receive a message on `topic`, one entry per session with the
     /// highest granted QoS of its matching subscriptions and all their identifiers.
-    pub fn matches(&self, topic: &str) -> SmallVec<[Target; 4]> {
+    ///
+    /// `may_read` says whether a shared-group member may receive the message: a group's
+    /// message goes to one member that may read it (preferring one connected right now), so
+    /// members that may not read it neither receive it nor make the group lose it.
+    pub fn matches(
+        &self,
+        topic: &str,
+        may_read: &dyn Fn(&Subscriber) -> bool,
+    ) -> SmallVec<[Target; 4]> {
         let mut out: SmallVec<[Target; 4]> = SmallVec::new();
         let dollar = topic.starts_with('$');
         let levels: SmallVec<[&str; 8]> = topic.split('/').collect();
-        Self::walk(&self.root, &levels, 0, dollar, &mut out);
+        let mut walk = Walk {
+            levels: &levels,
+            dollar,
+            may_read,
+            out: &mut out,
+        };
+        walk.node(&self.root, 0);
         if out.len() > LINEAR_DEDUP_LIMIT {
             // Large fan-outs were appended without the linear duplicate check: merge now.
             out.sort_by_key(|t| t.session.id);
@@ -219,50 +266,6 @@ impl Router {
             return merged;
         }
         out
-    }
-
-    fn walk(
-        node: &Node,
-        levels: &[&str],
-        depth: usize,
-        dollar: bool,
-        out: &mut SmallVec<[Target; 4]>,
-    ) {
-        let wildcard_allowed = depth > 0 || !dollar;
-        if wildcard_allowed {
-            Self::collect(&node.hash, out);
-        }
-        let Some(level) = levels.get(depth) else {
-            Self::collect(&node.exact, out);
-            return;
-        };
-        if let Some(child) = node.children.get(*level) {
-            Self::walk(child, levels, depth + 1, dollar, out);
-        }
-        if wildcard_allowed {
-            if let Some(child) = node.plus.as_deref() {
-                Self::walk(child, levels, depth + 1, dollar, out);
-            }
-        }
-    }
-
-    fn collect(entries: &Entries, out: &mut SmallVec<[Target; 4]>) {
-        for subscriber in &entries.plain {
-            Self::add(subscriber, out);
-        }
-        for group in &entries.shared {
-            if group.members.is_empty() {
-                continue;
-            }
-            // Round robin, preferring a member that is connected right now.
-            let start = group.next.fetch_add(1, Ordering::Relaxed);
-            let count = group.members.len();
-            let chosen = (0..count)
-                .map(|i| &group.members[(start + i) % count])
-                .find(|m| m.session.state.lock().owner.is_some())
-                .unwrap_or(&group.members[start % count]);
-            Self::add(chosen, out);
-        }
     }
 
     fn add(subscriber: &Subscriber, out: &mut SmallVec<[Target; 4]>) {
@@ -280,5 +283,66 @@ impl Router {
             }
         }
         out.push(target);
+    }
+}
+
+/// One topic's walk down the trie: literal, `+` and `#` branches at once.
+struct Walk<'a, 'o> {
+    levels: &'a [&'a str],
+    dollar: bool,
+    may_read: &'a dyn Fn(&Subscriber) -> bool,
+    out: &'o mut SmallVec<[Target; 4]>,
+}
+
+impl Walk<'_, '_> {
+    fn node(&mut self, node: &Node, depth: usize) {
+        let wildcard_allowed = depth > 0 || !self.dollar;
+        if wildcard_allowed {
+            self.collect(&node.hash);
+        }
+        let Some(level) = self.levels.get(depth) else {
+            self.collect(&node.exact);
+            return;
+        };
+        if let Some(child) = node.children.get(*level) {
+            self.node(child, depth + 1);
+        }
+        if wildcard_allowed {
+            if let Some(child) = node.plus.as_deref() {
+                self.node(child, depth + 1);
+            }
+        }
+    }
+
+    fn collect(&mut self, entries: &Entries) {
+        for subscriber in &entries.plain {
+            Router::add(subscriber, self.out);
+        }
+        for group in &entries.shared {
+            if let Some(chosen) = self.choose(group) {
+                Router::add(chosen, self.out);
+            }
+        }
+    }
+
+    /// Round robin over the members that may read the message, preferring one that is
+    /// connected right now.
+    fn choose<'g>(&self, group: &'g SharedGroup) -> Option<&'g Subscriber> {
+        let count = group.members.len();
+        if count == 0 {
+            return None;
+        }
+        let start = group.next.fetch_add(1, Ordering::Relaxed);
+        let mut offline = None;
+        for member in (0..count).map(|i| &group.members[(start + i) % count]) {
+            if !(self.may_read)(member) {
+                continue;
+            }
+            if member.session.state.lock().owner.is_some() {
+                return Some(member);
+            }
+            offline.get_or_insert(member);
+        }
+        offline
     }
 }

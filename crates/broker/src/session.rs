@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Notify;
@@ -72,6 +73,8 @@ impl ConnLink {
     pub const WRITE_FAILED: u8 = 2;
     /// The application asked for the client to go (account deactivated, credential revoked).
     pub const ADMINISTRATIVE: u8 = 3;
+    /// It stopped reading while publishers waited for room in its queue.
+    pub const TOO_SLOW: u8 = 4;
 
     pub fn new(id: u64, cancel: CancellationToken) -> Self {
         ConnLink {
@@ -210,9 +213,12 @@ impl SessionState {
         self.queue.len() >= max_messages || self.queued_bytes >= max_bytes
     }
 
-    pub fn pop_delivery(&mut self) -> Option<Delivery> {
+    /// Takes the next delivery off the queue; `total` is the broker-wide count of queued bytes.
+    pub fn pop_delivery(&mut self, total: &AtomicUsize) -> Option<Delivery> {
         let delivery = self.queue.pop_front()?;
-        self.queued_bytes -= delivery.message.cost();
+        let cost = delivery.message.cost();
+        self.queued_bytes -= cost;
+        total.fetch_sub(cost, Ordering::Relaxed);
         Some(delivery)
     }
 }

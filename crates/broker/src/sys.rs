@@ -111,5 +111,5 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 
 fn publish(shared: &Shared, topic: &str, value: String) {
     let message = Message::new(topic.to_owned(), value.into_bytes(), QoS::AtMostOnce, true);
-    shared.dispatch(Arc::new(message), 0);
+    shared.dispatch(Arc::new(message), 0, None);
 }

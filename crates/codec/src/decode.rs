@@ -5,7 +5,10 @@
 //! nothing: the packet's bytes are split off the read buffer once and every topic, payload and
 //! binary field is a slice of that one allocation.
 
-use crate::topic::{parse_shared, validate_topic_filter, validate_topic_name};
+use crate::topic::{
+    parse_shared, validate_topic_filter_within, validate_topic_name_within,
+    DEFAULT_MAX_TOPIC_LEVELS,
+};
 use crate::{
     Auth, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, ProtocolVersion,
     PubResponse, Publish, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
@@ -21,14 +24,20 @@ pub struct DecodeLimits {
     pub version: ProtocolVersion,
     /// Largest accepted packet, fixed header included ([`DecodeError::PacketTooLarge`] above it).
     pub max_packet_size: u32,
+    /// Most levels a topic name or filter may have (PUBLISH, will, response topic, SUBSCRIBE,
+    /// UNSUBSCRIBE); deeper ones are [`DecodeError::TopicNameInvalid`] /
+    /// [`DecodeError::TopicFilterInvalid`].
+    pub max_topic_levels: usize,
 }
 
 impl DecodeLimits {
-    /// Limits for `version` with the MQTT maximum packet size (268,435,460 bytes).
+    /// Limits for `version` with the MQTT maximum packet size (268,435,460 bytes) and
+    /// [`DEFAULT_MAX_TOPIC_LEVELS`].
     pub fn new(version: ProtocolVersion) -> Self {
         DecodeLimits {
             version,
             max_packet_size: 268_435_460,
+            max_topic_levels: DEFAULT_MAX_TOPIC_LEVELS,
         }
     }
 }
@@ -60,7 +69,7 @@ pub fn decode(buf: &mut BytesMut, limits: &DecodeLimits) -> Result<Option<Packet
     let first = buf[0];
     let mut frame = buf.split_to(size).freeze();
     let body = frame.split_off(header_len);
-    decode_body(first, body, limits.version).map(Some)
+    decode_body(first, body, limits).map(Some)
 }
 
 /// Reads the fixed header's remaining length: `(remaining, header length)`, `None` if incomplete.
@@ -85,7 +94,8 @@ fn fixed_header(buf: &[u8]) -> Result<Option<(usize, usize)>> {
     ))
 }
 
-fn decode_body(first: u8, body: Bytes, version: ProtocolVersion) -> Result<Packet> {
+fn decode_body(first: u8, body: Bytes, limits: &DecodeLimits) -> Result<Packet> {
+    let version = limits.version;
     let flags = first & 0x0F;
     let kind = first >> 4;
     let expected_flags = match kind {
@@ -98,7 +108,11 @@ fn decode_body(first: u8, body: Bytes, version: ProtocolVersion) -> Result<Packe
             "reserved fixed header flags are wrong",
         ));
     }
-    let mut r = Reader { data: body, pos: 0 };
+    let mut r = Reader {
+        data: body,
+        pos: 0,
+        max_topic_levels: limits.max_topic_levels,
+    };
     let v5 = version.is_v5();
     let packet = match kind {
         1 => Packet::Connect(Box::new(connect(&mut r)?)),
@@ -135,9 +149,19 @@ fn decode_body(first: u8, body: Bytes, version: ProtocolVersion) -> Result<Packe
 struct Reader {
     data: Bytes,
     pos: usize,
+    max_topic_levels: usize,
 }
 
 impl Reader {
+    fn validate_name(&self, topic: &str) -> std::result::Result<(), &'static str> {
+        validate_topic_name_within(topic, self.max_topic_levels)
+    }
+
+    fn validate_filter(&self, filter: &str) -> Result<()> {
+        validate_topic_filter_within(filter, self.max_topic_levels)
+            .map_err(DecodeError::TopicFilterInvalid)
+    }
+
     fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }
@@ -264,7 +288,7 @@ impl Reader {
             0x03 => p.content_type = Some(self.string()?),
             0x08 => {
                 let topic = self.string()?;
-                if validate_topic_name(&topic).is_err() {
+                if self.validate_name(&topic).is_err() {
                     return Err(DecodeError::Protocol(
                         "response topic is not a valid topic name",
                     ));
@@ -416,7 +440,8 @@ fn connect(r: &mut Reader) -> Result<Connect> {
             Properties::default()
         };
         let topic = r.string()?;
-        validate_topic_name(&topic).map_err(DecodeError::TopicNameInvalid)?;
+        r.validate_name(&topic)
+            .map_err(DecodeError::TopicNameInvalid)?;
         let payload = r.binary()?;
         Some(Will {
             topic,
@@ -507,7 +532,8 @@ fn publish(r: &mut Reader, flags: u8, v5: bool) -> Result<Publish> {
     };
     let aliased = properties.as_ref().is_some_and(|p| p.topic_alias.is_some());
     if !(topic.is_empty() && aliased) {
-        validate_topic_name(&topic).map_err(DecodeError::TopicNameInvalid)?;
+        r.validate_name(&topic)
+            .map_err(DecodeError::TopicNameInvalid)?;
     }
     let payload = r.rest();
     Ok(Publish {
@@ -544,7 +570,7 @@ fn subscribe(r: &mut Reader, v5: bool) -> Result<Subscribe> {
     let mut filters = Vec::new();
     while r.remaining() > 0 {
         let filter = r.string()?;
-        validate_topic_filter(&filter).map_err(DecodeError::TopicFilterInvalid)?;
+        r.validate_filter(&filter)?;
         let shared = parse_shared(&filter)
             .map_err(DecodeError::TopicFilterInvalid)?
             .is_some();
@@ -627,7 +653,7 @@ fn unsubscribe(r: &mut Reader, v5: bool) -> Result<Unsubscribe> {
     let mut filters = Vec::new();
     while r.remaining() > 0 {
         let filter = r.string()?;
-        validate_topic_filter(&filter).map_err(DecodeError::TopicFilterInvalid)?;
+        r.validate_filter(&filter)?;
         filters.push(filter);
     }
     if filters.is_empty() {

@@ -16,8 +16,8 @@ pub fn fuzz_check(data: &[u8]) {
     ] {
         for max_packet_size in [268_435_460, 64] {
             let limits = DecodeLimits {
-                version,
                 max_packet_size,
+                ..DecodeLimits::new(version)
             };
             let mut buf = BytesMut::from(data);
             loop {

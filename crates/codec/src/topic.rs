@@ -3,9 +3,33 @@
 /// Why a topic name or filter is invalid.
 pub type TopicError = &'static str;
 
-/// Checks a PUBLISH topic name: non-empty, at most 65,535 bytes, no `+` or `#`, no U+0000.
+/// Levels a topic name or filter may have unless the caller says otherwise. MQTT sets no limit
+/// (a 65,535-byte topic can have 65,535 levels); every level costs a node in the broker's
+/// tries and a step in its matching, so an unbounded depth is a memory and stack hazard.
+/// Mosquitto refuses more than 200 levels, EMQX more than 128 by default.
+pub const DEFAULT_MAX_TOPIC_LEVELS: usize = 128;
+
+/// Number of levels in a topic name or filter (`a//b` has three).
+pub fn topic_levels(topic: &str) -> usize {
+    topic.bytes().filter(|&b| b == b'/').count() + 1
+}
+
+fn check_levels(topic: &str, max_levels: usize) -> Result<(), TopicError> {
+    if topic_levels(topic) > max_levels {
+        return Err("topic has more levels than the server allows");
+    }
+    Ok(())
+}
+
+/// Checks a PUBLISH topic name: non-empty, at most 65,535 bytes and
+/// [`DEFAULT_MAX_TOPIC_LEVELS`] levels, no `+` or `#`, no U+0000.
 /// Empty levels (`a//b`, `/a`) are valid.
 pub fn validate_topic_name(topic: &str) -> Result<(), TopicError> {
+    validate_topic_name_within(topic, DEFAULT_MAX_TOPIC_LEVELS)
+}
+
+/// [`validate_topic_name`] with at most `max_levels` levels.
+pub fn validate_topic_name_within(topic: &str, max_levels: usize) -> Result<(), TopicError> {
     if topic.is_empty() {
         return Err("topic name is empty");
     }
@@ -19,12 +43,19 @@ pub fn validate_topic_name(topic: &str) -> Result<(), TopicError> {
             _ => {}
         }
     }
-    Ok(())
+    check_levels(topic, max_levels)
 }
 
-/// Checks a subscription filter: non-empty, `+` alone in its level, `#` alone and last, no U+0000.
-/// Shared subscriptions (`$share/group/filter`) are checked with [`parse_shared`] first.
+/// Checks a subscription filter: non-empty, `+` alone in its level, `#` alone and last, no
+/// U+0000, at most [`DEFAULT_MAX_TOPIC_LEVELS`] levels. Shared subscriptions
+/// (`$share/group/filter`) are checked with [`parse_shared`] first.
 pub fn validate_topic_filter(filter: &str) -> Result<(), TopicError> {
+    validate_topic_filter_within(filter, DEFAULT_MAX_TOPIC_LEVELS)
+}
+
+/// [`validate_topic_filter`] with at most `max_levels` levels (a `$share/<group>/` prefix
+/// counts too: it is part of what the client sent).
+pub fn validate_topic_filter_within(filter: &str, max_levels: usize) -> Result<(), TopicError> {
     if filter.is_empty() {
         return Err("topic filter is empty");
     }
@@ -43,7 +74,7 @@ pub fn validate_topic_filter(filter: &str) -> Result<(), TopicError> {
             return Err("'+' must occupy a whole level");
         }
     }
-    Ok(())
+    check_levels(filter, max_levels)
 }
 
 /// Splits `$share/<group>/<filter>` into `(group, filter)`; `Ok(None)` for ordinary filters.
@@ -57,7 +88,8 @@ pub fn parse_shared(filter: &str) -> Result<Option<(&str, &str)>, TopicError> {
     if group.is_empty() || group.contains(['+', '#']) {
         return Err("shared subscription group name is empty or has wildcards");
     }
-    validate_topic_filter(inner)?;
+    // Levels are the caller's limit, checked on the whole filter.
+    validate_topic_filter_within(inner, usize::MAX)?;
     Ok(Some((group, inner)))
 }
 

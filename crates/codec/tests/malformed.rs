@@ -126,6 +126,7 @@ fn packet_too_large_before_the_bytes_arrive() {
     let limits = DecodeLimits {
         version: V5,
         max_packet_size: 50,
+        ..DecodeLimits::new(V5)
     };
     assert_eq!(
         decode(&mut buf, &limits),
@@ -141,6 +142,7 @@ fn packet_too_large_before_the_bytes_arrive() {
     let limits = DecodeLimits {
         version: V5,
         max_packet_size: 2,
+        ..DecodeLimits::new(V5)
     };
     assert_eq!(decode(&mut buf, &limits), Ok(Some(Packet::PingReq)));
 }

@@ -483,7 +483,7 @@ proptest! {
         let mut wire = BytesMut::new();
         encode(&packet, version, &mut wire).unwrap();
         let len = wire.len();
-        let limits = DecodeLimits { version, max_packet_size: max };
+        let limits = DecodeLimits { max_packet_size: max, ..DecodeLimits::new(version) };
         let result = decode(&mut wire, &limits);
         if len > max as usize {
             prop_assert_eq!(result, Err(DecodeError::PacketTooLarge { size: len, max }));

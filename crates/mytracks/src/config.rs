@@ -528,6 +528,17 @@ struct RawMqtt {
     ws_port: Option<i64>,
     wss_port: Option<i64>,
     listener_max_connections: Option<i64>,
+    max_queued_bytes_total: Option<i64>,
+    max_topic_levels: Option<i64>,
+    max_subscriptions_per_session: Option<i64>,
+    max_filter_bytes_per_session: Option<i64>,
+    max_subscription_memory: Option<i64>,
+    max_retained_messages: Option<i64>,
+    max_retained_bytes: Option<i64>,
+    max_retained_messages_per_user: Option<i64>,
+    max_retained_bytes_per_user: Option<i64>,
+    /// Seconds.
+    backpressure_timeout: Option<i64>,
 }
 
 /// `[mqtt.tls]`: the TLS listener.
@@ -587,6 +598,7 @@ impl RawConfig {
             port: port("http.port", self.http.port, DEFAULT_HTTP_PORT)?,
         };
         let m = self.mqtt;
+        let limited = broker_limits(&m, defaults.broker.clone())?;
         let mqtt = ListenerSettings {
             bind: ip("mqtt.bind", m.bind.as_deref())?.unwrap_or(bind),
             port: port("mqtt.port", m.port, DEFAULT_MQTT_PORT)?,
@@ -686,7 +698,7 @@ impl RawConfig {
             password_file: existing_file("mqtt.password_file", m.password_file.as_deref())?,
             acl_file: existing_file("mqtt.acl_file", m.acl_file.as_deref())?,
         };
-        let d = defaults.broker;
+        let d = limited;
         let broker = BrokerConfig {
             allow_anonymous: m.allow_anonymous.unwrap_or(d.allow_anonymous),
             max_keepalive: ranged(
@@ -868,6 +880,78 @@ fn existing_file(key: &'static str, value: Option<&str>) -> Result<Option<PathBu
 }
 
 /// Checks `min..=max` and converts; `None` gives the default.
+/// The `[mqtt]` keys that bound what clients can make the broker hold (issue 16's resource
+/// model; ARCHITECTURE.md "Limits and who pays for what").
+fn broker_limits(m: &RawMqtt, d: BrokerConfig) -> Result<BrokerConfig, Invalid> {
+    let at_least_one = |key, value, default| ranged(key, value, default, 1, i64::MAX);
+    Ok(BrokerConfig {
+        max_queued_bytes_total: at_least_one(
+            "mqtt.max_queued_bytes_total",
+            m.max_queued_bytes_total,
+            d.max_queued_bytes_total,
+        )?,
+        // The tries recurse once per level: 1,000 keeps that far from the stack's end.
+        max_topic_levels: ranged(
+            "mqtt.max_topic_levels",
+            m.max_topic_levels,
+            d.max_topic_levels,
+            1,
+            1000,
+        )?,
+        max_subscriptions_per_session: at_least_one(
+            "mqtt.max_subscriptions_per_session",
+            m.max_subscriptions_per_session,
+            d.max_subscriptions_per_session,
+        )?,
+        max_filter_bytes_per_session: at_least_one(
+            "mqtt.max_filter_bytes_per_session",
+            m.max_filter_bytes_per_session,
+            d.max_filter_bytes_per_session,
+        )?,
+        max_subscription_memory: at_least_one(
+            "mqtt.max_subscription_memory",
+            m.max_subscription_memory,
+            d.max_subscription_memory,
+        )?,
+        max_retained_messages: ranged(
+            "mqtt.max_retained_messages",
+            m.max_retained_messages,
+            d.max_retained_messages,
+            0,
+            i64::MAX,
+        )?,
+        max_retained_bytes: ranged(
+            "mqtt.max_retained_bytes",
+            m.max_retained_bytes,
+            d.max_retained_bytes,
+            0,
+            i64::MAX,
+        )?,
+        max_retained_messages_per_user: ranged(
+            "mqtt.max_retained_messages_per_user",
+            m.max_retained_messages_per_user,
+            d.max_retained_messages_per_user,
+            0,
+            i64::MAX,
+        )?,
+        max_retained_bytes_per_user: ranged(
+            "mqtt.max_retained_bytes_per_user",
+            m.max_retained_bytes_per_user,
+            d.max_retained_bytes_per_user,
+            0,
+            i64::MAX,
+        )?,
+        backpressure_timeout: Duration::from_secs(ranged(
+            "mqtt.backpressure_timeout",
+            m.backpressure_timeout,
+            d.backpressure_timeout.as_secs(),
+            1,
+            3600,
+        )?),
+        ..d
+    })
+}
+
 fn ranged<T: TryFrom<i64>>(
     key: &'static str,
     value: Option<i64>,

@@ -55,6 +55,7 @@ pub(super) async fn read_connect<R: AsyncRead + Unpin>(
     let limits = DecodeLimits {
         version: ProtocolVersion::V5,
         max_packet_size: shared.config.max_packet_size,
+        max_topic_levels: shared.config.max_topic_levels,
     };
     loop {
         if buf.first().is_some_and(|&byte| byte != CONNECT_HEADER) {
@@ -191,7 +192,7 @@ pub(super) async fn accept(
         ));
     }
     if let Some(will) = &connect.will {
-        if topic::validate_topic_name(&will.topic).is_err() {
+        if topic::validate_topic_name_within(&will.topic, config.max_topic_levels).is_err() {
             return Err(refuse(ReasonCode::TOPIC_NAME_INVALID, "invalid will topic"));
         }
         if will.qos > config.maximum_qos {
@@ -260,9 +261,10 @@ pub(super) async fn accept(
         connection: conn_id,
     });
     if let Some(will) = &connect.will {
-        if !shared
-            .hooks
-            .authorize_publish(&client, &will.topic, will.qos, will.retain)
+        if reserved_for_broker(&will.topic)
+            || !shared
+                .hooks
+                .authorize_publish(&client, &will.topic, will.qos, will.retain)
         {
             return Err(refuse(
                 ReasonCode::NOT_AUTHORIZED,
@@ -280,8 +282,15 @@ pub(super) async fn accept(
     };
     let expiry = requested_expiry.min(config.max_session_expiry);
     let link = Arc::new(ConnLink::new(conn_id, shared.shutdown.child_token()));
-    let (session, session_present) =
-        attach_session(shared, &client, connect.clean_start, expiry, &link);
+    let Some((session, session_present)) =
+        attach_session(shared, &client, connect.clean_start, expiry, &link)
+    else {
+        tracing::info!(peer = ?meta.peer, client_id = %client_id, username = ?client.username, "client id in use by another user");
+        return Err(refuse(
+            ReasonCode::NOT_AUTHORIZED,
+            "client identifier in use by another user",
+        ));
+    };
 
     let mut connack_properties = Properties::default();
     if version.is_v5() {
@@ -316,23 +325,30 @@ pub(super) async fn accept(
         client_receive_maximum: props.receive_maximum.unwrap_or(u16::MAX),
         client_max_packet_size: props.maximum_packet_size.unwrap_or(u32::MAX),
         client_topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
-        problem_information: props.request_problem_information != Some(0),
+        // Reason strings on acknowledgements only for clients that asked for them: some
+        // strict clients refuse a PUBACK longer than four bytes.
+        problem_information: props.request_problem_information == Some(1),
         expiry_at_connect: expiry,
     })
 }
 
-/// Takes over or creates the session for `client`, returning it and whether it existed.
+/// Takes over or creates the session for `client`, returning it and whether it existed;
+/// `None` when the client id's session belongs to another user (a session is bound to the
+/// username that created it: its queue holds what that user may read).
 pub(super) fn attach_session(
     shared: &Arc<Shared>,
     client: &Arc<ClientInfo>,
     clean_start: bool,
     expiry: u32,
     link: &Arc<ConnLink>,
-) -> (Arc<Session>, bool) {
+) -> Option<(Arc<Session>, bool)> {
     let mut sessions = shared.sessions.lock();
     if let Some(existing) = sessions.get(&client.client_id).cloned() {
         {
             let mut state = existing.state.lock();
+            if !state.ended && state.client.username != client.username {
+                return None;
+            }
             if let Some(owner) = state.owner.take() {
                 owner.close(ConnLink::TAKEN_OVER);
             }
@@ -345,13 +361,16 @@ pub(super) fn attach_session(
                     will.abort();
                 }
             }
-            if !clean_start && !state.ended {
+            // Only a persistent session outlives its connection: a live clean session taken
+            // over ends with its connection (Session Present 0, as Mosquitto answers).
+            if !clean_start && !state.ended && state.persistent() {
                 state.client = client.clone();
                 state.expiry_interval = expiry;
                 state.owner = Some(link.clone());
                 state.disconnected_at = None;
+                reauthorize_queue(shared, &mut state);
                 shared.persister.mark_dirty(&existing, &mut state);
-                return (existing.clone(), true);
+                return Some((existing.clone(), true));
             }
         }
         shared.end_session(&mut sessions, &existing);
@@ -365,5 +384,32 @@ pub(super) fn attach_session(
         }
     }
     sessions.insert(client.client_id.clone(), session.clone());
-    (session, false)
+    Some((session, false))
+}
+
+/// Checks a resumed session's queued and unacknowledged deliveries again: they were
+/// authorized when they were queued, and the client's rights may have changed since (a
+/// share ended, an account lost its admin rights).
+fn reauthorize_queue(shared: &Shared, state: &mut SessionState) {
+    let client = state.client.clone();
+    let hooks = &shared.hooks;
+    let before = state.queued_bytes;
+    state
+        .queue
+        .retain(|d| hooks.authorize_delivery(&client, &d.message));
+    state.queued_bytes = state.queue.iter().map(|d| d.message.cost()).sum();
+    shared
+        .counters
+        .queued_bytes
+        .fetch_sub(before - state.queued_bytes, Ordering::Relaxed);
+    // A released QoS 2 delivery has reached the client already; only its PUBCOMP is due.
+    state
+        .inflight
+        .retain(|f| f.released || hooks.authorize_delivery(&client, &f.delivery.message));
+}
+
+/// `$SYS` topics are the broker's own: no client publishes there, whatever the ACL says
+/// (as in Mosquitto); other `$` topics follow the ACL.
+pub(crate) fn reserved_for_broker(topic: &str) -> bool {
+    topic == "$SYS" || topic.starts_with("$SYS/")
 }

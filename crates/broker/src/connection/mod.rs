@@ -12,10 +12,12 @@ mod reader;
 mod will;
 mod writer;
 
-use crate::broker::{split_shared, ConnectionMeta, Pace, Shared};
+use crate::broker::{shared_group_key, split_shared, ConnectionMeta, Pace, Shared};
 use crate::hooks::{AuthDecision, ClientInfo, ConnectRequest, DisconnectReason, PublishGate};
 use crate::router::Subscriber;
-use crate::session::{ConnLink, Delivery, Inflight, PendingWill, Session, Subscription};
+use crate::session::{
+    ConnLink, Delivery, Inflight, PendingWill, Session, SessionState, Subscription,
+};
 use crate::Message;
 use bytestring::ByteString;
 use futures_util::future::BoxFuture;
@@ -149,6 +151,7 @@ fn start(shared: &Arc<Shared>, accepted: Accepted) -> (Reader, Writer, Option<Du
         limits: DecodeLimits {
             version,
             max_packet_size: shared.config.max_packet_size,
+            max_topic_levels: shared.config.max_topic_levels,
         },
         shared: shared.clone(),
         session: session.clone(),

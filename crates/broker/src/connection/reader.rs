@@ -104,6 +104,7 @@ impl Reader {
                         ConnLink::TAKEN_OVER => End::TakenOver,
                         ConnLink::WRITE_FAILED => End::Network,
                         ConnLink::ADMINISTRATIVE => End::Error(ReasonCode::ADMINISTRATIVE_ACTION),
+                        ConnLink::TOO_SLOW => End::Error(ReasonCode::QUOTA_EXCEEDED),
                         _ => End::Shutdown,
                     });
                 }
@@ -313,12 +314,26 @@ impl Reader {
             && std::str::from_utf8(&pending.message.payload).is_err();
         let gate = if invalid_payload {
             PublishGate::Reject(ReasonCode::PAYLOAD_FORMAT_INVALID)
-        } else if !self.shared.hooks.authorize_publish(
-            &self.client,
-            &pending.message.topic,
-            qos,
-            pending.message.retain,
-        ) {
+        } else if pending.message.retain
+            && !self
+                .shared
+                .retained
+                .read()
+                .admits(&pending.message, self.client.username.as_ref())
+        {
+            self.shared
+                .counters
+                .retained_refused
+                .fetch_add(1, Ordering::Relaxed);
+            PublishGate::Reject(ReasonCode::QUOTA_EXCEEDED)
+        } else if handshake::reserved_for_broker(&pending.message.topic)
+            || !self.shared.hooks.authorize_publish(
+                &self.client,
+                &pending.message.topic,
+                qos,
+                pending.message.retain,
+            )
+        {
             tracing::debug!(client_id = %self.client.client_id, topic = %pending.message.topic, "publish not authorized");
             PublishGate::Reject(ReasonCode::NOT_AUTHORIZED)
         } else {
@@ -350,7 +365,9 @@ impl Reader {
         } = publish;
         let reason = match outcome {
             Ok(()) => {
-                let routed = self.shared.route(message, self.session.id);
+                let routed =
+                    self.shared
+                        .route(message, self.session.id, self.client.username.as_ref());
                 if let Some(full) = routed.backpressure {
                     // Never wait for ourselves: our own acks arrive through this reader.
                     if full.session.id != self.session.id {
@@ -395,7 +412,11 @@ impl Reader {
         } else {
             ReasonCode::SUCCESS
         };
-        let text = refused.then_some("refused");
+        let text = match reason {
+            ReasonCode::QUOTA_EXCEEDED => Some("retained-message limit reached"),
+            ReasonCode::NOT_AUTHORIZED => Some("not authorized"),
+            _ => refused.then_some("refused"),
+        };
         self.ack(qos, packet_id, reason, text);
     }
 
@@ -551,6 +572,17 @@ impl Reader {
                 reasons.push(ReasonCode::NOT_AUTHORIZED);
                 continue;
             }
+            if let Err(limit) = self.subscription_fits(&filter) {
+                tracing::debug!(client_id = %self.client.client_id, %filter, limit, "subscription refused");
+                self.shared
+                    .counters
+                    .subscriptions_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                reasons.push(ReasonCode::QUOTA_EXCEEDED);
+                continue;
+            }
+            let group_key = group.map(|g| shared_group_key(&self.client, g));
+            let group = group_key.as_deref();
             let existed = {
                 let mut state = self.session.state.lock();
                 let existed = state
@@ -611,6 +643,29 @@ impl Reader {
         Ok(())
     }
 
+    /// Whether one more subscription to `filter` stays within the session's and the
+    /// broker's limits (replacing an existing subscription always does); else which limit.
+    fn subscription_fits(&self, filter: &str) -> Result<(), &'static str> {
+        let config = &self.shared.config;
+        {
+            let state = self.session.state.lock();
+            if state.subscriptions.contains_key(filter) {
+                return Ok(());
+            }
+            if state.subscriptions.len() >= config.max_subscriptions_per_session {
+                return Err("max_subscriptions_per_session");
+            }
+            let bytes: usize = state.subscriptions.keys().map(|f| f.len()).sum();
+            if bytes + filter.len() > config.max_filter_bytes_per_session {
+                return Err("max_filter_bytes_per_session");
+            }
+        }
+        if self.shared.router.read().memory() >= config.max_subscription_memory {
+            return Err("max_subscription_memory");
+        }
+        Ok(())
+    }
+
     pub(super) fn unsubscribe(&mut self, unsubscribe: Unsubscribe) {
         let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
         for filter in &unsubscribe.filters {
@@ -624,6 +679,8 @@ impl Reader {
             };
             if existed {
                 let (group, inner) = split_shared(filter);
+                let group_key = group.map(|g| shared_group_key(&self.client, g));
+                let group = group_key.as_deref();
                 self.shared
                     .router
                     .write()
@@ -682,9 +739,33 @@ pub(crate) async fn wait_for_space(shared: Arc<Shared>, pace: Pace) {
             notified.await;
         }
     };
-    if pace.hard {
-        wait.await;
-    } else {
+    if !pace.hard {
         let _ = tokio::time::timeout(SOFT_PACING, wait).await;
+        return;
+    }
+    let limit = shared.config.backpressure_timeout;
+    if tokio::time::timeout(limit, wait).await.is_ok() {
+        return;
+    }
+    // No publisher waits on a stranger for longer than `limit`: a subscriber still full and
+    // not reading is disconnected (its session, if persistent, keeps what fits its queue).
+    let stuck = {
+        let state = pace.session.state.lock();
+        let over = state.over_limits(
+            shared.config.max_queued_messages,
+            shared.config.max_queued_bytes,
+        );
+        match &state.owner {
+            Some(owner) if over && state.last_drain.elapsed() >= limit => Some(owner.clone()),
+            _ => None,
+        }
+    };
+    if let Some(owner) = stuck {
+        tracing::info!(client_id = %pace.session.client_id, "disconnecting a subscriber that stopped reading");
+        shared
+            .counters
+            .slow_subscribers_disconnected
+            .fetch_add(1, Ordering::Relaxed);
+        owner.close(ConnLink::TOO_SLOW);
     }
 }

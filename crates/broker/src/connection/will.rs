@@ -16,9 +16,12 @@ pub(super) fn finish(
         .counters
         .clients_connected
         .fetch_sub(1, Ordering::Relaxed);
-    let (still_owner, ends_now, persistent) = {
+    let (still_owner, ends_now, persistent, resumed_elsewhere) = {
         let mut state = session.state.lock();
         let still_owner = state.owner.as_ref().is_some_and(|o| o.id == link.id);
+        // Taken over by a connection that resumed the session: the client is back, so its
+        // will is not due (Mosquitto does not send it either).
+        let resumed_elsewhere = !still_owner && !state.ended && state.owner.is_some();
         if still_owner {
             state.owner = None;
             state.disconnected_at = Some(Instant::now());
@@ -30,6 +33,7 @@ pub(super) fn finish(
             still_owner,
             still_owner && !state.persistent(),
             state.persistent(),
+            resumed_elsewhere,
         )
     };
     // Publishers blocked on this session's queue must not wait for a reader that is gone.
@@ -51,7 +55,8 @@ pub(super) fn finish(
     let publish_will = match end {
         End::ClientDisconnect { publish_will } => publish_will,
         End::Shutdown => false,
-        End::TakenOver | End::Network | End::Error(_) => true,
+        End::TakenOver => !resumed_elsewhere,
+        End::Network | End::Error(_) => true,
     };
     let Some(will) = will.filter(|_| publish_will) else {
         return;
@@ -132,14 +137,14 @@ pub(super) fn publish_internal(
     let message = Arc::new(message);
     match shared.hooks.on_publish(&client, &message) {
         PublishGate::Accept => {
-            shared.route(message, origin);
+            shared.route(message, origin, client.username.as_ref());
         }
         PublishGate::Reject(_) => {}
         PublishGate::Wait(future) => {
             let background = shared.background.clone();
             background.spawn(async move {
                 if future.await.is_ok() {
-                    shared.route(message, origin);
+                    shared.route(message, origin, client.username.as_ref());
                 }
             });
         }

@@ -97,8 +97,9 @@ impl Writer {
                 self.link.wake.notified().await;
                 continue;
             }
+            let stall = self.shared.config.backpressure_timeout;
             let written = tokio::select! {
-                result = socket.write_all(&out) => result.is_ok(),
+                result = write_with_progress(&mut socket, &out, stall) => result.is_ok(),
                 // A client that stops reading must not hold up shutdown or a takeover forever.
                 _ = async { self.link.cancel.cancelled().await; tokio::time::sleep(Duration::from_secs(2)).await } => false,
             };
@@ -155,7 +156,9 @@ impl Writer {
             if front.qos != QoS::AtMostOnce && state.inflight.len() >= self.window {
                 break;
             }
-            let delivery = state.pop_delivery().expect("front exists");
+            let delivery = state
+                .pop_delivery(&self.shared.counters.queued_bytes)
+                .expect("front exists");
             if !changed {
                 state.last_drain = now;
                 changed = true;
@@ -273,4 +276,24 @@ impl Writer {
             state.inflight.retain(|f| f.packet_id != packet_id);
         }
     }
+}
+
+/// Writes all of `bytes`, failing when one write makes no progress for `stall`: a client that
+/// stops reading fills its socket buffers, and must not keep its connection (and the memory
+/// queued for it) forever.
+async fn write_with_progress<S: AsyncWrite>(
+    socket: &mut WriteHalf<S>,
+    mut bytes: &[u8],
+    stall: Duration,
+) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let written = tokio::time::timeout(stall, socket.write(bytes))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[written..];
+    }
+    Ok(())
 }

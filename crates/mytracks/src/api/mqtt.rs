@@ -21,7 +21,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Extension, Json};
-use mytracks_broker::{ClientInfo, Message};
+use mytracks_broker::{ClientInfo, LocalClientError, Message};
 use mytracks_codec::{ProtocolVersion, QoS};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -166,10 +166,21 @@ pub async fn publish(
     let size = payload.len();
     state
         .broker
-        .local_client(&format!("api/{}", caller.user.username))
+        .local_client_for(
+            &format!("api/{}", caller.user.username),
+            &caller.user.username,
+        )
         .publish(Message::new(body.topic.as_str(), payload, qos, body.retain))
         .await
-        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+        .map_err(|error| match error {
+            LocalClientError::RetainedLimit => ApiError::Conflict(
+                "Delivered but not retained: you have reached your limit of retained messages \
+                 (clear some by publishing an empty retained message to their topics)."
+                    .into(),
+            ),
+            LocalClientError::InvalidTopic { reason, .. } => ApiError::invalid("topic", reason),
+            other => ApiError::Unavailable(other.to_string()),
+        })?;
     Ok(Json(json!({
         "detail": "Published.",
         "topic": body.topic,
