@@ -248,6 +248,38 @@ impl AclFile {
         }
     }
 
+    /// Does the file have a `user` section for `username`?
+    pub fn has_user(&self, username: &str) -> bool {
+        self.users.contains_key(username)
+    }
+
+    /// May `client` read every topic `filter` can match? For brokers that authorize a
+    /// subscription once and never check its deliveries (EMQX): true only when a rule granting
+    /// read covers the whole filter and no applicable `deny` rule can match any of its topics.
+    pub fn can_read_everything(&self, client: AclClient<'_>, filter: &str) -> bool {
+        let filter = match topic::parse_shared(filter) {
+            Ok(Some((_group, inner))) => inner,
+            _ => filter,
+        };
+        let own = self.own_rules(client);
+        let patterns = || self.patterns.iter().filter(|p| applies(p, client));
+        let denied = own
+            .iter()
+            .filter(|rule| rule.access == Access::Deny)
+            .any(|rule| intersects(&rule.filter, filter))
+            || patterns()
+                .filter(|p| p.access == Access::Deny)
+                .any(|p| intersects(&p.expand(client), filter));
+        if denied {
+            return false;
+        }
+        let granting = |access: Access| access.grants(Wanted::Read);
+        own.iter()
+            .any(|rule| granting(rule.access) && covers(&rule.filter, filter))
+            || (client.pattern_grants_allowed()
+                && patterns().any(|p| granting(p.access) && covers(&p.expand(client), filter)))
+    }
+
     /// The decision rule: a matching applicable `deny` refuses; otherwise a matching rule
     /// granting the access allows; otherwise refused.
     fn decide(
@@ -346,6 +378,21 @@ fn covers(rule: &str, filter: &str) -> bool {
             (Some("+"), Some(level)) if level != "#" => {}
             (Some(r), Some(f)) if r == f && f != "+" && f != "#" => {}
             (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Can some topic match both filters? (`$` topics are not special here: saying yes more
+/// often only refuses more.)
+fn intersects(a: &str, b: &str) -> bool {
+    let mut a_levels = a.split('/');
+    let mut b_levels = b.split('/');
+    loop {
+        match (a_levels.next(), b_levels.next()) {
+            (Some("#"), _) | (_, Some("#")) | (None, None) => return true,
+            (Some("+"), Some(_)) | (Some(_), Some("+")) => {}
+            (Some(x), Some(y)) if x == y => {}
             _ => return false,
         }
     }

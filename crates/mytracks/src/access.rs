@@ -182,7 +182,59 @@ impl Hooks for AccessHooks {
     }
 }
 
+impl AccessHooks {
+    /// May `client` receive everything `filter` can match? The subscription check for a
+    /// broker that authorizes a SUBSCRIBE once and then delivers all it matches (EMQX), where
+    /// the embedded broker would accept broad filters and check each delivery: the answer
+    /// must never let through a message the embedded broker would withhold.
+    pub fn authorize_subscribe_strictly(&self, client: &ClientInfo, filter: &str) -> bool {
+        let directory = self.0.accounts.directory();
+        if self.0.is_superuser(client, &directory) {
+            return true;
+        }
+        let filter = match mytracks_codec::topic::parse_shared(filter) {
+            Ok(Some((_group, inner))) => inner,
+            Ok(None) => filter,
+            Err(_) => return false,
+        };
+        match self.0.iot.may_subscribe_everything(client, filter) {
+            Verdict::Allow => return true,
+            Verdict::Deny => return false,
+            Verdict::NotMine => {}
+        }
+        match directory.may_subscribe_everything(client.username.as_deref(), filter) {
+            Verdict::Allow => true,
+            Verdict::Deny => false,
+            Verdict::NotMine => match &self.0.loaded.load().acl {
+                Some(acl) => acl.can_read_everything(acl_client(client), filter),
+                None => true,
+            },
+        }
+    }
+}
+
 impl MqttAccess {
+    /// Is `username` someone these rules know: an account, an IoT device, or a user of the
+    /// password or ACL file?
+    pub fn knows(&self, username: &str) -> bool {
+        let loaded = self.loaded.load();
+        self.accounts.directory().member(username).is_some()
+            || self.iot.is_device(username)
+            || loaded
+                .passwords
+                .as_ref()
+                .is_some_and(|p| p.contains(username))
+            || loaded.acl.as_ref().is_some_and(|a| a.has_user(username))
+    }
+
+    /// Is `topic` (or filter) in a tree only known users may use: the accounts' OwnTracks
+    /// namespaces and the IoT device tree?
+    pub fn in_reserved_tree(&self, topic: &str) -> bool {
+        let base: Vec<&str> = self.iot.base_topic().split('/').collect();
+        crate::accounts::directory::could_reach(topic, &["owntracks"])
+            || crate::accounts::directory::could_reach(topic, &base)
+    }
+
     /// Superuser now: an account's admin flag is read live (it may have changed since the
     /// client connected); other clients keep what they were given at connect.
     fn is_superuser(

@@ -556,6 +556,21 @@ proptest! {
         prop_assert!(covers(&filter, &filter));
     }
 
+    /// Soundness of the strict (EMQX) check: filters that share a topic always intersect,
+    /// so a deny rule that can match one of a filter's topics is never missed.
+    #[test]
+    fn intersects_is_sound(
+        a in filter_strategy(),
+        b in filter_strategy(),
+        topics in prop::collection::vec(topic_strategy(), 1..20),
+    ) {
+        for t in &topics {
+            if topic::matches(&a, t) && topic::matches(&b, t) {
+                prop_assert!(intersects(&a, &b), "{a} and {b} both match {t}");
+            }
+        }
+    }
+
     /// Whatever a client calls itself, patterns never grant it a topic outside the one its
     /// own names spell, and wildcard names get nothing from patterns.
     #[test]
@@ -572,4 +587,30 @@ proptest! {
             || username.as_deref().is_some_and(|u| u.contains(['+', '#']));
         prop_assert_eq!(allowed, !wild && topic_name == own);
     }
+}
+
+#[test]
+fn reading_everything_a_filter_matches_needs_a_covering_grant_and_no_deny_inside() {
+    let acl = AclFile::parse(
+        "user alice\ntopic read sensors/#\ntopic deny sensors/secret\ntopic read public/+\n\
+         pattern read devices/%u/#\n",
+    )
+    .unwrap();
+    let alice = AclClient::new(Some("alice"), "c1");
+    assert!(acl.can_read_everything(alice, "public/+"));
+    assert!(acl.can_read_everything(alice, "public/news"));
+    assert!(
+        !acl.can_read_everything(alice, "public/#"),
+        "public/a/b is not granted"
+    );
+    assert!(
+        !acl.can_read_everything(alice, "sensors/#"),
+        "sensors/secret is denied"
+    );
+    assert!(!acl.can_read_everything(alice, "sensors/+"));
+    assert!(acl.can_read_everything(alice, "sensors/open/#"));
+    assert!(acl.can_read_everything(alice, "devices/alice/#"));
+    assert!(!acl.can_read_everything(alice, "devices/+/#"));
+    assert!(!acl.can_read_everything(alice, "#"));
+    assert!(acl.can_read_everything(alice, "$share/g/public/+"));
 }

@@ -183,9 +183,58 @@ impl Directory {
         }
     }
 
+    /// May `username` read every topic `filter` can match in the accounts' namespaces? For
+    /// brokers that authorize a subscription once and deliver everything it matches (EMQX):
+    /// the owner's whole namespace to the owner; to a viewer the owner shares with, only
+    /// filters that cannot match more than the shared shapes (`owntracks/<owner>/<device>`
+    /// and its `/info` and `/event`). `NotMine` when the filter cannot reach `owntracks/`.
+    pub fn may_subscribe_everything(&self, username: Option<&str>, filter: &str) -> Verdict {
+        if !could_reach(filter, &["owntracks"]) {
+            return Verdict::NotMine;
+        }
+        let levels: Vec<&str> = filter.split('/').collect();
+        let owner = match levels.as_slice() {
+            ["owntracks", owner, ..] if !matches!(*owner, "+" | "#") => *owner,
+            // `+/...`, `#`, `owntracks/+/...`: across accounts.
+            _ => return Verdict::Deny,
+        };
+        let Some(name) = username.filter(|n| self.is_active(n)) else {
+            return Verdict::Deny;
+        };
+        if !self.members.contains_key(owner) {
+            return Verdict::Deny;
+        }
+        let shared_shape = match levels.as_slice() {
+            [_, _, device] => *device != "#",
+            [_, _, device, "info" | "event"] => *device != "#",
+            _ => false,
+        };
+        let allowed = name == owner || (shared_shape && self.shares(owner, name));
+        if allowed {
+            Verdict::Allow
+        } else {
+            Verdict::Deny
+        }
+    }
+
     fn is_active(&self, username: &str) -> bool {
         self.member(username).is_some_and(|m| m.active)
     }
+}
+
+/// Can `filter` match a topic that starts with the levels of `prefix` and has at least one
+/// level more?
+pub fn could_reach(filter: &str, prefix: &[&str]) -> bool {
+    let mut levels = filter.split('/');
+    for want in prefix {
+        match levels.next() {
+            Some("#") => return true,
+            Some("+") => {}
+            Some(level) if level == *want => {}
+            _ => return false,
+        }
+    }
+    levels.next().is_some()
 }
 
 #[cfg(test)]

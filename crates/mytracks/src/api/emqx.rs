@@ -15,7 +15,6 @@
 //! use ("deny"). `cert_common_name` is not trusted: EMQX checked the certificate, not us.
 
 use crate::access::{AccessHooks, MqttAccess};
-use crate::accounts::directory::Verdict;
 use crate::accounts::Accounts;
 use crate::config::HttpAuthSecret;
 use crate::http::HttpState;
@@ -39,6 +38,7 @@ const LISTENER: &str = "emqx-http";
 pub struct EmqxAuth {
     secret: Option<HttpAuthSecret>,
     accounts: Arc<Accounts>,
+    access: Arc<MqttAccess>,
     hooks: Arc<AccessHooks>,
 }
 
@@ -51,6 +51,7 @@ impl EmqxAuth {
         Arc::new(EmqxAuth {
             secret,
             accounts,
+            access: access.clone(),
             hooks: Arc::new(access.hooks()),
         })
     }
@@ -211,28 +212,26 @@ pub async fn authz(
     if !valid {
         return answer("deny", false);
     }
-    let Some(username) = request.username.filter(|u| !u.is_empty()) else {
-        return answer("ignore", false);
-    };
-    let directory = auth.accounts.directory();
-    if directory.member(&username).is_some_and(|m| !m.active) {
-        // The broker never lets an inactive account connect; EMQX may have another source.
-        return answer("deny", false);
+    let username = request.username.filter(|u| !u.is_empty());
+    let known = username.as_deref().is_some_and(|u| auth.access.knows(u));
+    if !known {
+        // Anonymous, or a username only another EMQX source may know: never in the accounts'
+        // and devices' trees; elsewhere EMQX decides (`authorization.no_match`).
+        return match auth.access.in_reserved_tree(topic) {
+            true => answer("deny", false),
+            false => answer("ignore", false),
+        };
     }
-    if directory.member(&username).is_none() {
-        // Not ours: only the accounts' namespaces are our business.
-        let verdict = match publish {
-            true => directory.may_publish(Some(&username), topic),
-            false => directory.may_subscribe(Some(&username), topic),
-        };
-        return match verdict {
-            Verdict::Deny => answer("deny", false),
-            _ => answer("ignore", false),
-        };
+    let directory = auth.accounts.directory();
+    if let Some(member) = username.as_deref().and_then(|u| directory.member(u)) {
+        if !member.active {
+            // The broker never lets an inactive account connect.
+            return answer("deny", false);
+        }
     }
     let client = ClientInfo {
         client_id: Arc::from(request.clientid.as_str()),
-        username: Some(Arc::from(username.as_str())),
+        username: username.as_deref().map(Arc::from),
         superuser: false,
         protocol: ProtocolVersion::V5,
         peer: peer(request.peerhost.as_deref()),
@@ -241,12 +240,15 @@ pub async fn authz(
         connection: 0,
     };
     let qos = qos_of(request.qos.as_ref());
+    // EMQX checks a subscription once and then delivers everything it matches: allow only
+    // filters whose every topic the client may read, where the embedded broker would
+    // accept a broad filter and check each delivery.
     let allowed = match publish {
         true => {
             let retain = truthy(request.retain.as_ref());
-            auth.hooks.authorize_publish(&client, topic, qos, retain)
+            !topic.starts_with("$SYS") && auth.hooks.authorize_publish(&client, topic, qos, retain)
         }
-        false => auth.hooks.authorize_subscribe(&client, topic, qos),
+        false => auth.hooks.authorize_subscribe_strictly(&client, topic),
     };
     answer(if allowed { "allow" } else { "deny" }, false)
 }

@@ -467,6 +467,13 @@ impl Iot {
         }
     }
 
+    /// [`topics::may_subscribe_everything`] for `client` (EMQX's subscription check).
+    pub fn may_subscribe_everything(&self, client: &ClientInfo, filter: &str) -> Verdict {
+        self.decide(client, |base, actor| {
+            topics::may_subscribe_everything(base, actor, filter)
+        })
+    }
+
     /// Takes telemetry, status and command answers of devices; anything else passes.
     pub fn on_publish(&self, client: &ClientInfo, message: &Message) -> Option<PublishGate> {
         let parsed = topics::parse(&self.base, &message.topic)?;

@@ -128,6 +128,40 @@ pub fn may_read(base: &str, actor: Actor<'_>, topic: &str) -> Verdict {
     verdict(allowed)
 }
 
+/// May `actor` read every topic `filter` can match? For brokers that authorize a
+/// subscription once and deliver everything it matches (EMQX). `NotMine` when the filter
+/// cannot reach under `base`. A device reads its whole lane (what it publishes there is its
+/// own) and its fleet's commands; a user the lanes of their own devices and their groups'
+/// fleet commands; wildcards standing for a device or group id are refused.
+pub fn may_subscribe_everything(base: &str, actor: Actor<'_>, filter: &str) -> Verdict {
+    let base_levels: Vec<&str> = base.split('/').collect();
+    if !crate::accounts::directory::could_reach(filter, &base_levels) {
+        return Verdict::NotMine;
+    }
+    let Some(rest) = filter.strip_prefix(base).and_then(|r| r.strip_prefix('/')) else {
+        // Reaches under the base through a wildcard: across every device.
+        return Verdict::Deny;
+    };
+    let levels: Vec<&str> = rest.split('/').collect();
+    let id = levels
+        .get(1)
+        .copied()
+        .filter(|level| !matches!(*level, "+" | "#"));
+    let allowed = match (levels.first().copied(), id) {
+        (Some("devices"), Some(id)) => match actor {
+            Actor::Device { id: me, .. } => id == me,
+            Actor::User { owns, .. } => owns(id),
+        },
+        (Some("fleet"), Some(group)) if levels.len() == 3 && levels[2] == "commands" => match actor
+        {
+            Actor::Device { group: mine, .. } => mine == Some(group),
+            Actor::User { owns_group, .. } => owns_group(group),
+        },
+        _ => false,
+    };
+    verdict(allowed)
+}
+
 fn verdict(allowed: bool) -> Verdict {
     if allowed {
         Verdict::Allow
