@@ -27,7 +27,7 @@
 //!         let ok = request.username.as_deref() == Some("alice")
 //!             && request.password.as_deref() == Some(&b"correct horse"[..]);
 //!         let decision = if ok {
-//!             AuthDecision::Allow(Identity { username: Some("alice".into()), superuser: false })
+//!             AuthDecision::Allow(Identity { username: Some("alice".into()), ..Default::default() })
 //!         } else {
 //!             AuthDecision::Deny(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
 //!         };
@@ -96,6 +96,9 @@ pub struct Identity {
     pub username: Option<String>,
     /// Superusers bypass authorization hooks' defaults; the hooks still see the flag.
     pub superuser: bool,
+    /// PUBLISH packets per second this client may send, instead of the broker's
+    /// `max_publish_rate` (e.g. a tighter rate for IoT devices); `None`: the broker's.
+    pub max_publish_rate: Option<u32>,
 }
 
 /// The answer of [`Hooks::authenticate`].

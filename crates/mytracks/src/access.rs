@@ -275,6 +275,7 @@ impl MqttAccess {
                     AuthDecision::Allow(Identity {
                         username: Some(name.clone()),
                         superuser: user.is_some_and(|u| u.is_admin),
+                        max_publish_rate: None,
                     })
                 }
                 Err(error) => unavailable(error.into()),
@@ -296,6 +297,7 @@ impl MqttAccess {
                     AuthDecision::Allow(Identity {
                         username: Some(username),
                         superuser: false,
+                        max_publish_rate: self.iot.limits().device_publish_rate,
                     })
                 }
                 Ok(None) => self.refuse(&request, &username).await,
@@ -319,6 +321,7 @@ impl MqttAccess {
                 return AuthDecision::Allow(Identity {
                     username: Some(username),
                     superuser: user.is_admin,
+                    max_publish_rate: None,
                 });
             }
             Ok(MqttLogin::Refused) => return self.refuse(&request, &username).await,
@@ -346,6 +349,7 @@ impl MqttAccess {
             return AuthDecision::Allow(Identity {
                 username: Some(username),
                 superuser: false,
+                max_publish_rate: None,
             });
         }
         self.refuse(&request, &username).await

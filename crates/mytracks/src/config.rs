@@ -99,6 +99,10 @@ pub struct Settings {
     /// `[iot] heartbeat_timeout`: an online device heard from neither by status nor telemetry
     /// for this many seconds is marked offline (`None`: only wills and `status/offline` do).
     pub iot_heartbeat_timeout: Option<u32>,
+    /// `[iot]` limits on what devices may cost.
+    pub iot_limits: crate::iot::IotLimits,
+    /// `[owntracks] ingest_queue_bytes`: bytes of parsed messages waiting for the writer.
+    pub ingest_queue_bytes: usize,
     /// `[web]`: the web UI's map tiles.
     pub web: crate::web::WebSettings,
     /// `[compat] store_mosquitto_pbkdf2`: also keep a `$7$` hash of every password and device
@@ -191,6 +195,8 @@ impl Default for Settings {
             iot_base_topic: crate::iot::DEFAULT_BASE_TOPIC.to_owned(),
             iot_retention_days: None,
             iot_heartbeat_timeout: None,
+            iot_limits: crate::iot::IotLimits::default(),
+            ingest_queue_bytes: crate::tracking::ingest::DEFAULT_INGEST_QUEUE_BYTES,
             web: crate::web::WebSettings::default(),
             store_mosquitto_pbkdf2: false,
             http_auth_secret: None,
@@ -441,6 +447,10 @@ struct RawIot {
     base_topic: Option<String>,
     retention_days: Option<i64>,
     heartbeat_timeout: Option<i64>,
+    telemetry_queue_bytes: Option<i64>,
+    max_telemetry_bytes: Option<i64>,
+    /// PUBLISH packets per second per device; 0 = unlimited.
+    device_publish_rate: Option<i64>,
 }
 
 /// `[compat]`: compatibility with other MQTT brokers' files.
@@ -488,6 +498,7 @@ struct RawPki {
 #[serde(deny_unknown_fields)]
 struct RawOwnTracks {
     retention_days: Option<i64>,
+    ingest_queue_bytes: Option<i64>,
 }
 
 /// `[database]`: where the application data lives.
@@ -599,6 +610,7 @@ impl RawConfig {
         };
         let m = self.mqtt;
         let limited = broker_limits(&m, defaults.broker.clone())?;
+        let iot_limits = iot_limits(&self.iot)?;
         let mqtt = ListenerSettings {
             bind: ip("mqtt.bind", m.bind.as_deref())?.unwrap_or(bind),
             port: port("mqtt.port", m.port, DEFAULT_MQTT_PORT)?,
@@ -852,6 +864,14 @@ impl RawConfig {
                     30 * 86_400,
                 )?),
             },
+            iot_limits,
+            ingest_queue_bytes: ranged(
+                "owntracks.ingest_queue_bytes",
+                self.owntracks.ingest_queue_bytes,
+                crate::tracking::ingest::DEFAULT_INGEST_QUEUE_BYTES,
+                64 * 1024,
+                i64::from(u32::MAX),
+            )?,
             web: crate::web::WebSettings::new(self.web.tile_url, self.web.tile_attribution)?,
             store_mosquitto_pbkdf2: self.compat.store_mosquitto_pbkdf2.unwrap_or(false),
             http_auth_secret: match self.integrations.http_auth_secret {
@@ -880,6 +900,38 @@ fn existing_file(key: &'static str, value: Option<&str>) -> Result<Option<PathBu
 }
 
 /// Checks `min..=max` and converts; `None` gives the default.
+/// The `[iot]` keys that bound what devices can cost.
+fn iot_limits(raw: &RawIot) -> Result<crate::iot::IotLimits, Invalid> {
+    let d = crate::iot::IotLimits::default();
+    Ok(crate::iot::IotLimits {
+        queue_bytes: ranged(
+            "iot.telemetry_queue_bytes",
+            raw.telemetry_queue_bytes,
+            d.queue_bytes,
+            64 * 1024,
+            i64::from(u32::MAX),
+        )?,
+        max_telemetry_bytes: ranged(
+            "iot.max_telemetry_bytes",
+            raw.max_telemetry_bytes,
+            d.max_telemetry_bytes,
+            1,
+            MQTT_MAX_PACKET,
+        )?,
+        device_publish_rate: match raw.device_publish_rate {
+            None => d.device_publish_rate,
+            Some(0) => None,
+            Some(rate) => Some(ranged(
+                "iot.device_publish_rate",
+                Some(rate),
+                0u32,
+                0,
+                i64::from(u32::MAX),
+            )?),
+        },
+    })
+}
+
 /// The `[mqtt]` keys that bound what clients can make the broker hold (issue 16's resource
 /// model; ARCHITECTURE.md "Limits and who pays for what").
 fn broker_limits(m: &RawMqtt, d: BrokerConfig) -> Result<BrokerConfig, Invalid> {

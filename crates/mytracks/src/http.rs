@@ -132,10 +132,16 @@ mod tests {
                 .await
                 .unwrap(),
         );
-        let (iot, _iot_writer) = crate::iot::Iot::start(store.clone(), "iot".into())
-            .await
-            .unwrap();
-        let (tracking, _writer) = crate::tracking::Tracking::start(store, accounts.clone(), sealer);
+        let (iot, _iot_writer) =
+            crate::iot::Iot::start(store.clone(), "iot".into(), Default::default())
+                .await
+                .unwrap();
+        let (tracking, _writer) = crate::tracking::Tracking::start(
+            store,
+            accounts.clone(),
+            sealer,
+            crate::tracking::ingest::DEFAULT_INGEST_QUEUE_BYTES,
+        );
         HttpState {
             broker,
             mqtt_port: Some(1883),

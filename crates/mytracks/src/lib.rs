@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod admin_cli;
 pub mod api;
 pub mod bench;
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod generate;
@@ -155,9 +156,13 @@ impl Server {
                 file.display()
             );
         }
-        let (iot, iot_writer) = iot::Iot::start(database.clone(), settings.iot_base_topic.clone())
-            .await
-            .context("cannot load IoT devices")?;
+        let (iot, iot_writer) = iot::Iot::start(
+            database.clone(),
+            settings.iot_base_topic.clone(),
+            settings.iot_limits,
+        )
+        .await
+        .context("cannot load IoT devices")?;
         let access = MqttAccess::load(settings.access.clone(), accounts.clone(), iot.clone())
             .context("MQTT access control")?;
         let sealer = secrets::Sealer::load(data_dir).context("the server key")?;
@@ -170,8 +175,12 @@ impl Server {
             .await
             .context("the certificate authority")?,
         );
-        let (tracking, writer_task) =
-            tracking::Tracking::start(database.clone(), accounts.clone(), sealer);
+        let (tracking, writer_task) = tracking::Tracking::start(
+            database.clone(),
+            accounts.clone(),
+            sealer,
+            settings.ingest_queue_bytes,
+        );
         // TLS listens when there is a certificate to present: `[mqtt.tls]` files or the PKI's
         // active server certificate; PKI changes swap it (and the CA and CRL) in place.
         let tls = TlsListener::new(settings.tls.clone(), Some(pki.clone())).context("MQTT TLS")?;

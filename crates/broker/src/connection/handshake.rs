@@ -122,6 +122,8 @@ pub(super) async fn refuse<W: AsyncWrite + Unpin>(
 /// What a successful CONNECT established.
 pub(super) struct Accepted {
     pub(super) session: Arc<Session>,
+    /// PUBLISH packets per second allowed (the identity's rate, else the broker's).
+    pub(super) publish_rate: Option<u32>,
     pub(super) link: Arc<ConnLink>,
     pub(super) client: Arc<ClientInfo>,
     pub(super) version: ProtocolVersion,
@@ -238,7 +240,7 @@ pub(super) async fn accept(
         }
         AuthDecision::Ignore if config.allow_anonymous => crate::Identity {
             username: request.username.clone(),
-            superuser: false,
+            ..Default::default()
         },
         AuthDecision::Ignore => {
             shared
@@ -252,7 +254,7 @@ pub(super) async fn accept(
     let conn_id = shared.next_id();
     let client = Arc::new(ClientInfo {
         client_id: client_id.clone(),
-        username: identity.username.map(Into::into),
+        username: identity.username.clone().map(Into::into),
         superuser: identity.superuser,
         protocol: version,
         peer: meta.peer,
@@ -315,6 +317,7 @@ pub(super) async fn accept(
     }
     Ok(Accepted {
         session,
+        publish_rate: identity.max_publish_rate.or(config.max_publish_rate),
         link,
         client,
         version,

@@ -122,6 +122,7 @@ fn start(shared: &Arc<Shared>, accepted: Accepted) -> (Reader, Writer, Option<Du
         client_topic_alias_maximum,
         problem_information,
         expiry_at_connect,
+        publish_rate,
     } = accepted;
     let connected = shared
         .counters
@@ -167,7 +168,7 @@ fn start(shared: &Arc<Shared>, accepted: Accepted) -> (Reader, Writer, Option<Du
         expiry_at_connect,
         error_text: None,
         abort: None,
-        rate: shared.config.max_publish_rate.map(RateLimit::new),
+        rate: publish_rate.map(RateLimit::new),
         throttled: None,
     };
     let writer = Writer {

@@ -9,6 +9,7 @@
 //! connections. Telemetry publishes are stored by the batching writer; QoS 1/2 ones are
 //! acknowledged after their commit.
 
+pub mod limits;
 pub mod presence;
 pub mod registry;
 pub mod telemetry;
@@ -16,6 +17,7 @@ pub mod topics;
 
 use crate::accounts::directory::Verdict;
 use arc_swap::ArcSwap;
+pub use limits::IotLimits;
 use mytracks_broker::{Broker, ClientInfo, Message, PublishGate};
 use mytracks_codec::{QoS, ReasonCode};
 use mytracks_store::{IotDevice, Store, Telemetry};
@@ -35,6 +37,8 @@ pub struct IotCounters {
     pub commands_acknowledged: AtomicU64,
     /// Presence updates (`status/online|offline|heartbeat`, the will included).
     pub status_updates: AtomicU64,
+    /// Telemetry refused for being larger than `max_telemetry_bytes`.
+    pub telemetry_too_large: AtomicU64,
 }
 
 /// Command deliveries counted since the last write, by command id.
@@ -157,6 +161,7 @@ impl DeviceDirectory {
 /// The IoT platform, shared by the broker hooks, the API and the CLI.
 pub struct Iot {
     base: String,
+    limits: IotLimits,
     store: Store,
     pub registry: registry::Registry,
     directory: ArcSwap<DeviceDirectory>,
@@ -180,8 +185,10 @@ impl Iot {
     pub async fn start(
         store: Store,
         base_topic: String,
+        limits: IotLimits,
     ) -> mytracks_store::Result<(Arc<Iot>, tokio::task::JoinHandle<()>)> {
-        let (writer, telemetry_task) = telemetry::TelemetryWriter::start(store.clone());
+        let (writer, telemetry_task) =
+            telemetry::TelemetryWriter::start(store.clone(), limits.queue_bytes);
         let (presence, presence_task) = presence::PresenceWriter::start(store.clone());
         let deliveries = Arc::new(Deliveries::default());
         let deliveries_task = deliveries.clone().spawn_writer(store.clone());
@@ -192,6 +199,7 @@ impl Iot {
         });
         let iot = Arc::new(Iot {
             base: base_topic,
+            limits,
             registry: registry::Registry::new(store.clone()),
             store,
             directory: ArcSwap::from_pointee(DeviceDirectory::default()),
@@ -227,6 +235,10 @@ impl Iot {
     /// Forgets the broker (at shutdown).
     pub fn detach_broker(&self) {
         self.broker.lock().take();
+    }
+
+    pub fn limits(&self) -> IotLimits {
+        self.limits
     }
 
     pub fn base_topic(&self) -> &str {
@@ -484,6 +496,19 @@ impl Iot {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         match parsed {
+            IotTopic::Telemetry { device: id, .. }
+                if id == sender && message.payload.len() > self.limits.max_telemetry_bytes =>
+            {
+                self.counters
+                    .telemetry_too_large
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    device = id,
+                    bytes = message.payload.len(),
+                    "telemetry over max_telemetry_bytes refused"
+                );
+                Some(PublishGate::Reject(ReasonCode::QUOTA_EXCEEDED))
+            }
             IotTopic::Telemetry { device: id, suffix } if id == sender => {
                 let payload = match std::str::from_utf8(&message.payload)
                     .ok()

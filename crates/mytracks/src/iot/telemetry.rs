@@ -3,12 +3,13 @@
 //! QoS 1/2 publishers wait for the commit (their PUBACK follows it); QoS 0 messages are
 //! queued without waiting and counted when the queue is full.
 
+use crate::budget::{ByteBudget, Reservation};
 use mytracks_store::{Store, Telemetry};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
-/// Messages waiting for the writer at most.
+/// Messages waiting for the writer at most (their bytes are bounded by the budget too).
 const QUEUE: usize = 65_536;
 /// Messages per transaction at most.
 pub const MAX_BATCH: usize = 5_000;
@@ -27,30 +28,52 @@ struct Job {
     /// `None`: a flush marker, answered once everything queued before it is committed.
     row: Option<Telemetry>,
     done: Option<oneshot::Sender<bool>>,
+    /// The row's bytes in the queue's budget, held until its batch is committed.
+    held: Option<Reservation>,
+}
+
+/// What a row costs the queue's budget: its text and the row around it.
+fn cost(row: &Telemetry) -> usize {
+    row.payload.len() + row.topic.len() + std::mem::size_of::<Job>()
 }
 
 /// The sending side of the writer; cheap to clone.
 #[derive(Clone)]
 pub struct TelemetryWriter {
     sender: mpsc::Sender<Job>,
+    budget: ByteBudget,
     pub counters: Arc<TelemetryCounters>,
 }
 
 impl TelemetryWriter {
-    /// Starts the writer task on `store`.
-    pub fn start(store: Store) -> (TelemetryWriter, tokio::task::JoinHandle<()>) {
+    /// Starts the writer task on `store`, its queue holding at most `queue_bytes`.
+    pub fn start(
+        store: Store,
+        queue_bytes: usize,
+    ) -> (TelemetryWriter, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let counters = Arc::new(TelemetryCounters::default());
         let task = tokio::spawn(run(store, receiver, counters.clone()));
-        (TelemetryWriter { sender, counters }, task)
+        let budget = ByteBudget::new(queue_bytes);
+        (
+            TelemetryWriter {
+                sender,
+                budget,
+                counters,
+            },
+            task,
+        )
     }
 
-    /// Stores `row` and resolves once it is committed (`true`) or its batch failed.
+    /// Stores `row` and resolves once it is committed (`true`) or its batch failed. Waits
+    /// first while the queue's bytes are at their limit.
     pub async fn store(&self, row: Telemetry) -> bool {
+        let held = self.budget.reserve(cost(&row)).await;
         let (done, committed) = oneshot::channel();
         let job = Job {
             row: Some(row),
             done: Some(done),
+            held: Some(held),
         };
         if self.sender.send(job).await.is_err() {
             return false;
@@ -65,6 +88,7 @@ impl TelemetryWriter {
         let job = Job {
             row: None,
             done: Some(done),
+            held: None,
         };
         if self.sender.send(job).await.is_ok() {
             let _ = finished.await;
@@ -73,9 +97,14 @@ impl TelemetryWriter {
 
     /// Queues `row` without waiting (QoS 0); `false` (and counted) when the queue is full.
     pub fn store_later(&self, row: Telemetry) -> bool {
+        let Some(held) = self.budget.try_reserve(cost(&row)) else {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        };
         match self.sender.try_send(Job {
             row: Some(row),
             done: None,
+            held: Some(held),
         }) {
             Ok(()) => true,
             Err(_) => {
@@ -89,8 +118,14 @@ impl TelemetryWriter {
 async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, counters: Arc<TelemetryCounters>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let (rows, waiters): (Vec<Option<Telemetry>>, Vec<Option<oneshot::Sender<bool>>>) =
-            jobs.drain(..).map(|job| (job.row, job.done)).unzip();
+        let mut held = Vec::with_capacity(jobs.len());
+        let (rows, waiters): (Vec<Option<Telemetry>>, Vec<Option<oneshot::Sender<bool>>>) = jobs
+            .drain(..)
+            .map(|job| {
+                held.extend(job.held);
+                (job.row, job.done)
+            })
+            .unzip();
         let rows: Vec<Telemetry> = rows.into_iter().flatten().collect();
         let ok = match store.insert_telemetry(&rows).await {
             Ok(()) => {
@@ -107,6 +142,8 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, counters: Arc<Tele
                 false
             }
         };
+        // The bytes go back once the rows are in the database (or given up).
+        drop(held);
         for waiter in waiters.into_iter().flatten() {
             let _ = waiter.send(ok);
         }
@@ -124,7 +161,7 @@ mod tests {
             .create_iot_device("s1", owner.id, None, "sha256:x", "", 0)
             .await
             .unwrap();
-        let (writer, _task) = TelemetryWriter::start(store.clone());
+        let (writer, _task) = TelemetryWriter::start(store.clone(), 64 * 1024 * 1024);
         let row = |i: i64| Telemetry {
             device_id: device.id,
             ts_ms: i,

@@ -5,14 +5,18 @@
 //! after its commit.
 
 use super::feed::{Feed, FeedEvent};
+use crate::budget::{ByteBudget, Reservation};
 use mytracks_store::{Incoming, Store};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
-/// Messages waiting for the writer at most; publishers wait beyond (backpressure).
+/// Messages waiting for the writer at most; publishers wait beyond (backpressure). Their
+/// bytes are bounded by the writer's budget too.
 const QUEUE: usize = 16_384;
+/// Bytes of messages waiting for the writer, unless configured.
+pub const DEFAULT_INGEST_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// Messages per transaction at most.
 const MAX_BATCH: usize = 2_000;
 
@@ -80,26 +84,47 @@ pub struct Job {
     pub feed: Option<(&'static str, serde_json::Value)>,
     pub username: String,
     pub done: Option<oneshot::Sender<bool>>,
+    /// What the message costs the queue (its payload and the record around it).
+    pub cost: usize,
+    /// The cost reserved in the queue's budget, held until the batch is committed.
+    pub held: Option<Reservation>,
 }
 
 /// The sending side of the writer.
 #[derive(Clone)]
 pub struct Writer {
     sender: mpsc::Sender<Job>,
+    budget: ByteBudget,
     pub counters: Arc<Counters>,
 }
 
 impl Writer {
     /// Starts the writer task on `store`.
-    pub fn start(store: Store, feed: Feed) -> (Writer, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        store: Store,
+        feed: Feed,
+        queue_bytes: usize,
+    ) -> (Writer, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
         let task = tokio::spawn(run(store, receiver, feed, counters.clone()));
-        (Writer { sender, counters }, task)
+        let budget = ByteBudget::new(queue_bytes);
+        (
+            Writer {
+                sender,
+                budget,
+                counters,
+            },
+            task,
+        )
     }
 
-    /// Stores `job` and resolves once it is committed (`true`) or failed (`false`).
+    /// Stores `job` and resolves once it is committed (`true`) or failed (`false`); waits
+    /// first while the queue's bytes are at their limit.
     pub async fn store(&self, mut job: Job) -> bool {
+        if job.item.is_some() {
+            job.held = Some(self.budget.reserve(job.cost).await);
+        }
         let (done, committed) = oneshot::channel();
         job.done = Some(done);
         if self.sender.send(job).await.is_err() {
@@ -115,12 +140,21 @@ impl Writer {
             feed: None,
             username: String::new(),
             done: None,
+            cost: 0,
+            held: None,
         };
         self.store(job).await;
     }
 
     /// Queues `job` without waiting (QoS 0); false if the queue is full (counted).
-    pub fn store_later(&self, job: Job) -> bool {
+    pub fn store_later(&self, mut job: Job) -> bool {
+        match self.budget.try_reserve(job.cost) {
+            Some(held) => job.held = Some(held),
+            None => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+        }
         match self.sender.try_send(job) {
             Ok(()) => true,
             Err(_) => {
@@ -145,7 +179,10 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, feed: Feed, counte
         let mut items = Vec::with_capacity(jobs.len());
         let mut rest = Vec::with_capacity(jobs.len());
         let mut flushes = Vec::new();
+        // Given back to the budget once this batch is done with.
+        let mut held = Vec::with_capacity(jobs.len());
         for job in jobs {
+            held.extend(job.held);
             match job.item {
                 Some(item) => {
                     items.push(item);
@@ -225,6 +262,7 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, feed: Feed, counte
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
         }
+        drop(held);
         for flush in flushes {
             let _ = flush.send(true);
         }

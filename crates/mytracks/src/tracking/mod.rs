@@ -75,9 +75,10 @@ impl Tracking {
         store: Store,
         accounts: Arc<Accounts>,
         sealer: Sealer,
+        queue_bytes: usize,
     ) -> (Arc<Tracking>, tokio::task::JoinHandle<()>) {
         let feed = Feed::default();
-        let (writer, task) = Writer::start(store.clone(), feed.clone());
+        let (writer, task) = Writer::start(store.clone(), feed.clone(), queue_bytes);
         let tracking = Arc::new(Tracking {
             store,
             accounts,
@@ -318,6 +319,8 @@ impl Tracking {
             }),
             feed: converted.feed,
             username: user.to_owned(),
+            cost: payload.len() + std::mem::size_of::<Job>() + 128,
+            held: None,
             done: None,
         }))
     }
