@@ -14,9 +14,11 @@ pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod fd_budget;
 pub mod generate;
 pub mod hooks;
 pub mod http;
+pub mod http_server;
 pub mod iot;
 pub mod listener;
 pub mod mosquitto_cli;
@@ -255,8 +257,9 @@ impl Server {
             chores.push(tracking::spawn_retention(database.clone(), days));
         }
 
-        // Each listener counts its own connections against the same per-listener cap.
-        let listener_max = settings.listener_max_connections;
+        // Each listener counts its own connections against the same per-listener cap; all of
+        // them together must fit the open files limit.
+        let (listener_max, http_limits) = fit_descriptor_limit(&settings);
         let limit = || listener::ListenerLimit::new(listener_max);
         let mqtt_task = mqtt_listener.map(|listener| {
             tracing::info!("MQTT listening on {}", mqtt_addr.expect("bound"));
@@ -341,16 +344,9 @@ impl Server {
                 &access,
                 accounts.clone(),
             )));
-            tokio::spawn(async move {
-                axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-            })
+            tokio::spawn(http_server::serve(listener, app, http_limits, async move {
+                let _ = stopped.await;
+            }))
         });
         if http_task.is_none() {
             tracing::info!("HTTP listener disabled");
@@ -510,6 +506,51 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<mytracks_store
                 .with_context(|| format!("cannot open the application database {}", path.display()))
         }
     }
+}
+
+/// The MQTT per-listener and HTTP connection limits, lowered (with a log line saying so) when
+/// together with a reserve they do not fit the open files limit (see [`fd_budget`]).
+fn fit_descriptor_limit(settings: &Settings) -> (usize, http_server::HttpLimits) {
+    let mut http = settings.http_limits;
+    let configured = settings.listener_max_connections;
+    let Some(fd_limit) = fd_budget::nofile_limit() else {
+        return (configured, http);
+    };
+    let mqtt_listeners = [
+        settings.mqtt.port,
+        settings.mqtt_tls.port,
+        settings.mqtt_ws.port,
+        settings.mqtt_wss.port,
+    ]
+    .iter()
+    .filter(|port| port.is_some())
+    .count();
+    let http_on = settings.http.port.map(|_| http.max_connections);
+    let budget = fd_budget::plan(fd_limit, http_on, configured, mqtt_listeners);
+    if budget.lowered {
+        let mqtt_was = match configured {
+            usize::MAX => "unlimited".to_owned(),
+            n => n.to_string(),
+        };
+        let text = format!(
+            "open files limit {fd_limit}, {} kept for files: [http] max_connections {} (was {}), \
+             [mqtt] listener_max_connections {} on each of {mqtt_listeners} MQTT listeners \
+             (was {mqtt_was})",
+            fd_budget::RESERVED_FDS,
+            budget.http,
+            http.max_connections,
+            budget.mqtt_listener,
+        );
+        // An unset per-listener limit is derived quietly; a configured limit lowered is news.
+        let surprising = budget.http < http.max_connections
+            || (configured != usize::MAX && budget.mqtt_listener < configured);
+        match surprising {
+            true => tracing::warn!("{text}; raise the open files limit (LimitNOFILE=) for more"),
+            false => tracing::info!("{text}"),
+        }
+        http.max_connections = budget.http.max(1);
+    }
+    (budget.mqtt_listener, http)
 }
 
 /// Binds one listener (`None`: disabled), with a one-line error naming address and protocol.
@@ -770,6 +811,11 @@ fn admin(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()
 fn serve(args: &cli::ServeArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     init_logging(&settings);
+    // Systemd gives services 1024 open files unless told otherwise; the hard limit is what
+    // the administrator allows, so take it all (the connection limits are fitted into it).
+    if let Some((before, after)) = fd_budget::raise_nofile_limit() {
+        tracing::info!("open files limit {after} (soft limit was {before})");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
