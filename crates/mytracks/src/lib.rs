@@ -261,6 +261,7 @@ impl Server {
         // them together must fit the open files limit.
         let (listener_max, http_limits) = fit_descriptor_limit(&settings);
         let limit = || listener::ListenerLimit::new(listener_max);
+        let message_limit = websocket::MessageLimit::for_packets(settings.broker.max_packet_size);
         let mqtt_task = mqtt_listener.map(|listener| {
             tracing::info!("MQTT listening on {}", mqtt_addr.expect("bound"));
             let broker = broker.clone();
@@ -288,6 +289,7 @@ impl Server {
                 None,
                 broker.clone(),
                 limit(),
+                message_limit,
             )));
         }
         if let (Some(listener), Some(tls)) = (wss_listener, tls) {
@@ -300,6 +302,7 @@ impl Server {
                 Some(tls),
                 broker.clone(),
                 limit(),
+                message_limit,
             )));
         }
 
@@ -310,7 +313,7 @@ impl Server {
                 settings.mqtt_tls.addr(),
                 settings.mqtt_wss.addr(),
                 broker.clone(),
-                listener_max,
+                (listener_max, message_limit),
                 data_dir.clone(),
             )));
         }
@@ -339,11 +342,13 @@ impl Server {
                 iot: iot.clone(),
             };
             chores.push(api::auth::spawn_session_sweeper(state.clone()));
-            let app = http::router(state).layer(axum::Extension(api::emqx::EmqxAuth::new(
-                settings.http_auth_secret.clone(),
-                &access,
-                accounts.clone(),
-            )));
+            let app = http::router(state)
+                .layer(axum::Extension(api::emqx::EmqxAuth::new(
+                    settings.http_auth_secret.clone(),
+                    &access,
+                    accounts.clone(),
+                )))
+                .layer(axum::Extension(message_limit));
             tokio::spawn(http_server::serve(listener, app, http_limits, async move {
                 let _ = stopped.await;
             }))
@@ -589,7 +594,7 @@ async fn start_tls_when_ready(
     tls_addr: Option<SocketAddr>,
     wss_addr: Option<SocketAddr>,
     broker: Broker,
-    listener_max: usize,
+    (listener_max, message_limit): (usize, websocket::MessageLimit),
     data_dir: std::path::PathBuf,
 ) -> io::Result<()> {
     let ready = std::sync::Arc::new(tokio::sync::Notify::new());
@@ -642,6 +647,7 @@ async fn start_tls_when_ready(
             Some(tls),
             broker,
             limit(),
+            message_limit,
         )));
     }
     // Aborting this task (at shutdown) must stop the listeners too.

@@ -246,6 +246,55 @@ fn upgraded_websockets_count_against_the_http_connection_limit() {
     drop(first);
 }
 
+/// An MQTT CONNECT followed by `pings` PINGREQs, all in one WebSocket message.
+fn connect_and_pings(pings: usize) -> Vec<u8> {
+    let mut message = raw::connect(4, "ws-big");
+    for _ in 0..pings {
+        message.extend_from_slice(&[0xC0, 0x00]);
+    }
+    message
+}
+
+/// Sends `message` and reads until the first binary message (true) or the end (false).
+fn answered(socket: &mut tungstenite::WebSocket<TcpStream>, message: Vec<u8>) -> bool {
+    if socket.send(tungstenite::Message::binary(message)).is_err() {
+        return false;
+    }
+    loop {
+        match socket.read() {
+            Ok(tungstenite::Message::Binary(_)) => return true,
+            Ok(tungstenite::Message::Close(_)) | Err(_) => return false,
+            Ok(_) => {}
+        }
+    }
+}
+
+#[test]
+fn websocket_message_larger_than_max_packet_size_closes_the_connection() {
+    let server = Server::with_config(
+        "[mqtt]\nallow_anonymous = true\nmax_packet_size = 4096\nws_port = 0\n",
+    );
+    let ws_port = server.runtime["mqtt_ws_port"].as_u64().expect("ws port") as u16;
+    for port in [server.http_port, ws_port] {
+        // Every packet is small, but the message is far over max_packet_size.
+        let mut socket = mqtt_websocket(port);
+        assert!(
+            !answered(&mut socket, connect_and_pings(8000)),
+            "a 16 KB message must close the connection (port {port})\n{}",
+            server.log()
+        );
+        // A message within the limit is served, and the server is fine.
+        let mut socket = mqtt_websocket(port);
+        assert!(
+            answered(&mut socket, connect_and_pings(1000)),
+            "a 2 KB message is within the limit (port {port})\n{}",
+            server.log()
+        );
+    }
+    let (status, _, _) = http_get(server.http_port, "/healthz");
+    assert_eq!(status, 200);
+}
+
 #[test]
 fn idle_http_flood_cannot_take_the_descriptors_mqtt_needs() {
     let server = Server::with_config_under(
