@@ -342,3 +342,96 @@ fn idle_http_flood_cannot_take_the_descriptors_mqtt_needs() {
     );
     drop(flood);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Cross-site use of cached Basic credentials
+// ---------------------------------------------------------------------------------------------
+
+fn basic(name: &str, password: &str) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
+    format!("Basic {encoded}")
+}
+
+/// `POST path` with Basic credentials and extra headers; returns the status.
+fn basic_post(server: &Server, path: &str, auth: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut request = reqwest::blocking::Client::new()
+        .post(format!("http://127.0.0.1:{}{path}", server.http_port))
+        .header("Authorization", auth)
+        .header("Content-Type", "application/json")
+        .body(match path.starts_with("/pub") {
+            true => r#"{"_type":"location","lat":52.5,"lon":13.4,"tst":1700000000}"#,
+            false => r#"{"label":"t"}"#,
+        });
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().expect("request").status().as_u16()
+}
+
+#[test]
+fn basic_credentials_from_another_sites_page_are_refused_on_mutations() {
+    let server = Server::start();
+    add_user(&server, &server.admin_api(), "bob", &user_password("bob"));
+    let auth = basic("bob", &user_password("bob"));
+    for headers in [
+        &[("Origin", "http://evil.example")][..],
+        &[("Sec-Fetch-Site", "cross-site")][..],
+        &[
+            ("Sec-Fetch-Site", "same-site"),
+            ("Origin", "http://sub.127.0.0.1"),
+        ][..],
+    ] {
+        let status = basic_post(&server, "/api/account/tokens/", &auth, headers);
+        assert_eq!(
+            status,
+            403,
+            "token creation with {headers:?}\n{}",
+            server.log()
+        );
+        let status = basic_post(&server, "/pub?u=bob&d=phone", &auth, headers);
+        assert_eq!(status, 403, "/pub with {headers:?}\n{}", server.log());
+    }
+}
+
+#[test]
+fn basic_credentials_without_a_browser_origin_still_work() {
+    let server = Server::start();
+    add_user(&server, &server.admin_api(), "bob", &user_password("bob"));
+    let auth = basic("bob", &user_password("bob"));
+    let port = server.http_port.to_string();
+    let own_origin = format!("http://127.0.0.1:{port}");
+    // curl and scripts send no Origin; a page of this site may use Basic too.
+    let status = basic_post(&server, "/api/account/tokens/", &auth, &[]);
+    assert_eq!(status, 201, "{}", server.log());
+    let headers = [
+        ("Origin", own_origin.as_str()),
+        ("Sec-Fetch-Site", "same-origin"),
+    ];
+    let status = basic_post(&server, "/api/account/tokens/", &auth, &headers);
+    assert_eq!(status, 201, "{}", server.log());
+    // OwnTracks phones: Basic, no Origin.
+    let status = basic_post(&server, "/pub?u=bob&d=phone", &auth, &[]);
+    assert_eq!(status, 200, "{}", server.log());
+}
+
+#[test]
+fn cookie_session_mutation_marked_cross_site_by_sec_fetch_site_is_refused() {
+    let server = Server::start();
+    let bob = server.user_api("bob");
+    let body = serde_json::json!({ "label": "t" });
+    let response = bob.request(
+        "POST",
+        "/api/account/tokens/",
+        Some(body.clone()),
+        &[("Sec-Fetch-Site", "same-site")],
+    );
+    assert_eq!(response.status().as_u16(), 403, "{}", server.log());
+    let response = bob.request(
+        "POST",
+        "/api/account/tokens/",
+        Some(body),
+        &[("Sec-Fetch-Site", "same-origin")],
+    );
+    assert_eq!(response.status().as_u16(), 201, "{}", server.log());
+}
