@@ -819,8 +819,9 @@ fn serve(args: &cli::ServeArgs) -> anyhow::Result<()> {
     init_logging(&settings);
     // Systemd gives services 1024 open files unless told otherwise; the hard limit is what
     // the administrator allows, so take it all (the connection limits are fitted into it).
+    // Logged at debug: the limit in force is logged once the listeners are bound.
     if let Some((before, after)) = fd_budget::raise_nofile_limit() {
-        tracing::info!("open files limit {after} (soft limit was {before})");
+        tracing::debug!("open files limit {after} (soft limit was {before})");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
