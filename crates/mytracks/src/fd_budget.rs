@@ -95,6 +95,48 @@ pub fn plan(
     }
 }
 
+/// The MQTT per-listener and HTTP connection limits, lowered (with a log line saying so) when
+/// together with a reserve they do not fit the open files limit (see the module documentation).
+pub fn fit(settings: &crate::Settings) -> (usize, crate::http_server::HttpLimits) {
+    let mut http = settings.http_limits;
+    let configured = settings.listener_max_connections;
+    let Some(fd_limit) = nofile_limit() else {
+        return (configured, http);
+    };
+    let mqtt_listeners = [
+        settings.mqtt.port,
+        settings.mqtt_tls.port,
+        settings.mqtt_ws.port,
+        settings.mqtt_wss.port,
+    ]
+    .iter()
+    .filter(|port| port.is_some())
+    .count();
+    let http_on = settings.http.port.map(|_| http.max_connections);
+    let budget = plan(fd_limit, http_on, configured, mqtt_listeners);
+    if budget.lowered {
+        let mqtt_was = match configured {
+            usize::MAX => "unlimited".to_owned(),
+            n => n.to_string(),
+        };
+        let text = format!(
+            "open files limit {fd_limit}, {} kept for files: [http] max_connections {} (was {}), \
+             [mqtt] listener_max_connections {} on each of {mqtt_listeners} MQTT listeners \
+             (was {mqtt_was})",
+            RESERVED_FDS, budget.http, http.max_connections, budget.mqtt_listener,
+        );
+        // An unset per-listener limit is derived quietly; a configured limit lowered is news.
+        let surprising = budget.http < http.max_connections
+            || (configured != usize::MAX && budget.mqtt_listener < configured);
+        match surprising {
+            true => tracing::warn!("{text}; raise the open files limit (LimitNOFILE=) for more"),
+            false => tracing::info!("{text}"),
+        }
+        http.max_connections = budget.http.max(1);
+    }
+    (budget.mqtt_listener, http)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

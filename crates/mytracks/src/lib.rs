@@ -259,7 +259,7 @@ impl Server {
 
         // Each listener counts its own connections against the same per-listener cap; all of
         // them together must fit the open files limit.
-        let (listener_max, http_limits) = fit_descriptor_limit(&settings);
+        let (listener_max, http_limits) = fd_budget::fit(&settings);
         let limit = || listener::ListenerLimit::new(listener_max);
         let message_limit = websocket::MessageLimit::for_packets(settings.broker.max_packet_size);
         let mqtt_task = mqtt_listener.map(|listener| {
@@ -511,51 +511,6 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<mytracks_store
                 .with_context(|| format!("cannot open the application database {}", path.display()))
         }
     }
-}
-
-/// The MQTT per-listener and HTTP connection limits, lowered (with a log line saying so) when
-/// together with a reserve they do not fit the open files limit (see [`fd_budget`]).
-fn fit_descriptor_limit(settings: &Settings) -> (usize, http_server::HttpLimits) {
-    let mut http = settings.http_limits;
-    let configured = settings.listener_max_connections;
-    let Some(fd_limit) = fd_budget::nofile_limit() else {
-        return (configured, http);
-    };
-    let mqtt_listeners = [
-        settings.mqtt.port,
-        settings.mqtt_tls.port,
-        settings.mqtt_ws.port,
-        settings.mqtt_wss.port,
-    ]
-    .iter()
-    .filter(|port| port.is_some())
-    .count();
-    let http_on = settings.http.port.map(|_| http.max_connections);
-    let budget = fd_budget::plan(fd_limit, http_on, configured, mqtt_listeners);
-    if budget.lowered {
-        let mqtt_was = match configured {
-            usize::MAX => "unlimited".to_owned(),
-            n => n.to_string(),
-        };
-        let text = format!(
-            "open files limit {fd_limit}, {} kept for files: [http] max_connections {} (was {}), \
-             [mqtt] listener_max_connections {} on each of {mqtt_listeners} MQTT listeners \
-             (was {mqtt_was})",
-            fd_budget::RESERVED_FDS,
-            budget.http,
-            http.max_connections,
-            budget.mqtt_listener,
-        );
-        // An unset per-listener limit is derived quietly; a configured limit lowered is news.
-        let surprising = budget.http < http.max_connections
-            || (configured != usize::MAX && budget.mqtt_listener < configured);
-        match surprising {
-            true => tracing::warn!("{text}; raise the open files limit (LimitNOFILE=) for more"),
-            false => tracing::info!("{text}"),
-        }
-        http.max_connections = budget.http.max(1);
-    }
-    (budget.mqtt_listener, http)
 }
 
 /// Binds one listener (`None`: disabled), with a one-line error naming address and protocol.
