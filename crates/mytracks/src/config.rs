@@ -71,6 +71,8 @@ pub struct Settings {
     /// Tracing filter from the file (`log`); `RUST_LOG` takes precedence over it.
     pub log: Option<String>,
     pub http: ListenerSettings,
+    /// `[http]` timeouts and connection limits.
+    pub http_limits: crate::http_server::HttpLimits,
     pub mqtt: ListenerSettings,
     /// The broker's limits, mapped from the `[mqtt]` section.
     pub broker: BrokerConfig,
@@ -169,6 +171,7 @@ impl Default for Settings {
                 bind: DEFAULT_BIND,
                 port: Some(DEFAULT_HTTP_PORT),
             },
+            http_limits: crate::http_server::HttpLimits::default(),
             mqtt: ListenerSettings {
                 bind: DEFAULT_BIND,
                 port: Some(DEFAULT_MQTT_PORT),
@@ -577,6 +580,55 @@ struct RawHttp {
     port: Option<i64>,
     #[serde(default, deserialize_with = "lenient_string")]
     bind: Option<String>,
+    header_read_timeout: Option<i64>,
+    idle_timeout: Option<i64>,
+    request_timeout: Option<i64>,
+    max_connections: Option<i64>,
+    max_connections_per_address: Option<i64>,
+}
+
+impl RawHttp {
+    /// The connection limits and timeouts (seconds in the file).
+    fn limits(&self) -> Result<crate::http_server::HttpLimits, Invalid> {
+        let d = crate::http_server::HttpLimits::default();
+        let seconds = |key, value, default: Duration, max| {
+            ranged(key, value, default.as_secs(), 1, max).map(Duration::from_secs)
+        };
+        Ok(crate::http_server::HttpLimits {
+            header_read_timeout: seconds(
+                "http.header_read_timeout",
+                self.header_read_timeout,
+                d.header_read_timeout,
+                3600,
+            )?,
+            idle_timeout: seconds(
+                "http.idle_timeout",
+                self.idle_timeout,
+                d.idle_timeout,
+                86_400,
+            )?,
+            request_timeout: seconds(
+                "http.request_timeout",
+                self.request_timeout,
+                d.request_timeout,
+                86_400,
+            )?,
+            max_connections: ranged(
+                "http.max_connections",
+                self.max_connections,
+                d.max_connections,
+                1,
+                i64::MAX,
+            )?,
+            max_connections_per_address: ranged(
+                "http.max_connections_per_address",
+                self.max_connections_per_address,
+                d.max_connections_per_address,
+                1,
+                i64::MAX,
+            )?,
+        })
+    }
 }
 
 /// A failed check: the dotted key and the message.
@@ -608,6 +660,7 @@ impl RawConfig {
             bind: ip("http.bind", self.http.bind.as_deref())?.unwrap_or(bind),
             port: port("http.port", self.http.port, DEFAULT_HTTP_PORT)?,
         };
+        let http_limits = self.http.limits()?;
         let m = self.mqtt;
         let limited = broker_limits(&m, defaults.broker.clone())?;
         let iot_limits = iot_limits(&self.iot)?;
@@ -806,6 +859,7 @@ impl RawConfig {
             data_dir,
             log: self.log,
             http,
+            http_limits,
             mqtt,
             broker,
             access,
@@ -1513,6 +1567,57 @@ mod tests {
         for bad in ["ftp://x/{z}/{x}/{y}", "https://x/tiles.png", ""] {
             let error = load(None, env(&[("MYTRACKS_WEB_TILE_URL", bad)])).unwrap_err();
             assert!(error.to_string().contains("web.tile_url"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn http_timeouts_and_connection_limits() {
+        let defaults = load(None, env(&[])).unwrap().http_limits;
+        assert_eq!(defaults, crate::http_server::HttpLimits::default());
+        assert_eq!(defaults.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.max_connections, 1024);
+        assert_eq!(defaults.max_connections_per_address, 64);
+        let limits = load_text(
+            "[http]\nheader_read_timeout = 5\nidle_timeout = 30\nrequest_timeout = 20\n\
+             max_connections = 100\nmax_connections_per_address = 10\n",
+            &[("MYTRACKS_HTTP_IDLE_TIMEOUT", "40")],
+        )
+        .unwrap()
+        .http_limits;
+        assert_eq!(
+            limits,
+            crate::http_server::HttpLimits {
+                header_read_timeout: Duration::from_secs(5),
+                idle_timeout: Duration::from_secs(40),
+                request_timeout: Duration::from_secs(20),
+                max_connections: 100,
+                max_connections_per_address: 10,
+            }
+        );
+        for (text, message) in [
+            (
+                "[http]\nheader_read_timeout = 0\n",
+                "http.header_read_timeout must be between 1 and 3600 (got 0)",
+            ),
+            (
+                "[http]\nidle_timeout = 86401\n",
+                "http.idle_timeout must be between 1 and 86400",
+            ),
+            (
+                "[http]\nrequest_timeout = -1\n",
+                "http.request_timeout must be between 1 and 86400",
+            ),
+            (
+                "[http]\nmax_connections = 0\n",
+                "http.max_connections must be at least 1 (got 0)",
+            ),
+            (
+                "[http]\nmax_connections_per_address = 0\n",
+                "http.max_connections_per_address must be at least 1",
+            ),
+        ] {
+            let error = load_text(text, &[]).unwrap_err().to_string();
+            assert!(error.contains(message), "{text}: {error}");
         }
     }
 }

@@ -15,9 +15,11 @@ pub mod bench;
 pub mod budget;
 pub mod cli;
 pub mod config;
+pub mod fd_budget;
 pub mod generate;
 pub mod hooks;
 pub mod http;
+pub mod http_server;
 pub mod iot;
 pub mod listener;
 pub mod mosquitto_cli;
@@ -264,9 +266,11 @@ impl Server {
             chores.push(tracking::spawn_retention(database.clone(), days));
         }
 
-        // Each listener counts its own connections against the same per-listener cap.
-        let listener_max = settings.listener_max_connections;
+        // Each listener counts its own connections against the same per-listener cap; all of
+        // them together must fit the open files limit.
+        let (listener_max, http_limits) = fd_budget::fit(&settings);
         let limit = || listener::ListenerLimit::new(listener_max);
+        let message_limit = websocket::MessageLimit::for_packets(settings.broker.max_packet_size);
         let mqtt_task = mqtt_listener.map(|listener| {
             tracing::info!("MQTT listening on {}", mqtt_addr.expect("bound"));
             let broker = broker.clone();
@@ -294,6 +298,7 @@ impl Server {
                 None,
                 broker.clone(),
                 limit(),
+                message_limit,
             )));
         }
         if let (Some(listener), Some(tls)) = (wss_listener, tls) {
@@ -306,6 +311,7 @@ impl Server {
                 Some(tls),
                 broker.clone(),
                 limit(),
+                message_limit,
             )));
         }
 
@@ -316,7 +322,7 @@ impl Server {
                 settings.mqtt_tls.addr(),
                 settings.mqtt_wss.addr(),
                 broker.clone(),
-                listener_max,
+                (listener_max, message_limit),
                 data_dir.clone(),
             )));
         }
@@ -345,21 +351,16 @@ impl Server {
                 iot: iot.clone(),
             };
             chores.push(api::auth::spawn_session_sweeper(state.clone()));
-            let app = http::router(state).layer(axum::Extension(api::emqx::EmqxAuth::new(
-                settings.http_auth_secret.clone(),
-                &access,
-                accounts.clone(),
-            )));
-            tokio::spawn(async move {
-                axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-            })
+            let app = http::router(state)
+                .layer(axum::Extension(api::emqx::EmqxAuth::new(
+                    settings.http_auth_secret.clone(),
+                    &access,
+                    accounts.clone(),
+                )))
+                .layer(axum::Extension(message_limit));
+            tokio::spawn(http_server::serve(listener, app, http_limits, async move {
+                let _ = stopped.await;
+            }))
         });
         if http_task.is_none() {
             tracing::info!("HTTP listener disabled");
@@ -557,7 +558,7 @@ async fn start_tls_when_ready(
     tls_addr: Option<SocketAddr>,
     wss_addr: Option<SocketAddr>,
     broker: Broker,
-    listener_max: usize,
+    (listener_max, message_limit): (usize, websocket::MessageLimit),
     data_dir: std::path::PathBuf,
 ) -> io::Result<()> {
     let ready = std::sync::Arc::new(tokio::sync::Notify::new());
@@ -610,6 +611,7 @@ async fn start_tls_when_ready(
             Some(tls),
             broker,
             limit(),
+            message_limit,
         )));
     }
     // Aborting this task (at shutdown) must stop the listeners too.
@@ -779,6 +781,12 @@ fn admin(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()
 fn serve(args: &cli::ServeArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     init_logging(&settings);
+    // Systemd gives services 1024 open files unless told otherwise; the hard limit is what
+    // the administrator allows, so take it all (the connection limits are fitted into it).
+    // Logged at debug: the limit in force is logged once the listeners are bound.
+    if let Some((before, after)) = fd_budget::raise_nofile_limit() {
+        tracing::debug!("open files limit {after} (soft limit was {before})");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

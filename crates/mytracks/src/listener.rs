@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -103,6 +103,46 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     }
 }
 
+/// How long an accept loop pauses after a failed accept (out of file descriptors and the
+/// like): retrying at once would spin a core while nothing can succeed.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+
+/// How an accept loop meets failed accepts: a pause each time, and one log line a second at
+/// most (a descriptor shortage fails every accept, and used to fill the log).
+pub(crate) struct AcceptErrors {
+    name: String,
+    logged_at: Option<Instant>,
+    unlogged: u64,
+}
+
+impl AcceptErrors {
+    pub(crate) fn new(name: &str) -> AcceptErrors {
+        AcceptErrors {
+            name: name.to_owned(),
+            logged_at: None,
+            unlogged: 0,
+        }
+    }
+
+    /// Logs `error` (or counts it, when a line was written less than a second ago) and
+    /// pauses before the next accept.
+    pub(crate) async fn pause_after(&mut self, error: &std::io::Error) {
+        let now = Instant::now();
+        if self
+            .logged_at
+            .is_none_or(|at| now - at >= Duration::from_secs(1))
+        {
+            let name = &self.name;
+            let more = std::mem::take(&mut self.unlogged);
+            tracing::warn!(%error, failed_since_last_line = more, "{name}: accept failed");
+            self.logged_at = Some(now);
+        } else {
+            self.unlogged += 1;
+        }
+        tokio::time::sleep(ACCEPT_PAUSE).await;
+    }
+}
+
 /// The next accepted TCP connection, or `None` once the broker stops. Accept errors (out of
 /// file descriptors and the like) are logged and retried after a pause instead of spinning.
 /// Connections over `limit` are closed here and never returned.
@@ -112,6 +152,7 @@ pub(crate) async fn accept(
     name: &str,
     limit: &ListenerLimit,
 ) -> Option<(Counted<TcpStream>, std::net::SocketAddr)> {
+    let mut errors = AcceptErrors::new(name);
     loop {
         tokio::select! {
             _ = broker.stopped() => return None,
@@ -123,10 +164,7 @@ pub(crate) async fn accept(
                         None => tracing::debug!(%peer, "{name}: listener full, connection closed"),
                     }
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "{name}: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                Err(error) => errors.pause_after(&error).await,
             },
         }
     }

@@ -30,6 +30,29 @@ const PIPE: usize = 64 * 1024;
 /// How long a dedicated listener waits for the WebSocket (and TLS) handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Room above `max_packet_size` in a WebSocket message: a client may put the end of one
+/// packet and the start of the next in the same message.
+const MESSAGE_SLACK: usize = 1024;
+
+/// The largest WebSocket message and frame MQTT over WebSocket accepts: the broker's
+/// `max_packet_size` plus [`MESSAGE_SLACK`] (tungstenite's default is 64 MiB, which a client
+/// could make the server buffer before the broker ever saw a packet). A bigger message ends
+/// the connection. Put in the HTTP router as an extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageLimit(pub usize);
+
+impl MessageLimit {
+    pub fn for_packets(max_packet_size: u32) -> MessageLimit {
+        MessageLimit(max_packet_size as usize + MESSAGE_SLACK)
+    }
+}
+
+impl Default for MessageLimit {
+    fn default() -> Self {
+        MessageLimit::for_packets(mytracks_broker::BrokerConfig::default().max_packet_size)
+    }
+}
+
 /// What one incoming frame means for the byte stream.
 enum Frame {
     Data(Bytes),
@@ -41,10 +64,14 @@ enum Frame {
 pub async fn upgrade(
     State(state): State<HttpState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    limit: Option<axum::Extension<MessageLimit>>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let broker = state.broker.clone();
+    let MessageLimit(limit) = limit.map(|limit| limit.0).unwrap_or_default();
     ws.protocols(SUBPROTOCOLS)
+        .max_message_size(limit)
+        .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
             let frames = stream.map(|frame| match frame {
@@ -118,6 +145,7 @@ pub async fn serve_dedicated(
     tls: Option<Arc<TlsListener>>,
     broker: Broker,
     limit: crate::listener::ListenerLimit,
+    message_limit: MessageLimit,
 ) -> std::io::Result<()> {
     let name: Arc<str> = if tls.is_some() { "mqtt-wss" } else { "mqtt-ws" }.into();
     while let Some((stream, peer)) =
@@ -136,11 +164,11 @@ pub async fn serve_dedicated(
                 Some(tls) => match tls.handshake(stream).await {
                     Ok((stream, identity)) => {
                         meta.transport_identity = identity;
-                        websocket(stream, broker, meta).await
+                        websocket(stream, broker, meta, message_limit).await
                     }
                     Err(error) => Err(error.to_string()),
                 },
-                None => websocket(stream, broker, meta).await,
+                None => websocket(stream, broker, meta, message_limit).await,
             };
             if let Err(error) = result {
                 tracing::debug!(%peer, "{name}: {error}");
@@ -151,7 +179,12 @@ pub async fn serve_dedicated(
 }
 
 /// The WebSocket handshake on an accepted stream, then the pump.
-async fn websocket<T>(stream: T, broker: Broker, meta: ConnectionMeta) -> Result<(), String>
+async fn websocket<T>(
+    stream: T,
+    broker: Broker,
+    meta: ConnectionMeta,
+    MessageLimit(limit): MessageLimit,
+) -> Result<(), String>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
@@ -175,7 +208,11 @@ where
             }
             Ok(response)
         };
-    let handshake = tokio_tungstenite::accept_hdr_async(stream, choose_protocol);
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit));
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, choose_protocol, Some(config));
     let socket = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
         .await
         .map_err(|_| "WebSocket handshake timed out".to_owned())?

@@ -240,6 +240,14 @@ async fn authenticate(
             };
         }
         if scheme.eq_ignore_ascii_case("basic") {
+            // `/pub` challenges with `WWW-Authenticate: Basic`, so a browser may have cached
+            // these and attach them to a forged request from another site's page.
+            if is_unsafe(request.method()) && from_another_site(request.headers()) {
+                return Err(ApiError::Forbidden(
+                    "CSRF Failed: Basic credentials are not accepted from another site's page."
+                        .into(),
+                ));
+            }
             let decoded = decode_basic(credentials)
                 .ok_or_else(|| ApiError::Unauthorized("Malformed Basic credentials.".into()))?;
             let (username, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
@@ -339,9 +347,29 @@ fn check_csrf(headers: &HeaderMap, expected: &str) -> ApiResult<()> {
     }
 }
 
-/// A browser's `Origin` must name this host: a page elsewhere may not log people in or act
-/// for them. Requests without `Origin` (scripts, older browsers) pass this check.
+/// Whether a browser says the request comes from another site's page (see [`check_origin`]);
+/// requests without `Origin` and `Sec-Fetch-Site` (phones, scripts, curl) do not.
+pub fn from_another_site(headers: &HeaderMap) -> bool {
+    check_origin(headers).is_err()
+}
+
+/// A browser's `Origin` must name this host, and its `Sec-Fetch-Site` (which no proxy
+/// rewrites) must not say `cross-site` or `same-site` (a sibling subdomain): a page elsewhere
+/// may not log people in or act for them. Requests without either (scripts, older browsers)
+/// pass this check.
 fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if ["cross-site", "same-site"]
+        .iter()
+        .any(|site| fetch_site.eq_ignore_ascii_case(site))
+    {
+        return Err(ApiError::Forbidden(format!(
+            "CSRF Failed: the request comes from another site (Sec-Fetch-Site: {fetch_site})."
+        )));
+    }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };

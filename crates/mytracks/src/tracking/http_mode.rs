@@ -101,6 +101,15 @@ pub async fn publish(
     body: Bytes,
 ) -> Response {
     let tracking = &state.tracking;
+    // The 401 below makes browsers cache Basic credentials; a page on another site must not
+    // publish with them. Phones send no Origin.
+    if crate::api::auth::from_another_site(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({ "error": "CSRF Failed: /pub does not accept requests from another site's page" })),
+        )
+            .into_response();
+    }
     let Some((username, password)) = basic_credentials(&headers) else {
         return unauthorized("HTTP Basic authentication is required");
     };

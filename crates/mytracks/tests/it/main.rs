@@ -5,6 +5,7 @@
 //! `mosquitto_sub` and `python3` with paho-mqtt 2.x: `.ci/run` installs them.
 
 mod abuse_emqx;
+mod abuse_http;
 mod abuse_iot;
 mod abuse_mqtt;
 mod access;

@@ -56,6 +56,8 @@ pub struct Server {
     child: Option<Child>,
     dir: tempfile::TempDir,
     starts: u32,
+    /// A command the binary runs under (empty: none).
+    wrapper: Vec<String>,
 }
 
 impl Server {
@@ -66,6 +68,12 @@ impl Server {
 
     /// Starts with the given configuration file contents.
     pub fn with_config(config: &str) -> Server {
+        Server::with_config_under(&[], config)
+    }
+
+    /// Starts with `config`, the binary run through `wrapper` (a command that runs the rest
+    /// of its command line in the same process, e.g. `["prlimit", "--nofile=256:256"]`).
+    pub fn with_config_under(wrapper: &[&str], config: &str) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("mytracks-it-")
             .tempdir()
@@ -79,6 +87,7 @@ impl Server {
             child: None,
             dir,
             starts: 0,
+            wrapper: wrapper.iter().map(|arg| arg.to_string()).collect(),
         };
         server.spawn();
         server
@@ -130,7 +139,14 @@ impl Server {
         let log_err = log.try_clone().unwrap();
         // A killed server leaves its runtime.json behind; make sure we read the new one.
         let _ = fs::remove_file(self.runtime_path());
-        let mut cmd = Command::new(binary());
+        let mut cmd = match self.wrapper.split_first() {
+            None => Command::new(binary()),
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(binary());
+                cmd
+            }
+        };
         // The server reads MYTRACKS_* variables as configuration: keep the caller's out.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("MYTRACKS_") {

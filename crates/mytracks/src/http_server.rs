@@ -1,0 +1,405 @@
+//! The HTTP listener's accept loop and connections, served with hyper directly rather than
+//! `axum::serve`, which has no timeouts and no connection limits: without them a thousand
+//! idle sockets from one client took every file descriptor of the process, MQTT included.
+//!
+//! What an HTTP client may hold, and for how long ([`HttpLimits`], `[http]` in the
+//! configuration):
+//! - a request head must arrive within `header_read_timeout` of the connection opening or of
+//!   the previous response (hyper's timer, so also the idle wait between keep-alive requests);
+//! - a connection on which no byte moves either way for `idle_timeout` is closed (a request
+//!   body that stops arriving, a response the client stops reading);
+//! - a handler, request body included, must answer within `request_timeout` (else 408);
+//! - at most `max_connections` connections, and `max_connections_per_address` per client
+//!   address (IPv6 by /64), including upgraded `/mqtt` WebSockets until they close. A
+//!   connection over a limit gets a fixed `503` with `Connection: close` if the socket takes
+//!   it at once, and is closed.
+
+use crate::listener::AcceptErrors;
+use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// The largest request head hyper buffers (request line and headers). Browsers send 1-4 KiB;
+/// hyper's own default (about 400 KiB) times `max_connections` would be a lot of memory.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// What a connection over a limit is told, when its socket accepts the bytes at once.
+const OVER_LIMIT_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/json\r\nretry-after: 5\r\nconnection: close\r\ncontent-length: 32\r\n\r\n\
+{\"error\":\"too many connections\"}";
+
+/// `[http]` limits; see the module documentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            max_connections_per_address: 64,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `stop` resolves, then lets the open connections finish
+/// their current request (graceful shutdown) and returns once they have closed.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    stop: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let slots = Arc::new(ConnectionSlots::new(
+        limits.max_connections,
+        limits.max_connections_per_address,
+    ));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Every connection task holds a receiver: all closed means every connection has ended.
+    let (alive_tx, alive_rx) = watch::channel(());
+    let mut errors = AcceptErrors::new("http");
+    let mut refused_logged: Option<Instant> = None;
+    tokio::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                errors.pause_after(&error).await;
+                continue;
+            }
+        };
+        match slots.admit(peer.ip()) {
+            Ok(slot) => {
+                let connection = Connection {
+                    router: router.clone(),
+                    limits,
+                    peer,
+                    shutdown: shutdown_rx.clone(),
+                    _alive: alive_rx.clone(),
+                };
+                tokio::spawn(connection.serve(stream, slot));
+            }
+            Err(which) => {
+                // A flood must not flood the log: one line per minute at most.
+                if refused_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(%peer, "http: {which} reached; refusing connections");
+                    refused_logged = Some(Instant::now());
+                }
+                refuse(stream);
+            }
+        }
+    }
+    drop(listener);
+    let _ = shutdown_tx.send(true);
+    drop(alive_rx);
+    alive_tx.closed().await;
+    Ok(())
+}
+
+/// Answers 503 if the socket takes it without waiting, then closes. The request (if it has
+/// arrived) is read first, so that the close is a FIN the client reads the answer before,
+/// not a reset that discards it.
+fn refuse(stream: TcpStream) {
+    let mut request = [0u8; 4096];
+    let _ = stream.try_read(&mut request);
+    let _ = stream.try_write(OVER_LIMIT_RESPONSE);
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
+    router: Router,
+    limits: HttpLimits,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+    _alive: watch::Receiver<()>,
+}
+
+impl Connection {
+    /// Serves HTTP/1.1 requests until the client closes, a timeout strikes, the request is
+    /// upgraded (the WebSocket then owns the socket, and the slot with it) or shutdown.
+    async fn serve(mut self, stream: TcpStream, slot: Slot) {
+        let _ = stream.set_nodelay(true);
+        let activity = Activity::new();
+        let io = Watched {
+            inner: stream,
+            activity: activity.clone(),
+            _slot: slot,
+        };
+        let (router, peer, request_timeout) =
+            (self.router.clone(), self.peer, self.limits.request_timeout);
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let router = router.clone();
+            async move {
+                let answer = tower::ServiceExt::oneshot(router, request);
+                match tokio::time::timeout(request_timeout, answer).await {
+                    Ok(response) => response,
+                    Err(_) => Ok(request_timed_out()),
+                }
+            }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_read_timeout)
+            .max_buf_size(MAX_HEAD_BYTES);
+        let connection = builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        tokio::pin!(connection);
+        let mut draining = false;
+        loop {
+            let idle = activity.idle_for();
+            if idle >= self.limits.idle_timeout {
+                tracing::debug!(peer = %self.peer, "http: idle timeout, connection closed");
+                return;
+            }
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(peer = %self.peer, "http: {error}");
+                    }
+                    return;
+                }
+                () = tokio::time::sleep(self.limits.idle_timeout - idle) => {}
+                _ = self.shutdown.wait_for(|stop| *stop), if !draining => {
+                    draining = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+fn request_timed_out() -> axum::response::Response {
+    (
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        axum::Json(serde_json::json!({ "error": "request timed out" })),
+    )
+        .into_response()
+}
+
+/// When bytes last moved on a connection.
+#[derive(Clone)]
+struct Activity {
+    since: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            since: Instant::now(),
+            last_ms: Arc::default(),
+        }
+    }
+
+    fn touch(&self) {
+        let now = self.since.elapsed().as_millis() as u64;
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.since.elapsed().saturating_sub(last)
+    }
+}
+
+/// The socket, recording activity and holding the connection's slot until it is dropped
+/// (after an upgrade, when the WebSocket ends).
+struct Watched {
+    inner: TcpStream,
+    activity: Activity,
+    _slot: Slot,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Open connections, in total and per client address.
+struct ConnectionSlots {
+    max: usize,
+    max_per_address: usize,
+    open: Mutex<OpenConnections>,
+}
+
+#[derive(Default)]
+struct OpenConnections {
+    total: usize,
+    by_address: HashMap<IpAddr, usize>,
+}
+
+/// One admitted connection; given back when dropped.
+struct Slot {
+    slots: Arc<ConnectionSlots>,
+    address: IpAddr,
+}
+
+impl ConnectionSlots {
+    fn new(max: usize, max_per_address: usize) -> ConnectionSlots {
+        ConnectionSlots {
+            max,
+            max_per_address,
+            open: Mutex::default(),
+        }
+    }
+
+    /// A slot for a connection from `ip`, or the name of the limit that refuses it.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, &'static str> {
+        let address = address_key(ip);
+        let mut open = self.open.lock().expect("slots lock");
+        if open.total >= self.max {
+            return Err("max_connections");
+        }
+        let from_address = open.by_address.entry(address).or_default();
+        if *from_address >= self.max_per_address {
+            return Err("max_connections_per_address");
+        }
+        *from_address += 1;
+        open.total += 1;
+        Ok(Slot {
+            slots: self.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().expect("slots lock");
+        open.total -= 1;
+        if let Some(count) = open.by_address.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.by_address.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// The address a per-address limit counts: IPv4 as is (also when mapped into IPv6), IPv6 by
+/// its /64, the smallest block one subscriber usually gets.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_count_per_address_and_in_total() {
+        let slots = Arc::new(ConnectionSlots::new(3, 2));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let first = slots.admit(a).unwrap();
+        let _second = slots.admit(a).unwrap();
+        assert_eq!(slots.admit(a).err(), Some("max_connections_per_address"));
+        let _third = slots.admit(b).unwrap();
+        assert_eq!(slots.admit(b).err(), Some("max_connections"));
+        drop(first);
+        assert!(
+            slots.admit(a).is_ok(),
+            "a closed connection gives its slot back"
+        );
+        assert!(slots.open.lock().unwrap().by_address.len() <= 2);
+    }
+
+    #[test]
+    fn ipv6_counts_by_slash_64_and_mapped_ipv4_as_ipv4() {
+        let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        assert_eq!(address_key(one), address_key(other));
+        assert_ne!(
+            address_key(one),
+            address_key("2001:db8:1:3::1".parse().unwrap())
+        );
+        assert_eq!(
+            address_key("::ffff:192.0.2.7".parse().unwrap()),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+    }
+}
