@@ -81,6 +81,9 @@ pub struct Caller {
     pub user: User,
     /// The session's id hash when authenticated by cookie.
     pub session: Option<String>,
+    /// The API token's hash when authenticated by one (long-lived connections, the live
+    /// feed, end when it is deleted).
+    pub token: Option<String>,
 }
 
 /// Extractor: any authenticated, active user (401 otherwise).
@@ -167,6 +170,9 @@ pub async fn resolve(State(state): State<HttpState>, mut request: Request, next:
     let mut slid = None;
     match authenticate(&state, &mut request, address).await {
         Ok(Some((caller, csrf))) => {
+            // An account created a moment ago by another process (the CLI): the checks
+            // that read the directory (visibility, the live feed) must know it already.
+            state.accounts.know(&caller.user.username).await;
             if let (Some(id_hash), Some(csrf)) = (&caller.session, &csrf) {
                 // Logging in again with a live session is not an action of that session (the
                 // login handler checks the Origin itself and replaces the session).
@@ -233,6 +239,7 @@ async fn authenticate(
                     Caller {
                         user,
                         session: None,
+                        token: Some(secret::digest(credentials)),
                     },
                     None,
                 ))),
@@ -251,6 +258,7 @@ async fn authenticate(
                         Caller {
                             user,
                             session: None,
+                            token: None,
                         },
                         None,
                     )))
@@ -281,6 +289,7 @@ async fn authenticate(
                     Caller {
                         user,
                         session: None,
+                        token: Some(secret::digest(&token)),
                     },
                     None,
                 ))),
@@ -310,6 +319,7 @@ async fn authenticate(
         Caller {
             user,
             session: Some(id_hash),
+            token: None,
         },
         Some(csrf),
     )))
@@ -341,7 +351,7 @@ fn check_csrf(headers: &HeaderMap, expected: &str) -> ApiResult<()> {
 
 /// A browser's `Origin` must name this host: a page elsewhere may not log people in or act
 /// for them. Requests without `Origin` (scripts, older browsers) pass this check.
-fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
+pub(crate) fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
