@@ -5,6 +5,7 @@
 //! `mosquitto_sub` and `python3` with paho-mqtt 2.x: `.ci/run` installs them.
 
 mod abuse_identity;
+mod abuse_revocation;
 mod access;
 mod accounts_api;
 mod accounts_cli;
