@@ -134,6 +134,7 @@ fn device_added_by_cli_logs_in_at_once() {
     let server = Server::start();
     let admin = server.admin_api();
     add_user(&server, &admin, "alice", &user_password("alice"));
+    let alice = login(&server, "alice", &user_password("alice"));
     for round in 0..3 {
         let id = format!("probe-{round}");
         let out = cli_ok(&server, &["device", "add", &id, "--owner", "alice"]);
@@ -143,11 +144,17 @@ fn device_added_by_cli_logs_in_at_once() {
             .expect("the CLI prints the password")
             .trim()
             .to_owned();
-        let login = Conn::login(server.mqtt_port, 4, &id, &id, &password);
-        assert!(
-            login.is_ok(),
-            "round {round}: {:?}\n{}",
-            login.err(),
+        let mut device = Conn::login(server.mqtt_port, 4, &id, &id, &password)
+            .unwrap_or_else(|code| panic!("round {round}: {code}\n{}", server.log()));
+        // Logged in as the device (not as some client named like it): its telemetry is stored.
+        let topic = format!("iot/devices/{id}/telemetry/temp");
+        publish_acked(&mut device, 4, &topic, b"21.5", false);
+        let (status, rows) = alice.get(&format!("/api/iot/devices/{id}/telemetry/"));
+        assert_eq!(status, 200, "{rows}");
+        assert_eq!(
+            rows["count"],
+            1,
+            "round {round}: telemetry not stored: {rows}\n{}",
             server.log()
         );
     }
