@@ -153,6 +153,11 @@ impl AclFile {
         AclFile::parse_from(&read(path)?, Some(path))
     }
 
+    /// Does the file have a `user <username>` section?
+    pub fn has_user(&self, username: &str) -> bool {
+        self.users.contains_key(username)
+    }
+
     /// Parses file contents (errors give the line number only).
     pub fn parse(text: &str) -> Result<AclFile, AccessError> {
         AclFile::parse_from(text, None)
@@ -246,11 +251,6 @@ impl AclFile {
         } else {
             SubscribeDecision::Allowed
         }
-    }
-
-    /// Does the file have a `user` section for `username`?
-    pub fn has_user(&self, username: &str) -> bool {
-        self.users.contains_key(username)
     }
 
     /// May `client` read every topic `filter` can match? For brokers that authorize a

@@ -750,4 +750,22 @@ impl Broker {
         let shared = self.shared.clone();
         self.shared.background.spawn(crate::sys::run(shared));
     }
+
+    /// Removes every retained message whose topic matches `filter` (e.g. `owntracks/alice/#`
+    /// when that account is deleted), from memory and the store, without routing anything.
+    /// Returns how many were removed.
+    pub fn clear_retained(&self, filter: &str) -> usize {
+        let mut retained = self.shared.retained.write();
+        let mut removed = 0;
+        for message in retained.matching(filter) {
+            if retained.remove(&message.topic) {
+                removed += 1;
+                let cleared = Message::new(message.topic.clone(), &b""[..], message.qos, true);
+                self.shared
+                    .persister
+                    .retained_changed(&Arc::new(cleared), None);
+            }
+        }
+        removed
+    }
 }

@@ -18,6 +18,7 @@
 use crate::accounts::directory::Verdict;
 use crate::accounts::{Accounts, MqttLogin};
 use crate::config::AccessFiles;
+use crate::iot::DeviceLogin;
 use arc_swap::ArcSwap;
 use futures_util::future::BoxFuture;
 use mytracks_access::{
@@ -46,6 +47,21 @@ impl Loaded {
             acl: files.acl_file.as_deref().map(AclFile::load).transpose()?,
         })
     }
+
+    /// Does the password file, or a `user` section of the ACL file, name `username`?
+    fn names_user(&self, username: &str) -> bool {
+        self.passwords
+            .as_ref()
+            .is_some_and(|p| p.contains(username))
+            || self.acl.as_ref().is_some_and(|a| a.has_user(username))
+    }
+}
+
+/// Which usernames the configured files name, for the command line's device registration
+/// (the server uses [`MqttAccess::file_users`], which follows reloads).
+pub fn file_users(files: &AccessFiles) -> Result<crate::iot::registry::FileUsers, AccessError> {
+    let loaded = Loaded::read(files)?;
+    Ok(Arc::new(move |name: &str| loaded.names_user(name)))
 }
 
 /// MQTT access control (accounts and files), shared by the hooks and the reload trigger.
@@ -91,6 +107,17 @@ impl MqttAccess {
     pub fn hooks(self: &Arc<Self>) -> AccessHooks {
         AccessHooks(self.clone())
     }
+
+    /// Which usernames the files name now (after every reload); for device registration.
+    pub fn file_users(self: &Arc<Self>) -> crate::iot::registry::FileUsers {
+        // Weak: the registry lives in `Iot`, which this holds.
+        let access = Arc::downgrade(self);
+        Arc::new(move |name: &str| {
+            access
+                .upgrade()
+                .is_some_and(|access| access.loaded.load().names_user(name))
+        })
+    }
 }
 
 fn acl_client(client: &ClientInfo) -> AclClient<'_> {
@@ -131,7 +158,8 @@ impl Hooks for AccessHooks {
             Verdict::Deny => false,
             Verdict::NotMine => match &self.0.loaded.load().acl {
                 Some(acl) => acl.can_write(acl_client(client), topic),
-                None => true,
+                // `owntracks/<nobody>/...` is reserved unless an ACL file grants it.
+                None => !directory.unclaimed(topic),
             },
         }
     }
@@ -153,7 +181,7 @@ impl Hooks for AccessHooks {
                 Some(acl) => {
                     acl.check_subscribe(acl_client(client), filter) == SubscribeDecision::Allowed
                 }
-                None => true,
+                None => !directory.unclaimed(filter),
             },
         }
     }
@@ -176,7 +204,7 @@ impl Hooks for AccessHooks {
             Verdict::Deny => false,
             Verdict::NotMine => match &self.0.loaded.load().acl {
                 Some(acl) => acl.can_read(acl_client(subscriber), &message.topic),
-                None => true,
+                None => !directory.unclaimed(&message.topic),
             },
         }
     }
@@ -271,6 +299,7 @@ impl MqttAccess {
                 Ok(user) => {
                     if user.is_some() {
                         self.accounts.note_mqtt_account(name);
+                        self.accounts.know(name).await;
                     }
                     AuthDecision::Allow(Identity {
                         username: Some(name.clone()),
@@ -286,37 +315,44 @@ impl MqttAccess {
         };
         let peer = request.peer.map(|p| p.ip());
         let password = request.password.clone().unwrap_or_default();
-        // A device's username is its id (ids never name an account).
-        if self.iot.is_device(&username) {
-            let text = String::from_utf8_lossy(&password);
-            return match self.iot.registry.authenticate(&username, &text).await {
-                Ok(Some(_)) => {
-                    if let Some(peer) = peer {
-                        self.throttle.success(&peer);
-                    }
-                    AuthDecision::Allow(Identity {
-                        username: Some(username),
-                        superuser: false,
-                        max_publish_rate: self.iot.limits().device_publish_rate,
-                    })
+        // A device's username is its id (ids never name an account). A password-file user
+        // keeps their name even if a device took it before registration refused that.
+        let file_user = (self.loaded.load().passwords.as_ref())
+            .is_some_and(|passwords| passwords.contains(&username));
+        if !file_user {
+            match self.iot.device_login(&username).await {
+                Ok(DeviceLogin::NotADevice) => {}
+                Ok(DeviceLogin::Usable) => {
+                    return self
+                        .authenticate_device(&request, username, &password)
+                        .await
                 }
-                Ok(None) => self.refuse(&request, &username).await,
+                // The owner is inactive: the device is revoked with them.
+                Ok(DeviceLogin::Suspended) => return self.refuse(&request, &username).await,
                 Err(error) => {
                     tracing::error!("device login cannot be checked: {error}");
-                    AuthDecision::Deny(ReasonCode::SERVER_UNAVAILABLE)
+                    return AuthDecision::Deny(ReasonCode::SERVER_UNAVAILABLE);
                 }
-            };
+            }
         }
         match self.accounts.check_mqtt(&username, &password).await {
             Ok(MqttLogin::Account { user, credential }) => {
                 if let Some(peer) = peer {
                     self.throttle.success(&peer);
                 }
-                if let Some(id) = credential {
-                    self.accounts
-                        .note_credential_client(id, &username, &request.client_id);
+                match credential {
+                    Some(id) => {
+                        self.accounts
+                            .note_credential_client(id, &username, &request.client_id)
+                    }
+                    None => self
+                        .accounts
+                        .note_password_client(&username, &request.client_id),
                 }
                 self.accounts.note_mqtt_account(&username);
+                // Created by another process a moment ago: the per-message checks must know
+                // the account before its first publish arrives.
+                self.accounts.know(&username).await;
                 self.accounts.record_login(&user).await;
                 return AuthDecision::Allow(Identity {
                     username: Some(username),
@@ -353,6 +389,33 @@ impl MqttAccess {
             });
         }
         self.refuse(&request, &username).await
+    }
+
+    /// A device logging in with its id and password.
+    async fn authenticate_device(
+        &self,
+        request: &ConnectRequest,
+        username: String,
+        password: &[u8],
+    ) -> AuthDecision {
+        let text = String::from_utf8_lossy(password);
+        match self.iot.registry.authenticate(&username, &text).await {
+            Ok(Some(_)) => {
+                if let Some(peer) = request.peer.map(|p| p.ip()) {
+                    self.throttle.success(&peer);
+                }
+                AuthDecision::Allow(Identity {
+                    username: Some(username),
+                    superuser: false,
+                    max_publish_rate: self.iot.limits().device_publish_rate,
+                })
+            }
+            Ok(None) => self.refuse(request, &username).await,
+            Err(error) => {
+                tracing::error!("device login cannot be checked: {error}");
+                AuthDecision::Deny(ReasonCode::SERVER_UNAVAILABLE)
+            }
+        }
     }
 
     /// A failed login: logged, counted, and answered late once an address keeps failing.

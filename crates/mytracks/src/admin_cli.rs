@@ -285,14 +285,20 @@ pub async fn token(command: TokenCommand, db: DatabaseArgs) -> anyhow::Result<()
 }
 
 pub async fn device(command: DeviceCommand, db: DatabaseArgs) -> anyhow::Result<()> {
-    let accounts = open(&db).await?;
-    let result = run_device(command, &accounts).await;
+    let (accounts, settings) = db.accounts().await?;
+    let file_users = crate::access::file_users(&settings.access)?;
+    let result = run_device(command, &accounts, file_users).await;
     accounts.store().close().await;
     result
 }
 
-async fn run_device(command: DeviceCommand, accounts: &Accounts) -> anyhow::Result<()> {
+async fn run_device(
+    command: DeviceCommand,
+    accounts: &Accounts,
+    file_users: crate::iot::registry::FileUsers,
+) -> anyhow::Result<()> {
     let registry = crate::iot::registry::Registry::new(accounts.store().clone());
+    registry.reserve_file_users(file_users);
     match command {
         DeviceCommand::Credentials {
             name,

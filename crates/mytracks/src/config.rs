@@ -486,6 +486,8 @@ struct RawWeb {
     tile_url: Option<String>,
     #[serde(default, deserialize_with = "lenient_string")]
     tile_attribution: Option<String>,
+    live_feed_max_message_bytes: Option<i64>,
+    live_feed_idle_timeout_secs: Option<i64>,
 }
 
 /// `[pki]`: the built-in certificate authority.
@@ -926,7 +928,23 @@ impl RawConfig {
                 64 * 1024,
                 i64::from(u32::MAX),
             )?,
-            web: crate::web::WebSettings::new(self.web.tile_url, self.web.tile_attribution)?,
+            web: crate::web::WebSettings {
+                live_feed_max_message: ranged(
+                    "web.live_feed_max_message_bytes",
+                    self.web.live_feed_max_message_bytes,
+                    crate::web::DEFAULT_LIVE_FEED_MAX_MESSAGE,
+                    128,
+                    1 << 20,
+                )?,
+                live_feed_idle_timeout: Duration::from_secs(ranged(
+                    "web.live_feed_idle_timeout_secs",
+                    self.web.live_feed_idle_timeout_secs,
+                    crate::web::DEFAULT_LIVE_FEED_IDLE_TIMEOUT_SECS,
+                    3,
+                    86_400,
+                )?),
+                ..crate::web::WebSettings::new(self.web.tile_url, self.web.tile_attribution)?
+            },
             store_mosquitto_pbkdf2: self.compat.store_mosquitto_pbkdf2.unwrap_or(false),
             http_auth_secret: match self.integrations.http_auth_secret {
                 None => None,

@@ -245,6 +245,10 @@ impl Server {
         accounts.attach_broker(broker.clone());
         iot.attach_broker(broker.clone());
         tracking.attach_broker(broker.clone());
+        // Retained messages of accounts or devices deleted while the server was down.
+        accounts.sweep_unclaimed_retained();
+        iot.sweep_unclaimed_retained();
+        iot.registry.reserve_file_users(access.file_users());
         tracking
             .load_queued()
             .await

@@ -23,6 +23,9 @@ pub enum PkiServiceError {
     NoCa,
     #[error("{0}")]
     NotFound(String),
+    /// Refused in this state (an unexpired certificate cannot be expunged).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Pki(#[from] mytracks_pki::PkiError),
     #[error(transparent)]
@@ -382,6 +385,28 @@ impl PkiService {
         self.certificate(id).await
     }
 
+    /// Revokes `user_id`'s client certificates not revoked yet, but `keep` (a renewal's new
+    /// one), reissuing the CRL once. Expired ones too: the CRL then covers them whatever a
+    /// verifier's clock says. Returns how many were revoked.
+    pub async fn revoke_client_certificates(
+        &self,
+        user_id: i64,
+        keep: Option<i64>,
+    ) -> Result<usize> {
+        let now = mytracks_store::now();
+        let mut revoked = 0;
+        for cert in self.store.certificates("client", Some(user_id)).await? {
+            if Some(cert.id) != keep && cert.revoked_at.is_none() {
+                self.store.revoke_certificate(cert.id, now).await?;
+                revoked += 1;
+            }
+        }
+        if revoked > 0 {
+            self.refresh().await?;
+        }
+        Ok(revoked)
+    }
+
     pub async fn deactivate_server(&self, id: i64) -> Result<()> {
         let cert = self.certificate(id).await?;
         if cert.kind != "server" {
@@ -393,10 +418,17 @@ impl PkiService {
         self.refresh().await
     }
 
-    /// Deletes a certificate for good. A revoked one stays in the CRL only until then, so
-    /// only expired or revoked-and-expired certificates should be expunged.
+    /// Deletes a certificate for good. The CRL is built from the rows, so a client
+    /// certificate that has not expired cannot go: deleting a revoked one would un-revoke it
+    /// (it would chain to the CA and be in no CRL), and deleting a valid one would leave it
+    /// valid with no way to revoke it.
     pub async fn expunge(&self, id: i64) -> Result<()> {
-        self.certificate(id).await?;
+        let cert = self.certificate(id).await?;
+        if cert.kind == "client" && cert.not_after > mytracks_store::now() {
+            return Err(PkiServiceError::Conflict(
+                "a client certificate can be expunged only once it has expired: until then the CRL must list it (revoke it instead)".into(),
+            ));
+        }
         self.store.delete_certificate(id).await?;
         self.refresh().await
     }

@@ -29,13 +29,28 @@ pub struct WebSettings {
     pub tile_url: String,
     /// HTML shown in the map's corner (the tile provider's required credit).
     pub tile_attribution: String,
+    /// `[web] live_feed_max_message_bytes`: the largest WebSocket message (and frame) a
+    /// client of `/ws/locations/` may send; the feed only needs tiny ones (pongs).
+    pub live_feed_max_message: usize,
+    /// `[web] live_feed_idle_timeout_secs`: a live-feed client that answers nothing (not even
+    /// the server's pings, sent every third of this) for this long is closed.
+    pub live_feed_idle_timeout: std::time::Duration,
 }
+
+/// Default of `[web] live_feed_max_message_bytes`.
+pub const DEFAULT_LIVE_FEED_MAX_MESSAGE: usize = 4096;
+/// Default of `[web] live_feed_idle_timeout_secs`.
+pub const DEFAULT_LIVE_FEED_IDLE_TIMEOUT_SECS: u64 = 60;
 
 impl Default for WebSettings {
     fn default() -> Self {
         WebSettings {
             tile_url: DEFAULT_TILE_URL.to_owned(),
             tile_attribution: DEFAULT_TILE_ATTRIBUTION.to_owned(),
+            live_feed_max_message: DEFAULT_LIVE_FEED_MAX_MESSAGE,
+            live_feed_idle_timeout: std::time::Duration::from_secs(
+                DEFAULT_LIVE_FEED_IDLE_TIMEOUT_SECS,
+            ),
         }
     }
 }
@@ -81,6 +96,7 @@ impl WebSettings {
         Ok(WebSettings {
             tile_url,
             tile_attribution: tile_attribution.unwrap_or(defaults.tile_attribution),
+            ..defaults
         })
     }
 

@@ -119,6 +119,30 @@ impl Directory {
             .map(|(name, _)| name.as_str())
     }
 
+    /// Accounts that exist here and are gone (deleted) in `newer`.
+    pub fn deleted_in<'a>(&'a self, newer: &'a Directory) -> impl Iterator<Item = &'a str> {
+        self.members
+            .keys()
+            .filter(|name| newer.member(name).is_none())
+            .map(String::as_str)
+    }
+
+    /// Is `topic` (or a filter, `$share/...` included) inside the OwnTracks namespace of a
+    /// name that is no account (`owntracks/<nobody>/...`)? Such a namespace is reserved: data
+    /// or commands planted there would greet an account created later under that name.
+    /// Wildcards in the name level (`owntracks/+/...`) are not a namespace.
+    pub fn unclaimed(&self, topic: &str) -> bool {
+        let topic = match mytracks_codec::topic::parse_shared(topic) {
+            Ok(Some((_group, inner))) => inner,
+            _ => topic,
+        };
+        let Some(rest) = topic.strip_prefix("owntracks/") else {
+            return false;
+        };
+        let name = rest.split('/').next().unwrap_or_default();
+        !matches!(name, "+" | "#") && !self.members.contains_key(name)
+    }
+
     /// The account whose OwnTracks namespace `topic` (or filter) is in: the second level of
     /// `owntracks/<user>/...`, when that names an account.
     fn owner_of<'t>(&self, topic: &'t str) -> Option<&'t str> {
@@ -310,6 +334,28 @@ mod tests {
         );
         assert_eq!(d.may_publish(Some("bob"), "sensors/1"), NotMine);
         assert_eq!(d.may_publish(Some("bob"), "owntracks"), NotMine);
+    }
+
+    #[test]
+    fn namespaces_of_nobody_are_unclaimed() {
+        let d = directory();
+        assert!(d.unclaimed("owntracks/dave/phone/cmd"));
+        assert!(d.unclaimed("owntracks/dave/#"));
+        assert!(d.unclaimed("$share/g/owntracks/dave/+"));
+        assert!(d.unclaimed("owntracks/"));
+        assert!(!d.unclaimed("owntracks/alice/phone"));
+        assert!(
+            !d.unclaimed("owntracks/gone/phone"),
+            "inactive is still an account"
+        );
+        assert!(!d.unclaimed("owntracks/+/+"));
+        assert!(!d.unclaimed("owntracks/#"));
+        assert!(!d.unclaimed("owntracks"));
+        assert!(!d.unclaimed("sensors/dave"));
+        let newer = Directory::new(&[user(1, "alice", true, false)], &[]);
+        let mut deleted: Vec<&str> = d.deleted_in(&newer).collect();
+        deleted.sort();
+        assert_eq!(deleted, ["bob", "gone", "root"]);
     }
 
     #[test]

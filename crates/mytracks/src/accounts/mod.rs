@@ -4,6 +4,7 @@
 //! the door.
 
 pub mod directory;
+mod lifecycle;
 pub mod password;
 pub mod secret;
 
@@ -132,6 +133,9 @@ pub struct Accounts {
     /// Which MQTT clients logged in with which credential: deleting the credential
     /// disconnects them. Keyed by credential id; values are (username, client id).
     credential_clients: Mutex<HashMap<i64, HashSet<(String, String)>>>,
+    /// MQTT clients logged in with their account password, by username: a password change
+    /// closes them.
+    password_clients: Mutex<HashMap<String, HashSet<String>>>,
     /// Accounts that logged in over MQTT: one created and deactivated between two refreshes
     /// is then still found and disconnected.
     mqtt_accounts: Mutex<HashSet<String>>,
@@ -151,6 +155,7 @@ impl Accounts {
             refreshing: tokio::sync::Mutex::new(()),
             broker: Mutex::new(None),
             credential_clients: Mutex::default(),
+            password_clients: Mutex::default(),
             mqtt_accounts: Mutex::default(),
             store_mosquitto_pbkdf2: AtomicBool::new(false),
         });
@@ -241,6 +246,7 @@ impl Accounts {
         self.version.store(version, Ordering::SeqCst);
         let newer = self.directory.load();
         self.auth_epoch.fetch_add(1, Ordering::SeqCst);
+        self.clear_retained_of_deleted(&older, &newer);
         tracing::debug!(
             version,
             users = users.len(),
@@ -284,6 +290,10 @@ impl Accounts {
             }
         }
         Ok(())
+    }
+
+    fn bump_auth_epoch(&self) {
+        self.auth_epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// See `auth_epoch`: a cached login is good only while this is unchanged.
@@ -518,13 +528,16 @@ impl Accounts {
     }
 
     /// Changes one's own password after checking the current one. Other web sessions of the
-    /// user are ended (except `keep_session`).
+    /// user are ended (except `keep_session`), and MQTT connections made with the old
+    /// password closed; with `revoke_access`, tokens, credentials and every MQTT connection
+    /// of the account too (see [`Accounts::revoke_access`]).
     pub async fn change_password(
         &self,
         user: &User,
         current: &str,
         new: &str,
         keep_session: Option<&str>,
+        revoke_access: bool,
     ) -> Result<()> {
         let hash = user.password_hash.clone();
         let current = current.to_owned();
@@ -539,11 +552,21 @@ impl Accounts {
         }
         self.set_password_unchecked(user, new, "new_password")
             .await?;
+        if revoke_access {
+            self.revoke_access(user).await?;
+        }
         self.end_sessions(user, keep_session).await
     }
 
-    /// An admin sets someone else's password; that user's web sessions end.
-    pub async fn set_password(&self, actor: &User, target_id: i64, new: &str) -> Result<User> {
+    /// An admin sets someone else's password; that user's web sessions end, and with
+    /// `revoke_access` (the API's default) their tokens, credentials and MQTT connections.
+    pub async fn set_password(
+        &self,
+        actor: &User,
+        target_id: i64,
+        new: &str,
+        revoke_access: bool,
+    ) -> Result<User> {
         let target = self.user(target_id).await?;
         if target.id == actor.id {
             return Err(AccountError::Refused(
@@ -552,6 +575,9 @@ impl Accounts {
         }
         self.set_password_unchecked(&target, new, "password")
             .await?;
+        if revoke_access {
+            self.revoke_access(&target).await?;
+        }
         self.end_sessions(&target, None).await?;
         Ok(target)
     }
@@ -582,6 +608,7 @@ impl Accounts {
         .map_err(|message| AccountError::invalid(field, message))?;
         self.store_password(user.id, new).await?;
         self.auth_epoch.fetch_add(1, Ordering::SeqCst);
+        self.disconnect_password_clients(&user.username);
         Ok(())
     }
 
@@ -673,7 +700,10 @@ impl Accounts {
             .map_err(|e| match e {
                 StoreError::NotFound => AccountError::NotFound("Not found".into()),
                 other => other.into(),
-            })
+            })?;
+        // Long-lived connections authenticated by it (the live feed) check again.
+        self.bump_auth_epoch();
+        Ok(())
     }
 
     // ---- generated MQTT credentials -------------------------------------------------------
@@ -729,6 +759,7 @@ impl Accounts {
     /// (whose clients are disconnected).
     async fn end_sessions(&self, user: &User, keep: Option<&str>) -> Result<()> {
         self.store.delete_sessions_of(user.id, keep).await?;
+        self.bump_auth_epoch();
         let kept = keep.map(console_session_prefix);
         self.delete_console_credentials(user, |c| {
             !kept
@@ -743,6 +774,7 @@ impl Accounts {
     pub async fn end_session(&self, id_hash: &str) -> Result<()> {
         let session = self.store.session(id_hash, i64::MIN).await?;
         self.store.delete_session(id_hash).await?;
+        self.bump_auth_epoch();
         let Some(session) = session else {
             return Ok(());
         };
@@ -858,6 +890,10 @@ impl Accounts {
     /// Remembers that `client_id` logged in with credential `id` (see
     /// [`Accounts::delete_credential`]).
     pub fn note_credential_client(&self, id: i64, username: &str, client_id: &str) {
+        // The same client id may have logged in with the password before.
+        if let Some(clients) = self.password_clients.lock().get_mut(username) {
+            clients.remove(client_id);
+        }
         self.credential_clients
             .lock()
             .entry(id)

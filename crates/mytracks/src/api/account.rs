@@ -59,9 +59,17 @@ pub async fn update(
 pub struct PasswordChange {
     current_password: String,
     new_password: String,
+    /// Also delete every API token and MQTT credential, revoke every client certificate and
+    /// close every MQTT connection of the account ("I think someone got in"). Off by
+    /// default: a routine change must not cut off phones and scripts that never used the
+    /// password.
+    #[serde(default)]
+    revoke_access: bool,
 }
 
-/// `POST /api/account/change-password/`: other sessions of the user end; this one stays.
+/// `POST /api/account/change-password/`: other sessions of the user end (this one stays),
+/// MQTT connections made with the old password close, and with `revoke_access` everything
+/// else the account handed out is revoked too.
 pub async fn change_password(
     State(state): State<HttpState>,
     Auth(caller): Auth,
@@ -74,8 +82,12 @@ pub async fn change_password(
             &body.current_password,
             &body.new_password,
             caller.session.as_deref(),
+            body.revoke_access,
         )
         .await?;
+    if body.revoke_access {
+        crate::api::pki::revoke_all_certificates(&state, caller.user.id).await?;
+    }
     Ok(Json(json!({ "detail": "Password updated successfully." })))
 }
 

@@ -85,6 +85,7 @@ pub async fn deactivate(
         .accounts
         .deactivate(Some(&admin.user), parse_id(&id)?)
         .await?;
+    refresh_devices(&state).await;
     Ok(Json(json!({
         "detail": format!("User '{}' has been deactivated.", user.username)
     })))
@@ -96,6 +97,7 @@ pub async fn reactivate(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let user = state.accounts.reactivate(parse_id(&id)?).await?;
+    refresh_devices(&state).await;
     Ok(Json(json!({
         "detail": format!("User '{}' has been reactivated.", user.username)
     })))
@@ -121,6 +123,15 @@ pub async fn toggle_admin(
 #[derive(Deserialize)]
 pub struct SetPassword {
     password: String,
+    /// Delete the user's API tokens and MQTT credentials, revoke their client certificates
+    /// and close their MQTT connections. On by default: a reset is what an admin does when
+    /// an account is lost or taken over.
+    #[serde(default = "yes")]
+    revoke_access: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 pub async fn set_password(
@@ -131,8 +142,16 @@ pub async fn set_password(
 ) -> ApiResult<Json<Value>> {
     let user = state
         .accounts
-        .set_password(&admin.user, parse_id(&id)?, &body.password)
+        .set_password(
+            &admin.user,
+            parse_id(&id)?,
+            &body.password,
+            body.revoke_access,
+        )
         .await?;
+    if body.revoke_access {
+        crate::api::pki::revoke_all_certificates(&state, user.id).await?;
+    }
     Ok(Json(json!({
         "detail": format!("Password for '{}' has been updated.", user.username)
     })))
@@ -148,7 +167,17 @@ pub async fn hard_delete(
         .accounts
         .hard_delete(&admin.user, parse_id(&id)?)
         .await?;
+    refresh_devices(&state).await;
     Ok(Json(json!({
         "detail": format!("User '{}' has been permanently deleted.", user.username)
     })))
+}
+
+/// A user's state decides their IoT devices' (suspended with an inactive owner, removed with
+/// a deleted one): applied now rather than at the next poll. The change is made; a failure
+/// here only delays it to that poll.
+async fn refresh_devices(state: &HttpState) {
+    if let Err(error) = state.iot.refresh().await {
+        tracing::warn!("devices not refreshed after a user change: {error}");
+    }
 }

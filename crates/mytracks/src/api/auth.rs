@@ -81,6 +81,9 @@ pub struct Caller {
     pub user: User,
     /// The session's id hash when authenticated by cookie.
     pub session: Option<String>,
+    /// The API token's hash when authenticated by one (long-lived connections, the live
+    /// feed, end when it is deleted).
+    pub token: Option<String>,
 }
 
 /// Extractor: any authenticated, active user (401 otherwise).
@@ -167,6 +170,9 @@ pub async fn resolve(State(state): State<HttpState>, mut request: Request, next:
     let mut slid = None;
     match authenticate(&state, &mut request, address).await {
         Ok(Some((caller, csrf))) => {
+            // An account created a moment ago by another process (the CLI): the checks
+            // that read the directory (visibility, the live feed) must know it already.
+            state.accounts.know(&caller.user.username).await;
             if let (Some(id_hash), Some(csrf)) = (&caller.session, &csrf) {
                 // Logging in again with a live session is not an action of that session (the
                 // login handler checks the Origin itself and replaces the session).
@@ -233,6 +239,7 @@ async fn authenticate(
                     Caller {
                         user,
                         session: None,
+                        token: Some(secret::digest(credentials)),
                     },
                     None,
                 ))),
@@ -259,6 +266,7 @@ async fn authenticate(
                         Caller {
                             user,
                             session: None,
+                            token: None,
                         },
                         None,
                     )))
@@ -289,6 +297,7 @@ async fn authenticate(
                     Caller {
                         user,
                         session: None,
+                        token: Some(secret::digest(&token)),
                     },
                     None,
                 ))),
@@ -318,6 +327,7 @@ async fn authenticate(
         Caller {
             user,
             session: Some(id_hash),
+            token: None,
         },
         Some(csrf),
     )))
@@ -357,7 +367,7 @@ pub fn from_another_site(headers: &HeaderMap) -> bool {
 /// rewrites) must not say `cross-site` or `same-site` (a sibling subdomain): a page elsewhere
 /// may not log people in or act for them. Requests without either (scripts, older browsers)
 /// pass this check.
-fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
+pub(crate) fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
     let fetch_site = headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())

@@ -3,24 +3,48 @@
 //! a JSON text message: `{"type": "location"|"transition"|"presence", "user", "device",
 //! "device_id", "data"}`. A client too slow to keep up gets `{"type": "lagged", "missed": N}`
 //! and the stream goes on.
+//!
+//! The socket lives as long as what opened it: it closes within seconds when its web session
+//! ends (logout, password change), its token is deleted or expires, the password it proved
+//! changes, or the account is deactivated. A cookie-authenticated upgrade must come from a
+//! page of this site (Origin check: cross-site WebSocket hijacking). Clients send nothing but
+//! pongs here, so their messages are limited to `[web] live_feed_max_message_bytes`, and one
+//! silent for `[web] live_feed_idle_timeout_secs` is closed.
 
-use super::auth::Auth;
+use super::auth::{check_origin, Auth, Caller};
+use super::error::ApiResult;
 use crate::http::HttpState;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
+
+/// How often the socket looks for a change of credentials (in memory: the accounts' epoch).
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How often it checks its credentials in the database even without a change in this
+/// process (expiry, another process deleting a token).
+const RECHECK_EVERY: Duration = Duration::from_secs(30);
 
 pub async fn upgrade(
     State(state): State<HttpState>,
     Auth(caller): Auth,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
-) -> Response {
-    let username = caller.user.username.clone();
-    ws.on_upgrade(move |socket| feed(state, username, socket))
+) -> ApiResult<Response> {
+    if caller.session.is_some() {
+        check_origin(&headers)?;
+    }
+    let limit = state.web.settings.live_feed_max_message;
+    Ok(ws
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| feed(state, caller, socket)))
 }
 
-async fn feed(state: HttpState, username: String, mut socket: WebSocket) {
+async fn feed(state: HttpState, caller: Caller, mut socket: WebSocket) {
+    let username = caller.user.username.clone();
     let mut events = state.tracking.feed.subscribe();
     let welcome =
         serde_json::json!({ "type": "welcome", "user": username, "version": crate::VERSION });
@@ -31,6 +55,13 @@ async fn feed(state: HttpState, username: String, mut socket: WebSocket) {
     {
         return;
     }
+    let idle_timeout = state.web.settings.live_feed_idle_timeout;
+    let mut ping = tokio::time::interval(idle_timeout / 3);
+    ping.reset();
+    let mut check = tokio::time::interval(CHECK_EVERY);
+    let mut epoch = state.accounts.auth_epoch();
+    let mut checked_at = Instant::now();
+    let mut heard_at = Instant::now();
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -60,8 +91,66 @@ async fn feed(state: HttpState, username: String, mut socket: WebSocket) {
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => heard_at = Instant::now(),
             },
+            _ = ping.tick() => {
+                if heard_at.elapsed() >= idle_timeout {
+                    close(&mut socket, close_code::AWAY, "idle").await;
+                    break;
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+            _ = check.tick() => {
+                let now_epoch = state.accounts.auth_epoch();
+                if now_epoch == epoch && checked_at.elapsed() < RECHECK_EVERY {
+                    continue;
+                }
+                epoch = now_epoch;
+                checked_at = Instant::now();
+                if !still_authorized(&state, &caller).await {
+                    close(&mut socket, close_code::POLICY, "access ended").await;
+                    break;
+                }
+            }
         }
     }
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+/// Is what opened the socket still good: the account active, and its session, its token, or
+/// (HTTP Basic) the password it proved still in place? A database that cannot answer keeps
+/// the socket (the next check decides).
+async fn still_authorized(state: &HttpState, caller: &Caller) -> bool {
+    let store = state.accounts.store();
+    let now = mytracks_store::now();
+    let answer: mytracks_store::Result<bool> = async {
+        let Some(user) = store.user_by_id(caller.user.id).await? else {
+            return Ok(false);
+        };
+        if !user.is_active {
+            return Ok(false);
+        }
+        if let Some(id_hash) = &caller.session {
+            return Ok(store.session(id_hash, now).await?.is_some());
+        }
+        if let Some(token_hash) = &caller.token {
+            let token = store.token_by_hash(token_hash).await?;
+            return Ok(token.is_some_and(|t| t.expires_at.is_none_or(|at| at > now)));
+        }
+        Ok(user.password_hash == caller.user.password_hash)
+    }
+    .await;
+    answer.unwrap_or_else(|error| {
+        tracing::warn!("live feed: cannot check the caller's access: {error}");
+        true
+    })
 }

@@ -154,6 +154,11 @@ pub fn router(state: HttpState) -> Router<HttpState> {
                 .post(pki::issue_own)
                 .delete(pki::revoke_own),
         ),
+        ("/api/account/certificates/", get(pki::list_own)),
+        (
+            "/api/account/certificates/{id}/revoke/",
+            post(pki::revoke_own_by_id),
+        ),
         ("/api/pki/crl/", get(pki::crl)),
         ("/api/setup/", get(setup::show)),
         (

@@ -98,7 +98,7 @@ pub const OPERATIONS: &[Operation] = &[
     op(
         "post",
         "/api/account/change-password/",
-        "Change one's password (other sessions end)",
+        "Change one's password (other sessions and MQTT connections made with the old password end)",
         User,
         Some("PasswordChange"),
         (200, Some("Detail")),
@@ -226,7 +226,7 @@ pub const OPERATIONS: &[Operation] = &[
     op(
         "post",
         "/api/admin/users/{id}/set-password/",
-        "Set another user's password",
+        "Set another user's password (their sessions end; revoke_access, by default, revokes the rest)",
         Admin,
         Some("SetPassword"),
         (200, Some("Detail")),
@@ -271,8 +271,10 @@ pub const OPERATIONS: &[Operation] = &[
     op("post", "/api/admin/certificates/{id}/revoke/", "Revoke a certificate; the CRL is reissued at once", Admin, None, (200, None)),
     op("delete", "/api/admin/certificates/{id}/", "Expunge a certificate", Admin, None, (204, None)),
     op("get", "/api/account/certificate/", "One's valid client certificate (?format=pem: bundle with the key)", User, None, (200, None)),
-    op("post", "/api/account/certificate/", "Issue one's certificate if none (renew: true for a new one); format p12|otrp with passphrase downloads PKCS#12", User, None, (201, None)),
+    op("post", "/api/account/certificate/", "Issue one's certificate if none (renew: true for a new one, revoking the previous ones); format p12|otrp with passphrase downloads PKCS#12", User, None, (201, None)),
     op("delete", "/api/account/certificate/", "Revoke one's certificate", User, None, (200, None)),
+    op("get", "/api/account/certificates/", "Every client certificate issued to one (revoked and expired too), without keys", User, None, (200, None)),
+    op("post", "/api/account/certificates/{id}/revoke/", "Revoke one of one's certificates; the CRL is reissued at once", User, None, (200, None)),
     op("get", "/api/pki/crl/", "The active CA's current CRL (?format=pem|der)", Public, None, (200, None)),
     op("get", "/api/account/certificate/status/", "One's valid client certificate (without key) and the active CA, or null: always 200", User, None, (200, None)),
     op("get", "/api/setup/", "This server's endpoints as the caller reached it (HTTP, OwnTracks HTTP, WebSocket URLs; the actual MQTT, MQTT-TLS, WS and WSS ports, null when off) and the active CA's certificate", User, None, (200, None)),
@@ -329,7 +331,8 @@ fn schemas() -> Value {
             "email": string, "first_name": string, "last_name": string, "settings": { "type": "object" },
             "encryption_key": { "type": ["string", "null"], "description": "OwnTracks payload passphrase for devices without their own" } } },
         "PasswordChange": { "type": "object", "required": ["current_password", "new_password"], "properties": {
-            "current_password": string, "new_password": { "type": "string", "minLength": 10 } } },
+            "current_password": string, "new_password": { "type": "string", "minLength": 10 },
+            "revoke_access": { "type": "boolean", "default": false, "description": "Also delete all API tokens and MQTT credentials, revoke all client certificates and close all MQTT connections" } } },
         "User": { "type": "object", "properties": {
             "id": { "type": "integer" }, "username": string, "email": string, "first_name": string,
             "last_name": string, "is_active": { "type": "boolean" }, "is_staff": { "type": "boolean" },
@@ -340,7 +343,8 @@ fn schemas() -> Value {
             "password": { "type": "string", "minLength": 10 }, "email": string,
             "first_name": string, "last_name": string, "is_staff": { "type": "boolean" } } },
         "SetPassword": { "type": "object", "required": ["password"], "properties": {
-            "password": { "type": "string", "minLength": 10 } } },
+            "password": { "type": "string", "minLength": 10 },
+            "revoke_access": { "type": "boolean", "default": true, "description": "Also delete the user's API tokens and MQTT credentials, revoke their client certificates and close their MQTT connections" } } },
         "Token": { "type": "object", "properties": {
             "id": { "type": "integer" }, "label": string, "prefix": string, "created_at": time,
             "last_used_at": optional_time, "expires_at": optional_time,

@@ -22,6 +22,7 @@ impl From<PkiServiceError> for ApiError {
             PkiServiceError::Invalid(m) => ApiError::BadRequest(m),
             PkiServiceError::NoCa => ApiError::NotFound(error.to_string()),
             PkiServiceError::NotFound(m) => ApiError::NotFound(m),
+            PkiServiceError::Conflict(m) => ApiError::Conflict(m),
             PkiServiceError::Pki(e) => ApiError::BadRequest(e.to_string()),
             PkiServiceError::Store(e) => e.into(),
             PkiServiceError::Sealed(e) => ApiError::Unavailable(e.to_string()),
@@ -353,7 +354,8 @@ pub struct OwnCertificateRequest {
 }
 
 /// `POST /api/account/certificate/`: issue one's client certificate if there is none (or
-/// `renew`), and optionally download it as PKCS#12.
+/// `renew`, which revokes the certificates issued before: a renewal replaces, it does not
+/// add a second way in), and optionally download it as PKCS#12.
 pub async fn issue_own(
     State(state): State<HttpState>,
     Auth(caller): Auth,
@@ -362,13 +364,17 @@ pub async fn issue_own(
     let existing = state.pki.current_client(&caller.user).await?;
     let (cert, created) = match existing {
         Some(cert) if !body.renew => (cert, false),
-        _ => (
-            state
+        _ => {
+            let issued = state
                 .pki
                 .issue_client(&caller.user, None, None, body.validity_years.unwrap_or(5))
-                .await?,
-            true,
-        ),
+                .await?;
+            state
+                .pki
+                .revoke_client_certificates(caller.user.id, Some(issued.id))
+                .await?;
+            (issued, true)
+        }
     };
     match body.format.as_deref() {
         None | Some("json") => {
@@ -405,6 +411,48 @@ pub async fn revoke_own(
         .await?
         .ok_or_else(|| ApiError::NotFound("You have no valid client certificate.".into()))?;
     let cert = state.pki.revoke(cert.id).await?;
+    Ok(Json(cert_json(&cert, Some(&caller.user.username))))
+}
+
+/// Revokes every client certificate of `user_id` (a password reset revoking access). No CA
+/// configured means no certificates: nothing to do.
+pub async fn revoke_all_certificates(state: &HttpState, user_id: i64) -> ApiResult<()> {
+    state.pki.revoke_client_certificates(user_id, None).await?;
+    Ok(())
+}
+
+/// `GET /api/account/certificates/`: every client certificate issued to the caller (revoked
+/// and expired ones too), newest first, without keys.
+pub async fn list_own(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+) -> ApiResult<Json<Vec<Value>>> {
+    let certs = state
+        .pki
+        .certificates("client", Some(caller.user.id))
+        .await?;
+    let name = Some(caller.user.username.as_str());
+    Ok(Json(certs.iter().map(|c| cert_json(c, name)).collect()))
+}
+
+/// `POST /api/account/certificates/{id}/revoke/`: revokes one of the caller's own
+/// certificates, whichever (another user's answers 404, like one that does not exist).
+pub async fn revoke_own_by_id(
+    State(state): State<HttpState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    let owned = state
+        .pki
+        .certificates("client", Some(caller.user.id))
+        .await?
+        .into_iter()
+        .any(|c| c.id == id);
+    if !owned {
+        return Err(ApiError::NotFound("Not found".into()));
+    }
+    let cert = state.pki.revoke(id).await?;
     Ok(Json(cert_json(&cert, Some(&caller.user.username))))
 }
 

@@ -609,13 +609,15 @@ pub async fn list_transitions(
     ))
 }
 
-/// `GET /api/waypoints/?device=`: the current regions of visible devices.
+/// `GET /api/waypoints/?device=`: the current regions of one's own devices and of those
+/// whose owners share their history (regions are where someone lives and works: a live-only
+/// share does not include them, as over MQTT, where `/waypoints` reaches the owner only).
 pub async fn list_waypoints(
     State(state): State<HttpState>,
     Auth(caller): Auth,
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let (window, names) = window(&state, &caller.user, &q, false).await?;
+    let (window, names) = window(&state, &caller.user, &q, true).await?;
     let rows = state.tracking.store.waypoints(&window.device_ids).await?;
     Ok(Json(
         rows.iter()

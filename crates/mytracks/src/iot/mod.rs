@@ -111,27 +111,49 @@ impl DeviceEntry {
     }
 }
 
-/// Every device, by id, and the groups each owner has devices in.
+/// Every usable device, by id, and the groups each owner has devices in.
 #[derive(Debug, Default)]
 pub struct DeviceDirectory {
     devices: HashMap<String, DeviceEntry>,
     owner_groups: HashMap<String, HashSet<String>>,
+    /// Devices whose owner is inactive: revoked with them (no login, no rights), but not
+    /// removed (reactivating the owner brings them back).
+    suspended: HashSet<String>,
+}
+
+/// What a device's login finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceLogin {
+    Usable,
+    /// Its owner is inactive.
+    Suspended,
+    NotADevice,
 }
 
 impl DeviceDirectory {
-    fn new(devices: &[IotDevice], owners: &HashMap<i64, String>) -> DeviceDirectory {
-        let entries = devices
-            .iter()
-            .filter_map(|device| {
-                let owner = owners.get(&device.owner_id)?;
-                Some((device.device_id.clone(), DeviceEntry::new(device, owner)))
-            })
-            .collect();
-        DeviceDirectory::from_entries(entries)
+    /// `owners`: every account's name and whether it is active.
+    fn new(devices: &[IotDevice], owners: &HashMap<i64, (String, bool)>) -> DeviceDirectory {
+        let mut entries = HashMap::new();
+        let mut suspended = HashSet::new();
+        for device in devices {
+            match owners.get(&device.owner_id) {
+                Some((owner, true)) => {
+                    entries.insert(device.device_id.clone(), DeviceEntry::new(device, owner));
+                }
+                Some((_, false)) => {
+                    suspended.insert(device.device_id.clone());
+                }
+                None => {}
+            }
+        }
+        DeviceDirectory::from_entries(entries, suspended)
     }
 
     /// The directory of `devices`, with each owner's groups derived from them.
-    fn from_entries(devices: HashMap<String, DeviceEntry>) -> DeviceDirectory {
+    fn from_entries(
+        devices: HashMap<String, DeviceEntry>,
+        suspended: HashSet<String>,
+    ) -> DeviceDirectory {
         let mut owner_groups: HashMap<String, HashSet<String>> = HashMap::new();
         for entry in devices.values() {
             if let Some(group) = &entry.group {
@@ -144,7 +166,19 @@ impl DeviceDirectory {
         DeviceDirectory {
             devices,
             owner_groups,
+            suspended,
         }
+    }
+
+    fn knows(&self, id: &str) -> bool {
+        self.devices.contains_key(id) || self.suspended.contains(id)
+    }
+
+    /// Devices here that `newer` does not know at all (removed, not merely suspended).
+    fn removed_in<'a>(&'a self, newer: &'a DeviceDirectory) -> impl Iterator<Item = &'a str> {
+        (self.devices.keys().chain(self.suspended.iter()))
+            .filter(|id| !newer.knows(id))
+            .map(String::as_str)
     }
 
     /// Devices that are gone from `newer` or whose password changed there.
@@ -322,12 +356,12 @@ impl Iot {
         let _one_at_a_time = self.refreshing.lock().await;
         let version = self.store.account_version().await?;
         let devices = self.store.iot_devices(None, None).await?;
-        let owners: HashMap<i64, String> = self
+        let owners: HashMap<i64, (String, bool)> = self
             .store
             .users()
             .await?
             .into_iter()
-            .map(|u| (u.id, u.username))
+            .map(|u| (u.id, (u.username, u.is_active)))
             .collect();
         let newer = Arc::new(DeviceDirectory::new(&devices, &owners));
         let older = self.directory.swap(newer.clone());
@@ -349,25 +383,36 @@ impl Iot {
         };
         let older = self.directory.load_full();
         let mut devices = older.devices.clone();
+        let mut suspended = older.suspended.clone();
+        devices.remove(device_id);
+        suspended.remove(device_id);
         match (device, owner) {
-            (Some(device), Some(owner)) => {
+            (Some(device), Some(owner)) if owner.is_active => {
                 let entry = DeviceEntry::new(&device, &owner.username);
                 devices.insert(device.device_id, entry);
             }
-            _ => {
-                devices.remove(device_id);
+            (Some(device), Some(_inactive)) => {
+                suspended.insert(device.device_id);
             }
+            _ => {}
         }
-        let newer = Arc::new(DeviceDirectory::from_entries(devices));
+        let newer = Arc::new(DeviceDirectory::from_entries(devices, suspended));
         self.directory.store(newer.clone());
         self.close_revoked(&older, &newer);
         Ok(())
     }
 
-    /// Closes the connections of devices removed or rotated between `older` and `newer`.
+    /// Closes the connections of devices removed, rotated or suspended between `older` and
+    /// `newer`, and clears the retained messages (configuration above all) of removed ones:
+    /// whoever registers the id next must not inherit them.
     fn close_revoked(&self, older: &DeviceDirectory, newer: &DeviceDirectory) {
         let revoked: HashSet<String> = older.revoked_in(newer).map(str::to_owned).collect();
         let broker = self.broker.lock().clone();
+        if let Some(broker) = &broker {
+            for id in older.removed_in(newer) {
+                self.clear_retained_of(broker, id);
+            }
+        }
         if let (false, Some(broker)) = (revoked.is_empty(), broker) {
             let closed = broker.disconnect_clients(|client| {
                 client
@@ -377,6 +422,64 @@ impl Iot {
             });
             tracing::info!(devices = ?revoked, closed, "device removed or rotated: connections closed");
         }
+    }
+
+    fn clear_retained_of(&self, broker: &Broker, device_id: &str) {
+        let cleared = broker.clear_retained(&format!("{}/devices/{device_id}/#", self.base));
+        if cleared > 0 {
+            tracing::info!(device = %device_id, retained = cleared, "device removed: its retained messages cleared");
+        }
+    }
+
+    /// Clears retained messages under `<base>/devices/<id>/` of ids that are no device (left
+    /// by removals while the server was down, or published before the tree was reserved).
+    /// Run at start, once the broker is attached.
+    pub fn sweep_unclaimed_retained(&self) {
+        let Some(broker) = self.broker.lock().clone() else {
+            return;
+        };
+        let directory = self.directory.load();
+        let orphans: HashSet<String> = broker
+            .retained_messages()
+            .iter()
+            .filter_map(|message| match topics::parse(&self.base, &message.topic)? {
+                IotTopic::Telemetry { device, .. }
+                | IotTopic::Status { device, .. }
+                | IotTopic::CommandAck { device }
+                | IotTopic::Command { device, .. }
+                | IotTopic::Config { device }
+                | IotTopic::DeviceOther { device } => {
+                    (!directory.knows(device)).then(|| device.to_owned())
+                }
+                _ => None,
+            })
+            .collect();
+        for id in orphans {
+            self.clear_retained_of(&broker, &id);
+        }
+    }
+
+    /// How a login as `username` should go: a device the directory knows, one another
+    /// process (the CLI) added since the last poll (read now: usable at once), one whose
+    /// owner is inactive, or no device.
+    pub async fn device_login(&self, username: &str) -> mytracks_store::Result<DeviceLogin> {
+        let known = |directory: &DeviceDirectory| {
+            if directory.devices.contains_key(username) {
+                Some(DeviceLogin::Usable)
+            } else if directory.suspended.contains(username) {
+                Some(DeviceLogin::Suspended)
+            } else {
+                None
+            }
+        };
+        if let Some(login) = known(&self.directory.load()) {
+            return Ok(login);
+        }
+        if self.store.iot_device(username).await?.is_none() {
+            return Ok(DeviceLogin::NotADevice);
+        }
+        self.refresh_device(username).await?;
+        Ok(known(&self.directory.load()).unwrap_or(DeviceLogin::NotADevice))
     }
 
     /// Refreshes when another process changed accounts or devices.

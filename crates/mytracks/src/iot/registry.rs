@@ -21,7 +21,9 @@ pub enum RegistryError {
         field: &'static str,
         message: String,
     },
-    #[error("a device or user named {0:?} already exists")]
+    /// The id is taken by a device, an account or a user of the password or ACL file (the
+    /// message does not say which, nor whose).
+    #[error("the device id {0:?} is not available; choose another")]
     Taken(String),
     #[error("no device {0:?}")]
     NotFound(String),
@@ -82,14 +84,31 @@ pub struct Registry {
     /// so that two owners registering into the same new group at once cannot both pass the
     /// check. (Another process, the CLI, writing at the very same moment is not covered.)
     group_writes: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// MQTT usernames the password or ACL file uses: a device id must not take one (the
+    /// device would lock the file user out, or inherit its ACL rules).
+    file_users: std::sync::Arc<parking_lot::RwLock<Option<FileUsers>>>,
 }
+
+/// Tells whether the password or ACL file names a username.
+pub type FileUsers = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl Registry {
     pub fn new(store: Store) -> Registry {
         Registry {
             store,
             group_writes: Default::default(),
+            file_users: Default::default(),
         }
+    }
+
+    /// From now on, refuse device ids that `file_users` names.
+    pub fn reserve_file_users(&self, file_users: FileUsers) {
+        *self.file_users.write() = Some(file_users);
+    }
+
+    fn is_file_user(&self, name: &str) -> bool {
+        let check = self.file_users.read().clone();
+        check.is_some_and(|names| names(name))
     }
 
     /// Registers `device_id` for `owner` and returns it with its password (shown once).
@@ -110,8 +129,8 @@ impl Registry {
             }
             None => None,
         };
-        // The MQTT username space is shared with accounts.
-        if self.store.user_by_name(device_id).await?.is_some() {
+        // The MQTT username space is shared with accounts and the files' users.
+        if self.is_file_user(device_id) || self.store.user_by_name(device_id).await?.is_some() {
             return Err(RegistryError::Taken(device_id.to_owned()));
         }
         let password = secret::alphanumeric(PASSWORD_LENGTH);

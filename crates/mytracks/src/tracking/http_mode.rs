@@ -155,13 +155,15 @@ pub async fn publish(
             }
         }
     };
-    // The account must still be active (the cache does not know).
-    if !tracking
-        .accounts
-        .directory()
-        .member(&username)
-        .is_some_and(|m| m.active && m.id == user_id)
-    {
+    // The account must still be active (the cache does not know); one created a moment
+    // ago by another process (the CLI) is looked up rather than refused.
+    let known = match tracking.accounts.directory_knowing(&username).await {
+        Ok(directory) => directory
+            .member(&username)
+            .is_some_and(|m| m.active && m.id == user_id),
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    if !known {
         return unauthorized("Invalid username or password");
     }
 

@@ -186,7 +186,7 @@ impl Tracking {
 
     /// The broker's publish hook: OwnTracks messages of accounts are stored; QoS 1/2 ones are
     /// acknowledged after the commit. Other topics pass untouched.
-    pub fn on_publish(self: &Arc<Self>, _client: &ClientInfo, message: &Message) -> PublishGate {
+    pub fn on_publish(self: &Arc<Self>, client: &ClientInfo, message: &Message) -> PublishGate {
         let Some(topic) = owntracks::parse_topic(&message.topic) else {
             return PublishGate::Accept;
         };
@@ -196,7 +196,12 @@ impl Tracking {
         }
         let directory = self.accounts.directory();
         let Some(member) = directory.member(topic.user).filter(|m| m.active) else {
-            return PublishGate::Accept;
+            // An account publishing its own messages was looked up at its login; anyone else
+            // (an admin, the server) may be ahead of the directory.
+            if client.username.as_deref() == Some(topic.user) {
+                return PublishGate::Accept;
+            }
+            return self.ingest_after_lookup(topic.user, topic.device, message);
         };
         let user = topic.user.to_owned();
         let device = topic.device.to_owned();
@@ -232,6 +237,42 @@ impl Tracking {
         let tracking = self.clone();
         let topic_name = message.topic.to_string();
         PublishGate::Wait(Box::pin(async move {
+            match tracking
+                .ingest(member.id, &user, &device, &payload, Transport::Mqtt, wait)
+                .await
+            {
+                Ok(()) => Ok(()),
+                Err(IngestError::Unavailable) => Err(ReasonCode::SERVER_UNAVAILABLE),
+                Err(error) => match tracking.refuse(&topic_name, error) {
+                    PublishGate::Reject(reason) => Err(reason),
+                    _ => Ok(()),
+                },
+            }
+        }))
+    }
+
+    /// A message for an account the directory does not know as active (yet): an account
+    /// another process created a moment ago is looked up before deciding, so that what is
+    /// acknowledged is stored. Nobody's messages pass untouched, as before.
+    fn ingest_after_lookup(
+        self: &Arc<Self>,
+        user: &str,
+        device: &str,
+        message: &Message,
+    ) -> PublishGate {
+        let tracking = self.clone();
+        let (user, device) = (user.to_owned(), device.to_owned());
+        let payload = message.payload.clone();
+        let wait = message.qos != QoS::AtMostOnce;
+        let topic_name = message.topic.to_string();
+        PublishGate::Wait(Box::pin(async move {
+            let member = match tracking.accounts.directory_knowing(&user).await {
+                Ok(directory) => directory.member(&user).filter(|m| m.active),
+                Err(_) => return Err(ReasonCode::SERVER_UNAVAILABLE),
+            };
+            let Some(member) = member else {
+                return Ok(());
+            };
             match tracking
                 .ingest(member.id, &user, &device, &payload, Transport::Mqtt, wait)
                 .await

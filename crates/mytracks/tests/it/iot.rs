@@ -62,7 +62,7 @@ fn devices_publish_telemetry_in_their_lane_and_owners_read_it() {
     assert!(password.len() >= 16);
     let out = device_cli(&server, &["add", "alice", "--owner", "bob"]);
     assert!(
-        !out.success() && out.stderr.contains("already exists"),
+        !out.success() && out.stderr.contains("is not available"),
         "{}",
         out.describe()
     );

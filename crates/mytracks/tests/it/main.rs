@@ -6,8 +6,10 @@
 
 mod abuse_emqx;
 mod abuse_http;
+mod abuse_identity;
 mod abuse_iot;
 mod abuse_mqtt;
+mod abuse_revocation;
 mod access;
 mod accounts_api;
 mod accounts_cli;

@@ -1,0 +1,122 @@
+//! The ends of access: what an account's creation makes usable at once, and what a password
+//! change, an access revocation or a deletion takes away at once (live MQTT connections,
+//! tokens, credentials, retained messages).
+
+use super::{Accounts, Result};
+use crate::accounts::directory::Directory;
+use mytracks_store::User;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+impl Accounts {
+    /// Makes sure the directory knows `username` if the database does: an account created or
+    /// reactivated by another process (the CLI) is usable the moment that command returns, not
+    /// at the next poll. Cheap when the directory already knows it (no database access).
+    pub async fn know(&self, username: &str) {
+        if let Err(error) = self.directory_knowing(username).await {
+            tracing::warn!(user = %username, "cannot check for account changes: {error}");
+        }
+    }
+
+    /// The directory, first refreshed if it does not know `username` as an active account and
+    /// the database changed since the last refresh.
+    pub async fn directory_knowing(
+        &self,
+        username: &str,
+    ) -> Result<arc_swap::Guard<Arc<Directory>>> {
+        let directory = self.directory();
+        if directory.member(username).is_some_and(|m| m.active) {
+            return Ok(directory);
+        }
+        drop(directory);
+        self.refresh_if_changed().await?;
+        Ok(self.directory())
+    }
+
+    /// Remembers that `client_id` logged in as `username` with the account password: a
+    /// password change closes it.
+    pub fn note_password_client(&self, username: &str, client_id: &str) {
+        self.password_clients
+            .lock()
+            .entry(username.to_owned())
+            .or_default()
+            .insert(client_id.to_owned());
+    }
+
+    /// Closes the MQTT connections `username` opened with their account password (after the
+    /// password changed: whoever knew the old one is out).
+    pub(super) fn disconnect_password_clients(&self, username: &str) {
+        let Some(clients) = self.password_clients.lock().remove(username) else {
+            return;
+        };
+        if let Some(broker) = self.broker() {
+            let closed = broker.disconnect_clients(|client| {
+                !client.local
+                    && client.username.as_deref() == Some(username)
+                    && clients.contains(&*client.client_id)
+            });
+            tracing::info!(user = %username, connections = closed, "password changed: connections made with the old one closed");
+        }
+    }
+
+    /// Takes away every way in that `user` handed out: API tokens, MQTT credentials, and every
+    /// MQTT connection of the account (whatever it logged in with). Web sessions are ended by
+    /// the caller; client certificates are revoked by the PKI service. Returns how many tokens
+    /// and credentials were deleted.
+    pub async fn revoke_access(&self, user: &User) -> Result<(usize, usize)> {
+        let tokens = self.store.tokens_of(user.id).await?;
+        for token in &tokens {
+            self.store.delete_token(user.id, token.id).await?;
+        }
+        let credentials = self.store.credentials_of(user.id).await?;
+        for credential in &credentials {
+            self.store.delete_credential(user.id, credential.id).await?;
+            self.disconnect_credential(credential.id);
+        }
+        self.password_clients.lock().remove(&user.username);
+        self.bump_auth_epoch();
+        if let Some(broker) = self.broker() {
+            let closed = broker.disconnect_clients(|client| {
+                !client.local && client.username.as_deref() == Some(user.username.as_str())
+            });
+            tracing::info!(user = %user.username, tokens = tokens.len(), credentials = credentials.len(), connections = closed, "account access revoked");
+        }
+        Ok((tokens.len(), credentials.len()))
+    }
+
+    /// Clears the retained messages of accounts deleted between `older` and `newer`: a new
+    /// account with the same name must not inherit them, nor may anyone read them on.
+    pub(super) fn clear_retained_of_deleted(&self, older: &Directory, newer: &Directory) {
+        let deleted: Vec<&str> = older.deleted_in(newer).collect();
+        if deleted.is_empty() {
+            return;
+        }
+        let Some(broker) = self.broker() else {
+            return;
+        };
+        for name in deleted {
+            let cleared = broker.clear_retained(&format!("owntracks/{name}/#"));
+            tracing::info!(user = %name, retained = cleared, "account deleted: its retained messages cleared");
+        }
+    }
+
+    /// Clears retained messages in the OwnTracks namespaces of names that are no account
+    /// (left by deletions while the server was down, or planted before namespaces were
+    /// reserved). Run at start, once the broker is attached.
+    pub fn sweep_unclaimed_retained(&self) {
+        let Some(broker) = self.broker() else {
+            return;
+        };
+        let directory = self.directory();
+        let names: HashSet<String> = broker
+            .retained_messages()
+            .iter()
+            .filter(|message| directory.unclaimed(&message.topic))
+            .filter_map(|message| message.topic.split('/').nth(1).map(str::to_owned))
+            .collect();
+        for name in names {
+            let cleared = broker.clear_retained(&format!("owntracks/{name}/#"));
+            tracing::info!(user = %name, retained = cleared, "retained messages of no account cleared");
+        }
+    }
+}
