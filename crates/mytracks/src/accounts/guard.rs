@@ -11,9 +11,10 @@
 //!   against one account). The first two are the caller's own history: once their free
 //!   failures are used up, each attempt waits for its delay (HTTP doors answer 429 with
 //!   `Retry-After` instead) and only one runs at a time. The per-account count only slows
-//!   down addresses that have failed before, and never refuses: failures from elsewhere never
-//!   lock the owner out of an address without failures. A success forgives only its own
-//!   (address, account) pair. IPv6 addresses count by /64.
+//!   down addresses that have failed at that account before, and never refuses: failures
+//!   from elsewhere never lock the owner out of an address without failures. A success
+//!   forgives its (address, account) pair and the account, never the address (so logging in
+//!   to one's own account does not reset guesses at others). IPv6 addresses count by /64.
 
 use mytracks_access::{address_key, Attempt, LoginThrottle};
 use parking_lot::Mutex;
@@ -167,11 +168,16 @@ impl Reservations<'_> {
         let now = Instant::now();
         let (pair, address, account) = (self.pair.take(), self.address.take(), self.account.take());
         if matched {
-            // Only this (address, account) pair is forgiven: one's own account's success
-            // must not wipe the address's guesses at others. Dropped reservations free
-            // their slots without counting.
+            // The pair and the account are forgiven, never the address: one's own account's
+            // success must not wipe the address's guesses at others. Dropped reservations
+            // free their slots without counting.
             if let Some(pair) = pair {
                 pair.success();
+            }
+            drop(address);
+            match account {
+                Some(account) => account.success(),
+                None => self.guard.by_account.success(&login.username.to_owned()),
             }
             return;
         }
@@ -316,11 +322,13 @@ impl LoginGuard {
         receiver.await.ok()
     }
 
-    /// A cheap check (generated credential, device password) succeeded: forgives the pair.
+    /// A cheap check (generated credential, device password) succeeded: forgives the pair
+    /// and the account (never the address).
     pub fn success(&self, address: Option<IpAddr>, username: &str) {
         if let Some(address) = address.map(address_key) {
             self.by_pair.success(&(address, username.to_owned()));
         }
+        self.by_account.success(&username.to_owned());
     }
 
     /// A cheap check failed: counted like any failure. Returns how long to delay the answer
@@ -358,10 +366,11 @@ impl LoginGuard {
             let own = self.by_address.begin(&address, now);
             reservations.address = Some(own.map_err(|wait| (wait, true))?);
         }
-        // The account-wide pace slows down only those who have failed before (or whose
-        // address is unknown): never the owner from a clean address or a known phone.
+        // The account-wide pace slows down only those who have failed at this account
+        // before (or whose address is unknown): never the owner from an address without
+        // failures, or a known phone.
         let suspect = match address {
-            Some(address) => self.by_address.failures(&address, now) > 0,
+            Some(address) => self.by_pair.failures(&(address, username.clone()), now) > 0,
             None => true,
         };
         if suspect && !login.verified_before {
