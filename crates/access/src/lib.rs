@@ -7,7 +7,7 @@
 //!   `$6$` salted SHA-512) and `$argon2id$` PHC strings; constant-time verification; single
 //!   hashes checked ([`password::verify_hash`]) and made ([`password::hash_pbkdf2_sha512`]).
 //! * [`AclFile`]: Mosquitto's `acl_file` syntax and semantics (see [`acl`]).
-//! * [`LoginThrottle`]: delays answers to repeated failed logins from one address.
+//! * [`LoginThrottle`]: paces repeated failed logins per address, account or both.
 
 pub mod acl;
 mod error;
@@ -17,4 +17,4 @@ mod throttle;
 pub use acl::{AclClient, AclFile, SubscribeDecision};
 pub use error::AccessError;
 pub use password::PasswordFile;
-pub use throttle::LoginThrottle;
+pub use throttle::{address_key, Attempt, LoginThrottle, FREE_FAILURES};

@@ -1,15 +1,21 @@
-//! Throttling of failed logins per source address.
+//! Throttling of failed logins per key (a source address, an account, or both).
 //!
 //! Password hashes are slow on purpose, but a client may simply retry fast. After
-//! [`FREE_FAILURES`] failed logins from one address, the answer to each further failure is
-//! delayed: 1 s, then doubling, capped at 30 s. Delaying the *refusal* (rather than refusing
-//! to check) keeps the policy invisible to legitimate users who mistype a few times, while a
-//! guesser gets at most ~2 attempts a minute per address and connection.
+//! [`FREE_FAILURES`] failed logins for one key (configurable per throttle), each further
+//! attempt must wait: 1 s after the last failure, then doubling, capped at 30 s. Waiting
+//! *before* the check (rather than delaying the refusal) keeps the server from spending CPU
+//! on guesses, while legitimate users who mistype a few times never notice.
 //!
-//! An address is forgiven after 15 minutes without a failure, or at once by a successful
-//! login. Memory is bounded: forgiven addresses are dropped as time passes, and at most
-//! [`MAX_TRACKED`] addresses are remembered (the stalest are dropped first), so a
-//! distributed attack cannot grow the table without limit.
+//! Parallel attempts cannot outrun the pace: [`LoginThrottle::begin`] reserves a slot for
+//! each check while it runs, and a key may have only as many checks in flight as it has free
+//! failures left (at least one): once its free failures are used up, its checks run one at a
+//! time, each after its delay.
+//!
+//! A key is forgiven after 15 minutes without a failure, or at once by a successful login
+//! (for the key the caller names: an address-wide key need not be forgiven by one account's
+//! success). Memory is bounded: forgiven keys are dropped as time passes, and at most
+//! [`MAX_TRACKED`] keys are remembered (the stalest are dropped first), so a distributed
+//! attack cannot grow the table without limit.
 //!
 //! Callers pass `now` so that the policy is testable without sleeping.
 
@@ -28,6 +34,34 @@ pub const MAX_DELAY: Duration = Duration::from_secs(30);
 pub const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Addresses remembered at most by [`LoginThrottle::new`].
 pub const MAX_TRACKED: usize = 100_000;
+/// How long a caller refused because a key's checks are all in flight should wait before
+/// trying again (it may also be woken earlier when a check ends).
+pub const BUSY_RETRY: Duration = Duration::from_millis(250);
+
+/// The key under which an address is throttled: IPv4 addresses as they are, IPv6 addresses
+/// by their /64 network (one subscriber usually gets a whole /64, so keying by full address
+/// would give an attacker 2^64 fresh keys). IPv4-mapped IPv6 addresses count as IPv4.
+pub fn address_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let segments = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(
+                    segments[0],
+                    segments[1],
+                    segments[2],
+                    segments[3],
+                    0,
+                    0,
+                    0,
+                    0,
+                ))
+            }
+        },
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 struct Record {
@@ -41,6 +75,9 @@ struct State<K> {
     /// `(last_failure, addr)` of every record, oldest first: expiry and eviction take from
     /// the front in O(log n) instead of scanning the table.
     by_age: BTreeSet<(Instant, K)>,
+    /// Checks in flight per key (only keys with at least one; bounded by the callers'
+    /// concurrency, which their connection limits bound).
+    in_flight: HashMap<K, u32>,
 }
 
 impl<K> Default for State<K> {
@@ -48,6 +85,7 @@ impl<K> Default for State<K> {
         State {
             records: HashMap::new(),
             by_age: BTreeSet::new(),
+            in_flight: HashMap::new(),
         }
     }
 }
@@ -89,6 +127,50 @@ impl<K: std::hash::Hash + Eq + Ord + Clone> Key for K {}
 pub struct LoginThrottle<K = IpAddr> {
     state: Mutex<State<K>>,
     max_tracked: usize,
+    free_failures: u32,
+}
+
+/// A reserved check for one key (see [`LoginThrottle::begin`]): end it with
+/// [`Attempt::failure`] or [`Attempt::success`]; dropping it (an error, a cancelled request)
+/// frees the slot without counting anything.
+#[must_use = "an attempt holds a slot until it ends"]
+#[derive(Debug)]
+pub struct Attempt<'a, K: Key> {
+    throttle: &'a LoginThrottle<K>,
+    key: Option<K>,
+}
+
+impl<K: Key> Attempt<'_, K> {
+    /// The check failed: counted, and the slot freed. Returns the delay the next attempt
+    /// for this key must wait (zero while free failures remain).
+    pub fn failure(mut self, now: Instant) -> Duration {
+        let key = self.key.take().expect("an attempt ends once");
+        self.throttle.release(&key);
+        self.throttle.failure(key.clone(), now);
+        self.throttle.delay_for(&key, now)
+    }
+
+    /// The check succeeded: the key is forgiven and the slot freed.
+    pub fn success(mut self) {
+        let key = self.key.take().expect("an attempt ends once");
+        self.throttle.release(&key);
+        self.throttle.success(&key);
+    }
+
+    /// Frees the slot without counting the attempt either way.
+    pub fn release(mut self) {
+        if let Some(key) = self.key.take() {
+            self.throttle.release(&key);
+        }
+    }
+}
+
+impl<K: Key> Drop for Attempt<'_, K> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.throttle.release(&key);
+        }
+    }
 }
 
 impl<K: Key> Default for LoginThrottle<K> {
@@ -108,6 +190,49 @@ impl<K: Key> LoginThrottle<K> {
         LoginThrottle {
             state: Mutex::default(),
             max_tracked: max_tracked.max(1),
+            free_failures: FREE_FAILURES,
+        }
+    }
+
+    /// The same throttle, answering `free` failures per key without delay (at least one)
+    /// instead of [`FREE_FAILURES`]: a key shared by many people (an address) may get more.
+    pub fn with_free_failures(mut self, free: u32) -> Self {
+        self.free_failures = free.max(1);
+        self
+    }
+
+    /// Reserves a check for `key` at `now`, before the password is checked at all. `Err`
+    /// holds how long to wait before asking again: the key's delay since its last failure,
+    /// or [`BUSY_RETRY`] when as many of its checks are in flight as it may have (its free
+    /// failures left, at least one: so parallel attempts cannot skip the pace).
+    pub fn begin(&self, key: &K, now: Instant) -> Result<Attempt<'_, K>, Duration> {
+        let mut state = self.state.lock();
+        let failures = state.current(key, now);
+        let in_flight = state.in_flight.get(key).copied().unwrap_or(0);
+        let allowed = self.free_failures.saturating_sub(failures).max(1);
+        if in_flight >= allowed {
+            return Err(BUSY_RETRY);
+        }
+        if let Some(record) = state.records.get(key).filter(|_| failures > 0) {
+            let until = record.last_failure + self.delay_after(failures.saturating_add(1));
+            if let Some(wait) = until.checked_duration_since(now).filter(|d| !d.is_zero()) {
+                return Err(wait);
+            }
+        }
+        *state.in_flight.entry(key.clone()).or_default() += 1;
+        Ok(Attempt {
+            throttle: self,
+            key: Some(key.clone()),
+        })
+    }
+
+    fn release(&self, key: &K) {
+        let mut state = self.state.lock();
+        if let Some(count) = state.in_flight.get_mut(key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                state.in_flight.remove(key);
+            }
         }
     }
 
@@ -132,7 +257,7 @@ impl<K: Key> LoginThrottle<K> {
             },
         );
         state.by_age.insert((now, addr.clone()));
-        delay_after(failures)
+        self.delay_after(failures)
     }
 
     /// A successful login from `addr`: forgive it.
@@ -143,7 +268,7 @@ impl<K: Key> LoginThrottle<K> {
     /// The delay a failure from `addr` at `now` would get, without recording anything: a
     /// caller may apply it up front (before spending CPU on the password check).
     pub fn delay_for(&self, addr: &K, now: Instant) -> Duration {
-        delay_after(self.failures(addr, now).saturating_add(1))
+        self.delay_after(self.failures(addr, now).saturating_add(1))
     }
 
     /// How long `addr` must still wait before its next attempt is checked at all: once it has
@@ -156,7 +281,7 @@ impl<K: Key> LoginThrottle<K> {
         if now.saturating_duration_since(record.last_failure) >= FORGET_AFTER {
             return None;
         }
-        let until = record.last_failure + delay_after(record.failures.saturating_add(1));
+        let until = record.last_failure + self.delay_after(record.failures.saturating_add(1));
         until.checked_duration_since(now).filter(|d| !d.is_zero())
     }
 
@@ -170,14 +295,19 @@ impl<K: Key> LoginThrottle<K> {
     pub fn tracked(&self) -> usize {
         self.state.lock().records.len()
     }
+
+    /// The delay for the `failures`-th failure in a row.
+    fn delay_after(&self, failures: u32) -> Duration {
+        delay_after(failures, self.free_failures)
+    }
 }
 
-/// The delay for the `failures`-th failure in a row.
-fn delay_after(failures: u32) -> Duration {
-    if failures <= FREE_FAILURES {
+/// The delay for the `failures`-th failure in a row when `free` are answered at once.
+fn delay_after(failures: u32, free: u32) -> Duration {
+    if failures <= free {
         return Duration::ZERO;
     }
-    let doublings = (failures - FREE_FAILURES - 1).min(16);
+    let doublings = (failures - free - 1).min(16);
     (FIRST_DELAY * 2u32.pow(doublings)).min(MAX_DELAY)
 }
 
@@ -236,7 +366,7 @@ mod tests {
             throttle.failures(&addr, start + Duration::from_secs(12)),
             12
         );
-        assert_eq!(delay_after(u32::MAX), MAX_DELAY);
+        assert_eq!(delay_after(u32::MAX, FREE_FAILURES), MAX_DELAY);
     }
 
     #[test]
@@ -336,5 +466,64 @@ mod tests {
         }
         assert_eq!(throttle.failures(&ip("192.0.2.9"), now), 800);
         assert_eq!(throttle.tracked(), 1);
+    }
+
+    #[test]
+    fn parallel_attempts_cannot_skip_the_pace() {
+        let throttle: LoginThrottle<String> = LoginThrottle::new();
+        let key = "alice".to_owned();
+        let now = Instant::now();
+        // A fresh key admits as many parallel checks as it has free failures...
+        let attempts: Vec<_> = (0..FREE_FAILURES)
+            .map(|_| throttle.begin(&key, now).expect("free"))
+            .collect();
+        assert_eq!(throttle.begin(&key, now).unwrap_err(), BUSY_RETRY);
+        for attempt in attempts {
+            attempt.failure(now);
+        }
+        // ...then one at a time, each after its delay.
+        assert_eq!(throttle.begin(&key, now).unwrap_err(), FIRST_DELAY);
+        let later = now + FIRST_DELAY;
+        let attempt = throttle.begin(&key, later).expect("after the delay");
+        assert_eq!(throttle.begin(&key, later).unwrap_err(), BUSY_RETRY);
+        assert_eq!(attempt.failure(later), FIRST_DELAY * 2);
+        assert_eq!(throttle.begin(&key, later).unwrap_err(), FIRST_DELAY * 2);
+        // A dropped attempt frees its slot without counting.
+        let attempt = throttle.begin(&key, later + FIRST_DELAY * 2).unwrap();
+        drop(attempt);
+        assert_eq!(throttle.failures(&key, later), 6);
+        throttle
+            .begin(&key, later + FIRST_DELAY * 2)
+            .unwrap()
+            .success();
+        assert_eq!(throttle.failures(&key, later), 0);
+    }
+
+    #[test]
+    fn free_failures_are_configurable() {
+        let throttle: LoginThrottle<u8> = LoginThrottle::new().with_free_failures(20);
+        let now = Instant::now();
+        for _ in 0..20 {
+            assert_eq!(throttle.failure(1, now), Duration::ZERO);
+        }
+        assert_eq!(throttle.failure(1, now), FIRST_DELAY);
+    }
+
+    #[test]
+    fn ipv6_addresses_are_keyed_by_their_64_bit_network() {
+        assert_eq!(
+            address_key(ip("2001:db8:1:2:aaaa::1")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            address_key(ip("2001:db8:1:2:ffff:1:2:3")),
+            address_key(ip("2001:db8:1:2::9"))
+        );
+        assert_ne!(
+            address_key(ip("2001:db8:1:3::1")),
+            address_key(ip("2001:db8:1:2::1"))
+        );
+        assert_eq!(address_key(ip("192.0.2.1")), ip("192.0.2.1"));
+        assert_eq!(address_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
     }
 }

@@ -65,8 +65,9 @@ use mytracks_codec::{ProtocolVersion, QoS, ReasonCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// What a client presented when it connected; passed to [`Hooks::authenticate`].
-#[derive(Clone, Debug)]
+/// What a client presented when it connected; passed to [`Hooks::authenticate`]. Its
+/// `Debug` leaves the password out, so logging a request never logs a secret.
+#[derive(Clone)]
 pub struct ConnectRequest {
     pub client_id: String,
     pub username: Option<String>,
@@ -77,6 +78,20 @@ pub struct ConnectRequest {
     pub listener: Arc<str>,
     /// Identity proven by the transport, such as a TLS client certificate's common name.
     pub transport_identity: Option<TransportIdentity>,
+}
+
+impl std::fmt::Debug for ConnectRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectRequest")
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("protocol", &self.protocol)
+            .field("peer", &self.peer)
+            .field("listener", &self.listener)
+            .field("transport_identity", &self.transport_identity)
+            .finish()
+    }
 }
 
 /// An identity the transport proved (a TLS client certificate's common name) and the
@@ -217,3 +232,35 @@ pub trait Hooks: Send + Sync + 'static {
 pub struct NoHooks;
 
 impl Hooks for NoHooks {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_request_debug_leaves_the_password_out() {
+        let request = ConnectRequest {
+            client_id: "phone".into(),
+            username: Some("alice".into()),
+            password: Some(Bytes::from_static(b"hunter2-secret")),
+            protocol: ProtocolVersion::V5,
+            peer: None,
+            listener: Arc::from("mqtt"),
+            transport_identity: None,
+        };
+        let text = format!("{request:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("alice") && text.contains("<redacted>"),
+            "{text}"
+        );
+        let text = format!(
+            "{:?}",
+            ConnectRequest {
+                password: None,
+                ..request
+            }
+        );
+        assert!(text.contains("password: None"), "{text}");
+    }
+}

@@ -16,18 +16,17 @@
 //! open to every authenticated client.
 
 use crate::accounts::directory::Verdict;
-use crate::accounts::{Accounts, MqttLogin};
+use crate::accounts::guard::{Door, LoginFrom};
+use crate::accounts::{AccountError, Accounts, MqttLogin};
 use crate::config::AccessFiles;
 use crate::iot::DeviceLogin;
 use arc_swap::ArcSwap;
 use futures_util::future::BoxFuture;
-use mytracks_access::{
-    AccessError, AclClient, AclFile, LoginThrottle, PasswordFile, SubscribeDecision,
-};
+use mytracks_access::{AccessError, AclClient, AclFile, PasswordFile, SubscribeDecision};
 use mytracks_broker::{AuthDecision, ClientInfo, ConnectRequest, Hooks, Identity, Message};
 use mytracks_codec::{QoS, ReasonCode};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// The files as last loaded successfully.
 #[derive(Default)]
@@ -68,7 +67,9 @@ pub fn file_users(files: &AccessFiles) -> Result<crate::iot::registry::FileUsers
 pub struct MqttAccess {
     files: AccessFiles,
     loaded: ArcSwap<Loaded>,
-    throttle: LoginThrottle,
+    /// `[mqtt] allow_anonymous`: an unknown username is then let in as given, so checking
+    /// a decoy password for it would hide nothing.
+    allow_anonymous: AtomicBool,
     accounts: Arc<Accounts>,
     /// IoT devices: their logins and the rules under `[iot] base_topic`.
     iot: Arc<crate::iot::Iot>,
@@ -85,10 +86,15 @@ impl MqttAccess {
         Ok(Arc::new(MqttAccess {
             files,
             loaded: ArcSwap::from_pointee(loaded),
-            throttle: LoginThrottle::new(),
+            allow_anonymous: AtomicBool::new(false),
             accounts,
             iot,
         }))
+    }
+
+    /// Tells whether the broker admits anonymous clients (see the field).
+    pub fn set_allow_anonymous(&self, allow: bool) {
+        self.allow_anonymous.store(allow, Ordering::Relaxed);
     }
 
     /// Re-reads the files. New connections and every later check use the new rules at once;
@@ -315,8 +321,11 @@ impl MqttAccess {
         };
         let peer = request.peer.map(|p| p.ip());
         let password = request.password.clone().unwrap_or_default();
-        // A device's username is its id (ids never name an account). A password-file user
-        // keeps their name even if a device took it before registration refused that.
+        let guard = self.accounts.login_guard();
+        // A device's username is its id (ids never name an account); its password is
+        // generated and checked by a hash lookup: no queue, no pace before it. A
+        // password-file user keeps their name even if a device took it before registration
+        // refused that.
         let file_user = (self.loaded.load().passwords.as_ref())
             .is_some_and(|passwords| passwords.contains(&username));
         if !file_user {
@@ -328,18 +337,25 @@ impl MqttAccess {
                         .await
                 }
                 // The owner is inactive: the device is revoked with them.
-                Ok(DeviceLogin::Suspended) => return self.refuse(&request, &username).await,
+                Ok(DeviceLogin::Suspended) => {
+                    let delay = guard.failure(peer, &username);
+                    tokio::time::sleep(delay).await;
+                    return self.refused(&request, &username);
+                }
                 Err(error) => {
                     tracing::error!("device login cannot be checked: {error}");
                     return AuthDecision::Deny(ReasonCode::SERVER_UNAVAILABLE);
                 }
             }
         }
-        match self.accounts.check_mqtt(&username, &password).await {
+        let from = LoginFrom {
+            address: peer,
+            username: &username,
+            door: Door::Wait,
+            verified_before: false,
+        };
+        match self.accounts.check_mqtt(from, &password).await {
             Ok(MqttLogin::Account { user, credential }) => {
-                if let Some(peer) = peer {
-                    self.throttle.success(&peer);
-                }
                 match credential {
                     Some(id) => {
                         self.accounts
@@ -360,35 +376,41 @@ impl MqttAccess {
                     max_publish_rate: None,
                 });
             }
-            Ok(MqttLogin::Refused) => return self.refuse(&request, &username).await,
+            Ok(MqttLogin::Refused) => return self.refused(&request, &username),
             Ok(MqttLogin::NotAnAccount) => {}
+            Err(AccountError::Throttled(_)) => return busy(&request, &username),
             Err(error) => return unavailable(error),
         }
         let loaded = self.loaded.load_full();
-        if loaded.passwords.is_none() {
+        let file_knows = loaded.passwords.is_some();
+        // Without a password file an unknown name is the broker's to decide (anonymous
+        // access); when the answer will be a refusal, it costs what a wrong password costs
+        // (a decoy check), so that neither timing nor reason code tells who exists. EMQX asks
+        // its other sources about names we do not know: "ignore" at once (they may be
+        // legitimate users elsewhere, not failures).
+        let emqx = &*request.listener == crate::api::emqx::LISTENER;
+        if !file_knows && (emqx || self.allow_anonymous.load(Ordering::Relaxed)) {
             return AuthDecision::Ignore;
         }
         let name = username.clone();
-        // Key derivation is deliberately slow: keep it off the async workers.
-        let verified = tokio::task::spawn_blocking(move || {
-            loaded
-                .passwords
-                .as_ref()
-                .is_some_and(|p| p.verify(&name, &password))
-        })
-        .await
-        .unwrap_or(false);
-        if verified {
-            if let Some(peer) = peer {
-                self.throttle.success(&peer);
-            }
-            return AuthDecision::Allow(Identity {
+        let verified = guard
+            .check(&from, move || match &loaded.passwords {
+                Some(file) => file.verify(&name, &password),
+                None => {
+                    crate::accounts::password::verify_nobody(&String::from_utf8_lossy(&password));
+                    false
+                }
+            })
+            .await;
+        match verified {
+            Ok(true) => AuthDecision::Allow(Identity {
                 username: Some(username),
                 superuser: false,
                 max_publish_rate: None,
-            });
+            }),
+            Ok(false) => self.refused(&request, &username),
+            Err(_) => busy(&request, &username),
         }
-        self.refuse(&request, &username).await
     }
 
     /// A device logging in with its id and password.
@@ -398,19 +420,23 @@ impl MqttAccess {
         username: String,
         password: &[u8],
     ) -> AuthDecision {
+        let guard = self.accounts.login_guard();
+        let peer = request.peer.map(|p| p.ip());
         let text = String::from_utf8_lossy(password);
         match self.iot.registry.authenticate(&username, &text).await {
             Ok(Some(_)) => {
-                if let Some(peer) = request.peer.map(|p| p.ip()) {
-                    self.throttle.success(&peer);
-                }
+                guard.success(peer, &username);
                 AuthDecision::Allow(Identity {
                     username: Some(username),
                     superuser: false,
                     max_publish_rate: self.iot.limits().device_publish_rate,
                 })
             }
-            Ok(None) => self.refuse(request, &username).await,
+            Ok(None) => {
+                let delay = guard.failure(peer, &username);
+                tokio::time::sleep(delay).await;
+                self.refused(request, &username)
+            }
             Err(error) => {
                 tracing::error!("device login cannot be checked: {error}");
                 AuthDecision::Deny(ReasonCode::SERVER_UNAVAILABLE)
@@ -418,21 +444,28 @@ impl MqttAccess {
         }
     }
 
-    /// A failed login: logged, counted, and answered late once an address keeps failing.
-    async fn refuse(&self, request: &ConnectRequest, username: &str) -> AuthDecision {
-        let peer = request.peer.map(|p| p.ip());
+    /// A failed login (already counted by the login guard): logged and refused.
+    fn refused(&self, request: &ConnectRequest, username: &str) -> AuthDecision {
         tracing::warn!(
-            address = ?peer,
+            address = ?request.peer.map(|p| p.ip()),
             client_id = %request.client_id,
             username = %username,
             "MQTT login failed"
         );
-        if let Some(peer) = peer {
-            let delay = self.throttle.failure(peer, Instant::now());
-            tokio::time::sleep(delay).await;
-        }
         AuthDecision::Deny(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
     }
+}
+
+/// No password check could start within `[login] password_check_max_wait_secs`: "server
+/// busy" (3.x: server unavailable), so the client retries later.
+fn busy(request: &ConnectRequest, username: &str) -> AuthDecision {
+    tracing::warn!(
+        address = ?request.peer.map(|p| p.ip()),
+        client_id = %request.client_id,
+        username = %username,
+        "MQTT login not checked: too many password checks waiting"
+    );
+    AuthDecision::Deny(ReasonCode::SERVER_BUSY)
 }
 
 /// The database could not answer: refuse as "server unavailable" (the client retries later)

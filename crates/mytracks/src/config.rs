@@ -49,6 +49,7 @@ const SECTIONS: &[&str] = &[
     "compat",
     "integrations",
     "iot",
+    "login",
 ];
 
 pub const DEFAULT_DATA_DIR: &str = "./mytracks-data";
@@ -115,6 +116,11 @@ pub struct Settings {
     /// `[integrations] http_auth_secret`: the bearer secret an external broker (EMQX) sends
     /// to `/api/mqtt/emqx/authn|authz`; `None` disables those endpoints.
     pub http_auth_secret: Option<HttpAuthSecret>,
+    /// `[http] trusted_proxies`: peers whose `X-Forwarded-For` names the client (the login
+    /// throttles count that address). Empty by default: the header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `[login]`: how many password checks run at once and how long a login waits for one.
+    pub login: crate::accounts::guard::GuardSettings,
 }
 
 /// The shared secret of the EMQX HTTP auth endpoints. Its `Debug` hides it, so settings can
@@ -203,6 +209,8 @@ impl Default for Settings {
             web: crate::web::WebSettings::default(),
             store_mosquitto_pbkdf2: false,
             http_auth_secret: None,
+            trusted_proxies: Vec::new(),
+            login: crate::accounts::guard::GuardSettings::default(),
         }
     }
 }
@@ -440,6 +448,53 @@ struct RawConfig {
     integrations: RawIntegrations,
     #[serde(default)]
     iot: RawIot,
+    #[serde(default)]
+    login: RawLogin,
+}
+
+/// `[login]`: password checks (every door: MQTT, EMQX, HTTP mode, web login, Basic).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogin {
+    max_concurrent_password_checks: Option<i64>,
+    password_check_max_wait_secs: Option<i64>,
+}
+
+/// A list of strings, also written as one comma-separated string (environment variables).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StringList {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl StringList {
+    fn items(self) -> Vec<String> {
+        match self {
+            StringList::List(items) => items,
+            StringList::Text(text) => text.split(',').map(str::to_owned).collect(),
+        }
+    }
+}
+
+/// `[http] trusted_proxies`: addresses or CIDR networks.
+fn networks(key: &'static str, list: Option<StringList>) -> Result<Vec<ipnet::IpNet>, Invalid> {
+    let items = list.map(StringList::items).unwrap_or_default();
+    items
+        .iter()
+        .map(|item| item.trim())
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    (
+                        key,
+                        format!("{key} must list IP addresses or networks such as 10.0.0.0/8 or ::1 (got {item:?})"),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// `[iot]`: the IoT device platform.
@@ -587,6 +642,7 @@ struct RawHttp {
     request_timeout: Option<i64>,
     max_connections: Option<i64>,
     max_connections_per_address: Option<i64>,
+    trusted_proxies: Option<StringList>,
 }
 
 impl RawHttp {
@@ -956,6 +1012,23 @@ impl RawConfig {
                 }
                 Some(secret) => Some(HttpAuthSecret(secret)),
             },
+            trusted_proxies: networks("http.trusted_proxies", self.http.trusted_proxies)?,
+            login: crate::accounts::guard::GuardSettings {
+                max_concurrent: ranged(
+                    "login.max_concurrent_password_checks",
+                    self.login.max_concurrent_password_checks,
+                    defaults.login.max_concurrent,
+                    1,
+                    1024,
+                )?,
+                max_wait: Duration::from_secs(ranged(
+                    "login.password_check_max_wait_secs",
+                    self.login.password_check_max_wait_secs,
+                    defaults.login.max_wait.as_secs(),
+                    1,
+                    3600,
+                )?),
+            },
         })
     }
 }
@@ -1172,6 +1245,43 @@ mod tests {
     fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let f = file(text);
         load(Some(f.path()), env(vars))
+    }
+
+    #[test]
+    fn login_limits_and_trusted_proxies() {
+        let settings = load_text("", &[]).unwrap();
+        assert!(settings.trusted_proxies.is_empty());
+        assert_eq!(
+            settings.login.max_concurrent,
+            crate::accounts::guard::default_concurrency()
+        );
+        assert_eq!(settings.login.max_wait, Duration::from_secs(60));
+        let settings = load_text(
+            "[http]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n[login]\nmax_concurrent_password_checks = 3\npassword_check_max_wait_secs = 20\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(settings.trusted_proxies.len(), 2);
+        assert_eq!(settings.trusted_proxies[1].to_string(), "::1/128");
+        assert_eq!(settings.login.max_concurrent, 3);
+        assert_eq!(settings.login.max_wait, Duration::from_secs(20));
+        let settings = load_text(
+            "",
+            &[
+                (
+                    "MYTRACKS_HTTP_TRUSTED_PROXIES",
+                    "192.0.2.1, 198.51.100.0/24",
+                ),
+                ("MYTRACKS_LOGIN_MAX_CONCURRENT_PASSWORD_CHECKS", "1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(settings.trusted_proxies.len(), 2);
+        assert_eq!(settings.login.max_concurrent, 1);
+        let bad = load_text("[http]\ntrusted_proxies = [\"proxy.example\"]\n", &[]).unwrap_err();
+        assert!(bad.to_string().contains("http.trusted_proxies"), "{bad}");
+        let bad = load_text("[login]\nmax_concurrent_password_checks = 0\n", &[]).unwrap_err();
+        assert!(bad.to_string().contains("between 1 and 1024"), "{bad}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! probes and monitoring. Every other path gets a JSON 404, the API's error format.
 
 use crate::accounts::Accounts;
-use crate::api::auth::Throttles;
+use crate::api::auth::TrustedProxies;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -20,8 +20,8 @@ pub struct HttpState {
     /// The port MQTT clients should use (`None` when the listener is disabled).
     pub mqtt_port: Option<u16>,
     pub accounts: Arc<Accounts>,
-    /// Failed-login throttles of the web login and HTTP Basic.
-    pub throttles: Arc<Throttles>,
+    /// `[http] trusted_proxies`: whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<TrustedProxies>,
     /// The OwnTracks backend (HTTP mode, history, live feed, commands).
     pub tracking: Arc<crate::tracking::Tracking>,
     /// The built-in PKI.
@@ -146,7 +146,7 @@ mod tests {
             broker,
             mqtt_port: Some(1883),
             accounts,
-            throttles: Arc::default(),
+            trusted_proxies: Arc::default(),
             tracking,
             pki,
             web: Arc::default(),

@@ -146,15 +146,15 @@ impl Server {
             .await
             .context("cannot load accounts")?;
         accounts.set_store_mosquitto_pbkdf2(settings.store_mosquitto_pbkdf2);
-        if let Some(password) = accounts
+        accounts.set_login_limits(settings.login);
+        if let Some((username, password)) = accounts
             .bootstrap_admin(data_dir)
             .await
             .context("cannot create the first administrator")?
         {
             let file = data_dir.join(accounts::INITIAL_ADMIN_PASSWORD_FILE);
             tracing::warn!(
-                "first start: created administrator {:?} with password {password} (also in {}; change it after logging in)",
-                accounts::INITIAL_ADMIN,
+                "first start: created administrator {username:?} with password {password} (also in {}; change it after logging in)",
                 file.display()
             );
         }
@@ -167,6 +167,7 @@ impl Server {
         .context("cannot load IoT devices")?;
         let access = MqttAccess::load(settings.access.clone(), accounts.clone(), iot.clone())
             .context("MQTT access control")?;
+        access.set_allow_anonymous(settings.broker.allow_anonymous);
         let sealer = secrets::Sealer::load(data_dir).context("the server key")?;
         let pki = std::sync::Arc::new(
             pki::PkiService::new(
@@ -338,7 +339,9 @@ impl Server {
                 broker: broker.clone(),
                 mqtt_port: mqtt_addr.map(|a| a.port()),
                 accounts: accounts.clone(),
-                throttles: Default::default(),
+                trusted_proxies: std::sync::Arc::new(api::auth::TrustedProxies::new(
+                    settings.trusted_proxies.clone(),
+                )),
                 tracking: tracking.clone(),
                 pki: pki.clone(),
                 web: std::sync::Arc::new(web::WebContext {

@@ -4,6 +4,7 @@
 //! the door.
 
 pub mod directory;
+pub mod guard;
 mod lifecycle;
 pub mod password;
 pub mod secret;
@@ -79,6 +80,10 @@ pub enum AccountError {
     Refused(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The password was not checked: the caller must wait for its own failures, or no
+    /// check could start in time (see [`guard`]).
+    #[error("login not checked: {0:?}")]
+    Throttled(guard::Refusal),
 }
 
 impl AccountError {
@@ -142,6 +147,8 @@ pub struct Accounts {
     /// `[compat] store_mosquitto_pbkdf2`: keep a `$7$` hash beside every password and
     /// credential set (see [`Accounts::set_store_mosquitto_pbkdf2`]).
     store_mosquitto_pbkdf2: AtomicBool,
+    /// Every password check goes through it (`[login]` limits and the login throttles).
+    login_guard: ArcSwap<guard::LoginGuard>,
 }
 
 impl Accounts {
@@ -158,6 +165,7 @@ impl Accounts {
             password_clients: Mutex::default(),
             mqtt_accounts: Mutex::default(),
             store_mosquitto_pbkdf2: AtomicBool::new(false),
+            login_guard: ArcSwap::from_pointee(guard::LoginGuard::default()),
         });
         accounts.refresh().await?;
         Ok(accounts)
@@ -173,6 +181,18 @@ impl Accounts {
         self.store_mosquitto_pbkdf2.store(on, Ordering::Relaxed);
     }
 
+    /// Replaces the password-check limits (at startup, from `[login]`; the throttles start
+    /// afresh).
+    pub fn set_login_limits(&self, settings: guard::GuardSettings) {
+        self.login_guard
+            .store(Arc::new(guard::LoginGuard::new(settings)));
+    }
+
+    /// The password-check limits and login throttles every door shares.
+    pub fn login_guard(&self) -> Arc<guard::LoginGuard> {
+        self.login_guard.load_full()
+    }
+
     fn keeps_mosquitto_hashes(&self) -> bool {
         self.store_mosquitto_pbkdf2.load(Ordering::Relaxed)
     }
@@ -181,12 +201,14 @@ impl Accounts {
     async fn hashes(&self, password: &str) -> (String, Option<String>) {
         let compat = self.keeps_mosquitto_hashes();
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let mosquitto = compat.then(|| password::mosquitto_hash(&password));
-            (password::hash(&password), mosquitto)
-        })
-        .await
-        .expect("password hashing does not panic")
+        // Among the limited password checks: hashing costs what verifying does.
+        self.login_guard()
+            .run(move || {
+                let mosquitto = compat.then(|| password::mosquitto_hash(&password));
+                (password::hash(&password), mosquitto)
+            })
+            .await
+            .expect("password hashing does not panic")
     }
 
     /// Stores `password` as `user_id`'s (argon2id, plus the Mosquitto hash when configured).
@@ -355,39 +377,57 @@ impl Accounts {
 
     // ---- first start ----------------------------------------------------------------------
 
-    /// On a first start (no active admin), creates [`INITIAL_ADMIN`] with a random password,
-    /// writes it to `DATA_DIR/initial-admin-password` (mode 0600) and returns it.
-    pub async fn bootstrap_admin(&self, data_dir: &Path) -> anyhow::Result<Option<String>> {
+    /// On a first start (no active admin), creates an administrator with a random
+    /// password, writes the password to `DATA_DIR/initial-admin-password` (mode 0600) and
+    /// returns the name and password. The name is [`INITIAL_ADMIN`], or `admin-2`, `admin-3`...
+    /// when an account or device already has it: an existing account is never promoted or
+    /// given a new password (it may be anybody's, or deactivated on purpose).
+    pub async fn bootstrap_admin(
+        &self,
+        data_dir: &Path,
+    ) -> anyhow::Result<Option<(String, String)>> {
         if self.store.active_admin_count().await? > 0 {
             return Ok(None);
         }
+        let username = self.free_admin_name().await?;
+        if username != INITIAL_ADMIN {
+            tracing::warn!(
+                "no active administrator, and an account or device named {INITIAL_ADMIN:?} already exists: it was left as it is; creating administrator {username:?} instead"
+            );
+        }
         let password = secret::alphanumeric(20);
         let (hash, mosquitto) = self.hashes(&password).await;
-        let id = match self.store.user_by_name(INITIAL_ADMIN).await? {
-            // An `admin` that lost its rights: give them back with a new password.
-            Some(user) => {
-                self.store.set_admin(user.id, true).await?;
-                self.store.set_active(user.id, true).await?;
-                user.id
-            }
-            None => {
-                self.store
-                    .create_user(&NewUser {
-                        username: INITIAL_ADMIN.into(),
-                        password_hash: hash.clone(),
-                        is_admin: true,
-                        ..NewUser::default()
-                    })
-                    .await?
-                    .id
-            }
-        };
+        let user = self
+            .store
+            .create_user(&NewUser {
+                username: username.clone(),
+                password_hash: hash.clone(),
+                is_admin: true,
+                ..NewUser::default()
+            })
+            .await?;
         self.store
-            .set_password_hashes(id, &hash, mosquitto.as_deref())
+            .set_password_hashes(user.id, &hash, mosquitto.as_deref())
             .await?;
         write_secret_file(&data_dir.join(INITIAL_ADMIN_PASSWORD_FILE), &password)?;
         self.refresh().await?;
-        Ok(Some(password))
+        Ok(Some((username, password)))
+    }
+
+    /// [`INITIAL_ADMIN`], or the first of `admin-2`, `admin-3`... no account or device has.
+    async fn free_admin_name(&self) -> Result<String> {
+        for n in 1u32.. {
+            let name = match n {
+                1 => INITIAL_ADMIN.to_owned(),
+                n => format!("{INITIAL_ADMIN}-{n}"),
+            };
+            if self.store.user_by_name(&name).await?.is_none()
+                && self.store.iot_device(&name).await?.is_none()
+            {
+                return Ok(name);
+            }
+        }
+        unreachable!("some name is free")
     }
 
     // ---- users ----------------------------------------------------------------------------
@@ -494,26 +534,46 @@ impl Accounts {
         Ok(self.store.update_profile(user.id, &changes).await?)
     }
 
-    /// Checks a username and password (web login, HTTP Basic). `None`: wrong password,
-    /// unknown or inactive user, all alike (and equally slow).
-    pub async fn check_password(&self, username: &str, password: &str) -> Result<Option<User>> {
-        let user = self.store.user_by_name(username).await?;
-        let password = password.to_owned();
-        let Some(user) = user else {
-            tokio::task::spawn_blocking(move || password::verify_nobody(&password))
-                .await
-                .ok();
-            return Ok(None);
-        };
-        let hash = user.password_hash.clone();
-        let typed = password.clone();
-        let matches = tokio::task::spawn_blocking(move || password::verify(&hash, &typed))
-            .await
-            .unwrap_or(false);
-        if matches && user.is_active {
-            self.upgrade_if_needed(&user, &password).await;
+    /// Checks a username and password (web login, HTTP Basic) when the login's turn comes
+    /// (see [`guard`]). `None`: wrong password, unknown or inactive user, all alike (and
+    /// equally slow).
+    pub async fn check_password(
+        &self,
+        from: guard::LoginFrom<'_>,
+        password: &str,
+    ) -> Result<Option<User>> {
+        let user = self.store.user_by_name(from.username).await?;
+        let hash = user
+            .as_ref()
+            .filter(|u| u.is_active)
+            .map(|u| u.password_hash.clone());
+        let matches = self.verify_guarded(&from, hash, password).await?;
+        let user = user.filter(|_| matches);
+        if let Some(user) = &user {
+            self.upgrade_if_needed(user, password).await;
         }
-        Ok((matches && user.is_active).then_some(user))
+        Ok(user)
+    }
+
+    /// Verifies `password` against `hash` through the login guard; without a hash (unknown
+    /// or inactive account) a decoy of the same cost runs, so timing tells nothing.
+    async fn verify_guarded(
+        &self,
+        from: &guard::LoginFrom<'_>,
+        hash: Option<String>,
+        password: &str,
+    ) -> Result<bool> {
+        let typed = password.to_owned();
+        self.login_guard()
+            .check(from, move || match hash {
+                Some(hash) => password::verify(&hash, &typed),
+                None => {
+                    password::verify_nobody(&typed);
+                    false
+                }
+            })
+            .await
+            .map_err(AccountError::Throttled)
     }
 
     /// Records a successful login's time.
@@ -539,12 +599,15 @@ impl Accounts {
         keep_session: Option<&str>,
         revoke_access: bool,
     ) -> Result<()> {
-        let hash = user.password_hash.clone();
-        let current = current.to_owned();
-        let matches = tokio::task::spawn_blocking(move || password::verify(&hash, &current))
-            .await
-            .unwrap_or(false);
-        if !matches {
+        // Paced and limited like a login: a session must not be a free password oracle.
+        let from = guard::LoginFrom {
+            address: None,
+            username: &user.username,
+            door: guard::Door::Refuse,
+            verified_before: false,
+        };
+        let hash = Some(user.password_hash.clone());
+        if !self.verify_guarded(&from, hash, current).await? {
             return Err(AccountError::invalid(
                 "current_password",
                 "Current password is incorrect",
@@ -902,48 +965,46 @@ impl Accounts {
     }
 
     /// Checks an MQTT username and password against accounts: a generated credential first
-    /// (a hash lookup), then the account password (argon2id).
-    pub async fn check_mqtt(&self, username: &str, password: &[u8]) -> Result<MqttLogin> {
-        let Some(user) = self.store.user_by_name(username).await? else {
+    /// (a hash lookup, never queued or paced), then the account password (argon2id, through
+    /// the login guard). Inactive accounts cost a decoy check, like wrong passwords.
+    pub async fn check_mqtt(
+        &self,
+        from: guard::LoginFrom<'_>,
+        password: &[u8],
+    ) -> Result<MqttLogin> {
+        let Some(user) = self.store.user_by_name(from.username).await? else {
             return Ok(MqttLogin::NotAnAccount);
         };
-        let Ok(password) = std::str::from_utf8(password) else {
-            return Ok(MqttLogin::Refused);
-        };
-        if !user.is_active {
-            return Ok(MqttLogin::Refused);
-        }
+        let password = std::str::from_utf8(password).ok();
         let now = mytracks_store::now();
-        if password.len() == CREDENTIAL_LENGTH {
+        if let Some(password) = password.filter(|p| user.is_active && p.len() == CREDENTIAL_LENGTH)
+        {
             let found = self
                 .store
                 .credential_by_hash(user.id, &secret::digest(password))
                 .await?;
-            if let Some(credential) = found {
-                if credential.expires_at.is_some_and(|at| at <= now) {
-                    return Ok(MqttLogin::Refused);
-                }
+            // An expired credential is just a wrong password (checked and paced below).
+            if let Some(credential) = found.filter(|c| c.expires_at.is_none_or(|at| at > now)) {
                 self.store.touch_credential(credential.id, now).await?;
+                self.login_guard().success(from.address, from.username);
                 return Ok(MqttLogin::Account {
                     user,
                     credential: Some(credential.id),
                 });
             }
         }
-        let hash = user.password_hash.clone();
-        let typed = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || password::verify(&hash, &typed))
-            .await
-            .unwrap_or(false);
-        if matches {
-            self.upgrade_if_needed(&user, password).await;
+        let hash = user
+            .is_active
+            .then(|| user.password_hash.clone())
+            .filter(|_| password.is_some());
+        let typed = password.unwrap_or_default();
+        if !self.verify_guarded(&from, hash, typed).await? {
+            return Ok(MqttLogin::Refused);
         }
-        Ok(match matches {
-            true => MqttLogin::Account {
-                user,
-                credential: None,
-            },
-            false => MqttLogin::Refused,
+        self.upgrade_if_needed(&user, typed).await;
+        Ok(MqttLogin::Account {
+            user,
+            credential: None,
         })
     }
 

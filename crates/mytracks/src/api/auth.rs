@@ -11,6 +11,7 @@
 use super::error::{ApiError, ApiResult};
 use super::views::AccountView;
 use super::JsonBody;
+use crate::accounts::guard::{Door, LoginFrom};
 use crate::accounts::secret;
 use crate::http::HttpState;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
@@ -20,12 +21,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use mytracks_access::LoginThrottle;
 use mytracks_store::User;
 use serde::Deserialize;
 use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const SESSION_COOKIE: &str = "mytracks_session";
 pub const CSRF_COOKIE: &str = "csrftoken";
@@ -35,43 +35,68 @@ pub const SESSION_LIFETIME: i64 = 7 * 24 * 3600;
 /// A session's expiry is pushed forward at most this often (one write per minute at most).
 const SLIDE_EVERY: i64 = 60;
 
-/// Failed-login throttles shared by the web login and HTTP Basic: per source address and
-/// per account name, so neither many accounts from one address nor one account from many
-/// addresses can be guessed quickly.
-#[derive(Default)]
-pub struct Throttles {
-    by_address: LoginThrottle<IpAddr>,
-    by_account: LoginThrottle<String>,
+/// `[http] trusted_proxies`: reverse proxies and load balancers whose `X-Forwarded-For`
+/// names the client. From anyone else the header is ignored (it is trivially forged), so
+/// the login throttles always count the address that really connected, or the one a
+/// trusted proxy saw.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    pub fn new(networks: Vec<ipnet::IpNet>) -> TrustedProxies {
+        TrustedProxies(networks)
+    }
+
+    fn trusts(&self, address: IpAddr) -> bool {
+        let address = address.to_canonical();
+        self.0.iter().any(|network| network.contains(&address))
+    }
+
+    /// The client's address: the TCP peer, unless the peer is a trusted proxy; then the
+    /// rightmost address of the `X-Forwarded-For` chain that is not a trusted proxy (each
+    /// proxy appends the address it saw, so everything left of the first untrusted hop may
+    /// be forged). An unreadable hop ends the walk at the last trusted one.
+    pub fn client_address(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = peer.to_canonical();
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let hops: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .collect();
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            let Some(address) = parse_hop(hop) else { break };
+            client = address;
+            if !self.trusts(address) {
+                break;
+            }
+        }
+        client
+    }
 }
 
-impl Throttles {
-    /// Refuses early when either key is still waiting out its delay.
-    pub fn check(&self, address: IpAddr, username: &str) -> ApiResult<()> {
-        let now = Instant::now();
-        let wait = [
-            self.by_address.retry_after(&address, now),
-            self.by_account.retry_after(&username.to_owned(), now),
-        ]
-        .into_iter()
-        .flatten()
-        .max();
-        match wait {
-            Some(wait) => Err(ApiError::TooManyRequests {
-                retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
-            }),
-            None => Ok(()),
-        }
-    }
+/// One `X-Forwarded-For` entry: an address, possibly with a port (`[::1]:80`, `1.2.3.4:5`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let address = hop
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok())?;
+    Some(address.to_canonical())
+}
 
-    pub fn failure(&self, address: IpAddr, username: &str) {
-        let now = Instant::now();
-        self.by_address.failure(address, now);
-        self.by_account.failure(username.to_owned(), now);
-    }
-
-    pub fn success(&self, address: IpAddr, username: &str) {
-        self.by_address.success(&address);
-        self.by_account.success(&username.to_owned());
+/// How a password login through HTTP is throttled: the caller's own failures answer 429.
+fn login_from<'a>(address: IpAddr, username: &'a str) -> LoginFrom<'a> {
+    LoginFrom {
+        address: Some(address),
+        username,
+        door: Door::Refuse,
+        verified_before: false,
     }
 }
 
@@ -113,14 +138,21 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Auth {
     }
 }
 
-/// Extractor: the caller's IP address (unspecified when not served over a socket).
+/// Extractor: the client's IP address (the peer, or behind a trusted proxy the address it
+/// forwards for; unspecified when not served over a socket).
 pub struct Peer(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
+impl FromRequestParts<HttpState> for Peer {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Peer(address_of(&parts.extensions)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &HttpState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = address_of(&parts.extensions);
+        Ok(Peer(
+            state.trusted_proxies.client_address(peer, &parts.headers),
+        ))
     }
 }
 
@@ -165,7 +197,9 @@ pub async fn resolve(State(state): State<HttpState>, mut request: Request, next:
     {
         return next.run(request).await;
     }
-    let address = address_of(request.extensions());
+    let address = state
+        .trusted_proxies
+        .client_address(address_of(request.extensions()), request.headers());
     let secure = is_https(request.headers());
     let mut slid = None;
     match authenticate(&state, &mut request, address).await {
@@ -258,25 +292,21 @@ async fn authenticate(
             let decoded = decode_basic(credentials)
                 .ok_or_else(|| ApiError::Unauthorized("Malformed Basic credentials.".into()))?;
             let (username, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
-            state.throttles.check(address, username)?;
-            return match accounts.check_password(username, password).await? {
-                Some(user) => {
-                    state.throttles.success(address, username);
-                    Ok(Some((
-                        Caller {
-                            user,
-                            session: None,
-                            token: None,
-                        },
-                        None,
-                    )))
-                }
-                None => {
-                    state.throttles.failure(address, username);
-                    Err(ApiError::Unauthorized(
-                        "Invalid username or password.".into(),
-                    ))
-                }
+            return match accounts
+                .check_password(login_from(address, username), password)
+                .await?
+            {
+                Some(user) => Ok(Some((
+                    Caller {
+                        user,
+                        session: None,
+                        token: None,
+                    },
+                    None,
+                ))),
+                None => Err(ApiError::Unauthorized(
+                    "Invalid username or password.".into(),
+                )),
             };
         }
         return Err(ApiError::Unauthorized(format!(
@@ -445,19 +475,16 @@ pub async fn login(
     if body.password.is_empty() {
         return Err(ApiError::invalid("password", "password is required"));
     }
-    state.throttles.check(address, &body.username)?;
     let accounts = &state.accounts;
     let Some(user) = accounts
-        .check_password(&body.username, &body.password)
+        .check_password(login_from(address, &body.username), &body.password)
         .await?
     else {
-        state.throttles.failure(address, &body.username);
         tracing::warn!(%address, username = %body.username, "web login failed");
         return Err(ApiError::Unauthorized(
             "Invalid username or password.".into(),
         ));
     };
-    state.throttles.success(address, &body.username);
     // The old session, if any, ends: a new id at every login.
     if let Some(old) = cookie_value(&headers, SESSION_COOKIE) {
         accounts.end_session(&secret::digest(&old)).await?;
@@ -551,4 +578,63 @@ pub fn spawn_session_sweeper(state: HttpState) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(chain: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in chain {
+            headers.append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_trusted_proxies() {
+        let none = TrustedProxies::default();
+        let headers = forwarded(&["203.0.113.7"]);
+        assert_eq!(
+            none.client_address(ip("10.0.0.1"), &headers),
+            ip("10.0.0.1")
+        );
+
+        let proxies = TrustedProxies::new(vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "::1/128".parse().unwrap(),
+        ]);
+        // Untrusted peer: the header is ignored.
+        assert_eq!(
+            proxies.client_address(ip("192.0.2.9"), &headers),
+            ip("192.0.2.9")
+        );
+        assert_eq!(
+            proxies.client_address(ip("10.1.2.3"), &headers),
+            ip("203.0.113.7")
+        );
+        // The rightmost untrusted hop wins; what the client wrote left of it is ignored.
+        let chain = forwarded(&["198.51.100.1, 203.0.113.7", "10.0.0.2"]);
+        assert_eq!(proxies.client_address(ip("::1"), &chain), ip("203.0.113.7"));
+        // Ports, brackets and mapped addresses are read; garbage stops at the last proxy.
+        let chain = forwarded(&["[2001:db8::1]:443, ::ffff:10.0.0.3"]);
+        assert_eq!(
+            proxies.client_address(ip("10.0.0.9"), &chain),
+            ip("2001:db8::1")
+        );
+        let chain = forwarded(&["unknown, 10.0.0.4"]);
+        assert_eq!(
+            proxies.client_address(ip("10.0.0.9"), &chain),
+            ip("10.0.0.4")
+        );
+        assert_eq!(
+            proxies.client_address(ip("::ffff:10.0.0.9"), &HeaderMap::new()),
+            ip("10.0.0.9")
+        );
+    }
 }

@@ -30,7 +30,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// Listener name the hooks see for requests coming through EMQX.
-const LISTENER: &str = "emqx-http";
+pub const LISTENER: &str = "emqx-http";
 
 /// What the endpoints need, added to the HTTP router as an extension by the server (it
 /// owns the broker's access control).
@@ -65,7 +65,8 @@ pub fn router() -> Router<HttpState> {
 }
 
 /// EMQX's authentication request (its default body template, any field may be missing).
-#[derive(Debug, Default, Deserialize)]
+/// Its `Debug` leaves the password out.
+#[derive(Default, Deserialize)]
 #[serde(default)]
 pub struct AuthnRequest {
     pub clientid: String,
@@ -74,6 +75,18 @@ pub struct AuthnRequest {
     pub peerhost: Option<String>,
     /// Ignored (see the module documentation).
     pub cert_common_name: Option<String>,
+}
+
+impl std::fmt::Debug for AuthnRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthnRequest")
+            .field("clientid", &self.clientid)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("peerhost", &self.peerhost)
+            .field("cert_common_name", &self.cert_common_name)
+            .finish()
+    }
 }
 
 /// EMQX's authorization request.
@@ -289,5 +302,20 @@ mod tests {
         assert!(!truthy(Some(&json!("false"))) && !truthy(None));
         assert_eq!(peer(Some("10.0.0.1")).unwrap().ip().to_string(), "10.0.0.1");
         assert_eq!(peer(Some("nonsense")), None);
+    }
+
+    #[test]
+    fn authn_request_debug_leaves_the_password_out() {
+        let request: AuthnRequest = serde_json::from_value(json!({
+            "clientid": "c1", "username": "alice", "password": "hunter2-secret",
+            "peerhost": "192.0.2.1"
+        }))
+        .unwrap();
+        let text = format!("{request:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("alice") && text.contains("<redacted>"),
+            "{text}"
+        );
     }
 }

@@ -30,6 +30,10 @@ pub enum ApiError {
     },
     /// The database is down or full (503): nothing was changed.
     Unavailable(String),
+    /// No password check could start in time (503): retry after this many seconds.
+    Busy {
+        retry_after: u64,
+    },
 }
 
 impl ApiError {
@@ -56,7 +60,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Invalid { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -86,6 +90,14 @@ impl IntoResponse for ApiError {
                 );
                 body.insert("retry_after".into(), (*retry_after).into());
             }
+            ApiError::Busy { retry_after } => {
+                body.insert(
+                    "error".into(),
+                    format!("Too many logins are being checked; try again in {retry_after} s")
+                        .into(),
+                );
+                body.insert("retry_after".into(), (*retry_after).into());
+            }
         }
         let mut response = (status, Json(Value::Object(body))).into_response();
         match self {
@@ -95,7 +107,7 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"mytracks\""),
                 );
             }
-            ApiError::TooManyRequests { retry_after } => {
+            ApiError::TooManyRequests { retry_after } | ApiError::Busy { retry_after } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
@@ -119,6 +131,18 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::accounts::guard::Refusal> for ApiError {
+    fn from(refusal: crate::accounts::guard::Refusal) -> Self {
+        let retry_after = refusal.retry_after_secs();
+        match refusal {
+            crate::accounts::guard::Refusal::TooManyAttempts { .. } => {
+                ApiError::TooManyRequests { retry_after }
+            }
+            crate::accounts::guard::Refusal::Busy { .. } => ApiError::Busy { retry_after },
+        }
+    }
+}
+
 impl From<AccountError> for ApiError {
     fn from(error: AccountError) -> Self {
         match error {
@@ -127,6 +151,7 @@ impl From<AccountError> for ApiError {
             AccountError::Conflict(m) => ApiError::Conflict(m),
             AccountError::Refused(m) => ApiError::BadRequest(m),
             AccountError::Store(e) => e.into(),
+            AccountError::Throttled(refusal) => refusal.into(),
         }
     }
 }

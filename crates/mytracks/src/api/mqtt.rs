@@ -527,6 +527,41 @@ pub async fn prometheus(
         "MQTT connections refused by authentication.",
         &one(stats.auth_failures as f64),
     );
+    let checks = state.accounts.login_guard().stats();
+    for (name, kind, help, value) in [
+        (
+            "mytracks_password_checks_limit",
+            "gauge",
+            "Password checks allowed at once ([login] max_concurrent_password_checks).",
+            checks.limit as f64,
+        ),
+        (
+            "mytracks_password_checks_in_flight",
+            "gauge",
+            "Password checks (argon2id, PBKDF2, decoys) running now.",
+            checks.in_flight as f64,
+        ),
+        (
+            "mytracks_password_checks_in_flight_max",
+            "gauge",
+            "The most password checks that ever ran at once since the start.",
+            checks.in_flight_max as f64,
+        ),
+        (
+            "mytracks_password_checks_total",
+            "counter",
+            "Password checks run (every door: MQTT, EMQX, HTTP mode, web login, Basic).",
+            checks.total as f64,
+        ),
+        (
+            "mytracks_password_checks_busy_total",
+            "counter",
+            "Logins refused because no password check could start in time.",
+            checks.busy as f64,
+        ),
+    ] {
+        family(&mut out, name, kind, help, &one(value));
+    }
     family(
         &mut out,
         "mytracks_owntracks_stored_total",

@@ -5,6 +5,8 @@
 //! with the user, then the commands queued for this device.
 
 use super::{IngestError, Tracking, Transport};
+use crate::accounts::guard::{Door, LoginFrom};
+use crate::accounts::MqttLogin;
 use crate::api::error::ApiError;
 use crate::http::HttpState;
 use axum::body::Bytes;
@@ -53,10 +55,17 @@ impl LoginCache {
             .into()
     }
 
-    fn get(&self, key: &[u8; 32], epoch: u64) -> Option<i64> {
+    fn get(&self, key: &[u8; 32], epoch: u64) -> Lookup {
         let entries = self.entries.lock();
-        let (user_id, at, cached_epoch) = entries.get(key)?;
-        (*cached_epoch == epoch && at.elapsed() < LOGIN_CACHE_TTL).then_some(*user_id)
+        match entries.get(key) {
+            Some((user_id, at, cached_epoch)) if at.elapsed() < LOGIN_CACHE_TTL => {
+                match *cached_epoch == epoch {
+                    true => Lookup::Valid(*user_id),
+                    false => Lookup::Stale,
+                }
+            }
+            _ => Lookup::Miss,
+        }
     }
 
     fn put(&self, key: [u8; 32], user_id: i64, epoch: u64) {
@@ -66,6 +75,16 @@ impl LoginCache {
         }
         entries.insert(key, (user_id, Instant::now(), epoch));
     }
+}
+
+/// What the login cache knows of a (username, password).
+enum Lookup {
+    /// Verified recently and nothing changed since: trusted without a check.
+    Valid(i64),
+    /// Verified recently, but accounts changed since: checked again, though as a phone
+    /// known to be its owner's (no per-account slowdown from others' failures).
+    Stale,
+    Miss,
 }
 
 #[derive(Deserialize)]
@@ -131,23 +150,28 @@ pub async fn publish(
     let cache = &tracking.login_cache;
     let key = cache.key(&username, &password);
     let user_id = match cache.get(&key, epoch) {
-        Some(id) => id,
-        None => {
-            if let Err(error) = state.throttles.check(address, &username) {
-                return error.into_response();
-            }
-            match tracking
-                .accounts
-                .check_mqtt(&username, password.as_bytes())
-                .await
-            {
-                Ok(crate::accounts::MqttLogin::Account { user, .. }) => {
-                    state.throttles.success(address, &username);
+        Lookup::Valid(id) => id,
+        lookup => {
+            let from = LoginFrom {
+                address: Some(address),
+                username: &username,
+                door: Door::Refuse,
+                verified_before: matches!(lookup, Lookup::Stale),
+            };
+            let accounts = &tracking.accounts;
+            let user = match accounts.check_mqtt(from, password.as_bytes()).await {
+                Ok(MqttLogin::Account { user, .. }) => Ok(Some(user)),
+                Ok(MqttLogin::Refused) => Ok(None),
+                // Not an account: a decoy check, as slow as a wrong password.
+                Ok(MqttLogin::NotAnAccount) => accounts.check_password(from, &password).await,
+                Err(error) => Err(error),
+            };
+            match user {
+                Ok(Some(user)) => {
                     cache.put(key, user.id, epoch);
                     user.id
                 }
-                Ok(_) => {
-                    state.throttles.failure(address, &username);
+                Ok(None) => {
                     tracing::warn!(%address, %username, "HTTP-mode login failed");
                     return unauthorized("Invalid username or password");
                 }

@@ -1441,11 +1441,11 @@ fn assert_throttled(server: &Server, what: &str, answer: &Raw) -> u64 {
     header
 }
 
-/// After five failed logins for an account, the next attempt is refused with 429 and
-/// `Retry-After` (in the header and the JSON body), even with the right password: on the web
-/// login and over HTTP Basic, for that account from any address and for any account from that
-/// address (an unrelated account from elsewhere is unaffected), without counting as a new
-/// failure. After the wait the right password logs in, and the success forgives the failures.
+/// After five failed logins for an account from one address, the next attempt from there is
+/// refused with 429 and `Retry-After` (in the header and the JSON body), even with the right
+/// password: on the web login and over HTTP Basic, without counting as a new failure; the
+/// account from other addresses and other accounts are unaffected. After the wait the right
+/// password logs in, and the success forgives the failures.
 #[test]
 fn login_throttling_sqlite() {
     let server = Server::with_database(Database::Sqlite, "");
@@ -1467,17 +1467,21 @@ fn login_throttling_sqlite() {
         .send()
         .unwrap();
     assert_throttled(&server, "HTTP Basic while throttled", &Raw::from(basic));
+    // Failures from one address never lock the owner out from another (abuse_login.rs).
     let elsewhere = login_from(&server, "127.0.0.2", "admin", &password);
-    assert_throttled(
-        &server,
-        "the throttled account from another address",
-        &elsewhere,
+    assert_eq!(
+        elsewhere.status,
+        200,
+        "the throttled account from another address: {}",
+        elsewhere.describe()
     );
+    // An address is paced across accounts only after more failures (it may be shared).
     let neighbour = login_from(&server, "127.0.0.1", "bob", PASSWORD);
-    assert_throttled(
-        &server,
-        "another account from the throttled address",
-        &neighbour,
+    assert_eq!(
+        neighbour.status,
+        200,
+        "another account from the throttled address: {}",
+        neighbour.describe()
     );
     let unrelated = login_from(&server, "127.0.0.3", "bob", PASSWORD);
     assert_eq!(

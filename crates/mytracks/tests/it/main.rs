@@ -8,6 +8,7 @@ mod abuse_emqx;
 mod abuse_http;
 mod abuse_identity;
 mod abuse_iot;
+mod abuse_login;
 mod abuse_mqtt;
 mod abuse_revocation;
 mod access;
