@@ -303,6 +303,8 @@ impl Tracking {
         key: Option<Key>,
         transport: Transport,
     ) -> Result<Option<Job>, IngestError> {
+        // The device name is a topic level over MQTT: held to the same rule as on HTTP.
+        owntracks::check_device_name(device).map_err(|e| IngestError::Invalid(e.to_string()))?;
         let (message, plain) = decode(payload, key)?;
         let converted = convert::convert(message, &plain);
         let Some(record) = converted.record else {

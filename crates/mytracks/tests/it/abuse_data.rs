@@ -1,0 +1,135 @@
+//! What the server writes out, attacked from the data that goes in: a device or tracker id
+//! that is a spreadsheet formula, a device name with control characters (refused on MQTT as
+//! on HTTP, and never breaking GPX), a data directory others could read with the first
+//! administrator's password in the log, and sealed keys moved between database rows.
+
+use crate::support::raw::{self, Conn};
+use crate::support::*;
+use serde_json::json;
+use std::time::Duration;
+
+const PUBACK: u8 = 0x40;
+const PAYLOAD_FORMAT_INVALID: u8 = 0x99;
+
+/// A location at `tst` with `tid`, south of the equator (negative latitude).
+fn location(tst: i64, tid: &str) -> Vec<u8> {
+    json!({ "_type": "location", "lat": -33.8, "lon": 151.2, "tst": tst, "tid": tid })
+        .to_string()
+        .into_bytes()
+}
+
+/// An MQTT 5 session logged in as `user` with their account password.
+fn mqtt5(server: &Server, user: &str, client_id: &str) -> Conn {
+    Conn::login(server.mqtt_port, 5, client_id, user, &user_password(user))
+        .unwrap_or_else(|code| panic!("{user} cannot log in: {code:#x}\n{}", server.log()))
+}
+
+/// Publishes at QoS 1 and returns the PUBACK's reason code (below 0x80: accepted; 0x10 is
+/// "no matching subscribers").
+fn publish_qos1(conn: &mut Conn, packet_id: u16, topic: &str, payload: &[u8]) -> u8 {
+    conn.send(&raw::publish(5, topic, payload, 1, packet_id, false))
+        .unwrap();
+    let (first, body) = conn
+        .read_packet(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no PUBACK for {topic:?}"));
+    assert_eq!(first, PUBACK, "{body:?}");
+    assert_eq!(body[..2], packet_id.to_be_bytes());
+    body.get(2).copied().unwrap_or(0)
+}
+
+/// The body of a GET that must succeed.
+fn text(api: &Api, path: &str) -> String {
+    let response = api.request("GET", path, None, &[]);
+    assert_eq!(response.status(), 200, "GET {path}");
+    response.text().unwrap()
+}
+
+#[test]
+fn formula_cells_in_csv_exports_are_neutralised_and_numbers_kept() {
+    let server = Server::with_config("");
+    let alice = server.user_api("alice");
+    let mut conn = mqtt5(&server, "alice", "alice-formula");
+    // `@SUM(1)` is a legal device name (no control characters, no wildcards).
+    let topic = "owntracks/alice/@SUM(1)";
+    let code = publish_qos1(&mut conn, 1, topic, &location(1_700_000_000, "=1+1"));
+    assert!(code < 0x80, "{code:#x}");
+
+    let csv = text(&alice, "/api/locations/?format=csv");
+    let row = csv.lines().nth(1).unwrap_or_else(|| panic!("{csv}"));
+    assert!(
+        row.starts_with("alice,'@SUM(1),1700000000,2023-11-14T22:13:20Z,-33.8,151.2,"),
+        "the device cell starts with ' and the latitude stays a number: {row}"
+    );
+    assert!(row.ends_with(",'=1+1"), "the tid cell starts with ': {row}");
+}
+
+#[test]
+fn device_names_with_control_characters_are_refused_on_mqtt_and_gpx_stays_well_formed() {
+    let server = Server::with_config("");
+    let alice = server.user_api("alice");
+    let mut conn = mqtt5(&server, "alice", "alice-ctl");
+    let refused = [
+        "owntracks/alice/ctl\u{1}dev".to_owned(),
+        format!("owntracks/alice/{}", "x".repeat(101)),
+    ];
+    for (i, topic) in refused.iter().enumerate() {
+        // QoS 0 cannot be answered: it must be dropped all the same.
+        conn.send(&raw::publish(
+            5,
+            topic,
+            &location(1_700_000_000, "c"),
+            0,
+            0,
+            false,
+        ))
+        .unwrap();
+        let code = publish_qos1(
+            &mut conn,
+            10 + i as u16,
+            topic,
+            &location(1_700_000_001, "c"),
+        );
+        assert_eq!(code, PAYLOAD_FORMAT_INVALID, "{topic:?}\n{}", server.log());
+    }
+    // A normal day on a normal device, after the refused ones (the same connection, so
+    // everything above was handled before these are acknowledged).
+    for i in 0..5u16 {
+        let tst = 1_700_000_000 + i64::from(i) * 600;
+        let code = publish_qos1(
+            &mut conn,
+            20 + i,
+            "owntracks/alice/phone",
+            &location(tst, "p"),
+        );
+        assert!(code < 0x80, "{code:#x}");
+    }
+
+    let (status, devices) = alice.get("/api/devices/");
+    assert_eq!(status, 200, "{devices}");
+    let names: Vec<&str> = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    assert_eq!(names, ["phone"], "refused names are not stored: {devices}");
+
+    let gpx = text(&alice, "/api/locations/?format=gpx");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &gpx).unwrap();
+    let mut python = std::process::Command::new("python3");
+    python.args([
+        "-c",
+        "import sys, xml.etree.ElementTree as ET\n\
+         root = ET.parse(sys.argv[1]).getroot()\n\
+         print(len(root.findall('.//{http://www.topografix.com/GPX/1/1}trkpt')))",
+        file.path().to_str().unwrap(),
+    ]);
+    let out = run(python, Duration::from_secs(30));
+    assert!(
+        out.success(),
+        "GPX is not well-formed XML:\n{gpx}\n{}",
+        out.describe()
+    );
+    assert_eq!(out.stdout.trim(), "5", "{gpx}");
+}
