@@ -14,6 +14,7 @@ pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod data_dir;
 pub mod generate;
 pub mod hooks;
 pub mod http;
@@ -129,7 +130,7 @@ impl Server {
     /// with `{:#}`), e.g. `cannot listen on 0.0.0.0:1883 (MQTT): address already in use`.
     pub async fn start(settings: Settings) -> anyhow::Result<Server> {
         let data_dir = &settings.data_dir;
-        std::fs::create_dir_all(data_dir)
+        data_dir::make_private(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
 
         // Bind first: a busy port is the most likely startup failure and the cheapest to detect.
@@ -143,14 +144,16 @@ impl Server {
             .await
             .context("cannot load accounts")?;
         accounts.set_store_mosquitto_pbkdf2(settings.store_mosquitto_pbkdf2);
-        if let Some(password) = accounts
+        if accounts
             .bootstrap_admin(data_dir)
             .await
             .context("cannot create the first administrator")?
+            .is_some()
         {
+            // Only in the file (0600): logs are kept and shipped, and readable by others.
             let file = data_dir.join(accounts::INITIAL_ADMIN_PASSWORD_FILE);
             tracing::warn!(
-                "first start: created administrator {:?} with password {password} (also in {}; change it after logging in)",
+                "first start: created administrator {:?}; its password is in {} (readable by this user only; change it after logging in)",
                 accounts::INITIAL_ADMIN,
                 file.display()
             );
@@ -717,6 +720,14 @@ pub fn init_logging(settings: &Settings) {
 /// Everything `main` does after parsing: runs the chosen command and turns its outcome into an
 /// exit code, printing errors as a single `error: ...` line.
 pub fn execute(cli: cli::Cli) -> ExitCode {
+    // What the server and the administration commands create (database, broker store,
+    // keys, exports) is for this user only.
+    if !matches!(
+        cli.command,
+        cli::Command::Bench { .. } | cli::Command::GenerateTail(_)
+    ) {
+        data_dir::restrict_umask();
+    }
     let result = match cli.command {
         cli::Command::Serve(args) => serve(&args),
         cli::Command::Bench { command } => multi_threaded(bench::run(command)),

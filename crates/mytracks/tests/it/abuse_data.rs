@@ -6,6 +6,8 @@
 use crate::support::raw::{self, Conn};
 use crate::support::*;
 use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::Duration;
 
 const PUBACK: u8 = 0x40;
@@ -42,6 +44,10 @@ fn text(api: &Api, path: &str) -> String {
     let response = api.request("GET", path, None, &[]);
     assert_eq!(response.status(), 200, "GET {path}");
     response.text().unwrap()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 #[test]
@@ -132,4 +138,70 @@ fn device_names_with_control_characters_are_refused_on_mqtt_and_gpx_stays_well_f
         out.describe()
     );
     assert_eq!(out.stdout.trim(), "5", "{gpx}");
+}
+
+#[test]
+fn data_directory_is_private_and_the_admin_password_is_not_logged() {
+    // The harness creates the data directory with the test's umask (usually 0755), like an
+    // installation made by an earlier version: the server must close it.
+    let server = Server::with_config("");
+    let data = server.data_dir();
+    // Some writes, so that SQLite's -wal and -shm exist.
+    server.user_api("alice");
+
+    assert_eq!(mode(&data), 0o700, "{}", server.log());
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert_eq!(
+            mode(&entry.path()) & 0o077,
+            0,
+            "{name} is readable by others"
+        );
+        names.push(name);
+    }
+    for expected in [
+        "mytracks.sqlite3",
+        "broker.redb",
+        "secret.key",
+        "runtime.json",
+        "initial-admin-password",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
+    }
+    assert_eq!(mode(&data.join("initial-admin-password")), 0o600);
+
+    let log = std::fs::read_to_string(server.dir().join("server.log")).unwrap();
+    let password = server.admin_password();
+    assert!(
+        !log.contains(&password),
+        "the password is in the log:\n{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "{}",
+            data.join("initial-admin-password").display()
+        )),
+        "the log says where the password is:\n{log}"
+    );
+    assert!(log.contains("made it 0700"), "{log}");
+}
+
+#[test]
+fn administration_commands_create_a_private_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh");
+    let out = run_mytracks(
+        &["user", "list", "--data-dir", data.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "{}", out.describe());
+    assert_eq!(mode(&data), 0o700);
+    let database = data.join("mytracks.sqlite3");
+    assert!(database.exists(), "{}", out.describe());
+    assert_eq!(mode(&database), 0o600);
 }
