@@ -144,6 +144,12 @@ impl Server {
             .await
             .context("cannot load accounts")?;
         accounts.set_store_mosquitto_pbkdf2(settings.store_mosquitto_pbkdf2);
+        if settings.store_mosquitto_pbkdf2 {
+            tracing::warn!(
+                "[compat] store_mosquitto_pbkdf2 is on: every password set from now on is also kept as a PBKDF2-SHA512 hash ({} iterations), which a stolen database gives up far faster than argon2id; turn it off unless you export to Mosquitto 2.0",
+                mytracks_access::password::PBKDF2_ITERATIONS
+            );
+        }
         if accounts
             .bootstrap_admin(data_dir)
             .await

@@ -192,6 +192,16 @@ fn data_directory_is_private_and_the_admin_password_is_not_logged() {
 }
 
 #[test]
+fn weak_mosquitto_compatibility_hashes_are_announced_at_start() {
+    let server = Server::with_config("[compat]\nstore_mosquitto_pbkdf2 = true\n");
+    let log = std::fs::read_to_string(server.dir().join("server.log")).unwrap();
+    assert!(
+        log.contains("store_mosquitto_pbkdf2 is on") && log.contains("1000 iterations"),
+        "{log}"
+    );
+}
+
+#[test]
 fn administration_commands_create_a_private_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("fresh");
