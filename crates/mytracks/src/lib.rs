@@ -170,6 +170,7 @@ impl Server {
         let access = MqttAccess::load(settings.access.clone(), accounts.clone(), iot.clone())
             .context("MQTT access control")?;
         let sealer = secrets::Sealer::load(data_dir).context("the server key")?;
+        secrets::upgrade_legacy(&database, &sealer).await?;
         let pki = std::sync::Arc::new(
             pki::PkiService::new(
                 database.clone(),

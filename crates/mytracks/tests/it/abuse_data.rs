@@ -5,7 +5,7 @@
 
 use crate::support::raw::{self, Conn};
 use crate::support::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -214,4 +214,66 @@ fn administration_commands_create_a_private_data_directory() {
     let database = data.join("mytracks.sqlite3");
     assert!(database.exists(), "{}", out.describe());
     assert_eq!(mode(&database), 0o600);
+}
+
+#[test]
+fn sealed_keys_moved_to_another_row_do_not_open() {
+    let server = Server::with_config("");
+    let admin = server.admin_api();
+    let (status, body) = admin.post(
+        "/api/admin/ca/",
+        json!({ "common_name": "Family CA", "algorithm": "ecdsa-p256", "validity_days": 365 }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let mut users = Vec::new();
+    for name in ["alice", "bob"] {
+        let id = add_user(&server, &admin, name, &user_password(name));
+        let (status, body) = admin.post(
+            "/api/admin/certificates/",
+            json!({ "user_id": id, "validity_years": 1 }),
+        );
+        assert_eq!(status, 201, "{body}");
+        users.push((id, login(&server, name, &user_password(name))));
+    }
+    let (alice_id, alice) = &users[0];
+    let bundle = |api: &Api| {
+        let response = api.request("GET", "/api/account/certificate/?format=pem", None, &[]);
+        (response.status().as_u16(), response.text().unwrap())
+    };
+    let (status, own) = bundle(alice);
+    assert_eq!(status, 200, "{own}");
+    assert!(own.contains("PRIVATE KEY"), "{own}");
+
+    // Someone with write access to the database, but not to secret.key, moves the CA's
+    // sealed key, then bob's, into alice's certificate row.
+    let db = rusqlite::Connection::open(server.data_dir().join("mytracks.sqlite3")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    for source in [
+        "SELECT key_sealed FROM certificate_authorities WHERE active AND ?2 IS NOT NULL",
+        "SELECT key_sealed FROM certificates WHERE user_id = ?2",
+    ] {
+        let changed = db
+            .execute(
+                &format!("UPDATE certificates SET key_sealed = ({source}) WHERE user_id = ?1"),
+                rusqlite::params![alice_id, users[1].0],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+        let (status, body) = bundle(alice);
+        assert!(
+            !body.contains("PRIVATE KEY"),
+            "a foreign key was handed out:\n{body}"
+        );
+        assert!(status >= 500, "{status} {body}");
+        let error: Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            error["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("belongs to another record")),
+            "{body}"
+        );
+    }
+    // Bob's own key still opens.
+    let (status, body) = bundle(&users[1].1);
+    assert_eq!(status, 200, "{body}");
 }
