@@ -366,10 +366,19 @@ pub fn hash_argon2id(password: &[u8]) -> String {
         .to_string()
 }
 
-/// A `$7$` hash as `mosquitto_passwd` 2.0 writes it (101 iterations, 12-byte salt), so the
-/// file stays readable by every Mosquitto 2.x. Prefer [`hash_argon2id`] for new entries.
+/// The PBKDF2 iterations of [`hash_pbkdf2_sha512`]: `mosquitto_passwd` 2.1's count (2.0 wrote
+/// 101, ten times cheaper to brute-force). Mosquitto 2.0 reads any count from the hash.
+pub const PBKDF2_ITERATIONS: u32 = 1000;
+
+/// The salt of [`hash_pbkdf2_sha512`]: 12 bytes, as `mosquitto_passwd` 2.0 writes (2.1 writes
+/// 64, which Mosquitto 2.0 refuses).
+pub const PBKDF2_SALT_LEN: usize = 12;
+
+/// A `$7$` hash every Mosquitto 2.x reads: [`PBKDF2_ITERATIONS`] (2.1's count) with a
+/// [`PBKDF2_SALT_LEN`] salt (2.0's length). Still far cheaper to brute-force than argon2id:
+/// prefer [`hash_argon2id`] for new entries.
 pub fn hash_pbkdf2_sha512(password: &[u8]) -> String {
-    hash_pbkdf2_sha512_with(password, 101, 12)
+    hash_pbkdf2_sha512_with(password, PBKDF2_ITERATIONS, PBKDF2_SALT_LEN)
 }
 
 /// A `$7$` hash with chosen parameters (`mosquitto_passwd` 2.1 uses 1000 iterations and a
@@ -452,7 +461,7 @@ ivan:$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$acaoFN+O1SK5AZMXTcbF0hEDuGGk6gdh
             hash_pbkdf2_sha512(b"pbkdf2 password"),
             hash_pbkdf2_sha512_with(b"pbkdf2 2.1", 1000, 64)
         );
-        assert!(text.contains("erin:$7$101$"), "{text}");
+        assert!(text.contains("erin:$7$1000$"), "{text}");
         let passwords = PasswordFile::parse(&text).unwrap();
         assert!(passwords.verify("dave", b"argon password"));
         assert!(!passwords.verify("dave", b"argon passwore"));
@@ -482,7 +491,8 @@ ivan:$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$acaoFN+O1SK5AZMXTcbF0hEDuGGk6gdh
         let passwords = PasswordFile::parse(FIXTURES).unwrap();
         assert!(!passwords.verify("mallory", b"long salt password"));
         assert!(!passwords.verify("", b""));
-        // Two sha512 entries outnumber the other costs; three pbkdf2(101) ones then win.
+        // Two sha512 entries outnumber the other costs; with three more pbkdf2(1000) ones (carol
+        // is one already), those win.
         assert_eq!(passwords.decoy.as_ref().unwrap().cost(), Cost::Sha512);
         let text = format!(
             "{FIXTURES}a:{}\nb:{}\nc:{}\n",
@@ -491,7 +501,7 @@ ivan:$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$acaoFN+O1SK5AZMXTcbF0hEDuGGk6gdh
             hash_pbkdf2_sha512(b"z")
         );
         let passwords = PasswordFile::parse(&text).unwrap();
-        assert_eq!(passwords.decoy.as_ref().unwrap().cost(), Cost::Pbkdf2(101));
+        assert_eq!(passwords.decoy.as_ref().unwrap().cost(), Cost::Pbkdf2(1000));
         // The decoy is never one of the real hashes.
         assert!(passwords
             .users
@@ -613,7 +623,7 @@ ivan:$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$acaoFN+O1SK5AZMXTcbF0hEDuGGk6gdh
     #[test]
     fn single_hashes() {
         let pbkdf2 = hash_pbkdf2_sha512(b"pbkdf2 password");
-        assert!(pbkdf2.starts_with("$7$101$"), "{pbkdf2}");
+        assert!(pbkdf2.starts_with("$7$1000$"), "{pbkdf2}");
         assert!(verify_hash(&pbkdf2, b"pbkdf2 password"));
         assert!(!verify_hash(&pbkdf2, b"pbkdf2 passwore"));
         let argon = hash_argon2id(b"argon password");

@@ -45,7 +45,7 @@ impl DatabaseArgs {
         };
         let settings = serve.settings()?;
         if data_dir_needed || settings.database_url.is_none() {
-            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            crate::data_dir::make_private(&settings.data_dir).with_context(|| {
                 format!(
                     "cannot create data directory {}",
                     settings.data_dir.display()

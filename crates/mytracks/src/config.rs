@@ -110,8 +110,8 @@ pub struct Settings {
     pub web: crate::web::WebSettings,
     /// `[compat] store_mosquitto_pbkdf2`: also keep a `$7$` hash of every password and device
     /// credential set from now on, for `mytracks export mosquitto` to Mosquitto 2.0 (which
-    /// cannot read argon2id). Off by default: a PBKDF2 hash with 101 iterations is far
-    /// cheaper to brute-force than the argon2id one.
+    /// cannot read argon2id). Off by default: a PBKDF2 hash with 1000 iterations is far
+    /// cheaper to brute-force than the argon2id one (the server warns at start when on).
     pub store_mosquitto_pbkdf2: bool,
     /// `[integrations] http_auth_secret`: the bearer secret an external broker (EMQX) sends
     /// to `/api/mqtt/emqx/authn|authz`; `None` disables those endpoints.

@@ -15,6 +15,7 @@ pub mod bench;
 pub mod budget;
 pub mod cli;
 pub mod config;
+pub mod data_dir;
 pub mod fd_budget;
 pub mod generate;
 pub mod hooks;
@@ -132,7 +133,7 @@ impl Server {
     /// with `{:#}`), e.g. `cannot listen on 0.0.0.0:1883 (MQTT): address already in use`.
     pub async fn start(settings: Settings) -> anyhow::Result<Server> {
         let data_dir = &settings.data_dir;
-        std::fs::create_dir_all(data_dir)
+        data_dir::make_private(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
 
         // Bind first: a busy port is the most likely startup failure and the cheapest to detect.
@@ -147,14 +148,21 @@ impl Server {
             .context("cannot load accounts")?;
         accounts.set_store_mosquitto_pbkdf2(settings.store_mosquitto_pbkdf2);
         accounts.set_login_limits(settings.login);
-        if let Some((username, password)) = accounts
+        if settings.store_mosquitto_pbkdf2 {
+            tracing::warn!(
+                "[compat] store_mosquitto_pbkdf2 is on: every password set from now on is also kept as a PBKDF2-SHA512 hash ({} iterations), which a stolen database gives up far faster than argon2id; turn it off unless you export to Mosquitto 2.0",
+                mytracks_access::password::PBKDF2_ITERATIONS
+            );
+        }
+        if let Some((username, _password)) = accounts
             .bootstrap_admin(data_dir)
             .await
             .context("cannot create the first administrator")?
         {
+            // Only in the file (0600): logs are kept and shipped, and readable by others.
             let file = data_dir.join(accounts::INITIAL_ADMIN_PASSWORD_FILE);
             tracing::warn!(
-                "first start: created administrator {username:?} with password {password} (also in {}; change it after logging in)",
+                "first start: created administrator {username:?}; its password is in {} (readable by this user only; change it after logging in)",
                 file.display()
             );
         }
@@ -169,6 +177,7 @@ impl Server {
             .context("MQTT access control")?;
         access.set_allow_anonymous(settings.broker.allow_anonymous);
         let sealer = secrets::Sealer::load(data_dir).context("the server key")?;
+        secrets::upgrade_legacy(&database, &sealer).await?;
         let pki = std::sync::Arc::new(
             pki::PkiService::new(
                 database.clone(),
@@ -735,6 +744,14 @@ pub fn init_logging(settings: &Settings) {
 /// Everything `main` does after parsing: runs the chosen command and turns its outcome into an
 /// exit code, printing errors as a single `error: ...` line.
 pub fn execute(cli: cli::Cli) -> ExitCode {
+    // What the server and the administration commands create (database, broker store,
+    // keys, exports) is for this user only.
+    if !matches!(
+        cli.command,
+        cli::Command::Bench { .. } | cli::Command::GenerateTail(_)
+    ) {
+        data_dir::restrict_umask();
+    }
     let result = match cli.command {
         cli::Command::Serve(args) => serve(&args),
         cli::Command::Bench { command } => multi_threaded(bench::run(command)),

@@ -3,7 +3,7 @@
 //! and downloads (PEM bundle, PKCS#12). Private keys are sealed at rest with the server key
 //! and only ever leave inside their owner's own download.
 
-use crate::secrets::Sealer;
+use crate::secrets::{Binding, Sealer};
 use mytracks_pki::{Ca, Issued, KeyAlgorithm, Revoked};
 use mytracks_store::{CaRow, CertificateRow, NewCa, NewCertificate, Store, User};
 use parking_lot::Mutex;
@@ -171,7 +171,9 @@ impl PkiService {
 
     async fn material(&self) -> Result<(CaRow, Ca)> {
         let row = self.store.active_ca().await?.ok_or(PkiServiceError::NoCa)?;
-        let key_pem = self.sealer.open(&row.key_sealed)?;
+        let key_pem = self
+            .sealer
+            .open(&row.key_sealed, &Binding::ca_key(&row.fingerprint))?;
         let ca = Ca {
             cert_pem: row.cert_pem.clone(),
             key_pem,
@@ -186,7 +188,9 @@ impl PkiService {
                 common_name: issued.common_name,
                 algorithm: algorithm.to_owned(),
                 cert_pem: issued.cert_pem,
-                key_sealed: self.sealer.seal(&issued.key_pem),
+                key_sealed: self
+                    .sealer
+                    .seal(&issued.key_pem, &Binding::ca_key(&issued.fingerprint)),
                 serial: issued.serial,
                 fingerprint: issued.fingerprint,
                 not_before: issued.not_before,
@@ -255,7 +259,10 @@ impl PkiService {
         let now = mytracks_store::now();
         if let Some(server) = self.store.active_server_certificate(now).await? {
             let issuer = self.issuing_ca(&server).await?;
-            let key = self.sealer.open(&server.key_sealed)?;
+            let key = self.sealer.open(
+                &server.key_sealed,
+                &Binding::certificate_key(&server.fingerprint),
+            )?;
             snapshot.server = Some((format!("{}{}", server.cert_pem, issuer.cert_pem), key));
         }
         *self.tls.lock() = Arc::new(snapshot);
@@ -321,7 +328,10 @@ impl PkiService {
                 common_name: issued.common_name,
                 names,
                 cert_pem: issued.cert_pem,
-                key_sealed: self.sealer.seal(&issued.key_pem),
+                key_sealed: self.sealer.seal(
+                    &issued.key_pem,
+                    &Binding::certificate_key(&issued.fingerprint),
+                ),
                 serial: issued.serial,
                 fingerprint: issued.fingerprint,
                 not_before: issued.not_before,
@@ -433,6 +443,12 @@ impl PkiService {
         self.refresh().await
     }
 
+    /// A certificate's private key, which opens only in its own row.
+    fn open_key(&self, cert: &CertificateRow) -> Result<String> {
+        let binding = Binding::certificate_key(&cert.fingerprint);
+        Ok(self.sealer.open(&cert.key_sealed, &binding)?)
+    }
+
     async fn issuing_ca(&self, cert: &CertificateRow) -> Result<CaRow> {
         self.store
             .ca(cert.ca_id)
@@ -442,7 +458,7 @@ impl PkiService {
 
     /// The owner's PEM bundle: certificate, private key, CA certificate.
     pub async fn pem_bundle(&self, cert: &CertificateRow) -> Result<String> {
-        let key = self.sealer.open(&cert.key_sealed)?;
+        let key = self.open_key(cert)?;
         let ca = self.issuing_ca(cert).await?;
         Ok(format!("{}{}{}", cert.cert_pem, key, ca.cert_pem))
     }
@@ -454,7 +470,7 @@ impl PkiService {
                 "passphrase must be at least 4 characters (the phone asks for it on import)".into(),
             ));
         }
-        let key_pem = self.sealer.open(&cert.key_sealed)?;
+        let key_pem = self.open_key(cert)?;
         let ca = self.issuing_ca(cert).await?;
         let issued = Issued {
             cert_pem: cert.cert_pem.clone(),

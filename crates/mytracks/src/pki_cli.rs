@@ -67,6 +67,7 @@ async fn open(db: &DatabaseArgs) -> anyhow::Result<PkiService> {
     // The server key lives in the data directory whatever the database.
     let (store, settings) = db.open(true).await?;
     let sealer = crate::secrets::Sealer::load(&settings.data_dir).context("the server key")?;
+    crate::secrets::upgrade_legacy(&store, &sealer).await?;
     Ok(PkiService::new(store, sealer, settings.pki_server_names).await?)
 }
 

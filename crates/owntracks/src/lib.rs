@@ -53,4 +53,4 @@ pub use error::{CryptoError, InlineUrlError, ParseError};
 pub use message::{
     parse, Beacon, Card, Encrypted, Location, Lwt, Message, Steps, Transition, Waypoint, Waypoints,
 };
-pub use topic::{base_topic, parse_topic, Topic};
+pub use topic::{base_topic, check_device_name, parse_topic, InvalidDeviceName, Topic};

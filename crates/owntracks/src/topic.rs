@@ -91,6 +91,26 @@ fn is_name(level: &str) -> bool {
     !level.is_empty() && !level.contains(['+', '#'])
 }
 
+/// The longest device name, in characters.
+pub const MAX_DEVICE_NAME_CHARS: usize = 100;
+
+/// A device name the server does not store under: see [`check_device_name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a device name must be 1 to 100 characters without '/', '+', '#' or control characters")]
+pub struct InvalidDeviceName;
+
+/// The one rule for device names, whichever door they come through (MQTT topic level, HTTP
+/// mode, setup page): 1 to [`MAX_DEVICE_NAME_CHARS`] characters, no topic separator or
+/// wildcard, no control characters (they end up in exports, file names and XML, which
+/// forbids most of them).
+pub fn check_device_name(name: &str) -> Result<(), InvalidDeviceName> {
+    let valid = !name.is_empty()
+        && name.chars().count() <= MAX_DEVICE_NAME_CHARS
+        && !name.contains(['/', '+', '#'])
+        && !name.chars().any(char::is_control);
+    valid.then_some(()).ok_or(InvalidDeviceName)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +175,33 @@ mod tests {
             "owntracks/alice/phone/Event",
         ] {
             assert_eq!(parse_topic(name), None, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn device_names_follow_one_rule() {
+        for good in [
+            "phone",
+            "iPhone 15.2",
+            "händy",
+            &"x".repeat(100),
+            &"é".repeat(100),
+        ] {
+            assert_eq!(check_device_name(good), Ok(()), "{good:?}");
+        }
+        for bad in [
+            "",
+            "ctl\u{1}dev",
+            "tab\there",
+            "new\nline",
+            "del\u{7f}",
+            "c1\u{85}",
+            "a/b",
+            "a+b",
+            "a#b",
+            &"x".repeat(101),
+        ] {
+            assert_eq!(check_device_name(bad), Err(InvalidDeviceName), "{bad:?}");
         }
     }
 

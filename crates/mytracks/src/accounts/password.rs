@@ -73,8 +73,8 @@ pub fn needs_upgrade(hash: &str) -> bool {
     !hash.starts_with("$argon2id$")
 }
 
-/// The `$7$` PBKDF2-SHA512 hash Mosquitto 2.0 reads (`mosquitto_passwd`'s parameters: 101
-/// iterations, 12-byte random salt), kept beside the argon2id one when
+/// The `$7$` PBKDF2-SHA512 hash every Mosquitto 2.x reads (1000 iterations as
+/// `mosquitto_passwd` 2.1 writes, a 12-byte salt as 2.0 needs), kept beside the argon2id one when
 /// `[compat] store_mosquitto_pbkdf2` asks for it.
 pub fn mosquitto_hash(password: &str) -> String {
     mytracks_access::password::hash_pbkdf2_sha512(password.as_bytes())
@@ -133,7 +133,7 @@ mod tests {
     #[test]
     fn imported_hashes_verify_and_need_an_upgrade() {
         let pbkdf2 = mosquitto_hash("imported password");
-        assert!(pbkdf2.starts_with("$7$101$"), "{pbkdf2}");
+        assert!(pbkdf2.starts_with("$7$1000$"), "{pbkdf2}");
         assert!(verify(&pbkdf2, "imported password"));
         assert!(!verify(&pbkdf2, "imported passwore"));
         assert!(needs_upgrade(&pbkdf2));

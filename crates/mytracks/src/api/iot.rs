@@ -9,7 +9,8 @@
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
-use super::tracks::{check_window, csv_cell, limit, number};
+use super::export::csv_text;
+use super::tracks::{check_window, limit, number};
 use super::views::timestamp;
 use super::JsonBody;
 use crate::http::HttpState;
@@ -293,8 +294,8 @@ pub async fn telemetry(
                     "{},{},{},{}\n",
                     timestamp(row.ts_ms.div_euclid(1000)),
                     row.ts_ms,
-                    csv_cell(&row.topic),
-                    csv_cell(&row.payload)
+                    csv_text(&row.topic),
+                    csv_text(&row.payload)
                 ));
             }
             let disposition = format!(

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod console;
 pub mod emqx;
 pub mod error;
+pub mod export;
 pub mod iot;
 pub mod live;
 pub mod mqtt;

@@ -153,10 +153,7 @@ pub async fn device_config(
     if device.is_empty() {
         return Err(ApiError::invalid("device", "device is required"));
     }
-    if device.chars().count() > 100
-        || device.contains(['/', '+', '#'])
-        || device.chars().any(char::is_control)
-    {
+    if mytracks_owntracks::check_device_name(device).is_err() {
         return Err(ApiError::invalid(
             "device",
             "device must be at most 100 characters without '/', '+', '#' or control characters",

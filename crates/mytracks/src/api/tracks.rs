@@ -5,6 +5,7 @@
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
+use super::export;
 use super::views::timestamp;
 use super::{parse_id, JsonBody};
 use crate::http::HttpState;
@@ -16,7 +17,6 @@ use mytracks_store::{Device, LocationRow, TransitionRow, Window};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 /// Most rows one history request returns when no `limit` is given.
 const DEFAULT_LIMIT: i64 = 100_000;
@@ -350,12 +350,12 @@ pub async fn list_locations(
     let response = match format.as_str() {
         "geojson" => with_type(geojson(&rows, &names), "application/geo+json", None),
         "gpx" => with_type(
-            gpx(&rows, &names),
+            export::gpx(&rows, &names),
             "application/gpx+xml",
             Some("locations.gpx"),
         ),
         "csv" => with_type(
-            csv(&rows, &names),
+            export::csv(&rows, &names),
             "text/csv; charset=utf-8",
             Some("locations.csv"),
         ),
@@ -489,80 +489,6 @@ fn push_timestamp(out: &mut String, seconds: i64) {
     out.push(':');
     two(out, secs % 60);
     out.push('Z');
-}
-
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// GPX 1.1: one track per device, one segment, points in time order.
-fn gpx(rows: &[LocationRow], names: &HashMap<i64, (String, String)>) -> String {
-    let mut out = String::from(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<gpx version=\"1.1\" creator=\"mytracks\" \
-         xmlns=\"http://www.topografix.com/GPX/1/1\">\n",
-    );
-    let mut order: Vec<i64> = Vec::new();
-    for l in rows {
-        if !order.contains(&l.device_id) {
-            order.push(l.device_id);
-        }
-    }
-    for device_id in order {
-        let (user, device) = names.get(&device_id).cloned().unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  <trk><name>{}/{}</name><trkseg>",
-            xml_escape(&user),
-            xml_escape(&device)
-        );
-        for l in rows.iter().filter(|l| l.device_id == device_id) {
-            let _ = write!(out, "    <trkpt lat=\"{}\" lon=\"{}\">", l.lat, l.lon);
-            if let Some(alt) = l.alt {
-                let _ = write!(out, "<ele>{alt}</ele>");
-            }
-            let _ = writeln!(out, "<time>{}</time></trkpt>", timestamp(l.tst));
-        }
-        out.push_str("  </trkseg></trk>\n");
-    }
-    out.push_str("</gpx>\n");
-    out
-}
-
-/// CSV with a header row.
-fn csv(rows: &[LocationRow], names: &HashMap<i64, (String, String)>) -> String {
-    let mut out = String::from("user,device,tst,timestamp,lat,lon,acc,alt,vel,cog,batt,tid\n");
-    let field = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
-    for l in rows {
-        let (user, device) = names.get(&l.device_id).cloned().unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
-            csv_cell(&user),
-            csv_cell(&device),
-            l.tst,
-            timestamp(l.tst),
-            l.lat,
-            l.lon,
-            field(l.acc),
-            field(l.alt),
-            field(l.vel),
-            field(l.cog),
-            l.batt.map(|b| b.to_string()).unwrap_or_default(),
-            csv_cell(l.tid.as_deref().unwrap_or_default())
-        );
-    }
-    out
-}
-
-pub(crate) fn csv_cell(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
 }
 
 /// `GET /api/locations/last/`: the last location of every visible device.

@@ -209,7 +209,7 @@ pub async fn publish(
             .and_then(owntracks::parse_topic)
             .map(|t| t.device.to_owned())
     });
-    let Some(device) = device.filter(|d| valid_level(d)) else {
+    let Some(device) = device.filter(|d| owntracks::check_device_name(d).is_ok()) else {
         return bad_request("name the device with X-Limit-D (or ?d=)");
     };
 
@@ -267,14 +267,6 @@ fn republish_topic(kind: &str) -> Option<(&'static str, bool)> {
         "encrypted" => ("", false),
         _ => return None,
     })
-}
-
-/// A topic level a device name may be.
-fn valid_level(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 100
-        && !name.contains(['/', '+', '#'])
-        && !name.chars().any(char::is_control)
 }
 
 /// Friends' cards and last locations, then this device's queued commands.

@@ -7,7 +7,7 @@ pub mod http_mode;
 pub mod ingest;
 
 use crate::accounts::Accounts;
-use crate::secrets::Sealer;
+use crate::secrets::{Binding, Sealer};
 use bytes::Bytes;
 use feed::Feed;
 use ingest::{Counters, Job, Writer};
@@ -167,10 +167,14 @@ impl Tracking {
         device_id: Option<i64>,
         passphrase: Option<&str>,
     ) -> mytracks_store::Result<()> {
+        let binding = match device_id {
+            Some(id) => Binding::device_payload_key(id),
+            None => Binding::user_payload_key(user_id),
+        };
         let sealed = passphrase
             .map(str::trim)
             .filter(|p| !p.is_empty())
-            .map(|p| self.sealer.seal(p));
+            .map(|p| self.sealer.seal(p, &binding));
         match device_id {
             Some(id) => self.store.set_device_key(id, sealed.as_deref()).await?,
             None => self.store.set_user_key(user_id, sealed.as_deref()).await?,
@@ -345,6 +349,8 @@ impl Tracking {
         key: Option<Key>,
         transport: Transport,
     ) -> Result<Option<Job>, IngestError> {
+        // The device name is a topic level over MQTT: held to the same rule as on HTTP.
+        owntracks::check_device_name(device).map_err(|e| IngestError::Invalid(e.to_string()))?;
         let (message, plain) = decode(payload, key)?;
         let converted = convert::convert(message, &plain);
         let Some(record) = converted.record else {
@@ -378,13 +384,18 @@ impl Tracking {
             .device_named(user_id, device)
             .await
             .map_err(unavailable)?
-            .and_then(|d| d.encryption_key);
+            .and_then(|d| Some((d.encryption_key?, Binding::device_payload_key(d.id))));
         let sealed = match device_key {
             Some(sealed) => Some(sealed),
-            None => self.store.user_key(user_id).await.map_err(unavailable)?,
+            None => self
+                .store
+                .user_key(user_id)
+                .await
+                .map_err(unavailable)?
+                .map(|sealed| (sealed, Binding::user_payload_key(user_id))),
         };
         let key = match sealed {
-            Some(sealed) => match self.sealer.open(&sealed) {
+            Some((sealed, binding)) => match self.sealer.open(&sealed, &binding) {
                 Ok(passphrase) => Some(owntracks::key_from_passphrase(&passphrase)),
                 Err(error) => {
                     tracing::error!("cannot open the payload key of user {user_id}: {error}");

@@ -4,6 +4,7 @@
 //! One test binary (like ripgrep's) so everything is linked once. Needs `mosquitto_pub`,
 //! `mosquitto_sub` and `python3` with paho-mqtt 2.x: `.ci/run` installs them.
 
+mod abuse_data;
 mod abuse_emqx;
 mod abuse_http;
 mod abuse_identity;
