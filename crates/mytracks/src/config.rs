@@ -1353,7 +1353,7 @@ mod tests {
         assert_eq!(b.max_queued_messages, 1000);
         assert_eq!(b.max_queued_bytes, 16 * 1024 * 1024);
         assert_eq!(b.max_connections, 100_000);
-        assert_eq!(b.max_session_expiry, u32::MAX);
+        assert_eq!(b.max_session_expiry, 14 * 24 * 3600);
         assert_eq!(b.sys_interval, Duration::from_secs(10));
         assert_eq!(b.persist_interval, Duration::from_millis(100));
         assert!(b.version.starts_with("mytracks "));
