@@ -270,7 +270,7 @@ impl MqttAccess {
     }
 
     /// Superuser now: an account's admin flag is read live (it may have changed since the
-    /// client connected); other clients keep what they were given at connect.
+    /// client connected).
     fn is_superuser(
         &self,
         client: &ClientInfo,
@@ -282,7 +282,10 @@ impl MqttAccess {
             .and_then(|name| directory.member(name))
         {
             Some(member) => member.active && member.admin,
-            None => client.superuser,
+            // Only accounts are ever superusers: a name that is no longer an account (an
+            // admin deleted since) is nobody's superuser, or its offline session would go on
+            // collecting everything for whoever takes the name next.
+            None => false,
         }
     }
 
@@ -343,7 +346,7 @@ impl MqttAccess {
                     return self.refused(&request, &username);
                 }
                 Err(error) => {
-                    tracing::error!("device login cannot be checked: {error}");
+                    tracing::error!("MQTT login cannot be checked (device lookup): {error}");
                     return AuthDecision::Deny(ReasonCode::SERVER_UNAVAILABLE);
                 }
             }
@@ -438,7 +441,7 @@ impl MqttAccess {
                 self.refused(request, &username)
             }
             Err(error) => {
-                tracing::error!("device login cannot be checked: {error}");
+                tracing::error!("MQTT login cannot be checked (device lookup): {error}");
                 AuthDecision::Deny(ReasonCode::SERVER_UNAVAILABLE)
             }
         }

@@ -32,11 +32,19 @@ pub fn make_private(dir: &Path) -> io::Result<()> {
         let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
-            tracing::warn!(
-                "data directory {} was open to other users (mode {mode:04o}); made it {:04o}",
-                dir.display(),
-                mode & 0o700
+            // An empty directory (made by hand or by a service manager) exposed nothing.
+            let exposed = std::fs::read_dir(dir)?.next().is_some();
+            let (message, new_mode) = (
+                format!(
+                    "data directory {} was open to other users (mode {mode:04o})",
+                    dir.display()
+                ),
+                mode & 0o700,
             );
+            match exposed {
+                true => tracing::warn!("{message}; made it {new_mode:04o}"),
+                false => tracing::debug!("{message}; made it {new_mode:04o}"),
+            }
         }
         let opened = close_files(dir)?;
         if !opened.is_empty() {

@@ -17,7 +17,7 @@ impl Default for IotLimits {
         IotLimits {
             queue_bytes: 16 * 1024 * 1024,
             max_telemetry_bytes: 64 * 1024,
-            device_publish_rate: Some(20),
+            device_publish_rate: Some(100),
         }
     }
 }

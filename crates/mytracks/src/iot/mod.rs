@@ -9,6 +9,8 @@
 //! connections. Telemetry publishes are stored by the batching writer; QoS 1/2 ones are
 //! acknowledged after their commit.
 
+pub mod deliveries;
+pub mod directory;
 pub mod limits;
 pub mod presence;
 pub mod registry;
@@ -17,6 +19,8 @@ pub mod topics;
 
 use crate::accounts::directory::Verdict;
 use arc_swap::ArcSwap;
+pub use deliveries::Deliveries;
+pub use directory::{DeviceDirectory, DeviceEntry, DeviceLogin};
 pub use limits::IotLimits;
 use mytracks_broker::{Broker, ClientInfo, Message, PublishGate};
 use mytracks_codec::{QoS, ReasonCode};
@@ -41,156 +45,8 @@ pub struct IotCounters {
     pub telemetry_too_large: AtomicU64,
 }
 
-/// Command deliveries counted since the last write, by command id.
-#[derive(Default)]
-pub struct Deliveries {
-    pending: parking_lot::Mutex<HashMap<String, i64>>,
-}
-
-impl Deliveries {
-    /// How often counted deliveries are written.
-    const EVERY: std::time::Duration = std::time::Duration::from_millis(200);
-
-    fn add(&self, command_id: String) {
-        *self.pending.lock().entry(command_id).or_default() += 1;
-    }
-
-    /// Writes what was counted; on failure it is counted again for the next write.
-    async fn write(&self, store: &Store) {
-        let batch: Vec<(String, i64)> = self.pending.lock().drain().collect();
-        if batch.is_empty() {
-            return;
-        }
-        if let Err(error) = store
-            .record_iot_command_deliveries(&batch, mytracks_store::now())
-            .await
-        {
-            tracing::warn!("cannot record command deliveries (retrying): {error}");
-            let mut pending = self.pending.lock();
-            for (command_id, count) in batch {
-                *pending.entry(command_id).or_default() += count;
-            }
-        }
-    }
-
-    /// Writes every [`Deliveries::EVERY`] until only this task holds the tally (the service
-    /// is gone).
-    fn spawn_writer(self: Arc<Self>, store: Store) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Self::EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            while Arc::strong_count(&self) > 1 {
-                tick.tick().await;
-                self.write(&store).await;
-            }
-        })
-    }
-}
-
 /// The default `[iot] base_topic`.
 pub const DEFAULT_BASE_TOPIC: &str = "iot";
-
-/// One device as the per-message checks need it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeviceEntry {
-    pub id: i64,
-    pub owner: String,
-    pub group: Option<String>,
-    /// Changes when the password does (a rotation closes the device's connections).
-    pub credential: String,
-}
-
-impl DeviceEntry {
-    fn new(device: &IotDevice, owner: &str) -> DeviceEntry {
-        DeviceEntry {
-            id: device.id,
-            owner: owner.to_owned(),
-            group: device.group_name.clone(),
-            credential: device.password_hash.clone(),
-        }
-    }
-}
-
-/// Every usable device, by id, and the groups each owner has devices in.
-#[derive(Debug, Default)]
-pub struct DeviceDirectory {
-    devices: HashMap<String, DeviceEntry>,
-    owner_groups: HashMap<String, HashSet<String>>,
-    /// Devices whose owner is inactive: revoked with them (no login, no rights), but not
-    /// removed (reactivating the owner brings them back).
-    suspended: HashSet<String>,
-}
-
-/// What a device's login finds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeviceLogin {
-    Usable,
-    /// Its owner is inactive.
-    Suspended,
-    NotADevice,
-}
-
-impl DeviceDirectory {
-    /// `owners`: every account's name and whether it is active.
-    fn new(devices: &[IotDevice], owners: &HashMap<i64, (String, bool)>) -> DeviceDirectory {
-        let mut entries = HashMap::new();
-        let mut suspended = HashSet::new();
-        for device in devices {
-            match owners.get(&device.owner_id) {
-                Some((owner, true)) => {
-                    entries.insert(device.device_id.clone(), DeviceEntry::new(device, owner));
-                }
-                Some((_, false)) => {
-                    suspended.insert(device.device_id.clone());
-                }
-                None => {}
-            }
-        }
-        DeviceDirectory::from_entries(entries, suspended)
-    }
-
-    /// The directory of `devices`, with each owner's groups derived from them.
-    fn from_entries(
-        devices: HashMap<String, DeviceEntry>,
-        suspended: HashSet<String>,
-    ) -> DeviceDirectory {
-        let mut owner_groups: HashMap<String, HashSet<String>> = HashMap::new();
-        for entry in devices.values() {
-            if let Some(group) = &entry.group {
-                owner_groups
-                    .entry(entry.owner.clone())
-                    .or_default()
-                    .insert(group.clone());
-            }
-        }
-        DeviceDirectory {
-            devices,
-            owner_groups,
-            suspended,
-        }
-    }
-
-    fn knows(&self, id: &str) -> bool {
-        self.devices.contains_key(id) || self.suspended.contains(id)
-    }
-
-    /// Devices here that `newer` does not know at all (removed, not merely suspended).
-    fn removed_in<'a>(&'a self, newer: &'a DeviceDirectory) -> impl Iterator<Item = &'a str> {
-        (self.devices.keys().chain(self.suspended.iter()))
-            .filter(|id| !newer.knows(id))
-            .map(String::as_str)
-    }
-
-    /// Devices that are gone from `newer` or whose password changed there.
-    fn revoked_in<'a>(&'a self, newer: &'a DeviceDirectory) -> impl Iterator<Item = &'a str> {
-        self.devices
-            .iter()
-            .filter_map(move |(id, entry)| match newer.devices.get(id) {
-                Some(now) if now.credential == entry.credential => None,
-                _ => Some(id.as_str()),
-            })
-    }
-}
 
 /// The IoT platform, shared by the broker hooks, the API and the CLI.
 pub struct Iot {

@@ -637,3 +637,53 @@ fn resuming_a_persistent_session_does_not_publish_the_old_will() {
     let got = publishes(&mut watcher, Duration::from_secs(1));
     assert!(got.is_empty(), "no will on a resumed session: {got:?}");
 }
+
+#[test]
+fn a_deleted_admins_session_collects_nothing_for_the_next_owner_of_the_name() {
+    let server = Server::start();
+    let port = server.mqtt_port;
+    let admin = server.admin_api();
+    let password = user_password("boss");
+    let (status, boss) = admin.post(
+        "/api/admin/users/",
+        serde_json::json!({ "username": "boss", "password": password, "is_admin": true }),
+    );
+    assert_eq!(status, 201, "{boss}");
+    server.user_api("alice");
+    let phone = Connect::new(4, "boss-phone")
+        .login("boss", &password)
+        .persistent();
+    let mut conn = phone.connect(port);
+    conn.send(&raw::subscribe(4, 1, "owntracks/#", 1)).unwrap();
+    expect_packet(&mut conn, SUBACK, Duration::from_secs(5));
+    conn.send(&raw::packet(DISCONNECT, &[])).unwrap();
+    conn.expect_close(Duration::from_secs(5)).unwrap();
+    let (status, body) = admin.delete(&format!("/api/admin/users/{}/hard-delete/", boss["id"]));
+    assert!(status < 300, "{body}");
+
+    let mut alice = Connect::new(4, "alice-phone")
+        .login("alice", &user_password("alice"))
+        .connect(port);
+    let location = br#"{"_type":"location","lat":52.5,"lon":13.4,"tst":1700000000}"#;
+    alice
+        .send(&raw::publish(
+            4,
+            "owntracks/alice/phone",
+            location,
+            1,
+            1,
+            false,
+        ))
+        .unwrap();
+    expect_packet(&mut alice, PUBACK, Duration::from_secs(5));
+
+    // Someone else gets the name: an ordinary account.
+    add_user(&server, &admin, "boss", &password);
+    let (mut conn, _, _) = phone.open(port).expect("the new boss logs in");
+    let got = publishes(&mut conn, Duration::from_secs(2));
+    assert!(
+        got.iter()
+            .all(|(topic, _)| !topic.starts_with("owntracks/alice")),
+        "alice's location was kept for the deleted admin's name: {got:?}"
+    );
+}
