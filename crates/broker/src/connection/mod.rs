@@ -7,6 +7,7 @@
 //! (joined futures) halves the per-connection task overhead, yet a slow socket write never
 //! stops the reader from processing acknowledgements.
 
+mod acks;
 mod handshake;
 mod reader;
 mod will;

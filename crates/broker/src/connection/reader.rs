@@ -217,10 +217,10 @@ impl Reader {
                 }
                 return self.publish(publish).err().map(End::Error);
             }
-            Packet::PubAck(ack) => self.puback(ack),
-            Packet::PubRec(rec) => self.pubrec(rec),
+            Packet::PubAck(ack) => return self.puback(ack),
+            Packet::PubRec(rec) => return self.pubrec(rec),
             Packet::PubRel(rel) => self.pubrel(rel),
-            Packet::PubComp(comp) => self.pubcomp(comp),
+            Packet::PubComp(comp) => return self.pubcomp(comp),
             Packet::Subscribe(subscribe) => return self.subscribe(subscribe).err().map(End::Error),
             Packet::Unsubscribe(unsubscribe) => self.unsubscribe(unsubscribe),
             Packet::PingReq => send(&self.link, &Packet::PingResp, self.version),
@@ -440,111 +440,6 @@ impl Reader {
             QoS::AtLeastOnce => send(&self.link, &Packet::PubAck(response), self.version),
             QoS::ExactlyOnce => send(&self.link, &Packet::PubRec(response), self.version),
         }
-    }
-
-    pub(super) fn puback(&mut self, ack: PubResponse) {
-        let mut state = self.session.state.lock();
-        if let Some(index) = state
-            .inflight
-            .iter()
-            .position(|f| f.packet_id == ack.packet_id && f.delivery.qos == QoS::AtLeastOnce)
-        {
-            let done = state.inflight.remove(index);
-            if state.persistent() {
-                self.shared.persister.mark_dirty(&self.session, &mut state);
-            }
-            drop(state);
-            self.link.wake.notify_one();
-            if let Some(done) = done {
-                self.shared
-                    .hooks
-                    .on_delivered(&self.client, &done.delivery.message);
-            }
-        }
-    }
-
-    pub(super) fn pubrec(&mut self, rec: PubResponse) {
-        let mut state = self.session.state.lock();
-        let Some(index) = state
-            .inflight
-            .iter()
-            .position(|f| f.packet_id == rec.packet_id && f.delivery.qos == QoS::ExactlyOnce)
-        else {
-            drop(state);
-            if self.version.is_v5() && !rec.reason.is_error() {
-                let response = PubResponse {
-                    packet_id: rec.packet_id,
-                    reason: ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
-                    properties: Properties::default(),
-                };
-                send(&self.link, &Packet::PubRel(response), self.version);
-            }
-            return;
-        };
-        if rec.reason.is_error() {
-            state.inflight.remove(index);
-        } else {
-            state.inflight[index].released = true;
-        }
-        if state.persistent() {
-            self.shared.persister.mark_dirty(&self.session, &mut state);
-        }
-        drop(state);
-        if rec.reason.is_error() {
-            self.link.wake.notify_one();
-        } else {
-            send(
-                &self.link,
-                &Packet::PubRel(PubResponse::new(rec.packet_id)),
-                self.version,
-            );
-        }
-    }
-
-    pub(super) fn pubcomp(&mut self, comp: PubResponse) {
-        let mut state = self.session.state.lock();
-        if let Some(index) = state
-            .inflight
-            .iter()
-            .position(|f| f.packet_id == comp.packet_id && f.released)
-        {
-            let done = state.inflight.remove(index);
-            if state.persistent() {
-                self.shared.persister.mark_dirty(&self.session, &mut state);
-            }
-            drop(state);
-            self.link.wake.notify_one();
-            if let Some(done) = done {
-                self.shared
-                    .hooks
-                    .on_delivered(&self.client, &done.delivery.message);
-            }
-        }
-    }
-
-    pub(super) fn pubrel(&mut self, rel: PubResponse) {
-        let known = {
-            let mut state = self.session.state.lock();
-            let known = state.incoming_qos2.remove(&rel.packet_id);
-            if known && state.persistent() {
-                self.shared.persister.mark_dirty(&self.session, &mut state);
-            }
-            known
-        };
-        if known {
-            self.unacknowledged = self.unacknowledged.saturating_sub(1);
-        }
-        let reason = if known || !self.version.is_v5() {
-            ReasonCode::SUCCESS
-        } else {
-            ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
-        };
-        let response = PubResponse {
-            packet_id: rel.packet_id,
-            reason,
-            properties: Properties::default(),
-        };
-        send(&self.link, &Packet::PubComp(response), self.version);
     }
 
     pub(super) fn subscribe(&mut self, subscribe: Subscribe) -> Result<(), ReasonCode> {

@@ -3,7 +3,7 @@
 //! is served again, MQTT 3.1's DUP flag on PUBREL, acknowledgements of the wrong type, and a
 //! DISCONNECT that reaches a client in the middle of a burst.
 
-use crate::abuse_mqtt::expect_packet;
+use crate::abuse_mqtt::{expect_packet, Connect, DISCONNECT, SUBACK};
 use crate::support::raw::{self, Conn};
 use crate::support::*;
 use std::time::Duration;
@@ -11,7 +11,32 @@ use std::time::Duration;
 const OPEN: &str = "[mqtt]\nallow_anonymous = true\n";
 const PUBREC: u8 = 0x50;
 const PUBCOMP: u8 = 0x70;
+const PINGRESP: u8 = 0xD0;
+const PROTOCOL_ERROR: u8 = 0x82;
 const WAIT: Duration = Duration::from_secs(5);
+
+/// A whole packet's size on the wire, from the body `read_packet` returns.
+fn wire_size(body: &[u8]) -> usize {
+    1 + raw::remaining_length(body.len()).len() + body.len()
+}
+
+/// Reads until DISCONNECT; its reason code (0 when it has none). Panics on anything larger
+/// than `max` bytes, and when the connection ends without one.
+fn disconnect_reason(conn: &mut Conn, max: usize) -> u8 {
+    loop {
+        let Some((first, body)) = conn.read_packet(WAIT) else {
+            panic!("the connection ended without a DISCONNECT");
+        };
+        assert!(
+            wire_size(&body) <= max,
+            "a {first:#x} packet of {} bytes exceeds the client's maximum of {max}: {body:02x?}",
+            wire_size(&body)
+        );
+        if first == DISCONNECT {
+            return body.first().copied().unwrap_or(0);
+        }
+    }
+}
 
 #[test]
 fn an_mqtt_3_1_pubrel_with_the_dup_flag_is_accepted() {
@@ -23,4 +48,46 @@ fn an_mqtt_3_1_pubrel_with_the_dup_flag_is_accepted() {
     // A resent PUBREL: DUP set, legal in 3.1 (not in 3.1.1).
     conn.send(&raw::packet(0x6A, &[0, 1])).unwrap();
     assert_eq!(expect_packet(&mut conn, PUBCOMP, WAIT), [0, 1]);
+}
+
+/// A v5 subscriber to `t/<name>` (QoS 2) that received one message published at `qos`, and
+/// that message's packet id.
+fn subscriber_with_a_delivery(server: &Server, name: &str, qos: u8) -> (Conn, [u8; 2]) {
+    let topic = format!("t/{name}");
+    let mut subscriber = Connect::new(5, name).connect(server.mqtt_port);
+    subscriber.send(&raw::subscribe(5, 1, &topic, 2)).unwrap();
+    expect_packet(&mut subscriber, SUBACK, WAIT);
+    let mut publisher = Connect::new(4, &format!("{name}-pub")).connect(server.mqtt_port);
+    publisher
+        .send(&raw::publish(4, &topic, b"x", qos, 1, false))
+        .unwrap();
+    let body = expect_packet(&mut subscriber, 0x30, WAIT);
+    let at = 2 + usize::from(u16::from_be_bytes([body[0], body[1]]));
+    (subscriber, [body[at], body[at + 1]])
+}
+
+#[test]
+fn an_acknowledgement_of_the_wrong_type_is_a_protocol_error() {
+    let server = Server::with_config(OPEN);
+    let cases = [
+        ("pubcomp-for-qos1", 1, PUBCOMP),
+        ("pubrec-for-qos1", 1, PUBREC),
+        ("puback-for-qos2", 2, 0x40),
+        ("pubcomp-before-pubrec", 2, PUBCOMP),
+    ];
+    for (name, qos, ack) in cases {
+        let (mut subscriber, packet_id) = subscriber_with_a_delivery(&server, name, qos);
+        subscriber.send(&raw::packet(ack, &packet_id)).unwrap();
+        assert_eq!(
+            disconnect_reason(&mut subscriber, usize::MAX),
+            PROTOCOL_ERROR,
+            "{name}"
+        );
+        assert!(subscriber.expect_close(WAIT).is_ok(), "{name}: closed");
+    }
+    // An acknowledgement for an unknown packet id is still ignored.
+    let (mut subscriber, _) = subscriber_with_a_delivery(&server, "unknown-id", 1);
+    subscriber.send(&raw::packet(0x40, &[0x7F, 0x7F])).unwrap();
+    subscriber.send(&[0xC0, 0]).unwrap();
+    expect_packet(&mut subscriber, PINGRESP, WAIT);
 }
