@@ -59,6 +59,8 @@ pub(crate) struct ConnLink {
     pub close_reason: std::sync::atomic::AtomicU8,
     /// When the connection was accepted (management APIs show it).
     pub connected_at: std::time::SystemTime,
+    /// The largest packet the client accepts (its v5 Maximum Packet Size; else unlimited).
+    pub max_packet_size: u32,
 }
 
 #[derive(Debug, Default)]
@@ -75,6 +77,8 @@ impl ConnLink {
     pub const ADMINISTRATIVE: u8 = 3;
     /// It stopped reading while publishers waited for room in its queue.
     pub const TOO_SLOW: u8 = 4;
+    /// A control packet the broker owes it cannot fit its Maximum Packet Size.
+    pub const PACKET_TOO_LARGE: u8 = 5;
 
     pub fn new(id: u64, cancel: CancellationToken) -> Self {
         ConnLink {
@@ -84,7 +88,14 @@ impl ConnLink {
             control: Mutex::new(ControlOut::default()),
             close_reason: Default::default(),
             connected_at: std::time::SystemTime::now(),
+            max_packet_size: u32::MAX,
         }
+    }
+
+    /// The client's Maximum Packet Size (MQTT 5 CONNECT property).
+    pub fn with_max_packet_size(mut self, max: u32) -> Self {
+        self.max_packet_size = max;
+        self
     }
 
     /// Asks the connection to close for `reason` (first reason wins).

@@ -27,7 +27,7 @@ where
         result = read => match result {
             Ok(Ok(connect)) => connect,
             Ok(Err(Some((version, reason)))) => {
-                refuse(&mut writer, version, reason, None).await;
+                refuse(&mut writer, version, reason, None, u32::MAX).await;
                 return None;
             }
             Ok(Err(None)) => return None,
@@ -37,10 +37,18 @@ where
             }
         }
     };
+    let client_max_packet_size = connect.properties.maximum_packet_size.unwrap_or(u32::MAX);
     match accept(shared, *connect, &meta).await {
         Ok(accepted) => Some((accepted, reader, writer, buf)),
         Err((version, reason, reason_string)) => {
-            refuse(&mut writer, version, reason, reason_string).await;
+            refuse(
+                &mut writer,
+                version,
+                reason,
+                reason_string,
+                client_max_packet_size,
+            )
+            .await;
             None
         }
     }
@@ -99,6 +107,7 @@ pub(super) async fn refuse<W: AsyncWrite + Unpin>(
     version: ProtocolVersion,
     reason: ReasonCode,
     reason_string: Option<&'static str>,
+    client_max_packet_size: u32,
 ) {
     let mut properties = Properties::default();
     if version.is_v5() {
@@ -110,7 +119,9 @@ pub(super) async fn refuse<W: AsyncWrite + Unpin>(
         reason,
         properties,
     });
-    if encode(&connack, version, &mut out).is_ok() {
+    // A client that cannot take even a bare CONNACK gets none: the connection just closes.
+    let connack = fit::within(&connack, version, client_max_packet_size);
+    if connack.is_some_and(|connack| encode(&connack, version, &mut out).is_ok()) {
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             let _ = writer.write_all(&out).await;
             let _ = writer.shutdown().await;
@@ -186,6 +197,15 @@ pub(super) async fn accept(
         }
         keep_alive = config.max_keepalive;
         server_keep_alive = Some(keep_alive);
+    }
+    if props
+        .maximum_packet_size
+        .is_some_and(|max| (max as usize) < fit::BARE_CONNACK)
+    {
+        return Err(refuse(
+            ReasonCode::PACKET_TOO_LARGE,
+            "maximum packet size too small for a CONNACK",
+        ));
     }
     if props.authentication_method.is_some() {
         return Err(refuse(
@@ -283,7 +303,10 @@ pub(super) async fn accept(
         u32::MAX
     };
     let expiry = requested_expiry.min(config.max_session_expiry);
-    let link = Arc::new(ConnLink::new(conn_id, shared.shutdown.child_token()));
+    let link = Arc::new(
+        ConnLink::new(conn_id, shared.shutdown.child_token())
+            .with_max_packet_size(props.maximum_packet_size.unwrap_or(u32::MAX)),
+    );
     let Some((session, session_present)) =
         attach_session(shared, &client, connect.clean_start, expiry, &link)
     else {

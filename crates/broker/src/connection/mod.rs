@@ -8,6 +8,7 @@
 //! stops the reader from processing acknowledgements.
 
 mod acks;
+mod fit;
 mod handshake;
 mod reader;
 mod will;
@@ -185,10 +186,20 @@ fn start(shared: &Arc<Shared>, accepted: Accepted) -> (Reader, Writer, Option<Du
     (reader, writer, keep_alive)
 }
 
-/// Encodes a control packet for the writer.
+/// Encodes a control packet for the writer, within the client's Maximum Packet Size. One
+/// that cannot fit closes the connection (0x95): the client would wait for it forever.
 pub(super) fn send(link: &ConnLink, packet: &Packet, version: ProtocolVersion) {
+    let Some(packet) = fit::within(packet, version, link.max_packet_size) else {
+        tracing::debug!(
+            packet = packet.name(),
+            max = link.max_packet_size,
+            "control packet larger than the client accepts"
+        );
+        link.close(ConnLink::PACKET_TOO_LARGE);
+        return;
+    };
     let mut control = link.control.lock();
-    if let Err(error) = encode(packet, version, &mut control.bytes) {
+    if let Err(error) = encode(&packet, version, &mut control.bytes) {
         tracing::warn!(%error, packet = packet.name(), "cannot encode");
     }
     drop(control);

@@ -105,6 +105,7 @@ impl Reader {
                         ConnLink::WRITE_FAILED => End::Network,
                         ConnLink::ADMINISTRATIVE => End::Error(ReasonCode::ADMINISTRATIVE_ACTION),
                         ConnLink::TOO_SLOW => End::Error(ReasonCode::QUOTA_EXCEEDED),
+                        ConnLink::PACKET_TOO_LARGE => End::Error(ReasonCode::PACKET_TOO_LARGE),
                         _ => End::Shutdown,
                     });
                 }

@@ -3,7 +3,7 @@
 //! is served again, MQTT 3.1's DUP flag on PUBREL, acknowledgements of the wrong type, and a
 //! DISCONNECT that reaches a client in the middle of a burst.
 
-use crate::abuse_mqtt::{expect_packet, Connect, DISCONNECT, SUBACK};
+use crate::abuse_mqtt::{expect_packet, Connect, CONNACK, DISCONNECT, SUBACK};
 use crate::support::raw::{self, Conn};
 use crate::support::*;
 use std::time::Duration;
@@ -13,7 +13,28 @@ const PUBREC: u8 = 0x50;
 const PUBCOMP: u8 = 0x70;
 const PINGRESP: u8 = 0xD0;
 const PROTOCOL_ERROR: u8 = 0x82;
+const PACKET_TOO_LARGE: u8 = 0x95;
 const WAIT: Duration = Duration::from_secs(5);
+
+/// v5 property 0x27, Maximum Packet Size.
+fn max_packet_size(max: u32) -> Vec<u8> {
+    let mut property = vec![0x27];
+    property.extend_from_slice(&max.to_be_bytes());
+    property
+}
+
+/// v5 property 0x17, Request Problem Information = 1 (reason strings wanted).
+const REQUEST_PROBLEM_INFORMATION: [u8; 2] = [0x17, 1];
+
+/// A clean v5 CONNECT with `properties`.
+fn connect_v5(client_id: &str, properties: &[u8]) -> Vec<u8> {
+    let mut body = raw::string("MQTT");
+    body.extend_from_slice(&[5, 0x02, 0, 60]);
+    body.extend(raw::remaining_length(properties.len()));
+    body.extend_from_slice(properties);
+    body.extend(raw::string(client_id));
+    raw::packet(0x10, &body)
+}
 
 /// A whole packet's size on the wire, from the body `read_packet` returns.
 fn wire_size(body: &[u8]) -> usize {
@@ -36,6 +57,54 @@ fn disconnect_reason(conn: &mut Conn, max: usize) -> u8 {
             return body.first().copied().unwrap_or(0);
         }
     }
+}
+
+#[test]
+fn the_connack_fits_the_maximum_packet_size_the_client_declared() {
+    let server = Server::with_config(OPEN);
+    // 5 bytes is a bare CONNACK; 12 leaves room for some of the broker's properties.
+    for max in [5u32, 12] {
+        let mut conn = Conn::open(server.mqtt_port);
+        conn.send(&connect_v5(&format!("small-{max}"), &max_packet_size(max)))
+            .unwrap();
+        let (first, body) = conn.read_packet(WAIT).expect("a CONNACK");
+        assert_eq!(first, CONNACK);
+        assert!(
+            wire_size(&body) <= max as usize,
+            "CONNACK of {} bytes for a client accepting {max}: {body:02x?}",
+            wire_size(&body)
+        );
+        assert_eq!(body[1], 0, "accepted");
+    }
+    // Not even a bare CONNACK fits: nothing is sent, the connection closes.
+    let mut conn = Conn::open(server.mqtt_port);
+    conn.send(&connect_v5("tiny", &max_packet_size(4))).unwrap();
+    assert_eq!(conn.expect_close(WAIT), Ok(Vec::new()));
+}
+
+#[test]
+fn acknowledgements_and_disconnect_fit_the_maximum_packet_size() {
+    let server = Server::with_config(OPEN);
+    let max = 8;
+    let mut properties = max_packet_size(max as u32);
+    properties.extend_from_slice(&REQUEST_PROBLEM_INFORMATION);
+    let mut conn = Conn::open(server.mqtt_port);
+    conn.send(&connect_v5("small-acks", &properties)).unwrap();
+    let (first, body) = conn.read_packet(WAIT).expect("a CONNACK");
+    assert_eq!((first, body[1]), (CONNACK, 0));
+    // Refused, which comes with a reason string for clients that ask for problem
+    // information: left out, as it does not fit.
+    conn.send(&raw::publish(5, "$SYS/forged", b"x", 1, 7, false))
+        .unwrap();
+    let (first, body) = conn.read_packet(WAIT).expect("a PUBACK");
+    assert_eq!(first, 0x40);
+    assert_eq!(body, [0, 7, 0x87], "PUBACK 0x87 without its reason string");
+    // A SUBACK for ten filters takes 15 bytes: it cannot fit, so the connection closes with
+    // 0x95 (its reason string left out too) rather than leave the client waiting for it.
+    let filters: Vec<String> = (0..10).map(|i| format!("f/{i}")).collect();
+    conn.send(&crate::abuse_mqtt::subscribe_many(5, 1, &filters, 0))
+        .unwrap();
+    assert_eq!(disconnect_reason(&mut conn, max), PACKET_TOO_LARGE);
 }
 
 #[test]
