@@ -308,7 +308,7 @@ pub(super) async fn accept(
             .with_max_packet_size(props.maximum_packet_size.unwrap_or(u32::MAX)),
     );
     let Some((session, session_present)) =
-        attach_session(shared, &client, connect.clean_start, expiry, &link)
+        attach_session(shared, &client, connect.clean_start, expiry, &link).await
     else {
         tracing::info!(peer = ?meta.peer, client_id = %client_id, username = ?client.username, "client id in use by another user");
         return Err(refuse(
@@ -358,22 +358,67 @@ pub(super) async fn accept(
     })
 }
 
+/// Longest a new connection waits for the connection it takes over to settle its end. That
+/// one's writer gives a client that does not read 2 s; past this, the takeover goes ahead.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
+
+/// What [`try_attach`] did.
+enum Attach {
+    /// `None`: the session belongs to another user.
+    Done(Option<(Arc<Session>, bool)>),
+    /// The session's connection was asked to close: wait for it to finish.
+    WaitFor(Arc<ConnLink>),
+}
+
 /// Takes over or creates the session for `client`, returning it and whether it existed;
 /// `None` when the client id's session belongs to another user (a session is bound to the
 /// username that created it: its queue holds what that user may read).
-pub(super) fn attach_session(
+///
+/// A live connection of the session is closed first, and its end settled (what its client
+/// sent before, a DISCONNECT with its session expiry included; the session ended or kept;
+/// the will decided) before the session is looked at again: an immediate reconnect sees the
+/// outcome of the previous connection, not a race with it.
+pub(super) async fn attach_session(
     shared: &Arc<Shared>,
     client: &Arc<ClientInfo>,
     clean_start: bool,
     expiry: u32,
     link: &Arc<ConnLink>,
 ) -> Option<(Arc<Session>, bool)> {
+    let deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
+    loop {
+        let waited_enough = tokio::time::Instant::now() >= deadline;
+        match try_attach(shared, client, clean_start, expiry, link, waited_enough) {
+            Attach::Done(attached) => return attached,
+            Attach::WaitFor(owner) => {
+                let _ = tokio::time::timeout_at(deadline, owner.finished.cancelled()).await;
+            }
+        }
+    }
+}
+
+fn try_attach(
+    shared: &Arc<Shared>,
+    client: &Arc<ClientInfo>,
+    clean_start: bool,
+    expiry: u32,
+    link: &Arc<ConnLink>,
+    force: bool,
+) -> Attach {
     let mut sessions = shared.sessions.lock();
     if let Some(existing) = sessions.get(&client.client_id).cloned() {
         {
             let mut state = existing.state.lock();
             if !state.ended && state.client.username != client.username {
-                return None;
+                return Attach::Done(None);
+            }
+            if let Some(owner) = state.owner.as_ref().filter(|_| !force) {
+                owner.close(if clean_start {
+                    ConnLink::TAKEN_OVER
+                } else {
+                    ConnLink::RESUMED_ELSEWHERE
+                });
+                return Attach::WaitFor(owner.clone());
             }
             if let Some(owner) = state.owner.take() {
                 owner.close(ConnLink::TAKEN_OVER);
@@ -396,7 +441,7 @@ pub(super) fn attach_session(
                 state.disconnected_at = None;
                 reauthorize_queue(shared, &mut state);
                 shared.persister.mark_dirty(&existing, &mut state);
-                return Some((existing.clone(), true));
+                return Attach::Done(Some((existing.clone(), true)));
             }
         }
         shared.end_session(&mut sessions, &existing);
@@ -410,7 +455,7 @@ pub(super) fn attach_session(
         }
     }
     sessions.insert(client.client_id.clone(), session.clone());
-    Some((session, false))
+    Attach::Done(Some((session, false)))
 }
 
 /// Checks a resumed session's queued and unacknowledged deliveries again: they were

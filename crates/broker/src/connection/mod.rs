@@ -85,7 +85,7 @@ pub(super) enum End {
 async fn serve<S>(
     shared: Arc<Shared>,
     accepted: Accepted,
-    reader_half: ReadHalf<S>,
+    mut reader_half: ReadHalf<S>,
     writer_half: WriteHalf<S>,
     buf: BytesMut,
 ) where
@@ -94,7 +94,7 @@ async fn serve<S>(
     // Only what lives across the await below is part of every idle connection's task.
     let (mut reader, writer, keep_alive) = start(&shared, accepted);
     let (end, ()) = tokio::join!(
-        reader.run(reader_half, buf, keep_alive),
+        reader.run(&mut reader_half, buf, keep_alive),
         writer.run(writer_half)
     );
     let will = reader.will.take();
@@ -106,6 +106,8 @@ async fn serve<S>(
         end,
         will,
     );
+    // Settled: a connection taking this one over may look at the session now.
+    reader.link.finished.cancel();
 }
 
 /// Sends CONNACK and builds the reader and writer halves of an accepted connection.

@@ -77,7 +77,7 @@ impl RateLimit {
 impl Reader {
     pub(super) async fn run<S: AsyncRead>(
         &mut self,
-        mut socket: ReadHalf<S>,
+        socket: &mut ReadHalf<S>,
         mut buf: BytesMut,
         keep_alive: Option<Duration>,
     ) -> End {
@@ -101,7 +101,7 @@ impl Reader {
                 biased;
                 _ = self.link.cancel.cancelled() => {
                     end = Some(match self.link.close_reason.load(Ordering::SeqCst) {
-                        ConnLink::TAKEN_OVER => End::TakenOver,
+                        ConnLink::TAKEN_OVER | ConnLink::RESUMED_ELSEWHERE => End::TakenOver,
                         ConnLink::WRITE_FAILED => End::Network,
                         ConnLink::ADMINISTRATIVE => End::Error(ReasonCode::ADMINISTRATIVE_ACTION),
                         ConnLink::TOO_SLOW => End::Error(ReasonCode::QUOTA_EXCEEDED),
@@ -156,7 +156,15 @@ impl Reader {
                 }
             }
         }
-        let end = end.expect("loop ends with a reason");
+        let mut end = end.expect("loop ends with a reason");
+        if end == End::TakenOver {
+            // What the client sent before its new connection still counts: a DISCONNECT
+            // decides whether the session and the will survive, and the new connection
+            // waits for that outcome.
+            if let Some(earlier) = self.process_pending(socket, &mut buf) {
+                end = earlier;
+            }
+        }
         // Tell the client why, in v5, then let the writer finish and close.
         let goodbye = match end {
             End::TakenOver => Some(ReasonCode::SESSION_TAKEN_OVER),
@@ -177,6 +185,31 @@ impl Reader {
         self.link.control.lock().close_after = true;
         self.link.wake.notify_one();
         end
+    }
+
+    /// Reads and handles what has already arrived on `socket`, without waiting for more.
+    fn process_pending<S: AsyncRead>(
+        &mut self,
+        socket: &mut ReadHalf<S>,
+        buf: &mut BytesMut,
+    ) -> Option<End> {
+        use futures_util::FutureExt;
+        if let Some(end) = self.process(buf) {
+            return Some(end);
+        }
+        // Bounded: a client streaming data meanwhile does not hold the takeover up.
+        for _ in 0..16 {
+            buf.reserve(MAX_READ);
+            match socket.read_buf(buf).now_or_never() {
+                Some(Ok(n)) if n > 0 => {
+                    if let Some(end) = self.process(buf) {
+                        return Some(end);
+                    }
+                }
+                _ => return None,
+            }
+        }
+        None
     }
 
     /// Decodes and handles every complete packet in `buf`.

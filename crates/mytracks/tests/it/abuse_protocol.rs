@@ -3,7 +3,7 @@
 //! is served again, MQTT 3.1's DUP flag on PUBREL, acknowledgements of the wrong type, and a
 //! DISCONNECT that reaches a client in the middle of a burst.
 
-use crate::abuse_mqtt::{expect_packet, Connect, CONNACK, DISCONNECT, SUBACK};
+use crate::abuse_mqtt::{expect_packet, publishes, Connect, CONNACK, DISCONNECT, SUBACK};
 use crate::support::raw::{self, Conn};
 use crate::support::*;
 use std::time::Duration;
@@ -20,6 +20,13 @@ const WAIT: Duration = Duration::from_secs(5);
 fn max_packet_size(max: u32) -> Vec<u8> {
     let mut property = vec![0x27];
     property.extend_from_slice(&max.to_be_bytes());
+    property
+}
+
+/// v5 property 0x11, Session Expiry Interval.
+fn session_expiry(seconds: u32) -> Vec<u8> {
+    let mut property = vec![0x11];
+    property.extend_from_slice(&seconds.to_be_bytes());
     property
 }
 
@@ -105,6 +112,66 @@ fn acknowledgements_and_disconnect_fit_the_maximum_packet_size() {
     conn.send(&crate::abuse_mqtt::subscribe_many(5, 1, &filters, 0))
         .unwrap();
     assert_eq!(disconnect_reason(&mut conn, max), PACKET_TOO_LARGE);
+}
+
+#[test]
+fn an_immediate_reconnect_after_a_clean_session_finds_no_session() {
+    let server = Server::with_config(OPEN);
+    for i in 0..20 {
+        let id = format!("clean-{i}");
+        let mut clean = Connect::new(4, &id).connect(server.mqtt_port);
+        clean.send(&[DISCONNECT, 0]).unwrap();
+        drop(clean);
+        let (_again, present, _) = Connect::new(4, &id)
+            .persistent()
+            .open(server.mqtt_port)
+            .unwrap();
+        assert!(
+            !present,
+            "run {i}: the clean session ended with its connection"
+        );
+    }
+}
+
+#[test]
+fn an_immediate_reconnect_after_disconnect_with_session_expiry_0_finds_no_session() {
+    let server = Server::with_config(OPEN);
+    // DISCONNECT, reason 0, properties: Session Expiry Interval 0.
+    let mut disconnect_ending_session = vec![0x00, 5];
+    disconnect_ending_session.extend(session_expiry(0));
+    let disconnect_ending_session = raw::packet(DISCONNECT, &disconnect_ending_session);
+    for i in 0..20 {
+        let id = format!("expiring-{i}");
+        let mut first = Connect::new(5, &id);
+        first.properties = session_expiry(600);
+        let mut conn = first.connect(server.mqtt_port);
+        conn.send(&disconnect_ending_session).unwrap();
+        drop(conn);
+        let mut again = Connect::new(5, &id).persistent();
+        again.properties = session_expiry(600);
+        let (_again, present, _) = again.open(server.mqtt_port).unwrap();
+        assert!(!present, "run {i}: DISCONNECT ended the session");
+    }
+}
+
+#[test]
+fn a_will_is_not_published_when_the_client_disconnected_before_reconnecting() {
+    let server = Server::with_config(OPEN);
+    let mut watcher = Connect::new(4, "will-watcher").connect(server.mqtt_port);
+    watcher.send(&raw::subscribe(4, 1, "wills/#", 0)).unwrap();
+    expect_packet(&mut watcher, SUBACK, WAIT);
+    let mut reconnected = Vec::new();
+    for i in 0..20 {
+        let id = format!("phone-{i}");
+        let mut with_will = Connect::new(4, &id);
+        with_will.will = Some(("wills/phone", b"gone"));
+        let mut conn = with_will.connect(server.mqtt_port);
+        conn.send(&[DISCONNECT, 0]).unwrap();
+        drop(conn);
+        reconnected.push(Connect::new(4, &id).connect(server.mqtt_port));
+    }
+    let wills = publishes(&mut watcher, Duration::from_secs(1));
+    assert!(wills.is_empty(), "wills after DISCONNECT: {wills:?}");
 }
 
 #[test]
