@@ -108,6 +108,29 @@ async fn serve<S>(
     );
     // Settled: a connection taking this one over may look at the session now.
     reader.link.finished.cancel();
+    if matches!(end, End::Error(_) | End::TakenOver) {
+        // Boxed: only connections the broker closes need its state.
+        Box::pin(linger(&shared, reader_half)).await;
+    }
+}
+
+/// How long a connection the broker closed keeps reading after its DISCONNECT.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Reads and discards what the client still sends after the broker's DISCONNECT (the writer
+/// has flushed it and shut the socket down for writing), until the client closes, for
+/// [`LINGER`] at most (or until shutdown). Closing a socket with unread data makes the kernel
+/// answer with a reset: the client's write in progress fails, and a client gives up there
+/// without reading the DISCONNECT (some TCP stacks even discard what it has not read yet).
+async fn linger<R: AsyncRead>(shared: &Shared, mut socket: ReadHalf<R>) {
+    let drain = async {
+        let mut scratch = vec![0u8; MAX_READ];
+        while let Ok(1..) = socket.read(&mut scratch).await {}
+    };
+    tokio::select! {
+        _ = shared.shutdown.cancelled() => {}
+        _ = tokio::time::timeout(LINGER, drain) => {}
+    }
 }
 
 /// Sends CONNACK and builds the reader and writer halves of an accepted connection.

@@ -6,6 +6,7 @@
 use crate::abuse_mqtt::{expect_packet, publishes, Connect, CONNACK, DISCONNECT, SUBACK};
 use crate::support::raw::{self, Conn};
 use crate::support::*;
+use std::io::Write;
 use std::time::Duration;
 
 const OPEN: &str = "[mqtt]\nallow_anonymous = true\n";
@@ -14,6 +15,7 @@ const PUBCOMP: u8 = 0x70;
 const PINGRESP: u8 = 0xD0;
 const PROTOCOL_ERROR: u8 = 0x82;
 const PACKET_TOO_LARGE: u8 = 0x95;
+const RECEIVE_MAXIMUM_EXCEEDED: u8 = 0x93;
 const WAIT: Duration = Duration::from_secs(5);
 
 /// v5 property 0x27, Maximum Packet Size.
@@ -226,4 +228,31 @@ fn an_acknowledgement_of_the_wrong_type_is_a_protocol_error() {
     subscriber.send(&raw::packet(0x40, &[0x7F, 0x7F])).unwrap();
     subscriber.send(&[0xC0, 0]).unwrap();
     expect_packet(&mut subscriber, PINGRESP, WAIT);
+}
+
+#[test]
+fn a_client_disconnected_in_the_middle_of_a_burst_is_not_reset_and_reads_why() {
+    let server = Server::with_config(OPEN);
+    let mut conn = Connect::new(5, "bursty").connect(server.mqtt_port);
+    // QoS 2 publishes never released count against the server's Receive Maximum (100):
+    // the 101st closes the connection with 0x93 while most of the burst (24 MB, more than
+    // the socket buffers hold) is still on its way.
+    let payload = vec![b'x'; 4096];
+    let mut burst = Vec::new();
+    for i in 0..6000u32 {
+        let packet_id = (i % 65_000 + 1) as u16;
+        burst.extend(raw::publish(5, "burst/t", &payload, 2, packet_id, false));
+    }
+    conn.stream
+        .set_write_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    // A reset here (the server closing with unread data) is what loses the DISCONNECT: a
+    // client fails on the write and never reads it.
+    conn.stream
+        .write_all(&burst)
+        .expect("the burst is read to its end, not reset");
+    assert_eq!(
+        disconnect_reason(&mut conn, usize::MAX),
+        RECEIVE_MAXIMUM_EXCEEDED
+    );
 }
