@@ -53,12 +53,16 @@ pub(crate) struct ConnLink {
     pub cancel: CancellationToken,
     /// Encoded control packets (acks, SUBACK, PINGRESP...) the reader hands to the writer.
     pub control: Mutex<ControlOut>,
-    /// Why the connection is being closed by someone other than its reader
-    /// ([`ConnLink::TAKEN_OVER`], [`ConnLink::WRITE_FAILED`], [`ConnLink::ADMINISTRATIVE`]);
-    /// 0 when not.
+    /// Why the connection is being closed by someone other than its reader (one of the
+    /// constants below); 0 when not.
     pub close_reason: std::sync::atomic::AtomicU8,
     /// When the connection was accepted (management APIs show it).
     pub connected_at: std::time::SystemTime,
+    /// The largest packet the client accepts (its v5 Maximum Packet Size; else unlimited).
+    pub max_packet_size: u32,
+    /// Cancelled once the connection's end is settled (session ended or kept, will
+    /// decided): a takeover waits for it before it looks at the session.
+    pub finished: CancellationToken,
 }
 
 #[derive(Debug, Default)]
@@ -69,12 +73,17 @@ pub(crate) struct ControlOut {
 }
 
 impl ConnLink {
+    /// By a new connection with a clean start: the session ends (its will is due).
     pub const TAKEN_OVER: u8 = 1;
     pub const WRITE_FAILED: u8 = 2;
     /// The application asked for the client to go (account deactivated, credential revoked).
     pub const ADMINISTRATIVE: u8 = 3;
     /// It stopped reading while publishers waited for room in its queue.
     pub const TOO_SLOW: u8 = 4;
+    /// A control packet the broker owes it cannot fit its Maximum Packet Size.
+    pub const PACKET_TOO_LARGE: u8 = 5;
+    /// By a new connection that resumes the session: the client is back (no will).
+    pub const RESUMED_ELSEWHERE: u8 = 6;
 
     pub fn new(id: u64, cancel: CancellationToken) -> Self {
         ConnLink {
@@ -84,7 +93,15 @@ impl ConnLink {
             control: Mutex::new(ControlOut::default()),
             close_reason: Default::default(),
             connected_at: std::time::SystemTime::now(),
+            max_packet_size: u32::MAX,
+            finished: CancellationToken::new(),
         }
+    }
+
+    /// The client's Maximum Packet Size (MQTT 5 CONNECT property).
+    pub fn with_max_packet_size(mut self, max: u32) -> Self {
+        self.max_packet_size = max;
+        self
     }
 
     /// Asks the connection to close for `reason` (first reason wins).

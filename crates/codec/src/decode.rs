@@ -100,6 +100,9 @@ fn decode_body(first: u8, body: Bytes, limits: &DecodeLimits) -> Result<Packet> 
     let kind = first >> 4;
     let expected_flags = match kind {
         3 => flags,
+        // MQTT 3.1 sets DUP on a resent PUBREL, SUBSCRIBE or UNSUBSCRIBE (3.1.1 reserved
+        // the bit); Mosquitto accepts it too.
+        6 | 8 | 10 if version == ProtocolVersion::V3_1 && flags == 0b1010 => flags,
         6 | 8 | 10 => 0b0010,
         _ => 0,
     };

@@ -161,6 +161,25 @@ fn reserved_fixed_header_flags() {
 }
 
 #[test]
+fn dup_flag_on_resent_acknowledgements_is_legal_in_mqtt_3_1_only() {
+    // MQTT 3.1 resends PUBREL, SUBSCRIBE and UNSUBSCRIBE with DUP set (0x6A, 0x8A, 0xAA).
+    let pubrel = pkt(0x6A, &[0, 1]);
+    let subscribe = pkt(0x8A, &[0, 1, 0, 1, b'a', 0]);
+    let unsubscribe = pkt(0xAA, &[0, 1, 0, 1, b'a']);
+    assert!(matches!(ok(&pubrel, V31), Packet::PubRel(r) if r.packet_id == 1));
+    assert!(matches!(ok(&subscribe, V31), Packet::Subscribe(_)));
+    assert!(matches!(ok(&unsubscribe, V31), Packet::Unsubscribe(_)));
+    for version in [V311, V5] {
+        malformed(&pubrel, version);
+        malformed(&subscribe, version);
+        malformed(&unsubscribe, version);
+    }
+    // Only DUP: the other flags stay reserved in 3.1 as well.
+    malformed(&pkt(0x6B, &[0, 1]), V31);
+    malformed(&pkt(0x68, &[0, 1]), V31);
+}
+
+#[test]
 fn reserved_packet_types() {
     malformed(&[0x00, 0x00], V311);
     malformed(&[0xF0, 0x00], V311);

@@ -27,7 +27,7 @@ where
         result = read => match result {
             Ok(Ok(connect)) => connect,
             Ok(Err(Some((version, reason)))) => {
-                refuse(&mut writer, version, reason, None).await;
+                refuse(&mut writer, version, reason, None, u32::MAX).await;
                 return None;
             }
             Ok(Err(None)) => return None,
@@ -37,10 +37,18 @@ where
             }
         }
     };
+    let client_max_packet_size = connect.properties.maximum_packet_size.unwrap_or(u32::MAX);
     match accept(shared, *connect, &meta).await {
         Ok(accepted) => Some((accepted, reader, writer, buf)),
         Err((version, reason, reason_string)) => {
-            refuse(&mut writer, version, reason, reason_string).await;
+            refuse(
+                &mut writer,
+                version,
+                reason,
+                reason_string,
+                client_max_packet_size,
+            )
+            .await;
             None
         }
     }
@@ -99,6 +107,7 @@ pub(super) async fn refuse<W: AsyncWrite + Unpin>(
     version: ProtocolVersion,
     reason: ReasonCode,
     reason_string: Option<&'static str>,
+    client_max_packet_size: u32,
 ) {
     let mut properties = Properties::default();
     if version.is_v5() {
@@ -110,7 +119,9 @@ pub(super) async fn refuse<W: AsyncWrite + Unpin>(
         reason,
         properties,
     });
-    if encode(&connack, version, &mut out).is_ok() {
+    // A client that cannot take even a bare CONNACK gets none: the connection just closes.
+    let connack = fit::within(&connack, version, client_max_packet_size);
+    if connack.is_some_and(|connack| encode(&connack, version, &mut out).is_ok()) {
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             let _ = writer.write_all(&out).await;
             let _ = writer.shutdown().await;
@@ -186,6 +197,15 @@ pub(super) async fn accept(
         }
         keep_alive = config.max_keepalive;
         server_keep_alive = Some(keep_alive);
+    }
+    if props
+        .maximum_packet_size
+        .is_some_and(|max| (max as usize) < fit::BARE_CONNACK)
+    {
+        return Err(refuse(
+            ReasonCode::PACKET_TOO_LARGE,
+            "maximum packet size too small for a CONNACK",
+        ));
     }
     if props.authentication_method.is_some() {
         return Err(refuse(
@@ -283,9 +303,12 @@ pub(super) async fn accept(
         u32::MAX
     };
     let expiry = requested_expiry.min(config.max_session_expiry);
-    let link = Arc::new(ConnLink::new(conn_id, shared.shutdown.child_token()));
+    let link = Arc::new(
+        ConnLink::new(conn_id, shared.shutdown.child_token())
+            .with_max_packet_size(props.maximum_packet_size.unwrap_or(u32::MAX)),
+    );
     let Some((session, session_present)) =
-        attach_session(shared, &client, connect.clean_start, expiry, &link)
+        attach_session(shared, &client, connect.clean_start, expiry, &link).await
     else {
         tracing::info!(peer = ?meta.peer, client_id = %client_id, username = ?client.username, "client id in use by another user");
         return Err(refuse(
@@ -335,22 +358,67 @@ pub(super) async fn accept(
     })
 }
 
+/// Longest a new connection waits for the connection it takes over to settle its end. That
+/// one's writer gives a client that does not read 2 s; past this, the takeover goes ahead.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
+
+/// What [`try_attach`] did.
+enum Attach {
+    /// `None`: the session belongs to another user.
+    Done(Option<(Arc<Session>, bool)>),
+    /// The session's connection was asked to close: wait for it to finish.
+    WaitFor(Arc<ConnLink>),
+}
+
 /// Takes over or creates the session for `client`, returning it and whether it existed;
 /// `None` when the client id's session belongs to another user (a session is bound to the
 /// username that created it: its queue holds what that user may read).
-pub(super) fn attach_session(
+///
+/// A live connection of the session is closed first, and its end settled (what its client
+/// sent before, a DISCONNECT with its session expiry included; the session ended or kept;
+/// the will decided) before the session is looked at again: an immediate reconnect sees the
+/// outcome of the previous connection, not a race with it.
+pub(super) async fn attach_session(
     shared: &Arc<Shared>,
     client: &Arc<ClientInfo>,
     clean_start: bool,
     expiry: u32,
     link: &Arc<ConnLink>,
 ) -> Option<(Arc<Session>, bool)> {
+    let deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
+    loop {
+        let waited_enough = tokio::time::Instant::now() >= deadline;
+        match try_attach(shared, client, clean_start, expiry, link, waited_enough) {
+            Attach::Done(attached) => return attached,
+            Attach::WaitFor(owner) => {
+                let _ = tokio::time::timeout_at(deadline, owner.finished.cancelled()).await;
+            }
+        }
+    }
+}
+
+fn try_attach(
+    shared: &Arc<Shared>,
+    client: &Arc<ClientInfo>,
+    clean_start: bool,
+    expiry: u32,
+    link: &Arc<ConnLink>,
+    force: bool,
+) -> Attach {
     let mut sessions = shared.sessions.lock();
     if let Some(existing) = sessions.get(&client.client_id).cloned() {
         {
             let mut state = existing.state.lock();
             if !state.ended && state.client.username != client.username {
-                return None;
+                return Attach::Done(None);
+            }
+            if let Some(owner) = state.owner.as_ref().filter(|_| !force) {
+                owner.close(if clean_start {
+                    ConnLink::TAKEN_OVER
+                } else {
+                    ConnLink::RESUMED_ELSEWHERE
+                });
+                return Attach::WaitFor(owner.clone());
             }
             if let Some(owner) = state.owner.take() {
                 owner.close(ConnLink::TAKEN_OVER);
@@ -373,7 +441,7 @@ pub(super) fn attach_session(
                 state.disconnected_at = None;
                 reauthorize_queue(shared, &mut state);
                 shared.persister.mark_dirty(&existing, &mut state);
-                return Some((existing.clone(), true));
+                return Attach::Done(Some((existing.clone(), true)));
             }
         }
         shared.end_session(&mut sessions, &existing);
@@ -387,7 +455,7 @@ pub(super) fn attach_session(
         }
     }
     sessions.insert(client.client_id.clone(), session.clone());
-    Some((session, false))
+    Attach::Done(Some((session, false)))
 }
 
 /// Checks a resumed session's queued and unacknowledged deliveries again: they were

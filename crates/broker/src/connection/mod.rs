@@ -7,6 +7,8 @@
 //! (joined futures) halves the per-connection task overhead, yet a slow socket write never
 //! stops the reader from processing acknowledgements.
 
+mod acks;
+mod fit;
 mod handshake;
 mod reader;
 mod will;
@@ -83,7 +85,7 @@ pub(super) enum End {
 async fn serve<S>(
     shared: Arc<Shared>,
     accepted: Accepted,
-    reader_half: ReadHalf<S>,
+    mut reader_half: ReadHalf<S>,
     writer_half: WriteHalf<S>,
     buf: BytesMut,
 ) where
@@ -92,7 +94,7 @@ async fn serve<S>(
     // Only what lives across the await below is part of every idle connection's task.
     let (mut reader, writer, keep_alive) = start(&shared, accepted);
     let (end, ()) = tokio::join!(
-        reader.run(reader_half, buf, keep_alive),
+        reader.run(&mut reader_half, buf, keep_alive),
         writer.run(writer_half)
     );
     let will = reader.will.take();
@@ -104,6 +106,31 @@ async fn serve<S>(
         end,
         will,
     );
+    // Settled: a connection taking this one over may look at the session now.
+    reader.link.finished.cancel();
+    if matches!(end, End::Error(_) | End::TakenOver) {
+        // Boxed: only connections the broker closes need its state.
+        Box::pin(linger(&shared, reader_half)).await;
+    }
+}
+
+/// How long a connection the broker closed keeps reading after its DISCONNECT.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Reads and discards what the client still sends after the broker's DISCONNECT (the writer
+/// has flushed it and shut the socket down for writing), until the client closes, for
+/// [`LINGER`] at most (or until shutdown). Closing a socket with unread data makes the kernel
+/// answer with a reset: the client's write in progress fails, and a client gives up there
+/// without reading the DISCONNECT (some TCP stacks even discard what it has not read yet).
+async fn linger<R: AsyncRead>(shared: &Shared, mut socket: ReadHalf<R>) {
+    let drain = async {
+        let mut scratch = vec![0u8; MAX_READ];
+        while let Ok(1..) = socket.read(&mut scratch).await {}
+    };
+    tokio::select! {
+        _ = shared.shutdown.cancelled() => {}
+        _ = tokio::time::timeout(LINGER, drain) => {}
+    }
 }
 
 /// Sends CONNACK and builds the reader and writer halves of an accepted connection.
@@ -184,10 +211,20 @@ fn start(shared: &Arc<Shared>, accepted: Accepted) -> (Reader, Writer, Option<Du
     (reader, writer, keep_alive)
 }
 
-/// Encodes a control packet for the writer.
+/// Encodes a control packet for the writer, within the client's Maximum Packet Size. One
+/// that cannot fit closes the connection (0x95): the client would wait for it forever.
 pub(super) fn send(link: &ConnLink, packet: &Packet, version: ProtocolVersion) {
+    let Some(packet) = fit::within(packet, version, link.max_packet_size) else {
+        tracing::debug!(
+            packet = packet.name(),
+            max = link.max_packet_size,
+            "control packet larger than the client accepts"
+        );
+        link.close(ConnLink::PACKET_TOO_LARGE);
+        return;
+    };
     let mut control = link.control.lock();
-    if let Err(error) = encode(packet, version, &mut control.bytes) {
+    if let Err(error) = encode(&packet, version, &mut control.bytes) {
         tracing::warn!(%error, packet = packet.name(), "cannot encode");
     }
     drop(control);

@@ -77,7 +77,7 @@ impl RateLimit {
 impl Reader {
     pub(super) async fn run<S: AsyncRead>(
         &mut self,
-        mut socket: ReadHalf<S>,
+        socket: &mut ReadHalf<S>,
         mut buf: BytesMut,
         keep_alive: Option<Duration>,
     ) -> End {
@@ -101,10 +101,11 @@ impl Reader {
                 biased;
                 _ = self.link.cancel.cancelled() => {
                     end = Some(match self.link.close_reason.load(Ordering::SeqCst) {
-                        ConnLink::TAKEN_OVER => End::TakenOver,
+                        ConnLink::TAKEN_OVER | ConnLink::RESUMED_ELSEWHERE => End::TakenOver,
                         ConnLink::WRITE_FAILED => End::Network,
                         ConnLink::ADMINISTRATIVE => End::Error(ReasonCode::ADMINISTRATIVE_ACTION),
                         ConnLink::TOO_SLOW => End::Error(ReasonCode::QUOTA_EXCEEDED),
+                        ConnLink::PACKET_TOO_LARGE => End::Error(ReasonCode::PACKET_TOO_LARGE),
                         _ => End::Shutdown,
                     });
                 }
@@ -155,7 +156,15 @@ impl Reader {
                 }
             }
         }
-        let end = end.expect("loop ends with a reason");
+        let mut end = end.expect("loop ends with a reason");
+        if end == End::TakenOver {
+            // What the client sent before its new connection still counts: a DISCONNECT
+            // decides whether the session and the will survive, and the new connection
+            // waits for that outcome.
+            if let Some(earlier) = self.process_pending(socket, &mut buf) {
+                end = earlier;
+            }
+        }
         // Tell the client why, in v5, then let the writer finish and close.
         let goodbye = match end {
             End::TakenOver => Some(ReasonCode::SESSION_TAKEN_OVER),
@@ -176,6 +185,31 @@ impl Reader {
         self.link.control.lock().close_after = true;
         self.link.wake.notify_one();
         end
+    }
+
+    /// Reads and handles what has already arrived on `socket`, without waiting for more.
+    fn process_pending<S: AsyncRead>(
+        &mut self,
+        socket: &mut ReadHalf<S>,
+        buf: &mut BytesMut,
+    ) -> Option<End> {
+        use futures_util::FutureExt;
+        if let Some(end) = self.process(buf) {
+            return Some(end);
+        }
+        // Bounded: a client streaming data meanwhile does not hold the takeover up.
+        for _ in 0..16 {
+            buf.reserve(MAX_READ);
+            match socket.read_buf(buf).now_or_never() {
+                Some(Ok(n)) if n > 0 => {
+                    if let Some(end) = self.process(buf) {
+                        return Some(end);
+                    }
+                }
+                _ => return None,
+            }
+        }
+        None
     }
 
     /// Decodes and handles every complete packet in `buf`.
@@ -217,10 +251,10 @@ impl Reader {
                 }
                 return self.publish(publish).err().map(End::Error);
             }
-            Packet::PubAck(ack) => self.puback(ack),
-            Packet::PubRec(rec) => self.pubrec(rec),
+            Packet::PubAck(ack) => return self.puback(ack),
+            Packet::PubRec(rec) => return self.pubrec(rec),
             Packet::PubRel(rel) => self.pubrel(rel),
-            Packet::PubComp(comp) => self.pubcomp(comp),
+            Packet::PubComp(comp) => return self.pubcomp(comp),
             Packet::Subscribe(subscribe) => return self.subscribe(subscribe).err().map(End::Error),
             Packet::Unsubscribe(unsubscribe) => self.unsubscribe(unsubscribe),
             Packet::PingReq => send(&self.link, &Packet::PingResp, self.version),
@@ -440,111 +474,6 @@ impl Reader {
             QoS::AtLeastOnce => send(&self.link, &Packet::PubAck(response), self.version),
             QoS::ExactlyOnce => send(&self.link, &Packet::PubRec(response), self.version),
         }
-    }
-
-    pub(super) fn puback(&mut self, ack: PubResponse) {
-        let mut state = self.session.state.lock();
-        if let Some(index) = state
-            .inflight
-            .iter()
-            .position(|f| f.packet_id == ack.packet_id && f.delivery.qos == QoS::AtLeastOnce)
-        {
-            let done = state.inflight.remove(index);
-            if state.persistent() {
-                self.shared.persister.mark_dirty(&self.session, &mut state);
-            }
-            drop(state);
-            self.link.wake.notify_one();
-            if let Some(done) = done {
-                self.shared
-                    .hooks
-                    .on_delivered(&self.client, &done.delivery.message);
-            }
-        }
-    }
-
-    pub(super) fn pubrec(&mut self, rec: PubResponse) {
-        let mut state = self.session.state.lock();
-        let Some(index) = state
-            .inflight
-            .iter()
-            .position(|f| f.packet_id == rec.packet_id && f.delivery.qos == QoS::ExactlyOnce)
-        else {
-            drop(state);
-            if self.version.is_v5() && !rec.reason.is_error() {
-                let response = PubResponse {
-                    packet_id: rec.packet_id,
-                    reason: ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
-                    properties: Properties::default(),
-                };
-                send(&self.link, &Packet::PubRel(response), self.version);
-            }
-            return;
-        };
-        if rec.reason.is_error() {
-            state.inflight.remove(index);
-        } else {
-            state.inflight[index].released = true;
-        }
-        if state.persistent() {
-            self.shared.persister.mark_dirty(&self.session, &mut state);
-        }
-        drop(state);
-        if rec.reason.is_error() {
-            self.link.wake.notify_one();
-        } else {
-            send(
-                &self.link,
-                &Packet::PubRel(PubResponse::new(rec.packet_id)),
-                self.version,
-            );
-        }
-    }
-
-    pub(super) fn pubcomp(&mut self, comp: PubResponse) {
-        let mut state = self.session.state.lock();
-        if let Some(index) = state
-            .inflight
-            .iter()
-            .position(|f| f.packet_id == comp.packet_id && f.released)
-        {
-            let done = state.inflight.remove(index);
-            if state.persistent() {
-                self.shared.persister.mark_dirty(&self.session, &mut state);
-            }
-            drop(state);
-            self.link.wake.notify_one();
-            if let Some(done) = done {
-                self.shared
-                    .hooks
-                    .on_delivered(&self.client, &done.delivery.message);
-            }
-        }
-    }
-
-    pub(super) fn pubrel(&mut self, rel: PubResponse) {
-        let known = {
-            let mut state = self.session.state.lock();
-            let known = state.incoming_qos2.remove(&rel.packet_id);
-            if known && state.persistent() {
-                self.shared.persister.mark_dirty(&self.session, &mut state);
-            }
-            known
-        };
-        if known {
-            self.unacknowledged = self.unacknowledged.saturating_sub(1);
-        }
-        let reason = if known || !self.version.is_v5() {
-            ReasonCode::SUCCESS
-        } else {
-            ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
-        };
-        let response = PubResponse {
-            packet_id: rel.packet_id,
-            reason,
-            properties: Properties::default(),
-        };
-        send(&self.link, &Packet::PubComp(response), self.version);
     }
 
     pub(super) fn subscribe(&mut self, subscribe: Subscribe) -> Result<(), ReasonCode> {

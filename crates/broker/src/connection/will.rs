@@ -19,9 +19,15 @@ pub(super) fn finish(
     let (still_owner, ends_now, persistent, resumed_elsewhere) = {
         let mut state = session.state.lock();
         let still_owner = state.owner.as_ref().is_some_and(|o| o.id == link.id);
-        // Taken over by a connection that resumed the session: the client is back, so its
-        // will is not due (Mosquitto does not send it either).
-        let resumed_elsewhere = !still_owner && !state.ended && state.owner.is_some();
+        // Taken over by a connection that resumes the session: the client is back, so its
+        // will is not due (Mosquitto does not send it either). The new connection waits for
+        // this one to finish before it attaches; after too long a wait it attaches anyway.
+        let resumed_elsewhere = if still_owner {
+            link.close_reason.load(Ordering::SeqCst) == ConnLink::RESUMED_ELSEWHERE
+                && state.persistent()
+        } else {
+            !state.ended && state.owner.is_some()
+        };
         if still_owner {
             state.owner = None;
             state.disconnected_at = Some(Instant::now());
@@ -63,13 +69,7 @@ pub(super) fn finish(
     };
     let delay = will.properties.will_delay_interval.unwrap_or(0);
     let message = will_message(*will);
-    if delay == 0 || end == End::TakenOver {
-        if delay == 0 {
-            publish_internal(shared.clone(), client.clone(), message, session.id);
-        }
-        return;
-    }
-    if !still_owner || !persistent {
+    if delay == 0 || end == End::TakenOver || !still_owner || !persistent {
         // The session is over, so the will is due now (MQTT 5 3.1.2.5).
         publish_internal(shared.clone(), client.clone(), message, session.id);
         return;

@@ -11,6 +11,7 @@ mod abuse_identity;
 mod abuse_iot;
 mod abuse_login;
 mod abuse_mqtt;
+mod abuse_protocol;
 mod abuse_revocation;
 mod access;
 mod accounts_api;
