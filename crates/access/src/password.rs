@@ -61,7 +61,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 
 /// One stored password hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Hash {
+pub(crate) enum Hash {
     Pbkdf2Sha512 {
         iterations: u32,
         salt: Vec<u8>,
@@ -83,7 +83,7 @@ enum Hash {
 
 /// What makes two hashes take the same time to check; used to pick the decoy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Cost {
+pub(crate) enum Cost {
     Sha512,
     Pbkdf2(u32),
     /// Memory (KiB), passes, lanes.
@@ -121,7 +121,7 @@ impl Hash {
         }
     }
 
-    fn cost(&self) -> Cost {
+    pub(crate) fn cost(&self) -> Cost {
         match self {
             Hash::Sha512 { .. } => Cost::Sha512,
             Hash::Pbkdf2Sha512 { iterations, .. } => Cost::Pbkdf2(*iterations),
@@ -318,6 +318,16 @@ impl PasswordFile {
 
     pub fn contains(&self, username: &str) -> bool {
         self.users.contains_key(username)
+    }
+
+    /// What checking `username`'s password costs; for the fuzz check.
+    pub(crate) fn cost(&self, username: &str) -> Option<Cost> {
+        self.users.get(username).map(Hash::cost)
+    }
+
+    /// What checking an unknown username costs; for the fuzz check.
+    pub(crate) fn decoy_cost(&self) -> Option<Cost> {
+        self.decoy.as_ref().map(Hash::cost)
     }
 
     /// True when `password` is `username`'s. An unknown username is refused only after a
