@@ -163,6 +163,19 @@ impl AclFile {
         AclFile::parse_from(text, None)
     }
 
+    /// The usernames of the `user` sections; for the fuzz check.
+    pub(crate) fn usernames(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(String::as_str)
+    }
+
+    /// The filters of every rule and pattern, as written; for the fuzz check.
+    pub(crate) fn filters(&self) -> impl Iterator<Item = &str> {
+        let rules = self.anonymous.iter().chain(self.users.values().flatten());
+        rules
+            .map(|rule| rule.filter.as_str())
+            .chain(self.patterns.iter().map(|p| p.filter.as_str()))
+    }
+
     fn parse_from(text: &str, path: Option<&Path>) -> Result<AclFile, AccessError> {
         let mut acl = AclFile::default();
         let mut current_user: Option<String> = None;

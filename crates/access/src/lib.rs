@@ -11,10 +11,13 @@
 
 pub mod acl;
 mod error;
+mod fuzz;
 pub mod password;
 mod throttle;
 
 pub use acl::{AclClient, AclFile, SubscribeDecision};
 pub use error::AccessError;
+#[doc(hidden)]
+pub use fuzz::{fuzz_check_acl_file, fuzz_check_password_file};
 pub use password::PasswordFile;
 pub use throttle::{address_key, Attempt, LoginThrottle, FREE_FAILURES};

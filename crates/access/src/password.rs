@@ -18,7 +18,9 @@
 //! Differences from Mosquitto, all on the strict side: a malformed line is an error naming the
 //! file and line (Mosquitto logs it and drops the entry, or ignores a line without `:`); a
 //! password is compared as the exact bytes sent in CONNECT (Mosquitto stops at the first NUL
-//! byte). Like Mosquitto, a user listed twice gets the last line's hash.
+//! byte); a hash costing more than [`MAX_PBKDF2_ITERATIONS`] or [`MAX_ARGON2_MEMORY_KIB`],
+//! [`MAX_ARGON2_PASSES`], [`MAX_ARGON2_LANES`] is refused (each login would take hours or
+//! terabytes). Like Mosquitto, a user listed twice gets the last line's hash.
 
 use crate::error::{content_lines, read, syntax, SyntaxError};
 use crate::AccessError;
@@ -36,6 +38,20 @@ use subtle::ConstantTimeEq;
 /// Length of a SHA-512 output, hence of every `$6$`/`$7$` hash.
 const SHA512_LEN: usize = 64;
 
+/// The most PBKDF2 iterations a `$7$` hash may ask for: about a second of one core per check,
+/// far above `mosquitto_passwd`'s 101 (2.0) or 1000 (2.1) and OWASP's 210,000. Without a
+/// bound one line (`$7$4294967295$...`) makes every login, and through the decoy every
+/// unknown username, take hours of CPU.
+pub const MAX_PBKDF2_ITERATIONS: u32 = 1_000_000;
+/// The most memory (KiB) an argon2id hash may ask for per check: 64 MiB, above Mosquitto
+/// 2.1's 46 MiB and RFC 9106's second recommendation. Without a bound one line
+/// (`m=4294967295`) makes a login allocate 4 TiB: the process aborts.
+pub const MAX_ARGON2_MEMORY_KIB: u32 = 65_536;
+/// The most argon2id passes (`t`): RFC 9106 and OWASP recommend 1 to 5.
+pub const MAX_ARGON2_PASSES: u32 = 16;
+/// The most argon2id lanes (`p`); computed one after the other here, they only split memory.
+pub const MAX_ARGON2_LANES: u32 = 16;
+
 /// Standard alphabet, padding optional: Mosquitto writes `=` padding in `$6$`/`$7$`, PHC
 /// strings (argon2) omit it.
 const BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -45,7 +61,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 
 /// One stored password hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Hash {
+pub(crate) enum Hash {
     Pbkdf2Sha512 {
         iterations: u32,
         salt: Vec<u8>,
@@ -67,7 +83,7 @@ enum Hash {
 
 /// What makes two hashes take the same time to check; used to pick the decoy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Cost {
+pub(crate) enum Cost {
     Sha512,
     Pbkdf2(u32),
     /// Memory (KiB), passes, lanes.
@@ -83,8 +99,11 @@ impl Hash {
                 let iterations = iterations
                     .parse::<u32>()
                     .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or((F, "iteration count must be a positive integer".into()))?;
+                    .filter(|n| (1..=MAX_PBKDF2_ITERATIONS).contains(n))
+                    .ok_or_else(|| {
+                        let max = MAX_PBKDF2_ITERATIONS;
+                        (F, format!("iteration count must be between 1 and {max}"))
+                    })?;
                 Ok(Hash::Pbkdf2Sha512 {
                     iterations,
                     salt: decode_salt(F, salt, 1)?,
@@ -102,7 +121,7 @@ impl Hash {
         }
     }
 
-    fn cost(&self) -> Cost {
+    pub(crate) fn cost(&self) -> Cost {
         match self {
             Hash::Sha512 { .. } => Cost::Sha512,
             Hash::Pbkdf2Sha512 { iterations, .. } => Cost::Pbkdf2(*iterations),
@@ -218,6 +237,15 @@ fn parse_argon2id(fields: &[&str]) -> Result<Hash, (&'static str, String)> {
     let (Some(m), Some(t), Some(p)) = (m, t, p) else {
         return Err(bad("m, t and p are all required"));
     };
+    if m > MAX_ARGON2_MEMORY_KIB || t > MAX_ARGON2_PASSES || p > MAX_ARGON2_LANES {
+        return Err((
+            F,
+            format!(
+                "parameters too costly (at most m={MAX_ARGON2_MEMORY_KIB}, \
+                 t={MAX_ARGON2_PASSES}, p={MAX_ARGON2_LANES})"
+            ),
+        ));
+    }
     let salt = decode_salt(F, salt, argon2::MIN_SALT_LEN)?;
     let hash = decode_hash(F, hash, None)?;
     let params = Params::new(m, t, p, Some(hash.len()))
@@ -290,6 +318,16 @@ impl PasswordFile {
 
     pub fn contains(&self, username: &str) -> bool {
         self.users.contains_key(username)
+    }
+
+    /// What checking `username`'s password costs; for the fuzz check.
+    pub(crate) fn cost(&self, username: &str) -> Option<Cost> {
+        self.users.get(username).map(Hash::cost)
+    }
+
+    /// What checking an unknown username costs; for the fuzz check.
+    pub(crate) fn decoy_cost(&self) -> Option<Cost> {
+        self.decoy.as_ref().map(Hash::cost)
     }
 
     /// True when `password` is `username`'s. An unknown username is refused only after a
@@ -617,6 +655,41 @@ ivan:$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$acaoFN+O1SK5AZMXTcbF0hEDuGGk6gdh
                 "{message:?} should mention {expected:?}"
             );
             assert!(!message.contains(&hash), "hashes are not echoed: {message}");
+        }
+    }
+
+    /// Found with the `password_file` fuzz target: one line could make each check take hours
+    /// (PBKDF2) or allocate terabytes (argon2id: the process aborts), for its user and, as the
+    /// decoy, for every unknown username.
+    #[test]
+    fn hashes_beyond_the_cost_bounds_are_refused() {
+        let salt = "c2FsdHNhbHQ";
+        let sha512 = BASE64.encode([0u8; SHA512_LEN]);
+        let argon = |params: &str| format!("$argon2id$v=19${params}${salt}$AAAAAAAAAAA");
+        let at_bounds = [
+            format!("$7${MAX_PBKDF2_ITERATIONS}${salt}${sha512}"),
+            argon("m=65536,t=16,p=16"),
+        ];
+        for hash in at_bounds {
+            assert!(is_supported_hash(&hash), "{hash}");
+        }
+        let beyond = [
+            format!("$7$4294967295${salt}${sha512}"),
+            format!("$7$1000001${salt}${sha512}"),
+            argon("m=4294967295,t=1,p=1"),
+            argon("m=65537,t=1,p=1"),
+            argon("m=19456,t=17,p=1"),
+            argon("m=19456,t=1,p=17"),
+        ];
+        for hash in beyond {
+            assert!(!is_supported_hash(&hash), "{hash}");
+            assert!(!verify_hash(&hash, b"password"), "{hash}");
+            let error = PasswordFile::parse(&format!("mallory:{hash}\n")).unwrap_err();
+            let message = error.to_string();
+            assert!(
+                message.contains("too costly") || message.contains("between 1 and 1000000"),
+                "{message}"
+            );
         }
     }
 

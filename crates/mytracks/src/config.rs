@@ -260,6 +260,22 @@ where
         None => toml::Table::new(),
     };
     apply_env(&mut table, env, &mut origin)?;
+    settings_from_table(table, &origin)
+}
+
+/// What [`load`] makes of a file holding `text` when no `MYTRACKS_*` variable is set; errors
+/// are prefixed `configuration:` instead of naming a file. For the fuzz target.
+pub fn parse_text(text: &str) -> Result<Settings, ConfigError> {
+    let origin = Origin {
+        file: None,
+        env_keys: HashMap::new(),
+    };
+    let table = parse_toml(text, || "configuration".to_owned())?;
+    settings_from_table(table, &origin)
+}
+
+/// Deserializes the merged table and validates it, naming the offending key's origin.
+fn settings_from_table(table: toml::Table, origin: &Origin) -> Result<Settings, ConfigError> {
     let raw: RawConfig = serde_path_to_error::deserialize(table).map_err(|error| {
         let path: Vec<String> = error
             .path()
@@ -301,10 +317,15 @@ fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
     let prefix = || format!("config file {}", path.display());
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("{}: cannot read: {e}", prefix())))?;
+    parse_toml(&text, prefix)
+}
+
+/// Parses TOML text; a syntax error names where, after `prefix()`.
+fn parse_toml(text: &str, prefix: impl Fn() -> String) -> Result<toml::Table, ConfigError> {
     text.parse::<toml::Table>().map_err(|e| {
         let at = e
             .span()
-            .map(|span| line_column(&text, span.start))
+            .map(|span| line_column(text, span.start))
             .map(|(l, c)| format!(" at line {l}, column {c}"));
         ConfigError(format!(
             "{}: invalid TOML{}: {}",

@@ -17,6 +17,8 @@ pub mod cli;
 pub mod config;
 pub mod data_dir;
 pub mod fd_budget;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod generate;
 pub mod hooks;
 pub mod http;

@@ -44,12 +44,15 @@ pub mod config;
 pub mod crypto;
 mod error;
 mod fields;
+mod fuzz;
 pub mod message;
 pub mod topic;
 
 pub use config::{parse_inline_url, DeviceConfig, Mode};
 pub use crypto::{decrypt, encrypt, encrypted_message, key_from_passphrase};
 pub use error::{CryptoError, InlineUrlError, ParseError};
+#[doc(hidden)]
+pub use fuzz::fuzz_check;
 pub use message::{
     parse, Beacon, Card, Encrypted, Location, Lwt, Message, Steps, Transition, Waypoint, Waypoints,
 };

@@ -6,6 +6,10 @@
 //! Keys are ECDSA (P-256, P-384) or RSA (2048, 3072, 4096 bits; CAs only need these, leaves
 //! get P-256). Serial numbers are 128 random bits. Times are Unix seconds.
 
+mod fuzz;
+
+#[doc(hidden)]
+pub use fuzz::fuzz_check_import_ca;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
