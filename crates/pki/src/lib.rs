@@ -239,6 +239,16 @@ pub fn import_ca(cert_pem: &str, key_pem: &str) -> Result<Issued> {
     if key.subject_public_key_info() != cert.public_key().raw {
         return Err(invalid("the key does not belong to this certificate"));
     }
+    if !subject_is_reencodable(&cert) {
+        return Err(invalid(
+            "the CA's subject name cannot be copied into the certificates it would issue \
+             (an empty or multi-valued RDN, or an attribute type that is not a valid OID)",
+        ));
+    }
+    let key_pem = key.serialize_pem();
+    Issuer::from_ca_cert_der(&der.as_slice().into(), key).map_err(|_| {
+        invalid("the CA certificate cannot issue (a subject name or extension rcgen cannot read)")
+    })?;
     let common_name = cert
         .subject()
         .iter_common_name()
@@ -249,12 +259,32 @@ pub fn import_ca(cert_pem: &str, key_pem: &str) -> Result<Issued> {
     let fingerprint = fingerprint(&der);
     Ok(Issued {
         cert_pem: cert_pem.to_owned(),
-        key_pem: key.serialize_pem(),
+        key_pem,
         serial: hex::encode(cert.raw_serial()),
         fingerprint,
         common_name,
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
+    })
+}
+
+/// Can rcgen copy the subject of `cert` into the issuer field of what it signs? It reads one
+/// attribute per RDN only, and panics (in yasna) writing an attribute type whose first arcs
+/// are not a valid OID, which x509-parser reads from some malformed encodings (found by the
+/// `import_ca` fuzz target: an imported CA then made every issuance panic).
+fn subject_is_reencodable(cert: &x509_parser::certificate::X509Certificate<'_>) -> bool {
+    cert.subject().iter().all(|rdn| {
+        let mut attributes = rdn.iter();
+        let (Some(attribute), None) = (attributes.next(), attributes.next()) else {
+            return false;
+        };
+        let Some(arcs) = attribute.attr_type().iter() else {
+            return false;
+        };
+        let arcs: Vec<u64> = arcs.take(2).collect();
+        // yasna's rule for the first two arcs (`write_oid`).
+        matches!(arcs.as_slice(), [first, second] if (*first < 2 && *second < 40)
+            || (*first == 2 && *second < u64::MAX - 80))
     })
 }
 
