@@ -155,12 +155,18 @@ impl Default for LoginGuard {
     }
 }
 
-/// The throttle reservations of one check; dropping them wakes the waiters.
+/// The throttle reservations of one check; dropping them wakes the waiters once they were
+/// all taken.
 struct Reservations<'a> {
     guard: &'a LoginGuard,
     pair: Option<Attempt<'a, (IpAddr, String)>>,
     address: Option<Attempt<'a, IpAddr>>,
     account: Option<Attempt<'a, String>>,
+    /// Whether a check got its turn. A partial reservation that `reserve` rolls back frees
+    /// nothing anyone waits for: waking every waiter for it made each fail, roll back and
+    /// wake all the others again, a livelock that took every runtime thread (and with them
+    /// MQTT, HTTP and ingest) while hundreds of wrong-password logins waited.
+    taken: bool,
 }
 
 impl Reservations<'_> {
@@ -205,7 +211,9 @@ impl Drop for Reservations<'_> {
         self.pair.take();
         self.address.take();
         self.account.take();
-        self.guard.turn.notify_waiters();
+        if self.taken {
+            self.guard.turn.notify_waiters();
+        }
     }
 }
 
@@ -357,6 +365,7 @@ impl LoginGuard {
             pair: None,
             address: None,
             account: None,
+            taken: false,
         };
         let username = login.username.to_owned();
         let address = login.address.map(address_key);
@@ -377,6 +386,7 @@ impl LoginGuard {
             let account = self.by_account.begin(&username, now);
             reservations.account = Some(account.map_err(|wait| (wait, false))?);
         }
+        reservations.taken = true;
         Ok(reservations)
     }
 }
@@ -431,6 +441,26 @@ mod tests {
             guard.check(&guess, || false).await,
             Err(Refusal::TooManyAttempts { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_refused_reservation_wakes_no_waiter() {
+        let guard = LoginGuard::default();
+        let guess = from("192.0.2.9", "admin", Door::Wait);
+        for _ in 0..5 {
+            assert_eq!(guard.check(&guess, || false).await, Ok(false));
+        }
+        let waiter = guard.turn.notified();
+        tokio::pin!(waiter);
+        waiter.as_mut().enable();
+        // The pair is paced now: this attempt must wait, and waking the others for it would
+        // only make them fail and wake everyone again (a livelock with many waiters).
+        assert!(guard.reserve(&guess, Instant::now()).is_err());
+        assert!(futures_util::FutureExt::now_or_never(waiter.as_mut()).is_none());
+        // A check that ran does free a turn.
+        let other = from("192.0.2.10", "admin", Door::Wait);
+        assert_eq!(guard.check(&other, || true).await, Ok(true));
+        assert!(futures_util::FutureExt::now_or_never(waiter).is_some());
     }
 
     #[tokio::test]
