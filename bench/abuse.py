@@ -900,9 +900,11 @@ def attack_storm(ctx):
     def fast_clients():
         for i, (user, pw) in enumerate(fast):
             time.sleep(max(0, t0 + 0.5 + i * 0.5 - time.time()))
+            if not srv.alive():
+                break
             t = time.time()
             try:
-                sock, rc = raw_connect(srv.mqtt_port, f"fast-{i}", user, pw, timeout=30)
+                sock, rc = raw_connect(srv.mqtt_port, f"fast-{i}", user, pw, timeout=5)
                 fast_times.append(time.time() - t if rc == 0 else None)
                 if sock:
                     sock.close()
@@ -953,7 +955,8 @@ def attack_storm(ctx):
             f"{sorted(done)[len(done) // 2]:.1f} / {sorted(done)[int(len(done) * 0.9)]:.1f}"
             if done else None),
         "refusals / errors before connecting": refusals,
-        "credential/device clients < 1 s": f"{sum(1 for t in ok if t < 1)}/{len(fast)}",
+        "credential/device clients < 1 s (5 s timeout)":
+            f"{sum(1 for t in ok if t < 1)}/{len(fast)}",
         "credential/device slowest (ms)": round(max(ok) * 1000) if ok else None,
     }
 
@@ -970,6 +973,12 @@ ATTACKS = {
 
 
 def main():
+    if sys.argv[1:2] == ["table"]:  # bench/abuse.py table LABEL=results.json ...
+        runs = [(arg.split("=", 1)[0], json.load(open(arg.split("=", 1)[1])))
+                for arg in sys.argv[2:]]
+        print_table([dict(r, build=label) for label, results in runs for r in results],
+                    by_attack=True)
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("binary")
     ap.add_argument("attacks", nargs="*", default=list(ATTACKS))
@@ -995,10 +1004,15 @@ def main():
     print_table(results)
 
 
-def print_table(results):
-    print("| attack | server up | peak RSS over baseline | canary acked / stored / sent "
+def print_table(results, by_attack=False):
+    """One row per attack (with `by_attack`: per attack and build, attacks together)."""
+    if by_attack:
+        order = list(dict.fromkeys(r["attack"] for r in results))
+        results = sorted(results, key=lambda r: order.index(r["attack"]))
+    build = "| build " if by_attack else ""
+    print(f"| attack {build}| server up | peak RSS over baseline | canary acked / stored / sent "
           "| canary p99 | what the attack saw |")
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|" + ("---|" if by_attack else ""))
     for r in results:
         c = r["canary"]
         up = "yes" if r["up"] else ("killed at cap" if r["killed_at_cap"]
@@ -1006,12 +1020,17 @@ def print_table(results):
         p99 = "n/a" if c["sent"] == 0 else (
             f"{c['p99_ms']:.0f} ms" if c["p99_ms"] != float("inf")
             else f"∞ ({c['undelivered']} undelivered)")
-        notes = "; ".join(f"{k}: {v}" for k, v in r["notes"].items())
+        notes = "; ".join(
+            f"{k}: " + (", ".join(f"{kk} {vv}" for kk, vv in v.items()) if isinstance(v, dict)
+                        else str(v))
+            for k, v in r["notes"].items())
         if r.get("server_log"):
             notes += "; server log: " + ", ".join(f"{v}x '{k}'" for k, v in r["server_log"].items())
-        print(f"| {r['attack']} | {up} | {'≥ ' if r['killed_at_cap'] else ''}"
+        build = f" {r['build']} |" if by_attack else ""
+        print(f"| {r['attack']} |{build} {up} | {'≥ ' if r['killed_at_cap'] else ''}"
               f"+{r['peak_over_baseline_mib']} MiB (base {r['baseline_mib']}) | "
-              f"{c['acked']} / {r['stored']} / {c['sent']} | {p99} | {notes} |")
+              f"{c['acked']} / {r['stored'] if r['stored'] is not None else 'no answer'} / "
+              f"{c['sent']} | {p99} | {notes} |")
 
 
 if __name__ == "__main__":
