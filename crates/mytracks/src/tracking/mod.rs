@@ -241,17 +241,10 @@ impl Tracking {
         let tracking = self.clone();
         let topic_name = message.topic.to_string();
         PublishGate::Wait(Box::pin(async move {
-            match tracking
+            let outcome = tracking
                 .ingest(member.id, &user, &device, &payload, Transport::Mqtt, wait)
-                .await
-            {
-                Ok(()) => Ok(()),
-                Err(IngestError::Unavailable) => Err(ReasonCode::SERVER_UNAVAILABLE),
-                Err(error) => match tracking.refuse(&topic_name, error) {
-                    PublishGate::Reject(reason) => Err(reason),
-                    _ => Ok(()),
-                },
-            }
+                .await;
+            tracking.gate_outcome(&topic_name, outcome)
         }))
     }
 
@@ -277,18 +270,28 @@ impl Tracking {
             let Some(member) = member else {
                 return Ok(());
             };
-            match tracking
+            let outcome = tracking
                 .ingest(member.id, &user, &device, &payload, Transport::Mqtt, wait)
-                .await
-            {
-                Ok(()) => Ok(()),
-                Err(IngestError::Unavailable) => Err(ReasonCode::SERVER_UNAVAILABLE),
-                Err(error) => match tracking.refuse(&topic_name, error) {
-                    PublishGate::Reject(reason) => Err(reason),
-                    _ => Ok(()),
-                },
-            }
+                .await;
+            tracking.gate_outcome(&topic_name, outcome)
         }))
+    }
+
+    /// What an ingest's outcome means to the broker's gate: storage down is "not now" (no
+    /// acknowledgement), a refused message its reason code (counted and logged).
+    fn gate_outcome(
+        &self,
+        topic: &str,
+        outcome: Result<(), IngestError>,
+    ) -> Result<(), ReasonCode> {
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(IngestError::Unavailable) => Err(ReasonCode::SERVER_UNAVAILABLE),
+            Err(error) => match self.refuse(topic, error) {
+                PublishGate::Reject(reason) => Err(reason),
+                _ => Ok(()),
+            },
+        }
     }
 
     /// Counts a refused message (invalid or undecryptable), whatever the door.
