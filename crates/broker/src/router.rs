@@ -4,9 +4,13 @@
 //! branches at once, so the cost grows with the topic's depth and the number of matching
 //! subscriptions, not with the number of subscriptions in total.
 
+mod children;
+#[cfg(test)]
+mod tests;
+
 use crate::session::Session;
+use children::{allocation, Children};
 use mytracks_codec::{QoS, SubscriptionOptions};
-use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -37,11 +41,24 @@ impl Entries {
     fn is_empty(&self) -> bool {
         self.plain.is_empty() && self.shared.is_empty()
     }
+
+    /// Heap bytes of the plain list and the group list (not the groups' own allocations).
+    fn lists_bytes(&self) -> usize {
+        allocation(self.plain.capacity() * std::mem::size_of::<Subscriber>())
+            + allocation(self.shared.capacity() * std::mem::size_of::<SharedGroup>())
+    }
+}
+
+impl SharedGroup {
+    fn heap_bytes(&self) -> usize {
+        allocation(self.name.len())
+            + allocation(self.members.capacity() * std::mem::size_of::<Subscriber>())
+    }
 }
 
 #[derive(Debug, Default)]
 struct Node {
-    children: FxHashMap<Box<str>, Node>,
+    children: Children,
     plus: Option<Box<Node>>,
     /// Subscriptions whose filter ends with `#` right after this node's path.
     hash: Entries,
@@ -83,10 +100,9 @@ impl Target {
 /// merged once at the end by sorting, so a 10,000-device fan-out stays O(n log n).
 const LINEAR_DEDUP_LIMIT: usize = 16;
 
-/// What one trie node costs, roughly: the node, its key in the parent's map and the map's
-/// slack. An estimate, so that the trie's memory can be bounded without an allocator hook.
-fn node_cost(key_len: usize) -> usize {
-    std::mem::size_of::<Node>() + std::mem::size_of::<Box<str>>() + 32 + key_len
+/// Heap bytes of a boxed `+` child.
+fn plus_node_bytes() -> usize {
+    allocation(std::mem::size_of::<Node>())
 }
 
 /// The trie. Its depth is bounded by the topic level limit (filters are validated against
@@ -95,7 +111,7 @@ fn node_cost(key_len: usize) -> usize {
 pub(crate) struct Router {
     root: Node,
     count: usize,
-    /// Estimated bytes of all nodes ([`node_cost`]).
+    /// Heap bytes of the trie: nodes, keys, subscriber lists, as the allocator sizes them.
     memory: usize,
 }
 
@@ -105,7 +121,7 @@ impl Router {
         self.count
     }
 
-    /// Estimated memory of the trie's nodes, in bytes.
+    /// Heap bytes of the trie, in bytes.
     pub fn memory(&self) -> usize {
         self.memory
     }
@@ -115,8 +131,9 @@ impl Router {
     pub fn subscribe(&mut self, filter: &str, group: Option<&str>, subscriber: Subscriber) -> bool {
         let (entries, added) = Self::entries_mut(&mut self.root, filter);
         self.memory += added;
-        let list = match group {
-            None => &mut entries.plain,
+        let before = entries.lists_bytes();
+        let (list, group_before) = match group {
+            None => (&mut entries.plain, 0),
             Some(name) => {
                 let index = match entries.shared.iter().position(|g| &*g.name == name) {
                     Some(i) => i,
@@ -128,10 +145,16 @@ impl Router {
                         entries.shared.len() - 1
                     }
                 };
-                &mut entries.shared[index].members
+                let group = &mut entries.shared[index];
+                let group_before = if group.members.is_empty() {
+                    0 // just created: its name is new too
+                } else {
+                    group.heap_bytes()
+                };
+                (&mut group.members, group_before)
             }
         };
-        if let Some(existing) = list
+        let replaced = if let Some(existing) = list
             .iter_mut()
             .find(|s| s.session.id == subscriber.session.id)
         {
@@ -141,7 +164,16 @@ impl Router {
             list.push(subscriber);
             self.count += 1;
             false
-        }
+        };
+        let group_after = group.map_or(0, |name| {
+            entries
+                .shared
+                .iter()
+                .find(|g| &*g.name == name)
+                .map_or(0, SharedGroup::heap_bytes)
+        });
+        self.memory += entries.lists_bytes() + group_after - before - group_before;
+        replaced
     }
 
     /// Removes `session_id`'s subscription to `filter`; true when there was one.
@@ -170,41 +202,52 @@ impl Router {
                 let child = if *first == "+" {
                     node.plus.as_deref_mut()
                 } else {
-                    node.children.get_mut(*first)
+                    node.children.get_mut(first)
                 };
                 let Some(child) = child else { return false };
                 let removed = Self::remove(child, rest, group, session_id, freed);
+                // An empty node owns no heap (emptied lists are released): removing it
+                // frees its place in the parent and its key.
                 if child.is_empty() {
-                    *freed += node_cost(first.len());
                     if *first == "+" {
                         node.plus = None;
+                        *freed += plus_node_bytes();
                     } else {
-                        node.children.remove(*first);
+                        *freed += node.children.remove(first);
                     }
                 }
                 return removed;
             }
         };
-        match group {
+        let before = entries.lists_bytes();
+        let removed = match group {
             None => {
-                let before = entries.plain.len();
+                let count = entries.plain.len();
                 entries.plain.retain(|s| s.session.id != session_id);
-                before != entries.plain.len()
+                release_if_empty(&mut entries.plain);
+                count != entries.plain.len()
             }
             Some(name) => {
                 let Some(index) = entries.shared.iter().position(|g| &*g.name == name) else {
                     return false;
                 };
-                let members = &mut entries.shared[index].members;
-                let before = members.len();
-                members.retain(|s| s.session.id != session_id);
-                let removed = before != members.len();
-                if members.is_empty() {
+                let group = &mut entries.shared[index];
+                let group_before = group.heap_bytes();
+                let count = group.members.len();
+                group.members.retain(|s| s.session.id != session_id);
+                let removed = count != group.members.len();
+                if group.members.is_empty() {
                     entries.shared.remove(index);
+                    release_if_empty(&mut entries.shared);
+                    *freed += group_before;
+                } else {
+                    *freed += group_before - group.heap_bytes();
                 }
                 removed
             }
-        }
+        };
+        *freed += before - entries.lists_bytes();
+        removed
     }
 
     /// The entries for `filter`, creating the nodes on the way; also the estimated bytes of
@@ -219,14 +262,13 @@ impl Router {
             }
             node = if level == "+" {
                 if node.plus.is_none() {
-                    added += node_cost(1);
+                    added += plus_node_bytes();
                 }
                 node.plus.get_or_insert_with(Default::default)
             } else {
-                if !node.children.contains_key(level) {
-                    added += node_cost(level.len());
-                }
-                node.children.entry(level.into()).or_default()
+                let (child, bytes) = node.children.get_or_insert(level);
+                added += bytes;
+                child
             };
         }
         (&mut node.exact, added)
@@ -286,6 +328,13 @@ impl Router {
     }
 }
 
+/// Gives an emptied list's allocation back, so that an empty node owns no heap.
+fn release_if_empty<T>(list: &mut Vec<T>) {
+    if list.is_empty() {
+        *list = Vec::new();
+    }
+}
+
 /// One topic's walk down the trie: literal, `+` and `#` branches at once.
 struct Walk<'a, 'o> {
     levels: &'a [&'a str],
@@ -304,7 +353,7 @@ impl Walk<'_, '_> {
             self.collect(&node.exact);
             return;
         };
-        if let Some(child) = node.children.get(*level) {
+        if let Some(child) = node.children.get(level) {
             self.node(child, depth + 1);
         }
         if wildcard_allowed {
