@@ -4,7 +4,7 @@ use crate::hooks::ClientInfo;
 use crate::persist::{Persister, Store};
 use crate::retained::{RetainOutcome, RetainedLimits, RetainedStore};
 use crate::router::Router;
-use crate::session::{Delivery, Session};
+use crate::session::{ConnLink, Delivery, Session};
 use crate::{BrokerConfig, Hooks, Message, NoHooks};
 use bytes::Bytes;
 use mytracks_codec::topic::topic_levels;
@@ -202,7 +202,7 @@ pub(crate) struct Pace {
 }
 
 /// A subscriber whose writer drained its queue this recently counts as keeping up.
-const KEEPING_UP: std::time::Duration = std::time::Duration::from_millis(50);
+pub(crate) const KEEPING_UP: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What routing a message did.
 pub(crate) struct Routed {
@@ -347,6 +347,30 @@ impl Shared {
             });
         }
         let hard = delivery.qos != QoS::AtMostOnce;
+        if full
+            && state.over_limits(
+                2 * self.config.max_queued_messages,
+                2 * self.config.max_queued_bytes,
+            )
+        {
+            // Twice over its limits (publishers do not wait on a subscriber that is not
+            // draining): it is not keeping up with what it subscribed to. It is disconnected,
+            // its session keeps its queue, and this message is dropped for it as for an
+            // offline session.
+            let owner = state.owner.clone();
+            drop(state);
+            self.counters
+                .messages_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            if let Some(owner) = owner {
+                tracing::info!(client_id = %session.client_id, "disconnecting a subscriber twice over its queue limits");
+                self.counters
+                    .slow_subscribers_disconnected
+                    .fetch_add(1, Ordering::Relaxed);
+                owner.close(ConnLink::TOO_SLOW);
+            }
+            return None;
+        }
         state.queued_bytes += delivery.message.cost();
         self.counters
             .queued_bytes

@@ -14,7 +14,7 @@ mod reader;
 mod will;
 mod writer;
 
-use crate::broker::{shared_group_key, split_shared, ConnectionMeta, Pace, Shared};
+use crate::broker::{shared_group_key, split_shared, ConnectionMeta, Pace, Shared, KEEPING_UP};
 use crate::hooks::{AuthDecision, ClientInfo, ConnectRequest, DisconnectReason, PublishGate};
 use crate::router::Subscriber;
 use crate::session::{

@@ -647,45 +647,47 @@ impl Reader {
 
 /// Completes when the paced session has room in its queue again (or is gone or offline);
 /// after a short while for QoS 0 pacing.
+///
+/// A publisher waits only on a subscriber that is draining its queue: one that has taken
+/// nothing for [`KEEPING_UP`] is not waited on (the message waits in its queue, which
+/// [`Shared::deliver`] bounds), and one that has taken nothing for `backpressure_timeout` is
+/// disconnected at once. So a stuck subscriber, or a stuck persistent session taken over
+/// again and again, never holds a stranger's publish for more than `KEEPING_UP`.
 pub(crate) async fn wait_for_space(shared: Arc<Shared>, pace: Pace) {
-    let wait = async {
-        loop {
-            let notified = pace.session.space.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let state = pace.session.state.lock();
-                if state.ended
-                    || state.owner.is_none()
-                    || !state.over_limits(
-                        shared.config.max_queued_messages,
-                        shared.config.max_queued_bytes,
-                    )
-                {
-                    return;
-                }
-            }
-            notified.await;
-        }
-    };
     if !pace.hard {
-        let _ = tokio::time::timeout(SOFT_PACING, wait).await;
+        let _ = tokio::time::timeout(SOFT_PACING, space(&shared, &pace)).await;
         return;
     }
     let limit = shared.config.backpressure_timeout;
-    if tokio::time::timeout(limit, wait).await.is_ok() {
-        return;
+    let started = Instant::now();
+    loop {
+        let notified = pace.session.space.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let idle = {
+            let state = pace.session.state.lock();
+            if state.ended || state.owner.is_none() || !over_limits(&shared, &state) {
+                return;
+            }
+            state.last_drain.elapsed()
+        };
+        if idle >= limit {
+            break;
+        }
+        if idle >= KEEPING_UP || started.elapsed() >= limit {
+            return;
+        }
+        // Re-check when the subscriber would count as stalled, unless space comes first.
+        let _ = tokio::time::timeout(KEEPING_UP - idle, notified).await;
     }
-    // No publisher waits on a stranger for longer than `limit`: a subscriber still full and
-    // not reading is disconnected (its session, if persistent, keeps what fits its queue).
+    // No publisher waits on a stranger: a subscriber still full and not reading for
+    // `limit` is disconnected (its session, if persistent, keeps what fits its queue).
     let stuck = {
         let state = pace.session.state.lock();
-        let over = state.over_limits(
-            shared.config.max_queued_messages,
-            shared.config.max_queued_bytes,
-        );
         match &state.owner {
-            Some(owner) if over && state.last_drain.elapsed() >= limit => Some(owner.clone()),
+            Some(owner) if over_limits(&shared, &state) && state.last_drain.elapsed() >= limit => {
+                Some(owner.clone())
+            }
             _ => None,
         }
     };
@@ -696,5 +698,28 @@ pub(crate) async fn wait_for_space(shared: Arc<Shared>, pace: Pace) {
             .slow_subscribers_disconnected
             .fetch_add(1, Ordering::Relaxed);
         owner.close(ConnLink::TOO_SLOW);
+    }
+}
+
+fn over_limits(shared: &Shared, state: &SessionState) -> bool {
+    state.over_limits(
+        shared.config.max_queued_messages,
+        shared.config.max_queued_bytes,
+    )
+}
+
+/// Completes when the paced session has room in its queue (or is gone or offline).
+async fn space(shared: &Shared, pace: &Pace) {
+    loop {
+        let notified = pace.session.space.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let state = pace.session.state.lock();
+            if state.ended || state.owner.is_none() || !over_limits(shared, &state) {
+                return;
+            }
+        }
+        notified.await;
     }
 }

@@ -55,10 +55,7 @@ impl Children {
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
         match self {
-            Children::Few(few) => few
-                .iter_mut()
-                .find(|(k, _)| &**k == key)
-                .map(|(_, n)| n),
+            Children::Few(few) => few.iter_mut().find(|(k, _)| &**k == key).map(|(_, n)| n),
             Children::Many(many) => many.get_mut(key),
         }
     }

@@ -99,7 +99,10 @@ fn memory_counts_what_the_allocator_is_asked_for_and_returns_to_zero() {
     // The model rounds each request up as malloc does, so it is at or above the requests,
     // and not far above (before, a node was counted at a fifth of its cost).
     assert!(counted >= used, "counted {counted} < requested {used}");
-    assert!(counted <= used * 2, "counted {counted} > 2 x requested {used}");
+    assert!(
+        counted <= used * 2,
+        "counted {counted} > 2 x requested {used}"
+    );
 
     let freed = requested(|| {
         for (filter, group) in &filters {

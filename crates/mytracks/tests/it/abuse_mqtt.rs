@@ -499,6 +499,64 @@ fn a_subscriber_that_stops_reading_does_not_stall_publishers() {
     );
 }
 
+/// A stuck persistent subscriber: v5, Receive Maximum 1, never acknowledges or reads.
+fn stuck_subscriber(port: u16) -> Conn {
+    let mut stuck = Connect::new(5, "stuck").persistent();
+    stuck.keep_alive = 0;
+    // Session Expiry Interval 3600 s, Receive Maximum 1.
+    stuck.properties = vec![0x11, 0, 0, 0x0E, 0x10, 0x21, 0, 1];
+    stuck.connect(port)
+}
+
+#[test]
+fn a_stuck_session_taken_over_again_does_not_delay_strangers() {
+    let server = Server::with_config(
+        "[mqtt]\nallow_anonymous = true\nmax_queued_messages = 20\nbackpressure_timeout = 10\n",
+    );
+    let port = server.mqtt_port;
+    let mut stuck = stuck_subscriber(port);
+    stuck.send(&raw::subscribe(5, 1, "feed/#", 1)).unwrap();
+    expect_packet(&mut stuck, SUBACK, Duration::from_secs(5));
+
+    // Fill its queue (a message inflight, the queue full) until it is disconnected.
+    let mut filler = Connect::new(5, "filler").connect(port);
+    for i in 1..=60u16 {
+        filler
+            .send(&raw::publish(5, "feed/fill", b"x", 1, i, false))
+            .unwrap();
+    }
+    assert!(
+        stuck.expect_close(Duration::from_secs(30)).is_ok(),
+        "the stuck subscriber was disconnected\n{}",
+        server.context()
+    );
+    // It comes back to its full session, and reads nothing either.
+    let _stuck_again = stuck_subscriber(port);
+
+    let mut reader = Connect::new(5, "reader").connect(port);
+    reader
+        .send(&raw::subscribe(5, 1, "feed/canary", 1))
+        .unwrap();
+    expect_packet(&mut reader, SUBACK, Duration::from_secs(5));
+    let mut canary = Connect::new(5, "canary").connect(port);
+    for i in 1..=5u16 {
+        let started = Instant::now();
+        canary
+            .send(&raw::publish(5, "feed/canary", b"here", 1, i, false))
+            .unwrap();
+        expect_packet(&mut canary, PUBACK, Duration::from_secs(20));
+        // Well under the 10 s a publisher used to wait on the stuck session.
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "publish {i} acknowledged after {:?}\n{}",
+            started.elapsed(),
+            server.context()
+        );
+    }
+    let got = publishes(&mut reader, Duration::from_secs(3));
+    assert_eq!(got.len(), 5, "the reading subscriber gets every message");
+}
+
 #[test]
 fn retained_messages_are_limited_per_user() {
     let server = Server::with_config("[mqtt]\nmax_retained_messages_per_user = 3\n");
