@@ -13,6 +13,12 @@
 //!   address (IPv6 by /64), including upgraded `/mqtt` WebSockets until they close. A
 //!   connection over a limit gets a fixed `503` with `Connection: close` if the socket takes
 //!   it at once, and is closed.
+//! - when all `max_connections` are taken, a newcomer takes the place of an idle connection
+//!   (no request in progress, not upgraded) of the address that holds the most, if that
+//!   address holds more than the newcomer's would: many addresses each under their own limit
+//!   (a botnet, or one IPv6 /56 holding 256 /64s) cannot keep the others out by holding idle
+//!   sockets. Only when every connection of the heaviest addresses is busy are newcomers
+//!   refused.
 
 use crate::listener::AcceptErrors;
 use axum::extract::ConnectInfo;
@@ -23,13 +29,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 /// The largest request head hyper buffers (request line and headers). Browsers send 1-4 KiB;
 /// hyper's own default (about 400 KiB) times `max_connections` would be a lot of memory.
@@ -144,6 +150,7 @@ impl Connection {
     async fn serve(mut self, stream: TcpStream, slot: Slot) {
         let _ = stream.set_nodelay(true);
         let activity = Activity::new();
+        let tenure = slot.tenure.clone();
         let io = Watched {
             inner: stream,
             activity: activity.clone(),
@@ -151,15 +158,19 @@ impl Connection {
         };
         let (router, peer, request_timeout) =
             (self.router.clone(), self.peer, self.limits.request_timeout);
+        let in_service = tenure.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             let router = router.clone();
+            let busy = Busy::new(&in_service);
             async move {
                 let answer = tower::ServiceExt::oneshot(router, request);
-                match tokio::time::timeout(request_timeout, answer).await {
+                let response = match tokio::time::timeout(request_timeout, answer).await {
                     Ok(response) => response,
                     Err(_) => Ok(request_timed_out()),
-                }
+                };
+                drop(busy);
+                response
             }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
@@ -183,9 +194,20 @@ impl Connection {
                     if let Err(error) = result {
                         tracing::debug!(peer = %self.peer, "http: {error}");
                     }
+                    // An upgraded socket lives on (with the slot) as a WebSocket: never idle.
+                    tenure.requests.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
                 () = tokio::time::sleep(self.limits.idle_timeout - idle) => {}
+                () = tenure.evict.notified() => {
+                    if tenure.requests.load(Ordering::Relaxed) == 0 {
+                        tracing::debug!(peer = %self.peer, "http: idle connection closed for a newcomer");
+                        return;
+                    }
+                    // It started a request since it was chosen: finish that one, then close.
+                    draining = true;
+                    connection.as_mut().graceful_shutdown();
+                }
                 _ = self.shutdown.wait_for(|stop| *stop), if !draining => {
                     draining = true;
                     connection.as_mut().graceful_shutdown();
@@ -299,14 +321,46 @@ struct ConnectionSlots {
 
 #[derive(Default)]
 struct OpenConnections {
+    /// Open connections, including those told to make room that have not closed yet.
     total: usize,
-    by_address: HashMap<IpAddr, usize>,
+    /// Connections told to make room for a newcomer, not closed yet.
+    evicting: usize,
+    by_address: HashMap<IpAddr, Vec<Arc<Tenure>>>,
+    next_id: u64,
+}
+
+/// What the slots know of one open connection.
+#[derive(Default)]
+struct Tenure {
+    id: u64,
+    /// Requests in progress (also set for good once the socket is upgraded).
+    requests: AtomicUsize,
+    /// Told to close for a newcomer.
+    evicted: AtomicBool,
+    evict: Notify,
+}
+
+/// Marks a connection busy while one of its requests is served.
+struct Busy(Arc<Tenure>);
+
+impl Busy {
+    fn new(tenure: &Arc<Tenure>) -> Busy {
+        tenure.requests.fetch_add(1, Ordering::Relaxed);
+        Busy(tenure.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.requests.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// One admitted connection; given back when dropped.
 struct Slot {
     slots: Arc<ConnectionSlots>,
     address: IpAddr,
+    tenure: Arc<Tenure>,
 }
 
 impl ConnectionSlots {
@@ -322,19 +376,49 @@ impl ConnectionSlots {
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, &'static str> {
         let address = address_key(ip);
         let mut open = self.open.lock().expect("slots lock");
-        if open.total >= self.max {
-            return Err("max_connections");
-        }
-        let from_address = open.by_address.entry(address).or_default();
-        if *from_address >= self.max_per_address {
+        let from_address = open.by_address.get(&address).map_or(0, Vec::len);
+        if from_address >= self.max_per_address {
             return Err("max_connections_per_address");
         }
-        *from_address += 1;
+        if open.total - open.evicting >= self.max {
+            let victim = open
+                .idle_victim(from_address + 1)
+                .ok_or("max_connections")?;
+            victim.evicted.store(true, Ordering::Relaxed);
+            victim.evict.notify_one();
+            open.evicting += 1;
+        }
+        open.next_id += 1;
+        let tenure = Arc::new(Tenure {
+            id: open.next_id,
+            ..Tenure::default()
+        });
+        open.by_address
+            .entry(address)
+            .or_default()
+            .push(tenure.clone());
         open.total += 1;
         Ok(Slot {
             slots: self.clone(),
             address,
+            tenure,
         })
+    }
+}
+
+impl OpenConnections {
+    /// The oldest idle connection of the address holding the most connections among those
+    /// holding more than `newcomer` (what the newcomer's address would hold).
+    fn idle_victim(&self, newcomer: usize) -> Option<Arc<Tenure>> {
+        let idle = |t: &&Arc<Tenure>| {
+            t.requests.load(Ordering::Relaxed) == 0 && !t.evicted.load(Ordering::Relaxed)
+        };
+        self.by_address
+            .values()
+            .filter(|held| held.len() > newcomer)
+            .filter_map(|held| Some((held.len(), held.iter().find(idle)?)))
+            .max_by_key(|(count, _)| *count)
+            .map(|(_, tenure)| tenure.clone())
     }
 }
 
@@ -342,9 +426,12 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.slots.open.lock().expect("slots lock");
         open.total -= 1;
-        if let Some(count) = open.by_address.get_mut(&self.address) {
-            *count -= 1;
-            if *count == 0 {
+        if self.tenure.evicted.load(Ordering::Relaxed) {
+            open.evicting -= 1;
+        }
+        if let Some(held) = open.by_address.get_mut(&self.address) {
+            held.retain(|t| t.id != self.tenure.id);
+            if held.is_empty() {
                 open.by_address.remove(&self.address);
             }
         }
@@ -386,6 +473,34 @@ mod tests {
             "a closed connection gives its slot back"
         );
         assert!(slots.open.lock().unwrap().by_address.len() <= 2);
+    }
+
+    #[test]
+    fn when_full_a_newcomer_takes_an_idle_place_of_the_heaviest_address() {
+        let slots = Arc::new(ConnectionSlots::new(4, 3));
+        let heavy: IpAddr = "192.0.2.1".parse().unwrap();
+        let light: IpAddr = "192.0.2.2".parse().unwrap();
+        let newcomer: IpAddr = "192.0.2.3".parse().unwrap();
+        let mut held: Vec<Slot> = (0..3).map(|_| slots.admit(heavy).unwrap()).collect();
+        let _light = slots.admit(light).unwrap();
+        let _busy = Busy::new(&held[0].tenure);
+        let _welcome = slots
+            .admit(newcomer)
+            .expect("an idle connection makes room");
+        assert!(
+            !held[0].tenure.evicted.load(Ordering::Relaxed),
+            "a busy one stays"
+        );
+        assert!(
+            held[1].tenure.evicted.load(Ordering::Relaxed),
+            "the oldest idle one goes"
+        );
+        assert!(!held[2].tenure.evicted.load(Ordering::Relaxed));
+        drop(held.remove(1)); // it closes
+                              // Now nobody holds more than the light address would with one more: refused.
+        assert_eq!(slots.admit(light).err(), Some("max_connections"));
+        let open = slots.open.lock().unwrap();
+        assert_eq!((open.total, open.evicting), (4, 0));
     }
 
     #[test]

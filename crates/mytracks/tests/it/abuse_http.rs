@@ -201,6 +201,37 @@ fn connections_over_the_per_address_limit_are_refused_while_others_are_served() 
     assert_eq!(status, 200, "{text}\n{}", server.log());
 }
 
+#[test]
+fn many_addresses_holding_idle_sockets_cannot_keep_a_newcomer_out() {
+    // Two addresses, each under its own limit, hold every connection the server allows.
+    let server = Server::with_config(
+        "[http]\nmax_connections = 6\nmax_connections_per_address = 4\nheader_read_timeout = 60\n",
+    );
+    let mut heavy: Vec<TcpStream> = (0..4)
+        .map(|_| connect_from("127.0.0.2", server.http_port))
+        .collect();
+    let _light: Vec<TcpStream> = (0..2)
+        .map(|_| connect_from("127.0.0.3", server.http_port))
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    // A newcomer is served: an idle socket of the address holding the most makes room.
+    let (status, text) = get_on(&mut connect_from("127.0.0.4", server.http_port), "/healthz");
+    assert_eq!(status, 200, "{text}\n{}", server.log());
+    let mut closed = 0;
+    for stream in &mut heavy {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        closed += match stream.read(&mut [0u8; 64]) {
+            Ok(0) => 1,
+            Err(error) if error.kind() == ErrorKind::ConnectionReset => 1,
+            _ => 0,
+        };
+    }
+    assert!(
+        closed >= 1,
+        "one of the heaviest address's idle sockets was closed"
+    );
+}
+
 /// A WebSocket to `/mqtt` on `port`, upgraded.
 fn mqtt_websocket(port: u16) -> tungstenite::WebSocket<TcpStream> {
     use tungstenite::client::IntoClientRequest;
