@@ -4,8 +4,9 @@
 
 use super::check::{ip, port, ranged, Invalid};
 use super::file::{lenient_string, StringList};
-use super::settings::{HttpAuthSecret, ListenerSettings};
+use super::settings::ListenerSettings;
 use super::DEFAULT_HTTP_PORT;
+use crate::api::emqx::HttpAuthSecret;
 use serde::Deserialize;
 use std::fmt;
 use std::net::IpAddr;

@@ -41,7 +41,7 @@ mod settings;
 mod tests;
 
 pub use env::ENV_PREFIX;
-pub use settings::{AccessFiles, HttpAuthSecret, ListenerSettings, Settings};
+pub use settings::{ListenerSettings, Settings};
 
 use std::collections::HashMap;
 use std::ffi::OsString;

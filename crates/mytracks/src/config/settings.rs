@@ -3,8 +3,9 @@
 use super::{
     DEFAULT_BIND, DEFAULT_DATA_DIR, DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, DEFAULT_MQTT_TLS_PORT,
 };
+use crate::access::AccessFiles;
+use crate::api::emqx::HttpAuthSecret;
 use mytracks_broker::BrokerConfig;
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -67,36 +68,6 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `[login]`: how many password checks run at once and how long a login waits for one.
     pub login: crate::accounts::guard::GuardSettings,
-}
-
-/// The shared secret of the EMQX HTTP auth endpoints. Its `Debug` hides it, so settings can
-/// be logged.
-#[derive(Clone, PartialEq, Eq)]
-pub struct HttpAuthSecret(String);
-
-impl HttpAuthSecret {
-    pub fn new(secret: impl Into<String>) -> HttpAuthSecret {
-        HttpAuthSecret(secret.into())
-    }
-
-    /// Compares `offered` in constant time (for equal lengths; the length is not secret).
-    pub fn matches(&self, offered: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        bool::from(self.0.as_bytes().ct_eq(offered.as_bytes()))
-    }
-}
-
-impl fmt::Debug for HttpAuthSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HttpAuthSecret(***)")
-    }
-}
-
-/// Where MQTT access control comes from; both are reloaded on SIGHUP.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AccessFiles {
-    pub password_file: Option<PathBuf>,
-    pub acl_file: Option<PathBuf>,
 }
 
 /// One TCP listener: where to bind and whether it is enabled at all.
