@@ -18,15 +18,22 @@
 use crate::accounts::directory::Verdict;
 use crate::accounts::guard::{Door, LoginFrom};
 use crate::accounts::{AccountError, Accounts, MqttLogin};
-use crate::config::AccessFiles;
 use crate::iot::DeviceLogin;
 use arc_swap::ArcSwap;
 use futures_util::future::BoxFuture;
 use mytracks_access::{AccessError, AclClient, AclFile, PasswordFile, SubscribeDecision};
 use mytracks_broker::{AuthDecision, ClientInfo, ConnectRequest, Hooks, Identity, Message};
 use mytracks_codec::{QoS, ReasonCode};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// Where MQTT access control comes from; both are reloaded on SIGHUP.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessFiles {
+    pub password_file: Option<PathBuf>,
+    pub acl_file: Option<PathBuf>,
+}
 
 /// The files as last loaded successfully.
 #[derive(Default)]

@@ -16,7 +16,6 @@
 
 use crate::access::{AccessHooks, MqttAccess};
 use crate::accounts::Accounts;
-use crate::config::HttpAuthSecret;
 use crate::http::HttpState;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,11 +25,35 @@ use mytracks_broker::{AuthDecision, ClientInfo, ConnectRequest, Hooks};
 use mytracks_codec::{ProtocolVersion, QoS, ReasonCode};
 use serde::Deserialize;
 use serde_json::json;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// Listener name the hooks see for requests coming through EMQX.
 pub const LISTENER: &str = "emqx-http";
+
+/// The shared secret of the EMQX HTTP auth endpoints. Its `Debug` hides it, so settings can
+/// be logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpAuthSecret(String);
+
+impl HttpAuthSecret {
+    pub fn new(secret: impl Into<String>) -> HttpAuthSecret {
+        HttpAuthSecret(secret.into())
+    }
+
+    /// Compares `offered` in constant time (for equal lengths; the length is not secret).
+    pub fn matches(&self, offered: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.as_bytes().ct_eq(offered.as_bytes()))
+    }
+}
+
+impl fmt::Debug for HttpAuthSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HttpAuthSecret(***)")
+    }
+}
 
 /// What the endpoints need, added to the HTTP router as an extension by the server (it
 /// owns the broker's access control).
