@@ -15,14 +15,26 @@ impl Reader {
     }
 
     pub(super) fn puback(&mut self, ack: PubResponse) -> Option<End> {
+        self.complete_delivery(ack.packet_id, |inflight| {
+            (inflight.delivery.qos != QoS::AtLeastOnce).then_some("PUBACK for a QoS 2 message")
+        })
+    }
+
+    /// Ends the delivery `packet_id` names (PUBACK, PUBCOMP) unless `wrong` says why that
+    /// acknowledgement does not fit it; frees its place in the window.
+    fn complete_delivery(
+        &mut self,
+        packet_id: u16,
+        wrong: impl FnOnce(&Inflight) -> Option<&'static str>,
+    ) -> Option<End> {
         let mut state = self.session.state.lock();
         let index = state
             .inflight
             .iter()
-            .position(|f| f.packet_id == ack.packet_id)?;
-        if state.inflight[index].delivery.qos != QoS::AtLeastOnce {
+            .position(|f| f.packet_id == packet_id)?;
+        if let Some(what) = wrong(&state.inflight[index]) {
             drop(state);
-            return self.wrong_acknowledgement("PUBACK for a QoS 2 message");
+            return self.wrong_acknowledgement(what);
         }
         let done = state.inflight.remove(index);
         if state.persistent() {
@@ -82,33 +94,13 @@ impl Reader {
     }
 
     pub(super) fn pubcomp(&mut self, comp: PubResponse) -> Option<End> {
-        let mut state = self.session.state.lock();
-        let index = state
-            .inflight
-            .iter()
-            .position(|f| f.packet_id == comp.packet_id)?;
-        let inflight = &state.inflight[index];
-        if inflight.delivery.qos != QoS::ExactlyOnce || !inflight.released {
-            let what = if inflight.delivery.qos == QoS::ExactlyOnce {
-                "PUBCOMP before PUBREC"
-            } else {
-                "PUBCOMP for a QoS 1 message"
-            };
-            drop(state);
-            return self.wrong_acknowledgement(what);
-        }
-        let done = state.inflight.remove(index);
-        if state.persistent() {
-            self.shared.persister.mark_dirty(&self.session, &mut state);
-        }
-        drop(state);
-        self.link.wake.notify_one();
-        if let Some(done) = done {
-            self.shared
-                .hooks
-                .on_delivered(&self.client, &done.delivery.message);
-        }
-        None
+        self.complete_delivery(comp.packet_id, |inflight| {
+            match (inflight.delivery.qos, inflight.released) {
+                (QoS::ExactlyOnce, true) => None,
+                (QoS::ExactlyOnce, false) => Some("PUBCOMP before PUBREC"),
+                _ => Some("PUBCOMP for a QoS 1 message"),
+            }
+        })
     }
 
     pub(super) fn pubrel(&mut self, rel: PubResponse) {
