@@ -5,7 +5,7 @@
 use crate::support::raw::{self, Conn};
 use crate::support::*;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite;
@@ -17,27 +17,6 @@ fn connect(port: u16) -> TcpStream {
     let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    stream
-}
-
-/// A connection from another loopback address, as another client would be.
-fn connect_from(source: &str, port: u16) -> TcpStream {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let stream = runtime.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket
-            .bind(SocketAddr::new(source.parse().unwrap(), 0))
-            .unwrap();
-        let target = SocketAddr::new("127.0.0.1".parse().unwrap(), port);
-        socket.connect(target).await.unwrap().into_std().unwrap()
-    });
-    stream.set_nonblocking(false).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     stream
 }

@@ -6,31 +6,9 @@ use crate::support::raw::connect_login;
 use crate::support::*;
 use serde_json::json;
 use std::io::Read;
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::IpAddr;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// A TCP connection to `port` on 127.0.0.1 from the loopback address `source` (Linux routes
-/// all of 127/8 to `lo`), so one test can be several clients.
-fn connect_from(source: &str, port: u16) -> TcpStream {
-    let source: IpAddr = source.parse().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let stream = runtime.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(SocketAddr::new(source, 0)).unwrap();
-        socket
-            .connect(SocketAddr::from(([127, 0, 0, 1], port)))
-            .await
-            .unwrap()
-    });
-    let stream = stream.into_std().unwrap();
-    stream.set_nonblocking(false).unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream
-}
 
 /// An MQTT 3.1.1 login from `source`: the CONNACK return code (0: accepted).
 fn mqtt_login_from(source: &str, port: u16, username: &str, password: &str) -> u8 {

@@ -1274,3 +1274,25 @@ pub fn tls_port(server: &Server) -> u16 {
         .unwrap_or_else(|| panic!("runtime.json has no mqtt_tls_port: {}", server.runtime))
         as u16
 }
+
+/// A TCP connection to `port` from another loopback address (`127.0.0.x`), as another client
+/// would make it: blocking, Nagle off, reads time out after 10 s.
+pub fn connect_from(source: &str, port: u16) -> TcpStream {
+    let source: std::net::IpAddr = source.parse().expect("a loopback address");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::new(source, 0)).unwrap();
+        let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        socket.connect(target).await.unwrap().into_std().unwrap()
+    });
+    stream.set_nonblocking(false).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
