@@ -94,6 +94,12 @@ mod tests {
                 "rid": "0a1b2c", "wtst": 1, "tst": 2, "lat": 52.5, "lon": 13.4, "acc": 7,
                 "tid": "s1", "t": "c"})
         );
+        // The same bytes the generator sent before it used these types: keys sorted, integral
+        // numbers as integers.
+        assert_eq!(
+            transition.json(None),
+            r#"{"_type":"transition","acc":7,"desc":"Home","event":"leave","lat":52.5,"lon":13.4,"rid":"0a1b2c","t":"c","tid":"s1","tst":2,"wtst":1}"#
+        );
         assert_eq!(transition.topic_suffix(), ("/event", false));
 
         let lwt = device.lwt(3);
