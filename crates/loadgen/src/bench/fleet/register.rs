@@ -52,65 +52,8 @@ pub(super) async fn register(
         let tally = &tally;
         async move {
             let device = match current {
-                None => {
-                    let body = json!({
-                        "device_id": id,
-                        "group": args.group,
-                        "description": "mytracks bench fleet",
-                    });
-                    let (status, answer) = api
-                        .call(reqwest::Method::POST, "/api/iot/devices/", Some(&body))
-                        .await?;
-                    match status {
-                        201 => {}
-                        // The API checks the ids: say which option makes them.
-                        400 => bail!(
-                            "registering {id}: 400 {} (check --prefix and --group)",
-                            reason(&answer)
-                        ),
-                        409 => bail!(
-                            "registering {id}: 409 {} (taken by another user's device or group, or an account? choose another --prefix or --group)",
-                            reason(&answer)
-                        ),
-                        _ => bail!("registering {id}: {status} {}", reason(&answer)),
-                    }
-                    tally.created.fetch_add(1, Ordering::Relaxed);
-                    Device {
-                        password: password_in(&answer)?,
-                        id,
-                        from_file: false,
-                    }
-                }
-                Some(group) => {
-                    let path = format!("/api/iot/devices/{id}/");
-                    if group.as_deref() != Some(args.group.as_str()) {
-                        let body = json!({ "group": args.group });
-                        api.expect(reqwest::Method::PATCH, &path, Some(&body), 200)
-                            .await?;
-                        tally.regrouped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    match stored {
-                        Some(password) => {
-                            tally.reused.fetch_add(1, Ordering::Relaxed);
-                            Device {
-                                id,
-                                password,
-                                from_file: true,
-                            }
-                        }
-                        None => {
-                            let answer = api
-                                .expect(reqwest::Method::POST, &format!("{path}rotate/"), None, 200)
-                                .await?;
-                            tally.rotated.fetch_add(1, Ordering::Relaxed);
-                            Device {
-                                password: password_in(&answer)?,
-                                id,
-                                from_file: false,
-                            }
-                        }
-                    }
-                }
+                None => create(args, api, id, tally).await?,
+                Some(group) => reuse(args, api, id, group, stored, tally).await?,
             };
             tally.done.fetch_add(1, Ordering::Relaxed);
             anyhow::Ok((index, device))
@@ -159,6 +102,77 @@ pub(super) async fn register(
         .map(|d| d.expect("every device"))
         .collect();
     Ok((devices, registration))
+}
+
+/// Registers a new device; its password comes in the answer.
+async fn create(args: &FleetArgs, api: &Api, id: String, tally: &Tally) -> anyhow::Result<Device> {
+    let body = json!({
+        "device_id": id,
+        "group": args.group,
+        "description": "mytracks-load fleet",
+    });
+    let (status, answer) = api
+        .call(reqwest::Method::POST, "/api/iot/devices/", Some(&body))
+        .await?;
+    match status {
+        201 => {}
+        // The API checks the ids: say which option makes them.
+        400 => bail!(
+            "registering {id}: 400 {} (check --prefix and --group)",
+            reason(&answer)
+        ),
+        409 => bail!(
+            "registering {id}: 409 {} (taken by another user's device or group, or an account? choose another --prefix or --group)",
+            reason(&answer)
+        ),
+        _ => bail!("registering {id}: {status} {}", reason(&answer)),
+    }
+    tally.created.fetch_add(1, Ordering::Relaxed);
+    Ok(Device {
+        password: password_in(&answer)?,
+        id,
+        from_file: false,
+    })
+}
+
+/// A device of an earlier run: moved into the group if needed, its password from
+/// `--credentials` or a new one.
+async fn reuse(
+    args: &FleetArgs,
+    api: &Api,
+    id: String,
+    group: Option<String>,
+    stored: Option<String>,
+    tally: &Tally,
+) -> anyhow::Result<Device> {
+    let path = format!("/api/iot/devices/{id}/");
+    if group.as_deref() != Some(args.group.as_str()) {
+        let body = json!({ "group": args.group });
+        api.expect(reqwest::Method::PATCH, &path, Some(&body), 200)
+            .await?;
+        tally.regrouped.fetch_add(1, Ordering::Relaxed);
+    }
+    match stored {
+        Some(password) => {
+            tally.reused.fetch_add(1, Ordering::Relaxed);
+            Ok(Device {
+                id,
+                password,
+                from_file: true,
+            })
+        }
+        None => {
+            let answer = api
+                .expect(reqwest::Method::POST, &format!("{path}rotate/"), None, 200)
+                .await?;
+            tally.rotated.fetch_add(1, Ordering::Relaxed);
+            Ok(Device {
+                password: password_in(&answer)?,
+                id,
+                from_file: false,
+            })
+        }
+    }
 }
 
 /// `--credentials`: the passwords of earlier runs' devices (none without the file).
