@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # IoT fleet command (issue 9: a fleet command to 10,000 connected devices delivered to all
-# within 2 s): `mytracks bench fleet` registers the devices through the REST API, connects and
+# within 2 s): `mytracks-load fleet` registers the devices through the REST API, connects and
 # subscribes each as itself (QoS 2), posts a fleet command and times it from the request to the
 # PUBLISH at every device and to every device's PUBCOMP. Three runs against one server: the
 # first registers the devices and keeps them (passwords in a credentials file), the second
@@ -9,7 +9,9 @@
 #   bench/fleet.sh [PATH-TO-mytracks] [COUNT]      # default: builds target/release/mytracks; 10000
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ $# -ge 1 ] && [ -n "$1" ]; then BIN=$1; else cargo build --release -q -p mytracks; BIN=target/release/mytracks; fi
+if [ $# -ge 1 ] && [ -n "$1" ]; then BIN=$1; else cargo build --release -q -p mytracks -p mytracks-loadgen; BIN=target/release/mytracks; fi
+# The load tools are their own binary, next to the server's unless MYTRACKS_LOAD names one.
+LOADGEN=${MYTRACKS_LOAD:-$(dirname "$BIN")/mytracks-load}
 COUNT=${2:-10000}
 # One socket per device on each side (the server inherits this limit).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -28,7 +30,7 @@ echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>
 for run in 1 2 3; do
   keep=(--keep); [ "$run" = 3 ] && keep=()
   echo "## run $run"
-  "$BIN" bench fleet -p "$MQTT" --http-port "$HTTP" --token "$TOKEN" --count "$COUNT" \
+  "$LOADGEN" fleet -p "$MQTT" --http-port "$HTTP" --token "$TOKEN" --count "$COUNT" \
     --credentials "$TMP/credentials.json" "${keep[@]}" --quiet
 done
 grep -E 'ERROR|WARN' "$TMP/server.log" | grep -v 'first start' | head -5 || true

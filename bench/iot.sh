@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # IoT telemetry ingest (issue 9: >= 50,000 messages/s stored, QoS 0, batched): four devices
-# publish JSON telemetry with `mytracks bench pub` at a fixed rate each for 10 s; then the REST
+# publish JSON telemetry with `mytracks-load pub` at a fixed rate each for 10 s; then the REST
 # API counts what was stored. Rates offered: 60k, 100k and 160k messages/s in total.
 #
 #   bench/iot.sh [PATH-TO-mytracks]      # default: builds target/release/mytracks
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ $# -ge 1 ]; then BIN=$1; else cargo build --release -q -p mytracks; BIN=target/release/mytracks; fi
+if [ $# -ge 1 ]; then BIN=$1; else cargo build --release -q -p mytracks -p mytracks-loadgen; BIN=target/release/mytracks; fi
+# The load tools are their own binary, next to the server's unless MYTRACKS_LOAD names one.
+LOADGEN=${MYTRACKS_LOAD:-$(dirname "$BIN")/mytracks-load}
 TMP=$(mktemp -d); PID=""
 trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$TMP"' EXIT
 "$BIN" user add alice --password "alice's correct horse battery" --data-dir "$TMP/data" >/dev/null
@@ -25,7 +27,7 @@ for rate in 15000 25000 40000; do
   start=$(date +%s)
   pubs=()
   for i in 1 2 3 4; do
-    "$BIN" bench pub -p "$MQTT" -c 1 -t "iot/devices/d$i/telemetry/r$rate" -u "d$i" -P "$(cat "$TMP/pw$i")" \
+    "$LOADGEN" pub -p "$MQTT" -c 1 -t "iot/devices/d$i/telemetry/r$rate" -u "d$i" -P "$(cat "$TMP/pw$i")" \
       -q 0 -r "$rate" -s 64 --duration 10 --json --quiet >"$TMP/pub$i.json" &
     pubs+=($!)
   done

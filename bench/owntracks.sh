@@ -10,6 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/release/mytracks}
 [ -x "$BIN" ] || { echo "build first: cargo build --release"; exit 2; }
+# The load tools are their own binary, next to the server's unless MYTRACKS_LOAD names one.
+LOADGEN=${MYTRACKS_LOAD:-$(dirname "$BIN")/mytracks-load}
+[ -x "$LOADGEN" ] || { echo "build first: cargo build --release (or set MYTRACKS_LOAD)"; exit 2; }
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 (cd ../shared/tools/mqttload && CARGO_TARGET_DIR=/tmp/mqttload-target cargo build --release --quiet)
 LOAD=/tmp/mqttload-target/release/mqttload
@@ -35,14 +38,14 @@ AUTH=$(printf '%s' "bench:$PW" | base64 -w0) LIMIT_U=bench \
   wrk -t2 -c32 -d10s -s bench/http_pub.lua "http://127.0.0.1:$HTTP/pub" | grep -E 'Requests/sec|Latency|Non-2xx|requests in'
 
 echo "## 3. a day of 1 Hz points as GeoJSON"
-"$BIN" bench day --port "$MQTT" --user bench --password "$PW" --start 1700006400
+"$LOADGEN" day --port "$MQTT" --user bench --password "$PW" --start 1700006400
 URL="http://127.0.0.1:$HTTP/api/locations/?device=day&start_time=1700006400&end_time=1700092799&format=geojson"
 for i in 1 2 3 4 5; do
   curl -s -o "$TMP/day.json" -w "geojson bytes=%{size_download} time_total=%{time_total}s\n" -H "Authorization: Bearer $TOKEN" "$URL"
 done
 python3 -c 'import json,sys;print("features:", len(json.load(open(sys.argv[1]))["features"]))' "$TMP/day.json"
 
-echo "## 4. live feed latency at 1,000 locations/s (mytracks bench feed)"
-"$BIN" bench feed --port "$MQTT" --http-port "$HTTP" --user bench --password "$PW" --token "$TOKEN" \
+echo "## 4. live feed latency at 1,000 locations/s (mytracks-load feed)"
+"$LOADGEN" feed --port "$MQTT" --http-port "$HTTP" --user bench --password "$PW" --token "$TOKEN" \
   --rate 1000 --secs 10 --warmup 2
 grep -E 'ERROR|WARN' "$TMP/server.log" | grep -v 'first start' | head -5 || true

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every BENCHMARKS.md scenario in one run, mytracks next to Debian's Mosquitto on this machine:
-#   broker: QoS 0 and QoS 1 fan-in, latency at a fixed rate, fan-out   (mqttload and mytracks bench)
-#   TLS: fan-in and new connections per second                          (mytracks bench; mqttload has no TLS)
+#   broker: QoS 0 and QoS 1 fan-in, latency at a fixed rate, fan-out   (mqttload and mytracks-load)
+#   TLS: fan-in and new connections per second                          (mytracks-load; mqttload has no TLS)
 #   OwnTracks: QoS 1 location ingest (Mosquitto relays the same messages; it stores nothing),
 #              HTTP mode, a day of history, live-feed latency            (mytracks only: Mosquitto has none)
 #   idle connection memory, start-up time, binary size
@@ -10,7 +10,9 @@
 #   bench/side-by-side.sh [PATH-TO-mytracks]     # default: builds target/release/mytracks
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ $# -ge 1 ]; then BIN=$1; else cargo build --release -q -p mytracks; BIN=target/release/mytracks; fi
+if [ $# -ge 1 ]; then BIN=$1; else cargo build --release -q -p mytracks -p mytracks-loadgen; BIN=target/release/mytracks; fi
+# The load tools are their own binary, next to the server's unless MYTRACKS_LOAD names one.
+LOADGEN=${MYTRACKS_LOAD:-$(dirname "$BIN")/mytracks-load}
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 (cd ../shared/tools/mqttload && CARGO_TARGET_DIR=/tmp/mqttload-target cargo build --release --quiet)
 LOAD=/tmp/mqttload-target/release/mqttload
@@ -18,7 +20,7 @@ TMP=$(mktemp -d); chmod 755 "$TMP"; PIDS=()
 trap 'for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"' EXIT
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
-# Summary fields of a `mytracks bench --json` run (its last line).
+# Summary fields of a `mytracks-load ... --json` run (its last line).
 field() { tail -1 "$1" | python3 -c 'import json,sys
 d=json.load(sys.stdin); v=d
 for k in sys.argv[1].split("."): v=(v or {}).get(k)
@@ -71,13 +73,13 @@ echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD), 
 echo "# $("$BIN" --version), $(/usr/sbin/mosquitto -h 2>/dev/null | head -1)"
 echo "# Mosquitto: plain $MQ, TLS $MQ_TLS; mytracks: plain $MT, TLS $MT_TLS, HTTP $HTTP"
 
-# bench_pair NAME PORT QOS [EXTRA...]: `bench sub` (1 client) while `bench pub` runs 20 clients
+# bench_pair NAME PORT QOS [EXTRA...]: `mytracks-load sub` (1 client) while `pub` runs 20 clients
 # as fast as possible; prints delivered/s and the subscriber's latency.
 bench_pair() {
   local name=$1 port=$2 qos=$3; shift 3
-  "$BIN" bench sub -p "$port" -t 'bench/#' -q "$qos" --warmup 1.5 --duration 4.5 --json --quiet "$@" >"$TMP/sub.json" &
+  "$LOADGEN" sub -p "$port" -t 'bench/#' -q "$qos" --warmup 1.5 --duration 4.5 --json --quiet "$@" >"$TMP/sub.json" &
   local sub=$!; sleep 0.5
-  "$BIN" bench pub -p "$port" -c 20 -t 'bench/%i' -q "$qos" --rate "${RATE:-0}" -s 200 --duration 6 --json --quiet "$@" >"$TMP/pub.json"
+  "$LOADGEN" pub -p "$port" -c 20 -t 'bench/%i' -q "$qos" --rate "${RATE:-0}" -s 200 --duration 6 --json --quiet "$@" >"$TMP/pub.json"
   wait "$sub"
   printf '%-10s mytracks-bench  published/s=%-9s delivered/s=%-9s p50_ms=%-8s p99_ms=%s\n' "$name" \
     "$(field "$TMP/pub.json" published_per_s)" "$(field "$TMP/sub.json" received_per_s)" \
@@ -92,7 +94,7 @@ echo; echo "## 1. 10,000 idle connections: connect rate and resident memory per 
 for who in mosquitto:$MQ_PID:$MQ mytracks:$MT_PID:$MT; do
   IFS=: read -r name pid port <<<"$who"
   before=$(rss_kib "$pid")
-  "$BIN" bench conn -p "$port" -c 10000 --duration 10 --json --quiet >"$TMP/conn.json" & conn=$!
+  "$LOADGEN" conn -p "$port" -c 10000 --duration 10 --json --quiet >"$TMP/conn.json" & conn=$!
   sleep 8; during=$(rss_kib "$pid"); wait "$conn"
   printf '%-10s connect/s=%-7s connected=%s rss_before_kib=%s rss_with_10k_kib=%s per_conn_kib=%s\n' "$name" \
     "$(field "$TMP/conn.json" connect_per_s)" "$(field "$TMP/conn.json" connected)" "$before" "$during" \
@@ -117,9 +119,9 @@ echo; echo "## 5. QoS 0 fan-out, 1 publisher at 2,000/s -> 100 subscribers"
 mqttload mosquitto "$MQ" --mode fanout --subs 100 --qos 0 --rate 2000; mqttload mytracks "$MT" --mode fanout --subs 100 --qos 0 --rate 2000
 for who in mosquitto:$MQ mytracks:$MT; do
   IFS=: read -r name port <<<"$who"
-  "$BIN" bench sub -p "$port" -c 100 -t fan/x --warmup 1.5 --duration 4.5 --json --quiet >"$TMP/sub.json" &
+  "$LOADGEN" sub -p "$port" -c 100 -t fan/x --warmup 1.5 --duration 4.5 --json --quiet >"$TMP/sub.json" &
   sub=$!; sleep 0.8
-  "$BIN" bench pub -p "$port" -c 1 -t fan/x --rate 2000 -s 200 --duration 6 --json --quiet >"$TMP/pub.json"
+  "$LOADGEN" pub -p "$port" -c 1 -t fan/x --rate 2000 -s 200 --duration 6 --json --quiet >"$TMP/pub.json"
   wait "$sub"
   printf '%-10s mytracks-bench  delivered/s=%-9s p50_ms=%-8s p99_ms=%s\n' "$name" \
     "$(field "$TMP/sub.json" received_per_s)" "$(field "$TMP/sub.json" latency_ms.p50)" "$(field "$TMP/sub.json" latency_ms.p99)"
@@ -130,7 +132,7 @@ TLS=(--host localhost --cafile "$TMP/ca.pem")
 bench_pair mosquitto "$MQ_TLS" 0 "${TLS[@]}"; bench_pair mytracks "$MT_TLS" 0 "${TLS[@]}"
 for who in mosquitto:$MQ_TLS mytracks:$MT_TLS; do
   IFS=: read -r name port <<<"$who"
-  "$BIN" bench conn -p "$port" "${TLS[@]}" -c 3000 --duration 4 --json --quiet >"$TMP/conn.json"
+  "$LOADGEN" conn -p "$port" "${TLS[@]}" -c 3000 --duration 4 --json --quiet >"$TMP/conn.json"
   printf '%-10s tls connect/s=%-7s connected=%s p99_ms=%s\n' "$name" "$(field "$TMP/conn.json" connect_per_s)" \
     "$(field "$TMP/conn.json" connected)" "$(field "$TMP/conn.json" latency_ms.p99)"
 done
@@ -147,14 +149,14 @@ AUTH=$(printf '%s' "bench:$PW" | base64 -w0) LIMIT_U=bench \
   wrk -t2 -c32 -d10s -s bench/http_pub.lua "http://127.0.0.1:$HTTP/pub" | grep -E 'Requests/sec|Latency|Non-2xx'
 
 echo; echo "## 9. a day of 1 Hz history (86,400 points) as GeoJSON (mytracks only)"
-"$BIN" bench day --port "$MT" --user bench --password "$PW" --start 1700006400
+"$LOADGEN" day --port "$MT" --user bench --password "$PW" --start 1700006400
 URL="http://127.0.0.1:$HTTP/api/locations/?device=day&start_time=1700006400&end_time=1700092799&format=geojson"
 for i in 1 2 3 4 5; do
   curl -s -o "$TMP/day.json" -w "time_total=%{time_total}s bytes=%{size_download}\n" -H "Authorization: Bearer $TOKEN" "$URL"
 done
 
 echo; echo "## 10. live feed latency, MQTT ingest to WebSocket at 1,000 locations/s (mytracks only)"
-"$BIN" bench feed --port "$MT" --http-port "$HTTP" --user bench --password "$PW" --token "$TOKEN" --rate 1000 --secs 10 --warmup 2
+"$LOADGEN" feed --port "$MT" --http-port "$HTTP" --user bench --password "$PW" --token "$TOKEN" --rate 1000 --secs 10 --warmup 2
 
 echo; echo "## 11. start-up time: exec to the MQTT port accepting (median of 5)"
 startup() { # NAME PORT COMMAND...

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # TLS against plain TCP on the same mytracks server, with the same load generator
-# (`mytracks bench`, which speaks TLS; the workplace's mqttload does not):
+# (`mytracks-load`, which speaks TLS; the workplace's mqttload does not):
 #   - QoS 0 fan-in (20 publishers -> 1 subscriber), plain vs TLS, alternating, 3 runs each
 #   - new connections per second: plain, TLS, and mutual TLS with a client certificate
 # Certificates are generated with openssl into a temporary directory.
@@ -8,8 +8,10 @@
 #   bench/tls.sh            # from the repository root
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p mytracks
+cargo build --release -p mytracks -p mytracks-loadgen
 BIN=target/release/mytracks
+# The load tools are their own binary, next to the server's unless MYTRACKS_LOAD names one.
+LOADGEN=${MYTRACKS_LOAD:-$(dirname "$BIN")/mytracks-load}
 TMP=$(mktemp -d)
 trap 'kill $PID 2>/dev/null || true; rm -rf "$TMP"' EXIT
 
@@ -44,9 +46,9 @@ MTLS_ARGS=("${TLS_ARGS[@]}" --cert "$TMP/client.pem" --key "$TMP/client.key")
 
 echo "# $(date -u +%Y-%m-%d) commit $(git rev-parse --short HEAD) on $(nproc) cores; plain $PLAIN, TLS $TLS"
 for i in 1 2 3; do
-    "$BIN" bench fanin --port "$PLAIN" --pubs 20 --secs 5
-    "$BIN" bench fanin --port "$TLS" "${TLS_ARGS[@]}" --pubs 20 --secs 5
+    "$LOADGEN" fanin --port "$PLAIN" --pubs 20 --secs 5
+    "$LOADGEN" fanin --port "$TLS" "${TLS_ARGS[@]}" --pubs 20 --secs 5
 done
-"$BIN" bench connect --port "$PLAIN" --secs 5
-"$BIN" bench connect --port "$TLS" "${TLS_ARGS[@]}" --secs 5
-"$BIN" bench connect --port "$TLS" "${MTLS_ARGS[@]}" --secs 5
+"$LOADGEN" connect --port "$PLAIN" --secs 5
+"$LOADGEN" connect --port "$TLS" "${TLS_ARGS[@]}" --secs 5
+"$LOADGEN" connect --port "$TLS" "${MTLS_ARGS[@]}" --secs 5

@@ -24,14 +24,6 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: the MQTT broker and the HTTP interface.
     Serve(ServeArgs),
-    /// Load-test an MQTT broker over TCP or TLS: `pub`, `sub`, `conn` (emqtt-bench-like) and
-    /// the fixed scenarios of BENCHMARKS.md.
-    Bench {
-        #[command(subcommand)]
-        command: crate::bench::BenchCommand,
-    },
-    /// Simulate OwnTracks devices sending to a server
-    GenerateTail(crate::generate::GenerateArgs),
     /// Manage users (works while the server runs).
     User {
         #[command(subcommand)]

@@ -11,7 +11,6 @@ pub mod access;
 pub mod accounts;
 pub mod admin_cli;
 pub mod api;
-pub mod bench;
 pub mod budget;
 pub mod cli;
 pub mod config;
@@ -19,7 +18,6 @@ pub mod data_dir;
 pub mod fd_budget;
 #[doc(hidden)]
 pub mod fuzz;
-pub mod generate;
 pub mod hooks;
 pub mod http;
 pub mod http_server;
@@ -748,16 +746,9 @@ pub fn init_logging(settings: &Settings) {
 pub fn execute(cli: cli::Cli) -> ExitCode {
     // What the server and the administration commands create (database, broker store,
     // keys, exports) is for this user only.
-    if !matches!(
-        cli.command,
-        cli::Command::Bench { .. } | cli::Command::GenerateTail(_)
-    ) {
-        data_dir::restrict_umask();
-    }
+    data_dir::restrict_umask();
     let result = match cli.command {
         cli::Command::Serve(args) => serve(&args),
-        cli::Command::Bench { command } => multi_threaded(bench::run(command)),
-        cli::Command::GenerateTail(args) => multi_threaded(generate::run(args)),
         cli::Command::User { command, database } => admin(admin_cli::user(command, database)),
         cli::Command::Token { command, database } => admin(admin_cli::token(command, database)),
         cli::Command::Device { command, database } => admin(admin_cli::device(command, database)),
@@ -776,15 +767,6 @@ pub fn execute(cli: cli::Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Runs a client command (`bench`, `generate-tail`) on a multi-threaded runtime.
-fn multi_threaded(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?
-        .block_on(command)
 }
 
 /// Runs an administration command on a small runtime, with warnings logged to stderr.

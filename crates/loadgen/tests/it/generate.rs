@@ -1,8 +1,8 @@
-//! `mytracks generate-tail`: simulated devices sending to a running server over HTTP mode and
+//! `mytracks-load generate-tail`: simulated devices sending to a running server over HTTP mode and
 //! MQTT, what the server then shows, and the errors for refused credentials, an unreachable
 //! server and a data directory without a running server.
 
-use crate::support::{add_user, login, run_mytracks, Api, Database, Output, Server};
+use crate::support::{add_user, login, run_load, Api, Output, Server};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -10,12 +10,12 @@ const ALICE_PASSWORD: &str = "alice's correct horse battery";
 const BOB_PASSWORD: &str = "bob's correct horse battery";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `mytracks generate-tail --data-dir DATA ARGS...`.
+/// `mytracks-load generate-tail --data-dir DATA ARGS...`.
 fn generate(server: &Server, args: &[&str]) -> Output {
     let data_dir = server.data_dir();
     let mut all = vec!["generate-tail", "--data-dir", data_dir.to_str().unwrap()];
     all.extend_from_slice(args);
-    run_mytracks(&all, TIMEOUT)
+    run_load(&all, TIMEOUT)
 }
 
 /// The numbers of the summary line `sent=N acknowledged=N failed=N rate=X/s`.
@@ -54,7 +54,7 @@ fn get(api: &Api, path: &str) -> Value {
 
 /// Two devices for two seconds at 20 messages per second, then what alice sees.
 fn two_devices_for_two_seconds(transport: &[&str], expected_transport: &str) {
-    let server = Server::with_database(Database::Sqlite, "");
+    let server = Server::with_config("");
     add_user(&server, &server.admin_api(), "alice", ALICE_PASSWORD);
     let mut args = vec![
         "--user",
@@ -156,7 +156,7 @@ fn track(api: &Api, device: &str) -> Vec<(f64, f64)> {
 
 #[test]
 fn the_same_seed_gives_the_same_tracks_over_either_transport() {
-    let server = Server::with_database(Database::Sqlite, "");
+    let server = Server::with_config("");
     add_user(&server, &server.admin_api(), "alice", ALICE_PASSWORD);
     add_user(&server, &server.admin_api(), "bob", BOB_PASSWORD);
     for (user, password, transport) in [
@@ -190,7 +190,7 @@ fn the_same_seed_gives_the_same_tracks_over_either_transport() {
 
 #[test]
 fn refused_credentials_are_one_clear_error() {
-    let server = Server::with_database(Database::Sqlite, "");
+    let server = Server::with_config("");
     add_user(&server, &server.admin_api(), "alice", ALICE_PASSWORD);
     for (transport, detail) in [
         (None, "(HTTP 401)"),
@@ -220,7 +220,7 @@ fn refused_credentials_are_one_clear_error() {
 fn no_running_server_is_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let output = run_mytracks(
+    let output = run_load(
         &["generate-tail", "--data-dir", data, "--user", "alice"],
         TIMEOUT,
     );
@@ -249,7 +249,7 @@ fn no_running_server_is_one_clear_error() {
     ] {
         let mut args = vec!["generate-tail", "--data-dir", data, "--user", "alice"];
         args.extend(transport);
-        let output = run_mytracks(&args, TIMEOUT);
+        let output = run_load(&args, TIMEOUT);
         assert_eq!(output.code(), Some(1), "{}", output.describe());
         let expected = format!("error: cannot reach {target}: connection refused");
         assert!(

@@ -1,4 +1,4 @@
-//! `mytracks bench pub|sub|conn` against mytracks and against Debian's Mosquitto: what the
+//! `mytracks-load pub|sub|conn|fleet` against mytracks and against Debian's Mosquitto: what the
 //! subscriber counts is what the publishers sent (QoS 1), the JSON lines have the documented
 //! fields, and a refused login is one clear error.
 
@@ -70,12 +70,10 @@ fn json_lines(out: &Output) -> (Vec<Value>, Value) {
 }
 
 fn bench(args: &[&str]) -> Output {
-    let mut all = vec!["bench"];
-    all.extend_from_slice(args);
-    run_mytracks(&all, Duration::from_secs(30))
+    run_load(args, Duration::from_secs(30))
 }
 
-/// `bench sub` in the background while `bench pub` runs: every message published at QoS 1
+/// `sub` in the background while `pub` runs: every message published at QoS 1
 /// arrives, with latencies.
 fn pub_sub_round(port: u16, version: &str) {
     let port = port.to_string();
@@ -85,7 +83,7 @@ fn pub_sub_round(port: u16, version: &str) {
         let version = version.to_owned();
         move || {
             let mut cmd = Command::new(binary);
-            cmd.args(["bench", "sub", "-p", &port, "-t", "load/#", "-q", "1"])
+            cmd.args(["sub", "-p", &port, "-t", "load/#", "-q", "1"])
                 .args(["-V", &version, "--duration", "5", "--json"]);
             run(cmd, Duration::from_secs(30))
         }
@@ -193,7 +191,7 @@ fn conn_holds_connections_and_refusals_are_clear() {
     );
 }
 
-/// `bench fleet`: 50 devices registered through the REST API (an admin's token), each
+/// `fleet`: 50 devices registered through the REST API (an admin's token), each
 /// connected as itself, all get the fleet command (QoS 2, PUBCOMP sent) and are removed again.
 #[test]
 fn fleet_command_reaches_every_device() {
@@ -230,4 +228,39 @@ fn fleet_command_reaches_every_device() {
     let (code, devices) = admin.get("/api/iot/devices/");
     assert_eq!(code, 200);
     assert_eq!(devices, serde_json::json!([]), "cleaned up");
+}
+
+/// The fixed scenarios of `bench/*.sh` (moved from the server's `limits.rs`): `connect`
+/// opens and closes connections without a failure, `fanin` delivers.
+#[test]
+fn the_scenarios_measure_a_running_server() {
+    let server = Server::start();
+    let port = server.mqtt_port.to_string();
+    let out = bench(&[
+        "connect",
+        "--port",
+        &port,
+        "--secs",
+        "1",
+        "--concurrency",
+        "2",
+    ]);
+    assert!(out.success(), "{}", out.describe());
+    assert!(
+        out.stdout.contains("RESULT mode=connect transport=tcp"),
+        "{}",
+        out.describe()
+    );
+    assert!(out.stdout.contains("failed=0"), "{}", out.describe());
+    let out = bench(&[
+        "fanin", "--port", &port, "--secs", "1", "--warmup", "0", "--pubs", "2",
+    ]);
+    assert!(out.success(), "{}", out.describe());
+    let rate: f64 = out
+        .stdout
+        .split("received_per_s=")
+        .nth(1)
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {}", out.describe()));
+    assert!(rate > 0.0, "nothing delivered: {}", out.describe());
 }
