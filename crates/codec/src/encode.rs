@@ -5,7 +5,9 @@
 //! code keeps [`encoded_len`] and [`encode`] in agreement by construction and guarantees that
 //! nothing is appended when a check fails.
 
-use crate::{EncodeError, Packet, Properties, ProtocolVersion, QoS, ReasonCode};
+use crate::{
+    Connect, EncodeError, Packet, Properties, ProtocolVersion, QoS, ReasonCode, Subscribe,
+};
 use bytes::{BufMut, BytesMut};
 
 type Result<T> = std::result::Result<T, EncodeError>;
@@ -137,44 +139,7 @@ fn first_byte(packet: &Packet) -> u8 {
 fn body<S: Sink>(packet: &Packet, version: ProtocolVersion, s: &mut S) -> Result<()> {
     let v5 = version.is_v5();
     match packet {
-        Packet::Connect(c) => {
-            let (name, v5): (&[u8], bool) = match c.protocol {
-                ProtocolVersion::V3_1 => (b"MQIsdp", false),
-                ProtocolVersion::V3_1_1 => (b"MQTT", false),
-                ProtocolVersion::V5 => (b"MQTT", true),
-            };
-            binary(s, name, "protocol name")?;
-            s.byte(c.protocol.level());
-            let mut flags = u8::from(c.clean_start) << 1;
-            if let Some(will) = &c.will {
-                flags |= 0x04 | ((will.qos as u8) << 3) | (u8::from(will.retain) << 5);
-            }
-            if c.password.is_some() {
-                flags |= 0x40;
-            }
-            if c.username.is_some() {
-                flags |= 0x80;
-            }
-            s.byte(flags);
-            u16(s, c.keep_alive);
-            if v5 {
-                properties(s, &c.properties)?;
-            }
-            binary(s, c.client_id.as_bytes(), "client identifier")?;
-            if let Some(will) = &c.will {
-                if v5 {
-                    properties(s, &will.properties)?;
-                }
-                binary(s, will.topic.as_bytes(), "will topic")?;
-                binary(s, &will.payload, "will payload")?;
-            }
-            if let Some(username) = &c.username {
-                binary(s, username.as_bytes(), "user name")?;
-            }
-            if let Some(password) = &c.password {
-                binary(s, password, "password")?;
-            }
-        }
+        Packet::Connect(c) => connect(c, s)?,
         Packet::ConnAck(c) => {
             // MQTT 3.1 has no session present flag.
             s.byte(u8::from(
@@ -206,22 +171,7 @@ fn body<S: Sink>(packet: &Packet, version: ProtocolVersion, s: &mut S) -> Result
                 short_reason(s, r.reason, &r.properties)?;
             }
         }
-        Packet::Subscribe(sub) => {
-            u16(s, sub.packet_id);
-            if v5 {
-                properties(s, &sub.properties)?;
-            }
-            for (filter, options) in &sub.filters {
-                binary(s, filter.as_bytes(), "topic filter")?;
-                let mut byte = options.qos as u8;
-                if v5 {
-                    byte |= (u8::from(options.no_local) << 2)
-                        | (u8::from(options.retain_as_published) << 3)
-                        | ((options.retain_handling as u8) << 4);
-                }
-                s.byte(byte);
-            }
-        }
+        Packet::Subscribe(sub) => subscribe(sub, v5, s)?,
         Packet::SubAck(ack) => {
             u16(s, ack.packet_id);
             if v5 {
@@ -268,6 +218,64 @@ fn body<S: Sink>(packet: &Packet, version: ProtocolVersion, s: &mut S) -> Result
                 properties(s, &a.properties)?;
             }
         }
+    }
+    Ok(())
+}
+
+fn connect<S: Sink>(c: &Connect, s: &mut S) -> Result<()> {
+    let (name, v5): (&[u8], bool) = match c.protocol {
+        ProtocolVersion::V3_1 => (b"MQIsdp", false),
+        ProtocolVersion::V3_1_1 => (b"MQTT", false),
+        ProtocolVersion::V5 => (b"MQTT", true),
+    };
+    binary(s, name, "protocol name")?;
+    s.byte(c.protocol.level());
+    let mut flags = u8::from(c.clean_start) << 1;
+    if let Some(will) = &c.will {
+        flags |= 0x04 | ((will.qos as u8) << 3) | (u8::from(will.retain) << 5);
+    }
+    if c.password.is_some() {
+        flags |= 0x40;
+    }
+    if c.username.is_some() {
+        flags |= 0x80;
+    }
+    s.byte(flags);
+    u16(s, c.keep_alive);
+    if v5 {
+        properties(s, &c.properties)?;
+    }
+    binary(s, c.client_id.as_bytes(), "client identifier")?;
+    if let Some(will) = &c.will {
+        if v5 {
+            properties(s, &will.properties)?;
+        }
+        binary(s, will.topic.as_bytes(), "will topic")?;
+        binary(s, &will.payload, "will payload")?;
+    }
+    if let Some(username) = &c.username {
+        binary(s, username.as_bytes(), "user name")?;
+    }
+    if let Some(password) = &c.password {
+        binary(s, password, "password")?;
+    }
+    Ok(())
+}
+
+fn subscribe<S: Sink>(sub: &Subscribe, v5: bool, s: &mut S) -> Result<()> {
+    u16(s, sub.packet_id);
+    if v5 {
+        properties(s, &sub.properties)?;
+    }
+    for (filter, options) in &sub.filters {
+        binary(s, filter.as_bytes(), "topic filter")?;
+        let mut byte = options.qos as u8;
+        if v5 {
+            byte |= (u8::from(options.no_local) << 2)
+                | (u8::from(options.retain_as_published) << 3)
+                | ((options.retain_handling as u8) << 4);
+        }
+        s.byte(byte);
     }
     Ok(())
 }

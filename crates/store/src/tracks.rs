@@ -139,111 +139,12 @@ impl Store {
                         _ => None,
                     })
                     .collect();
-                for chunk in locations.chunks(CHUNK) {
-                    let mut query = sqlx::QueryBuilder::new(
-                        "INSERT INTO locations (device_id, tst, lat, lon, acc, alt, vac, vel, cog, \
-                         batt, bs, tid, conn, trigger, received_at, raw) ",
-                    );
-                    query.push_values(chunk, |mut row, (l, received_at)| {
-                        row.push_bind(device_id)
-                            .push_bind(l.tst)
-                            .push_bind(l.lat)
-                            .push_bind(l.lon)
-                            .push_bind(l.acc)
-                            .push_bind(l.alt)
-                            .push_bind(l.vac)
-                            .push_bind(l.vel)
-                            .push_bind(l.cog)
-                            .push_bind(l.batt)
-                            .push_bind(l.bs)
-                            .push_bind(l.tid.clone())
-                            .push_bind(l.conn.clone())
-                            .push_bind(l.trigger.clone())
-                            .push_bind(*received_at)
-                            .push_bind(l.raw.clone());
-                    });
-                    query.build().execute(&mut *tx).await?;
-                }
+                insert_locations!(tx, device_id, locations);
 
                 let mut online = None;
                 let mut offline_since = None;
                 for item in &items {
-                    match &item.record {
-                        Record::Location(_) => {}
-                        Record::Transition(t) => {
-                            sqlx::query(
-                                "INSERT INTO transitions (device_id, tst, wtst, lat, lon, acc, event, \
-                                 description, tid, rid, trigger, received_at, raw) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                            )
-                            .bind(device_id)
-                            .bind(t.tst)
-                            .bind(t.wtst)
-                            .bind(t.lat)
-                            .bind(t.lon)
-                            .bind(t.acc)
-                            .bind(&t.event)
-                            .bind(&t.description)
-                            .bind(&t.tid)
-                            .bind(&t.rid)
-                            .bind(&t.trigger)
-                            .bind(item.received_at)
-                            .bind(&t.raw)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        Record::Waypoint(w) => {
-                            sqlx::query(
-                                "DELETE FROM waypoints WHERE device_id = $1 AND \
-                                 (rid = $2 OR (rid IS NULL AND description = $3))",
-                            )
-                            .bind(device_id)
-                            .bind(&w.rid)
-                            .bind(&w.description)
-                            .execute(&mut *tx)
-                            .await?;
-                            insert_waypoint!(tx, device_id, w, item.received_at);
-                        }
-                        Record::Waypoints(all) => {
-                            sqlx::query("DELETE FROM waypoints WHERE device_id = $1")
-                                .bind(device_id)
-                                .execute(&mut *tx)
-                                .await?;
-                            for w in all {
-                                insert_waypoint!(tx, device_id, w, item.received_at);
-                            }
-                        }
-                        Record::Card(c) => {
-                            sqlx::query(
-                                "INSERT INTO cards (user_id, device_id, name, face, tid, raw, updated_at) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id) DO UPDATE SET \
-                                 device_id = excluded.device_id, name = excluded.name, face = excluded.face, \
-                                 tid = excluded.tid, raw = excluded.raw, updated_at = excluded.updated_at",
-                            )
-                            .bind(user_id)
-                            .bind(device_id)
-                            .bind(&c.name)
-                            .bind(&c.face)
-                            .bind(&c.tid)
-                            .bind(&c.raw)
-                            .bind(item.received_at)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        Record::Message { kind, raw } => {
-                            sqlx::query(
-                                "INSERT INTO device_messages (device_id, kind, received_at, raw) \
-                                 VALUES ($1, $2, $3, $4)",
-                            )
-                            .bind(device_id)
-                            .bind(kind)
-                            .bind(item.received_at)
-                            .bind(raw)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        Record::Offline => {}
-                    }
+                    insert_record!(tx, user_id, device_id, item);
                     if matches!(item.record, Record::Offline) {
                         online = Some(false);
                         offline_since = Some(item.received_at);
@@ -276,6 +177,122 @@ impl Store {
         Ok(devices)
     }
 }
+
+/// Inserts `$locations` (`(&NewLocation, received_at)`) of one device inside the transaction
+/// `$tx`, in multi-row INSERTs of [`CHUNK`] rows.
+macro_rules! insert_locations {
+    ($tx:ident, $device_id:expr, $locations:expr) => {
+        for chunk in $locations.chunks(CHUNK) {
+            let mut query = sqlx::QueryBuilder::new(
+                "INSERT INTO locations (device_id, tst, lat, lon, acc, alt, vac, vel, cog, \
+                 batt, bs, tid, conn, trigger, received_at, raw) ",
+            );
+            query.push_values(chunk, |mut row, (l, received_at)| {
+                row.push_bind($device_id)
+                    .push_bind(l.tst)
+                    .push_bind(l.lat)
+                    .push_bind(l.lon)
+                    .push_bind(l.acc)
+                    .push_bind(l.alt)
+                    .push_bind(l.vac)
+                    .push_bind(l.vel)
+                    .push_bind(l.cog)
+                    .push_bind(l.batt)
+                    .push_bind(l.bs)
+                    .push_bind(l.tid.clone())
+                    .push_bind(l.conn.clone())
+                    .push_bind(l.trigger.clone())
+                    .push_bind(*received_at)
+                    .push_bind(l.raw.clone());
+            });
+            query.build().execute(&mut *$tx).await?;
+        }
+    };
+}
+use insert_locations;
+
+/// Stores one record other than a location (those go in bulk) inside the transaction `$tx`.
+macro_rules! insert_record {
+    ($tx:ident, $user_id:expr, $device_id:expr, $item:expr) => {
+        match &$item.record {
+            Record::Location(_) => {}
+            Record::Transition(t) => {
+                sqlx::query(
+                    "INSERT INTO transitions (device_id, tst, wtst, lat, lon, acc, event, \
+                     description, tid, rid, trigger, received_at, raw) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind($device_id)
+                .bind(t.tst)
+                .bind(t.wtst)
+                .bind(t.lat)
+                .bind(t.lon)
+                .bind(t.acc)
+                .bind(&t.event)
+                .bind(&t.description)
+                .bind(&t.tid)
+                .bind(&t.rid)
+                .bind(&t.trigger)
+                .bind($item.received_at)
+                .bind(&t.raw)
+                .execute(&mut *$tx)
+                .await?;
+            }
+            Record::Waypoint(w) => {
+                sqlx::query(
+                    "DELETE FROM waypoints WHERE device_id = $1 AND \
+                     (rid = $2 OR (rid IS NULL AND description = $3))",
+                )
+                .bind($device_id)
+                .bind(&w.rid)
+                .bind(&w.description)
+                .execute(&mut *$tx)
+                .await?;
+                insert_waypoint!($tx, $device_id, w, $item.received_at);
+            }
+            Record::Waypoints(all) => {
+                sqlx::query("DELETE FROM waypoints WHERE device_id = $1")
+                    .bind($device_id)
+                    .execute(&mut *$tx)
+                    .await?;
+                for w in all {
+                    insert_waypoint!($tx, $device_id, w, $item.received_at);
+                }
+            }
+            Record::Card(c) => {
+                sqlx::query(
+                    "INSERT INTO cards (user_id, device_id, name, face, tid, raw, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id) DO UPDATE SET \
+                     device_id = excluded.device_id, name = excluded.name, face = excluded.face, \
+                     tid = excluded.tid, raw = excluded.raw, updated_at = excluded.updated_at",
+                )
+                .bind($user_id)
+                .bind($device_id)
+                .bind(&c.name)
+                .bind(&c.face)
+                .bind(&c.tid)
+                .bind(&c.raw)
+                .bind($item.received_at)
+                .execute(&mut *$tx)
+                .await?;
+            }
+            Record::Message { kind, raw } => {
+                sqlx::query(
+                    "INSERT INTO device_messages (device_id, kind, received_at, raw) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind($device_id)
+                .bind(kind)
+                .bind($item.received_at)
+                .bind(raw)
+                .execute(&mut *$tx)
+                .await?;
+            }
+            Record::Offline => {}
+        }
+    };
+}
+use insert_record;
 
 /// Inserts one waypoint row inside the transaction `$tx`.
 macro_rules! insert_waypoint {

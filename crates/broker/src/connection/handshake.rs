@@ -1,6 +1,7 @@
 //! The CONNECT handshake: validation, authentication, session takeover or resume.
 
 use super::*;
+use crate::BrokerConfig;
 
 /// The first byte of every CONNECT: packet type 1, no flags.
 const CONNECT_HEADER: u8 = 0x10;
@@ -163,114 +164,10 @@ pub(super) async fn accept(
     let refuse =
         |reason: ReasonCode, text: &'static str| -> Refusal { (version, reason, Some(text)) };
     let props = &connect.properties;
-
-    let mut assigned_id = None;
-    let client_id: Arc<str> = if connect.client_id.is_empty() {
-        if version != ProtocolVersion::V5
-            && (!connect.clean_start || version == ProtocolVersion::V3_1)
-        {
-            return Err(refuse(
-                ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
-                "empty client identifier",
-            ));
-        }
-        let id: Arc<str> = format!("auto-{:016x}", rand::random::<u64>()).into();
-        if version.is_v5() {
-            assigned_id = Some(ByteString::from(&*id));
-        }
-        id
-    } else {
-        (&*connect.client_id).into()
-    };
-
-    let mut keep_alive = connect.keep_alive;
-    let mut server_keep_alive = None;
-    let capped =
-        keep_alive > config.max_keepalive || (keep_alive == 0 && config.max_keepalive < u16::MAX);
-    if capped {
-        if !version.is_v5() {
-            // Mosquitto's behaviour: a 3.x client cannot be told a different keepalive.
-            return Err(refuse(
-                ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
-                "keepalive too long",
-            ));
-        }
-        keep_alive = config.max_keepalive;
-        server_keep_alive = Some(keep_alive);
-    }
-    if props
-        .maximum_packet_size
-        .is_some_and(|max| (max as usize) < fit::BARE_CONNACK)
-    {
-        return Err(refuse(
-            ReasonCode::PACKET_TOO_LARGE,
-            "maximum packet size too small for a CONNACK",
-        ));
-    }
-    if props.authentication_method.is_some() {
-        return Err(refuse(
-            ReasonCode::BAD_AUTHENTICATION_METHOD,
-            "enhanced authentication is not supported",
-        ));
-    }
-    if let Some(will) = &connect.will {
-        if topic::validate_topic_name_within(&will.topic, config.max_topic_levels).is_err() {
-            return Err(refuse(ReasonCode::TOPIC_NAME_INVALID, "invalid will topic"));
-        }
-        if will.qos > config.maximum_qos {
-            return Err(refuse(
-                ReasonCode::QOS_NOT_SUPPORTED,
-                "will QoS not supported",
-            ));
-        }
-        if will.retain && !config.retain_available {
-            return Err(refuse(
-                ReasonCode::RETAIN_NOT_SUPPORTED,
-                "retain not supported",
-            ));
-        }
-    }
-    if shared.counters.clients_connected.load(Ordering::Relaxed) >= config.max_connections {
-        let reason = if version.is_v5() {
-            ReasonCode::QUOTA_EXCEEDED
-        } else {
-            ReasonCode::SERVER_UNAVAILABLE
-        };
-        return Err(refuse(reason, "too many connections"));
-    }
-
-    let request = ConnectRequest {
-        client_id: client_id.to_string(),
-        username: connect.username.as_ref().map(|u| u.to_string()),
-        password: connect.password.clone(),
-        protocol: version,
-        peer: meta.peer,
-        listener: meta.listener.clone(),
-        transport_identity: meta.transport_identity.clone(),
-    };
-    let identity = match shared.hooks.authenticate(&request).await {
-        AuthDecision::Allow(identity) => identity,
-        AuthDecision::Deny(reason) => {
-            shared
-                .counters
-                .auth_failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::info!(peer = ?meta.peer, client_id = %client_id, username = ?request.username, "connection refused");
-            return Err(refuse(reason, "not authorized"));
-        }
-        AuthDecision::Ignore if config.allow_anonymous => crate::Identity {
-            username: request.username.clone(),
-            ..Default::default()
-        },
-        AuthDecision::Ignore => {
-            shared
-                .counters
-                .auth_failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::info!(peer = ?meta.peer, client_id = %client_id, username = ?request.username, "anonymous connection refused");
-            return Err(refuse(ReasonCode::NOT_AUTHORIZED, "not authorized"));
-        }
-    };
+    let (client_id, assigned_id) = client_identifier(&connect)?;
+    let (keep_alive, server_keep_alive) = keep_alive(config, &connect)?;
+    check_connect(shared, &connect)?;
+    let identity = authenticate(shared, &connect, &client_id, meta).await?;
     let conn_id = shared.next_id();
     let client = Arc::new(ClientInfo {
         client_id: client_id.clone(),
@@ -322,21 +219,9 @@ pub(super) async fn accept(
         if expiry != requested_expiry {
             connack_properties.session_expiry_interval = Some(expiry);
         }
-        if config.receive_maximum != u16::MAX {
-            connack_properties.receive_maximum = Some(config.receive_maximum);
-        }
-        if config.maximum_qos != QoS::ExactlyOnce {
-            connack_properties.maximum_qos = Some(config.maximum_qos as u8);
-        }
-        if !config.retain_available {
-            connack_properties.retain_available = Some(0);
-        }
-        connack_properties.maximum_packet_size = Some(config.max_packet_size);
         connack_properties.assigned_client_identifier = assigned_id;
-        if config.topic_alias_maximum > 0 {
-            connack_properties.topic_alias_maximum = Some(config.topic_alias_maximum);
-        }
         connack_properties.server_keep_alive = server_keep_alive;
+        advertise_limits(config, &mut connack_properties);
     }
     Ok(Accepted {
         session,
@@ -356,6 +241,148 @@ pub(super) async fn accept(
         problem_information: props.request_problem_information == Some(1),
         expiry_at_connect: expiry,
     })
+}
+
+/// The client identifier, and the one the broker assigned when the client left it empty (a
+/// 3.x client may do so only with a clean session, and never in 3.1).
+fn client_identifier(connect: &Connect) -> Result<(Arc<str>, Option<ByteString>), Refusal> {
+    let version = connect.protocol;
+    if !connect.client_id.is_empty() {
+        return Ok(((&*connect.client_id).into(), None));
+    }
+    if version != ProtocolVersion::V5 && (!connect.clean_start || version == ProtocolVersion::V3_1)
+    {
+        return Err((
+            version,
+            ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+            Some("empty client identifier"),
+        ));
+    }
+    let id: Arc<str> = format!("auto-{:016x}", rand::random::<u64>()).into();
+    let assigned = version.is_v5().then(|| ByteString::from(&*id));
+    Ok((id, assigned))
+}
+
+/// The keepalive the connection gets, and the Server Keep Alive to tell a v5 client when it
+/// differs from what it asked.
+fn keep_alive(config: &BrokerConfig, connect: &Connect) -> Result<(u16, Option<u16>), Refusal> {
+    let asked = connect.keep_alive;
+    let capped = asked > config.max_keepalive || (asked == 0 && config.max_keepalive < u16::MAX);
+    if !capped {
+        return Ok((asked, None));
+    }
+    if !connect.protocol.is_v5() {
+        // Mosquitto's behaviour: a 3.x client cannot be told a different keepalive.
+        return Err((
+            connect.protocol,
+            ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+            Some("keepalive too long"),
+        ));
+    }
+    Ok((config.max_keepalive, Some(config.max_keepalive)))
+}
+
+/// What can be refused before authentication: the client's limits, its will, the broker's
+/// connection limit.
+fn check_connect(shared: &Shared, connect: &Connect) -> Result<(), Refusal> {
+    let config = &shared.config;
+    let refuse = |reason: ReasonCode, text: &'static str| -> Refusal {
+        (connect.protocol, reason, Some(text))
+    };
+    let props = &connect.properties;
+    if props
+        .maximum_packet_size
+        .is_some_and(|max| (max as usize) < fit::BARE_CONNACK)
+    {
+        return Err(refuse(
+            ReasonCode::PACKET_TOO_LARGE,
+            "maximum packet size too small for a CONNACK",
+        ));
+    }
+    if props.authentication_method.is_some() {
+        return Err(refuse(
+            ReasonCode::BAD_AUTHENTICATION_METHOD,
+            "enhanced authentication is not supported",
+        ));
+    }
+    if let Some(will) = &connect.will {
+        if topic::validate_topic_name_within(&will.topic, config.max_topic_levels).is_err() {
+            return Err(refuse(ReasonCode::TOPIC_NAME_INVALID, "invalid will topic"));
+        }
+        if will.qos > config.maximum_qos {
+            return Err(refuse(
+                ReasonCode::QOS_NOT_SUPPORTED,
+                "will QoS not supported",
+            ));
+        }
+        if will.retain && !config.retain_available {
+            return Err(refuse(
+                ReasonCode::RETAIN_NOT_SUPPORTED,
+                "retain not supported",
+            ));
+        }
+    }
+    if shared.counters.clients_connected.load(Ordering::Relaxed) >= config.max_connections {
+        let reason = if connect.protocol.is_v5() {
+            ReasonCode::QUOTA_EXCEEDED
+        } else {
+            ReasonCode::SERVER_UNAVAILABLE
+        };
+        return Err(refuse(reason, "too many connections"));
+    }
+    Ok(())
+}
+
+/// Asks the hooks who the client is; anonymous clients only where allowed.
+async fn authenticate(
+    shared: &Shared,
+    connect: &Connect,
+    client_id: &Arc<str>,
+    meta: &ConnectionMeta,
+) -> Result<crate::Identity, Refusal> {
+    let request = ConnectRequest {
+        client_id: client_id.to_string(),
+        username: connect.username.as_ref().map(|u| u.to_string()),
+        password: connect.password.clone(),
+        protocol: connect.protocol,
+        peer: meta.peer,
+        listener: meta.listener.clone(),
+        transport_identity: meta.transport_identity.clone(),
+    };
+    let (reason, what) = match shared.hooks.authenticate(&request).await {
+        AuthDecision::Allow(identity) => return Ok(identity),
+        AuthDecision::Ignore if shared.config.allow_anonymous => {
+            return Ok(crate::Identity {
+                username: request.username.clone(),
+                ..Default::default()
+            })
+        }
+        AuthDecision::Deny(reason) => (reason, "connection refused"),
+        AuthDecision::Ignore => (ReasonCode::NOT_AUTHORIZED, "anonymous connection refused"),
+    };
+    shared
+        .counters
+        .auth_failures
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::info!(peer = ?meta.peer, client_id = %client_id, username = ?request.username, "{what}");
+    Err((connect.protocol, reason, Some("not authorized")))
+}
+
+/// The broker's limits a v5 CONNACK announces where they differ from the protocol's defaults.
+fn advertise_limits(config: &BrokerConfig, properties: &mut Properties) {
+    if config.receive_maximum != u16::MAX {
+        properties.receive_maximum = Some(config.receive_maximum);
+    }
+    if config.maximum_qos != QoS::ExactlyOnce {
+        properties.maximum_qos = Some(config.maximum_qos as u8);
+    }
+    if !config.retain_available {
+        properties.retain_available = Some(0);
+    }
+    properties.maximum_packet_size = Some(config.max_packet_size);
+    if config.topic_alias_maximum > 0 {
+        properties.topic_alias_maximum = Some(config.topic_alias_maximum);
+    }
 }
 
 /// Longest a new connection waits for the connection it takes over to settle its end. That
