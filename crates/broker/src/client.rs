@@ -142,7 +142,7 @@ impl LocalClient {
         if group.is_none() {
             for message in shared.retained.read().matching(inner) {
                 let qos = message.qos.min(qos);
-                shared.deliver(
+                shared.deliver_retained(
                     &session,
                     Delivery {
                         message,
@@ -186,7 +186,12 @@ async fn forward(
             if state.ended {
                 return;
             }
-            std::iter::from_fn(|| state.pop_delivery(&shared.counters.queued_bytes)).collect()
+            let batch: Vec<Delivery> =
+                std::iter::from_fn(|| state.pop_delivery(&shared.counters.queued_bytes)).collect();
+            if !batch.is_empty() {
+                state.last_drain = std::time::Instant::now();
+            }
+            batch
         };
         if !batch.is_empty() {
             session.space.notify_waiters();

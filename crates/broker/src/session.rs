@@ -106,13 +106,23 @@ impl ConnLink {
 
     /// Asks the connection to close for `reason` (first reason wins).
     pub fn close(&self, reason: u8) {
-        let _ = self.close_reason.compare_exchange(
-            0,
-            reason,
-            std::sync::atomic::Ordering::SeqCst,
-            std::sync::atomic::Ordering::SeqCst,
-        );
+        self.close_once(reason);
+    }
+
+    /// Closes the connection; true only for the call that decided its reason (callers log
+    /// and count once, however many publishers find it over its limits meanwhile).
+    pub fn close_once(&self, reason: u8) -> bool {
+        let first = self
+            .close_reason
+            .compare_exchange(
+                0,
+                reason,
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+            )
+            .is_ok();
         self.cancel.cancel();
+        first
     }
 }
 

@@ -37,6 +37,8 @@ impl Reader {
             return self.wrong_acknowledgement(what);
         }
         let done = state.inflight.remove(index);
+        // An acknowledgement is the subscriber reading: it counts as draining.
+        state.last_drain = Instant::now();
         if state.persistent() {
             self.shared.persister.mark_dirty(&self.session, &mut state);
         }

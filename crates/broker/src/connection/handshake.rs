@@ -465,6 +465,7 @@ fn try_attach(
                 state.client = client.clone();
                 state.expiry_interval = expiry;
                 state.owner = Some(link.clone());
+                state.last_drain = Instant::now();
                 state.disconnected_at = None;
                 reauthorize_queue(shared, &mut state);
                 shared.persister.mark_dirty(&existing, &mut state);
@@ -477,6 +478,7 @@ fn try_attach(
     {
         let mut state = session.state.lock();
         state.owner = Some(link.clone());
+        state.last_drain = Instant::now();
         if expiry > 0 {
             shared.persister.mark_dirty(&session, &mut state);
         }

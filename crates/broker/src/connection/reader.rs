@@ -566,7 +566,7 @@ impl Reader {
         let now = Instant::now();
         for delivery in retained_deliveries {
             if !delivery.message.is_expired(now) {
-                self.shared.deliver(&self.session, delivery, true);
+                self.shared.deliver_retained(&self.session, delivery, true);
             }
         }
         Ok(())
@@ -692,12 +692,13 @@ pub(crate) async fn wait_for_space(shared: Arc<Shared>, pace: Pace) {
         }
     };
     if let Some(owner) = stuck {
-        tracing::info!(client_id = %pace.session.client_id, "disconnecting a subscriber that stopped reading");
-        shared
-            .counters
-            .slow_subscribers_disconnected
-            .fetch_add(1, Ordering::Relaxed);
-        owner.close(ConnLink::TOO_SLOW);
+        if owner.close_once(ConnLink::TOO_SLOW) {
+            tracing::info!(client_id = %pace.session.client_id, "disconnecting a subscriber that stopped reading");
+            shared
+                .counters
+                .slow_subscribers_disconnected
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

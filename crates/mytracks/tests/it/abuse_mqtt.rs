@@ -558,6 +558,63 @@ fn a_stuck_session_taken_over_again_does_not_delay_strangers() {
 }
 
 #[test]
+fn a_subscriber_coming_back_to_a_full_queue_is_not_taken_for_stuck() {
+    let server = Server::with_config(
+        "[mqtt]\nallow_anonymous = true\nmax_queued_messages = 20\nbackpressure_timeout = 2\n",
+    );
+    let port = server.mqtt_port;
+    let mut stuck = stuck_subscriber(port);
+    stuck.send(&raw::subscribe(5, 1, "feed/#", 1)).unwrap();
+    expect_packet(&mut stuck, SUBACK, Duration::from_secs(5));
+    let mut filler = Connect::new(5, "filler").connect(port);
+    for i in 1..=60u16 {
+        filler
+            .send(&raw::publish(5, "feed/fill", b"x", 1, i, false))
+            .unwrap();
+    }
+    assert!(stuck.expect_close(Duration::from_secs(30)).is_ok());
+    // Long enough for its last drain to be older than backpressure_timeout.
+    std::thread::sleep(Duration::from_secs(3));
+
+    // It comes back (and will read, after a moment); a message arrives meanwhile.
+    let mut back = stuck_subscriber(port);
+    filler
+        .send(&raw::publish(5, "feed/late", b"late", 1, 100, false))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let got = publishes(&mut back, Duration::from_secs(5));
+    assert!(
+        got.iter().any(|(topic, _)| topic == "feed/late"),
+        "the returning subscriber keeps its connection and gets the new message: {} messages\n{}",
+        got.len(),
+        server.context()
+    );
+}
+
+#[test]
+fn retained_messages_on_subscribe_never_disconnect_the_subscriber() {
+    let server = Server::with_config("[mqtt]\nallow_anonymous = true\nmax_queued_messages = 5\n");
+    let port = server.mqtt_port;
+    let mut publisher = Connect::new(5, "retainer").connect(port);
+    for i in 1..=30u16 {
+        let packet = raw::publish(5, &format!("kept/{i}"), b"r", 1, i, false);
+        publisher.send(&retained(packet)).unwrap();
+        expect_packet(&mut publisher, PUBACK, Duration::from_secs(5));
+    }
+    // Receive Maximum 1 and not reading yet: 30 retained messages meet a queue of 5.
+    let mut reader = stuck_subscriber(port);
+    reader.send(&raw::subscribe(5, 1, "kept/#", 1)).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let got = publishes(&mut reader, Duration::from_secs(3));
+    assert!(
+        got.len() >= 5,
+        "it stays connected and gets what fits its queue: {} messages\n{}",
+        got.len(),
+        server.context()
+    );
+}
+
+#[test]
 fn retained_messages_are_limited_per_user() {
     let server = Server::with_config("[mqtt]\nmax_retained_messages_per_user = 3\n");
     let port = server.mqtt_port;
