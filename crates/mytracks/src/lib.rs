@@ -7,12 +7,9 @@
 // The OpenAPI document is one large `json!` literal.
 #![recursion_limit = "256"]
 
-pub mod access;
-pub mod accounts;
 pub mod admin_cli;
 pub mod api;
 pub mod bench;
-pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod data_dir;
@@ -20,52 +17,42 @@ pub mod fd_budget;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod generate;
-pub mod hooks;
 pub mod http;
 pub mod http_server;
-pub mod iot;
 pub mod listener;
 pub mod mosquitto_cli;
-pub mod periodic;
-pub mod pki;
+pub mod owntracks_http;
 pub mod pki_cli;
 pub mod runtime;
-pub mod secrets;
 pub mod tls;
-pub mod tracking;
 pub mod web;
 pub mod websocket;
 
 pub use config::Settings;
+/// The IoT platform, for the load tools' defaults (`bench fleet`) until they move out.
+pub use mytracks_app::iot;
+pub use mytracks_app::VERSION;
 
-use access::MqttAccess;
 use anyhow::Context;
+use mytracks_app::{App, EmbeddedBroker};
 use mytracks_broker::{Broker, RedbStore};
 use runtime::{RuntimeFile, RuntimeInfo};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use tls::TlsListener;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// This program's version, shown on the status page, in `/healthz` and in `$SYS`.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
 /// The broker's store file inside the data directory.
 pub const STORE_FILE: &str = "broker.redb";
 
 /// The application database inside the data directory, when no `[database] url` is set.
 pub const DATABASE_FILE: &str = "mytracks.sqlite3";
-
-/// How often the server looks for account changes made by other processes (the CLI).
-pub const ACCOUNT_POLL: Duration = Duration::from_secs(1);
-
-/// How often connections made with a credential that has expired since are looked for.
-pub const CREDENTIAL_EXPIRY_SWEEP: Duration = Duration::from_secs(5);
 
 /// How long a graceful shutdown may take before the process exits anyway; under the 5 s that
 /// service managers commonly allow between SIGTERM and SIGKILL.
@@ -91,22 +78,17 @@ pub struct Server {
     reload_task: Option<JoinHandle<()>>,
     /// TLS and dedicated WebSocket accept loops (they end when the broker stops).
     side_tasks: Vec<JoinHandle<io::Result<()>>>,
-    /// Account watcher and session sweeper, aborted at shutdown.
+    /// The services' chores (watchers, sweeps, writers), aborted at shutdown.
     chores: Vec<JoinHandle<()>>,
-    database: mytracks_store::Store,
-    accounts: std::sync::Arc<accounts::Accounts>,
-    tracking: std::sync::Arc<tracking::Tracking>,
-    /// The IoT platform (its broker handle is dropped at shutdown).
-    iot: std::sync::Arc<iot::Iot>,
-    /// The OwnTracks writer, drained at shutdown.
-    writer_task: Option<JoinHandle<()>>,
+    /// The services (their broker handle is dropped at shutdown).
+    app: Arc<App>,
 }
 
 /// Everything SIGHUP re-reads: password and ACL files, TLS certificates, key, CA and CRL.
 #[derive(Clone)]
 pub struct Reloader {
-    access: std::sync::Arc<MqttAccess>,
-    tls: Option<std::sync::Arc<TlsListener>>,
+    access: Arc<mytracks_app::mqtt_access::MqttAccess>,
+    tls: Option<Arc<TlsListener>>,
 }
 
 impl Reloader {
@@ -145,61 +127,13 @@ impl Server {
         let http_addr = local_addr(&http_listener)?;
 
         let database = open_database(&settings).await?;
-        let accounts = accounts::Accounts::new(database.clone())
-            .await
-            .context("cannot load accounts")?;
-        accounts.set_store_mosquitto_pbkdf2(settings.store_mosquitto_pbkdf2);
-        accounts.set_login_limits(settings.login);
-        if settings.store_mosquitto_pbkdf2 {
-            tracing::warn!(
-                "[compat] store_mosquitto_pbkdf2 is on: every password set from now on is also kept as a PBKDF2-SHA512 hash ({} iterations), which a stolen database gives up far faster than argon2id; turn it off unless you export to Mosquitto 2.0",
-                mytracks_access::password::PBKDF2_ITERATIONS
-            );
-        }
-        if let Some((username, _password)) = accounts
-            .bootstrap_admin(data_dir)
-            .await
-            .context("cannot create the first administrator")?
-        {
-            // Only in the file (0600): logs are kept and shipped, and readable by others.
-            let file = data_dir.join(accounts::INITIAL_ADMIN_PASSWORD_FILE);
-            tracing::warn!(
-                "first start: created administrator {username:?}; its password is in {} (readable by this user only; change it after logging in)",
-                file.display()
-            );
-        }
-        let (iot, iot_writer) = iot::Iot::start(
-            database.clone(),
-            settings.iot_base_topic.clone(),
-            settings.iot_limits,
-        )
-        .await
-        .context("cannot load IoT devices")?;
-        let access = MqttAccess::load(settings.access.clone(), accounts.clone(), iot.clone())
-            .context("MQTT access control")?;
-        access.set_allow_anonymous(settings.broker.allow_anonymous);
-        let sealer = secrets::Sealer::load(data_dir).context("the server key")?;
-        secrets::upgrade_legacy(&database, &sealer).await?;
-        let pki = std::sync::Arc::new(
-            pki::PkiService::new(
-                database.clone(),
-                sealer.clone(),
-                settings.pki_server_names.clone(),
-            )
-            .await
-            .context("the certificate authority")?,
-        );
-        let (tracking, writer_task) = tracking::Tracking::start(
-            database.clone(),
-            accounts.clone(),
-            sealer,
-            settings.ingest_queue_bytes,
-        );
+        let app = Arc::new(App::open(database, settings.app()).await?);
+        let (accounts, tracking, iot, pki) = (&app.accounts, &app.tracking, &app.iot, &app.pki);
         // TLS listens when there is a certificate to present: `[mqtt.tls]` files or the PKI's
         // active server certificate; PKI changes swap it (and the CA and CRL) in place.
         let tls = TlsListener::new(settings.tls.clone(), Some(pki.clone())).context("MQTT TLS")?;
         {
-            let tls = std::sync::Arc::downgrade(&tls);
+            let tls = Arc::downgrade(&tls);
             pki.on_change(move || {
                 if let Some(tls) = tls.upgrade() {
                     if let Err(error) = tls.reload() {
@@ -231,7 +165,7 @@ impl Server {
         let mqtt_ws_addr = local_addr(&ws_listener)?;
         let mqtt_wss_addr = local_addr(&wss_listener)?;
         let reloader = Reloader {
-            access: access.clone(),
+            access: app.access.clone(),
             tls: Some(reload_tls),
         };
         let reload_task = spawn_reload_on_sighup(reloader.clone())?;
@@ -240,11 +174,7 @@ impl Server {
         let store = RedbStore::open(&store_path)
             .with_context(|| format!("cannot open broker store {}", store_path.display()))?;
         let broker = Broker::builder(settings.broker.clone())
-            .hooks(hooks::AppHooks {
-                access: access.hooks(),
-                tracking: tracking.clone(),
-                iot: iot.clone(),
-            })
+            .hooks(app.hooks())
             .store(store)
             .build()
             .await
@@ -254,33 +184,9 @@ impl Server {
                     store_path.display()
                 )
             })?;
-        accounts.attach_broker(broker.clone());
-        iot.attach_broker(broker.clone());
-        tracking.attach_broker(broker.clone());
-        // Retained messages of accounts or devices deleted while the server was down.
-        accounts.sweep_unclaimed_retained();
-        iot.sweep_unclaimed_retained();
-        iot.registry.reserve_file_users(access.file_users());
-        tracking
-            .load_queued()
-            .await
-            .context("cannot read queued commands")?;
-        let mut chores = vec![
-            accounts.spawn_watcher(ACCOUNT_POLL),
-            accounts.spawn_expiry_sweep(CREDENTIAL_EXPIRY_SWEEP),
-            pki.spawn_watcher(ACCOUNT_POLL),
-            iot.spawn_watcher(ACCOUNT_POLL),
-            iot_writer,
-        ];
-        if let Some(days) = settings.iot_retention_days {
-            chores.push(iot::spawn_retention(database.clone(), days));
-        }
-        if let Some(seconds) = settings.iot_heartbeat_timeout {
-            chores.push(iot::spawn_heartbeat_sweep(iot.clone(), seconds));
-        }
-        if let Some(days) = settings.retention_days {
-            chores.push(tracking::spawn_retention(database.clone(), days));
-        }
+        app.attach_broker(Arc::new(EmbeddedBroker(broker.clone())))
+            .await?;
+        let chores = app.spawn_chores();
 
         // Each listener counts its own connections against the same per-listener cap; all of
         // them together must fit the open files limit.
@@ -350,12 +256,12 @@ impl Server {
                 broker: broker.clone(),
                 mqtt_port: mqtt_addr.map(|a| a.port()),
                 accounts: accounts.clone(),
-                trusted_proxies: std::sync::Arc::new(api::auth::TrustedProxies::new(
+                trusted_proxies: Arc::new(api::auth::TrustedProxies::new(
                     settings.trusted_proxies.clone(),
                 )),
                 tracking: tracking.clone(),
                 pki: pki.clone(),
-                web: std::sync::Arc::new(web::WebContext {
+                web: Arc::new(web::WebContext {
                     settings: settings.web.clone(),
                     ports: web::Ports {
                         http: http_addr.map(|a| a.port()),
@@ -367,18 +273,23 @@ impl Server {
                     data_dir: Some(data_dir.to_path_buf()),
                 }),
                 iot: iot.clone(),
+                login_cache: Arc::default(),
             };
-            chores.push(api::auth::spawn_session_sweeper(state.clone()));
-            let app = http::router(state)
+            let router = http::router(state)
                 .layer(axum::Extension(api::emqx::EmqxAuth::new(
                     settings.http_auth_secret.clone(),
-                    &access,
+                    &app.access,
                     accounts.clone(),
                 )))
                 .layer(axum::Extension(message_limit));
-            tokio::spawn(http_server::serve(listener, app, http_limits, async move {
-                let _ = stopped.await;
-            }))
+            tokio::spawn(http_server::serve(
+                listener,
+                router,
+                http_limits,
+                async move {
+                    let _ = stopped.await;
+                },
+            ))
         });
         if http_task.is_none() {
             tracing::info!("HTTP listener disabled");
@@ -418,17 +329,13 @@ impl Server {
             reload_task,
             side_tasks,
             chores,
-            database,
-            accounts,
-            tracking,
-            iot,
-            writer_task: Some(writer_task),
+            app,
         })
     }
 
     /// The accounts service (tests create users through it).
-    pub fn accounts(&self) -> &std::sync::Arc<accounts::Accounts> {
-        &self.accounts
+    pub fn accounts(&self) -> &Arc<mytracks_app::accounts::Accounts> {
+        &self.app.accounts
     }
 
     /// The broker, for in-process clients and inspection.
@@ -489,15 +396,9 @@ impl Server {
 
         let graceful = async {
             self.broker.shutdown().await;
-            self.accounts.detach_broker();
-            self.tracking.detach_broker();
-            self.iot.detach_broker();
+            self.app.detach_broker();
             // Everything the broker accepted is stored before the database closes.
-            self.tracking.flush().await;
-            self.iot.flush().await;
-            if let Some(task) = self.writer_task.take() {
-                task.abort();
-            }
+            self.app.flush().await;
             if let Some(stop) = self.http_stop.take() {
                 let _ = stop.send(());
             }
@@ -509,7 +410,7 @@ impl Server {
             if let Some(task) = self.mqtt_task.take() {
                 let _ = task.await;
             }
-            self.database.close().await;
+            self.app.store.close().await;
         };
         match tokio::time::timeout(SHUTDOWN_TIMEOUT, graceful).await {
             Ok(()) => tracing::info!("stopped"),
@@ -571,17 +472,17 @@ fn local_addr(listener: &Option<TcpListener>) -> anyhow::Result<Option<SocketAdd
 /// Starts the TLS and WSS listeners once the built-in PKI has a server certificate (the server
 /// started without one), and records their ports in `runtime.json`.
 async fn start_tls_when_ready(
-    tls: std::sync::Arc<TlsListener>,
-    pki: std::sync::Arc<pki::PkiService>,
+    tls: Arc<TlsListener>,
+    pki: Arc<mytracks_app::pki::PkiService>,
     tls_addr: Option<SocketAddr>,
     wss_addr: Option<SocketAddr>,
     broker: Broker,
     (listener_max, message_limit): (usize, websocket::MessageLimit),
     data_dir: std::path::PathBuf,
 ) -> io::Result<()> {
-    let ready = std::sync::Arc::new(tokio::sync::Notify::new());
+    let ready = Arc::new(tokio::sync::Notify::new());
     {
-        let (ready, tls) = (ready.clone(), std::sync::Arc::downgrade(&tls));
+        let (ready, tls) = (ready.clone(), Arc::downgrade(&tls));
         pki.on_change(move || {
             if tls.upgrade().is_some_and(|tls| tls.ready()) {
                 ready.notify_one();

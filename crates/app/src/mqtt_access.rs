@@ -28,6 +28,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// The listener name the hooks see for requests that come through EMQX's HTTP auth.
+pub const EMQX_LISTENER: &str = "emqx-http";
+
 /// Where MQTT access control comes from; both are reloaded on SIGHUP.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AccessFiles {
@@ -302,7 +305,7 @@ impl MqttAccess {
             // The built-in CA issues certificates to accounts only: a name without an
             // account (deleted since) proves nothing. A configured CA's names may be
             // plain usernames that only the ACL file knows.
-            let needs_account = &*identity.authority == crate::tls::PKI_AUTHORITY;
+            let needs_account = &*identity.authority == crate::pki::PKI_AUTHORITY;
             return match self.accounts.store().user_by_name(name).await {
                 Ok(Some(user)) if !user.is_active => {
                     tracing::warn!(user = %name, "certificate of an inactive account refused");
@@ -398,7 +401,7 @@ impl MqttAccess {
         // (a decoy check), so that neither timing nor reason code tells who exists. EMQX asks
         // its other sources about names we do not know: "ignore" at once (they may be
         // legitimate users elsewhere, not failures).
-        let emqx = &*request.listener == crate::api::emqx::LISTENER;
+        let emqx = &*request.listener == EMQX_LISTENER;
         if !file_knows && (emqx || self.allow_anonymous.load(Ordering::Relaxed)) {
             return AuthDecision::Ignore;
         }

@@ -4,9 +4,6 @@
 //! users), and the answer is a JSON array: the cards and last locations of everyone sharing
 //! with the user, then the commands queued for this device.
 
-use super::{IngestError, Tracking, Transport};
-use crate::accounts::guard::{Door, LoginFrom};
-use crate::accounts::MqttLogin;
 use crate::api::error::ApiError;
 use crate::http::HttpState;
 use axum::body::Bytes;
@@ -14,6 +11,9 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use mytracks_app::accounts::guard::{Door, LoginFrom};
+use mytracks_app::accounts::MqttLogin;
+use mytracks_app::tracking::{IngestError, Tracking, Transport};
 use mytracks_codec::QoS;
 use mytracks_owntracks as owntracks;
 use parking_lot::Mutex;
@@ -147,7 +147,7 @@ pub async fn publish(
             .into_response();
     }
     let epoch = tracking.accounts.auth_epoch();
-    let cache = &tracking.login_cache;
+    let cache = &state.login_cache;
     let key = cache.key(&username, &password);
     let user_id = match cache.get(&key, epoch) {
         Lookup::Valid(id) => id,
