@@ -612,8 +612,8 @@ fn spawn_reload_on_sighup(reloader: Reloader) -> io::Result<Option<JoinHandle<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::one_line;
     use crate::config::ListenerSettings;
+    use crate::one_line;
     use std::net::{IpAddr, Ipv4Addr};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
