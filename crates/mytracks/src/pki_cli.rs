@@ -4,10 +4,10 @@
 //! listeners, without a restart).
 
 use crate::admin_cli::DatabaseArgs;
-use crate::api::views::timestamp;
 use anyhow::Context;
 use clap::Subcommand;
 use mytracks_app::pki::PkiService;
+use mytracks_app::time::timestamp;
 use std::io::Write;
 use std::path::PathBuf;
 

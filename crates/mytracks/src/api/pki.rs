@@ -4,7 +4,6 @@
 
 use super::auth::{Admin, Auth};
 use super::error::{ApiError, ApiResult};
-use super::views::timestamp;
 use super::{parse_id, JsonBody};
 use crate::http::HttpState;
 use axum::extract::{Path, Query, State};
@@ -12,6 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mytracks_app::pki::PkiServiceError;
+use mytracks_app::time::timestamp;
 use mytracks_store::{CaRow, CertificateRow};
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! (`is_staff`, `date_joined`), with `is_admin` alongside for readability; times are RFC 3339
 //! in UTC. Secrets and password hashes never appear here.
 
-pub use mytracks_app::time::timestamp;
+use mytracks_app::time::timestamp;
 use mytracks_store::{ApiToken, DeviceCredential, ShareView, User};
 use serde::Serialize;
 
