@@ -1,13 +1,13 @@
 //! Administration commands: `user`, `token` and `device`. They open the application database
 //! directly (SQLite's WAL and PostgreSQL both allow it while the server runs); a running
-//! server notices changes within [`crate::ACCOUNT_POLL`] (a deactivated user's MQTT
+//! server notices changes within [`mytracks_app::ACCOUNT_POLL`] (a deactivated user's MQTT
 //! connections are closed then). Secrets are printed once, on stdout, and never logged.
 
-use crate::accounts::{Accounts, NewAccount};
-use crate::api::views::timestamp;
 use crate::cli::ServeArgs;
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use mytracks_app::accounts::{Accounts, NewAccount};
+use mytracks_app::time::timestamp;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -286,7 +286,7 @@ pub async fn token(command: TokenCommand, db: DatabaseArgs) -> anyhow::Result<()
 
 pub async fn device(command: DeviceCommand, db: DatabaseArgs) -> anyhow::Result<()> {
     let (accounts, settings) = db.accounts().await?;
-    let file_users = crate::access::file_users(&settings.access)?;
+    let file_users = mytracks_app::mqtt_access::file_users(&settings.access)?;
     let result = run_device(command, &accounts, file_users).await;
     accounts.store().close().await;
     result
@@ -295,9 +295,9 @@ pub async fn device(command: DeviceCommand, db: DatabaseArgs) -> anyhow::Result<
 async fn run_device(
     command: DeviceCommand,
     accounts: &Accounts,
-    file_users: crate::iot::registry::FileUsers,
+    file_users: mytracks_app::iot::registry::FileUsers,
 ) -> anyhow::Result<()> {
-    let registry = crate::iot::registry::Registry::new(accounts.store().clone());
+    let registry = mytracks_app::iot::registry::Registry::new(accounts.store().clone());
     registry.reserve_file_users(file_users);
     match command {
         DeviceCommand::Credentials {

@@ -2,13 +2,13 @@
 //! (`/api/`), OwnTracks HTTP mode (`/pub`), MQTT over WebSocket (`/mqtt`) and `/healthz` for
 //! probes and monitoring. Every other path gets a JSON 404, the API's error format.
 
-use crate::accounts::Accounts;
 use crate::api::auth::TrustedProxies;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use mytracks_app::accounts::Accounts;
 use mytracks_broker::Broker;
 use serde_json::json;
 use std::sync::Arc;
@@ -23,13 +23,15 @@ pub struct HttpState {
     /// `[http] trusted_proxies`: whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<TrustedProxies>,
     /// The OwnTracks backend (HTTP mode, history, live feed, commands).
-    pub tracking: Arc<crate::tracking::Tracking>,
+    pub tracking: Arc<mytracks_app::tracking::Tracking>,
     /// The built-in PKI.
-    pub pki: Arc<crate::pki::PkiService>,
+    pub pki: Arc<mytracks_app::pki::PkiService>,
     /// The web UI's settings and the ports actually listened on (for the setup page).
     pub web: Arc<crate::web::WebContext>,
     /// The IoT platform (devices, telemetry).
-    pub iot: Arc<crate::iot::Iot>,
+    pub iot: Arc<mytracks_app::iot::Iot>,
+    /// Verified OwnTracks HTTP-mode logins (`/pub`).
+    pub login_cache: Arc<crate::owntracks_http::LoginCache>,
 }
 
 /// The application's routes.
@@ -52,10 +54,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/mqtt", get(crate::websocket::upgrade))
-        .route(
-            "/pub",
-            axum::routing::post(crate::tracking::http_mode::publish),
-        )
+        .route("/pub", axum::routing::post(crate::owntracks_http::publish))
         .merge(crate::api::router(state.clone()))
         .merge(crate::web::router(state.clone()))
         .fallback(not_found)
@@ -126,21 +125,21 @@ mod tests {
         // The database file stays until the process ends: these tests only read it.
         std::mem::forget(dir);
         let accounts = Accounts::new(store.clone()).await.unwrap();
-        let sealer = crate::secrets::Sealer::new(&[1; 32]);
+        let sealer = mytracks_app::sealer::Sealer::new(&[1; 32]);
         let pki = Arc::new(
-            crate::pki::PkiService::new(store.clone(), sealer.clone(), Vec::new())
+            mytracks_app::pki::PkiService::new(store.clone(), sealer.clone(), Vec::new())
                 .await
                 .unwrap(),
         );
         let (iot, _iot_writer) =
-            crate::iot::Iot::start(store.clone(), "iot".into(), Default::default())
+            mytracks_app::iot::Iot::start(store.clone(), "iot".into(), Default::default())
                 .await
                 .unwrap();
-        let (tracking, _writer) = crate::tracking::Tracking::start(
+        let (tracking, _writer) = mytracks_app::tracking::Tracking::start(
             store,
             accounts.clone(),
             sealer,
-            crate::tracking::ingest::DEFAULT_INGEST_QUEUE_BYTES,
+            mytracks_app::tracking::ingest::DEFAULT_INGEST_QUEUE_BYTES,
         );
         HttpState {
             broker,
@@ -151,6 +150,7 @@ mod tests {
             pki,
             web: Arc::default(),
             iot,
+            login_cache: Arc::default(),
         }
     }
 

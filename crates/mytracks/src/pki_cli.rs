@@ -1,13 +1,13 @@
 //! `mytracks pki ...`: the built-in certificate authority from the command line. Like the
 //! account commands it opens the database directly; a running server notices the change
-//! within [`crate::ACCOUNT_POLL`] (new CRL, new server certificate or CA on its TLS
+//! within [`mytracks_app::ACCOUNT_POLL`] (new CRL, new server certificate or CA on its TLS
 //! listeners, without a restart).
 
 use crate::admin_cli::DatabaseArgs;
-use crate::api::views::timestamp;
-use crate::pki::PkiService;
 use anyhow::Context;
 use clap::Subcommand;
+use mytracks_app::pki::PkiService;
+use mytracks_app::time::timestamp;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -66,8 +66,9 @@ pub enum PkiCommand {
 async fn open(db: &DatabaseArgs) -> anyhow::Result<PkiService> {
     // The server key lives in the data directory whatever the database.
     let (store, settings) = db.open(true).await?;
-    let sealer = crate::secrets::Sealer::load(&settings.data_dir).context("the server key")?;
-    crate::secrets::upgrade_legacy(&store, &sealer).await?;
+    let sealer =
+        mytracks_app::sealer::Sealer::load(&settings.data_dir).context("the server key")?;
+    mytracks_app::sealer::upgrade_legacy(&store, &sealer).await?;
     Ok(PkiService::new(store, sealer, settings.pki_server_names).await?)
 }
 
@@ -129,8 +130,7 @@ async fn execute(command: PkiCommand, pki: &PkiService) -> anyhow::Result<()> {
                 .with_context(|| format!("no user named {user:?}"))?;
             anyhow::ensure!(account.is_active, "user {user:?} is deactivated");
             let generated = passphrase.is_none();
-            let passphrase =
-                passphrase.unwrap_or_else(|| crate::accounts::secret::alphanumeric(16));
+            let passphrase = passphrase.unwrap_or_else(|| mytracks_app::secret::alphanumeric(16));
             let cert = pki
                 .issue_client(&account, organization.as_deref(), unit.as_deref(), years)
                 .await?;

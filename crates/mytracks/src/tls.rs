@@ -27,11 +27,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::server::TlsStream;
 
-use crate::pki::PkiService;
+use mytracks_app::pki::{PkiService, PKI_AUTHORITY};
 
-/// The authority label of identities from certificates the built-in PKI issued: their
-/// common name must be an active account.
-pub const PKI_AUTHORITY: &str = "pki";
 /// The authority label of identities from certificates chaining to `[mqtt.tls] ca_file`.
 pub const CA_FILE_AUTHORITY: &str = "ca_file";
 

@@ -5,12 +5,12 @@ use super::auth::Admin;
 use super::error::{ApiError, ApiResult};
 use super::views::UserView;
 use super::{parse_id, JsonBody};
-use crate::accounts::NewAccount;
 use crate::http::HttpState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use mytracks_app::accounts::NewAccount;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -11,8 +11,6 @@
 use super::error::{ApiError, ApiResult};
 use super::views::AccountView;
 use super::JsonBody;
-use crate::accounts::guard::{Door, LoginFrom};
-use crate::accounts::secret;
 use crate::http::HttpState;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -21,11 +19,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
+use mytracks_app::accounts::guard::{Door, LoginFrom};
+use mytracks_app::secret;
 use mytracks_store::User;
 use serde::Deserialize;
 use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
 
 pub const SESSION_COOKIE: &str = "mytracks_session";
 pub const CSRF_COOKIE: &str = "csrftoken";
@@ -564,20 +563,6 @@ pub async fn session(State(state): State<HttpState>, caller: Option<Auth>) -> Ap
         "csrf_token": csrf,
     }))
     .into_response())
-}
-
-/// Cleans expired sessions out of the database now and then.
-pub fn spawn_session_sweeper(state: HttpState) -> tokio::task::JoinHandle<()> {
-    crate::periodic::spawn_every(Duration::from_secs(3600), move || {
-        let store = state.accounts.store().clone();
-        async move {
-            match store.delete_expired_sessions(mytracks_store::now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(sessions = n, "expired web sessions removed"),
-                Err(error) => tracing::warn!("cannot remove expired sessions: {error}"),
-            }
-        }
-    })
 }
 
 #[cfg(test)]

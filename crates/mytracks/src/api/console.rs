@@ -8,9 +8,9 @@
 //! browser tab of a session holds at most one console credential: asking again replaces it
 //! (and disconnects the client that used the old one). It ends with the session: logout, a
 //! new login in the same browser, a password change or deactivation delete it and close its
-//! connection. It expires after [`crate::accounts::CONSOLE_CREDENTIAL_TTL`] (the expiry sweep
+//! connection. It expires after [`mytracks_app::accounts::CONSOLE_CREDENTIAL_TTL`] (the expiry sweep
 //! then closes a console still connected; the page reconnects with a fresh one). The lifecycle
-//! lives in [`crate::accounts::Accounts`], which ends sessions.
+//! lives in [`mytracks_app::accounts::Accounts`], which ends sessions.
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
@@ -54,7 +54,7 @@ async fn create(
         .accounts
         .replace_console_credential(&caller.user, session, &body.tab)
         .await?;
-    let suffix = crate::accounts::secret::alphanumeric(8);
+    let suffix = mytracks_app::secret::alphanumeric(8);
     let answer = json!({
         "id": credential.id,
         "username": caller.user.username,

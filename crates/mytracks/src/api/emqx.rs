@@ -8,19 +8,19 @@
 //! the endpoints do not exist (404); a missing or wrong secret is 401.
 //!
 //! Nothing is decided here: authentication is the broker's own login check
-//! ([`crate::access::MqttAccess`] through its hooks: accounts, device credentials, the
+//! ([`mytracks_app::mqtt_access::MqttAccess`] through its hooks: accounts, device credentials, the
 //! password file, login throttling per `peerhost`) and authorization the broker's own ACL
 //! decision for the same topic and action. A username mytracks does not know gets "ignore"
 //! (another EMQX source may know it), except on accounts' OwnTracks topics, which it may never
 //! use ("deny"). `cert_common_name` is not trusted: EMQX checked the certificate, not us.
 
-use crate::access::{AccessHooks, MqttAccess};
-use crate::accounts::Accounts;
 use crate::http::HttpState;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
+use mytracks_app::accounts::Accounts;
+use mytracks_app::mqtt_access::{AccessHooks, MqttAccess, EMQX_LISTENER};
 use mytracks_broker::{AuthDecision, ClientInfo, ConnectRequest, Hooks};
 use mytracks_codec::{ProtocolVersion, QoS, ReasonCode};
 use serde::Deserialize;
@@ -28,9 +28,6 @@ use serde_json::json;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-
-/// Listener name the hooks see for requests coming through EMQX.
-pub const LISTENER: &str = "emqx-http";
 
 /// The shared secret of the EMQX HTTP auth endpoints. Its `Debug` hides it, so settings can
 /// be logged.
@@ -206,7 +203,7 @@ pub async fn authn(
         password: request.password.map(|p| bytes::Bytes::from(p.into_bytes())),
         protocol: ProtocolVersion::V5,
         peer: peer(request.peerhost.as_deref()),
-        listener: Arc::from(LISTENER),
+        listener: Arc::from(EMQX_LISTENER),
         transport_identity: None,
     };
     match auth.hooks.authenticate(&connect).await {
@@ -271,7 +268,7 @@ pub async fn authz(
         superuser: false,
         protocol: ProtocolVersion::V5,
         peer: peer(request.peerhost.as_deref()),
-        listener: Arc::from(LISTENER),
+        listener: Arc::from(EMQX_LISTENER),
         local: false,
         connection: 0,
     };

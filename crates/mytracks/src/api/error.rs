@@ -2,10 +2,10 @@
 //! `{"error": "message"}`, plus, for a field that failed validation, `"field": NAME` and the
 //! Django REST style `NAME: ["message"]`, so both kinds of client find it.
 
-use crate::accounts::AccountError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use mytracks_app::accounts::AccountError;
 use mytracks_store::StoreError;
 use serde_json::{json, Map, Value};
 
@@ -131,14 +131,14 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<crate::accounts::guard::Refusal> for ApiError {
-    fn from(refusal: crate::accounts::guard::Refusal) -> Self {
+impl From<mytracks_app::accounts::guard::Refusal> for ApiError {
+    fn from(refusal: mytracks_app::accounts::guard::Refusal) -> Self {
         let retry_after = refusal.retry_after_secs();
         match refusal {
-            crate::accounts::guard::Refusal::TooManyAttempts { .. } => {
+            mytracks_app::accounts::guard::Refusal::TooManyAttempts { .. } => {
                 ApiError::TooManyRequests { retry_after }
             }
-            crate::accounts::guard::Refusal::Busy { .. } => ApiError::Busy { retry_after },
+            mytracks_app::accounts::guard::Refusal::Busy { .. } => ApiError::Busy { retry_after },
         }
     }
 }

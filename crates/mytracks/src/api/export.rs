@@ -2,7 +2,7 @@
 //! levels, payloads), so it is made safe for the programs that open these files. XML gets no
 //! character XML 1.0 forbids; spreadsheet cells never start a formula.
 
-use super::views::timestamp;
+use mytracks_app::time::timestamp;
 use mytracks_store::LocationRow;
 use std::collections::HashMap;
 use std::fmt::Write as _;

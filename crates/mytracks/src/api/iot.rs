@@ -11,14 +11,14 @@ use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
 use super::export::csv_text;
 use super::tracks::{check_window, limit, number};
-use super::views::timestamp;
 use super::JsonBody;
 use crate::http::HttpState;
-use crate::iot::registry::RegistryError;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use mytracks_app::iot::registry::RegistryError;
+use mytracks_app::time::timestamp;
 use mytracks_store::{IotDevice, Telemetry, User};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -331,12 +331,14 @@ pub async fn latest(
     })))
 }
 
-impl From<crate::iot::CommandError> for ApiError {
-    fn from(error: crate::iot::CommandError) -> Self {
+impl From<mytracks_app::iot::CommandError> for ApiError {
+    fn from(error: mytracks_app::iot::CommandError) -> Self {
         match error {
-            crate::iot::CommandError::Invalid(message) => ApiError::invalid("command", message),
-            crate::iot::CommandError::NoBroker => ApiError::Unavailable(error.to_string()),
-            crate::iot::CommandError::Store(store) => store.into(),
+            mytracks_app::iot::CommandError::Invalid(message) => {
+                ApiError::invalid("command", message)
+            }
+            mytracks_app::iot::CommandError::NoBroker => ApiError::Unavailable(error.to_string()),
+            mytracks_app::iot::CommandError::Store(store) => store.into(),
         }
     }
 }

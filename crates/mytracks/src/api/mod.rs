@@ -88,7 +88,7 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         ),
         (
             "/api/locations/",
-            get(tracks::list_locations).post(crate::tracking::http_mode::publish),
+            get(tracks::list_locations).post(crate::owntracks_http::publish),
         ),
         ("/api/locations/last/", get(tracks::last_locations)),
         ("/api/locations/last-known/", get(tracks::last_known)),

@@ -13,7 +13,6 @@
 
 use super::auth::{Admin, Auth, Caller};
 use super::error::{ApiError, ApiResult};
-use super::views::timestamp;
 use super::JsonBody;
 use crate::http::HttpState;
 use axum::extract::{Path, State};
@@ -21,6 +20,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Extension, Json};
+use mytracks_app::time::timestamp;
 use mytracks_broker::{ClientInfo, LocalClientError, Message};
 use mytracks_codec::{ProtocolVersion, QoS};
 use serde::Deserialize;

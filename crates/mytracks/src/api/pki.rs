@@ -4,14 +4,14 @@
 
 use super::auth::{Admin, Auth};
 use super::error::{ApiError, ApiResult};
-use super::views::timestamp;
 use super::{parse_id, JsonBody};
 use crate::http::HttpState;
-use crate::pki::PkiServiceError;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use mytracks_app::pki::PkiServiceError;
+use mytracks_app::time::timestamp;
 use mytracks_store::{CaRow, CertificateRow};
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -6,13 +6,14 @@
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
-use super::views::{timestamp, CredentialView};
+use super::views::CredentialView;
 use super::JsonBody;
 use crate::http::HttpState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use mytracks_app::time::timestamp;
 use mytracks_owntracks::DeviceConfig;
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -6,13 +6,13 @@
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
 use super::export;
-use super::views::timestamp;
 use super::{parse_id, JsonBody};
 use crate::http::HttpState;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use mytracks_app::time::timestamp;
 use mytracks_store::{Device, LocationRow, TransitionRow, Window};
 use serde::Deserialize;
 use serde_json::{json, Value};

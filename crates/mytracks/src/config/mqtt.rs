@@ -5,7 +5,7 @@ use super::check::{existing_file, ip, port, ranged, ranged_option, Invalid};
 use super::file::lenient_string;
 use super::settings::{ListenerSettings, Settings};
 use super::{DEFAULT_MQTT_PORT, DEFAULT_MQTT_TLS_PORT, MQTT_MAX_PACKET};
-use crate::access::AccessFiles;
+use mytracks_app::mqtt_access::AccessFiles;
 use mytracks_broker::BrokerConfig;
 use serde::Deserialize;
 use std::net::IpAddr;

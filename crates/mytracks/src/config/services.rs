@@ -61,7 +61,7 @@ impl RawOwnTracks {
             ingest_queue_bytes: ranged(
                 "owntracks.ingest_queue_bytes",
                 self.ingest_queue_bytes,
-                crate::tracking::ingest::DEFAULT_INGEST_QUEUE_BYTES,
+                mytracks_app::tracking::ingest::DEFAULT_INGEST_QUEUE_BYTES,
                 64 * 1024,
                 i64::from(u32::MAX),
             )?,
@@ -107,14 +107,14 @@ pub(super) struct IotSection {
     pub base_topic: String,
     pub retention_days: Option<u32>,
     pub heartbeat_timeout: Option<u32>,
-    pub limits: crate::iot::IotLimits,
+    pub limits: mytracks_app::iot::IotLimits,
 }
 
 impl RawIot {
     pub(super) fn validate(self) -> Result<IotSection, Invalid> {
         let limits = self.limits()?;
         let base_topic = match self.base_topic {
-            None => crate::iot::DEFAULT_BASE_TOPIC.to_owned(),
+            None => mytracks_app::iot::DEFAULT_BASE_TOPIC.to_owned(),
             Some(base) => {
                 let base = base.trim().to_owned();
                 let valid = !base.is_empty()
@@ -146,9 +146,9 @@ impl RawIot {
     }
 
     /// The `[iot]` keys that bound what devices can cost.
-    fn limits(&self) -> Result<crate::iot::IotLimits, Invalid> {
-        let d = crate::iot::IotLimits::default();
-        Ok(crate::iot::IotLimits {
+    fn limits(&self) -> Result<mytracks_app::iot::IotLimits, Invalid> {
+        let d = mytracks_app::iot::IotLimits::default();
+        Ok(mytracks_app::iot::IotLimits {
             queue_bytes: ranged(
                 "iot.telemetry_queue_bytes",
                 self.telemetry_queue_bytes,
@@ -194,9 +194,9 @@ pub(super) struct RawLogin {
 }
 
 impl RawLogin {
-    pub(super) fn validate(self) -> Result<crate::accounts::guard::GuardSettings, Invalid> {
-        let defaults = crate::accounts::guard::GuardSettings::default();
-        Ok(crate::accounts::guard::GuardSettings {
+    pub(super) fn validate(self) -> Result<mytracks_app::accounts::guard::GuardSettings, Invalid> {
+        let defaults = mytracks_app::accounts::guard::GuardSettings::default();
+        Ok(mytracks_app::accounts::guard::GuardSettings {
             max_concurrent: ranged(
                 "login.max_concurrent_password_checks",
                 self.max_concurrent_password_checks,

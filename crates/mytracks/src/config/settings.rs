@@ -3,8 +3,8 @@
 use super::{
     DEFAULT_BIND, DEFAULT_DATA_DIR, DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, DEFAULT_MQTT_TLS_PORT,
 };
-use crate::access::AccessFiles;
 use crate::api::emqx::HttpAuthSecret;
+use mytracks_app::mqtt_access::AccessFiles;
 use mytracks_broker::BrokerConfig;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -50,7 +50,7 @@ pub struct Settings {
     /// for this many seconds is marked offline (`None`: only wills and `status/offline` do).
     pub iot_heartbeat_timeout: Option<u32>,
     /// `[iot]` limits on what devices may cost.
-    pub iot_limits: crate::iot::IotLimits,
+    pub iot_limits: mytracks_app::iot::IotLimits,
     /// `[owntracks] ingest_queue_bytes`: bytes of parsed messages waiting for the writer.
     pub ingest_queue_bytes: usize,
     /// `[web]`: the web UI's map tiles.
@@ -67,7 +67,7 @@ pub struct Settings {
     /// throttles count that address). Empty by default: the header is ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `[login]`: how many password checks run at once and how long a login waits for one.
-    pub login: crate::accounts::guard::GuardSettings,
+    pub login: mytracks_app::accounts::guard::GuardSettings,
 }
 
 /// One TCP listener: where to bind and whether it is enabled at all.
@@ -118,16 +118,16 @@ impl Default for Settings {
             database_url: None,
             retention_days: None,
             pki_server_names: Vec::new(),
-            iot_base_topic: crate::iot::DEFAULT_BASE_TOPIC.to_owned(),
+            iot_base_topic: mytracks_app::iot::DEFAULT_BASE_TOPIC.to_owned(),
             iot_retention_days: None,
             iot_heartbeat_timeout: None,
-            iot_limits: crate::iot::IotLimits::default(),
-            ingest_queue_bytes: crate::tracking::ingest::DEFAULT_INGEST_QUEUE_BYTES,
+            iot_limits: mytracks_app::iot::IotLimits::default(),
+            ingest_queue_bytes: mytracks_app::tracking::ingest::DEFAULT_INGEST_QUEUE_BYTES,
             web: crate::web::WebSettings::default(),
             store_mosquitto_pbkdf2: false,
             http_auth_secret: None,
             trusted_proxies: Vec::new(),
-            login: crate::accounts::guard::GuardSettings::default(),
+            login: mytracks_app::accounts::guard::GuardSettings::default(),
         }
     }
 }
@@ -138,5 +138,25 @@ fn default_broker_config() -> BrokerConfig {
     BrokerConfig {
         version: format!("mytracks {}", crate::VERSION),
         ..BrokerConfig::default()
+    }
+}
+
+impl Settings {
+    /// What the services need of these settings.
+    pub fn app(&self) -> mytracks_app::AppSettings {
+        mytracks_app::AppSettings {
+            data_dir: self.data_dir.clone(),
+            access: self.access.clone(),
+            allow_anonymous: self.broker.allow_anonymous,
+            login: self.login,
+            store_mosquitto_pbkdf2: self.store_mosquitto_pbkdf2,
+            retention_days: self.retention_days,
+            ingest_queue_bytes: self.ingest_queue_bytes,
+            pki_server_names: self.pki_server_names.clone(),
+            iot_base_topic: self.iot_base_topic.clone(),
+            iot_retention_days: self.iot_retention_days,
+            iot_heartbeat_timeout: self.iot_heartbeat_timeout,
+            iot_limits: self.iot_limits,
+        }
     }
 }

@@ -28,7 +28,7 @@ fn login_limits_and_trusted_proxies() {
     assert!(settings.trusted_proxies.is_empty());
     assert_eq!(
         settings.login.max_concurrent,
-        crate::accounts::guard::default_concurrency()
+        mytracks_app::accounts::guard::default_concurrency()
     );
     assert_eq!(settings.login.max_wait, Duration::from_secs(60));
     let settings = load_text(

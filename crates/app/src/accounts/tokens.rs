@@ -1,6 +1,7 @@
 //! API tokens: bearer secrets for the REST API, shown once and stored as a digest.
 
-use super::{limit, secret, AccountError, Accounts, Result};
+use super::{limit, AccountError, Accounts, Result};
+use crate::secret;
 use mytracks_store::{ApiToken, StoreError, User};
 
 /// Random characters in an API token, after its `mt_` prefix (about 238 bits).

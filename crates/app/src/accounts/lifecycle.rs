@@ -4,6 +4,7 @@
 
 use super::{Accounts, Result};
 use crate::accounts::directory::Directory;
+use crate::mqtt::Connections;
 use mytracks_store::User;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -50,10 +51,9 @@ impl Accounts {
             return;
         };
         if let Some(broker) = self.broker() {
-            let closed = broker.disconnect_clients(|client| {
-                !client.local
-                    && client.username.as_deref() == Some(username)
-                    && clients.contains(&*client.client_id)
+            let closed = broker.disconnect(&Connections::Clients {
+                username,
+                client_ids: &clients,
             });
             tracing::info!(user = %username, connections = closed, "password changed: connections made with the old one closed");
         }
@@ -76,9 +76,9 @@ impl Accounts {
         self.password_clients.lock().remove(&user.username);
         self.bump_auth_epoch();
         if let Some(broker) = self.broker() {
-            let closed = broker.disconnect_clients(|client| {
-                !client.local && client.username.as_deref() == Some(user.username.as_str())
-            });
+            let closed = broker.disconnect(&Connections::Usernames(&HashSet::from([user
+                .username
+                .clone()])));
             tracing::info!(user = %user.username, tokens = tokens.len(), credentials = credentials.len(), connections = closed, "account access revoked");
         }
         Ok((tokens.len(), credentials.len()))
@@ -109,10 +109,10 @@ impl Accounts {
         };
         let directory = self.directory();
         let names: HashSet<String> = broker
-            .retained_messages()
+            .retained_topics("owntracks/#")
             .iter()
-            .filter(|message| directory.unclaimed(&message.topic))
-            .filter_map(|message| message.topic.split('/').nth(1).map(str::to_owned))
+            .filter(|topic| directory.unclaimed(topic))
+            .filter_map(|topic| topic.split('/').nth(1).map(str::to_owned))
             .collect();
         for name in names {
             let cleared = broker.clear_retained(&format!("owntracks/{name}/#"));

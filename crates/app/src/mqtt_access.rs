@@ -22,11 +22,16 @@ use crate::iot::DeviceLogin;
 use arc_swap::ArcSwap;
 use futures_util::future::BoxFuture;
 use mytracks_access::{AccessError, AclClient, AclFile, PasswordFile, SubscribeDecision};
-use mytracks_broker::{AuthDecision, ClientInfo, ConnectRequest, Hooks, Identity, Message};
+use mytracks_broker::{
+    AuthDecision, ClientInfo, ConnectRequest, Hooks, Identity, Message, TransportIdentity,
+};
 use mytracks_codec::{QoS, ReasonCode};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// The listener name the hooks see for requests that come through EMQX's HTTP auth.
+pub const EMQX_LISTENER: &str = "emqx-http";
 
 /// Where MQTT access control comes from; both are reloaded on SIGHUP.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -298,33 +303,7 @@ impl MqttAccess {
 
     async fn authenticate(&self, request: ConnectRequest) -> AuthDecision {
         if let Some(identity) = &request.transport_identity {
-            let name = &identity.name;
-            // The built-in CA issues certificates to accounts only: a name without an
-            // account (deleted since) proves nothing. A configured CA's names may be
-            // plain usernames that only the ACL file knows.
-            let needs_account = &*identity.authority == crate::tls::PKI_AUTHORITY;
-            return match self.accounts.store().user_by_name(name).await {
-                Ok(Some(user)) if !user.is_active => {
-                    tracing::warn!(user = %name, "certificate of an inactive account refused");
-                    AuthDecision::Deny(ReasonCode::NOT_AUTHORIZED)
-                }
-                Ok(None) if needs_account => {
-                    tracing::warn!(user = %name, "certificate of an unknown account refused");
-                    AuthDecision::Deny(ReasonCode::NOT_AUTHORIZED)
-                }
-                Ok(user) => {
-                    if user.is_some() {
-                        self.accounts.note_mqtt_account(name);
-                        self.accounts.know(name).await;
-                    }
-                    AuthDecision::Allow(Identity {
-                        username: Some(name.clone()),
-                        superuser: user.is_some_and(|u| u.is_admin),
-                        max_publish_rate: None,
-                    })
-                }
-                Err(error) => unavailable(error.into()),
-            };
+            return self.authenticate_certificate(identity).await;
         }
         let Some(username) = request.username.clone() else {
             return AuthDecision::Ignore;
@@ -398,7 +377,7 @@ impl MqttAccess {
         // (a decoy check), so that neither timing nor reason code tells who exists. EMQX asks
         // its other sources about names we do not know: "ignore" at once (they may be
         // legitimate users elsewhere, not failures).
-        let emqx = &*request.listener == crate::api::emqx::LISTENER;
+        let emqx = &*request.listener == EMQX_LISTENER;
         if !file_knows && (emqx || self.allow_anonymous.load(Ordering::Relaxed)) {
             return AuthDecision::Ignore;
         }
@@ -420,6 +399,38 @@ impl MqttAccess {
             }),
             Ok(false) => self.refused(&request, &username),
             Err(_) => busy(&request, &username),
+        }
+    }
+
+    /// A client certificate's name (the TLS listener verified the chain): an active account
+    /// for the built-in CA, any name (the ACL file may know it) for a configured CA.
+    async fn authenticate_certificate(&self, identity: &TransportIdentity) -> AuthDecision {
+        let name = &identity.name;
+        // The built-in CA issues certificates to accounts only: a name without an
+        // account (deleted since) proves nothing. A configured CA's names may be
+        // plain usernames that only the ACL file knows.
+        let needs_account = &*identity.authority == crate::pki::PKI_AUTHORITY;
+        match self.accounts.store().user_by_name(name).await {
+            Ok(Some(user)) if !user.is_active => {
+                tracing::warn!(user = %name, "certificate of an inactive account refused");
+                AuthDecision::Deny(ReasonCode::NOT_AUTHORIZED)
+            }
+            Ok(None) if needs_account => {
+                tracing::warn!(user = %name, "certificate of an unknown account refused");
+                AuthDecision::Deny(ReasonCode::NOT_AUTHORIZED)
+            }
+            Ok(user) => {
+                if user.is_some() {
+                    self.accounts.note_mqtt_account(name);
+                    self.accounts.know(name).await;
+                }
+                AuthDecision::Allow(Identity {
+                    username: Some(name.clone()),
+                    superuser: user.is_some_and(|u| u.is_admin),
+                    max_publish_rate: None,
+                })
+            }
+            Err(error) => unavailable(error.into()),
         }
     }
 

@@ -1,7 +1,9 @@
 //! Generated MQTT credentials: passwords for devices, shown once, stored as a digest (and a
 //! Mosquitto hash when configured); deleting or expiring one closes its connections at once.
 
-use super::{limit, password, secret, AccountError, Accounts, Result};
+use super::{limit, password, AccountError, Accounts, Result};
+use crate::mqtt::Connections;
+use crate::secret;
 use mytracks_store::{DeviceCredential, StoreError, User};
 use std::sync::Arc;
 
@@ -85,12 +87,7 @@ impl Accounts {
             return;
         };
         if let Some(broker) = self.broker() {
-            let closed = broker.disconnect_clients(|client| {
-                let Some(username) = client.username.as_deref() else {
-                    return false;
-                };
-                clients.contains(&(username.to_owned(), client.client_id.to_string()))
-            });
+            let closed = broker.disconnect(&Connections::Sessions(&clients));
             tracing::info!(
                 credential = id,
                 connections = closed,

@@ -5,7 +5,7 @@
 //! digest, not argon2id: nothing that long can be brute-forced, and a fleet of thousands of
 //! devices reconnecting after a restart must not cost a second of CPU each.
 
-use crate::accounts::secret;
+use crate::secret;
 use mytracks_store::{IotDevice, Store, StoreError, User};
 use thiserror::Error;
 

@@ -10,7 +10,7 @@
 //! `console.rs` (the browser console's credentials), `sessions.rs`, `shares.rs`,
 //! `mqtt_login.rs`, and `lifecycle.rs` (what a change of access takes away at once).
 //! `directory.rs` is the in-memory snapshot the MQTT hooks read, `guard.rs` the login limits
-//! and throttles, `password.rs` the hashes, `secret.rs` random secrets and digests.
+//! and throttles, `password.rs` the hashes (random secrets and digests are the crate's `secret.rs`).
 
 mod console;
 mod credentials;
@@ -19,7 +19,6 @@ pub mod guard;
 mod lifecycle;
 mod mqtt_login;
 pub mod password;
-pub mod secret;
 mod sessions;
 mod shares;
 mod tokens;
@@ -30,12 +29,13 @@ pub use credentials::CREDENTIAL_LENGTH;
 pub use mqtt_login::MqttLogin;
 pub use tokens::TOKEN_LENGTH;
 pub use users::{
-    validate_username, NewAccount, INITIAL_ADMIN, INITIAL_ADMIN_PASSWORD_FILE, MAX_USERNAME,
+    validate_username, BootstrapError, NewAccount, INITIAL_ADMIN, INITIAL_ADMIN_PASSWORD_FILE,
+    MAX_USERNAME,
 };
 
+use crate::mqtt::{Connections, Mqtt};
 use arc_swap::ArcSwap;
 use directory::Directory;
-use mytracks_broker::Broker;
 use mytracks_store::{Store, StoreError, User};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
@@ -93,7 +93,7 @@ pub struct Accounts {
     /// Set once the broker exists (it needs the hooks, which need this), and taken away at
     /// shutdown: the broker's hooks hold this service, so keeping the broker here for good
     /// would be a reference cycle that never frees the broker's store.
-    broker: Mutex<Option<Broker>>,
+    broker: Mutex<Option<Arc<dyn Mqtt>>>,
     /// Which MQTT clients logged in with which credential: deleting the credential
     /// disconnects them. Keyed by credential id; values are (username, client id).
     credential_clients: Mutex<HashMap<i64, HashSet<(String, String)>>>,
@@ -196,7 +196,7 @@ impl Accounts {
     }
 
     /// Lets the service disconnect MQTT clients whose access was revoked.
-    pub fn attach_broker(&self, broker: Broker) {
+    pub fn attach_broker(&self, broker: Arc<dyn Mqtt>) {
         *self.broker.lock() = Some(broker);
     }
 
@@ -205,7 +205,7 @@ impl Accounts {
         self.broker.lock().take();
     }
 
-    fn broker(&self) -> Option<Broker> {
+    fn broker(&self) -> Option<Arc<dyn Mqtt>> {
         self.broker.lock().clone()
     }
 
@@ -244,13 +244,7 @@ impl Accounts {
         );
         if !revoked.is_empty() {
             if let Some(broker) = self.broker() {
-                let closed = broker.disconnect_clients(|client| {
-                    !client.local
-                        && client
-                            .username
-                            .as_deref()
-                            .is_some_and(|name| revoked.contains(name))
-                });
+                let closed = broker.disconnect(&Connections::Usernames(&revoked));
                 tracing::info!(users = ?revoked, connections = closed, "account access revoked");
             }
         }

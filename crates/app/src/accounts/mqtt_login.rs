@@ -1,7 +1,8 @@
 //! MQTT logins against accounts: a generated credential or the account password, and the
 //! clients to remember for live revocation.
 
-use super::{guard, secret, Accounts, Result, CREDENTIAL_LENGTH};
+use super::{guard, Accounts, Result, CREDENTIAL_LENGTH};
+use crate::secret;
 use mytracks_store::User;
 
 /// How an MQTT login with a username and password turned out.

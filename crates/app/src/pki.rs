@@ -3,7 +3,7 @@
 //! and downloads (PEM bundle, PKCS#12). Private keys are sealed at rest with the server key
 //! and only ever leave inside their owner's own download.
 
-use crate::secrets::{Binding, Sealer};
+use crate::sealer::{Binding, Sealer};
 use mytracks_pki::{Ca, Issued, KeyAlgorithm, Revoked};
 use mytracks_store::{CaRow, CertificateRow, NewCa, NewCertificate, Store, User};
 use parking_lot::Mutex;
@@ -11,6 +11,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
+
+/// The authority label of identities from certificates the built-in PKI issued: their
+/// common name must be an active account.
+pub const PKI_AUTHORITY: &str = "pki";
 
 /// Days a CRL stays valid; it is reissued on every change and at start.
 const CRL_DAYS: u32 = 30;
@@ -31,7 +35,7 @@ pub enum PkiServiceError {
     #[error(transparent)]
     Store(#[from] mytracks_store::StoreError),
     #[error("a sealed key cannot be opened: {0}")]
-    Sealed(#[from] crate::secrets::SealError),
+    Sealed(#[from] crate::sealer::SealError),
 }
 
 pub type Result<T, E = PkiServiceError> = std::result::Result<T, E>;

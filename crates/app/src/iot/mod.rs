@@ -18,11 +18,12 @@ pub mod telemetry;
 pub mod topics;
 
 use crate::accounts::directory::Verdict;
+use crate::mqtt::{Connections, Mqtt};
 use arc_swap::ArcSwap;
 pub use deliveries::Deliveries;
 pub use directory::{DeviceDirectory, DeviceEntry, DeviceLogin};
 pub use limits::IotLimits;
-use mytracks_broker::{Broker, ClientInfo, Message, PublishGate};
+use mytracks_broker::{ClientInfo, Message, PublishGate};
 use mytracks_codec::{QoS, ReasonCode};
 use mytracks_store::{IotDevice, Store, Telemetry};
 use std::collections::{HashMap, HashSet};
@@ -67,7 +68,7 @@ pub struct Iot {
     counters: Arc<IotCounters>,
     /// Set once the broker exists; taken at shutdown (the broker's hooks hold this service,
     /// so keeping it would be a reference cycle).
-    broker: parking_lot::Mutex<Option<Broker>>,
+    broker: parking_lot::Mutex<Option<Arc<dyn Mqtt>>>,
 }
 
 impl Iot {
@@ -118,7 +119,7 @@ impl Iot {
     }
 
     /// Lets the platform close devices' connections (after the broker exists).
-    pub fn attach_broker(&self, broker: Broker) {
+    pub fn attach_broker(&self, broker: Arc<dyn Mqtt>) {
         *self.broker.lock() = Some(broker);
     }
 
@@ -266,21 +267,16 @@ impl Iot {
         let broker = self.broker.lock().clone();
         if let Some(broker) = &broker {
             for id in older.removed_in(newer) {
-                self.clear_retained_of(broker, id);
+                self.clear_retained_of(broker.as_ref(), id);
             }
         }
         if let (false, Some(broker)) = (revoked.is_empty(), broker) {
-            let closed = broker.disconnect_clients(|client| {
-                client
-                    .username
-                    .as_deref()
-                    .is_some_and(|name| revoked.contains(name))
-            });
+            let closed = broker.disconnect(&Connections::Usernames(&revoked));
             tracing::info!(devices = ?revoked, closed, "device removed or rotated: connections closed");
         }
     }
 
-    fn clear_retained_of(&self, broker: &Broker, device_id: &str) {
+    fn clear_retained_of(&self, broker: &dyn Mqtt, device_id: &str) {
         let cleared = broker.clear_retained(&format!("{}/devices/{device_id}/#", self.base));
         if cleared > 0 {
             tracing::info!(device = %device_id, retained = cleared, "device removed: its retained messages cleared");
@@ -296,9 +292,9 @@ impl Iot {
         };
         let directory = self.directory.load();
         let orphans: HashSet<String> = broker
-            .retained_messages()
+            .retained_topics(&format!("{}/devices/#", self.base))
             .iter()
-            .filter_map(|message| match topics::parse(&self.base, &message.topic)? {
+            .filter_map(|topic| match topics::parse(&self.base, topic)? {
                 IotTopic::Telemetry { device, .. }
                 | IotTopic::Status { device, .. }
                 | IotTopic::CommandAck { device }
@@ -311,7 +307,7 @@ impl Iot {
             })
             .collect();
         for id in orphans {
-            self.clear_retained_of(&broker, &id);
+            self.clear_retained_of(broker.as_ref(), &id);
         }
     }
 
@@ -577,7 +573,7 @@ impl Iot {
     /// A device's configuration: the retained message on its `config` topic, if any.
     pub fn config(&self, device_id: &str) -> Option<Arc<Message>> {
         let broker = self.broker.lock().clone()?;
-        broker.retained_message(&self.config_topic(device_id))
+        broker.retained(&self.config_topic(device_id))
     }
 
     /// Replaces a device's configuration (retained, QoS 1: a connected device gets it now, one
@@ -592,13 +588,15 @@ impl Iot {
             .unwrap_or_default();
         let broker = self.broker.lock().clone().ok_or(CommandError::NoBroker)?;
         broker
-            .local_client("iot")
-            .publish(Message::new(
-                self.config_topic(device_id).as_str(),
-                payload,
-                QoS::AtLeastOnce,
-                true,
-            ))
+            .publish(
+                "iot",
+                Message::new(
+                    self.config_topic(device_id).as_str(),
+                    payload,
+                    QoS::AtLeastOnce,
+                    true,
+                ),
+            )
             .await
             .map_err(|_| CommandError::NoBroker)
     }
@@ -628,7 +626,7 @@ impl Iot {
                 "command {command:?} must be 1 to 64 letters, digits, '-', '_' or '.'"
             ))
         })?;
-        let command_id = crate::accounts::secret::alphanumeric(20);
+        let command_id = crate::secret::alphanumeric(20);
         let now = mytracks_store::now();
         let record = self
             .store
@@ -649,13 +647,15 @@ impl Iot {
         });
         let broker = self.broker.lock().clone().ok_or(CommandError::NoBroker)?;
         broker
-            .local_client("iot")
-            .publish(Message::new(
-                topic.as_str(),
-                payload.to_string().into_bytes(),
-                QoS::ExactlyOnce,
-                false,
-            ))
+            .publish(
+                "iot",
+                Message::new(
+                    topic.as_str(),
+                    payload.to_string().into_bytes(),
+                    QoS::ExactlyOnce,
+                    false,
+                ),
+            )
             .await
             .map_err(|_| CommandError::NoBroker)?;
         self.counters.commands_sent.fetch_add(1, Ordering::Relaxed);

@@ -4,6 +4,7 @@
 use super::console::console_session_prefix;
 use super::{Accounts, Result};
 use mytracks_store::User;
+use std::sync::Arc;
 
 impl Accounts {
     /// Ends `user`'s web sessions but `keep`, and with them their browser console credentials
@@ -42,5 +43,23 @@ impl Accounts {
             tracing::warn!("session ended, its console credentials not deleted: {error}");
         }
         Ok(())
+    }
+
+    /// Cleans expired web sessions out of the database now and then.
+    pub fn spawn_session_sweep(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        crate::periodic::spawn_every(every, move || {
+            let store = store.clone();
+            async move {
+                match store.delete_expired_sessions(mytracks_store::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(sessions = n, "expired web sessions removed"),
+                    Err(error) => tracing::warn!("cannot remove expired sessions: {error}"),
+                }
+            }
+        })
     }
 }

@@ -3,15 +3,15 @@
 
 pub mod convert;
 pub mod feed;
-pub mod http_mode;
 pub mod ingest;
 
 use crate::accounts::Accounts;
-use crate::secrets::{Binding, Sealer};
+use crate::mqtt::Mqtt;
+use crate::sealer::{Binding, Sealer};
 use bytes::Bytes;
 use feed::Feed;
 use ingest::{Counters, Job, Writer};
-use mytracks_broker::{Broker, ClientInfo, Message, PublishGate};
+use mytracks_broker::{ClientInfo, Message, PublishGate};
 use mytracks_codec::{QoS, ReasonCode};
 use mytracks_owntracks as owntracks;
 use mytracks_store::{Incoming, Store};
@@ -47,9 +47,7 @@ pub struct Tracking {
     /// Payload keys by (user id, device); `None` cached too (no key set).
     keys: Mutex<HashMap<(i64, String), Option<Key>>>,
     /// For publishing commands and HTTP-mode messages; taken away at shutdown.
-    broker: Mutex<Option<Broker>>,
-    /// Verified HTTP-mode logins.
-    pub login_cache: http_mode::LoginCache,
+    broker: Mutex<Option<Arc<dyn Mqtt>>>,
     /// Devices with commands queued in the database (so `/pub` asks only for those).
     queued: Mutex<std::collections::HashSet<i64>>,
 }
@@ -87,13 +85,12 @@ impl Tracking {
             writer,
             keys: Mutex::default(),
             broker: Mutex::new(None),
-            login_cache: Default::default(),
             queued: Mutex::default(),
         });
         (tracking, task)
     }
 
-    pub fn attach_broker(&self, broker: Broker) {
+    pub fn attach_broker(&self, broker: Arc<dyn Mqtt>) {
         *self.broker.lock() = Some(broker);
     }
 
@@ -101,7 +98,7 @@ impl Tracking {
         self.broker.lock().take();
     }
 
-    pub fn broker(&self) -> Option<Broker> {
+    fn broker(&self) -> Option<Arc<dyn Mqtt>> {
         self.broker.lock().clone()
     }
 
@@ -416,9 +413,8 @@ impl Tracking {
         let Some(broker) = self.broker() else {
             return false;
         };
-        let client = broker.local_client("mytracks");
-        client
-            .publish(Message::new(topic, payload, qos, retain))
+        broker
+            .publish("mytracks", Message::new(topic, payload, qos, retain))
             .await
             .is_ok()
     }

@@ -4,9 +4,6 @@
 //! users), and the answer is a JSON array: the cards and last locations of everyone sharing
 //! with the user, then the commands queued for this device.
 
-use super::{IngestError, Tracking, Transport};
-use crate::accounts::guard::{Door, LoginFrom};
-use crate::accounts::MqttLogin;
 use crate::api::error::ApiError;
 use crate::http::HttpState;
 use axum::body::Bytes;
@@ -14,6 +11,9 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use mytracks_app::accounts::guard::{Door, LoginFrom};
+use mytracks_app::accounts::MqttLogin;
+use mytracks_app::tracking::{IngestError, Tracking, Transport};
 use mytracks_codec::QoS;
 use mytracks_owntracks as owntracks;
 use parking_lot::Mutex;
@@ -146,50 +146,10 @@ pub async fn publish(
         )
             .into_response();
     }
-    let epoch = tracking.accounts.auth_epoch();
-    let cache = &tracking.login_cache;
-    let key = cache.key(&username, &password);
-    let user_id = match cache.get(&key, epoch) {
-        Lookup::Valid(id) => id,
-        lookup => {
-            let from = LoginFrom {
-                address: Some(address),
-                username: &username,
-                door: Door::Refuse,
-                verified_before: matches!(lookup, Lookup::Stale),
-            };
-            let accounts = &tracking.accounts;
-            let user = match accounts.check_mqtt(from, password.as_bytes()).await {
-                Ok(MqttLogin::Account { user, .. }) => Ok(Some(user)),
-                Ok(MqttLogin::Refused) => Ok(None),
-                // Not an account: a decoy check, as slow as a wrong password.
-                Ok(MqttLogin::NotAnAccount) => accounts.check_password(from, &password).await,
-                Err(error) => Err(error),
-            };
-            match user {
-                Ok(Some(user)) => {
-                    cache.put(key, user.id, epoch);
-                    user.id
-                }
-                Ok(None) => {
-                    tracing::warn!(%address, %username, "HTTP-mode login failed");
-                    return unauthorized("Invalid username or password");
-                }
-                Err(error) => return ApiError::from(error).into_response(),
-            }
-        }
+    let user_id = match login(&state, address, &username, &password).await {
+        Ok(user_id) => user_id,
+        Err(response) => return response,
     };
-    // The account must still be active (the cache does not know); one created a moment
-    // ago by another process (the CLI) is looked up rather than refused.
-    let known = match tracking.accounts.directory_knowing(&username).await {
-        Ok(directory) => directory
-            .member(&username)
-            .is_some_and(|m| m.active && m.id == user_id),
-        Err(error) => return ApiError::from(error).into_response(),
-    };
-    if !known {
-        return unauthorized("Invalid username or password");
-    }
 
     let value: Value = match serde_json::from_slice(&body) {
         Ok(value @ Value::Object(_)) => value,
@@ -249,6 +209,62 @@ pub async fn publish(
         Ok(items) => Json(Value::Array(items)).into_response(),
         Err(error) => error.into_response(),
     }
+}
+
+/// Checks a Basic login (through the cache of verified ones) and that the account is still
+/// active; the user id, or the response that refuses.
+async fn login(
+    state: &HttpState,
+    address: std::net::IpAddr,
+    username: &str,
+    password: &str,
+) -> Result<i64, Response> {
+    let tracking = &state.tracking;
+    let epoch = tracking.accounts.auth_epoch();
+    let cache = &state.login_cache;
+    let key = cache.key(username, password);
+    let user_id = match cache.get(&key, epoch) {
+        Lookup::Valid(id) => id,
+        lookup => {
+            let from = LoginFrom {
+                address: Some(address),
+                username,
+                door: Door::Refuse,
+                verified_before: matches!(lookup, Lookup::Stale),
+            };
+            let accounts = &tracking.accounts;
+            let user = match accounts.check_mqtt(from, password.as_bytes()).await {
+                Ok(MqttLogin::Account { user, .. }) => Ok(Some(user)),
+                Ok(MqttLogin::Refused) => Ok(None),
+                // Not an account: a decoy check, as slow as a wrong password.
+                Ok(MqttLogin::NotAnAccount) => accounts.check_password(from, password).await,
+                Err(error) => Err(error),
+            };
+            match user {
+                Ok(Some(user)) => {
+                    cache.put(key, user.id, epoch);
+                    user.id
+                }
+                Ok(None) => {
+                    tracing::warn!(%address, %username, "HTTP-mode login failed");
+                    return Err(unauthorized("Invalid username or password"));
+                }
+                Err(error) => return Err(ApiError::from(error).into_response()),
+            }
+        }
+    };
+    // The account must still be active (the cache does not know); one created a moment
+    // ago by another process (the CLI) is looked up rather than refused.
+    let known = match tracking.accounts.directory_knowing(username).await {
+        Ok(directory) => directory
+            .member(username)
+            .is_some_and(|m| m.active && m.id == user_id),
+        Err(error) => return Err(ApiError::from(error).into_response()),
+    };
+    if !known {
+        return Err(unauthorized("Invalid username or password"));
+    }
+    Ok(user_id)
 }
 
 /// Where the apps publish each type over MQTT (suffix, retained).

@@ -11,13 +11,12 @@
 //! Values sealed before bindings existed (`v1:`) are re-sealed once, at start
 //! ([`upgrade_legacy`]); afterwards a `v1:` value is refused like a tampered one.
 
-use anyhow::Context;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use mytracks_store::{SealedColumn, Store};
-use std::path::Path;
+use mytracks_store::{SealedColumn, Store, StoreError};
+use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 /// The environment variable that supplies the key (instead of the file).
@@ -40,6 +39,49 @@ pub enum SealError {
     Key,
     #[error("sealed value is in the old unbound format (v1); restart the server to upgrade it")]
     Legacy,
+}
+
+/// Why the server key cannot be had.
+#[derive(Debug, Error)]
+pub enum KeyError {
+    #[error("{SECRET_KEY_ENV} must be 64 hexadecimal digits")]
+    Env(#[source] BadKey),
+    #[error("{} must hold 64 hexadecimal digits", .path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: BadKey,
+    },
+    #[error("cannot create {}", .path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What is wrong with a key's text.
+#[derive(Debug, Error)]
+pub enum BadKey {
+    #[error(transparent)]
+    Hex(#[from] hex::FromHexError),
+    #[error("the key must be 32 bytes")]
+    Length,
+}
+
+/// Why [`upgrade_legacy`] stopped.
+#[derive(Debug, Error)]
+pub enum UpgradeError {
+    #[error("cannot read sealed values")]
+    Read(#[source] StoreError),
+    #[error("cannot store a re-sealed value")]
+    Write(#[source] StoreError),
 }
 
 /// What a sealed value is for: authenticated with it, so it opens only for the same purpose
@@ -95,28 +137,26 @@ impl std::fmt::Debug for Sealer {
 
 impl Sealer {
     /// The key from the environment, else from (or newly into) `DATA_DIR/secret.key`.
-    pub fn load(data_dir: &Path) -> anyhow::Result<Sealer> {
+    pub fn load(data_dir: &Path) -> Result<Sealer, KeyError> {
         if let Ok(hex_key) = std::env::var(SECRET_KEY_ENV) {
-            let key = parse_key(&hex_key)
-                .with_context(|| format!("{SECRET_KEY_ENV} must be 64 hexadecimal digits"))?;
+            let key = parse_key(&hex_key).map_err(KeyError::Env)?;
             return Ok(Sealer::new(&key));
         }
         let path = data_dir.join(SECRET_KEY_FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let key = parse_key(text.trim()).with_context(|| {
-                    format!("{} must hold 64 hexadecimal digits", path.display())
-                })?;
-                Ok(Sealer::new(&key))
-            }
+            Ok(text) => match parse_key(text.trim()) {
+                Ok(key) => Ok(Sealer::new(&key)),
+                Err(source) => Err(KeyError::File { path, source }),
+            },
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let key: [u8; 32] = rand::random();
-                write_private(&path, &hex::encode(key))
-                    .with_context(|| format!("cannot create {}", path.display()))?;
+                if let Err(source) = write_private(&path, &hex::encode(key)) {
+                    return Err(KeyError::Create { path, source });
+                }
                 tracing::info!("created the server key {}", path.display());
                 Ok(Sealer::new(&key))
             }
-            Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+            Err(source) => Err(KeyError::Read { path, source }),
         }
     }
 
@@ -177,13 +217,13 @@ impl Sealer {
 /// Re-seals every value still in the first, unbound format with its binding (once, at start
 /// of the server and of `mytracks pki`); returns how many. A value that does not open with
 /// this server key is left as it is and reported.
-pub async fn upgrade_legacy(store: &Store, sealer: &Sealer) -> anyhow::Result<usize> {
+pub async fn upgrade_legacy(store: &Store, sealer: &Sealer) -> Result<usize, UpgradeError> {
     let mut upgraded = 0;
     for column in SealedColumn::ALL {
         let values = store
             .sealed_values(column, LEGACY_PREFIX)
             .await
-            .context("cannot read sealed values")?;
+            .map_err(UpgradeError::Read)?;
         for value in values {
             let plain = match sealer.open_legacy(&value.sealed) {
                 Ok(plain) => plain,
@@ -200,7 +240,7 @@ pub async fn upgrade_legacy(store: &Store, sealer: &Sealer) -> anyhow::Result<us
             if store
                 .replace_sealed(column, value.id, &value.sealed, &resealed)
                 .await
-                .context("cannot store a re-sealed value")?
+                .map_err(UpgradeError::Write)?
             {
                 upgraded += 1;
             }
@@ -212,11 +252,9 @@ pub async fn upgrade_legacy(store: &Store, sealer: &Sealer) -> anyhow::Result<us
     Ok(upgraded)
 }
 
-fn parse_key(text: &str) -> anyhow::Result<[u8; 32]> {
+fn parse_key(text: &str) -> Result<[u8; 32], BadKey> {
     let bytes = hex::decode(text.trim())?;
-    bytes
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("the key must be 32 bytes"))
+    bytes.try_into().map_err(|_| BadKey::Length)
 }
 
 /// Writes `text` to a new file only its owner can read.

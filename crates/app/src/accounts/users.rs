@@ -1,7 +1,8 @@
 //! Accounts themselves: the first administrator, creation and import, profiles, password
 //! checks and changes, (de)activation, the admin flag and deletion.
 
-use super::{guard, limit, password, secret, AccountError, Accounts, Result};
+use super::{guard, limit, password, AccountError, Accounts, Result};
+use crate::secret;
 use mytracks_store::{NewUser, ProfileChanges, StoreError, User};
 use std::path::Path;
 
@@ -32,7 +33,7 @@ impl Accounts {
     pub async fn bootstrap_admin(
         &self,
         data_dir: &Path,
-    ) -> anyhow::Result<Option<(String, String)>> {
+    ) -> std::result::Result<Option<(String, String)>, BootstrapError> {
         if self.store.active_admin_count().await? > 0 {
             return Ok(None);
         }
@@ -391,6 +392,18 @@ fn validate_email(email: &str) -> Result<String> {
             "Enter a valid email address.",
         )),
     }
+}
+
+/// Why the first administrator could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(transparent)]
+    Store(#[from] mytracks_store::StoreError),
+    /// The password file could not be written.
+    #[error(transparent)]
+    File(#[from] std::io::Error),
 }
 
 /// Writes a secret to a new file readable only by its owner (0600 on Unix).

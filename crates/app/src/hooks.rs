@@ -3,7 +3,7 @@
 //! devices' telemetry, status and connections, the OwnTracks backend every other accepted
 //! publish.
 
-use crate::access::AccessHooks;
+use crate::mqtt_access::AccessHooks;
 use crate::tracking::Tracking;
 use futures_util::future::BoxFuture;
 use mytracks_broker::{
