@@ -97,7 +97,7 @@ pub fn plan(
 
 /// The MQTT per-listener and HTTP connection limits, lowered (with a log line saying so) when
 /// together with a reserve they do not fit the open files limit (see the module documentation).
-pub fn fit(settings: &crate::Settings) -> (usize, crate::http_server::HttpLimits) {
+pub fn fit(settings: &crate::Settings) -> (usize, mytracks_http::HttpLimits) {
     let mut http = settings.http_limits;
     let configured = settings.listener_max_connections;
     let Some(fd_limit) = nofile_limit() else {

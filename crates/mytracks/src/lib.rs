@@ -4,27 +4,19 @@
 //! whole server in-process ([`Server::start`] or [`run`]) with their own settings and their
 //! own shutdown trigger instead of signals.
 
-// The OpenAPI document is one large `json!` literal.
-#![recursion_limit = "256"]
-
 pub mod admin_cli;
-pub mod api;
 pub mod cli;
 pub mod config;
 pub mod data_dir;
 pub mod fd_budget;
 #[doc(hidden)]
 pub mod fuzz;
-pub mod http;
-pub mod http_server;
 pub mod listener;
 pub mod mosquitto_cli;
-pub mod owntracks_http;
 pub mod pki_cli;
 pub mod runtime;
 pub mod server;
 pub mod tls;
-pub mod web;
 pub mod websocket;
 
 pub use config::Settings;

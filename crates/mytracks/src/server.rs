@@ -4,19 +4,22 @@
 
 use crate::runtime::{self, RuntimeFile, RuntimeInfo};
 use crate::tls::TlsListener;
-use crate::{api, data_dir, fd_budget, http, http_server, listener, web, websocket};
+use crate::{data_dir, fd_budget, listener, websocket};
 use crate::{open_database, Settings, VERSION};
 use anyhow::Context;
 use mytracks_app::pki::PkiService;
 use mytracks_app::{App, EmbeddedBroker};
 use mytracks_broker::{Broker, RedbStore};
+use mytracks_http::api::auth::TrustedProxies;
+use mytracks_http::api::emqx::EmqxAuth;
+use mytracks_http::{HttpState, Ports, WebContext};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// The broker's store file inside the data directory.
@@ -142,6 +145,14 @@ impl Server {
             &broker,
             (listener_max, message_limit),
         );
+        let ports = Ports {
+            http: http_addr.map(|a| a.port()),
+            mqtt: mqtt_addr.map(|a| a.port()),
+            mqtt_tls: mqtt_tls_addr.map(|a| a.port()),
+            mqtt_ws: mqtt_ws_addr.map(|a| a.port()),
+            mqtt_wss: mqtt_wss_addr.map(|a| a.port()),
+        };
+        let (ports_now, ports_seen) = watch::channel(ports);
         if let Some(tls) = tls.later {
             side_tasks.push(tokio::spawn(start_tls_when_ready(
                 tls,
@@ -150,22 +161,14 @@ impl Server {
                 settings.mqtt_wss.addr(),
                 broker.clone(),
                 (listener_max, message_limit),
-                data_dir.clone(),
+                (data_dir.clone(), ports_now),
             )));
         }
-
-        let ports = web::Ports {
-            http: http_addr.map(|a| a.port()),
-            mqtt: mqtt_addr.map(|a| a.port()),
-            mqtt_tls: mqtt_tls_addr.map(|a| a.port()),
-            mqtt_ws: mqtt_ws_addr.map(|a| a.port()),
-            mqtt_wss: mqtt_wss_addr.map(|a| a.port()),
-        };
         let (http_stop, stopped) = oneshot::channel::<()>();
         let http_task = http_listener.map(|listener| {
             tracing::info!("HTTP listening on http://{}", http_addr.expect("bound"));
-            let router = http_router(&settings, &app, &broker, ports, message_limit);
-            tokio::spawn(http_server::serve(
+            let router = http_router(&settings, &app, &broker, ports_seen, message_limit);
+            tokio::spawn(mytracks_http::serve(
                 listener,
                 router,
                 http_limits,
@@ -401,46 +404,31 @@ fn spawn_side_listeners(
     tasks
 }
 
-/// The HTTP interface over the services and the broker, with the EMQX endpoints and the
-/// WebSocket message limit.
+/// The HTTP interface over the services and the broker, with the EMQX endpoints and MQTT
+/// over WebSocket (`/mqtt`).
 fn http_router(
     settings: &Settings,
     app: &App,
     broker: &Broker,
-    ports: web::Ports,
+    ports: watch::Receiver<Ports>,
     message_limit: websocket::MessageLimit,
 ) -> axum::Router {
-    let state = http::HttpState {
-        broker: broker.clone(),
-        mqtt_port: ports.mqtt,
-        accounts: app.accounts.clone(),
-        trusted_proxies: Arc::new(api::auth::TrustedProxies::new(
-            settings.trusted_proxies.clone(),
-        )),
-        tracking: app.tracking.clone(),
-        pki: app.pki.clone(),
-        web: Arc::new(web::WebContext {
-            settings: settings.web.clone(),
-            ports,
-            data_dir: Some(settings.data_dir.clone()),
-        }),
-        iot: app.iot.clone(),
-        login_cache: Arc::default(),
-    };
-    http::router(state)
-        .layer(axum::Extension(api::emqx::EmqxAuth::new(
-            settings.http_auth_secret.clone(),
-            &app.access,
-            app.accounts.clone(),
-        )))
-        .layer(axum::Extension(message_limit))
+    let state = HttpState::new(
+        app,
+        broker.clone(),
+        TrustedProxies::new(settings.trusted_proxies.clone()),
+        WebContext::new(settings.web.clone(), ports),
+    );
+    let mqtt = websocket::http_route(broker.clone(), message_limit);
+    mytracks_http::router(state, mqtt).layer(axum::Extension(EmqxAuth::new(
+        settings.http_auth_secret.clone(),
+        &app.access,
+        app.accounts.clone(),
+    )))
 }
 
 /// Writes `runtime.json`: this process and the ports it listens on.
-fn write_runtime_file(
-    data_dir: &std::path::Path,
-    ports: web::Ports,
-) -> anyhow::Result<RuntimeFile> {
+fn write_runtime_file(data_dir: &std::path::Path, ports: Ports) -> anyhow::Result<RuntimeFile> {
     let info = RuntimeInfo {
         pid: std::process::id(),
         http_port: ports.http,
@@ -486,7 +474,7 @@ fn local_addr(listener: &Option<TcpListener>) -> anyhow::Result<Option<SocketAdd
 }
 
 /// Starts the TLS and WSS listeners once the built-in PKI has a server certificate (the server
-/// started without one), and records their ports in `runtime.json`.
+/// started without one), and records their ports for the HTTP interface and in `runtime.json`.
 async fn start_tls_when_ready(
     tls: Arc<TlsListener>,
     pki: Arc<PkiService>,
@@ -494,7 +482,7 @@ async fn start_tls_when_ready(
     wss_addr: Option<SocketAddr>,
     broker: Broker,
     (listener_max, message_limit): (usize, websocket::MessageLimit),
-    data_dir: std::path::PathBuf,
+    (data_dir, ports): (std::path::PathBuf, watch::Sender<Ports>),
 ) -> io::Result<()> {
     let ready = Arc::new(tokio::sync::Notify::new());
     {
@@ -523,6 +511,10 @@ async fn start_tls_when_ready(
     };
     let tls_port = local_addr(&tls_listener).ok().flatten();
     let wss_port = local_addr(&wss_listener).ok().flatten();
+    ports.send_modify(|ports| {
+        ports.mqtt_tls = tls_port.map(|a| a.port());
+        ports.mqtt_wss = wss_port.map(|a| a.port());
+    });
     if let Err(error) = runtime::update(&data_dir, |info| {
         info.mqtt_tls_port = tls_port.map(|a| a.port());
         info.mqtt_wss_port = wss_port.map(|a| a.port());

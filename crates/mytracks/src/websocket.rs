@@ -5,7 +5,6 @@
 //! bytes for the broker (a packet may span frames, a frame may hold several packets), bytes out
 //! become binary frames. The broker sees an ordinary byte stream, exactly like TCP or TLS.
 
-use crate::http::HttpState;
 use crate::tls::TlsListener;
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -37,7 +36,7 @@ const MESSAGE_SLACK: usize = 1024;
 /// The largest WebSocket message and frame MQTT over WebSocket accepts: the broker's
 /// `max_packet_size` plus [`MESSAGE_SLACK`] (tungstenite's default is 64 MiB, which a client
 /// could make the server buffer before the broker ever saw a packet). A bigger message ends
-/// the connection. Put in the HTTP router as an extension.
+/// the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MessageLimit(pub usize);
 
@@ -60,15 +59,31 @@ enum Frame {
     End,
 }
 
+/// What `/mqtt` on the HTTP listener needs: the broker to hand sockets to, and their limit.
+#[derive(Clone)]
+struct HttpMount {
+    broker: Broker,
+    limit: MessageLimit,
+}
+
+/// The `/mqtt` route, which the server adds to the HTTP router (so the HTTP listener's
+/// connection limits cover the upgraded sockets too).
+pub fn http_route(broker: Broker, limit: MessageLimit) -> axum::Router {
+    axum::Router::new()
+        .route("/mqtt", axum::routing::get(upgrade))
+        .with_state(HttpMount { broker, limit })
+}
+
 /// `GET /mqtt` with an upgrade to WebSocket, on the HTTP listener.
-pub async fn upgrade(
-    State(state): State<HttpState>,
+async fn upgrade(
+    State(mount): State<HttpMount>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    limit: Option<axum::Extension<MessageLimit>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let broker = state.broker.clone();
-    let MessageLimit(limit) = limit.map(|limit| limit.0).unwrap_or_default();
+    let HttpMount {
+        broker,
+        limit: MessageLimit(limit),
+    } = mount;
     ws.protocols(SUBPROTOCOLS)
         .max_message_size(limit)
         .max_frame_size(limit)

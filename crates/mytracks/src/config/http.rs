@@ -6,7 +6,7 @@ use super::check::{ip, port, ranged, Invalid};
 use super::file::{lenient_string, StringList};
 use super::settings::ListenerSettings;
 use super::DEFAULT_HTTP_PORT;
-use crate::api::emqx::HttpAuthSecret;
+use mytracks_http::api::emqx::HttpAuthSecret;
 use serde::Deserialize;
 use std::fmt;
 use std::net::IpAddr;
@@ -41,12 +41,12 @@ impl RawHttp {
     }
 
     /// The connection limits and timeouts (seconds in the file).
-    fn limits(&self) -> Result<crate::http_server::HttpLimits, Invalid> {
-        let d = crate::http_server::HttpLimits::default();
+    fn limits(&self) -> Result<mytracks_http::HttpLimits, Invalid> {
+        let d = mytracks_http::HttpLimits::default();
         let seconds = |key, value, default: Duration, max| {
             ranged(key, value, default.as_secs(), 1, max).map(Duration::from_secs)
         };
-        Ok(crate::http_server::HttpLimits {
+        Ok(mytracks_http::HttpLimits {
             header_read_timeout: seconds(
                 "http.header_read_timeout",
                 self.header_read_timeout,
@@ -86,7 +86,7 @@ impl RawHttp {
 /// What `[http]` sets.
 pub(super) struct HttpSection {
     pub listener: ListenerSettings,
-    pub limits: crate::http_server::HttpLimits,
+    pub limits: mytracks_http::HttpLimits,
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
@@ -124,23 +124,23 @@ pub(super) struct RawWeb {
 }
 
 impl RawWeb {
-    pub(super) fn validate(self) -> Result<crate::web::WebSettings, Invalid> {
-        Ok(crate::web::WebSettings {
+    pub(super) fn validate(self) -> Result<mytracks_http::web::WebSettings, Invalid> {
+        Ok(mytracks_http::web::WebSettings {
             live_feed_max_message: ranged(
                 "web.live_feed_max_message_bytes",
                 self.live_feed_max_message_bytes,
-                crate::web::DEFAULT_LIVE_FEED_MAX_MESSAGE,
+                mytracks_http::web::DEFAULT_LIVE_FEED_MAX_MESSAGE,
                 128,
                 1 << 20,
             )?,
             live_feed_idle_timeout: Duration::from_secs(ranged(
                 "web.live_feed_idle_timeout_secs",
                 self.live_feed_idle_timeout_secs,
-                crate::web::DEFAULT_LIVE_FEED_IDLE_TIMEOUT_SECS,
+                mytracks_http::web::DEFAULT_LIVE_FEED_IDLE_TIMEOUT_SECS,
                 3,
                 86_400,
             )?),
-            ..crate::web::WebSettings::new(self.tile_url, self.tile_attribution)?
+            ..mytracks_http::web::WebSettings::new(self.tile_url, self.tile_attribution)?
         })
     }
 }

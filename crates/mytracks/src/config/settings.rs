@@ -3,9 +3,9 @@
 use super::{
     DEFAULT_BIND, DEFAULT_DATA_DIR, DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, DEFAULT_MQTT_TLS_PORT,
 };
-use crate::api::emqx::HttpAuthSecret;
 use mytracks_app::mqtt_access::AccessFiles;
 use mytracks_broker::BrokerConfig;
+use mytracks_http::api::emqx::HttpAuthSecret;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -20,7 +20,7 @@ pub struct Settings {
     pub log: Option<String>,
     pub http: ListenerSettings,
     /// `[http]` timeouts and connection limits.
-    pub http_limits: crate::http_server::HttpLimits,
+    pub http_limits: mytracks_http::HttpLimits,
     pub mqtt: ListenerSettings,
     /// The broker's limits, mapped from the `[mqtt]` section.
     pub broker: BrokerConfig,
@@ -54,7 +54,7 @@ pub struct Settings {
     /// `[owntracks] ingest_queue_bytes`: bytes of parsed messages waiting for the writer.
     pub ingest_queue_bytes: usize,
     /// `[web]`: the web UI's map tiles.
-    pub web: crate::web::WebSettings,
+    pub web: mytracks_http::web::WebSettings,
     /// `[compat] store_mosquitto_pbkdf2`: also keep a `$7$` hash of every password and device
     /// credential set from now on, for `mytracks export mosquitto` to Mosquitto 2.0 (which
     /// cannot read argon2id). Off by default: a PBKDF2 hash with 1000 iterations is far
@@ -94,7 +94,7 @@ impl Default for Settings {
                 bind: DEFAULT_BIND,
                 port: Some(DEFAULT_HTTP_PORT),
             },
-            http_limits: crate::http_server::HttpLimits::default(),
+            http_limits: mytracks_http::HttpLimits::default(),
             mqtt: ListenerSettings {
                 bind: DEFAULT_BIND,
                 port: Some(DEFAULT_MQTT_PORT),
@@ -123,7 +123,7 @@ impl Default for Settings {
             iot_heartbeat_timeout: None,
             iot_limits: mytracks_app::iot::IotLimits::default(),
             ingest_queue_bytes: mytracks_app::tracking::ingest::DEFAULT_INGEST_QUEUE_BYTES,
-            web: crate::web::WebSettings::default(),
+            web: mytracks_http::web::WebSettings::default(),
             store_mosquitto_pbkdf2: false,
             http_auth_secret: None,
             trusted_proxies: Vec::new(),

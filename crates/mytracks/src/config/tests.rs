@@ -476,7 +476,7 @@ fn web_section() {
 #[test]
 fn http_timeouts_and_connection_limits() {
     let defaults = load(None, env(&[])).unwrap().http_limits;
-    assert_eq!(defaults, crate::http_server::HttpLimits::default());
+    assert_eq!(defaults, mytracks_http::HttpLimits::default());
     assert_eq!(defaults.header_read_timeout, Duration::from_secs(10));
     assert_eq!(defaults.max_connections, 1024);
     assert_eq!(defaults.max_connections_per_address, 64);
@@ -489,7 +489,7 @@ fn http_timeouts_and_connection_limits() {
     .http_limits;
     assert_eq!(
         limits,
-        crate::http_server::HttpLimits {
+        mytracks_http::HttpLimits {
             header_read_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(40),
             request_timeout: Duration::from_secs(20),

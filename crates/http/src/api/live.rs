@@ -13,7 +13,7 @@
 
 use super::auth::{check_origin, Auth, Caller};
 use super::error::ApiResult;
-use crate::http::HttpState;
+use crate::state::HttpState;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -46,8 +46,7 @@ pub async fn upgrade(
 async fn feed(state: HttpState, caller: Caller, mut socket: WebSocket) {
     let username = caller.user.username.clone();
     let mut events = state.tracking.feed.subscribe();
-    let welcome =
-        serde_json::json!({ "type": "welcome", "user": username, "version": crate::VERSION });
+    let welcome = serde_json::json!({ "type": "welcome", "user": username, "version": mytracks_app::VERSION });
     if socket
         .send(Message::Text(welcome.to_string().into()))
         .await

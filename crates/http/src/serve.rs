@@ -20,7 +20,7 @@
 //!   sockets. Only when every connection of the heaviest addresses is busy are newcomers
 //!   refused.
 
-use crate::listener::AcceptErrors;
+use crate::accept::AcceptErrors;
 use axum::extract::ConnectInfo;
 use axum::response::IntoResponse;
 use axum::Router;

@@ -7,7 +7,7 @@ use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
 use super::tracks::own_device;
 use super::JsonBody;
-use crate::http::HttpState;
+use crate::state::HttpState;
 use axum::extract::State;
 use axum::Json;
 use mytracks_app::tracking::IngestError;

@@ -19,7 +19,7 @@ pub mod setup;
 pub mod tracks;
 pub mod views;
 
-use crate::http::HttpState;
+use crate::state::HttpState;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use axum::routing::{delete, get, patch, post, MethodRouter};

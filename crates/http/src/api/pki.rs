@@ -5,7 +5,7 @@
 use super::auth::{Admin, Auth};
 use super::error::{ApiError, ApiResult};
 use super::{parse_id, JsonBody};
-use crate::http::HttpState;
+use crate::state::HttpState;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

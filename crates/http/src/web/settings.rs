@@ -1,18 +1,4 @@
-//! The web UI: the pages (`/`, `/login/`, `/history/`, `/profile/`, `/admin-panel/`,
-//! `/about/`, `/console/`, `/devices/`) and their static files, all embedded in the binary.
-//!
-//! The front end lives in `web/` (TypeScript, bundled by esbuild from `build.rs`); here it is
-//! only served. Each page is a small HTML shell naming its script and style sheet; the script
-//! draws the page from the REST API. Pages need a session: without one they redirect to
-//! `/login/?next=...`. Settings: `[web] tile_url` and `tile_attribution` (the map tiles are
-//! the only thing the browser fetches from elsewhere).
-
-mod assets;
-mod pages;
-
-use crate::http::HttpState;
-use axum::routing::get;
-use axum::Router;
+//! `[web]`: the map tiles and the live feed's limits, checked when the configuration loads.
 
 /// Where map tiles come from unless `[web] tile_url` says otherwise.
 pub const DEFAULT_TILE_URL: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
@@ -112,57 +98,6 @@ impl WebSettings {
         }
         Some(format!("{scheme}://{host}"))
     }
-}
-
-/// The ports the server actually listens on (`None`: that listener is off), for the setup
-/// page: with port 0 in the configuration only the running server knows them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Ports {
-    pub http: Option<u16>,
-    pub mqtt: Option<u16>,
-    pub mqtt_tls: Option<u16>,
-    pub mqtt_ws: Option<u16>,
-    pub mqtt_wss: Option<u16>,
-}
-
-/// What the pages and the setup API need beyond the rest of [`HttpState`].
-#[derive(Clone, Debug, Default)]
-pub struct WebContext {
-    pub settings: WebSettings,
-    /// The ports bound at start.
-    pub ports: Ports,
-    /// Where `runtime.json` is: the TLS and WSS listeners may start later (when the built-in
-    /// CA issues the first server certificate), and that file then holds their ports.
-    pub data_dir: Option<std::path::PathBuf>,
-}
-
-impl WebContext {
-    /// The ports listened on now: those bound at start, and the TLS ones from `runtime.json`
-    /// once they are there.
-    pub fn current_ports(&self) -> Ports {
-        let mut ports = self.ports;
-        if let Some(info) = self
-            .data_dir
-            .as_deref()
-            .and_then(|dir| crate::runtime::RuntimeInfo::read(dir).ok())
-        {
-            ports.mqtt_tls = ports.mqtt_tls.or(info.mqtt_tls_port);
-            ports.mqtt_wss = ports.mqtt_wss.or(info.mqtt_wss_port);
-        }
-        ports
-    }
-}
-
-/// The page routes and `/static/`. Pages see the caller through the API's session
-/// resolution; static files need no login (the login page uses them too).
-pub fn router(state: HttpState) -> Router<HttpState> {
-    let pages = pages::routes().layer(axum::middleware::from_fn_with_state(
-        state,
-        crate::api::auth::resolve,
-    ));
-    Router::new()
-        .route("/static/{*file}", get(assets::serve))
-        .merge(pages)
 }
 
 #[cfg(test)]

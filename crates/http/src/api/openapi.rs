@@ -457,7 +457,7 @@ pub fn build() -> Value {
         "openapi": "3.1.0",
         "info": {
             "title": "mytracks API",
-            "version": crate::VERSION,
+            "version": mytracks_app::VERSION,
             "description": "Accounts, tokens, MQTT credentials and sharing. Paths follow the original My Tracks API; the trailing slash is optional. Cookie-authenticated mutations must send the CSRF token in X-CSRFToken.",
         },
         "paths": paths,

@@ -1,41 +1,44 @@
-//! The HTTP interface: the web UI (`/` and the other pages, `/static/`), the REST API
-//! (`/api/`), OwnTracks HTTP mode (`/pub`), MQTT over WebSocket (`/mqtt`) and `/healthz` for
-//! probes and monitoring. Every other path gets a JSON 404, the API's error format.
+//! The HTTP interface of mytracks: the web UI (`/` and the other pages, `/static/`), the
+//! REST API (`/api/`), OwnTracks HTTP mode (`/pub`), `/metrics` and `/healthz` for probes and
+//! monitoring. Every other path gets a JSON 404, the API's error format. The only crate that
+//! knows about axum and the JSON views; it is handed its state ([`HttpState`]) and a bound
+//! listener ([`serve::serve`]), and reads no configuration, environment or signals.
+//!
+//! - [`router`] (here): the routes, `/healthz`, the JSON 404/405 fallbacks, the response
+//!   counters for `/metrics`, and whatever routes the caller adds (the binary's `/mqtt`).
+//! - `state.rs`: [`HttpState`], what handlers are handed; [`Ports`] and [`WebContext`].
+//! - `api/`: the REST API, one module per area, with `extract.rs` (request helpers),
+//!   `error.rs` (errors as JSON), `views.rs` (JSON shapes), `export.rs` (GeoJSON, GPX, CSV)
+//!   and `metrics.rs` (Prometheus `/metrics`).
+//! - `owntracks_http.rs`: `/pub`, OwnTracks HTTP mode, with its login cache.
+//! - `web.rs` and `web/`: the pages and the embedded web UI (bundled by `build.rs`).
+//! - `serve.rs`: the accept loop (timeouts, connection limits); `accept.rs`: accept errors.
 
-use crate::api::auth::TrustedProxies;
+// The OpenAPI document is one large `json!` literal.
+#![recursion_limit = "256"]
+
+pub mod accept;
+pub mod api;
+pub mod owntracks_http;
+pub mod serve;
+pub mod state;
+pub mod web;
+
+pub use serve::{serve, HttpLimits};
+pub use state::{HttpState, Ports, WebContext};
+pub use web::WebSettings;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use mytracks_app::accounts::Accounts;
-use mytracks_broker::Broker;
 use serde_json::json;
 use std::sync::Arc;
 
-/// What the handlers need: the broker for its counters, the MQTT port to show, accounts.
-#[derive(Clone)]
-pub struct HttpState {
-    pub broker: Broker,
-    /// The port MQTT clients should use (`None` when the listener is disabled).
-    pub mqtt_port: Option<u16>,
-    pub accounts: Arc<Accounts>,
-    /// `[http] trusted_proxies`: whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Arc<TrustedProxies>,
-    /// The OwnTracks backend (HTTP mode, history, live feed, commands).
-    pub tracking: Arc<mytracks_app::tracking::Tracking>,
-    /// The built-in PKI.
-    pub pki: Arc<mytracks_app::pki::PkiService>,
-    /// The web UI's settings and the ports actually listened on (for the setup page).
-    pub web: Arc<crate::web::WebContext>,
-    /// The IoT platform (devices, telemetry).
-    pub iot: Arc<mytracks_app::iot::Iot>,
-    /// Verified OwnTracks HTTP-mode logins (`/pub`).
-    pub login_cache: Arc<crate::owntracks_http::LoginCache>,
-}
-
-/// The application's routes.
-pub fn router(state: HttpState) -> Router {
+/// The application's routes over `state`, with `transports` (routes with their own state,
+/// such as the binary's `/mqtt` WebSocket) served and counted alongside.
+pub fn router(state: HttpState, transports: Router) -> Router {
     // Every response is counted by status class for `/metrics`.
     let counters = Arc::new(crate::api::mqtt::HttpCounters::default());
     let counting = {
@@ -53,15 +56,15 @@ pub fn router(state: HttpState) -> Router {
     };
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/mqtt", get(crate::websocket::upgrade))
         .route("/pub", axum::routing::post(crate::owntracks_http::publish))
         .merge(crate::api::router(state.clone()))
         .merge(crate::web::router(state.clone()))
+        .with_state(state)
+        .merge(transports)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::Extension(counters))
         .layer(counting)
-        .with_state(state)
 }
 
 /// Liveness for load balancers and monitoring: 200 while serving, 503 once shutdown has begun
@@ -77,7 +80,7 @@ async fn healthz(State(state): State<HttpState>) -> Response {
     let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     let body = json!({
         "status": text,
-        "version": crate::VERSION,
+        "version": mytracks_app::VERSION,
         "uptime_seconds": stats.uptime_seconds,
         "mqtt": { "clients_connected": stats.clients_connected },
         "owntracks": {
@@ -109,7 +112,8 @@ mod tests {
     use axum::body::Body;
     use axum::http::{header, Method, Request};
     use http_body_util::BodyExt;
-    use mytracks_broker::{BrokerConfig, NoHooks};
+    use mytracks_app::accounts::Accounts;
+    use mytracks_broker::{Broker, BrokerConfig, NoHooks};
     use tower::ServiceExt;
 
     async fn state() -> HttpState {
@@ -143,7 +147,6 @@ mod tests {
         );
         HttpState {
             broker,
-            mqtt_port: Some(1883),
             accounts,
             trusted_proxies: Arc::default(),
             tracking,
@@ -177,7 +180,7 @@ mod tests {
     #[tokio::test]
     async fn pages_need_a_login() {
         let state = state().await;
-        let app = router(state.clone());
+        let app = router(state.clone(), Router::new());
         let response = app
             .clone()
             .oneshot(Request::get("/").body(Body::empty()).unwrap())
@@ -216,7 +219,7 @@ mod tests {
     #[tokio::test]
     async fn static_files_are_typed_and_cached() {
         let state = state().await;
-        let app = router(state.clone());
+        let app = router(state.clone(), Router::new());
         let (_, _, page) = call(app.clone(), Method::GET, "/login/").await;
         let script = page
             .split("src=\"/static/")
@@ -250,13 +253,13 @@ mod tests {
     #[tokio::test]
     async fn healthz_ok_then_shutting_down() {
         let state = state().await;
-        let app = router(state.clone());
+        let app = router(state.clone(), Router::new());
         let (status, content_type, body) = call(app.clone(), Method::GET, "/healthz").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(content_type.as_deref(), Some("application/json"));
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(json["status"], "ok");
-        assert_eq!(json["version"], crate::VERSION);
+        assert_eq!(json["version"], mytracks_app::VERSION);
         assert!(json["uptime_seconds"].is_u64());
         assert_eq!(json["mqtt"]["clients_connected"], 0);
 
@@ -270,7 +273,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_path_and_method() {
         let state = state().await;
-        let app = router(state.clone());
+        let app = router(state.clone(), Router::new());
         let (status, content_type, body) = call(app.clone(), Method::GET, "/nope/x").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(content_type.as_deref(), Some("application/json"));

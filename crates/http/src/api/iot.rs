@@ -12,7 +12,7 @@ use super::error::{ApiError, ApiResult};
 use super::export::csv_text;
 use super::tracks::{check_window, limit, number};
 use super::JsonBody;
-use crate::http::HttpState;
+use crate::state::HttpState;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};

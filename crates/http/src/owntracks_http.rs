@@ -5,7 +5,7 @@
 //! with the user, then the commands queued for this device.
 
 use crate::api::error::ApiError;
-use crate::http::HttpState;
+use crate::state::HttpState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

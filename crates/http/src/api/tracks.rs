@@ -7,7 +7,7 @@ use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
 use super::export;
 use super::{parse_id, JsonBody};
-use crate::http::HttpState;
+use crate::state::HttpState;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};

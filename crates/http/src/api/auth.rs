@@ -11,7 +11,7 @@
 use super::error::{ApiError, ApiResult};
 use super::views::AccountView;
 use super::JsonBody;
-use crate::http::HttpState;
+use crate::state::HttpState;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method};

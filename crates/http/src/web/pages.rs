@@ -6,7 +6,7 @@
 
 use super::assets;
 use crate::api::auth::Auth;
-use crate::http::HttpState;
+use crate::state::HttpState;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -129,7 +129,7 @@ async fn show(
     }
     let mut boot = json!({
         "page": page.bundle,
-        "version": crate::VERSION,
+        "version": mytracks_app::VERSION,
         "user": user.as_ref().map(|u| json!({
             "id": u.id,
             "username": u.username,

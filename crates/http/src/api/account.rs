@@ -5,7 +5,7 @@ use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
 use super::views::{AccountView, CredentialView, ShareJson, TokenView};
 use super::{parse_id, JsonBody};
-use crate::http::HttpState;
+use crate::state::HttpState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

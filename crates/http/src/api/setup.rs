@@ -8,7 +8,7 @@ use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
 use super::views::CredentialView;
 use super::JsonBody;
-use crate::http::HttpState;
+use crate::state::HttpState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -93,7 +93,7 @@ pub async fn show(
         })
     });
     Ok(Json(json!({
-        "version": crate::VERSION,
+        "version": mytracks_app::VERSION,
         "username": caller.user.username,
         "host": origin.host,
         "http_url": origin.url("/"),

@@ -15,7 +15,7 @@
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
 use super::JsonBody;
-use crate::http::HttpState;
+use crate::state::HttpState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -14,7 +14,7 @@
 use super::auth::{Admin, Auth, Caller};
 use super::error::{ApiError, ApiResult};
 use super::JsonBody;
-use crate::http::HttpState;
+use crate::state::HttpState;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -74,7 +74,7 @@ pub async fn status(State(state): State<HttpState>, _caller: Auth) -> Json<Value
     .flatten()
     .collect();
     Json(json!({
-        "version": crate::VERSION,
+        "version": mytracks_app::VERSION,
         "uptime_seconds": stats.uptime_seconds,
         "connections": {
             "connected": stats.clients_connected,

@@ -14,7 +14,7 @@
 //! (another EMQX source may know it), except on accounts' OwnTracks topics, which it may never
 //! use ("deny"). `cert_common_name` is not trusted: EMQX checked the certificate, not us.
 
-use crate::http::HttpState;
+use crate::state::HttpState;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
