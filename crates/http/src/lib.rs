@@ -40,7 +40,7 @@ use std::sync::Arc;
 /// such as the binary's `/mqtt` WebSocket) served and counted alongside.
 pub fn router(state: HttpState, transports: Router) -> Router {
     // Every response is counted by status class for `/metrics`.
-    let counters = Arc::new(crate::api::mqtt::HttpCounters::default());
+    let counters = Arc::new(crate::api::metrics::HttpCounters::default());
     let counting = {
         let counters = counters.clone();
         axum::middleware::from_fn(

@@ -329,7 +329,7 @@ async fn answer(
                 continue;
             };
             let owner = names.get(&device.user_id).copied().unwrap_or_default();
-            let mut value = crate::api::tracks::location_json(&location);
+            let mut value = crate::api::views::location_json(&location);
             value["_type"] = json!("location");
             value["topic"] = json!(owntracks::base_topic(owner, &device.name));
             items.push(value);

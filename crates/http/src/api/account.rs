@@ -3,16 +3,34 @@
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
+use super::extract::{parse_id, JsonBody};
 use super::views::{AccountView, CredentialView, ShareJson, TokenView};
-use super::{parse_id, JsonBody};
 use crate::state::HttpState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Json;
 use mytracks_store::ProfileChanges;
 use serde::Deserialize;
 use serde_json::json;
+
+/// The routes of this module; [`super::router`] serves them behind its authentication layer.
+pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
+    vec![
+        ("/api/account/", get(show).patch(update)),
+        ("/api/account/change-password/", post(change_password)),
+        ("/api/account/tokens/", get(list_tokens).post(create_token)),
+        ("/api/account/tokens/{id}/", delete(delete_token)),
+        (
+            "/api/account/credentials/",
+            get(list_credentials).post(create_credential),
+        ),
+        ("/api/account/credentials/{id}/", delete(delete_credential)),
+        ("/api/account/shares/", get(list_shares).post(create_share)),
+        ("/api/account/shares/{id}/", delete(delete_share)),
+    ]
+}
 
 pub async fn show(Auth(caller): Auth) -> Json<AccountView> {
     Json(AccountView::from(&caller.user))
@@ -26,7 +44,7 @@ pub struct ProfileUpdate {
     settings: Option<serde_json::Map<String, serde_json::Value>>,
     /// The OwnTracks payload passphrase for all of the user's devices that have none of
     /// their own; `""` or `null` removes it.
-    #[serde(default, deserialize_with = "super::tracks::double_option")]
+    #[serde(default, deserialize_with = "super::extract::double_option")]
     encryption_key: Option<Option<String>>,
 }
 

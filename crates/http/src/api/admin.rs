@@ -3,16 +3,29 @@
 
 use super::auth::Admin;
 use super::error::{ApiError, ApiResult};
+use super::extract::{parse_id, JsonBody};
 use super::views::UserView;
-use super::{parse_id, JsonBody};
 use crate::state::HttpState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Json;
 use mytracks_app::accounts::NewAccount;
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+/// The routes of this module; [`super::router`] serves them behind its authentication layer.
+pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
+    vec![
+        ("/api/admin/users/", get(list_users).post(create_user)),
+        ("/api/admin/users/{id}/", delete(deactivate).get(show_user)),
+        ("/api/admin/users/{id}/reactivate/", post(reactivate)),
+        ("/api/admin/users/{id}/toggle-admin/", post(toggle_admin)),
+        ("/api/admin/users/{id}/set-password/", post(set_password)),
+        ("/api/admin/users/{id}/hard-delete/", delete(hard_delete)),
+    ]
+}
 
 pub async fn list_users(
     State(state): State<HttpState>,

@@ -9,14 +9,15 @@
 //! it back in `X-CSRFToken`, and a cross-site `Origin` is refused outright.
 
 use super::error::{ApiError, ApiResult};
+use super::extract::JsonBody;
 use super::views::AccountView;
-use super::JsonBody;
 use crate::state::HttpState;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
 use axum::Json;
 use base64::Engine;
 use mytracks_app::accounts::guard::{Door, LoginFrom};
@@ -25,6 +26,15 @@ use mytracks_store::User;
 use serde::Deserialize;
 use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// The routes of this module; [`super::router`] serves them behind its authentication layer.
+pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
+    vec![
+        ("/api/auth/login/", post(login)),
+        ("/api/auth/logout/", post(logout)),
+        ("/api/auth/session/", get(session)),
+    ]
+}
 
 pub const SESSION_COOKIE: &str = "mytracks_session";
 pub const CSRF_COOKIE: &str = "csrftoken";

@@ -5,15 +5,30 @@
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
+use super::extract::JsonBody;
 use super::tracks::own_device;
-use super::JsonBody;
 use crate::state::HttpState;
 use axum::extract::State;
+use axum::routing::{post, MethodRouter};
 use axum::Json;
 use mytracks_app::tracking::IngestError;
 use mytracks_owntracks::{command, Waypoint};
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+/// The routes of this module; [`super::router`] serves them behind its authentication layer.
+pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
+    vec![
+        ("/api/commands/report-location/", post(report_location)),
+        ("/api/commands/set-waypoints/", post(set_waypoints)),
+        ("/api/commands/clear-waypoints/", post(clear_waypoints)),
+        ("/api/commands/set-configuration/", post(set_configuration)),
+        ("/api/commands/request-waypoints/", post(request_waypoints)),
+        ("/api/commands/fetch-waypoints/", post(request_waypoints)),
+        ("/api/commands/status/", post(status)),
+        ("/api/commands/dump/", post(dump)),
+    ]
+}
 
 /// Which device: `{"user": .., "device": ..}` or `{"device_id": ..}`, plus what some commands
 /// carry.

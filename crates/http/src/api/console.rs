@@ -14,7 +14,7 @@
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
-use super::JsonBody;
+use super::extract::JsonBody;
 use crate::state::HttpState;
 use axum::extract::State;
 use axum::http::StatusCode;

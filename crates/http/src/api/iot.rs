@@ -10,18 +10,48 @@
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
 use super::export::csv_text;
-use super::tracks::{check_window, limit, number};
-use super::JsonBody;
+use super::extract::JsonBody;
+use super::extract::{check_window, limit, number};
 use crate::state::HttpState;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
 use axum::Json;
 use mytracks_app::iot::registry::RegistryError;
 use mytracks_app::time::timestamp;
 use mytracks_store::{IotDevice, Telemetry, User};
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+/// The routes of this module; [`super::router`] serves them behind its authentication layer.
+pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
+    vec![
+        ("/api/iot/devices/", get(list).post(create)),
+        (
+            "/api/iot/devices/{device_id}/",
+            get(show).patch(update).delete(remove),
+        ),
+        ("/api/iot/devices/{device_id}/rotate/", post(rotate)),
+        (
+            "/api/iot/devices/{device_id}/commands/",
+            get(commands).post(send_command),
+        ),
+        (
+            "/api/iot/devices/{device_id}/config/",
+            get(config).put(set_config).delete(clear_config),
+        ),
+        (
+            "/api/iot/fleets/{group}/commands/",
+            get(fleet_commands).post(send_fleet_command),
+        ),
+        ("/api/iot/devices/{device_id}/telemetry/", get(telemetry)),
+        (
+            "/api/iot/devices/{device_id}/telemetry/latest/",
+            get(latest),
+        ),
+    ]
+}
 
 /// Telemetry rows per answer unless `limit` says otherwise, and at most.
 const DEFAULT_LIMIT: i64 = 10_000;
@@ -179,7 +209,7 @@ pub async fn show(
 #[derive(Deserialize)]
 pub struct DeviceChanges {
     /// A new group; `""` or `null` removes it.
-    #[serde(default, deserialize_with = "super::tracks::double_option")]
+    #[serde(default, deserialize_with = "super::extract::double_option")]
     group: Option<Option<String>>,
     #[serde(default)]
     description: Option<String>,

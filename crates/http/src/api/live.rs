@@ -18,8 +18,14 @@ use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpg
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::routing::{get, MethodRouter};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
+
+/// The routes of this module; [`super::router`] serves them behind its authentication layer.
+pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
+    vec![("/ws/locations/", get(upgrade))]
+}
 
 /// How often the socket looks for a change of credentials (in memory: the accounts' epoch).
 const CHECK_EVERY: Duration = Duration::from_secs(1);

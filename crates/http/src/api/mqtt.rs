@@ -1,9 +1,8 @@
 //! Broker management and monitoring over HTTP: `GET /api/mqtt/status`, `POST
 //! /api/mqtt/publish`, `GET /api/mqtt/topics/structure`, `POST /api/mqtt/topics/validate`
 //! (any signed-in user, within their ACL), `GET /api/mqtt/clients`, `DELETE
-//! /api/mqtt/clients/{client_id}` and `GET /api/mqtt/monitoring/metrics` (admins), and
-//! `/metrics` in Prometheus' text format (admins: a bearer API token in Prometheus'
-//! `authorization` setting).
+//! /api/mqtt/clients/{client_id}` and `GET /api/mqtt/monitoring/metrics` (admins; the same
+//! figures as `/metrics`, in `metrics.rs`).
 //!
 //! What a user may publish, subscribe or read is asked of the broker's own hooks
 //! ([`mytracks_broker::Broker::may_publish`]...), so the API and MQTT connections always agree.
@@ -13,34 +12,17 @@
 
 use super::auth::{Admin, Auth, Caller};
 use super::error::{ApiError, ApiResult};
-use super::JsonBody;
+use super::extract::JsonBody;
 use crate::state::HttpState;
 use axum::extract::{Path, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, MethodRouter};
-use axum::{Extension, Json};
+use axum::Json;
 use mytracks_app::time::timestamp;
 use mytracks_broker::{ClientInfo, LocalClientError, Message};
 use mytracks_codec::{ProtocolVersion, QoS};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
-/// HTTP responses by status class (1xx..5xx), counted by the router's outermost layer.
-#[derive(Debug, Default)]
-pub struct HttpCounters {
-    by_class: [AtomicU64; 5],
-}
-
-impl HttpCounters {
-    pub fn count(&self, status: axum::http::StatusCode) {
-        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
-        self.by_class[class].fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 /// The routes of this module; [`super::router`] serves them behind its authentication layer.
 pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
@@ -52,7 +34,6 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
         ("/api/mqtt/clients/", get(clients)),
         ("/api/mqtt/clients/{client_id}/", delete(disconnect)),
         ("/api/mqtt/monitoring/metrics/", get(monitoring)),
-        ("/metrics", get(prometheus)),
     ]
 }
 
@@ -414,279 +395,4 @@ pub async fn monitoring(State(state): State<HttpState>, _admin: Admin) -> Json<V
             "commands_acknowledged": load(&iot.commands_acknowledged),
         },
     }))
-}
-
-/// One metric family in Prometheus' text exposition format.
-fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    for (labels, value) in samples {
-        let _ = writeln!(out, "{name}{labels} {value}");
-    }
-}
-
-/// `GET /metrics`: Prometheus text format (admins; scrape with an admin's API token).
-pub async fn prometheus(
-    State(state): State<HttpState>,
-    _admin: Admin,
-    Extension(http): Extension<Arc<HttpCounters>>,
-) -> Response {
-    let stats = state.broker.stats();
-    let ingest = state.tracking.counters();
-    let load = |n: &AtomicU64| n.load(Ordering::Relaxed) as f64;
-    let mut out = String::with_capacity(4096);
-    let one = |value: f64| [("", value)];
-    let qos = |values: [u64; 3]| {
-        [
-            ("{qos=\"0\"}", values[0] as f64),
-            ("{qos=\"1\"}", values[1] as f64),
-            ("{qos=\"2\"}", values[2] as f64),
-        ]
-    };
-    family(
-        &mut out,
-        "mytracks_uptime_seconds",
-        "gauge",
-        "Seconds since the broker started.",
-        &one(stats.uptime_seconds as f64),
-    );
-    family(
-        &mut out,
-        "mytracks_mqtt_connections",
-        "gauge",
-        "Connected MQTT clients.",
-        &one(stats.clients_connected as f64),
-    );
-    family(
-        &mut out,
-        "mytracks_mqtt_connections_maximum",
-        "gauge",
-        "Most MQTT clients connected at once since start.",
-        &one(stats.clients_maximum as f64),
-    );
-    family(
-        &mut out,
-        "mytracks_mqtt_sessions",
-        "gauge",
-        "MQTT sessions, connected or kept for a returning client.",
-        &one(stats.clients_total as f64),
-    );
-    family(
-        &mut out,
-        "mytracks_mqtt_subscriptions",
-        "gauge",
-        "Subscriptions of all sessions.",
-        &one(stats.subscriptions as f64),
-    );
-    family(
-        &mut out,
-        "mytracks_mqtt_retained_messages",
-        "gauge",
-        "Retained messages.",
-        &one(stats.retained as f64),
-    );
-    family(
-        &mut out,
-        "mytracks_mqtt_messages_received_total",
-        "counter",
-        "PUBLISH packets received, by QoS.",
-        &qos(stats.received_by_qos),
-    );
-    family(
-        &mut out,
-        "mytracks_mqtt_messages_sent_total",
-        "counter",
-        "PUBLISH packets sent to subscribers, by QoS.",
-        &qos(stats.sent_by_qos),
-    );
-    family(
-        &mut out,
-        "mytracks_mqtt_messages_dropped_total",
-        "counter",
-        "Messages dropped: QoS 0 to a full queue, QoS 1/2 to a full offline session.",
-        &one(stats.messages_dropped as f64),
-    );
-    family(
-        &mut out,
-        "mytracks_mqtt_bytes_received_total",
-        "counter",
-        "Bytes read from MQTT clients.",
-        &one(stats.bytes_received as f64),
-    );
-    family(
-        &mut out,
-        "mytracks_mqtt_bytes_sent_total",
-        "counter",
-        "Bytes written to MQTT clients.",
-        &one(stats.bytes_sent as f64),
-    );
-    family(
-        &mut out,
-        "mytracks_mqtt_auth_failures_total",
-        "counter",
-        "MQTT connections refused by authentication.",
-        &one(stats.auth_failures as f64),
-    );
-    let checks = state.accounts.login_guard().stats();
-    for (name, kind, help, value) in [
-        (
-            "mytracks_password_checks_limit",
-            "gauge",
-            "Password checks allowed at once ([login] max_concurrent_password_checks).",
-            checks.limit as f64,
-        ),
-        (
-            "mytracks_password_checks_in_flight",
-            "gauge",
-            "Password checks (argon2id, PBKDF2, decoys) running now.",
-            checks.in_flight as f64,
-        ),
-        (
-            "mytracks_password_checks_in_flight_max",
-            "gauge",
-            "The most password checks that ever ran at once since the start.",
-            checks.in_flight_max as f64,
-        ),
-        (
-            "mytracks_password_checks_total",
-            "counter",
-            "Password checks run (every door: MQTT, EMQX, HTTP mode, web login, Basic).",
-            checks.total as f64,
-        ),
-        (
-            "mytracks_password_checks_busy_total",
-            "counter",
-            "Logins refused because no password check could start in time.",
-            checks.busy as f64,
-        ),
-    ] {
-        family(&mut out, name, kind, help, &one(value));
-    }
-    family(
-        &mut out,
-        "mytracks_owntracks_stored_total",
-        "counter",
-        "OwnTracks messages stored.",
-        &one(load(&ingest.stored)),
-    );
-    family(
-        &mut out,
-        "mytracks_owntracks_invalid_total",
-        "counter",
-        "OwnTracks messages refused as invalid.",
-        &one(load(&ingest.invalid)),
-    );
-    family(
-        &mut out,
-        "mytracks_owntracks_undecryptable_total",
-        "counter",
-        "Encrypted OwnTracks messages no key opens.",
-        &one(load(&ingest.undecryptable)),
-    );
-    family(
-        &mut out,
-        "mytracks_owntracks_failed_total",
-        "counter",
-        "OwnTracks messages whose commit failed (publishers told to retry).",
-        &one(load(&ingest.failed)),
-    );
-    family(
-        &mut out,
-        "mytracks_owntracks_dropped_total",
-        "counter",
-        "QoS 0 OwnTracks messages dropped with the writer queue full.",
-        &one(load(&ingest.dropped)),
-    );
-    let telemetry = state.iot.telemetry_counters();
-    let iot = state.iot.counters();
-    family(
-        &mut out,
-        "mytracks_iot_devices",
-        "gauge",
-        "Registered IoT devices.",
-        &one(state.iot.device_count() as f64),
-    );
-    family(
-        &mut out,
-        "mytracks_iot_devices_connected",
-        "gauge",
-        "IoT devices connected to the broker.",
-        &one(state.iot.connected_devices() as f64),
-    );
-    for (name, help, value) in [
-        (
-            "mytracks_iot_telemetry_stored_total",
-            "IoT telemetry messages stored.",
-            &telemetry.stored,
-        ),
-        (
-            "mytracks_iot_telemetry_failed_total",
-            "IoT telemetry messages whose commit failed (QoS 1/2 publishers told to retry).",
-            &telemetry.failed,
-        ),
-        (
-            "mytracks_iot_telemetry_dropped_total",
-            "QoS 0 IoT telemetry messages dropped with the writer queue full.",
-            &telemetry.dropped,
-        ),
-        (
-            "mytracks_iot_status_updates_total",
-            "IoT presence updates (online, offline, heartbeat; wills included).",
-            &iot.status_updates,
-        ),
-        (
-            "mytracks_iot_commands_sent_total",
-            "IoT commands published (a fleet command counts once).",
-            &iot.commands_sent,
-        ),
-        (
-            "mytracks_iot_commands_delivered_total",
-            "IoT command deliveries completed (PUBCOMP; each device of a fleet counts).",
-            &iot.commands_delivered,
-        ),
-        (
-            "mytracks_iot_commands_acknowledged_total",
-            "IoT command answers received on commands/ack.",
-            &iot.commands_acknowledged,
-        ),
-    ] {
-        family(&mut out, name, "counter", help, &one(load(value)));
-    }
-    let (buckets, count, sum) = ingest.commit_seconds.snapshot();
-    let name = "mytracks_ingest_commit_seconds";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Time to commit one batch of OwnTracks messages."
-    );
-    let _ = writeln!(out, "# TYPE {name} histogram");
-    for (le, n) in &buckets {
-        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
-    }
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(out, "{name}_sum {sum}");
-    let _ = writeln!(out, "{name}_count {count}");
-    let classes: Vec<(String, f64)> = (0..5)
-        .map(|i| {
-            (
-                format!("{{class=\"{}xx\"}}", i + 1),
-                http.by_class[i].load(Ordering::Relaxed) as f64,
-            )
-        })
-        .collect();
-    let classes: Vec<(&str, f64)> = classes.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-    family(
-        &mut out,
-        "mytracks_http_responses_total",
-        "counter",
-        "HTTP responses, by status class.",
-        &classes,
-    );
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    )
-        .into_response()
 }

@@ -2,8 +2,15 @@
 //! (one table, checked against the router by a test, so the document cannot drift from what
 //! is served).
 
+use crate::state::HttpState;
+use axum::routing::{get, MethodRouter};
 use axum::Json;
 use serde_json::{json, Map, Value};
+
+/// The routes of this module; [`super::router`] serves them behind its authentication layer.
+pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
+    vec![("/api/openapi.json", get(document))]
+}
 
 /// Who may call an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,17 +4,57 @@
 
 use super::auth::{Admin, Auth};
 use super::error::{ApiError, ApiResult};
-use super::{parse_id, JsonBody};
+use super::extract::{parse_id, JsonBody};
 use crate::state::HttpState;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Json;
 use mytracks_app::pki::PkiServiceError;
 use mytracks_app::time::timestamp;
 use mytracks_store::{CaRow, CertificateRow};
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+/// The routes of this module; [`super::router`] serves them behind its authentication layer.
+pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
+    vec![
+        (
+            "/api/admin/ca/",
+            get(show_ca).post(create_ca).delete(deactivate_ca),
+        ),
+        (
+            "/api/admin/ca/history/",
+            get(ca_history).delete(expunge_history),
+        ),
+        ("/api/admin/ca/download/", get(download_ca)),
+        (
+            "/api/admin/server-certificates/",
+            get(list_server).post(create_server),
+        ),
+        (
+            "/api/admin/server-certificates/{id}/deactivate/",
+            post(deactivate_server),
+        ),
+        (
+            "/api/admin/certificates/",
+            get(list_clients).post(create_client),
+        ),
+        ("/api/admin/certificates/{id}/", delete(expunge_client)),
+        ("/api/admin/certificates/{id}/revoke/", post(revoke_client)),
+        (
+            "/api/account/certificate/",
+            get(own_certificate).post(issue_own).delete(revoke_own),
+        ),
+        ("/api/account/certificates/", get(list_own)),
+        (
+            "/api/account/certificates/{id}/revoke/",
+            post(revoke_own_by_id),
+        ),
+        ("/api/pki/crl/", get(crl)),
+    ]
+}
 
 impl From<PkiServiceError> for ApiError {
     fn from(error: PkiServiceError) -> Self {

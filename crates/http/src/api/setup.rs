@@ -6,17 +6,27 @@
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
+use super::extract::JsonBody;
 use super::views::CredentialView;
-use super::JsonBody;
 use crate::state::HttpState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
 use axum::Json;
 use mytracks_app::time::timestamp;
 use mytracks_owntracks::DeviceConfig;
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+/// The routes of this module; [`super::router`] serves them behind its authentication layer.
+pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
+    vec![
+        ("/api/setup/", get(show)),
+        ("/api/account/certificate/status/", get(certificate_status)),
+        ("/api/setup/device-config/", post(device_config)),
+    ]
+}
 
 /// How the browser reached us: scheme, host name (no port) and `host[:port]`.
 struct Origin {

@@ -6,11 +6,13 @@
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
 use super::export;
-use super::{parse_id, JsonBody};
+use super::extract::{check_window, double_option, limit, number, parse_id, JsonBody};
+use super::views::location_json;
 use crate::state::HttpState;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, MethodRouter};
 use axum::Json;
 use mytracks_app::time::timestamp;
 use mytracks_store::{Device, LocationRow, TransitionRow, Window};
@@ -18,40 +20,26 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
+/// The routes of this module; [`super::router`] serves them behind its authentication layer.
+pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
+    vec![
+        ("/api/devices/", get(list_devices)),
+        ("/api/devices/{id}/", patch(update_device).get(show_device)),
+        (
+            "/api/locations/",
+            get(list_locations).post(crate::owntracks_http::publish),
+        ),
+        ("/api/locations/last/", get(last_locations)),
+        ("/api/locations/last-known/", get(last_known)),
+        ("/api/transitions/", get(list_transitions)),
+        ("/api/waypoints/", get(list_waypoints)),
+    ]
+}
+
 /// Most rows one history request returns when no `limit` is given.
 const DEFAULT_LIMIT: i64 = 100_000;
 /// Most rows one history request may ask for.
 const MAX_LIMIT: i64 = 1_000_000;
-
-/// A location as the API shows it (OwnTracks field names, plus ids and times).
-pub fn location_json(l: &LocationRow) -> Value {
-    let mut value = json!({
-        "id": l.id,
-        "device_id": l.device_id,
-        "tst": l.tst,
-        "timestamp": timestamp(l.tst),
-        "lat": l.lat,
-        "lon": l.lon,
-        "received_at": timestamp(l.received_at),
-    });
-    let object = value.as_object_mut().expect("object");
-    let mut put = |key: &str, v: Value| {
-        if !v.is_null() {
-            object.insert(key.to_owned(), v);
-        }
-    };
-    put("acc", json!(l.acc));
-    put("alt", json!(l.alt));
-    put("vac", json!(l.vac));
-    put("vel", json!(l.vel));
-    put("cog", json!(l.cog));
-    put("batt", json!(l.batt));
-    put("bs", json!(l.bs));
-    put("tid", json!(l.tid));
-    put("conn", json!(l.conn));
-    put("t", json!(l.trigger));
-    value
-}
 
 /// `value` with the owner's username and the device name added (`user`, `device`).
 fn named(mut value: Value, names: &HashMap<i64, (String, String)>, device_id: i64) -> Value {
@@ -195,13 +183,6 @@ pub struct DeviceUpdate {
     encryption_key: Option<Option<String>>,
 }
 
-/// Distinguishes a missing field (`None`) from an explicit `null` (`Some(None)`).
-pub fn double_option<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<String>>, D::Error> {
-    Ok(Some(Option::<String>::deserialize(d)?))
-}
-
 /// `PATCH /api/devices/{id}/`: `name` (friendly name) and `encryption_key`.
 pub async fn update_device(
     State(state): State<HttpState>,
@@ -244,43 +225,6 @@ pub struct HistoryQuery {
     end_time: Option<String>,
     limit: Option<String>,
     format: Option<String>,
-}
-
-pub(crate) fn number(field: &'static str, value: Option<&str>) -> ApiResult<Option<i64>> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) => v
-            .parse::<f64>()
-            .ok()
-            .filter(|n| n.is_finite())
-            .map(|n| Some(n as i64))
-            .ok_or_else(|| {
-                ApiError::invalid(field, format!("{field} must be a number (Unix seconds)"))
-            }),
-    }
-}
-
-/// `?limit=`: `default` when absent, else 1 to `max`.
-pub(crate) fn limit(value: Option<&str>, default: i64, max: i64) -> ApiResult<i64> {
-    match number("limit", value)? {
-        None => Ok(default),
-        Some(l) if (1..=max).contains(&l) => Ok(l),
-        Some(_) => Err(ApiError::invalid(
-            "limit",
-            format!("limit must be between 1 and {max}"),
-        )),
-    }
-}
-
-/// A window's bounds must not be reversed.
-pub(crate) fn check_window(start: Option<i64>, end: Option<i64>) -> ApiResult<()> {
-    match (start, end) {
-        (Some(s), Some(e)) if e < s => Err(ApiError::invalid(
-            "end_time",
-            "end_time must not be before start_time",
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// The devices a history query covers, and the window.
@@ -348,7 +292,7 @@ pub async fn list_locations(
     let rows = state.tracking.store.locations(&window).await?;
     let queried = started.elapsed();
     let response = match format.as_str() {
-        "geojson" => with_type(geojson(&rows, &names), "application/geo+json", None),
+        "geojson" => with_type(export::geojson(&rows, &names), "application/geo+json", None),
         "gpx" => with_type(
             export::gpx(&rows, &names),
             "application/gpx+xml",
@@ -387,108 +331,6 @@ fn with_type(body: String, content_type: &'static str, file: Option<&str>) -> Re
         }
     }
     response
-}
-
-/// A FeatureCollection of points (properties: user, device, time and the OwnTracks fields).
-/// Written by hand, with ryu/itoa for numbers and a precomputed time formatter: a day of 1 Hz
-/// points is 86,400 features, and building a `Value` tree (or formatting through `fmt`)
-/// would take longer than the query.
-fn geojson(rows: &[LocationRow], names: &HashMap<i64, (String, String)>) -> String {
-    let quoted: HashMap<i64, (String, String)> = names
-        .iter()
-        .map(|(id, (user, device))| (*id, (json!(user).to_string(), json!(device).to_string())))
-        .collect();
-    let mut floats = ryu::Buffer::new();
-    let mut ints = itoa::Buffer::new();
-    let mut out = String::with_capacity(rows.len() * 260 + 64);
-    out.push_str(r#"{"type":"FeatureCollection","features":["#);
-    for (i, l) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(r#"{"type":"Feature","geometry":{"type":"Point","coordinates":["#);
-        out.push_str(floats.format(l.lon));
-        out.push(',');
-        out.push_str(floats.format(l.lat));
-        if let Some(alt) = l.alt {
-            out.push(',');
-            out.push_str(floats.format(alt));
-        }
-        out.push_str(r#"]},"properties":{"id":"#);
-        out.push_str(ints.format(l.id));
-        if let Some((user, device)) = quoted.get(&l.device_id) {
-            out.push_str(r#","user":"#);
-            out.push_str(user);
-            out.push_str(r#","device":"#);
-            out.push_str(device);
-        }
-        out.push_str(r#","device_id":"#);
-        out.push_str(ints.format(l.device_id));
-        out.push_str(r#","tst":"#);
-        out.push_str(ints.format(l.tst));
-        out.push_str(r#","timestamp":""#);
-        push_timestamp(&mut out, l.tst);
-        out.push('"');
-        for (key, value) in [
-            (",\"acc\":", l.acc),
-            (",\"vel\":", l.vel),
-            (",\"cog\":", l.cog),
-            (",\"vac\":", l.vac),
-        ] {
-            if let Some(v) = value {
-                out.push_str(key);
-                out.push_str(floats.format(v));
-            }
-        }
-        if let Some(batt) = l.batt {
-            out.push_str(r#","batt":"#);
-            out.push_str(ints.format(batt));
-        }
-        if let Some(tid) = &l.tid {
-            out.push_str(r#","tid":"#);
-            out.push_str(&json!(tid).to_string());
-        }
-        out.push_str("}}");
-    }
-    out.push_str("]}");
-    out
-}
-
-/// Appends `seconds` as RFC 3339 UTC (`2023-11-14T22:13:20Z`), the same as
-/// [`timestamp`] but without going through a formatter (days-to-civil, H. Hinnant).
-fn push_timestamp(out: &mut String, seconds: i64) {
-    let days = seconds.div_euclid(86_400);
-    let secs = seconds.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    if !(0..=9999).contains(&year) {
-        out.push_str(&timestamp(seconds));
-        return;
-    }
-    let two = |out: &mut String, n: i64| {
-        out.push(char::from(b'0' + (n / 10) as u8));
-        out.push(char::from(b'0' + (n % 10) as u8));
-    };
-    two(out, year / 100);
-    two(out, year % 100);
-    out.push('-');
-    two(out, month);
-    out.push('-');
-    two(out, day);
-    out.push('T');
-    two(out, secs / 3600);
-    out.push(':');
-    two(out, secs / 60 % 60);
-    out.push(':');
-    two(out, secs % 60);
-    out.push('Z');
 }
 
 /// `GET /api/locations/last/`: the last location of every visible device.
@@ -557,28 +399,4 @@ pub async fn list_waypoints(
             })
             .collect(),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fast_timestamps_match_the_formatter() {
-        for seconds in [
-            0,
-            59,
-            86_399,
-            86_400,
-            951_782_400,
-            1_700_000_000,
-            1_709_164_800,
-            4_102_444_799,
-            253_402_300_799,
-        ] {
-            let mut out = String::new();
-            push_timestamp(&mut out, seconds);
-            assert_eq!(out, timestamp(seconds), "{seconds}");
-        }
-    }
 }

@@ -3,8 +3,9 @@
 //! in UTC. Secrets and password hashes never appear here.
 
 use mytracks_app::time::timestamp;
-use mytracks_store::{ApiToken, DeviceCredential, ShareView, User};
+use mytracks_store::{ApiToken, DeviceCredential, LocationRow, ShareView, User};
 use serde::Serialize;
+use serde_json::{json, Value};
 
 fn optional_timestamp(seconds: Option<i64>) -> Option<String> {
     seconds.map(timestamp)
@@ -164,4 +165,34 @@ impl ShareJson {
             created_at: timestamp(s.created_at),
         }
     }
+}
+
+/// A location as the API shows it (OwnTracks field names, plus ids and times).
+pub fn location_json(l: &LocationRow) -> Value {
+    let mut value = json!({
+        "id": l.id,
+        "device_id": l.device_id,
+        "tst": l.tst,
+        "timestamp": timestamp(l.tst),
+        "lat": l.lat,
+        "lon": l.lon,
+        "received_at": timestamp(l.received_at),
+    });
+    let object = value.as_object_mut().expect("object");
+    let mut put = |key: &str, v: Value| {
+        if !v.is_null() {
+            object.insert(key.to_owned(), v);
+        }
+    };
+    put("acc", json!(l.acc));
+    put("alt", json!(l.alt));
+    put("vac", json!(l.vac));
+    put("vel", json!(l.vel));
+    put("cog", json!(l.cog));
+    put("batt", json!(l.batt));
+    put("bs", json!(l.bs));
+    put("tid", json!(l.tid));
+    put("conn", json!(l.conn));
+    put("t", json!(l.trigger));
+    value
 }
