@@ -211,6 +211,18 @@ fn client_certificates_from_the_built_in_ca() {
         );
         thread::sleep(Duration::from_millis(50));
     }
+    // The HTTP interface knows the late port too (from memory, not from runtime.json).
+    let (status, mqtt) = admin.get("/api/mqtt/status/");
+    assert_eq!(status, 200, "{mqtt}");
+    let tls_listener = json!({
+        "name": "mqtt-tls",
+        "transport": "tls",
+        "port": server.runtime["mqtt_tls_port"],
+    });
+    assert!(
+        mqtt["listeners"].as_array().unwrap().contains(&tls_listener),
+        "{mqtt}"
+    );
     assert_eq!(
         presented_serial(&server, &files),
         first["serial_number"].as_str().unwrap()
