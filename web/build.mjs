@@ -1,6 +1,6 @@
 // Bundles the web UI: one ES module and one style sheet per page (web/src/pages/*.ts), shared
 // code in chunks, Leaflet's CSS and images included. Every bundled name carries a content hash,
-// so the server can let browsers cache it for good. Called by crates/mytracks/build.rs with the
+// so the server can let browsers cache it for good. Called by crates/http/build.rs with the
 // output directory; `npm run build` writes to web/dist for a look.
 import * as esbuild from 'esbuild';
 import { copyFile, mkdir, readdir, rm } from 'node:fs/promises';

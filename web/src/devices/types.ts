@@ -1,4 +1,4 @@
-// The JSON shapes of the IoT API (crates/mytracks/src/api/iot.rs) the devices page uses.
+// The JSON shapes of the IoT API (crates/http/src/api/iot.rs) the devices page uses.
 
 /** `GET /api/iot/devices/` items. Times are RFC 3339. */
 export interface IotDevice {

@@ -1,4 +1,4 @@
-// The data the server writes into every page (crates/mytracks/src/web/pages.rs), so pages know
+// The data the server writes into every page (crates/http/src/web/pages.rs), so pages know
 // who is logged in and where map tiles come from without an extra request.
 
 /** The logged-in user, as far as every page needs to know. */

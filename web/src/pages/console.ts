@@ -12,7 +12,7 @@ import { boot, me } from '../lib/boot';
 import { dateTime } from '../lib/format';
 import { checkbox, field, input, message, notice, section } from '../lib/ui';
 
-/** What the server put into the page for the console (crates/mytracks/src/web/pages.rs). */
+/** What the server put into the page for the console (crates/http/src/web/pages.rs). */
 interface ConsoleSettings {
   path: string;
   ws_port: number | null;
