@@ -46,12 +46,6 @@ impl MessageLimit {
     }
 }
 
-impl Default for MessageLimit {
-    fn default() -> Self {
-        MessageLimit::for_packets(mytracks_broker::BrokerConfig::default().max_packet_size)
-    }
-}
-
 /// What one incoming frame means for the byte stream.
 enum Frame {
     Data(Bytes),

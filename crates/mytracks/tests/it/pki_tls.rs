@@ -220,7 +220,10 @@ fn client_certificates_from_the_built_in_ca() {
         "port": server.runtime["mqtt_tls_port"],
     });
     assert!(
-        mqtt["listeners"].as_array().unwrap().contains(&tls_listener),
+        mqtt["listeners"]
+            .as_array()
+            .unwrap()
+            .contains(&tls_listener),
         "{mqtt}"
     );
     assert_eq!(
