@@ -128,3 +128,27 @@ fn a_chain_of_single_children_costs_about_one_entry_per_level() {
     let per_level = used / 128;
     assert!(per_level < 200, "{per_level} bytes per level");
 }
+
+#[test]
+fn a_wide_level_thinned_out_is_still_counted_at_its_table_size() {
+    let s = subscriber(1);
+    let filters: Vec<String> = (0..1000).map(|i| format!("wide/{i}")).collect();
+    let mut router = Router::default();
+    let added = requested(|| {
+        for filter in &filters {
+            router.subscribe(filter, None, s.clone());
+        }
+    });
+    let removed = requested(|| {
+        for filter in &filters[10..] {
+            router.unsubscribe(filter, None, s.session.id);
+        }
+    });
+    // The hash table keeps its size while it has entries: so does the count.
+    let live = added + removed;
+    assert!(
+        router.memory() as isize >= live,
+        "counted {} < live {live}",
+        router.memory()
+    );
+}
