@@ -63,6 +63,7 @@ fn subscriber(id: u64) -> Subscriber {
     });
     Subscriber {
         session: Arc::new(Session::new(id, client, 0)),
+        username: None,
         options: SubscriptionOptions::with_qos(QoS::AtMostOnce),
         identifier: None,
     }
@@ -113,6 +114,7 @@ fn memory_counts_what_the_allocator_is_asked_for_and_returns_to_zero() {
     });
     assert_eq!(router.count(), 0);
     assert_eq!(router.memory(), 0, "all counted memory is given back");
+    assert!(router.by_user.is_empty(), "and every user's share");
     assert!(freed <= -used, "the trie kept {} bytes", used + freed);
 }
 
