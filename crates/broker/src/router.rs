@@ -150,6 +150,9 @@ impl Router {
             *held = held.saturating_sub(freed);
             if *held == 0 {
                 self.by_user.remove(&username);
+                if self.by_user.is_empty() {
+                    self.by_user = FxHashMap::default(); // an empty trie owns no heap
+                }
             }
         }
     }
@@ -243,7 +246,7 @@ impl Router {
                 } else {
                     node.children.get_mut(first)
                 };
-                let Some(child) = child else { return None };
+                let child = child?;
                 let removed = Self::remove(child, rest, group, session_id, freed);
                 // An empty node owns no heap (emptied lists are released): removing it
                 // frees its place in the parent and its key.
@@ -270,9 +273,7 @@ impl Router {
                 removed
             }
             Some(name) => {
-                let Some(index) = entries.shared.iter().position(|g| &*g.name == name) else {
-                    return None;
-                };
+                let index = entries.shared.iter().position(|g| &*g.name == name)?;
                 let group = &mut entries.shared[index];
                 let group_before = group.heap_bytes();
                 let member = group
