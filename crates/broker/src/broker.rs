@@ -801,6 +801,7 @@ impl Broker {
                     group_key.as_deref(),
                     crate::router::Subscriber {
                         session: session.clone(),
+                        username: state.client.username.clone(),
                         options: subscription.options,
                         identifier: subscription.identifier,
                     },

@@ -135,6 +135,7 @@ impl LocalClient {
             group_key.as_deref(),
             Subscriber {
                 session: session.clone(),
+                username: None,
                 options,
                 identifier: None,
             },

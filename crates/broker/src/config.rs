@@ -46,9 +46,12 @@ pub struct BrokerConfig {
     /// Bytes of topic filters one session may hold (the sum of its filters' lengths); same
     /// answer as `max_subscriptions_per_session` over it.
     pub max_filter_bytes_per_session: usize,
-    /// Estimated memory of the subscription trie, all sessions together; a SUBSCRIBE that
-    /// would need new trie nodes beyond it is refused with 0x97 / 0x80.
+    /// Heap bytes of the subscription trie, all sessions together; a SUBSCRIBE once it is
+    /// reached is refused with 0x97 / 0x80.
     pub max_subscription_memory: usize,
+    /// The same for the subscriptions of one username (anonymous clients share one budget),
+    /// so that one account cannot take the whole tree from everyone else.
+    pub max_subscription_memory_per_user: usize,
     /// Retained messages in total and per publishing user (username; anonymous clients share
     /// one budget). A retained publish over a limit is not retained (v5 QoS 1/2 publishers
     /// hear 0x97) but still delivered to current subscribers.
@@ -97,6 +100,7 @@ impl Default for BrokerConfig {
             max_subscriptions_per_session: 1000,
             max_filter_bytes_per_session: 64 * 1024,
             max_subscription_memory: 64 * 1024 * 1024,
+            max_subscription_memory_per_user: 8 * 1024 * 1024,
             max_retained_messages: 100_000,
             max_retained_bytes: 64 * 1024 * 1024,
             max_retained_messages_per_user: 1000,

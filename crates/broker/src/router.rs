@@ -11,6 +11,7 @@ mod tests;
 use crate::session::Session;
 use children::{allocation, Children};
 use mytracks_codec::{QoS, SubscriptionOptions};
+use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,6 +20,9 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub(crate) struct Subscriber {
     pub session: Arc<Session>,
+    /// Whose budget the subscription's memory counts against (`None`: anonymous clients
+    /// and the application's own, together).
+    pub username: Option<Arc<str>>,
     pub options: SubscriptionOptions,
     pub identifier: Option<u32>,
 }
@@ -113,6 +117,9 @@ pub(crate) struct Router {
     count: usize,
     /// Heap bytes of the trie: nodes, keys, subscriber lists, as the allocator sizes them.
     memory: usize,
+    /// The same, split by the username whose subscription made it grow (shared nodes count
+    /// for whoever made them; a user is never credited below zero).
+    by_user: FxHashMap<Option<Arc<str>>, usize>,
 }
 
 impl Router {
@@ -126,9 +133,41 @@ impl Router {
         self.memory
     }
 
+    /// Heap bytes of the trie that `username`'s subscriptions made.
+    pub fn memory_of(&self, username: Option<&Arc<str>>) -> usize {
+        self.by_user.get(&username.cloned()).copied().unwrap_or(0)
+    }
+
+    fn charge(&mut self, username: Option<Arc<str>>, before: usize) {
+        let grown = self.memory - before;
+        if grown > 0 {
+            *self.by_user.entry(username).or_default() += grown;
+        }
+    }
+
+    fn credit(&mut self, username: Option<Arc<str>>, freed: usize) {
+        if let Some(held) = self.by_user.get_mut(&username) {
+            *held = held.saturating_sub(freed);
+            if *held == 0 {
+                self.by_user.remove(&username);
+                if self.by_user.is_empty() {
+                    self.by_user = FxHashMap::default(); // an empty trie owns no heap
+                }
+            }
+        }
+    }
+
     /// Adds or replaces `session`'s subscription to `filter` (already validated), in `group`
     /// when it is a shared subscription. Returns true when it replaced an existing one.
     pub fn subscribe(&mut self, filter: &str, group: Option<&str>, subscriber: Subscriber) -> bool {
+        let memory_before = self.memory;
+        let username = subscriber.username.clone();
+        let replaced = self.insert(filter, group, subscriber);
+        self.charge(username, memory_before);
+        replaced
+    }
+
+    fn insert(&mut self, filter: &str, group: Option<&str>, subscriber: Subscriber) -> bool {
         let (entries, added) = Self::entries_mut(&mut self.root, filter);
         self.memory += added;
         let before = entries.lists_bytes();
@@ -176,16 +215,19 @@ impl Router {
         replaced
     }
 
-    /// Removes `session_id`'s subscription to `filter`; true when there was one.
+    /// Removes `session_id`'s subscription to `filter`; true when there was one. The bytes it
+    /// frees are credited to the username of the subscription removed.
     pub fn unsubscribe(&mut self, filter: &str, group: Option<&str>, session_id: u64) -> bool {
         let levels: Vec<&str> = filter.split('/').collect();
         let mut freed = 0;
         let removed = Self::remove(&mut self.root, &levels, group, session_id, &mut freed);
         self.memory -= freed;
-        if removed {
-            self.count -= 1;
-        }
-        removed
+        let Some(username) = removed else {
+            return false;
+        };
+        self.count -= 1;
+        self.credit(username, freed);
+        true
     }
 
     fn remove(
@@ -194,7 +236,7 @@ impl Router {
         group: Option<&str>,
         session_id: u64,
         freed: &mut usize,
-    ) -> bool {
+    ) -> Option<Option<Arc<str>>> {
         let entries = match levels {
             ["#"] => &mut node.hash,
             [] => &mut node.exact,
@@ -204,7 +246,7 @@ impl Router {
                 } else {
                     node.children.get_mut(first)
                 };
-                let Some(child) = child else { return false };
+                let child = child?;
                 let removed = Self::remove(child, rest, group, session_id, freed);
                 // An empty node owns no heap (emptied lists are released): removing it
                 // frees its place in the parent and its key.
@@ -222,20 +264,23 @@ impl Router {
         let before = entries.lists_bytes();
         let removed = match group {
             None => {
-                let count = entries.plain.len();
-                entries.plain.retain(|s| s.session.id != session_id);
+                let index = entries
+                    .plain
+                    .iter()
+                    .position(|s| s.session.id == session_id);
+                let removed = index.map(|i| entries.plain.swap_remove(i).username);
                 release_if_empty(&mut entries.plain);
-                count != entries.plain.len()
+                removed
             }
             Some(name) => {
-                let Some(index) = entries.shared.iter().position(|g| &*g.name == name) else {
-                    return false;
-                };
+                let index = entries.shared.iter().position(|g| &*g.name == name)?;
                 let group = &mut entries.shared[index];
                 let group_before = group.heap_bytes();
-                let count = group.members.len();
-                group.members.retain(|s| s.session.id != session_id);
-                let removed = count != group.members.len();
+                let member = group
+                    .members
+                    .iter()
+                    .position(|s| s.session.id == session_id);
+                let removed = member.map(|i| group.members.remove(i).username);
                 if group.members.is_empty() {
                     entries.shared.remove(index);
                     release_if_empty(&mut entries.shared);

@@ -14,11 +14,12 @@
 //!   connection over a limit gets a fixed `503` with `Connection: close` if the socket takes
 //!   it at once, and is closed.
 //! - when all `max_connections` are taken, a newcomer takes the place of an idle connection
-//!   (no request in progress, not upgraded) of the address that holds the most, if that
-//!   address holds more than the newcomer's would: many addresses each under their own limit
-//!   (a botnet, or one IPv6 /56 holding 256 /64s) cannot keep the others out by holding idle
-//!   sockets. Only when every connection of the heaviest addresses is busy are newcomers
-//!   refused.
+//!   (no request in progress, not upgraded, no byte either way for [`EVICTABLE_AFTER`]) of
+//!   the address that holds the most, if that address holds at least as many as the
+//!   newcomer's would: many addresses each under their own limit (a botnet, or one IPv6 /56
+//!   holding 256 /64s) cannot keep the others out by holding idle sockets; at worst they
+//!   churn with them. A connection receiving a request or sending a response is never cut.
+//!   Only when no such idle connection exists are newcomers refused.
 
 use crate::accept::AcceptErrors;
 use axum::extract::ConnectInfo;
@@ -40,6 +41,10 @@ use tokio::sync::{watch, Notify};
 /// The largest request head hyper buffers (request line and headers). Browsers send 1-4 KiB;
 /// hyper's own default (about 400 KiB) times `max_connections` would be a lot of memory.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// How long a connection must have moved no byte, with no request in progress, before a
+/// newcomer may take its place when every connection is taken.
+const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
 
 /// What a connection over a limit is told, when its socket accepts the bytes at once.
 const OVER_LIMIT_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
@@ -79,6 +84,7 @@ pub async fn serve(
     let slots = Arc::new(ConnectionSlots::new(
         limits.max_connections,
         limits.max_connections_per_address,
+        EVICTABLE_AFTER,
     ));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Every connection task holds a receiver: all closed means every connection has ended.
@@ -149,8 +155,9 @@ impl Connection {
     /// upgraded (the WebSocket then owns the socket, and the slot with it) or shutdown.
     async fn serve(mut self, stream: TcpStream, slot: Slot) {
         let _ = stream.set_nodelay(true);
-        let activity = Activity::new();
         let tenure = slot.tenure.clone();
+        let activity = tenure.activity.clone();
+        let slots = slot.slots.clone();
         let io = Watched {
             inner: stream,
             activity: activity.clone(),
@@ -194,17 +201,19 @@ impl Connection {
                     if let Err(error) = result {
                         tracing::debug!(peer = %self.peer, "http: {error}");
                     }
-                    // An upgraded socket lives on (with the slot) as a WebSocket: never idle.
+                    // An upgraded socket lives on (with the slot) as a WebSocket: never idle,
+                    // and no longer one that was told to make room.
                     tenure.requests.fetch_add(1, Ordering::Relaxed);
+                    slots.keep(&tenure);
                     return;
                 }
                 () = tokio::time::sleep(self.limits.idle_timeout - idle) => {}
                 () = tenure.evict.notified() => {
-                    if tenure.requests.load(Ordering::Relaxed) == 0 {
+                    if slots.idle(&tenure) {
                         tracing::debug!(peer = %self.peer, "http: idle connection closed for a newcomer");
                         return;
                     }
-                    // It started a request since it was chosen: finish that one, then close.
+                    // Bytes moved since it was chosen: finish what is in progress, then close.
                     draining = true;
                     connection.as_mut().graceful_shutdown();
                 }
@@ -316,6 +325,7 @@ impl AsyncWrite for Watched {
 struct ConnectionSlots {
     max: usize,
     max_per_address: usize,
+    evictable_after: Duration,
     open: Mutex<OpenConnections>,
 }
 
@@ -330,9 +340,9 @@ struct OpenConnections {
 }
 
 /// What the slots know of one open connection.
-#[derive(Default)]
 struct Tenure {
     id: u64,
+    activity: Activity,
     /// Requests in progress (also set for good once the socket is upgraded).
     requests: AtomicUsize,
     /// Told to close for a newcomer.
@@ -364,11 +374,26 @@ struct Slot {
 }
 
 impl ConnectionSlots {
-    fn new(max: usize, max_per_address: usize) -> ConnectionSlots {
+    fn new(max: usize, max_per_address: usize, evictable_after: Duration) -> ConnectionSlots {
         ConnectionSlots {
             max,
             max_per_address,
+            evictable_after,
             open: Mutex::default(),
+        }
+    }
+
+    /// No request in progress and no byte moved for `evictable_after`.
+    fn idle(&self, tenure: &Tenure) -> bool {
+        tenure.requests.load(Ordering::Relaxed) == 0
+            && tenure.activity.idle_for() >= self.evictable_after
+    }
+
+    /// A connection told to make room that went on (upgraded) counts as an ordinary one.
+    fn keep(&self, tenure: &Tenure) {
+        let mut open = self.open.lock().expect("slots lock");
+        if tenure.evicted.swap(false, Ordering::Relaxed) {
+            open.evicting -= 1;
         }
     }
 
@@ -381,8 +406,8 @@ impl ConnectionSlots {
             return Err("max_connections_per_address");
         }
         if open.total - open.evicting >= self.max {
-            let victim = open
-                .idle_victim(from_address + 1)
+            let victim = self
+                .idle_victim(&open, from_address + 1)
                 .ok_or("max_connections")?;
             victim.evicted.store(true, Ordering::Relaxed);
             victim.evict.notify_one();
@@ -391,7 +416,10 @@ impl ConnectionSlots {
         open.next_id += 1;
         let tenure = Arc::new(Tenure {
             id: open.next_id,
-            ..Tenure::default()
+            activity: Activity::new(),
+            requests: AtomicUsize::new(0),
+            evicted: AtomicBool::new(false),
+            evict: Notify::new(),
         });
         open.by_address
             .entry(address)
@@ -406,17 +434,21 @@ impl ConnectionSlots {
     }
 }
 
-impl OpenConnections {
-    /// The oldest idle connection of the address holding the most connections among those
-    /// holding more than `newcomer` (what the newcomer's address would hold).
-    fn idle_victim(&self, newcomer: usize) -> Option<Arc<Tenure>> {
-        let idle = |t: &&Arc<Tenure>| {
-            t.requests.load(Ordering::Relaxed) == 0 && !t.evicted.load(Ordering::Relaxed)
-        };
-        self.by_address
+impl ConnectionSlots {
+    /// The longest-idle connection of the address holding the most among those holding at
+    /// least `newcomer` (what the newcomer's address would hold); ties go to eviction, so
+    /// addresses of one connection each churn rather than keep everyone else out.
+    fn idle_victim(&self, open: &OpenConnections, newcomer: usize) -> Option<Arc<Tenure>> {
+        open.by_address
             .values()
-            .filter(|held| held.len() > newcomer)
-            .filter_map(|held| Some((held.len(), held.iter().find(idle)?)))
+            .filter(|held| held.len() >= newcomer)
+            .filter_map(|held| {
+                let longest_idle = held
+                    .iter()
+                    .filter(|t| !t.evicted.load(Ordering::Relaxed) && self.idle(t))
+                    .max_by_key(|t| t.activity.idle_for())?;
+                Some((held.len(), longest_idle))
+            })
             .max_by_key(|(count, _)| *count)
             .map(|(_, tenure)| tenure.clone())
     }
@@ -459,7 +491,7 @@ mod tests {
 
     #[test]
     fn slots_count_per_address_and_in_total() {
-        let slots = Arc::new(ConnectionSlots::new(3, 2));
+        let slots = Arc::new(ConnectionSlots::new(3, 2, Duration::from_secs(3600)));
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let first = slots.admit(a).unwrap();
@@ -477,30 +509,54 @@ mod tests {
 
     #[test]
     fn when_full_a_newcomer_takes_an_idle_place_of_the_heaviest_address() {
-        let slots = Arc::new(ConnectionSlots::new(4, 3));
+        let slots = Arc::new(ConnectionSlots::new(4, 3, Duration::ZERO));
         let heavy: IpAddr = "192.0.2.1".parse().unwrap();
         let light: IpAddr = "192.0.2.2".parse().unwrap();
         let newcomer: IpAddr = "192.0.2.3".parse().unwrap();
         let mut held: Vec<Slot> = (0..3).map(|_| slots.admit(heavy).unwrap()).collect();
-        let _light = slots.admit(light).unwrap();
+        let light_one = slots.admit(light).unwrap();
         let _busy = Busy::new(&held[0].tenure);
-        let _welcome = slots
+        let welcome = slots
             .admit(newcomer)
             .expect("an idle connection makes room");
         assert!(
             !held[0].tenure.evicted.load(Ordering::Relaxed),
             "a busy one stays"
         );
-        assert!(
-            held[1].tenure.evicted.load(Ordering::Relaxed),
-            "the oldest idle one goes"
+        let evicted = held
+            .iter()
+            .filter(|s| s.tenure.evicted.load(Ordering::Relaxed));
+        assert_eq!(
+            evicted.count(),
+            1,
+            "one idle one of the heaviest address goes"
         );
-        assert!(!held[2].tenure.evicted.load(Ordering::Relaxed));
-        drop(held.remove(1)); // it closes
-                              // Now nobody holds more than the light address would with one more: refused.
-        assert_eq!(slots.admit(light).err(), Some("max_connections"));
+        assert!(!light_one.tenure.evicted.load(Ordering::Relaxed));
+        held.retain(|s| !s.tenure.evicted.load(Ordering::Relaxed)); // it closes
+        {
+            let open = slots.open.lock().unwrap();
+            assert_eq!((open.total, open.evicting), (4, 0));
+        }
+        // Ties churn: the light address (1 held, 2 with one more) takes an idle one of the
+        // heavy address (2 held); with every remaining connection busy, newcomers are refused.
+        let second = slots.admit(light).expect("a tie makes room");
+        held.retain(|s| !s.tenure.evicted.load(Ordering::Relaxed));
+        let mut busy: Vec<Busy> = held.iter().map(|s| Busy::new(&s.tenure)).collect();
+        busy.extend([&light_one, &welcome, &second].map(|s| Busy::new(&s.tenure)));
+        assert_eq!(slots.admit(newcomer).err(), Some("max_connections"));
+    }
+
+    #[test]
+    fn a_connection_told_to_make_room_that_upgrades_counts_as_ordinary() {
+        let slots = Arc::new(ConnectionSlots::new(1, 1, Duration::ZERO));
+        let first = slots.admit("192.0.2.1".parse().unwrap()).unwrap();
+        let _second = slots.admit("192.0.2.2".parse().unwrap()).unwrap();
+        assert!(first.tenure.evicted.load(Ordering::Relaxed));
+        slots.keep(&first.tenure);
+        assert_eq!(slots.open.lock().unwrap().evicting, 0);
+        drop(first);
         let open = slots.open.lock().unwrap();
-        assert_eq!((open.total, open.evicting), (4, 0));
+        assert_eq!((open.total, open.evicting), (1, 0));
     }
 
     #[test]

@@ -534,6 +534,7 @@ impl Reader {
                 group,
                 Subscriber {
                     session: self.session.clone(),
+                    username: self.client.username.clone(),
                     options,
                     identifier,
                 },
@@ -589,8 +590,14 @@ impl Reader {
                 return Err("max_filter_bytes_per_session");
             }
         }
-        if self.shared.router.read().memory() >= config.max_subscription_memory {
+        let router = self.shared.router.read();
+        if router.memory() >= config.max_subscription_memory {
             return Err("max_subscription_memory");
+        }
+        if router.memory_of(self.client.username.as_ref())
+            >= config.max_subscription_memory_per_user
+        {
+            return Err("max_subscription_memory_per_user");
         }
         Ok(())
     }

@@ -6,10 +6,13 @@
 //! exactly one entry, so a flood of deep, distinct filters takes a quarter of the memory.
 //!
 //! The bytes are measured from the containers' real capacities, so the router's memory
-//! bound (`max_subscription_memory`) counts what the allocator hands out, not a guess.
+//! bound (`max_subscription_memory`) counts what the allocator hands out, not a guess. A map
+//! never shrinks its table while it has entries, so its bytes are the largest table it has
+//! had until it is emptied. Its hasher is keyed (std's `RandomState`): clients choose the
+//! keys, and with a fixed hash they could make every insert probe the whole table.
 
 use super::Node;
-use rustc_hash::FxHashMap;
+use std::collections::HashMap;
 
 /// Children kept in a vector up to this many; a map beyond.
 const FEW_CHILDREN: usize = 8;
@@ -29,7 +32,11 @@ type Entry = (Box<str>, Node);
 #[derive(Debug)]
 pub(super) enum Children {
     Few(Vec<Entry>),
-    Many(FxHashMap<Box<str>, Node>),
+    Many {
+        map: HashMap<Box<str>, Node>,
+        /// Bytes of the largest table the map has had (tables do not shrink on removal).
+        bytes: usize,
+    },
 }
 
 impl Default for Children {
@@ -42,21 +49,21 @@ impl Children {
     pub fn is_empty(&self) -> bool {
         match self {
             Children::Few(few) => few.is_empty(),
-            Children::Many(many) => many.is_empty(),
+            Children::Many { map, .. } => map.is_empty(),
         }
     }
 
     pub fn get(&self, key: &str) -> Option<&Node> {
         match self {
             Children::Few(few) => few.iter().find(|(k, _)| &**k == key).map(|(_, n)| n),
-            Children::Many(many) => many.get(key),
+            Children::Many { map, .. } => map.get(key),
         }
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
         match self {
             Children::Few(few) => few.iter_mut().find(|(k, _)| &**k == key).map(|(_, n)| n),
-            Children::Many(many) => many.get_mut(key),
+            Children::Many { map, .. } => map.get_mut(key),
         }
     }
 
@@ -68,10 +75,9 @@ impl Children {
             let before = self.container_bytes();
             if let Children::Few(few) = self {
                 if few.len() == FEW_CHILDREN {
-                    let mut many = FxHashMap::default();
-                    many.reserve(FEW_CHILDREN + 1);
-                    many.extend(few.drain(..));
-                    *self = Children::Many(many);
+                    let mut map = HashMap::with_capacity(FEW_CHILDREN + 1);
+                    map.extend(few.drain(..));
+                    *self = Children::Many { map, bytes: 0 };
                 }
             }
             match self {
@@ -80,8 +86,9 @@ impl Children {
                     few.reserve_exact(1);
                     few.push((key.into(), Node::default()));
                 }
-                Children::Many(many) => {
-                    many.insert(key.into(), Node::default());
+                Children::Many { map, bytes } => {
+                    map.insert(key.into(), Node::default());
+                    *bytes = (*bytes).max(table_bytes(map.capacity()));
                 }
             }
             added = allocation(key.len()) + self.container_bytes() - before;
@@ -102,7 +109,7 @@ impl Children {
                 .iter()
                 .position(|(k, _)| &**k == key)
                 .map(|index| few.remove(index)),
-            Children::Many(many) => many.remove_entry(key),
+            Children::Many { map, .. } => map.remove_entry(key),
         };
         let Some((key, _)) = removed else { return 0 };
         if self.is_empty() {
@@ -117,20 +124,22 @@ impl Children {
     pub fn container_bytes(&self) -> usize {
         match self {
             Children::Few(few) => allocation(few.capacity() * std::mem::size_of::<Entry>()),
-            Children::Many(many) => {
-                let capacity = many.capacity();
-                if capacity == 0 {
-                    return 0;
-                }
-                // hashbrown: buckets are a power of two holding 7/8 of them at most (all
-                // of them below 8), one control byte each plus a group of 16.
-                let buckets = if capacity < 8 {
-                    (capacity + 1).next_power_of_two()
-                } else {
-                    (capacity * 8 / 7).next_power_of_two()
-                };
-                allocation(buckets * (std::mem::size_of::<Entry>() + 1) + 16)
-            }
+            Children::Many { bytes, .. } => *bytes,
         }
     }
+}
+
+/// Heap bytes of a hash table holding `capacity` entries: hashbrown's buckets are a power of
+/// two holding 7/8 of them at most (all of them below 8), one control byte each plus a group
+/// of 16.
+fn table_bytes(capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = if capacity < 8 {
+        (capacity + 1).next_power_of_two()
+    } else {
+        (capacity * 8 / 7).next_power_of_two()
+    };
+    allocation(buckets * (std::mem::size_of::<Entry>() + 1) + 16)
 }

@@ -63,6 +63,7 @@ fn subscriber(id: u64) -> Subscriber {
     });
     Subscriber {
         session: Arc::new(Session::new(id, client, 0)),
+        username: None,
         options: SubscriptionOptions::with_qos(QoS::AtMostOnce),
         identifier: None,
     }
@@ -113,6 +114,7 @@ fn memory_counts_what_the_allocator_is_asked_for_and_returns_to_zero() {
     });
     assert_eq!(router.count(), 0);
     assert_eq!(router.memory(), 0, "all counted memory is given back");
+    assert!(router.by_user.is_empty(), "and every user's share");
     assert!(freed <= -used, "the trie kept {} bytes", used + freed);
 }
 
@@ -127,4 +129,28 @@ fn a_chain_of_single_children_costs_about_one_entry_per_level() {
     // four buckets, over 600 bytes).
     let per_level = used / 128;
     assert!(per_level < 200, "{per_level} bytes per level");
+}
+
+#[test]
+fn a_wide_level_thinned_out_is_still_counted_at_its_table_size() {
+    let s = subscriber(1);
+    let filters: Vec<String> = (0..1000).map(|i| format!("wide/{i}")).collect();
+    let mut router = Router::default();
+    let added = requested(|| {
+        for filter in &filters {
+            router.subscribe(filter, None, s.clone());
+        }
+    });
+    let removed = requested(|| {
+        for filter in &filters[10..] {
+            router.unsubscribe(filter, None, s.session.id);
+        }
+    });
+    // The hash table keeps its size while it has entries: so does the count.
+    let live = added + removed;
+    assert!(
+        router.memory() as isize >= live,
+        "counted {} < live {live}",
+        router.memory()
+    );
 }

@@ -45,6 +45,7 @@ pub(super) struct RawMqtt {
     max_subscriptions_per_session: Option<i64>,
     max_filter_bytes_per_session: Option<i64>,
     max_subscription_memory: Option<i64>,
+    max_subscription_memory_per_user: Option<i64>,
     max_retained_messages: Option<i64>,
     max_retained_bytes: Option<i64>,
     max_retained_messages_per_user: Option<i64>,
@@ -254,6 +255,11 @@ impl RawMqtt {
                 "mqtt.max_subscription_memory",
                 self.max_subscription_memory,
                 d.max_subscription_memory,
+            )?,
+            max_subscription_memory_per_user: at_least_one(
+                "mqtt.max_subscription_memory_per_user",
+                self.max_subscription_memory_per_user,
+                d.max_subscription_memory_per_user,
             )?,
             max_retained_messages: ranged(
                 "mqtt.max_retained_messages",

@@ -192,7 +192,8 @@ fn many_addresses_holding_idle_sockets_cannot_keep_a_newcomer_out() {
     let _light: Vec<TcpStream> = (0..2)
         .map(|_| connect_from("127.0.0.3", server.http_port))
         .collect();
-    thread::sleep(Duration::from_millis(300));
+    // Idle for longer than a connection must be before it may be replaced (1 s).
+    thread::sleep(Duration::from_millis(1500));
     // A newcomer is served: an idle socket of the address holding the most makes room.
     let (status, text) = get_on(&mut connect_from("127.0.0.4", server.http_port), "/healthz");
     assert_eq!(status, 200, "{text}\n{}", server.log());

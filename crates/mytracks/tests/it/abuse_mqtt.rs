@@ -615,6 +615,40 @@ fn retained_messages_on_subscribe_never_disconnect_the_subscriber() {
 }
 
 #[test]
+fn one_account_cannot_take_the_whole_subscription_tree() {
+    let server = Server::with_config("[mqtt]\nmax_subscription_memory_per_user = 100000\n");
+    let port = server.mqtt_port;
+    let _ = server.user_api("alice");
+    let _ = server.user_api("bob");
+    let (alice_password, bob_password) = (user_password("alice"), user_password("bob"));
+    let deep = "/a".repeat(100);
+    let mut alice = Connect::new(5, "alice-filters")
+        .login("alice", &alice_password)
+        .connect(port);
+    let mut reasons = Vec::new();
+    for i in 1..=20u16 {
+        alice
+            .send(&raw::subscribe(5, i, &format!("x/{i}{deep}"), 0))
+            .unwrap();
+        let ack = expect_packet(&mut alice, SUBACK, Duration::from_secs(5));
+        reasons.push(ack[3]);
+    }
+    assert_eq!(reasons[0], 0x00, "{reasons:02x?}");
+    assert_eq!(
+        reasons.last(),
+        Some(&0x97),
+        "alice's own budget runs out: {reasons:02x?}"
+    );
+    let mut bob = Connect::new(5, "bob-filters")
+        .login("bob", &bob_password)
+        .connect(port);
+    bob.send(&raw::subscribe(5, 1, &format!("y/1{deep}"), 0))
+        .unwrap();
+    let ack = expect_packet(&mut bob, SUBACK, Duration::from_secs(5));
+    assert_eq!(ack[3], 0x00, "bob still subscribes");
+}
+
+#[test]
 fn retained_messages_are_limited_per_user() {
     let server = Server::with_config("[mqtt]\nmax_retained_messages_per_user = 3\n");
     let port = server.mqtt_port;
