@@ -508,17 +508,13 @@ fn stuck_subscriber(port: u16) -> Conn {
     stuck.connect(port)
 }
 
-#[test]
-fn a_stuck_session_taken_over_again_does_not_delay_strangers() {
-    let server = Server::with_config(
-        "[mqtt]\nallow_anonymous = true\nmax_queued_messages = 20\nbackpressure_timeout = 10\n",
-    );
+/// A stuck subscriber to `feed/#` whose queue a filler fills (a message in flight, the queue
+/// full) until the broker disconnects it; returns the filler, still connected.
+fn stuck_until_disconnected(server: &Server) -> Conn {
     let port = server.mqtt_port;
     let mut stuck = stuck_subscriber(port);
     stuck.send(&raw::subscribe(5, 1, "feed/#", 1)).unwrap();
     expect_packet(&mut stuck, SUBACK, Duration::from_secs(5));
-
-    // Fill its queue (a message inflight, the queue full) until it is disconnected.
     let mut filler = Connect::new(5, "filler").connect(port);
     for i in 1..=60u16 {
         filler
@@ -530,6 +526,16 @@ fn a_stuck_session_taken_over_again_does_not_delay_strangers() {
         "the stuck subscriber was disconnected\n{}",
         server.context()
     );
+    filler
+}
+
+#[test]
+fn a_stuck_session_taken_over_again_does_not_delay_strangers() {
+    let server = Server::with_config(
+        "[mqtt]\nallow_anonymous = true\nmax_queued_messages = 20\nbackpressure_timeout = 10\n",
+    );
+    let port = server.mqtt_port;
+    let _filler = stuck_until_disconnected(&server);
     // It comes back to its full session, and reads nothing either.
     let _stuck_again = stuck_subscriber(port);
 
@@ -563,16 +569,7 @@ fn a_subscriber_coming_back_to_a_full_queue_is_not_taken_for_stuck() {
         "[mqtt]\nallow_anonymous = true\nmax_queued_messages = 20\nbackpressure_timeout = 2\n",
     );
     let port = server.mqtt_port;
-    let mut stuck = stuck_subscriber(port);
-    stuck.send(&raw::subscribe(5, 1, "feed/#", 1)).unwrap();
-    expect_packet(&mut stuck, SUBACK, Duration::from_secs(5));
-    let mut filler = Connect::new(5, "filler").connect(port);
-    for i in 1..=60u16 {
-        filler
-            .send(&raw::publish(5, "feed/fill", b"x", 1, i, false))
-            .unwrap();
-    }
-    assert!(stuck.expect_close(Duration::from_secs(30)).is_ok());
+    let mut filler = stuck_until_disconnected(&server);
     // Long enough for its last drain to be older than backpressure_timeout.
     std::thread::sleep(Duration::from_secs(3));
 
