@@ -1,5 +1,5 @@
-//! The command line. Subcommands from the start, so that administration commands (`user add`,
-//! `token create`...) can join `serve` without breaking existing invocations.
+//! The command line: `serve` and the operator commands (`user`, `token`, `device`, `pki`,
+//! `export`/`import mosquitto`, ...).
 
 use crate::config::{self, Settings};
 use clap::{Args, Parser, Subcommand};

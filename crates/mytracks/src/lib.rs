@@ -1,8 +1,11 @@
-//! The mytracks server: the embedded MQTT broker, the HTTP interface and their lifecycle.
+//! The mytracks server binary's library: configuration, transports, operator commands and
+//! the [`Server`] that wires the services (`mytracks-app`), the broker and the HTTP interface
+//! (`mytracks-http`) together.
 //!
-//! Kept in a library, with `main.rs` only parsing the command line, so that tests can start a
+//! A library behind a thin `main.rs` so that other crates' tests (the load tools') can start a
 //! whole server in-process ([`Server::start`] or [`run`]) with their own settings and their
-//! own shutdown trigger instead of signals.
+//! own shutdown trigger instead of signals; this crate's own integration tests drive the
+//! binary.
 
 pub mod admin_cli;
 pub mod cli;

@@ -1,4 +1,5 @@
-//! The application database of mytracks: accounts now, locations and devices later.
+//! The application database of mytracks: accounts, devices, locations and history, IoT,
+//! certificates, sealed secrets and the Mosquitto export.
 //!
 //! SQLite is the embedded default (one file in the data directory, WAL journal, `FULL`
 //! synchronous so a committed row survives a power cut); PostgreSQL is used when a
