@@ -8,10 +8,12 @@ use std::future::Future;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
-/// Runs `work` now and then every `every`, until the task is aborted.
-pub fn spawn_every<F, Fut>(every: Duration, mut work: F) -> JoinHandle<()>
+/// Runs `work` now and then every `every`, until the task is aborted; each run gets its own
+/// clone of `state` (a service's `Arc`, a store handle) to move into its future.
+pub fn spawn_every<S, F, Fut>(every: Duration, state: S, mut work: F) -> JoinHandle<()>
 where
-    F: FnMut() -> Fut + Send + 'static,
+    S: Clone + Send + 'static,
+    F: FnMut(S) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     tokio::spawn(async move {
@@ -19,7 +21,7 @@ where
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            work().await;
+            work(state.clone()).await;
         }
     })
 }

@@ -109,23 +109,19 @@ impl PkiService {
     /// Polls for changes made by another process (`mytracks pki ...`) and reissues the CRL
     /// before it expires.
     pub fn spawn_watcher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
-        let service = self.clone();
         let crl_max_age = Duration::from_secs(u64::from(CRL_DAYS) * 86_400 / 3);
-        crate::periodic::spawn_every(every, move || {
-            let service = service.clone();
-            async move {
-                let changed = match service.store.pki_version().await {
-                    Ok(version) => version != service.seen_version.load(Ordering::Acquire),
-                    Err(error) => {
-                        tracing::warn!("cannot check for certificate changes: {error}");
-                        return;
-                    }
-                };
-                let stale = service.crl_issued.lock().elapsed() > crl_max_age;
-                if changed || stale {
-                    if let Err(error) = service.refresh().await {
-                        tracing::warn!("cannot refresh the certificate authority: {error}");
-                    }
+        crate::periodic::spawn_every(every, self.clone(), move |service| async move {
+            let changed = match service.store.pki_version().await {
+                Ok(version) => version != service.seen_version.load(Ordering::Acquire),
+                Err(error) => {
+                    tracing::warn!("cannot check for certificate changes: {error}");
+                    return;
+                }
+            };
+            let stale = service.crl_issued.lock().elapsed() > crl_max_age;
+            if changed || stale {
+                if let Err(error) = service.refresh().await {
+                    tracing::warn!("cannot refresh the certificate authority: {error}");
                 }
             }
         })

@@ -117,21 +117,17 @@ impl Accounts {
         self: &Arc<Self>,
         every: std::time::Duration,
     ) -> tokio::task::JoinHandle<()> {
-        let accounts = self.clone();
-        crate::periodic::spawn_every(every, move || {
-            let accounts = accounts.clone();
-            async move {
-                let live: Vec<i64> = accounts.credential_clients.lock().keys().copied().collect();
-                match accounts
-                    .store
-                    .unusable_credentials(&live, mytracks_store::now())
-                    .await
-                {
-                    Ok(ids) => ids
-                        .into_iter()
-                        .for_each(|id| accounts.disconnect_credential(id)),
-                    Err(error) => tracing::warn!("cannot check credentials' expiry: {error}"),
-                }
+        crate::periodic::spawn_every(every, self.clone(), move |accounts| async move {
+            let live: Vec<i64> = accounts.credential_clients.lock().keys().copied().collect();
+            match accounts
+                .store
+                .unusable_credentials(&live, mytracks_store::now())
+                .await
+            {
+                Ok(ids) => ids
+                    .into_iter()
+                    .for_each(|id| accounts.disconnect_credential(id)),
+                Err(error) => tracing::warn!("cannot check credentials' expiry: {error}"),
             }
         })
     }

@@ -291,13 +291,9 @@ impl Accounts {
         self: &Arc<Self>,
         every: std::time::Duration,
     ) -> tokio::task::JoinHandle<()> {
-        let accounts = self.clone();
-        crate::periodic::spawn_every(every, move || {
-            let accounts = accounts.clone();
-            async move {
-                if let Err(error) = accounts.refresh_if_changed().await {
-                    tracing::warn!("cannot check for account changes: {error}");
-                }
+        crate::periodic::spawn_every(every, self.clone(), move |accounts| async move {
+            if let Err(error) = accounts.refresh_if_changed().await {
+                tracing::warn!("cannot check for account changes: {error}");
             }
         })
     }

@@ -50,15 +50,11 @@ impl Accounts {
         self: &Arc<Self>,
         every: std::time::Duration,
     ) -> tokio::task::JoinHandle<()> {
-        let store = self.store.clone();
-        crate::periodic::spawn_every(every, move || {
-            let store = store.clone();
-            async move {
-                match store.delete_expired_sessions(mytracks_store::now()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(sessions = n, "expired web sessions removed"),
-                    Err(error) => tracing::warn!("cannot remove expired sessions: {error}"),
-                }
+        crate::periodic::spawn_every(every, self.store.clone(), move |store| async move {
+            match store.delete_expired_sessions(mytracks_store::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(sessions = n, "expired web sessions removed"),
+                Err(error) => tracing::warn!("cannot remove expired sessions: {error}"),
             }
         })
     }

@@ -348,13 +348,9 @@ impl Iot {
         self: &Arc<Self>,
         every: std::time::Duration,
     ) -> tokio::task::JoinHandle<()> {
-        let iot = self.clone();
-        crate::periodic::spawn_every(every, move || {
-            let iot = iot.clone();
-            async move {
-                if let Err(error) = iot.refresh_if_changed().await {
-                    tracing::warn!("cannot check for device changes: {error}");
-                }
+        crate::periodic::spawn_every(every, self.clone(), move |iot| async move {
+            if let Err(error) = iot.refresh_if_changed().await {
+                tracing::warn!("cannot check for device changes: {error}");
             }
         })
     }
@@ -712,47 +708,45 @@ pub enum CommandError {
 /// still goes offline.
 pub fn spawn_heartbeat_sweep(iot: Arc<Iot>, timeout: u32) -> tokio::task::JoinHandle<()> {
     let every = std::time::Duration::from_millis((u64::from(timeout) * 250).clamp(250, 30_000));
-    crate::periodic::spawn_every(every, move || {
-        let iot = iot.clone();
-        async move {
-            let now = mytracks_store::now();
-            match iot
-                .store
-                .silent_online_iot_devices(now - i64::from(timeout))
-                .await
-            {
-                Ok(silent) if silent.is_empty() => {}
-                Ok(silent) => {
-                    tracing::info!(
-                        count = silent.len(),
-                        timeout,
-                        "silent IoT devices marked offline"
-                    );
-                    // Through the presence writer, which then knows to mark them online
-                    // again at their next message.
-                    for id in silent {
-                        iot.presence.record(id, false, now);
-                    }
+    crate::periodic::spawn_every(every, iot, move |iot| async move {
+        let now = mytracks_store::now();
+        match iot
+            .store
+            .silent_online_iot_devices(now - i64::from(timeout))
+            .await
+        {
+            Ok(silent) if silent.is_empty() => {}
+            Ok(silent) => {
+                tracing::info!(
+                    count = silent.len(),
+                    timeout,
+                    "silent IoT devices marked offline"
+                );
+                // Through the presence writer, which then knows to mark them online
+                // again at their next message.
+                for id in silent {
+                    iot.presence.record(id, false, now);
                 }
-                Err(error) => tracing::warn!("cannot look for silent devices: {error}"),
             }
+            Err(error) => tracing::warn!("cannot look for silent devices: {error}"),
         }
     })
 }
 
 /// Purges telemetry older than `days`, at start and then daily.
 pub fn spawn_retention(store: Store, days: u32) -> tokio::task::JoinHandle<()> {
-    crate::periodic::spawn_every(std::time::Duration::from_secs(86_400), move || {
-        let store = store.clone();
-        async move {
+    crate::periodic::spawn_every(
+        std::time::Duration::from_secs(86_400),
+        store,
+        move |store| async move {
             let before_ms = (mytracks_store::now() - i64::from(days) * 86_400) * 1000;
             match store.purge_telemetry(before_ms).await {
                 Ok(0) => {}
                 Ok(purged) => tracing::info!(purged, days, "old telemetry purged"),
                 Err(error) => tracing::warn!("cannot purge old telemetry: {error}"),
             }
-        }
-    })
+        },
+    )
 }
 
 /// A fresh SQLite store (in a directory removed when the guard drops) with the account

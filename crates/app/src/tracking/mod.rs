@@ -422,16 +422,17 @@ impl Tracking {
 
 /// Purges history older than `days`, at start and then daily.
 pub fn spawn_retention(store: Store, days: u32) -> tokio::task::JoinHandle<()> {
-    crate::periodic::spawn_every(std::time::Duration::from_secs(86_400), move || {
-        let store = store.clone();
-        async move {
+    crate::periodic::spawn_every(
+        std::time::Duration::from_secs(86_400),
+        store,
+        move |store| async move {
             let before = mytracks_store::now() - i64::from(days) * 86_400;
             match store.purge_before(before).await {
                 Ok(n) => tracing::info!(locations = n, days, "retention: old history purged"),
                 Err(error) => tracing::warn!("retention purge failed: {error}"),
             }
-        }
-    })
+        },
+    )
 }
 
 /// Cheap check for `"_type":"encrypted"` before parsing.
