@@ -12,6 +12,7 @@ mod abuse_iot;
 mod abuse_login;
 mod abuse_mqtt;
 mod abuse_protocol;
+mod abuse_queues;
 mod abuse_revocation;
 mod access;
 mod accounts_api;
