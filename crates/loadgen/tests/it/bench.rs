@@ -4,58 +4,9 @@
 
 use crate::support::*;
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::Duration;
-
-/// Debian's Mosquitto on a free port, anonymous access allowed; killed on drop.
-struct Mosquitto {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Mosquitto {
-    fn start() -> Mosquitto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &config,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
-        )
-        .unwrap();
-        let child = Command::new("/usr/sbin/mosquitto")
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto (see .ci/run)");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        Mosquitto {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The JSON lines of a bench run: ticks and the summary (last).
 fn json_lines(out: &Output) -> (Vec<Value>, Value) {
@@ -143,7 +94,7 @@ fn pub_and_sub_against_mytracks_and_mosquitto() {
     let server = Server::start();
     pub_sub_round(server.mqtt_port, "5");
     pub_sub_round(server.mqtt_port, "3");
-    let mosquitto = Mosquitto::start();
+    let mosquitto = Mosquitto::anonymous();
     pub_sub_round(mosquitto.port, "4");
 }
 

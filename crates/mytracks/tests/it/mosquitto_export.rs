@@ -8,7 +8,7 @@ use crate::support::*;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const ALICE: &str = "alice's correct horse battery";
@@ -17,64 +17,16 @@ const CAROL: &str = "carol's correct horse battery";
 const LOCATION: &str = r#"{"_type":"location","lat":52.5,"lon":13.4,"tst":1700000000}"#;
 
 /// Debian's Mosquitto with a password and an ACL file; killed on drop.
-struct Mosquitto {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Mosquitto {
-    fn start(passwd: &Path, acl: &Path) -> Mosquitto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        // Started as root, Mosquitto drops to its own user: it must be able to read.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let (p, a) = (dir.path().join("passwd"), dir.path().join("acl"));
-        std::fs::copy(passwd, &p).unwrap();
-        std::fs::copy(acl, &a).unwrap();
-        for file in [&p, &a] {
-            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        }
-        let config = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\n",
-                p.display(),
-                a.display()
-            ),
+fn start_mosquitto(passwd: &Path, acl: &Path) -> Mosquitto {
+    Mosquitto::start(|dir| {
+        let p = Mosquitto::copy_readable(dir, "passwd", passwd);
+        let a = Mosquitto::copy_readable(dir, "acl", acl);
+        format!(
+            "allow_anonymous false\npassword_file {}\nacl_file {}\n",
+            p.display(),
+            a.display()
         )
-        .unwrap();
-        let child = Command::new("/usr/sbin/mosquitto")
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
-            .spawn()
-            .expect("mosquitto (see .ci/run)");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Mosquitto { child, port, dir }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    })
 }
 
 /// `mytracks ARGS --config .. --data-dir ..` on the server's database; panics on failure.
@@ -147,7 +99,7 @@ fn exported_accounts_work_in_mosquitto_2_0() {
     let mode = std::fs::metadata(&passwd).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 
-    let mosquitto = Mosquitto::start(&passwd, &acl);
+    let mosquitto = start_mosquitto(&passwd, &acl);
     let port = mosquitto.port;
     let context = || {
         format!(
