@@ -1,0 +1,344 @@
+//! The live feed WebSocket `/ws/locations/`.
+
+use super::*;
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite;
+
+/// A client of the live feed `/ws/locations/`, driven synchronously.
+struct LiveFeed {
+    // Dropped before the runtime that drives it.
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    runtime: tokio::runtime::Runtime,
+    /// Every event received so far (parsed JSON), in order.
+    events: Vec<Value>,
+    /// Why the stream ended, if it did.
+    ended: Option<String>,
+}
+
+impl LiveFeed {
+    /// Connects with `?token=` (none: no credentials at all). `Err((status, body))` when the
+    /// upgrade is refused.
+    fn connect(port: u16, token: Option<&str>) -> Result<LiveFeed, (u16, String)> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let url = match token {
+            Some(token) => format!("ws://127.0.0.1:{port}/ws/locations/?token={token}"),
+            None => format!("ws://127.0.0.1:{port}/ws/locations/"),
+        };
+        let connect = async {
+            tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url.as_str())).await
+        };
+        match runtime.block_on(connect) {
+            Err(_) => Err((
+                0,
+                format!("no WebSocket handshake with {url} within {WAIT:?}"),
+            )),
+            Ok(Ok((socket, _))) => Ok(LiveFeed {
+                socket,
+                runtime,
+                events: Vec::new(),
+                ended: None,
+            }),
+            Ok(Err(tungstenite::Error::Http(response))) => {
+                let body = response
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                Err((response.status().as_u16(), body))
+            }
+            Ok(Err(error)) => Err((0, format!("WebSocket connect to {url}: {error}"))),
+        }
+    }
+
+    /// The first event (already received, or within `timeout`) for which `pred` holds.
+    fn wait(&mut self, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Option<Value> {
+        self.wait_after(0, pred, timeout)
+    }
+
+    /// Like [`LiveFeed::wait`], ignoring the first `start` events received.
+    fn wait_after(
+        &mut self,
+        start: usize,
+        pred: impl Fn(&Value) -> bool,
+        timeout: Duration,
+    ) -> Option<Value> {
+        if let Some(event) = self.events.iter().skip(start).find(|e| pred(e)) {
+            return Some(event.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        while self.ended.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let socket = &mut self.socket;
+            let next = self
+                .runtime
+                .block_on(async { tokio::time::timeout(left, socket.next()).await });
+            match next {
+                Err(_) => return None,
+                Ok(None) => self.ended = Some("closed by the server".into()),
+                Ok(Some(Err(error))) => self.ended = Some(error.to_string()),
+                Ok(Some(Ok(tungstenite::Message::Text(text)))) => {
+                    let value = serde_json::from_str(text.as_str())
+                        .unwrap_or_else(|_| Value::String(text.to_string()));
+                    self.events.push(value.clone());
+                    if pred(&value) {
+                        return Some(value);
+                    }
+                }
+                Ok(Some(Ok(tungstenite::Message::Close(frame)))) => {
+                    self.ended = Some(format!("close frame {frame:?}"));
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+        None
+    }
+
+    fn describe(&self) -> String {
+        let mut text = self
+            .events
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        if let Some(ended) = &self.ended {
+            text.push_str(&format!("\n(stream ended: {ended})"));
+        }
+        text
+    }
+}
+
+/// A live-feed event predicate: `kind` for `user`'s `device`.
+fn event_of(kind: &str, user: &str, device: &str, event: &Value) -> bool {
+    event["type"] == kind && event["user"] == user && event["device"] == device
+}
+
+#[test]
+fn live_feed_websocket() {
+    let server = Server::with_database(Database::Sqlite, "");
+    let admin = server.admin_api();
+    add_user(&server, &admin, "alice", ALICE_PASSWORD);
+    add_user(&server, &admin, "bob", BOB_PASSWORD);
+    let alice = login(&server, "alice", ALICE_PASSWORD);
+    let bob = login(&server, "bob", BOB_PASSWORD);
+    let token_of = |api: &Api| {
+        let (status, body) = api.post("/api/account/tokens/", json!({ "label": "live feed" }));
+        assert_eq!(status, 201, "{body}\n{}", server.log());
+        body["token"].as_str().unwrap().to_owned()
+    };
+    let alice_token = token_of(&alice);
+    let bob_token = token_of(&bob);
+
+    // Refused upgrades.
+    for (what, token) in [
+        ("a bad token", Some("mt_not-a-real-token")),
+        ("no credentials", None),
+    ] {
+        match LiveFeed::connect(server.http_port, token) {
+            Ok(_) => panic!("{what}: the upgrade was accepted\n{}", server.log()),
+            Err((status, body)) => {
+                assert_eq!(status, 401, "{what}: {body}\n{}", server.log());
+            }
+        }
+    }
+
+    let connect = |token: &str| {
+        LiveFeed::connect(server.http_port, Some(token)).unwrap_or_else(|(status, body)| {
+            panic!("upgrade refused: {status} {body}\n{}", server.log())
+        })
+    };
+    let mut alice_feed = connect(&alice_token);
+    let mut bob_feed = connect(&bob_token);
+    for (feed, user) in [(&mut alice_feed, "alice"), (&mut bob_feed, "bob")] {
+        let first = feed.wait(|_| true, WAIT);
+        assert!(
+            first
+                .as_ref()
+                .is_some_and(|e| e["type"] == "welcome" && e["user"] == user),
+            "{user}: first message {first:?}, not a welcome\n{}\n{}",
+            feed.describe(),
+            server.log()
+        );
+    }
+
+    // A location, and the device showing up.
+    publish_as(
+        &server,
+        "alice",
+        ALICE_PASSWORD,
+        "owntracks/alice/phone",
+        &location(1_700_000_401, "al"),
+    );
+    let event = alice_feed.wait(
+        |e| event_of("location", "alice", "phone", e) && e["data"]["tst"] == 1_700_000_401,
+        Duration::from_secs(2),
+    );
+    let event = event.unwrap_or_else(|| {
+        panic!(
+            "no location event within 2 s:\n{}\n{}",
+            alice_feed.describe(),
+            server.log()
+        )
+    });
+    assert_eq!(event["data"]["lat"], 52.5, "{event}\n{}", server.log());
+    assert_eq!(event["data"]["lon"], 13.4, "{event}\n{}", server.log());
+    assert!(event["device_id"].is_i64(), "{event}\n{}", server.log());
+    assert!(
+        alice_feed
+            .wait(
+                |e| event_of("presence", "alice", "phone", e) && e["data"]["online"] == true,
+                WAIT
+            )
+            .is_some(),
+        "no presence online:\n{}\n{}",
+        alice_feed.describe(),
+        server.log()
+    );
+
+    // A transition on /event.
+    publish_as(
+        &server,
+        "alice",
+        ALICE_PASSWORD,
+        "owntracks/alice/phone/event",
+        &transition(1_700_000_402),
+    );
+    let event = alice_feed.wait(|e| event_of("transition", "alice", "phone", e), WAIT);
+    let event = event.unwrap_or_else(|| {
+        panic!(
+            "no transition event:\n{}\n{}",
+            alice_feed.describe(),
+            server.log()
+        )
+    });
+    assert_eq!(event["data"]["event"], "enter", "{event}\n{}", server.log());
+    assert_eq!(event["data"]["desc"], "Home", "{event}\n{}", server.log());
+
+    // The last will: offline.
+    publish_as(
+        &server,
+        "alice",
+        ALICE_PASSWORD,
+        "owntracks/alice/phone",
+        &json!({"_type": "lwt", "tst": 1_700_000_403}),
+    );
+    assert!(
+        alice_feed
+            .wait(
+                |e| event_of("presence", "alice", "phone", e) && e["data"]["online"] == false,
+                WAIT
+            )
+            .is_some(),
+        "no presence offline after the lwt:\n{}\n{}",
+        alice_feed.describe(),
+        server.log()
+    );
+    let offline_at = alice_feed.events.len();
+
+    // Bob (no share) sees his own location, published after alice's events, and none of hers.
+    publish_as(
+        &server,
+        "bob",
+        BOB_PASSWORD,
+        "owntracks/bob/phone",
+        &location(1_700_000_404, "bo"),
+    );
+    assert!(
+        bob_feed
+            .wait(
+                |e| event_of("location", "bob", "phone", e) && e["data"]["tst"] == 1_700_000_404,
+                WAIT
+            )
+            .is_some(),
+        "bob's own location missing:\n{}\n{}",
+        bob_feed.describe(),
+        server.log()
+    );
+    assert!(
+        !bob_feed.events.iter().any(|e| e["user"] == "alice"),
+        "bob saw alice without a share:\n{}\n{}",
+        bob_feed.describe(),
+        server.log()
+    );
+    // Nor does alice see bob's. Her phone, back, is online again.
+    publish_as(
+        &server,
+        "alice",
+        ALICE_PASSWORD,
+        "owntracks/alice/phone",
+        &location(1_700_000_405, "al"),
+    );
+    assert!(
+        alice_feed
+            .wait(|e| e["data"]["tst"] == 1_700_000_405, WAIT)
+            .is_some(),
+        "{}\n{}",
+        alice_feed.describe(),
+        server.log()
+    );
+    assert!(
+        alice_feed
+            .wait_after(
+                offline_at,
+                |e| event_of("presence", "alice", "phone", e) && e["data"]["online"] == true,
+                WAIT
+            )
+            .is_some(),
+        "no presence online after the lwt and a new location:\n{}\n{}",
+        alice_feed.describe(),
+        server.log()
+    );
+    // HTTP-mode posts reach the feed as well.
+    app_post(
+        &server,
+        "alice",
+        ALICE_PASSWORD,
+        "tablet",
+        &location(1_700_000_407, "al"),
+    );
+    assert!(
+        alice_feed
+            .wait(
+                |e| event_of("location", "alice", "tablet", e) && e["data"]["tst"] == 1_700_000_407,
+                WAIT
+            )
+            .is_some(),
+        "no live event for an HTTP-mode post:\n{}\n{}",
+        alice_feed.describe(),
+        server.log()
+    );
+    assert!(
+        !alice_feed.events.iter().any(|e| e["user"] == "bob"),
+        "alice saw bob without a share:\n{}\n{}",
+        alice_feed.describe(),
+        server.log()
+    );
+
+    // Once alice shares, bob's open feed gets her next location.
+    share(&server, &alice, "bob");
+    publish_as(
+        &server,
+        "alice",
+        ALICE_PASSWORD,
+        "owntracks/alice/phone",
+        &location(1_700_000_406, "al"),
+    );
+    assert!(
+        bob_feed
+            .wait(
+                |e| event_of("location", "alice", "phone", e) && e["data"]["tst"] == 1_700_000_406,
+                WAIT
+            )
+            .is_some(),
+        "bob's feed lacks alice's location after the share:\n{}\n{}",
+        bob_feed.describe(),
+        server.log()
+    );
+}
