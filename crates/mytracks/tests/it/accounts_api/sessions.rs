@@ -2,15 +2,10 @@
 
 use super::*;
 
-/// Anonymous callers get a 401 JSON error with `WWW-Authenticate`; a login answers with the
-/// account and a CSRF token and sets an HttpOnly, SameSite=Lax session cookie (Secure only
-/// behind HTTPS); the trailing slash is optional; the session probe follows the login state;
-/// every login makes a new session id (the replaced one stops working); logout needs the CSRF
-/// token and ends the session.
-fn sessions_and_logout(database: Database) {
+/// Anonymous callers get a 401 JSON error with `WWW-Authenticate` and the session probe says
+/// so; failed logins (wrong password, unknown user, no password) log nobody in.
+fn anonymous_and_failed_logins(database: Database) {
     let server = Server::with_database(database, "");
-    let password = server.admin_password();
-
     let anonymous = raw(&server, "GET", "/api/account/", &[], None);
     assert_eq!(anonymous.status, 401, "{}", anonymous.describe());
     assert!(
@@ -54,8 +49,15 @@ fn sessions_and_logout(database: Database) {
         401,
         "failed logins log nobody in"
     );
+}
 
-    // Cookie flags, over plain HTTP and behind an HTTPS proxy.
+on_both_databases!(anonymous_and_failed_logins);
+
+/// A login answers with the account and a CSRF token and sets an HttpOnly, SameSite=Lax
+/// session cookie (Secure only behind HTTPS) and a `csrftoken` cookie scripts can read.
+fn login_cookie_flags(database: Database) {
+    let server = Server::with_database(database, "");
+    let password = server.admin_password();
     let plain = raw_login(&server, "admin", &password, &[]);
     assert_eq!(plain.status, 200, "{}\n{}", plain.describe(), server.log());
     assert_eq!(
@@ -106,8 +108,16 @@ fn sessions_and_logout(database: Database) {
             && secure_cookie.contains("; SameSite=Lax"),
         "behind HTTPS the session cookie is Secure too: {secure_cookie}"
     );
+}
 
-    // The client with a cookie jar: logged in, with or without the trailing slash.
+on_both_databases!(login_cookie_flags);
+
+/// The client with a cookie jar is logged in, with or without the trailing slash, and the
+/// session probe follows the login state and gives the session's CSRF token.
+fn login_and_session_probe(database: Database) {
+    let server = Server::with_database(database, "");
+    let password = server.admin_password();
+    let api = server.api();
     let (status, body) = api.login("admin", &password);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user"]["username"], "admin", "{body}");
@@ -126,8 +136,15 @@ fn sessions_and_logout(database: Database) {
         assert_eq!(status, 200, "GET {path}: {body}\n{}", server.log());
         assert_eq!(body["username"], "admin", "GET {path}: {body}");
     }
+}
 
-    // A new session id at every login: the replaced cookie no longer works.
+on_both_databases!(login_and_session_probe);
+
+/// Every login makes a new session id and CSRF token (a page that lost its token can log in
+/// again over a live session); the replaced session stops working.
+fn every_login_makes_a_new_session(database: Database) {
+    let server = Server::with_database(database, "");
+    let password = server.admin_password();
     let (first, first_csrf) = raw_session(&server, "admin", &password);
     assert_eq!(account_with_cookie(&server, &first).status, 200);
     let cookie = format!("mytracks_session={first}");
@@ -149,8 +166,19 @@ fn sessions_and_logout(database: Database) {
         old.describe()
     );
     assert_eq!(account_with_cookie(&server, &second).status, 200);
+}
 
-    // Logout: a mutation like any other, so it needs the CSRF token.
+on_both_databases!(every_login_makes_a_new_session);
+
+/// Logout is a mutation like any other, so it needs the CSRF token; it clears the session
+/// cookie and ends that session only.
+fn logout_needs_csrf_and_ends_its_session(database: Database) {
+    let server = Server::with_database(database, "");
+    let password = server.admin_password();
+    let api = server.api();
+    let (status, body) = api.login("admin", &password);
+    assert_eq!(status, 200, "{body}");
+    let (other, _) = raw_session(&server, "admin", &password);
     let csrf = api.csrf_token().unwrap();
     api.forget_csrf();
     let (status, body) = api.post("/api/auth/logout/", json!({}));
@@ -182,18 +210,10 @@ fn sessions_and_logout(database: Database) {
         "{body}"
     );
     // The other sessions of the same user are not affected by this logout.
-    assert_eq!(account_with_cookie(&server, &second).status, 200);
+    assert_eq!(account_with_cookie(&server, &other).status, 200);
 }
 
-#[test]
-fn sessions_and_logout_sqlite() {
-    sessions_and_logout(Database::Sqlite);
-}
-
-#[test]
-fn sessions_and_logout_postgres() {
-    sessions_and_logout(Database::Postgres);
-}
+on_both_databases!(logout_needs_csrf_and_ends_its_session);
 
 /// Cookie-authenticated mutations need the session's CSRF token in `X-CSRFToken` and no
 /// foreign `Origin`; a refused request changes nothing; bearer-token requests need neither.
