@@ -2,16 +2,19 @@
 
 use super::*;
 
-/// `GET /api/account/` has the documented shape; `PATCH` changes the profile fields and
-/// replaces the settings, refusing bad values with a 400 that names the field; malformed JSON
-/// is a JSON 400; changing the password checks the current one and the policy, ends the
-/// user's other sessions but not the caller's, and swaps which password logs in.
-fn own_account(database: Database) {
+/// A server on `database` with the account `alice` (password [`PASSWORD`]): the server, a
+/// client logged in as alice, and her id.
+fn alice_on(database: Database) -> (Server, Api, i64) {
     let server = Server::with_database(database, "");
     let admin = server.admin_api();
     let alice_id = create_user(&server, &admin, "alice", PASSWORD);
     let alice = logged_in(&server, "alice", PASSWORD);
+    (server, alice, alice_id)
+}
 
+/// `GET /api/account/` has the documented shape.
+fn account_shape(database: Database) {
+    let (_server, alice, alice_id) = alice_on(database);
     let (status, body) = alice.get("/api/account/");
     assert_eq!(status, 200, "{body}");
     let mut keys: Vec<&str> = body
@@ -55,7 +58,14 @@ fn own_account(database: Database) {
         body["last_login"].is_string(),
         "a logged-in user has a last_login: {body}"
     );
+}
 
+on_both_databases!(account_shape);
+
+/// `PATCH` changes the profile fields (ignoring others) and replaces the settings; absent
+/// fields stay.
+fn profile_updates(database: Database) {
+    let (server, alice, _) = alice_on(database);
     let (status, body) = alice.patch(
         "/api/account/",
         json!({
@@ -97,7 +107,18 @@ fn own_account(database: Database) {
         json!({ "zoom": 4 }),
         "settings are replaced: {body}"
     );
+}
 
+on_both_databases!(profile_updates);
+
+/// Bad values are refused with a 400 that names the field, and change nothing.
+fn invalid_profile_changes(database: Database) {
+    let (server, alice, _) = alice_on(database);
+    let (status, body) = alice.patch(
+        "/api/account/",
+        json!({ "email": "alice@example.org", "settings": { "zoom": 4 } }),
+    );
+    assert_eq!(status, 200, "{body}");
     assert_invalid(
         &server,
         "invalid email",
@@ -122,7 +143,13 @@ fn own_account(database: Database) {
         "refused changes change nothing"
     );
     assert_eq!(after["settings"], json!({ "zoom": 4 }));
+}
 
+on_both_databases!(invalid_profile_changes);
+
+/// Malformed JSON (or JSON sent as text/plain) is a JSON 400.
+fn malformed_profile_bodies(database: Database) {
+    let (server, _alice, _) = alice_on(database);
     // Malformed bodies, sent with a session cookie and its CSRF token.
     let (session, csrf) = raw_session(&server, "alice", PASSWORD);
     let cookie = format!("mytracks_session={session}");
@@ -152,8 +179,14 @@ fn own_account(database: Database) {
         answer.describe()
     );
     assert!(answer.body["error"].is_string(), "{}", answer.describe());
+}
 
-    // Changing the password.
+on_both_databases!(malformed_profile_bodies);
+
+/// Changing the password checks the current one and the policy, saying why it refuses; a
+/// refused change ends no session and keeps the password.
+fn password_change_refusals(database: Database) {
+    let (server, alice, _) = alice_on(database);
     let other_session = logged_in(&server, "alice", PASSWORD);
     assert_invalid(
         &server,
@@ -202,7 +235,16 @@ fn own_account(database: Database) {
         "refused password changes end no session"
     );
     assert_eq!(raw_login(&server, "alice", PASSWORD, &[]).status, 200);
+}
 
+on_both_databases!(password_change_refusals);
+
+/// A password change ends the user's other sessions but not the caller's, and swaps which
+/// password logs in.
+fn password_change(database: Database) {
+    let (server, alice, _) = alice_on(database);
+    let other_session = logged_in(&server, "alice", PASSWORD);
+    let (session, _) = raw_session(&server, "alice", PASSWORD);
     let (status, body) = alice.post(
         "/api/account/change-password/",
         json!({ "current_password": PASSWORD, "new_password": OTHER_PASSWORD }),
@@ -226,12 +268,4 @@ fn own_account(database: Database) {
     assert_eq!(new.status, 200, "the new password: {}", new.describe());
 }
 
-#[test]
-fn own_account_sqlite() {
-    own_account(Database::Sqlite);
-}
-
-#[test]
-fn own_account_postgres() {
-    own_account(Database::Postgres);
-}
+on_both_databases!(password_change);
