@@ -2,15 +2,43 @@
 
 use super::*;
 
-/// Admins list (sorted by username), create, deactivate, reactivate, promote, reset and
-/// delete users; validation errors name the field; non-admins get 403 and anonymous callers
-/// 401 on every admin route; an admin cannot act on themselves; unknown and non-numeric ids
-/// are 404.
-fn user_administration(database: Database) {
+/// A server on `database` with the first administrator, `bob` (password [`PASSWORD`]) and
+/// `carol` (an admin, password [`OTHER_PASSWORD`]).
+struct Team {
+    server: Server,
+    admin: Api,
+    admin_id: i64,
+    bob_id: i64,
+    carol_id: i64,
+}
+
+impl Team {
+    fn on(database: Database) -> Team {
+        let server = Server::with_database(database, "");
+        let admin = server.admin_api();
+        let admin_id = own_id(&admin);
+        let bob_id = create_user(&server, &admin, "bob", PASSWORD);
+        let (status, carol) = admin.post(
+            "/api/admin/users/",
+            json!({ "username": "carol", "password": OTHER_PASSWORD, "is_staff": true }),
+        );
+        assert_eq!(status, 201, "create carol: {carol}");
+        let carol_id = carol["id"].as_i64().unwrap();
+        Team {
+            server,
+            admin,
+            admin_id,
+            bob_id,
+            carol_id,
+        }
+    }
+}
+
+/// Admins create users (validation errors name the field, a taken name is 409) and list them
+/// sorted by username.
+fn creating_and_listing_users(database: Database) {
     let server = Server::with_database(database, "");
     let admin = server.admin_api();
-    let admin_id = own_id(&admin);
-
     // Creating.
     let (status, bob) = admin.post(
         "/api/admin/users/",
@@ -39,7 +67,6 @@ fn user_administration(database: Database) {
     );
     assert_eq!(status, 201, "create carol: {carol}");
     assert_eq!(carol["is_staff"], true, "is_staff makes an admin: {carol}");
-    let carol_id = carol["id"].as_i64().unwrap();
     let (status, body) = admin.post(
         "/api/admin/users/",
         json!({ "username": "bob", "password": OTHER_PASSWORD }),
@@ -78,8 +105,18 @@ fn user_administration(database: Database) {
         (200, &json!("bob")),
         "{shown}"
     );
+}
 
-    // Non-admins and anonymous callers.
+on_both_databases!(creating_and_listing_users);
+
+/// Non-admins get 403 and anonymous callers 401 on every admin route, and nothing changes.
+fn admin_routes_refuse_others(database: Database) {
+    let Team {
+        server,
+        admin,
+        carol_id,
+        ..
+    } = Team::on(database);
     let bob_api = logged_in(&server, "bob", PASSWORD);
     let anonymous = server.api();
     let target = format!("/api/admin/users/{carol_id}");
@@ -131,9 +168,20 @@ fn user_administration(database: Database) {
         "{list}"
     );
     assert_eq!(list[2]["is_staff"], true, "carol is still admin: {list}");
+}
 
-    // Deactivating ends the sessions and bearer tokens and refuses logins; reactivating
-    // allows logins again.
+on_both_databases!(admin_routes_refuse_others);
+
+/// Deactivating ends the sessions and bearer tokens and refuses logins; reactivating allows
+/// logins again.
+fn deactivation_and_reactivation(database: Database) {
+    let Team {
+        server,
+        admin,
+        bob_id,
+        ..
+    } = Team::on(database);
+    let bob_api = logged_in(&server, "bob", PASSWORD);
     let (status, token) = bob_api.post("/api/account/tokens/", json!({ "label": "bob" }));
     assert_eq!(status, 201, "{token}");
     let bob_script = Api::with_token(server.http_port, token["token"].as_str().unwrap());
@@ -164,9 +212,20 @@ fn user_administration(database: Database) {
     assert_eq!(status, 200, "reactivate: {body}");
     let (_, shown) = admin.get(&format!("/api/admin/users/{bob_id}/"));
     assert_eq!(shown["is_active"], true, "{shown}");
-    let bob_api = logged_in(&server, "bob", PASSWORD);
+    logged_in(&server, "bob", PASSWORD);
+}
 
-    // Toggling the admin flag takes effect on the user's current session.
+on_both_databases!(deactivation_and_reactivation);
+
+/// Toggling the admin flag takes effect on the user's current session.
+fn toggling_the_admin_flag(database: Database) {
+    let Team {
+        server,
+        admin,
+        bob_id,
+        ..
+    } = Team::on(database);
+    let bob_api = logged_in(&server, "bob", PASSWORD);
     let (status, body) = admin.post(
         &format!("/api/admin/users/{bob_id}/toggle-admin/"),
         json!({}),
@@ -196,8 +255,19 @@ fn user_administration(database: Database) {
         bob_api.get("/api/admin/users/"),
         403,
     );
+}
 
-    // Setting someone's password: policy checked, their sessions end, the password changes.
+on_both_databases!(toggling_the_admin_flag);
+
+/// Setting someone's password: policy checked, their sessions end, the password changes.
+fn setting_a_users_password(database: Database) {
+    let Team {
+        server,
+        admin,
+        bob_id,
+        ..
+    } = Team::on(database);
+    let bob_api = logged_in(&server, "bob", PASSWORD);
     assert_invalid(
         &server,
         "set-password with a weak password",
@@ -224,9 +294,19 @@ fn user_administration(database: Database) {
         401,
     );
     assert_eq!(raw_login(&server, "bob", PASSWORD, &[]).status, 401);
-    let bob_api = logged_in(&server, "bob", OTHER_PASSWORD);
+    logged_in(&server, "bob", OTHER_PASSWORD);
+}
 
-    // Self-protection: 400, and nothing changes.
+on_both_databases!(setting_a_users_password);
+
+/// An admin cannot act on themselves: 400, and nothing changes.
+fn admins_cannot_act_on_themselves(database: Database) {
+    let Team {
+        server,
+        admin,
+        admin_id,
+        ..
+    } = Team::on(database);
     let own = format!("/api/admin/users/{admin_id}");
     assert_error(
         &server,
@@ -265,8 +345,13 @@ fn user_administration(database: Database) {
         200,
         "the admin's password is unchanged"
     );
+}
 
-    // Unknown and non-numeric ids.
+on_both_databases!(admins_cannot_act_on_themselves);
+
+/// Unknown and non-numeric ids are 404 on every admin route.
+fn unknown_user_ids(database: Database) {
+    let Team { server, admin, .. } = Team::on(database);
     for id in ["999999", "-1", "abc", "99999999999999999999"] {
         let base = format!("/api/admin/users/{id}");
         let attempts: [(&str, String, Option<Value>); 6] = [
@@ -286,8 +371,20 @@ fn user_administration(database: Database) {
             assert_error(&server, &format!("{method} {path}"), answer, 404);
         }
     }
+}
 
-    // Hard delete, of a user with a session, a token, a credential and shares both ways.
+on_both_databases!(unknown_user_ids);
+
+/// Hard delete, of a user with a session, a token, a credential and shares both ways: all
+/// gone, and the name is free again.
+fn hard_delete(database: Database) {
+    let Team {
+        server,
+        admin,
+        carol_id,
+        ..
+    } = Team::on(database);
+    let bob_api = logged_in(&server, "bob", PASSWORD);
     let carol_api = logged_in(&server, "carol", OTHER_PASSWORD);
     let (status, token) = carol_api.post("/api/account/tokens/", json!({}));
     assert_eq!(status, 201, "{token}");
@@ -337,12 +434,4 @@ fn user_administration(database: Database) {
     create_user(&server, &admin, "carol", PASSWORD);
 }
 
-#[test]
-fn user_administration_sqlite() {
-    user_administration(Database::Sqlite);
-}
-
-#[test]
-fn user_administration_postgres() {
-    user_administration(Database::Postgres);
-}
+on_both_databases!(hard_delete);
