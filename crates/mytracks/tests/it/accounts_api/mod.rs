@@ -5,33 +5,14 @@
 //! OpenAPI document and the first administrator created at first start.
 //!
 //! Each scenario is a function taking a [`Database`], run by a `_sqlite` and a `_postgres`
-//! test, or by `NAME::sqlite` and `NAME::postgres` from `on_both_databases!`; the slow or database-independent ones (throttling, OpenAPI) run on SQLite only.
+//! test, or by `NAME::sqlite` and `NAME::postgres` from [`on_both_databases`]; the slow or
+//! database-independent ones (throttling, OpenAPI) run on SQLite only.
 
 use crate::support::*;
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::time::Duration;
-
-/// Defines `NAME::sqlite` and `NAME::postgres`, the tests running the scenario `NAME` on each
-/// database. (Declared before the modules that use it.)
-macro_rules! on_both_databases {
-    ($scenario:ident) => {
-        mod $scenario {
-            use super::*;
-
-            #[test]
-            fn sqlite() {
-                super::$scenario(Database::Sqlite);
-            }
-
-            #[test]
-            fn postgres() {
-                super::$scenario(Database::Postgres);
-            }
-        }
-    };
-}
 
 mod first_start;
 mod login_throttling;

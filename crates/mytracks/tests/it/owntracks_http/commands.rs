@@ -3,11 +3,23 @@
 
 use super::*;
 
+const CMD_TOPIC: &str = "owntracks/alice/phone/cmd";
+
 fn is_report_location(payload: &str) -> bool {
     payload_json(payload) == json!({"_type": "cmd", "action": "reportLocation"})
 }
 
-fn commands(database: Database) {
+/// How many reportLocation commands `sub` got on alice's phone's command topic.
+fn count(sub: &Subscriber) -> usize {
+    sub.messages()
+        .iter()
+        .filter(|m| m.topic == CMD_TOPIC && is_report_location(&m.payload))
+        .count()
+}
+
+/// A server on `database` with alice and bob, alice's phone known from a location it
+/// published over MQTT: the server, its admin's client and alice's.
+fn alice_with_a_phone(database: Database) -> (Server, Api, Api) {
     let server = Server::with_database(database, "");
     let admin = server.admin_api();
     add_user(&server, &admin, "alice", ALICE_PASSWORD);
@@ -20,9 +32,14 @@ fn commands(database: Database) {
         "owntracks/alice/phone",
         &location(1_700_000_301, "al"),
     );
-    let cmd_topic = "owntracks/alice/phone/cmd";
+    (server, admin, alice)
+}
 
-    // (a) A live subscriber gets each form of the request.
+/// A live subscriber gets each form of the request (user and device name, device id, or
+/// `user/device`); the device is the one its MQTT location created.
+fn commands_reach_a_live_subscriber(database: Database) {
+    let (server, _admin, alice) = alice_with_a_phone(database);
+    let cmd_topic = CMD_TOPIC;
     let mut live = Subscriber::start(
         server.mqtt_port,
         &[
@@ -54,12 +71,6 @@ fn commands(database: Database) {
         "device {device_id}: {devices:?}\n{}",
         server.log()
     );
-    let count = |sub: &Subscriber| {
-        sub.messages()
-            .iter()
-            .filter(|m| m.topic == cmd_topic && is_report_location(&m.payload))
-            .count()
-    };
     assert!(
         live.wait_for(
             |ms| ms
@@ -105,8 +116,14 @@ fn commands(database: Database) {
         server.log()
     );
     live.kill();
+}
 
-    // (b) An offline persistent session gets the command when it reconnects.
+on_both_databases!(commands_reach_a_live_subscriber);
+
+/// An offline persistent session gets the command when it reconnects.
+fn offline_persistent_sessions_get_commands(database: Database) {
+    let (server, _admin, alice) = alice_with_a_phone(database);
+    let cmd_topic = CMD_TOPIC;
     let persistent = [
         "-c",
         "-i",
@@ -177,8 +194,33 @@ fn commands(database: Database) {
         command.payload,
         server.log()
     );
+}
 
-    // (c) Who may command the device.
+on_both_databases!(offline_persistent_sessions_get_commands);
+
+/// Only the device's owner and admins may command it; unknown devices are 404 and a request
+/// naming no device is 400.
+fn who_may_command_a_device(database: Database) {
+    let (server, admin, alice) = alice_with_a_phone(database);
+    let cmd_topic = CMD_TOPIC;
+    let device_id = get_list(&server, &alice, "/api/devices/")
+        .iter()
+        .find(|d| d["name"] == "phone")
+        .map(|d| d["id"].clone())
+        .unwrap_or_else(|| panic!("alice's phone is a device\n{}", server.log()));
+    let mut phone = Subscriber::start(
+        server.mqtt_port,
+        &[
+            "-q",
+            "1",
+            "-u",
+            "alice",
+            "-P",
+            ALICE_PASSWORD,
+            "-t",
+            cmd_topic,
+        ],
+    );
     let bob = login(&server, "bob", BOB_PASSWORD);
     for request in [
         json!({"user": "alice", "device": "phone"}),
@@ -235,8 +277,14 @@ fn commands(database: Database) {
         describe_messages(&phone),
         server.log()
     );
+}
 
-    // (d) An HTTP-mode device gets a queued command in its next answer, once.
+on_both_databases!(who_may_command_a_device);
+
+/// An HTTP-mode device gets a queued command in its next answer, once; another device's post
+/// takes neither its commands nor those sent to that other device.
+fn http_mode_devices_get_queued_commands_once(database: Database) {
+    let (server, _admin, alice) = alice_with_a_phone(database);
     let items = app_post(
         &server,
         "alice",
@@ -287,6 +335,11 @@ fn commands(database: Database) {
         server.log()
     );
     // Another device's post does not take the tablet's commands, nor the phone's.
+    let (status, body) = alice.post(
+        "/api/commands/report-location/",
+        json!({"user": "alice", "device": "phone"}),
+    );
+    assert_eq!(status, 200, "{body}\n{}", server.log());
     let items = app_post(
         &server,
         "alice",
@@ -300,8 +353,20 @@ fn commands(database: Database) {
         json!(items),
         server.log()
     );
+}
 
-    // Several queued commands come together, oldest first, and survive a restart.
+on_both_databases!(http_mode_devices_get_queued_commands_once);
+
+/// Several queued commands come together, oldest first, and survive a restart.
+fn queued_commands_come_together_and_survive_a_restart(database: Database) {
+    let (mut server, _admin, alice) = alice_with_a_phone(database);
+    app_post(
+        &server,
+        "alice",
+        ALICE_PASSWORD,
+        "tablet",
+        &location(1_700_000_302, "al"),
+    );
     for path in [
         "/api/commands/report-location/",
         "/api/commands/clear-waypoints/",
@@ -315,8 +380,6 @@ fn commands(database: Database) {
             server.log()
         );
     }
-    drop(phone);
-    let mut server = server;
     server.restart(Stop::Term);
     let items = app_post(
         &server,
@@ -352,12 +415,4 @@ fn commands(database: Database) {
     );
 }
 
-#[test]
-fn commands_sqlite() {
-    commands(Database::Sqlite);
-}
-
-#[test]
-fn commands_postgres() {
-    commands(Database::Postgres);
-}
+on_both_databases!(queued_commands_come_together_and_survive_a_restart);

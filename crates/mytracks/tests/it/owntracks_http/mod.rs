@@ -4,7 +4,8 @@
 //! HTTP-mode queues, who may send them) and the live feed WebSocket `/ws/locations/`.
 
 use crate::support::{
-    add_user, http_get, login, mosquitto_pub, Api, Database, Server, Stop, Subscriber,
+    add_user, http_get, login, mosquitto_pub, on_both_databases, Api, Database, Server, Stop,
+    Subscriber,
 };
 
 use serde_json::{json, Value};

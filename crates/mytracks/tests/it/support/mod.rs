@@ -74,3 +74,22 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     f.write_all(text.as_bytes()).unwrap();
     path
 }
+
+/// Defines `NAME::sqlite` and `NAME::postgres`, the tests running the scenario
+/// `fn NAME(database: Database)` on each database.
+macro_rules! on_both_databases {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[test]
+            fn sqlite() {
+                super::$scenario($crate::support::Database::Sqlite);
+            }
+
+            #[test]
+            fn postgres() {
+                super::$scenario($crate::support::Database::Postgres);
+            }
+        }
+    };
+}
+pub(crate) use on_both_databases;
