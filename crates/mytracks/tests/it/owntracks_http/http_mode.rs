@@ -2,14 +2,21 @@
 
 use super::*;
 
-#[test]
-fn http_mode_as_the_apps_do_it() {
+/// A server (SQLite) with alice and bob: the server, its admin's client and alice's.
+fn alice_and_bob() -> (Server, Api, Api) {
     let server = Server::with_database(Database::Sqlite, "");
     let admin = server.admin_api();
     add_user(&server, &admin, "alice", ALICE_PASSWORD);
     add_user(&server, &admin, "bob", BOB_PASSWORD);
     let alice = login(&server, "alice", ALICE_PASSWORD);
+    (server, admin, alice)
+}
 
+/// The ways the apps post: headers and the body's `topic`, `?u=&d=`, the original My Tracks
+/// URL, numbers as strings; every device posted over HTTP shows the transport.
+#[test]
+fn the_apps_ways_to_post() {
+    let (server, _admin, alice) = alice_and_bob();
     // Headers, and the body's `topic` as the apps send it. Nobody shares with alice and
     // nothing is queued: the answer is an empty array.
     let mut message = location(1_700_000_001, "al");
@@ -67,6 +74,37 @@ fn http_mode_as_the_apps_do_it() {
         );
     }
 
+    // Old apps send numbers as strings.
+    app_post(
+        &server,
+        "alice",
+        ALICE_PASSWORD,
+        "phone",
+        &json!({"_type": "location", "lat": "52.5", "lon": "13.4", "tst": "1700000016", "tid": "al"}),
+    );
+    let rows = get_list(&server, &alice, "/api/locations/?device=phone");
+    assert!(
+        with_tst(&rows, 1_700_000_016).is_some_and(|r| r["lat"] == 52.5 && r["lon"] == 13.4),
+        "numbers as strings: {rows:?}\n{}",
+        server.log()
+    );
+
+    // Every device posted over HTTP shows the transport.
+    let devices = get_list(&server, &alice, "/api/devices/");
+    for name in ["phone", "tablet", "legacy", "legacy2"] {
+        let device = devices
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap_or_else(|| panic!("no device {name}: {devices:?}\n{}", server.log()));
+        assert_eq!(device["transport"], "http", "{device}\n{}", server.log());
+        assert_eq!(device["user"], "alice", "{device}\n{}", server.log());
+    }
+}
+
+/// A device credential works as the Basic password.
+#[test]
+fn a_device_credential_is_a_basic_password() {
+    let (server, _admin, alice) = alice_and_bob();
     // A device credential works as the Basic password.
     let (status, credential) = alice.post(
         "/api/account/credentials/",
@@ -87,9 +125,14 @@ fn http_mode_as_the_apps_do_it() {
         "credential post not stored: {rows:?}\n{}",
         server.log()
     );
+}
 
-    // Without X-Limit-D or ?d=, the device comes from the body's topic; with none at all
-    // (or one that cannot be a topic level) the post is refused, naming the device.
+/// Without X-Limit-D or ?d=, the device comes from the body's topic; with none at all (or
+/// one that cannot be a topic level) the post is refused, naming the device, and stored
+/// nowhere.
+#[test]
+fn the_device_comes_from_the_headers_or_the_topic() {
+    let (server, admin, alice) = alice_and_bob();
     let mut message = location(1_700_000_014, "al");
     message["topic"] = json!("owntracks/alice/watch");
     let reply = post_raw(
@@ -140,33 +183,19 @@ fn http_mode_as_the_apps_do_it() {
             server.log()
         );
     }
-
-    // Old apps send numbers as strings.
-    app_post(
-        &server,
-        "alice",
-        ALICE_PASSWORD,
-        "phone",
-        &json!({"_type": "location", "lat": "52.5", "lon": "13.4", "tst": "1700000016", "tid": "al"}),
-    );
-    let rows = get_list(&server, &alice, "/api/locations/?device=phone");
+    let all = get_list(&server, &admin, "/api/locations/");
     assert!(
-        with_tst(&rows, 1_700_000_016).is_some_and(|r| r["lat"] == 52.5 && r["lon"] == 13.4),
-        "numbers as strings: {rows:?}\n{}",
+        with_tst(&all, 1_700_000_015).is_none(),
+        "refused post 1700000015 was stored: {all:?}\n{}",
         server.log()
     );
+}
 
-    // Every device posted over HTTP shows the transport.
-    let devices = get_list(&server, &alice, "/api/devices/");
-    for name in ["phone", "tablet", "legacy", "legacy2"] {
-        let device = devices
-            .iter()
-            .find(|d| d["name"] == name)
-            .unwrap_or_else(|| panic!("no device {name}: {devices:?}\n{}", server.log()));
-        assert_eq!(device["transport"], "http", "{device}\n{}", server.log());
-        assert_eq!(device["user"], "alice", "{device}\n{}", server.log());
-    }
-
+/// Refusals: no or wrong credentials (401 with a Basic challenge), alice claiming to be bob
+/// (403), malformed bodies (a JSON 400 naming the field); none of them stores anything.
+#[test]
+fn refused_posts_store_nothing() {
+    let (server, admin, _alice) = alice_and_bob();
     // Refusals.
     let alice_headers = [("X-Limit-U", "alice"), ("X-Limit-D", "phone")];
     for path in ["/pub", "/api/locations"] {
@@ -284,7 +313,28 @@ fn http_mode_as_the_apps_do_it() {
         server.log()
     );
 
-    // Unknown types are taken (the apps would retry forever otherwise).
+    // None of the refused posts left anything, anywhere (the admin sees everything).
+    let all = get_list(&server, &admin, "/api/locations/");
+    for tst in 1_700_000_006..=1_700_000_011 {
+        assert!(
+            with_tst(&all, tst).is_none(),
+            "refused post {tst} was stored: {all:?}\n{}",
+            server.log()
+        );
+    }
+    assert!(
+        !all.iter().any(|l| l["user"] == "bob"),
+        "something stored for bob: {all:?}\n{}",
+        server.log()
+    );
+}
+
+/// Unknown types are taken (the apps would retry forever otherwise); transitions and cards
+/// are too.
+#[test]
+fn unknown_types_transitions_and_cards_are_taken() {
+    let (server, _admin, alice) = alice_and_bob();
+    let alice_headers = [("X-Limit-U", "alice"), ("X-Limit-D", "phone")];
     let reply = post_raw(
         &server,
         "/pub",
@@ -324,21 +374,6 @@ fn http_mode_as_the_apps_do_it() {
     assert!(
         with_tst(&transitions, 1_700_000_013).is_some_and(|t| t["event"] == "enter"),
         "transition not stored: {transitions:?}\n{}",
-        server.log()
-    );
-
-    // None of the refused posts left anything, anywhere (the admin sees everything).
-    let all = get_list(&server, &admin, "/api/locations/");
-    for tst in (1_700_000_006..=1_700_000_011).chain([1_700_000_015]) {
-        assert!(
-            with_tst(&all, tst).is_none(),
-            "refused post {tst} was stored: {all:?}\n{}",
-            server.log()
-        );
-    }
-    assert!(
-        !all.iter().any(|l| l["user"] == "bob"),
-        "something stored for bob: {all:?}\n{}",
         server.log()
     );
 }
