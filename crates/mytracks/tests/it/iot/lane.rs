@@ -3,8 +3,10 @@
 
 use super::*;
 
-#[test]
-fn devices_publish_telemetry_in_their_lane_and_owners_read_it() {
+const ALICE_PASSWORD: &str = "alice's correct horse battery";
+
+/// A server with alice and bob (passwords `NAME's correct horse battery`).
+fn alice_and_bob() -> (Server, Api) {
     let server = Server::with_config("");
     let admin = server.admin_api();
     for name in ["alice", "bob"] {
@@ -14,6 +16,68 @@ fn devices_publish_telemetry_in_their_lane_and_owners_read_it() {
         );
         assert_eq!(status, 201, "{body}");
     }
+    (server, admin)
+}
+
+/// `mytracks device add sensor-1 --owner alice --group greenhouse`; returns its password once
+/// the server lets it log in (it learns of the CLI's device within a second).
+fn add_sensor(server: &Server) -> String {
+    let out = device_cli(
+        server,
+        &[
+            "add",
+            "sensor-1",
+            "--owner",
+            "alice",
+            "--group",
+            "greenhouse",
+        ],
+    );
+    assert!(out.success(), "{}", out.describe());
+    let password = password_of(&out);
+    eventually("the device can log in", server, || {
+        sensor_pub(
+            server,
+            &password,
+            &["-t", "iot/devices/sensor-1/status/online", "-m", "1"],
+        )
+        .success()
+    });
+    password
+}
+
+/// `mosquitto_pub` as sensor-1 with `password`.
+fn sensor_pub(server: &Server, password: &str, args: &[&str]) -> Output {
+    let mut all = vec!["-u", "sensor-1", "-P", password];
+    all.extend_from_slice(args);
+    mosquitto_pub(server.mqtt_port, &all)
+}
+
+/// The device inbox: sensor-1 reading its commands and its fleet's.
+fn device_inbox(server: &Server, password: &str) -> Subscriber {
+    Subscriber::start(
+        server.mqtt_port,
+        &[
+            "-u",
+            "sensor-1",
+            "-P",
+            password,
+            "-i",
+            "sensor-1-inbox",
+            "-t",
+            "iot/devices/sensor-1/commands/#",
+            "-t",
+            "iot/fleet/greenhouse/commands",
+            "-v",
+        ],
+    )
+}
+
+/// `mytracks device add` prints the device's password; names taken by users or devices, and
+/// ids that cannot be a topic level, are refused. The device logs in with its password only.
+#[test]
+fn devices_added_by_the_cli_log_in() {
+    let (server, admin) = alice_and_bob();
     let out = device_cli(
         &server,
         &[
@@ -51,11 +115,7 @@ fn devices_publish_telemetry_in_their_lane_and_owners_read_it() {
         out.describe()
     );
 
-    let sensor = |args: &[&str]| {
-        let mut all = vec!["-u", "sensor-1", "-P", password.as_str()];
-        all.extend_from_slice(args);
-        mosquitto_pub(server.mqtt_port, &all)
-    };
+    let sensor = |args: &[&str]| sensor_pub(&server, &password, args);
     // The server learns of the CLI's device within a second.
     eventually("the device can log in", &server, || {
         sensor(&["-t", "iot/devices/sensor-1/status/online", "-m", "1"]).success()
@@ -74,9 +134,18 @@ fn devices_publish_telemetry_in_their_lane_and_owners_read_it() {
         ],
     );
     assert!(!wrong.success(), "wrong password accepted");
+}
 
+/// Telemetry in the device's lane reaches its owner (and is stored); publishing outside the
+/// lane (as another device, into OwnTracks, a command to itself) reaches nobody, and another
+/// user sees nothing.
+#[test]
+fn telemetry_stays_in_the_lane_and_reaches_the_owner() {
+    let (server, _admin) = alice_and_bob();
+    let password = add_sensor(&server);
+    let sensor = |args: &[&str]| sensor_pub(&server, &password, args);
+    let alice_pw = ALICE_PASSWORD;
     // The owner sees everything of the device; another user sees nothing.
-    let alice_pw = "alice's correct horse battery";
     let mut owner = Subscriber::start(
         server.mqtt_port,
         &[
@@ -98,23 +167,6 @@ fn devices_publish_telemetry_in_their_lane_and_owners_read_it() {
             "bob's correct horse battery",
             "-t",
             "iot/#",
-            "-v",
-        ],
-    );
-    // The device reads its commands and its fleet's.
-    let mut device_inbox = Subscriber::start(
-        server.mqtt_port,
-        &[
-            "-u",
-            "sensor-1",
-            "-P",
-            &password,
-            "-i",
-            "sensor-1-inbox",
-            "-t",
-            "iot/devices/sensor-1/commands/#",
-            "-t",
-            "iot/fleet/greenhouse/commands",
             "-v",
         ],
     );
@@ -147,6 +199,24 @@ fn devices_publish_telemetry_in_their_lane_and_owners_read_it() {
         stranger.messages()
     );
 
+    // Stored: the device was seen (the telemetry commit updates it).
+    eventually("telemetry stored", &server, || {
+        let out = device_cli(&server, &["list", "--owner", "alice"]);
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("sensor-1") && l.contains("greenhouse") && !l.ends_with("never"))
+    });
+}
+
+/// Commands from the owner reach the device, to it alone and to its fleet; another user's
+/// command does not.
+#[test]
+fn commands_reach_the_device_from_its_owner_only() {
+    let (server, _admin) = alice_and_bob();
+    let password = add_sensor(&server);
+    let alice_pw = ALICE_PASSWORD;
+    let mut device_inbox = device_inbox(&server, &password);
+    std::thread::sleep(Duration::from_millis(300));
     // Commands from the owner reach the device, to it alone and to its fleet.
     for topic in [
         "iot/devices/sensor-1/commands/reboot",
@@ -190,17 +260,15 @@ fn devices_publish_telemetry_in_their_lane_and_owners_read_it() {
         2,
         "bob's command must not arrive"
     );
+}
 
-    // Stored: the device was seen (the telemetry commit updates it).
-    eventually("telemetry stored", &server, || {
-        let out = device_cli(&server, &["list", "--owner", "alice"]);
-        out.stdout
-            .lines()
-            .any(|l| l.starts_with("sensor-1") && l.contains("greenhouse") && !l.ends_with("never"))
-    });
-
-    // Presence: online from the status topic (and its connections), offline from the will of
-    // its last connection when that dies.
+/// Presence: online from the status topic (and its connections), offline from the will of its
+/// last connection when that dies.
+#[test]
+fn presence_follows_the_status_topic_and_the_last_will() {
+    let (server, _admin) = alice_and_bob();
+    let password = add_sensor(&server);
+    let mut device_inbox = device_inbox(&server, &password);
     let online = |server: &Server| {
         device_cli(server, &["list"])
             .stdout
@@ -237,8 +305,14 @@ fn devices_publish_telemetry_in_their_lane_and_owners_read_it() {
     eventually("offline from the will", &server, || {
         online(&server) == Some(false)
     });
+}
 
-    // Rotation closes the device's connections and retires the old password.
+/// Rotation closes the device's connections and retires the old password.
+#[test]
+fn rotation_closes_connections_and_retires_the_password() {
+    let (server, _admin) = alice_and_bob();
+    let password = add_sensor(&server);
+    let sensor = |args: &[&str]| sensor_pub(&server, &password, args);
     let mut live =
         crate::support::raw::Conn::login(server.mqtt_port, 5, "sensor-live", "sensor-1", &password)
             .unwrap_or_else(|code| panic!("device login refused: {code:#x}"));
@@ -269,8 +343,13 @@ fn devices_publish_telemetry_in_their_lane_and_owners_read_it() {
         ],
     );
     assert!(out.success(), "{}", out.describe());
+}
 
-    // Removal: the device cannot log in any more.
+/// Removal: the device cannot log in any more.
+#[test]
+fn removed_devices_cannot_log_in() {
+    let (server, _admin) = alice_and_bob();
+    let new_password = add_sensor(&server);
     let out = device_cli(&server, &["remove", "sensor-1"]);
     assert!(out.success(), "{}", out.describe());
     eventually("a removed device is refused", &server, || {
