@@ -1,0 +1,63 @@
+//! Opening, reopening, unreachable databases, closed stores and a second connection.
+
+use super::*;
+
+#[tokio::test]
+async fn reopening_keeps_data_and_migrations_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.sqlite3");
+    let store = Store::open_sqlite(&path).await.unwrap();
+    store.create_user(&alice()).await.unwrap();
+    store.close().await;
+    let store = Store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert!(store.user_by_name("alice").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn unreachable_and_unsupported_databases_give_clear_errors() {
+    let error = Store::connect("mysql://x@y/z").await.unwrap_err();
+    assert!(
+        error.to_string().contains("unsupported database URL"),
+        "{error}"
+    );
+    // A closed port: refused at once, named without the password.
+    let error = Store::connect("postgres://me:hunter2@127.0.0.1:9/nothing")
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("cannot open the database postgres://me:***@127.0.0.1:9/nothing"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[tokio::test]
+async fn a_closed_store_reports_unavailable() {
+    let backend = sqlite().await;
+    backend.store.close().await;
+    let error = backend.store.users().await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(error.is_unavailable());
+}
+
+/// Two processes share one SQLite file (the server and the CLI): each sees the other's
+/// commits on its next query.
+#[tokio::test]
+async fn a_second_connection_sees_changes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.sqlite3");
+    let server = Store::open_sqlite(&path).await.unwrap();
+    let cli = Store::open_sqlite(&path).await.unwrap();
+    let before = server.account_version().await.unwrap();
+    for _ in 0..3 {
+        server.users().await.unwrap();
+        server.account_version().await.unwrap();
+    }
+    cli.create_user(&alice()).await.unwrap();
+    cli.close().await;
+    assert!(server.account_version().await.unwrap() > before);
+    assert!(server.user_by_name("alice").await.unwrap().is_some());
+}
