@@ -2,11 +2,8 @@
 
 use super::*;
 
-/// API tokens are shown once, listed by prefix, authenticate bearer requests, belong to
-/// their owner only and stop working when deleted; generated MQTT credentials likewise; a
-/// share is outgoing for its owner and incoming for its viewer, and either of them (nobody
-/// else) may end it.
-fn tokens_credentials_and_shares(database: Database) {
+/// A server on `database` with alice, bob and carol (password [`PASSWORD`]), logged in.
+fn three_users(database: Database) -> (Server, Api, Api, Api) {
     let server = Server::with_database(database, "");
     let admin = server.admin_api();
     for name in ["alice", "bob", "carol"] {
@@ -15,8 +12,14 @@ fn tokens_credentials_and_shares(database: Database) {
     let alice = logged_in(&server, "alice", PASSWORD);
     let bob = logged_in(&server, "bob", PASSWORD);
     let carol = logged_in(&server, "carol", PASSWORD);
+    (server, alice, bob, carol)
+}
 
-    // API tokens.
+/// API tokens are shown once, listed by prefix, authenticate bearer requests (their use
+/// recorded), belong to their owner only and stop working when deleted; a garbage token is a
+/// 401 naming the scheme; lifetimes are bounded.
+fn api_tokens(database: Database) {
+    let (server, alice, bob, _carol) = three_users(database);
     let (status, created) = alice.post(
         "/api/account/tokens/",
         json!({ "label": "ci", "expires_in_days": 30 }),
@@ -87,8 +90,14 @@ fn tokens_credentials_and_shares(database: Database) {
             "expires_in_days",
         );
     }
+}
 
-    // Generated MQTT credentials.
+on_both_databases!(api_tokens);
+
+/// Generated MQTT credentials: a long alphanumeric password shown once, listed and deleted by
+/// their owner only; the device must be a topic level.
+fn generated_mqtt_credentials(database: Database) {
+    let (server, alice, bob, _carol) = three_users(database);
     let (status, created) = alice.post(
         "/api/account/credentials/",
         json!({ "device": "phone", "label": "Pixel" }),
@@ -141,8 +150,14 @@ fn tokens_credentials_and_shares(database: Database) {
         alice.delete(&format!("/api/account/credentials/{credential_id}/")),
         404,
     );
+}
 
-    // Shares.
+on_both_databases!(generated_mqtt_credentials);
+
+/// A share is outgoing for its owner and incoming for its viewer, and either of them (nobody
+/// else) may end it; duplicates and shares with oneself or nobody are refused.
+fn shares(database: Database) {
+    let (server, alice, bob, carol) = three_users(database);
     let (status, share) = alice.post(
         "/api/account/shares/",
         json!({ "username": "bob", "history": true }),
@@ -202,12 +217,4 @@ fn tokens_credentials_and_shares(database: Database) {
     assert_eq!(bob.get("/api/account/shares/").1, json!([]));
 }
 
-#[test]
-fn tokens_credentials_and_shares_sqlite() {
-    tokens_credentials_and_shares(Database::Sqlite);
-}
-
-#[test]
-fn tokens_credentials_and_shares_postgres() {
-    tokens_credentials_and_shares(Database::Postgres);
-}
+on_both_databases!(shares);
