@@ -120,8 +120,9 @@ fn event_of(kind: &str, user: &str, device: &str, event: &Value) -> bool {
     event["type"] == kind && event["user"] == user && event["device"] == device
 }
 
-#[test]
-fn live_feed_websocket() {
+/// Alice and bob, each with an API token for the feed: the server, alice's client, the
+/// tokens.
+fn alice_and_bob_with_tokens() -> (Server, Api, String, String) {
     let server = Server::with_database(Database::Sqlite, "");
     let admin = server.admin_api();
     add_user(&server, &admin, "alice", ALICE_PASSWORD);
@@ -135,8 +136,31 @@ fn live_feed_websocket() {
     };
     let alice_token = token_of(&alice);
     let bob_token = token_of(&bob);
+    (server, alice, alice_token, bob_token)
+}
 
-    // Refused upgrades.
+/// `user`'s feed, opened with `token`; its first message is a welcome.
+fn connect_feed(server: &Server, token: &str, user: &str) -> LiveFeed {
+    let mut feed =
+        LiveFeed::connect(server.http_port, Some(token)).unwrap_or_else(|(status, body)| {
+            panic!("upgrade refused: {status} {body}\n{}", server.log())
+        });
+    let first = feed.wait(|_| true, WAIT);
+    assert!(
+        first
+            .as_ref()
+            .is_some_and(|e| e["type"] == "welcome" && e["user"] == user),
+        "{user}: first message {first:?}, not a welcome\n{}\n{}",
+        feed.describe(),
+        server.log()
+    );
+    feed
+}
+
+/// Upgrades with a bad token or no credentials are refused with a 401.
+#[test]
+fn refuses_unauthenticated_upgrades() {
+    let (server, _alice, _, _) = alice_and_bob_with_tokens();
     for (what, token) in [
         ("a bad token", Some("mt_not-a-real-token")),
         ("no credentials", None),
@@ -148,25 +172,15 @@ fn live_feed_websocket() {
             }
         }
     }
+}
 
-    let connect = |token: &str| {
-        LiveFeed::connect(server.http_port, Some(token)).unwrap_or_else(|(status, body)| {
-            panic!("upgrade refused: {status} {body}\n{}", server.log())
-        })
-    };
-    let mut alice_feed = connect(&alice_token);
-    let mut bob_feed = connect(&bob_token);
-    for (feed, user) in [(&mut alice_feed, "alice"), (&mut bob_feed, "bob")] {
-        let first = feed.wait(|_| true, WAIT);
-        assert!(
-            first
-                .as_ref()
-                .is_some_and(|e| e["type"] == "welcome" && e["user"] == user),
-            "{user}: first message {first:?}, not a welcome\n{}\n{}",
-            feed.describe(),
-            server.log()
-        );
-    }
+/// A device's life on its owner's feed: a location (within 2 s) and the device showing up
+/// online, a transition, offline from the last will, online again with a new location, and
+/// HTTP-mode posts too.
+#[test]
+fn follows_a_device() {
+    let (server, _alice, alice_token, _) = alice_and_bob_with_tokens();
+    let mut alice_feed = connect_feed(&server, &alice_token, "alice");
 
     // A location, and the device showing up.
     publish_as(
@@ -242,32 +256,7 @@ fn live_feed_websocket() {
     );
     let offline_at = alice_feed.events.len();
 
-    // Bob (no share) sees his own location, published after alice's events, and none of hers.
-    publish_as(
-        &server,
-        "bob",
-        BOB_PASSWORD,
-        "owntracks/bob/phone",
-        &location(1_700_000_404, "bo"),
-    );
-    assert!(
-        bob_feed
-            .wait(
-                |e| event_of("location", "bob", "phone", e) && e["data"]["tst"] == 1_700_000_404,
-                WAIT
-            )
-            .is_some(),
-        "bob's own location missing:\n{}\n{}",
-        bob_feed.describe(),
-        server.log()
-    );
-    assert!(
-        !bob_feed.events.iter().any(|e| e["user"] == "alice"),
-        "bob saw alice without a share:\n{}\n{}",
-        bob_feed.describe(),
-        server.log()
-    );
-    // Nor does alice see bob's. Her phone, back, is online again.
+    // Her phone, back, is online again.
     publish_as(
         &server,
         "alice",
@@ -311,6 +300,72 @@ fn live_feed_websocket() {
             )
             .is_some(),
         "no live event for an HTTP-mode post:\n{}\n{}",
+        alice_feed.describe(),
+        server.log()
+    );
+}
+
+/// Without a share, each feed shows its owner's devices only; once alice shares, bob's open
+/// feed gets her next location.
+#[test]
+fn shows_only_what_is_shared() {
+    let (server, alice, alice_token, bob_token) = alice_and_bob_with_tokens();
+    let mut alice_feed = connect_feed(&server, &alice_token, "alice");
+    let mut bob_feed = connect_feed(&server, &bob_token, "bob");
+    publish_as(
+        &server,
+        "alice",
+        ALICE_PASSWORD,
+        "owntracks/alice/phone",
+        &location(1_700_000_401, "al"),
+    );
+    assert!(
+        alice_feed
+            .wait(|e| e["data"]["tst"] == 1_700_000_401, WAIT)
+            .is_some(),
+        "{}\n{}",
+        alice_feed.describe(),
+        server.log()
+    );
+
+    // Bob (no share) sees his own location, published after alice's events, and none of hers.
+    publish_as(
+        &server,
+        "bob",
+        BOB_PASSWORD,
+        "owntracks/bob/phone",
+        &location(1_700_000_404, "bo"),
+    );
+    assert!(
+        bob_feed
+            .wait(
+                |e| event_of("location", "bob", "phone", e) && e["data"]["tst"] == 1_700_000_404,
+                WAIT
+            )
+            .is_some(),
+        "bob's own location missing:\n{}\n{}",
+        bob_feed.describe(),
+        server.log()
+    );
+    assert!(
+        !bob_feed.events.iter().any(|e| e["user"] == "alice"),
+        "bob saw alice without a share:\n{}\n{}",
+        bob_feed.describe(),
+        server.log()
+    );
+    // Nor does alice see bob's.
+    publish_as(
+        &server,
+        "alice",
+        ALICE_PASSWORD,
+        "owntracks/alice/phone",
+        &location(1_700_000_405, "al"),
+    );
+    assert!(
+        alice_feed
+            .wait(|e| e["data"]["tst"] == 1_700_000_405, WAIT)
+            .is_some(),
+        "{}\n{}",
         alice_feed.describe(),
         server.log()
     );
