@@ -171,31 +171,9 @@ fn presented_serial(server: &Server, files: &Files) -> String {
         .to_ascii_lowercase()
 }
 
-#[test]
-fn client_certificates_from_the_built_in_ca() {
-    let files = Files::new();
-    let mut server = Server::with_config(CONFIG);
-    assert!(
-        server.runtime["mqtt_tls_port"].is_null(),
-        "no certificate yet, so no TLS listener: {}",
-        server.runtime
-    );
-    // An imported CA (so that the test holds its key), and a server certificate.
-    let (ca, ca_pem, ca_key) = test_authority("Club CA");
-    let cafile = files.write("ca.pem", &ca_pem);
-    let admin = server.admin_api();
-    let (status, body) = admin.post(
-        "/api/admin/ca/",
-        json!({ "certificate_pem": ca_pem, "key_pem": ca_key }),
-    );
-    assert_eq!(status, 201, "{body}");
-    let (status, first) = admin.post(
-        "/api/admin/server-certificates/",
-        json!({ "names": ["localhost", "127.0.0.1"] }),
-    );
-    assert_eq!(status, 201, "{first}");
-
-    // The TLS listener starts as soon as there is a server certificate, without a restart...
+/// Waits until `runtime.json` shows the TLS listener (started late, when the first server
+/// certificate exists) and takes its port.
+fn wait_tls_listener(server: &mut Server) {
     let deadline = Instant::now() + WAIT;
     loop {
         let text = std::fs::read_to_string(server.runtime_path()).unwrap_or_default();
@@ -211,6 +189,115 @@ fn client_certificates_from_the_built_in_ca() {
         );
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A server whose CA is the test's (imported, so that the test holds its key), with a server
+/// certificate (the TLS listener running) and the accounts alice, bob and carol.
+struct Club {
+    files: Files,
+    server: Server,
+    admin: Api,
+    ca: Issuer<'static, KeyPair>,
+    cafile: PathBuf,
+    alice: Value,
+    bob: Value,
+    carol: Value,
+}
+
+impl Club {
+    fn new() -> Club {
+        let files = Files::new();
+        let mut server = Server::with_config(CONFIG);
+        let (ca, ca_pem, ca_key) = test_authority("Club CA");
+        let cafile = files.write("ca.pem", &ca_pem);
+        let admin = server.admin_api();
+        let (status, body) = admin.post(
+            "/api/admin/ca/",
+            json!({ "certificate_pem": ca_pem, "key_pem": ca_key }),
+        );
+        assert_eq!(status, 201, "{body}");
+        let (status, first) = admin.post(
+            "/api/admin/server-certificates/",
+            json!({ "names": ["localhost", "127.0.0.1"] }),
+        );
+        assert_eq!(status, 201, "{first}");
+        wait_tls_listener(&mut server);
+        let alice = create_user(&admin, "alice");
+        let bob = create_user(&admin, "bob");
+        let carol = create_user(&admin, "carol");
+        Club {
+            files,
+            server,
+            admin,
+            ca,
+            cafile,
+            alice,
+            bob,
+            carol,
+        }
+    }
+
+    /// alice's certificate from the CLI as PKCS#12.
+    fn alice_cert(&self) -> ClientFiles {
+        let (server, files) = (&self.server, &self.files);
+        let p12 = files.path("alice.p12");
+        let out = server.cli(
+            &[
+                "pki",
+                "client-cert",
+                "alice",
+                "--p12",
+                p12.to_str().unwrap(),
+                "--passphrase",
+                "open sesame",
+            ],
+            WAIT,
+        );
+        assert!(out.success(), "{}", out.describe());
+        files.unpack_pkcs12("alice", &p12, "open sesame")
+    }
+
+    /// bob's certificate from the API as his own PEM download; also the issued certificate.
+    fn bob_cert(&self) -> (Value, ClientFiles) {
+        let (server, files, admin, bob) = (&self.server, &self.files, &self.admin, &self.bob);
+        let (status, issued) = admin.post(
+            "/api/admin/certificates/",
+            json!({ "user_id": bob["id"], "validity_years": 1 }),
+        );
+        assert_eq!(status, 201, "{issued}");
+        let bob_api = server.api();
+        assert_eq!(bob_api.login("bob", "bob's correct horse battery").0, 200);
+        let response = bob_api.request("GET", "/api/account/certificate/?format=pem", None, &[]);
+        assert_eq!(response.status().as_u16(), 200);
+        (issued, files.split_bundle("bob", &response.text().unwrap()))
+    }
+}
+
+/// The TLS listener starts as soon as there is a server certificate, without a restart (and
+/// the HTTP interface knows its port from memory), and with the certificate from the database
+/// at the next start.
+#[test]
+fn the_tls_listener_starts_with_the_first_server_certificate() {
+    let files = Files::new();
+    let mut server = Server::with_config(CONFIG);
+    assert!(
+        server.runtime["mqtt_tls_port"].is_null(),
+        "no certificate yet, so no TLS listener: {}",
+        server.runtime
+    );
+    let (_ca, ca_pem, ca_key) = test_authority("Club CA");
+    let admin = server.admin_api();
+    let (status, body) = admin.post(
+        "/api/admin/ca/",
+        json!({ "certificate_pem": ca_pem, "key_pem": ca_key }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, first) = admin.post(
+        "/api/admin/server-certificates/",
+        json!({ "names": ["localhost", "127.0.0.1"] }),
+    );
+    assert_eq!(status, 201, "{first}");
+    wait_tls_listener(&mut server);
     // The HTTP interface knows the late port too (from memory, not from runtime.json).
     let (status, mqtt) = admin.get("/api/mqtt/status/");
     assert_eq!(status, 200, "{mqtt}");
@@ -236,38 +323,21 @@ fn client_certificates_from_the_built_in_ca() {
         presented_serial(&server, &files),
         first["serial_number"].as_str().unwrap()
     );
-    let admin = server.admin_api();
-    let alice = create_user(&admin, "alice");
-    let bob = create_user(&admin, "bob");
-    let carol = create_user(&admin, "carol");
+}
 
-    // alice's certificate from the CLI as PKCS#12, bob's from the API as his own PEM download.
-    let p12 = files.path("alice.p12");
-    let out = server.cli(
-        &[
-            "pki",
-            "client-cert",
-            "alice",
-            "--p12",
-            p12.to_str().unwrap(),
-            "--passphrase",
-            "open sesame",
-        ],
-        WAIT,
-    );
-    assert!(out.success(), "{}", out.describe());
-    let alice_cert = files.unpack_pkcs12("alice", &p12, "open sesame");
-    let (status, issued) = admin.post(
-        "/api/admin/certificates/",
-        json!({ "user_id": bob["id"], "validity_years": 1 }),
-    );
-    assert_eq!(status, 201, "{issued}");
-    let bob_api = server.api();
-    assert_eq!(bob_api.login("bob", "bob's correct horse battery").0, 200);
-    let response = bob_api.request("GET", "/api/account/certificate/?format=pem", None, &[]);
-    assert_eq!(response.status().as_u16(), 200);
-    let bob_cert = files.split_bundle("bob", &response.text().unwrap());
-
+/// A client certificate's name is the account: an empty CRL blocks nobody, alice publishes
+/// into her own namespace only (stored as hers), bob into his.
+#[test]
+fn client_certificates_name_the_account() {
+    let club = Club::new();
+    let alice_cert = club.alice_cert();
+    let (_, bob_cert) = club.bob_cert();
+    let Club {
+        server,
+        cafile,
+        files,
+        ..
+    } = club;
     // An empty CRL blocks nobody.
     let crl = server.api().request("GET", "/api/pki/crl/", None, &[]);
     let crl_file = files.write("crl.pem", crl.bytes().unwrap());
@@ -345,7 +415,22 @@ fn client_certificates_from_the_built_in_ca() {
         out.describe(),
         server.context()
     );
+}
 
+/// Refused: another issuer, expired, an unknown account, a deactivated account. Without a
+/// certificate, a password still works on the TLS listener.
+#[test]
+fn refused_client_certificates() {
+    let club = Club::new();
+    let Club {
+        server,
+        cafile,
+        files,
+        ca,
+        admin,
+        carol,
+        ..
+    } = club;
     // Refused: another issuer, expired, an unknown account, a deactivated account.
     let (stranger, _, _) = test_authority("Some other CA");
     let refused = [
@@ -403,7 +488,22 @@ fn client_certificates_from_the_built_in_ca() {
         &["-u", "alice", "-P", "alice's correct horse battery"],
     );
     assert!(out.success(), "password over TLS: {}", out.describe());
+}
 
+/// Revocation through the API: the next connection fails, with no restart; others (CRL
+/// checked) are still accepted; the CRL lists the serial.
+#[test]
+fn revoked_certificates_are_refused_at_once() {
+    let club = Club::new();
+    let alice_cert = club.alice_cert();
+    let (issued, bob_cert) = club.bob_cert();
+    let Club {
+        server,
+        cafile,
+        files,
+        admin,
+        ..
+    } = club;
     // Revocation through the API: bob's next connection fails, with no restart; alice (not
     // revoked, CRL checked) is still accepted.
     let (status, body) = admin.post(
@@ -441,7 +541,20 @@ fn client_certificates_from_the_built_in_ca() {
         .unwrap()
         .to_ascii_uppercase();
     assert!(text.contains(&serial), "{serial} in\n{text}");
+}
 
+/// A new server certificate is presented from the next handshake on.
+#[test]
+fn a_new_server_certificate_from_the_next_handshake() {
+    let club = Club::new();
+    let alice_cert = club.alice_cert();
+    let Club {
+        server,
+        cafile,
+        files,
+        admin,
+        ..
+    } = club;
     // A new server certificate is presented from the next handshake on.
     let (status, second) = admin.post(
         "/api/admin/server-certificates/",
@@ -461,6 +574,20 @@ fn client_certificates_from_the_built_in_ca() {
         &[],
     );
     assert!(out.success(), "{}", out.describe());
+}
+
+/// The user's hard deletion keeps the certificate revoked (it stays in the CRL).
+#[test]
+fn hard_deletion_keeps_the_certificate_revoked() {
+    let club = Club::new();
+    let alice_cert = club.alice_cert();
+    let Club {
+        server,
+        cafile,
+        admin,
+        alice,
+        ..
+    } = club;
     // The user's hard deletion keeps the certificate revoked (it stays in the CRL).
     let response = admin.request(
         "DELETE",
