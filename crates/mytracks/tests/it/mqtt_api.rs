@@ -43,8 +43,8 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
     samples
 }
 
-#[test]
-fn management_api_and_prometheus_metrics() {
+/// A server with bob (logged in): the server, its admin's client, bob's, the admin password.
+fn admin_and_bob() -> (Server, Api, Api, String) {
     let server = Server::with_config("");
     let admin = server.admin_api();
     let password = server.admin_password();
@@ -55,8 +55,12 @@ fn management_api_and_prometheus_metrics() {
     assert_eq!(status, 201);
     let bob = server.api();
     assert_eq!(bob.login("bob", "bob's correct horse battery").0, 200);
+    (server, admin, bob, password)
+}
 
-    // Traffic: one refused login, a subscriber, QoS 0/1/2 publishes, an OwnTracks location.
+/// Traffic: one refused login, a subscriber (`watcher`, on `metrics/#` at QoS 2, returned),
+/// QoS 0/1/2 publishes it receives, an OwnTracks location.
+fn traffic(server: &Server, password: &str) -> Subscriber {
     assert!(!mosquitto_pub(
         server.mqtt_port,
         &["-u", "admin", "-P", "wrong password", "-t", "t", "-m", "x"]
@@ -68,7 +72,7 @@ fn management_api_and_prometheus_metrics() {
             "-u",
             "admin",
             "-P",
-            &password,
+            password,
             "-i",
             "watcher",
             "-t",
@@ -85,7 +89,7 @@ fn management_api_and_prometheus_metrics() {
                 "-u",
                 "admin",
                 "-P",
-                &password,
+                password,
                 "-t",
                 "metrics/x",
                 "-m",
@@ -104,7 +108,7 @@ fn management_api_and_prometheus_metrics() {
             "-u",
             "admin",
             "-P",
-            &password,
+            password,
             "-t",
             "owntracks/admin/phone",
             "-q",
@@ -114,6 +118,16 @@ fn management_api_and_prometheus_metrics() {
         ],
     );
     assert!(out.success(), "{}", out.describe());
+    watcher
+}
+
+/// The broker's status (any signed-in user), its clients and JSON metrics (admins), and
+/// Prometheus' `/metrics` (an admin's API token, as a scraper uses) count the traffic; others
+/// are refused.
+#[test]
+fn status_clients_and_metrics_count_the_traffic() {
+    let (server, admin, bob, password) = admin_and_bob();
+    let _watcher = traffic(&server, &password);
 
     // Status: any signed-in user; not anonymous.
     let (code, status) = bob.get("/api/mqtt/status/");
@@ -196,8 +210,13 @@ fn management_api_and_prometheus_metrics() {
     assert_eq!(bob_metrics.status().as_u16(), 403);
     let anonymous = server.api().request("GET", "/metrics", None, &[]);
     assert_eq!(anonymous.status().as_u16(), 401);
+}
 
-    // Publishing over HTTP goes through the same ACL as MQTT and reaches MQTT subscribers.
+/// Publishing over HTTP goes through the same ACL as MQTT and reaches MQTT subscribers.
+#[test]
+fn publishing_over_http() {
+    let (server, admin, bob, password) = admin_and_bob();
+    let mut watcher = traffic(&server, &password);
     let (code, body) = admin.post(
         "/api/mqtt/publish/",
         json!({ "topic": "metrics/api", "payload": "from http", "qos": 1 }),
@@ -230,8 +249,12 @@ fn management_api_and_prometheus_metrics() {
         json!({ "topic": "owntracks/admin/secret", "payload": "x", "retain": true }),
     );
     assert_eq!(code, 200);
+}
 
-    // Validation answers for the caller.
+/// Topic and filter validation answers for the caller.
+#[test]
+fn topic_validation() {
+    let (_server, _admin, bob, _password) = admin_and_bob();
     let (code, answer) = bob.post(
         "/api/mqtt/topics/validate/",
         json!({ "topic": "owntracks/bob/phone" }),
@@ -260,8 +283,23 @@ fn management_api_and_prometheus_metrics() {
     );
     let (code, _) = bob.post("/api/mqtt/topics/validate/", json!({}));
     assert_eq!(code, 400);
+}
 
-    // The topic tree: bob sees his retained topic, not the admin's; admins see filters too.
+/// The topic tree: bob sees his retained topic, not the admin's; admins see filters too.
+#[test]
+fn topic_tree() {
+    let (server, admin, bob, password) = admin_and_bob();
+    let _watcher = traffic(&server, &password);
+    let (code, body) = bob.post(
+        "/api/mqtt/publish/",
+        json!({ "topic": "owntracks/bob/state", "payload": "aGVsbG8=", "encoding": "base64", "retain": true }),
+    );
+    assert_eq!((code, body["bytes"].clone()), (200, json!(5)), "{body}");
+    let (code, _) = admin.post(
+        "/api/mqtt/publish/",
+        json!({ "topic": "owntracks/admin/secret", "payload": "x", "retain": true }),
+    );
+    assert_eq!(code, 200);
     let (code, tree) = bob.get("/api/mqtt/topics/structure/");
     assert_eq!(code, 200, "{tree}");
     let text = tree.to_string();
@@ -281,8 +319,13 @@ fn management_api_and_prometheus_metrics() {
         text.contains(r#""topic":"metrics/#""#),
         "the watcher's filter: {text}"
     );
+}
 
-    // Disconnect: an MQTT 5 client hears 0x98 Administrative action; unknown ids are 404.
+/// Disconnect: an MQTT 5 client hears 0x98 Administrative action (admins only); unknown ids
+/// are 404.
+#[test]
+fn disconnecting_clients() {
+    let (server, admin, bob, password) = admin_and_bob();
     let mut v5 = match Conn::login(server.mqtt_port, 5, "doomed", "admin", &password) {
         Ok(conn) => conn,
         Err(code) => panic!("login refused: {code:#x}"),
