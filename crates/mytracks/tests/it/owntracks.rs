@@ -4,7 +4,7 @@
 //! (made by PyNaCl, an independent libsodium), and no acknowledged location lost to a
 //! `kill -9`.
 
-use crate::support::{mosquitto_pub, repo_root, Api, Database, Server, Stop};
+use crate::support::{mosquitto_pub, on_both_databases, repo_root, Api, Database, Server, Stop};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -55,73 +55,83 @@ fn raw_get(api: &Api, path: &str) -> (String, String) {
     (content_type, response.text().unwrap())
 }
 
-fn every_message_type(database: Database) {
-    let (server, alice) = setup(database);
+/// alice's phone publishes one message of every type: two locations (Android's MQTT 3.1;
+/// an old app's strings as numbers), a transition, waypoints (a single one replacing rid r2),
+/// a card, status, configuration, steps, a beacon and an unknown type.
+fn publish_every_type(server: &Server) {
     let base = "owntracks/alice/phone";
     // Android defaults to MQTT 3.1; an old app sends numbers as strings.
     let out = publish(
-        &server,
+        server,
         "mqttv31",
         base,
         r#"{"_type":"location","lat":52.5,"lon":13.4,"tst":1700000000,"acc":12,"alt":40,"vel":5,"batt":81,"bs":1,"tid":"al","conn":"w","t":"u","topic":"owntracks/alice/phone"}"#,
     );
     assert!(out.contains("PUBACK"), "{out}");
     publish(
-        &server,
+        server,
         "mqttv311",
         base,
         r#"{"_type":"location","lat":"52.6","lon":"13.5","tst":"1700000060","batt":"80","unknown_field":{"x":1}}"#,
     );
     publish(
-        &server,
+        server,
         "mqttv5",
         &format!("{base}/event"),
         r#"{"_type":"transition","wtst":1699990000,"tst":1700000030,"lat":52.5,"lon":13.4,"acc":10,"event":"enter","desc":"Home","tid":"al","t":"c","rid":"r1"}"#,
     );
     publish(
-        &server,
+        server,
         "mqttv5",
         &format!("{base}/waypoints"),
         r#"{"_type":"waypoints","waypoints":[{"_type":"waypoint","desc":"Home","lat":52.5,"lon":13.4,"rad":100,"tst":1600000000,"rid":"r1"},{"_type":"waypoint","desc":"Work","lat":52.52,"lon":13.41,"rad":50,"tst":1600000001,"rid":"r2"}]}"#,
     );
     publish(
-        &server,
+        server,
         "mqttv5",
         &format!("{base}/waypoint"),
         r#"{"_type":"waypoint","desc":"Office","lat":52.53,"lon":13.42,"rad":60,"tst":1600000002,"rid":"r2"}"#,
     );
     publish(
-        &server,
+        server,
         "mqttv5",
         &format!("{base}/info"),
         r#"{"_type":"card","name":"Alice","tid":"al"}"#,
     );
     publish(
-        &server,
+        server,
         "mqttv5",
         &format!("{base}/status"),
         r#"{"_type":"status","android":{"wifi":1,"ps":0}}"#,
     );
     publish(
-        &server,
+        server,
         "mqttv5",
         &format!("{base}/dump"),
         r#"{"_type":"configuration","mode":0,"monitoring":1}"#,
     );
     publish(
-        &server,
+        server,
         "mqttv5",
         &format!("{base}/step"),
         r#"{"_type":"steps","tst":1700000000,"steps":1200,"from":1699990000,"to":1700000000}"#,
     );
     publish(
-        &server,
+        server,
         "mqttv5",
         &format!("{base}/beacon"),
         r#"{"_type":"beacon","uuid":"CA271EAE-5FA8-4E80-8F08-2A302A95A959","major":1,"minor":2,"rssi":-60,"prox":1,"acc":1.5,"tst":1700000000}"#,
     );
-    publish(&server, "mqttv5", base, r#"{"_type":"somethingnew","x":1}"#);
+    publish(server, "mqttv5", base, r#"{"_type":"somethingnew","x":1}"#);
+}
 
+/// Every message type is taken and served back: the device, both locations (numbers sent as
+/// strings too), the last location, the transition, the waypoints. Invalid ones are refused
+/// (MQTT 5: 0x99) and nothing is stored for them.
+fn every_message_type(database: Database) {
+    let (server, alice) = setup(database);
+    let base = "owntracks/alice/phone";
+    publish_every_type(&server);
     // Invalid ones are refused (MQTT 5: 0x99) and nothing is stored for them.
     for bad in [
         "not json",
@@ -153,6 +163,34 @@ fn every_message_type(database: Database) {
     assert_eq!(locations[0]["t"], "u");
     assert_eq!(locations[1]["lat"], 52.6, "strings as numbers");
     assert_eq!(locations[1]["batt"], 80);
+
+    let last = get(&alice, "/api/locations/last/");
+    assert_eq!(last[0]["tst"], 1_700_000_060);
+    let transitions = get(&alice, "/api/transitions/");
+    assert_eq!(transitions[0]["event"], "enter");
+    assert_eq!(transitions[0]["desc"], "Home");
+    assert_eq!(transitions[0]["wtst"], 1_699_990_000);
+    let waypoints = get(&alice, "/api/waypoints/?device=phone");
+    let names: Vec<&str> = waypoints
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["desc"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Home", "Office"],
+        "the single waypoint replaced rid r2"
+    );
+}
+
+on_both_databases!(every_message_type);
+
+/// Locations in a window (start and end inclusive, a limit) and in every format: GeoJSON, GPX,
+/// CSV; unknown parameters are a 400 naming the field.
+fn locations_in_windows_and_formats(database: Database) {
+    let (server, alice) = setup(database);
+    publish_every_type(&server);
     // Window: start and end are inclusive Unix seconds.
     let window = get(
         &alice,
@@ -218,27 +256,15 @@ fn every_message_type(database: Database) {
         lines[1].starts_with("alice,phone,1700000000,2023-11-14T22:13:20Z,52.5,13.4"),
         "{csv}"
     );
+}
 
-    let last = get(&alice, "/api/locations/last/");
-    assert_eq!(last[0]["tst"], 1_700_000_060);
-    let transitions = get(&alice, "/api/transitions/");
-    assert_eq!(transitions[0]["event"], "enter");
-    assert_eq!(transitions[0]["desc"], "Home");
-    assert_eq!(transitions[0]["wtst"], 1_699_990_000);
-    let waypoints = get(&alice, "/api/waypoints/?device=phone");
-    let names: Vec<&str> = waypoints
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["desc"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        names,
-        ["Home", "Office"],
-        "the single waypoint replaced rid r2"
-    );
+on_both_databases!(locations_in_windows_and_formats);
 
-    // lwt: offline, with the time; the next message brings it back.
+/// lwt: offline, with the time; the next message brings it back.
+fn last_will_then_back_online(database: Database) {
+    let (server, alice) = setup(database);
+    let base = "owntracks/alice/phone";
+    publish_every_type(&server);
     publish(
         &server,
         "mqttv311",
@@ -255,7 +281,29 @@ fn every_message_type(database: Database) {
         r#"{"_type":"location","lat":1,"lon":2,"tst":1700000200}"#,
     );
     assert_eq!(get(&alice, "/api/devices/")[0]["online"], true);
+}
 
+on_both_databases!(last_will_then_back_online);
+
+/// Others see nothing without a share; the admin sees everything; a live share shows the
+/// device and its last location, a history share the history.
+fn what_others_see(database: Database) {
+    let (server, alice) = setup(database);
+    let base = "owntracks/alice/phone";
+    publish_every_type(&server);
+    // The last will and a location after it: three locations in all.
+    publish(
+        &server,
+        "mqttv311",
+        base,
+        r#"{"_type":"lwt","tst":1700000100}"#,
+    );
+    publish(
+        &server,
+        "mqttv311",
+        base,
+        r#"{"_type":"location","lat":1,"lon":2,"tst":1700000200}"#,
+    );
     // Others see nothing without a share; the admin sees everything.
     let admin = server.admin_api();
     assert_eq!(get(&admin, "/api/devices/").as_array().unwrap().len(), 1);
@@ -292,15 +340,7 @@ fn every_message_type(database: Database) {
     assert_eq!(get(&bob, "/api/locations/").as_array().unwrap().len(), 3);
 }
 
-#[test]
-fn every_message_type_sqlite() {
-    every_message_type(Database::Sqlite);
-}
-
-#[test]
-fn every_message_type_postgres() {
-    every_message_type(Database::Postgres);
-}
+on_both_databases!(what_others_see);
 
 /// Runs the PyNaCl helper; returns its stdout.
 fn pynacl(args: &[&str]) -> String {
