@@ -11,57 +11,36 @@ fn bytes(api: &Api, method: &str, path: &str, body: Option<Value>) -> (u16, Vec<
     (status, response.bytes().unwrap().to_vec())
 }
 
-#[test]
-fn certificate_authority_and_client_certificates() {
-    let server = Server::with_config("");
-    let dir = tempfile::tempdir().unwrap();
-    let file = |name: &str, data: &[u8]| {
-        let path = dir.path().join(name);
+/// Files written for `openssl` to read, in a temporary directory.
+struct Files(tempfile::TempDir);
+
+impl Files {
+    fn new() -> Files {
+        Files(tempfile::tempdir().unwrap())
+    }
+
+    /// Writes `data` to `name`; returns the path.
+    fn write(&self, name: &str, data: &[u8]) -> String {
+        let path = self.0.path().join(name);
         std::fs::write(&path, data).unwrap();
         path.to_str().unwrap().to_owned()
-    };
-    let admin = server.admin_api();
-    let (status, body) = admin.get("/api/admin/ca/");
-    assert_eq!(status, 404, "no CA yet: {body}");
+    }
+}
+
+/// Creates the CA "Family CA" and returns its certificate (PEM) as a file.
+fn create_ca(admin: &Api, files: &Files) -> String {
     let (status, ca) = admin.post(
         "/api/admin/ca/",
         json!({ "common_name": "Family CA", "algorithm": "ecdsa-p256", "validity_days": 3650 }),
     );
-    assert_eq!(status, 201, "{ca}\n{}", server.log());
-    assert_eq!(ca["common_name"], "Family CA");
-    assert_eq!(ca["is_active"], true);
-    assert!(!ca.to_string().contains("PRIVATE KEY"), "{ca}");
-    let (status, der) = bytes(&admin, "GET", "/api/admin/ca/download/?format=der", None);
-    assert_eq!(status, 200);
-    let ca_der = file("ca.der", &der);
-    let (ok, text) = openssl(&[
-        "x509", "-inform", "DER", "-in", &ca_der, "-noout", "-subject",
-    ]);
-    assert!(ok && text.contains("CN = Family CA"), "{text}");
-    let (_, pem) = bytes(&admin, "GET", "/api/admin/ca/download/", None);
-    let ca_file = file("ca.pem", &pem);
+    assert_eq!(status, 201, "{ca}");
+    let (_, pem) = bytes(admin, "GET", "/api/admin/ca/download/", None);
+    files.write("ca.pem", &pem)
+}
 
-    let (status, body) = admin.post(
-        "/api/admin/server-certificates/",
-        json!({ "names": ["mqtt.example.org", "127.0.0.1"] }),
-    );
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(body["names"], json!(["mqtt.example.org", "127.0.0.1"]));
-    let server_file = file(
-        "server.pem",
-        body["certificate_pem"].as_str().unwrap().as_bytes(),
-    );
-    let (ok, text) = openssl(&[
-        "verify",
-        "-purpose",
-        "sslserver",
-        "-CAfile",
-        &ca_file,
-        &server_file,
-    ]);
-    assert!(ok, "{text}");
-
-    // A user gets a certificate (issued by an admin); only they can download its key.
+/// alice with a certificate issued by an admin: her logged-in client and the certificate as
+/// the admin saw it.
+fn alice_with_a_certificate(server: &Server, admin: &Api) -> (Api, Value) {
     let (status, alice) = admin.post(
         "/api/admin/users/",
         json!({ "username": "alice", "password": "alice's correct horse battery" }),
@@ -82,6 +61,80 @@ fn certificate_authority_and_client_certificates() {
         alice_api.login("alice", "alice's correct horse battery").0,
         200
     );
+    (alice_api, issued)
+}
+
+/// alice's PEM download (certificate and key) as a file.
+fn alice_bundle(alice_api: &Api, files: &Files) -> String {
+    let (status, bundle) = bytes(
+        alice_api,
+        "GET",
+        "/api/account/certificate/?format=pem",
+        None,
+    );
+    assert_eq!(status, 200);
+    let bundle_text = String::from_utf8(bundle.clone()).unwrap();
+    assert!(bundle_text.contains("PRIVATE KEY"), "{bundle_text}");
+    files.write("alice.pem", &bundle)
+}
+
+/// Creating the CA (its key never shown; DER and PEM downloads) and a server certificate
+/// that `openssl verify` accepts.
+#[test]
+fn creating_the_ca_and_a_server_certificate() {
+    let server = Server::with_config("");
+    let files = Files::new();
+    let admin = server.admin_api();
+    let (status, body) = admin.get("/api/admin/ca/");
+    assert_eq!(status, 404, "no CA yet: {body}");
+    let (status, ca) = admin.post(
+        "/api/admin/ca/",
+        json!({ "common_name": "Family CA", "algorithm": "ecdsa-p256", "validity_days": 3650 }),
+    );
+    assert_eq!(status, 201, "{ca}\n{}", server.log());
+    assert_eq!(ca["common_name"], "Family CA");
+    assert_eq!(ca["is_active"], true);
+    assert!(!ca.to_string().contains("PRIVATE KEY"), "{ca}");
+    let (status, der) = bytes(&admin, "GET", "/api/admin/ca/download/?format=der", None);
+    assert_eq!(status, 200);
+    let ca_der = files.write("ca.der", &der);
+    let (ok, text) = openssl(&[
+        "x509", "-inform", "DER", "-in", &ca_der, "-noout", "-subject",
+    ]);
+    assert!(ok && text.contains("CN = Family CA"), "{text}");
+    let (_, pem) = bytes(&admin, "GET", "/api/admin/ca/download/", None);
+    let ca_file = files.write("ca.pem", &pem);
+
+    let (status, body) = admin.post(
+        "/api/admin/server-certificates/",
+        json!({ "names": ["mqtt.example.org", "127.0.0.1"] }),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["names"], json!(["mqtt.example.org", "127.0.0.1"]));
+    let server_file = files.write(
+        "server.pem",
+        body["certificate_pem"].as_str().unwrap().as_bytes(),
+    );
+    let (ok, text) = openssl(&[
+        "verify",
+        "-purpose",
+        "sslserver",
+        "-CAfile",
+        &ca_file,
+        &server_file,
+    ]);
+    assert!(ok, "{text}");
+}
+
+/// A user gets a certificate (issued by an admin, who never sees the key); only they can
+/// download it with its key, as PEM or a passphrase-protected PKCS#12.
+#[test]
+fn client_certificates_and_their_downloads() {
+    let server = Server::with_config("");
+    let files = Files::new();
+    let admin = server.admin_api();
+    let ca_file = create_ca(&admin, &files);
+    let (alice_api, issued) = alice_with_a_certificate(&server, &admin);
     let (status, mine) = alice_api.get("/api/account/certificate/");
     assert_eq!(status, 200, "{mine}");
     assert_eq!(mine["serial_number"], issued["serial_number"]);
@@ -94,7 +147,7 @@ fn certificate_authority_and_client_certificates() {
     assert_eq!(status, 200);
     let bundle_text = String::from_utf8(bundle.clone()).unwrap();
     assert!(bundle_text.contains("PRIVATE KEY"), "{bundle_text}");
-    let bundle_file = file("alice.pem", &bundle);
+    let bundle_file = files.write("alice.pem", &bundle);
     let (ok, text) = openssl(&[
         "verify",
         "-purpose",
@@ -116,7 +169,7 @@ fn certificate_authority_and_client_certificates() {
         Some(json!({ "format": "otrp", "passphrase": "phone import" })),
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&p12));
-    let p12_file = file("alice.otrp", &p12);
+    let p12_file = files.write("alice.otrp", &p12);
     let (ok, text) = openssl(&[
         "pkcs12",
         "-in",
@@ -135,12 +188,22 @@ fn certificate_authority_and_client_certificates() {
         "-nodes",
     ]);
     assert!(!ok);
+}
 
-    // The CRL is public; revocation shows in it at once, with a higher number.
+/// The CRL is public; revocation shows in it at once, with a higher number, and the owner
+/// has no valid certificate any more.
+#[test]
+fn revocation_shows_in_the_public_crl_at_once() {
+    let server = Server::with_config("");
+    let files = Files::new();
+    let admin = server.admin_api();
+    let ca_file = create_ca(&admin, &files);
+    let (alice_api, issued) = alice_with_a_certificate(&server, &admin);
+    let bundle_file = alice_bundle(&alice_api, &files);
     let anonymous = server.api();
     let (status, crl) = bytes(&anonymous, "GET", "/api/pki/crl/", None);
     assert_eq!(status, 200);
-    let crl_file = file("crl1.pem", &crl);
+    let crl_file = files.write("crl1.pem", &crl);
     let (ok, text) = openssl(&[
         "verify",
         "-crl_check",
@@ -159,7 +222,7 @@ fn certificate_authority_and_client_certificates() {
     assert_eq!(status, 200, "{revoked}");
     assert_eq!(revoked["revoked"], true);
     let (_, crl) = bytes(&anonymous, "GET", "/api/pki/crl/", None);
-    let crl_file = file("crl2.pem", &crl);
+    let crl_file = files.write("crl2.pem", &crl);
     let (ok, text) = openssl(&[
         "verify",
         "-crl_check",
@@ -176,15 +239,41 @@ fn certificate_authority_and_client_certificates() {
     assert!(number(&after) > number(&before), "{before} -> {after}");
     let (status, _) = alice_api.get("/api/account/certificate/");
     assert_eq!(status, 404, "no valid certificate after revocation");
+}
 
-    // Self-service: alice issues a new one herself and revokes it.
+/// Self-service: a user issues a certificate herself and revokes it.
+#[test]
+fn self_service_certificates() {
+    let server = Server::with_config("");
+    let files = Files::new();
+    let admin = server.admin_api();
+    create_ca(&admin, &files);
+    let (status, alice) = admin.post(
+        "/api/admin/users/",
+        json!({ "username": "alice", "password": "alice's correct horse battery" }),
+    );
+    assert_eq!(status, 201, "{alice}");
+    let alice_api = server.api();
+    assert_eq!(
+        alice_api.login("alice", "alice's correct horse battery").0,
+        200
+    );
     let (status, renewed) =
         alice_api.post("/api/account/certificate/", json!({ "validity_years": 1 }));
     assert_eq!(status, 201, "{renewed}");
     let (status, _) = alice_api.delete("/api/account/certificate/");
     assert_eq!(status, 200);
+}
 
-    // Permissions, and keys sealed at rest.
+/// The PKI's admin routes refuse users and anonymous callers; keys are sealed at rest.
+#[test]
+fn admin_routes_and_keys_sealed_at_rest() {
+    let server = Server::with_config("");
+    let files = Files::new();
+    let admin = server.admin_api();
+    create_ca(&admin, &files);
+    let (alice_api, _) = alice_with_a_certificate(&server, &admin);
+    let anonymous = server.api();
     for path in [
         "/api/admin/ca/",
         "/api/admin/certificates/",
@@ -201,8 +290,16 @@ fn certificate_authority_and_client_certificates() {
             "a plain private key in the database"
         );
     }
+}
 
-    // A new CA replaces the old one, which stays in the history until expunged.
+/// A new CA replaces the old one, which stays in the history until expunged; unknown
+/// algorithms are refused.
+#[test]
+fn a_new_ca_replaces_the_old_one() {
+    let server = Server::with_config("");
+    let files = Files::new();
+    let admin = server.admin_api();
+    create_ca(&admin, &files);
     let (status, _) = admin.post(
         "/api/admin/ca/",
         json!({ "common_name": "Second CA", "algorithm": "rsa-2048" }),
