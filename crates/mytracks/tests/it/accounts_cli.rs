@@ -2,7 +2,7 @@
 //! they change takes effect there (logins at once, deactivation within a second or two).
 
 use crate::support::raw::Conn;
-use crate::support::{binary, run, Api, Database, Output, Server};
+use crate::support::{binary, on_both_databases, run, Api, Database, Output, Server};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -10,11 +10,7 @@ use std::time::Duration;
 /// Runs `mytracks ARGS --config C --data-dir D` for `server`, optionally with `stdin`.
 fn admin(server: &Server, args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(binary());
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("MYTRACKS_") {
-            cmd.env_remove(name);
-        }
-    }
+    mytracks_testkit::command::remove_server_env(&mut cmd);
     cmd.args(args)
         .arg("--config")
         .arg(server.config_path())
@@ -48,12 +44,10 @@ fn admin(server: &Server, args: &[&str], stdin: Option<&str>) -> Output {
     }
 }
 
-fn cli_manages_accounts(database: Database) {
-    let server = Server::with_database(database, "");
-
-    // user add, password on stdin; the server accepts the login at once.
+/// `user add carol --email carol@example.org --password-stdin`.
+fn add_carol(server: &Server) {
     let out = admin(
-        &server,
+        server,
         &[
             "user",
             "add",
@@ -70,20 +64,12 @@ fn cli_manages_accounts(database: Database) {
         "{}",
         out.describe()
     );
-    assert!(
-        Conn::login(
-            server.mqtt_port,
-            4,
-            "c1",
-            "carol",
-            "carol's correct horse battery"
-        )
-        .is_ok(),
-        "{}",
-        server.log()
-    );
+}
+
+/// `user add dave --admin`.
+fn add_dave(server: &Server) {
     let out = admin(
-        &server,
+        server,
         &[
             "user",
             "add",
@@ -100,8 +86,59 @@ fn cli_manages_accounts(database: Database) {
         "{}",
         out.describe()
     );
+}
 
-    // Refusals: clear reason, exit status 1, nothing created.
+/// `token create carol --label script`: the token.
+fn carol_token(server: &Server) -> String {
+    let out = admin(
+        server,
+        &["token", "create", "carol", "--label", "script"],
+        None,
+    );
+    assert!(out.success(), "{}", out.describe());
+    let token = out.stdout.trim();
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.describe());
+    assert!(token.starts_with("mt_") && token.len() > 40, "{token}");
+    token.to_owned()
+}
+
+/// `device credentials carol phone`: the password.
+fn carol_phone_password(server: &Server) -> String {
+    let out = admin(server, &["device", "credentials", "carol", "phone"], None);
+    assert!(out.success(), "{}", out.describe());
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.describe());
+    assert_eq!(lines[0], "username: carol");
+    let password = lines[1].strip_prefix("password: ").expect("password line");
+    assert!(password.len() >= 16 && password.chars().all(|c| c.is_ascii_alphanumeric()));
+    password.to_owned()
+}
+
+/// `user add`, the password on stdin or as an argument: the server accepts the login at once.
+fn user_add(database: Database) {
+    let server = Server::with_database(database, "");
+    add_carol(&server);
+    assert!(
+        Conn::login(
+            server.mqtt_port,
+            4,
+            "c1",
+            "carol",
+            "carol's correct horse battery"
+        )
+        .is_ok(),
+        "{}",
+        server.log()
+    );
+    add_dave(&server);
+}
+
+on_both_databases!(user_add);
+
+/// Refusals: clear reason, exit status 1, nothing created.
+fn refusals(database: Database) {
+    let server = Server::with_database(database, "");
+    add_carol(&server);
     let out = admin(
         &server,
         &["user", "add", "eve", "--password", "password1"],
@@ -136,8 +173,15 @@ fn cli_manages_accounts(database: Database) {
         "{}",
         out.describe()
     );
+}
 
-    // user list
+on_both_databases!(refusals);
+
+/// `user list`: everyone, with their email and flags.
+fn user_list(database: Database) {
+    let server = Server::with_database(database, "");
+    add_carol(&server);
+    add_dave(&server);
     let out = admin(&server, &["user", "list"], None);
     assert!(out.success(), "{}", out.describe());
     let rows: Vec<&str> = out.stdout.lines().skip(1).collect();
@@ -148,33 +192,37 @@ fn cli_manages_accounts(database: Database) {
     assert!(rows
         .iter()
         .any(|r| r.split_whitespace().collect::<Vec<_>>()[1..4] == ["dave", "yes", "yes"]));
+}
 
-    // token create prints exactly the token; it authenticates API calls.
-    let out = admin(
-        &server,
-        &["token", "create", "carol", "--label", "script"],
-        None,
-    );
-    assert!(out.success(), "{}", out.describe());
-    let token = out.stdout.trim();
-    assert_eq!(out.stdout.lines().count(), 1, "{}", out.describe());
-    assert!(token.starts_with("mt_") && token.len() > 40, "{token}");
-    let (status, body) = Api::with_token(server.http_port, token).get("/api/account/");
+on_both_databases!(user_list);
+
+/// `token create` prints exactly the token; it authenticates API calls.
+fn token_create(database: Database) {
+    let server = Server::with_database(database, "");
+    add_carol(&server);
+    let token = carol_token(&server);
+    let (status, body) = Api::with_token(server.http_port, &token).get("/api/account/");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["username"], "carol");
+}
 
-    // device credentials: username and password lines, usable over MQTT.
-    let out = admin(&server, &["device", "credentials", "carol", "phone"], None);
-    assert!(out.success(), "{}", out.describe());
-    let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{}", out.describe());
-    assert_eq!(lines[0], "username: carol");
-    let password = lines[1].strip_prefix("password: ").expect("password line");
-    assert!(password.len() >= 16 && password.chars().all(|c| c.is_ascii_alphanumeric()));
-    let mut phone = Conn::login(server.mqtt_port, 5, "carol-phone", "carol", password)
+on_both_databases!(token_create);
+
+/// `device credentials`: username and password lines, usable over MQTT.
+fn device_credentials(database: Database) {
+    let server = Server::with_database(database, "");
+    add_carol(&server);
+    let password = carol_phone_password(&server);
+    Conn::login(server.mqtt_port, 5, "carol-phone", "carol", &password)
         .unwrap_or_else(|code| panic!("credential refused: {code:#x}\n{}", server.log()));
+}
 
-    // user passwd: the old password stops working.
+on_both_databases!(device_credentials);
+
+/// `user passwd`: the old password stops working.
+fn user_passwd(database: Database) {
+    let server = Server::with_database(database, "");
+    add_carol(&server);
     let out = admin(
         &server,
         &["user", "passwd", "carol", "--password-stdin"],
@@ -197,8 +245,21 @@ fn cli_manages_accounts(database: Database) {
         "carol's brand new passphrase"
     )
     .is_ok());
+}
 
-    // user deactivate: the running server notices and disconnects carol's live clients.
+on_both_databases!(user_passwd);
+
+/// `user deactivate`: the running server notices and disconnects the user's live clients;
+/// their credentials and tokens stop working.
+fn user_deactivate(database: Database) {
+    let server = Server::with_database(database, "");
+    add_carol(&server);
+    let token = carol_token(&server);
+    let token = token.as_str();
+    let password = carol_phone_password(&server);
+    let password = password.as_str();
+    let mut phone = Conn::login(server.mqtt_port, 5, "carol-phone", "carol", password)
+        .unwrap_or_else(|code| panic!("credential refused: {code:#x}\n{}", server.log()));
     let out = admin(&server, &["user", "deactivate", "carol"], None);
     assert!(out.success(), "{}", out.describe());
     let got = phone
@@ -214,15 +275,7 @@ fn cli_manages_accounts(database: Database) {
     assert_eq!(status, 401, "tokens of inactive users stop working");
 }
 
-#[test]
-fn cli_manages_accounts_sqlite() {
-    cli_manages_accounts(Database::Sqlite);
-}
-
-#[test]
-fn cli_manages_accounts_postgres() {
-    cli_manages_accounts(Database::Postgres);
-}
+on_both_databases!(user_deactivate);
 
 /// Without a server, the commands work on the data directory alone (first setup by script).
 #[test]
