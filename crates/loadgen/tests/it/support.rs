@@ -46,7 +46,7 @@ impl Server {
             .expect("create temp dir");
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).expect("write config");
-        let args = mytracks::cli::ServeArgs {
+        let args = mytracks::ServeArgs {
             config: Some(config_path),
             data_dir: Some(dir.path().join("data")),
             bind: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),

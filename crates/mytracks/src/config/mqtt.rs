@@ -78,7 +78,7 @@ pub(super) struct MqttSection {
     pub broker: BrokerConfig,
     pub access: AccessFiles,
     pub tls_listener: ListenerSettings,
-    pub tls: crate::tls::TlsSettings,
+    pub tls: crate::transport::tls::TlsSettings,
     pub ws_listener: ListenerSettings,
     pub wss_listener: ListenerSettings,
     pub listener_max_connections: usize,
@@ -303,11 +303,11 @@ impl RawMqtt {
 
 impl RawTls {
     /// The TLS settings and the TLS listener's port.
-    fn validate(&self) -> Result<(crate::tls::TlsSettings, Option<u16>), Invalid> {
+    fn validate(&self) -> Result<(crate::transport::tls::TlsSettings, Option<u16>), Invalid> {
         let cert_file = existing_file("mqtt.tls.cert_file", self.cert_file.as_deref())?;
         let key_file = existing_file("mqtt.tls.key_file", self.key_file.as_deref())?;
         let files = match (cert_file, key_file) {
-            (Some(cert_file), Some(key_file)) => Some(crate::tls::CertificateFiles {
+            (Some(cert_file), Some(key_file)) => Some(crate::transport::tls::CertificateFiles {
                 cert_file,
                 key_file,
             }),
@@ -325,7 +325,7 @@ impl RawTls {
                 ))
             }
         };
-        let settings = crate::tls::TlsSettings {
+        let settings = crate::transport::tls::TlsSettings {
             files,
             ca_file: existing_file("mqtt.tls.ca_file", self.ca_file.as_deref())?,
             crl_file: existing_file("mqtt.tls.crl_file", self.crl_file.as_deref())?,

@@ -29,7 +29,7 @@ pub struct Settings {
     /// The MQTT-over-TLS listener; its port is `None` when disabled. It only starts when
     /// there is a server certificate (`[mqtt.tls]` files or the PKI's active one).
     pub mqtt_tls: ListenerSettings,
-    pub tls: crate::tls::TlsSettings,
+    pub tls: crate::transport::tls::TlsSettings,
     /// Dedicated MQTT-over-WebSocket listeners (`/mqtt` on the HTTP port always works).
     pub mqtt_ws: ListenerSettings,
     pub mqtt_wss: ListenerSettings,
@@ -105,7 +105,7 @@ impl Default for Settings {
                 bind: DEFAULT_BIND,
                 port: Some(DEFAULT_MQTT_TLS_PORT),
             },
-            tls: crate::tls::TlsSettings::default(),
+            tls: crate::transport::tls::TlsSettings::default(),
             mqtt_ws: ListenerSettings {
                 bind: DEFAULT_BIND,
                 port: None,

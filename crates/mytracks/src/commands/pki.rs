@@ -3,7 +3,7 @@
 //! within [`mytracks_app::ACCOUNT_POLL`] (new CRL, new server certificate or CA on its TLS
 //! listeners, without a restart).
 
-use crate::admin_cli::DatabaseArgs;
+use super::DatabaseArgs;
 use anyhow::Context;
 use clap::Subcommand;
 use mytracks_app::pki::PkiService;

@@ -11,7 +11,7 @@
 //! Import: users from a password file, keeping their hashes (upgraded to argon2id at the
 //! first successful login); with `--acl`, users allowed to read and write `#` become admins.
 
-use crate::admin_cli::DatabaseArgs;
+use super::DatabaseArgs;
 use anyhow::Context;
 use clap::Subcommand;
 use mytracks_access::{AclFile, PasswordFile};
