@@ -6,7 +6,8 @@
 //! `[compat] store_mosquitto_pbkdf2`, else the password hash itself: `$argon2id$`, which only
 //! Mosquitto 2.1+ reads), every unexpired device credential that has a `$7$` hash (only a
 //! SHA-256 digest is kept otherwise), and an ACL file with the OwnTracks policy. What
-//! Mosquitto cannot express is stated at the top of the ACL file ([`ACL_NOTES`]).
+//! Mosquitto cannot express is stated at the top of the ACL file
+//! ([`ACL_NOTES`](mytracks_app::mosquitto::ACL_NOTES)).
 //!
 //! Import: users from a password file, keeping their hashes (upgraded to argon2id at the
 //! first successful login); with `--acl`, users allowed to read and write `#` become admins.
