@@ -36,6 +36,7 @@ mod permissions;
 mod pki_api;
 mod pki_tls;
 mod protocol;
+mod redelivery;
 mod sessions;
 mod support;
 mod tls;
