@@ -37,6 +37,7 @@ mod pki_api;
 mod pki_tls;
 mod protocol;
 mod redelivery;
+mod rmqtt_auth;
 mod sessions;
 mod support;
 mod tls;
