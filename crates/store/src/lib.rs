@@ -35,7 +35,7 @@ pub use sealed::{SealedColumn, SealedValue};
 pub use sessions::WebSession;
 pub use shares::{Share, ShareView};
 pub use tokens::{ApiToken, DeviceCredential};
-pub use tracks::{Incoming, NewCard, NewLocation, NewTransition, NewWaypoint, Record};
+pub use tracks::{Incoming, Ingested, NewCard, NewLocation, NewTransition, NewWaypoint, Record};
 pub use users::{NewUser, ProfileChanges, User};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

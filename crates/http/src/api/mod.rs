@@ -7,7 +7,11 @@ pub mod admin;
 pub mod auth;
 pub mod commands;
 pub mod console;
-pub mod emqx;
+pub mod mqtt_auth;
+/// The names the binary uses until its layout change lands (issue 17).
+pub mod emqx {
+    pub use super::mqtt_auth::{HttpAuthSecret, MqttAuth as EmqxAuth};
+}
 pub mod error;
 pub mod export;
 pub mod extract;
@@ -51,5 +55,5 @@ pub fn router(state: HttpState) -> Router<HttpState> {
     router
         .layer(axum::middleware::from_fn_with_state(state, auth::resolve))
         // Outside `resolve`: their bearer is the integration secret, not an API token.
-        .merge(emqx::router())
+        .merge(mqtt_auth::router())
 }

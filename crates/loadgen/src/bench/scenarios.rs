@@ -272,8 +272,11 @@ async fn feed(args: &ScenarioArgs, clients: Arc<Clients>) -> anyhow::Result<()> 
             measuring.store(true, Ordering::Relaxed);
         }
         let now = wall_nanos();
+        // A different position each time: the server stores (and announces) a fix once per
+        // device, time and position.
         let payload = format!(
-            r#"{{"_type":"location","lat":52.5,"lon":13.4,"tst":{},"tid":"bf","tag":"{now}"}}"#,
+            r#"{{"_type":"location","lat":{:.6},"lon":13.4,"tst":{},"tid":"bf","tag":"{now}"}}"#,
+            52.5 + (sent % 100_000) as f64 * 1e-6,
             now / 1_000_000_000
         );
         let publish = Publish::new(topic.clone(), payload.into_bytes(), QoS::AtMostOnce, 0);
