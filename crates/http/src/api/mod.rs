@@ -7,11 +7,6 @@ pub mod admin;
 pub mod auth;
 pub mod commands;
 pub mod console;
-pub mod mqtt_auth;
-/// The names the binary uses until its layout change lands (issue 17).
-pub mod emqx {
-    pub use super::mqtt_auth::{HttpAuthSecret, MqttAuth as EmqxAuth};
-}
 pub mod error;
 pub mod export;
 pub mod extract;
@@ -19,6 +14,7 @@ pub mod iot;
 pub mod live;
 pub mod metrics;
 pub mod mqtt;
+pub mod mqtt_auth;
 pub mod openapi;
 pub mod pki;
 pub mod setup;

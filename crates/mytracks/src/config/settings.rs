@@ -5,7 +5,7 @@ use super::{
 };
 use mytracks_app::mqtt_access::AccessFiles;
 use mytracks_broker::BrokerConfig;
-use mytracks_http::api::emqx::HttpAuthSecret;
+use mytracks_http::api::mqtt_auth::HttpAuthSecret;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 

@@ -24,7 +24,7 @@ use mqtt_tls::{LateTls, MqttTls};
 use mytracks_app::{App, EmbeddedBroker};
 use mytracks_broker::{Broker, RedbStore};
 use mytracks_http::api::auth::TrustedProxies;
-use mytracks_http::api::emqx::EmqxAuth;
+use mytracks_http::api::mqtt_auth::MqttAuth;
 use mytracks_http::{HttpState, Ports, WebContext};
 use std::future::Future;
 use std::io;
@@ -292,7 +292,7 @@ fn http_router(
         WebContext::new(settings.web.clone(), ports),
     );
     let mqtt = websocket::http_route(broker.clone(), message_limit);
-    mytracks_http::router(state, mqtt).layer(axum::Extension(EmqxAuth::new(
+    mytracks_http::router(state, mqtt).layer(axum::Extension(MqttAuth::new(
         settings.http_auth_secret.clone(),
         &app.access,
         app.accounts.clone(),
