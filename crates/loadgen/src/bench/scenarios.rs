@@ -9,13 +9,14 @@
 //! * `feed`: OwnTracks locations over MQTT, timed until they arrive on the live feed.
 //! * `day`: a day of 1 Hz locations, all acknowledged, for the history benchmark.
 
-use crate::client::{ConnectOptions, Connection, Dialer, TlsArgs};
+use crate::tls_args::TlsArgs;
 use anyhow::bail;
 use clap::Args;
 use mytracks_codec::{
     encode, BytesMut, Packet, Properties, ProtocolVersion, Publish, QoS, Subscribe,
     SubscriptionOptions,
 };
+use mytracks_mqtt_client::{ConnectOptions, Connection, Dialer};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -88,7 +89,7 @@ impl Clients {
 /// Runs a scenario.
 pub async fn run(scenario: Scenario, args: ScenarioArgs) -> anyhow::Result<()> {
     let clients = Arc::new(Clients {
-        dialer: Dialer::new(&args.host, args.port, &args.tls)?,
+        dialer: Dialer::new(&args.host, args.port, &args.tls.options())?,
         user: args.user.clone(),
         password: args.password.clone(),
     });
