@@ -19,11 +19,16 @@
 //! Deliberately not here: any other crate of the project (the codec only; `.ci/run` checks
 //! it), a command line (clap), and an in-memory store of messages beyond what is in flight.
 
+mod backoff;
 pub mod connection;
+pub mod session;
 pub mod tls;
 pub mod url;
 
 pub use connection::{protocol_version, ConnectError, ConnectOptions, Connection, Dialer, Io};
 pub use mytracks_codec::{ProtocolVersion, QoS};
+pub use session::{
+    Ack, Delivery, Session, SessionError, SessionOptions, Status, MAX_OUTBOUND_IN_FLIGHT,
+};
 pub use tls::{TlsError, TlsOptions};
 pub use url::{BrokerUrl, BrokerUrlError};
