@@ -34,7 +34,7 @@ pub mod time;
 pub mod tracking;
 
 pub use embedded::EmbeddedBroker;
-pub use mqtt::{Connections, Mqtt, PublishError};
+pub use mqtt::{Connections, Mqtt, MqttError, PublishError};
 
 use accounts::Accounts;
 use iot::Iot;
@@ -217,8 +217,8 @@ impl App {
         self.accounts.attach_broker(mqtt.clone());
         self.iot.attach_broker(mqtt.clone());
         self.tracking.attach_broker(mqtt);
-        self.accounts.sweep_unclaimed_retained();
-        self.iot.sweep_unclaimed_retained();
+        self.accounts.sweep_unclaimed_retained().await;
+        self.iot.sweep_unclaimed_retained().await;
         self.iot
             .registry
             .reserve_file_users(self.access.file_users());
