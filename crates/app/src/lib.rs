@@ -88,6 +88,9 @@ pub struct AppSettings {
     pub iot_heartbeat_timeout: Option<u32>,
     /// `[iot]` limits.
     pub iot_limits: iot::IotLimits,
+    /// Several nodes share the database (`[mqtt] mode = "external"`): live events travel
+    /// between them ([`tracking::relay`], PostgreSQL only).
+    pub shared_database: bool,
 }
 
 /// Why the services could not start; each says which part failed.
@@ -249,6 +252,9 @@ impl App {
             chores.push(tracking::spawn_retention(self.store.clone(), days));
         }
         chores.push(self.accounts.spawn_session_sweep(SESSION_SWEEP));
+        if self.settings.shared_database {
+            chores.extend(tracking::relay::spawn(&self.store, &self.tracking.feed));
+        }
         chores
     }
 

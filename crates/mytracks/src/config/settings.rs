@@ -157,6 +157,7 @@ impl Settings {
             iot_retention_days: self.iot_retention_days,
             iot_heartbeat_timeout: self.iot_heartbeat_timeout,
             iot_limits: self.iot_limits,
+            shared_database: false,
         }
     }
 }
