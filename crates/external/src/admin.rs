@@ -155,13 +155,10 @@ impl AdminApi {
                 _ => format!("{base}/api/v1/clients/{encoded}"),
             };
             let request = self.authorize(self.http.delete(&url));
-            let response = request
-                .send()
-                .await
-                .map_err(|source| AdminError::Request {
-                    url: url.clone(),
-                    source,
-                })?;
+            let response = request.send().await.map_err(|source| AdminError::Request {
+                url: url.clone(),
+                source,
+            })?;
             match response.status().as_u16() {
                 200..=299 => return Ok(true),
                 // Not on this node (rmqtt), or gone meanwhile.
@@ -173,7 +170,11 @@ impl AdminApi {
     }
 
     fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match (self.settings.kind, &self.settings.key, &self.settings.secret) {
+        match (
+            self.settings.kind,
+            &self.settings.key,
+            &self.settings.secret,
+        ) {
             (AdminKind::Emqx, Some(key), secret) => request.basic_auth(key, secret.as_ref()),
             (AdminKind::Rmqtt, _, Some(token)) => request.bearer_auth(token),
             _ => request,
@@ -185,14 +186,14 @@ impl AdminApi {
         request: reqwest::RequestBuilder,
         url: &str,
     ) -> Result<reqwest::Response, AdminError> {
-        let response = self
-            .authorize(request)
-            .send()
-            .await
-            .map_err(|source| AdminError::Request {
-                url: url.to_owned(),
-                source,
-            })?;
+        let response =
+            self.authorize(request)
+                .send()
+                .await
+                .map_err(|source| AdminError::Request {
+                    url: url.to_owned(),
+                    source,
+                })?;
         match response.status().is_success() {
             true => Ok(response),
             false => Err(AdminError::Status {

@@ -130,7 +130,9 @@ impl Accounts {
 /// Clears the retained messages under `owntracks/<name>/`.
 async fn clear_namespace(broker: &dyn Mqtt, name: &str, why: &str) {
     match broker.clear_retained(&format!("owntracks/{name}/#")).await {
-        Ok(cleared) => tracing::info!(user = %name, retained = cleared, "{why}: retained messages cleared"),
+        Ok(cleared) => {
+            tracing::info!(user = %name, retained = cleared, "{why}: retained messages cleared")
+        }
         Err(error) => tracing::warn!(user = %name, "{why}: retained messages not cleared: {error}"),
     }
 }

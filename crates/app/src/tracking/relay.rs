@@ -201,7 +201,10 @@ mod tests {
         }
         let mut tsts = Vec::new();
         while let Ok(event) = viewer.try_recv() {
-            assert_eq!((event.kind, event.user_id, event.device_id), ("location", 1, 2));
+            assert_eq!(
+                (event.kind, event.user_id, event.device_id),
+                ("location", 1, 2)
+            );
             tsts.push(event.data["tst"].as_i64().unwrap());
         }
         assert_eq!(tsts, (0..100).collect::<Vec<_>>());
