@@ -32,6 +32,7 @@
 
 mod check;
 mod env;
+mod external;
 mod file;
 mod http;
 mod mqtt;

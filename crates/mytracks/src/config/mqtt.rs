@@ -15,6 +15,10 @@ use std::time::Duration;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMqtt {
+    /// `embedded` (the default) or `external`.
+    #[serde(default, deserialize_with = "lenient_string")]
+    mode: Option<String>,
+    external: Option<super::external::RawExternal>,
     port: Option<i64>,
     #[serde(default, deserialize_with = "lenient_string")]
     bind: Option<String>,
@@ -82,12 +86,15 @@ pub(super) struct MqttSection {
     pub ws_listener: ListenerSettings,
     pub wss_listener: ListenerSettings,
     pub listener_max_connections: usize,
+    /// `None` in embedded mode.
+    pub external: Option<mytracks_external::ExternalSettings>,
 }
 
 impl RawMqtt {
     /// `bind` is the top-level one, used unless `[mqtt] bind` is set.
-    pub(super) fn validate(self, bind: IpAddr) -> Result<MqttSection, Invalid> {
+    pub(super) fn validate(mut self, bind: IpAddr) -> Result<MqttSection, Invalid> {
         let defaults = Settings::default();
+        let external = super::external::validate(self.mode.as_deref(), self.external.take())?;
         let limited = self.broker_limits(defaults.broker)?;
         let listener = ListenerSettings {
             bind: ip("mqtt.bind", self.bind.as_deref())?.unwrap_or(bind),
@@ -128,6 +135,7 @@ impl RawMqtt {
             wss_listener: on_mqtt_address(wss_port),
             listener_max_connections,
             listener,
+            external,
         })
     }
 

@@ -35,6 +35,9 @@ pub struct Settings {
     pub mqtt_wss: ListenerSettings,
     /// Connections each MQTT listener (TCP, TLS, WS, WSS) accepts at most.
     pub listener_max_connections: usize,
+    /// `[mqtt] mode = "external"`: the external broker (no MQTT listener of our own); `None`
+    /// for the embedded broker.
+    pub external: Option<mytracks_external::ExternalSettings>,
     /// The application database (`[database] url`); `None`: SQLite in the data directory.
     pub database_url: Option<String>,
     /// `[owntracks] retention_days`: locations older than this are purged daily (`None`:
@@ -115,6 +118,7 @@ impl Default for Settings {
                 port: None,
             },
             listener_max_connections: usize::MAX,
+            external: None,
             database_url: None,
             retention_days: None,
             pki_server_names: Vec::new(),
@@ -157,6 +161,7 @@ impl Settings {
             iot_retention_days: self.iot_retention_days,
             iot_heartbeat_timeout: self.iot_heartbeat_timeout,
             iot_limits: self.iot_limits,
+            shared_database: self.external.is_some(),
         }
     }
 }
