@@ -72,3 +72,31 @@ async fn the_task_stops_with_its_last_handle() {
     assert!(matches!(*status.borrow(), Status::Disconnected { .. }));
     broker.shutdown().await;
 }
+
+/// User properties travel with MQTT 5 (mytracks marks what it publishes itself with one).
+#[tokio::test]
+async fn user_properties_travel_with_mqtt_5() {
+    let (broker, port) = embedded_broker().await;
+    let mut options = options(vec![common::url(port)], "props");
+    options.subscriptions = vec![("p/#".into(), QoS::AtLeastOnce)];
+    let (session, mut deliveries, _) = connected(options).await;
+    until_subscribed(&session, &mut deliveries, "p/probe").await;
+    let properties = vec![("mytracks-origin".to_owned(), "server".to_owned())];
+    session
+        .publish_with_properties(
+            "p/1",
+            Bytes::from_static(b"x"),
+            QoS::AtLeastOnce,
+            false,
+            properties.clone(),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let delivery = next(&mut deliveries).await;
+    assert_eq!(delivery.topic, "p/1");
+    assert_eq!(delivery.user_properties, properties);
+    delivery.ack.unwrap().accept();
+    session.close().await;
+    broker.shutdown().await;
+}

@@ -222,7 +222,18 @@ impl Link {
                 Some(Ack::new(publish.packet_id, qos, link))
             }
         };
+        let user_properties = publish
+            .properties
+            .as_ref()
+            .map(|p| {
+                p.user_properties
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let delivery = Delivery {
+            user_properties,
             topic: publish.topic.to_string(),
             payload: publish.payload,
             qos: publish.qos,
@@ -287,13 +298,7 @@ impl Link {
                 .send(Err(SessionError::QoSNotSupported { max }));
             return Ok(());
         }
-        let mut publish = Publish::new(
-            request.topic.as_str(),
-            request.payload.clone(),
-            request.qos,
-            1,
-        );
-        publish.retain = request.retain;
+        let mut publish = request.packet(1);
         let max = self.broker_max_packet.unwrap_or(268_435_460);
         match encoded_len(&Packet::Publish(publish.clone()), self.connection.version()) {
             Ok(size) if size <= max as usize => {}

@@ -24,7 +24,7 @@ mod outbound;
 use crate::tls::TlsOptions;
 use crate::url::BrokerUrl;
 use bytes::Bytes;
-use mytracks_codec::{ProtocolVersion, QoS, ReasonCode};
+use mytracks_codec::{Properties, ProtocolVersion, Publish, QoS, ReasonCode};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -152,6 +152,8 @@ pub struct Delivery {
     pub retain: bool,
     /// The broker may have sent it before (to us, on an earlier connection).
     pub dup: bool,
+    /// Its MQTT 5 user properties, in order (none over 3.1.1).
+    pub user_properties: Vec<(String, String)>,
     /// `None` for QoS 0; otherwise [`Ack::accept`] or [`Ack::refuse`] it.
     pub ack: Option<Ack>,
 }
@@ -238,7 +240,29 @@ pub(crate) struct Request {
     pub(crate) payload: Bytes,
     pub(crate) qos: QoS,
     pub(crate) retain: bool,
+    /// MQTT 5 user properties (not sent over 3.1.1).
+    pub(crate) user_properties: Vec<(String, String)>,
     pub(crate) reply: oneshot::Sender<Result<(), SessionError>>,
+}
+
+impl Request {
+    /// The PUBLISH packet of this request, with packet id `id`.
+    pub(crate) fn packet(&self, id: u16) -> Publish {
+        let mut publish = Publish::new(self.topic.as_str(), self.payload.clone(), self.qos, id);
+        publish.retain = self.retain;
+        if !self.user_properties.is_empty() {
+            let properties = Properties {
+                user_properties: self
+                    .user_properties
+                    .iter()
+                    .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+                    .collect(),
+                ..Properties::default()
+            };
+            publish.properties = Some(Box::new(properties));
+        }
+        publish
+    }
 }
 
 /// A handle on the session: cheap to clone, all clones drive the same connection.
@@ -300,6 +324,20 @@ impl Session {
         retain: bool,
         timeout: Duration,
     ) -> Result<(), SessionError> {
+        self.publish_with_properties(topic, payload, qos, retain, Vec::new(), timeout)
+            .await
+    }
+
+    /// [`Session::publish`] with MQTT 5 user properties (dropped over 3.1.1).
+    pub async fn publish_with_properties(
+        &self,
+        topic: &str,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+        user_properties: Vec<(String, String)>,
+        timeout: Duration,
+    ) -> Result<(), SessionError> {
         mytracks_codec::topic::validate_topic_name(topic).map_err(SessionError::InvalidTopic)?;
         let (reply, answer) = oneshot::channel();
         let request = Request {
@@ -307,6 +345,7 @@ impl Session {
             payload,
             qos,
             retain,
+            user_properties,
             reply,
         };
         let exchange = async {

@@ -104,8 +104,7 @@ impl Outbound {
     /// Takes a QoS 1/2 request into flight; [`Outbound::unsent`] then yields it.
     pub(crate) fn push(&mut self, request: Request) {
         let id = self.allocate_id();
-        let mut publish = Publish::new(request.topic, request.payload, request.qos, id);
-        publish.retain = request.retain;
+        let publish = request.packet(id);
         let seq = self.next_seq;
         self.next_seq += 1;
         let message = InFlight {
@@ -236,6 +235,7 @@ mod tests {
             payload: Bytes::from_static(b"x"),
             qos,
             retain: false,
+            user_properties: Vec::new(),
             reply,
         };
         (request, answer)
