@@ -43,8 +43,9 @@ pub fn spawn(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(delivery) = deliveries.recv().await {
-            let (message, ack) = into_message(delivery);
-            if is_own(&message) {
+            let (message, own, ack) = into_message(delivery);
+            // Already stored by the node that published it.
+            if own {
                 accept(ack);
                 continue;
             }
@@ -66,24 +67,20 @@ pub fn spawn(
     })
 }
 
-fn into_message(delivery: Delivery) -> (Message, Option<Ack>) {
-    let mut message = Message::new(
+/// The message as the hooks take it, whether mytracks published it itself, and its
+/// acknowledgement.
+fn into_message(delivery: Delivery) -> (Message, bool, Option<Ack>) {
+    let own = delivery
+        .user_properties
+        .iter()
+        .any(|(name, _)| name == ORIGIN_PROPERTY);
+    let message = Message::new(
         delivery.topic,
         delivery.payload,
         delivery.qos,
         delivery.retain,
     );
-    message.properties = delivery.properties;
-    (message, delivery.ack)
-}
-
-/// Published by mytracks itself (and stored by the node that published it).
-fn is_own(message: &Message) -> bool {
-    message.properties.as_ref().is_some_and(|p| {
-        p.user_properties
-            .iter()
-            .any(|(name, _)| name.as_ref() == ORIGIN_PROPERTY)
-    })
+    (message, own, delivery.ack)
 }
 
 /// "Not now" rather than "no": the message must come back.
@@ -132,8 +129,14 @@ mod tests {
     fn the_publisher_is_the_owner_of_the_topic() {
         let owner = |topic| publisher(topic, "iot").username.map(|u| u.to_string());
         assert_eq!(owner("owntracks/alice/phone").as_deref(), Some("alice"));
-        assert_eq!(owner("owntracks/alice/phone/event").as_deref(), Some("alice"));
-        assert_eq!(owner("iot/devices/t-1/telemetry/temp").as_deref(), Some("t-1"));
+        assert_eq!(
+            owner("owntracks/alice/phone/event").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            owner("iot/devices/t-1/telemetry/temp").as_deref(),
+            Some("t-1")
+        );
         assert_eq!(owner("iot/fleet/g/commands"), None);
         assert_eq!(owner("sensors/1"), None);
     }
