@@ -126,15 +126,23 @@ impl RawMqtt {
             bind: listener.bind,
             port,
         };
+        // An external broker holds the connections: no MQTT listener of our own.
+        let off = |listener: ListenerSettings| match external {
+            Some(_) => ListenerSettings {
+                port: None,
+                ..listener
+            },
+            None => listener,
+        };
         Ok(MqttSection {
             broker: self.broker(limited)?,
             access,
-            tls_listener: on_mqtt_address(tls_port),
+            tls_listener: off(on_mqtt_address(tls_port)),
             tls,
-            ws_listener: on_mqtt_address(ws_port),
-            wss_listener: on_mqtt_address(wss_port),
+            ws_listener: off(on_mqtt_address(ws_port)),
+            wss_listener: off(on_mqtt_address(wss_port)),
             listener_max_connections,
-            listener,
+            listener: off(listener),
             external,
         })
     }

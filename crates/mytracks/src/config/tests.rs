@@ -534,6 +534,10 @@ fn external_mode() {
         &[("MYTRACKS_MQTT_EXTERNAL_PASSWORD", "s3cret-from-env")],
     )
     .unwrap();
+    // No MQTT listener of our own.
+    for listener in [settings.mqtt, settings.mqtt_tls, settings.mqtt_ws, settings.mqtt_wss] {
+        assert_eq!(listener.port, None);
+    }
     let external = settings.external.unwrap();
     assert_eq!(external.urls, ["mqtt://b1:1883", "mqtts://b2"]);
     assert_eq!(external.password.as_deref(), Some("s3cret-from-env"));

@@ -66,6 +66,8 @@ pub struct Server {
     chores: Vec<JoinHandle<()>>,
     /// The services (their broker handle is dropped at shutdown).
     app: Arc<App>,
+    /// `[mqtt] mode = "external"`: the session to the external broker.
+    external: Option<Arc<mytracks_external::ExternalBroker>>,
 }
 
 impl Server {
@@ -91,10 +93,24 @@ impl Server {
         };
         let reload_task = reload::spawn_reload_on_sighup(reloader.clone())?;
 
+        // In external mode the embedded broker has no listener: it only answers the HTTP
+        // layer's questions to the hooks (may this user publish there?).
         let broker = start_broker(&settings, &app).await?;
-        app.attach_broker(Arc::new(EmbeddedBroker(broker.clone())))
-            .await?;
-        let chores = app.spawn_chores();
+        let external = match &settings.external {
+            None => {
+                app.attach_broker(Arc::new(EmbeddedBroker(broker.clone())))
+                    .await?;
+                None
+            }
+            Some(external) => {
+                let hooks: Arc<dyn mytracks_broker::Hooks> = Arc::new(app.hooks());
+                let connected =
+                    mytracks_external::start(external, hooks, &settings.iot_base_topic)?;
+                app.attach_broker(connected.broker.clone()).await?;
+                Some(connected)
+            }
+        };
+        let mut chores = app.spawn_chores();
 
         // Each listener counts its own connections against the same per-listener cap; all of
         // them together must fit the open files limit.
@@ -132,6 +148,10 @@ impl Server {
         let (http_stop, http_task) = listeners::spawn_http(http, http_limits, || {
             http_router(&settings, &app, &broker, ports_seen, limits.message)
         });
+        let external = external.map(|connected| {
+            chores.push(connected.ingest);
+            connected.broker
+        });
 
         let runtime_file = match write_runtime_file(data_dir, ports) {
             Ok(file) => file,
@@ -155,6 +175,7 @@ impl Server {
             side_tasks,
             chores,
             app,
+            external,
         })
     }
 
@@ -242,6 +263,10 @@ impl Server {
         self.app.detach_broker();
         // Everything the broker accepted is stored before the database closes.
         self.app.flush().await;
+        if let Some(external) = &self.external {
+            // After the flush: what was stored has been acknowledged; the rest comes back.
+            external.close().await;
+        }
         if let Some(stop) = self.http_stop.take() {
             let _ = stop.send(());
         }
@@ -291,12 +316,23 @@ fn http_router(
         TrustedProxies::new(settings.trusted_proxies.clone()),
         WebContext::new(settings.web.clone(), ports),
     );
-    let mqtt = websocket::http_route(broker.clone(), message_limit);
-    mytracks_http::router(state, mqtt).layer(axum::Extension(MqttAuth::new(
+    // MQTT over WebSocket on the HTTP port is the embedded broker's; an external broker has
+    // its own WebSocket listener.
+    let mqtt = match settings.external {
+        None => websocket::http_route(broker.clone(), message_limit),
+        Some(_) => axum::Router::new(),
+    };
+    let mut auth = MqttAuth::new(
         settings.http_auth_secret.clone(),
         &app.access,
         app.accounts.clone(),
-    )))
+    );
+    if let Some(external) = &settings.external {
+        if let (Some(username), Some(password)) = (&external.username, &external.password) {
+            auth = auth.with_service(username, password);
+        }
+    }
+    mytracks_http::router(state, mqtt).layer(axum::Extension(auth))
 }
 
 /// Writes `runtime.json`: this process and the ports it listens on.

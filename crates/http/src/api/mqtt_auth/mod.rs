@@ -71,6 +71,9 @@ pub struct MqttAuth {
     accounts: Arc<Accounts>,
     access: Arc<MqttAccess>,
     hooks: Arc<AccessHooks>,
+    /// mytracks' own login on an external broker (`[mqtt.external] username`, `password`): a
+    /// superuser there, so that its shared subscriptions and snapshots see every topic.
+    service: Option<(String, HttpAuthSecret)>,
 }
 
 impl MqttAuth {
@@ -84,7 +87,15 @@ impl MqttAuth {
             accounts,
             access: access.clone(),
             hooks: Arc::new(access.hooks()),
+            service: None,
         })
+    }
+
+    /// Also recognizes mytracks' own login on the external broker, as a superuser.
+    pub fn with_service(mut self: Arc<Self>, username: &str, password: &str) -> Arc<MqttAuth> {
+        Arc::make_mut(&mut self).service =
+            Some((username.to_owned(), HttpAuthSecret::new(password)));
+        self
     }
 }
 
@@ -269,6 +280,15 @@ fn parse_fields(
 impl MqttAuth {
     /// The broker's own login check.
     async fn authenticate(&self, login: Login) -> Verdict {
+        if let Some((name, password)) = &self.service {
+            if login.username.as_deref() == Some(name) {
+                let offered = login.password.as_deref().unwrap_or_default();
+                return match password.matches(offered) {
+                    true => Verdict::Allow { superuser: true },
+                    false => Verdict::Deny,
+                };
+            }
+        }
         let connect = ConnectRequest {
             client_id: login.client_id,
             username: login.username,
