@@ -1,7 +1,7 @@
 //! [`Mqtt`] implemented by the in-process broker: the only file of the services that names
 //! [`mytracks_broker::Broker`].
 
-use crate::mqtt::{Connections, Mqtt, PublishError};
+use crate::mqtt::{Connections, Mqtt, MqttError, PublishError};
 use futures_util::future::BoxFuture;
 use mytracks_broker::{Broker, Message};
 use std::sync::Arc;
@@ -25,21 +25,26 @@ impl Mqtt for EmbeddedBroker {
         })
     }
 
-    fn retained(&self, topic: &str) -> Option<Arc<Message>> {
-        self.0.retained_message(topic)
+    fn retained(&self, topic: &str) -> BoxFuture<'static, Result<Option<Arc<Message>>, MqttError>> {
+        let found = self.0.retained_message(topic);
+        Box::pin(std::future::ready(Ok(found)))
     }
 
-    fn retained_topics(&self, filter: &str) -> Vec<String> {
-        self.0
+    fn retained_topics(&self, filter: &str) -> BoxFuture<'static, Result<Vec<String>, MqttError>> {
+        let topics = self
+            .0
             .retained_messages()
             .iter()
             .filter(|message| mytracks_codec::topic::matches(filter, &message.topic))
             .map(|message| message.topic.to_string())
-            .collect()
+            .collect();
+        Box::pin(std::future::ready(Ok(topics)))
     }
 
-    fn clear_retained(&self, filter: &str) -> usize {
-        self.0.clear_retained(filter)
+    /// Removes them without routing anything.
+    fn clear_retained(&self, filter: &str) -> BoxFuture<'static, Result<usize, MqttError>> {
+        let cleared = self.0.clear_retained(filter);
+        Box::pin(std::future::ready(Ok(cleared)))
     }
 
     fn disconnect(&self, which: &Connections<'_>) -> usize {

@@ -34,7 +34,7 @@ pub mod time;
 pub mod tracking;
 
 pub use embedded::EmbeddedBroker;
-pub use mqtt::{Connections, Mqtt, PublishError};
+pub use mqtt::{Connections, Mqtt, MqttError, PublishError};
 
 use accounts::Accounts;
 use iot::Iot;
@@ -88,6 +88,9 @@ pub struct AppSettings {
     pub iot_heartbeat_timeout: Option<u32>,
     /// `[iot]` limits.
     pub iot_limits: iot::IotLimits,
+    /// Several nodes share the database (`[mqtt] mode = "external"`): live events travel
+    /// between them ([`tracking::relay`], PostgreSQL only).
+    pub shared_database: bool,
 }
 
 /// Why the services could not start; each says which part failed.
@@ -217,8 +220,8 @@ impl App {
         self.accounts.attach_broker(mqtt.clone());
         self.iot.attach_broker(mqtt.clone());
         self.tracking.attach_broker(mqtt);
-        self.accounts.sweep_unclaimed_retained();
-        self.iot.sweep_unclaimed_retained();
+        self.accounts.sweep_unclaimed_retained().await;
+        self.iot.sweep_unclaimed_retained().await;
         self.iot
             .registry
             .reserve_file_users(self.access.file_users());
@@ -249,6 +252,9 @@ impl App {
             chores.push(tracking::spawn_retention(self.store.clone(), days));
         }
         chores.push(self.accounts.spawn_session_sweep(SESSION_SWEEP));
+        if self.settings.shared_database {
+            chores.extend(tracking::relay::spawn(&self.store, &self.tracking.feed));
+        }
         chores
     }
 

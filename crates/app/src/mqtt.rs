@@ -25,15 +25,15 @@ pub trait Mqtt: Send + Sync {
         message: Message,
     ) -> BoxFuture<'static, Result<(), PublishError>>;
 
-    /// The retained message of `topic` (a topic name, no wildcards), if any.
-    fn retained(&self, topic: &str) -> Option<Arc<Message>>;
+    /// The retained message of `topic` (a topic name, no wildcards), if any. Asynchronous: an
+    /// external broker is asked over the network.
+    fn retained(&self, topic: &str) -> BoxFuture<'static, Result<Option<Arc<Message>>, MqttError>>;
 
     /// The topics of the retained messages matching `filter` (e.g. `owntracks/#`).
-    fn retained_topics(&self, filter: &str) -> Vec<String>;
+    fn retained_topics(&self, filter: &str) -> BoxFuture<'static, Result<Vec<String>, MqttError>>;
 
-    /// Removes every retained message whose topic matches `filter`, without routing
-    /// anything; returns how many.
-    fn clear_retained(&self, filter: &str) -> usize;
+    /// Removes every retained message whose topic matches `filter`; returns how many.
+    fn clear_retained(&self, filter: &str) -> BoxFuture<'static, Result<usize, MqttError>>;
 
     /// Closes the network connections `which` selects (never the server's own clients);
     /// MQTT 5 clients are told 0x98 Administrative action. Wills are published and persistent
@@ -78,3 +78,8 @@ impl Connections<'_> {
 #[derive(Debug, thiserror::Error)]
 #[error("not published: {0}")]
 pub struct PublishError(pub String);
+
+/// Why the broker could not be asked (an external broker unreachable, or it refused).
+#[derive(Debug, thiserror::Error)]
+#[error("the MQTT broker cannot be asked: {0}")]
+pub struct MqttError(pub String);

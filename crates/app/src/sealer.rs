@@ -150,7 +150,10 @@ impl Sealer {
             },
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let key: [u8; 32] = rand::random();
-                if let Err(source) = write_private(&path, &hex::encode(key)) {
+                // Never over another process's key: data may already be sealed with it.
+                let text = format!("{}\n", hex::encode(key));
+                let created = mytracks_private_file::create_private(&path, text.as_bytes());
+                if let Err(source) = created {
                     return Err(KeyError::Create { path, source });
                 }
                 tracing::info!("created the server key {}", path.display());
@@ -255,21 +258,6 @@ pub async fn upgrade_legacy(store: &Store, sealer: &Sealer) -> Result<usize, Upg
 fn parse_key(text: &str) -> Result<[u8; 32], BadKey> {
     let bytes = hex::decode(text.trim())?;
     bytes.try_into().map_err(|_| BadKey::Length)
-}
-
-/// Writes `text` to a new file only its owner can read.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    writeln!(file, "{text}")?;
-    file.sync_all()
 }
 
 #[cfg(test)]

@@ -11,21 +11,22 @@
 //!
 //! # Layout
 //!
-//! * [`client`]: the one MQTT client: [`client::Dialer`] (TCP or TLS, [`client::TlsArgs`]),
-//!   CONNECT/CONNACK, and a [`client::Connection`] to send and receive packets on.
+//! * MQTT: the one client, `mytracks-mqtt-client` ([`mytracks_mqtt_client::Dialer`], TCP or
+//!   TLS, CONNECT/CONNACK, and a [`mytracks_mqtt_client::Connection`] whose stream and buffer
+//!   the hot loops use directly); [`tls_args`] maps the command line's TLS options onto it.
 //! * [`rest`]: the one REST client ([`rest::RestClient`]) for the server's HTTP API and `/pub`.
 //! * [`runtime_file`]: the server's `runtime.json`, read as the documented JSON.
 //! * [`bench`] and [`generate`]: the tools.
 //!
 //! Deliberately not here: any of the server's crates. The tools talk to a server over the
-//! wire only (MQTT through `mytracks-codec`, OwnTracks JSON through `mytracks-owntracks`, and
-//! the REST API), so they measure what a client sees and work against any broker.
+//! wire only (MQTT through `mytracks-mqtt-client` and `mytracks-codec`, OwnTracks JSON through
+//! `mytracks-owntracks`, and the REST API), so they measure what a client sees and work against any broker.
 
 pub mod bench;
-pub mod client;
 pub mod generate;
 pub mod rest;
 pub mod runtime_file;
+pub mod tls_args;
 
 use clap::{Parser, Subcommand};
 use std::future::Future;

@@ -4,5 +4,5 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    mytracks::execute(mytracks::cli::Cli::parse())
+    mytracks::execute(mytracks::Cli::parse())
 }

@@ -2,6 +2,8 @@
 //! acknowledged as soon as its batch commits, and a busy server commits (and syncs) once for
 //! many messages.
 
+use std::collections::HashMap;
+
 use crate::devices::{Device, DEVICE_COLUMNS};
 use crate::error::Result;
 use crate::{on_db, Store};
@@ -99,13 +101,33 @@ pub struct Incoming {
 /// Rows per multi-row INSERT (well under both databases' parameter limits).
 const CHUNK: usize = 200;
 
+/// What [`Store::ingest`] did with a batch.
+#[derive(Debug, Default)]
+pub struct Ingested {
+    /// The touched devices as they are after the commit.
+    pub devices: Vec<Device>,
+    /// One flag per batch item: `true` for a location already stored (same device, `tst`,
+    /// `lat` and `lon`), which was not stored again. A broker redelivers a message whose
+    /// acknowledgement was lost, and an import may be run twice: both must store it once.
+    pub duplicate: Vec<bool>,
+}
+
+/// The uniqueness rule for locations: one per device, time and position. Doubles are compared
+/// as the databases do (a redelivered message parses to the same values); adding 0.0 makes
+/// -0.0 and 0.0 one key, as they are equal there.
+type LocationKey = (i64, u64, u64);
+
+fn location_key(tst: i64, lat: f64, lon: f64) -> LocationKey {
+    (tst, (lat + 0.0).to_bits(), (lon + 0.0).to_bits())
+}
+
 impl Store {
     /// Stores a batch in one transaction: all of it or, on error, none of it. Devices are
     /// created as needed and their presence (online, last seen, tracker id, transport)
-    /// updated. Returns the touched devices as they are after the commit.
-    pub async fn ingest(&self, batch: &[Incoming]) -> Result<Vec<Device>> {
+    /// updated. A location already stored is skipped (see [`Ingested::duplicate`]).
+    pub async fn ingest(&self, batch: &[Incoming]) -> Result<Ingested> {
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Ingested::default());
         }
         // Group by device, keeping arrival order within each.
         let mut order: Vec<(i64, &str)> = Vec::new();
@@ -115,14 +137,16 @@ impl Store {
                 order.push(key);
             }
         }
+        let mut duplicate = vec![false; batch.len()];
         let devices = on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             let mut touched = Vec::with_capacity(order.len());
             for &(user_id, name) in &order {
-                let items: Vec<&Incoming> = batch
+                let (indexes, items): (Vec<usize>, Vec<&Incoming>) = batch
                     .iter()
-                    .filter(|i| i.user_id == user_id && i.device == name)
-                    .collect();
+                    .enumerate()
+                    .filter(|(_, i)| i.user_id == user_id && i.device == name)
+                    .unzip();
                 let upsert = "INSERT INTO devices (user_id, name, created_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (user_id, name) DO UPDATE SET name = excluded.name RETURNING id";
                 let device_id: i64 = sqlx::query_scalar(upsert)
@@ -132,14 +156,25 @@ impl Store {
                     .fetch_one(&mut *tx)
                     .await?;
 
-                let locations: Vec<(&NewLocation, i64)> = items
-                    .iter()
-                    .filter_map(|i| match &i.record {
-                        Record::Location(l) => Some((l, i.received_at)),
-                        _ => None,
-                    })
-                    .collect();
-                insert_locations!(tx, device_id, locations);
+                let (location_indexes, locations): (Vec<usize>, Vec<(&NewLocation, i64)>) =
+                    indexes
+                        .iter()
+                        .zip(&items)
+                        .filter_map(|(&index, i)| match &i.record {
+                            Record::Location(l) => Some((index, (l, i.received_at))),
+                            _ => None,
+                        })
+                        .unzip();
+                let mut inserted: HashMap<LocationKey, usize> = HashMap::new();
+                insert_locations!(tx, device_id, locations, inserted);
+                for (&index, (l, _)) in location_indexes.iter().zip(&locations) {
+                    // Each inserted key answers for one item; the rest were there already
+                    // (or earlier in this batch).
+                    match inserted.get_mut(&location_key(l.tst, l.lat, l.lon)) {
+                        Some(count) if *count > 0 => *count -= 1,
+                        _ => duplicate[index] = true,
+                    }
+                }
 
                 let mut online = None;
                 let mut offline_since = None;
@@ -174,14 +209,15 @@ impl Store {
             tx.commit().await?;
             Ok::<_, sqlx::Error>(touched)
         })?;
-        Ok(devices)
+        Ok(Ingested { devices, duplicate })
     }
 }
 
 /// Inserts `$locations` (`(&NewLocation, received_at)`) of one device inside the transaction
-/// `$tx`, in multi-row INSERTs of [`CHUNK`] rows.
+/// `$tx`, in multi-row INSERTs of [`CHUNK`] rows, skipping those already stored; counts the
+/// [`LocationKey`]s actually inserted in `$inserted`.
 macro_rules! insert_locations {
-    ($tx:ident, $device_id:expr, $locations:expr) => {
+    ($tx:ident, $device_id:expr, $locations:expr, $inserted:ident) => {
         for chunk in $locations.chunks(CHUNK) {
             let mut query = sqlx::QueryBuilder::new(
                 "INSERT INTO locations (device_id, tst, lat, lon, acc, alt, vac, vel, cog, \
@@ -205,7 +241,12 @@ macro_rules! insert_locations {
                     .push_bind(*received_at)
                     .push_bind(l.raw.clone());
             });
-            query.build().execute(&mut *$tx).await?;
+            query
+                .push(" ON CONFLICT (device_id, tst, lat, lon) DO NOTHING RETURNING tst, lat, lon");
+            let rows: Vec<(i64, f64, f64)> = query.build_query_as().fetch_all(&mut *$tx).await?;
+            for (tst, lat, lon) in rows {
+                *$inserted.entry(location_key(tst, lat, lon)).or_insert(0) += 1;
+            }
         }
     };
 }

@@ -4,7 +4,7 @@
 
 use super::{Accounts, Result};
 use crate::accounts::directory::Directory;
-use crate::mqtt::Connections;
+use crate::mqtt::{Connections, Mqtt};
 use mytracks_store::User;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -87,36 +87,52 @@ impl Accounts {
     /// Clears the retained messages of accounts deleted between `older` and `newer`: a new
     /// account with the same name must not inherit them, nor may anyone read them on.
     pub(super) fn clear_retained_of_deleted(&self, older: &Directory, newer: &Directory) {
-        let deleted: Vec<&str> = older.deleted_in(newer).collect();
+        let deleted: Vec<String> = older.deleted_in(newer).map(str::to_owned).collect();
         if deleted.is_empty() {
             return;
         }
         let Some(broker) = self.broker() else {
             return;
         };
-        for name in deleted {
-            let cleared = broker.clear_retained(&format!("owntracks/{name}/#"));
-            tracing::info!(user = %name, retained = cleared, "account deleted: its retained messages cleared");
-        }
+        tokio::spawn(async move {
+            for name in deleted {
+                clear_namespace(broker.as_ref(), &name, "account deleted").await;
+            }
+        });
     }
 
     /// Clears retained messages in the OwnTracks namespaces of names that are no account
     /// (left by deletions while the server was down, or planted before namespaces were
     /// reserved). Run at start, once the broker is attached.
-    pub fn sweep_unclaimed_retained(&self) {
+    pub async fn sweep_unclaimed_retained(&self) {
         let Some(broker) = self.broker() else {
             return;
         };
+        let topics = match broker.retained_topics("owntracks/#").await {
+            Ok(topics) => topics,
+            Err(error) => {
+                tracing::warn!("retained messages of deleted accounts not swept: {error}");
+                return;
+            }
+        };
         let directory = self.directory();
-        let names: HashSet<String> = broker
-            .retained_topics("owntracks/#")
+        let names: HashSet<String> = topics
             .iter()
             .filter(|topic| directory.unclaimed(topic))
             .filter_map(|topic| topic.split('/').nth(1).map(str::to_owned))
             .collect();
         for name in names {
-            let cleared = broker.clear_retained(&format!("owntracks/{name}/#"));
-            tracing::info!(user = %name, retained = cleared, "retained messages of no account cleared");
+            clear_namespace(broker.as_ref(), &name, "retained messages of no account").await;
         }
+    }
+}
+
+/// Clears the retained messages under `owntracks/<name>/`.
+async fn clear_namespace(broker: &dyn Mqtt, name: &str, why: &str) {
+    match broker.clear_retained(&format!("owntracks/{name}/#")).await {
+        Ok(cleared) => {
+            tracing::info!(user = %name, retained = cleared, "{why}: retained messages cleared")
+        }
+        Err(error) => tracing::warn!(user = %name, "{why}: retained messages not cleared: {error}"),
     }
 }

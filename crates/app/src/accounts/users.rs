@@ -57,7 +57,10 @@ impl Accounts {
         self.store
             .set_password_hashes(user.id, &hash, mosquitto.as_deref())
             .await?;
-        write_secret_file(&data_dir.join(INITIAL_ADMIN_PASSWORD_FILE), &password)?;
+        mytracks_private_file::write_private(
+            &data_dir.join(INITIAL_ADMIN_PASSWORD_FILE),
+            format!("{password}\n").as_bytes(),
+        )?;
         self.refresh().await?;
         Ok(Some((username, password)))
     }
@@ -404,26 +407,6 @@ pub enum BootstrapError {
     /// The password file could not be written.
     #[error(transparent)]
     File(#[from] std::io::Error),
-}
-
-/// Writes a secret to a new file readable only by its owner (0600 on Unix).
-fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    writeln!(file, "{secret}")?;
-    file.sync_all()
 }
 
 #[cfg(test)]

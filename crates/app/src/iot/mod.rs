@@ -18,7 +18,7 @@ pub mod telemetry;
 pub mod topics;
 
 use crate::accounts::directory::Verdict;
-use crate::mqtt::{Connections, Mqtt};
+use crate::mqtt::{Connections, Mqtt, MqttError};
 use arc_swap::ArcSwap;
 pub use deliveries::Deliveries;
 pub use directory::{DeviceDirectory, DeviceEntry, DeviceLogin};
@@ -266,8 +266,14 @@ impl Iot {
         let revoked: HashSet<String> = older.revoked_in(newer).map(str::to_owned).collect();
         let broker = self.broker.lock().clone();
         if let Some(broker) = &broker {
-            for id in older.removed_in(newer) {
-                self.clear_retained_of(broker.as_ref(), id);
+            let removed: Vec<String> = older.removed_in(newer).map(str::to_owned).collect();
+            if !removed.is_empty() {
+                let (broker, base) = (broker.clone(), self.base.clone());
+                tokio::spawn(async move {
+                    for id in removed {
+                        clear_retained_of(broker.as_ref(), &base, &id).await;
+                    }
+                });
             }
         }
         if let (false, Some(broker)) = (revoked.is_empty(), broker) {
@@ -276,23 +282,25 @@ impl Iot {
         }
     }
 
-    fn clear_retained_of(&self, broker: &dyn Mqtt, device_id: &str) {
-        let cleared = broker.clear_retained(&format!("{}/devices/{device_id}/#", self.base));
-        if cleared > 0 {
-            tracing::info!(device = %device_id, retained = cleared, "device removed: its retained messages cleared");
-        }
-    }
-
     /// Clears retained messages under `<base>/devices/<id>/` of ids that are no device (left
     /// by removals while the server was down, or published before the tree was reserved).
     /// Run at start, once the broker is attached.
-    pub fn sweep_unclaimed_retained(&self) {
+    pub async fn sweep_unclaimed_retained(&self) {
         let Some(broker) = self.broker.lock().clone() else {
             return;
         };
-        let directory = self.directory.load();
-        let orphans: HashSet<String> = broker
+        let topics = match broker
             .retained_topics(&format!("{}/devices/#", self.base))
+            .await
+        {
+            Ok(topics) => topics,
+            Err(error) => {
+                tracing::warn!("retained messages of removed devices not swept: {error}");
+                return;
+            }
+        };
+        let directory = self.directory.load();
+        let orphans: HashSet<String> = topics
             .iter()
             .filter_map(|topic| match topics::parse(&self.base, topic)? {
                 IotTopic::Telemetry { device, .. }
@@ -307,7 +315,7 @@ impl Iot {
             })
             .collect();
         for id in orphans {
-            self.clear_retained_of(broker.as_ref(), &id);
+            clear_retained_of(broker.as_ref(), &self.base, &id).await;
         }
     }
 
@@ -567,9 +575,11 @@ impl Iot {
     }
 
     /// A device's configuration: the retained message on its `config` topic, if any.
-    pub fn config(&self, device_id: &str) -> Option<Arc<Message>> {
-        let broker = self.broker.lock().clone()?;
-        broker.retained(&self.config_topic(device_id))
+    pub async fn config(&self, device_id: &str) -> Result<Option<Arc<Message>>, MqttError> {
+        let Some(broker) = self.broker.lock().clone() else {
+            return Ok(None);
+        };
+        broker.retained(&self.config_topic(device_id)).await
     }
 
     /// Replaces a device's configuration (retained, QoS 1: a connected device gets it now, one
@@ -751,6 +761,22 @@ pub fn spawn_retention(store: Store, days: u32) -> tokio::task::JoinHandle<()> {
 
 /// A fresh SQLite store (in a directory removed when the guard drops) with the account
 /// `alice`, for the platform's unit tests.
+/// Clears the retained messages of device `device_id` (under `<base>/devices/<id>/`).
+async fn clear_retained_of(broker: &dyn Mqtt, base: &str, device_id: &str) {
+    match broker
+        .clear_retained(&format!("{base}/devices/{device_id}/#"))
+        .await
+    {
+        Ok(0) => {}
+        Ok(cleared) => {
+            tracing::info!(device = %device_id, retained = cleared, "device removed: its retained messages cleared")
+        }
+        Err(error) => {
+            tracing::warn!(device = %device_id, "retained messages of a removed device not cleared: {error}")
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) async fn test_store_with_owner() -> (tempfile::TempDir, Store, mytracks_store::User) {
     let dir = tempfile::tempdir().unwrap();

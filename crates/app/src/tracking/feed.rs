@@ -2,8 +2,8 @@
 //! presence), fanned out to WebSocket clients, each filtering what its viewer may see.
 
 use serde::Serialize;
-use std::sync::Arc;
-use tokio::sync::broadcast;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{broadcast, mpsc};
 
 /// Events kept for slow WebSocket clients before they start missing some (they are told).
 const CAPACITY: usize = 8192;
@@ -29,20 +29,41 @@ pub struct FeedEvent {
 #[derive(Clone)]
 pub struct Feed {
     sender: broadcast::Sender<Arc<FeedEvent>>,
+    /// Where events also go for the other nodes sharing the database, once
+    /// [`super::relay`] is started (scale-out); a full queue drops them (counted there).
+    relay: Arc<OnceLock<mpsc::Sender<Arc<FeedEvent>>>>,
 }
 
 impl Default for Feed {
     fn default() -> Self {
         Feed {
             sender: broadcast::channel(CAPACITY).0,
+            relay: Arc::default(),
         }
     }
 }
 
 impl Feed {
+    /// An event of this node: to its viewers and, when relayed, to the other nodes'.
     pub fn publish(&self, event: FeedEvent) {
+        let event = Arc::new(event);
+        if let Some(relay) = self.relay.get() {
+            if relay.try_send(event.clone()).is_err() {
+                super::relay::count_dropped();
+            }
+        }
         // No receivers is fine: nobody is watching.
+        let _ = self.sender.send(event);
+    }
+
+    /// An event another node stored: to this node's viewers only.
+    pub(super) fn publish_relayed(&self, event: FeedEvent) {
         let _ = self.sender.send(Arc::new(event));
+    }
+
+    /// Sends this node's events to `relay` from now on (once; later calls are ignored).
+    pub(super) fn relay_to(&self, relay: mpsc::Sender<Arc<FeedEvent>>) {
+        let _ = self.relay.set(relay);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<FeedEvent>> {

@@ -24,6 +24,8 @@ const MAX_BATCH: usize = 2_000;
 #[derive(Debug, Default)]
 pub struct Counters {
     pub stored: AtomicU64,
+    /// Locations already stored (a broker's redelivery, a repeated import): not stored again.
+    pub duplicates: AtomicU64,
     pub invalid: AtomicU64,
     pub undecryptable: AtomicU64,
     /// Messages whose batch failed to commit (their publishers were told to retry).
@@ -197,20 +199,31 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, feed: Feed, counte
             counters.commit_seconds.observe(started.elapsed());
         }
         match result {
-            Ok(devices) => {
+            Ok(ingested) => {
+                let devices = ingested.devices;
+                let duplicates = ingested.duplicate.iter().filter(|&&d| d).count();
                 counters
                     .stored
-                    .fetch_add(items.len() as u64, Ordering::Relaxed);
+                    .fetch_add((items.len() - duplicates) as u64, Ordering::Relaxed);
+                counters
+                    .duplicates
+                    .fetch_add(duplicates as u64, Ordering::Relaxed);
                 let ids: HashMap<(i64, &str), i64> = devices
                     .iter()
                     .map(|d| ((d.user_id, d.name.as_str()), d.id))
                     .collect();
                 let mut usernames: HashMap<i64, &str> = HashMap::new();
-                for (item, (event, username, done)) in items.iter().zip(&mut rest) {
+                let stored = items.iter().zip(&mut rest).zip(&ingested.duplicate);
+                for ((item, (event, username, done)), &duplicate) in stored {
+                    // A duplicate is stored (once): its publisher may forget it.
                     if let Some(done) = done.take() {
                         let _ = done.send(true);
                     }
                     usernames.insert(item.user_id, username.as_str());
+                    // Announced when it was first stored, not again.
+                    if duplicate {
+                        continue;
+                    }
                     let Some((kind, data)) = event.take() else {
                         continue;
                     };

@@ -4,6 +4,7 @@
 pub mod convert;
 pub mod feed;
 pub mod ingest;
+pub mod relay;
 
 use crate::accounts::Accounts;
 use crate::mqtt::Mqtt;

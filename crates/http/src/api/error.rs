@@ -118,6 +118,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<mytracks_app::MqttError> for ApiError {
+    fn from(error: mytracks_app::MqttError) -> ApiError {
+        ApiError::Unavailable(error.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {

@@ -420,7 +420,13 @@ pub async fn config(
     Path(device_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let (device, _) = visible(&state, &caller.user, &device_id).await?;
-    Ok(Json(config_json(&state, &device.device_id)))
+    let config = state.iot.config(&device.device_id).await?.map(|message| {
+        serde_json::from_slice::<Value>(&message.payload).unwrap_or_else(|_| {
+            // Someone published something else there: shown as text.
+            Value::String(String::from_utf8_lossy(&message.payload).into_owned())
+        })
+    });
+    Ok(Json(config_json(&state, &device.device_id, config)))
 }
 
 /// `PUT /api/iot/devices/{device_id}/config/` with a JSON object: published retained at QoS 1
@@ -439,7 +445,8 @@ pub async fn set_config(
         ));
     }
     state.iot.set_config(&device.device_id, Some(&body)).await?;
-    Ok(Json(config_json(&state, &device.device_id)))
+    // What was published (an external broker may not answer a read with it at once).
+    Ok(Json(config_json(&state, &device.device_id, Some(body))))
 }
 
 pub async fn clear_config(
@@ -452,13 +459,7 @@ pub async fn clear_config(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn config_json(state: &HttpState, device_id: &str) -> Value {
-    let config = state.iot.config(device_id).map(|message| {
-        serde_json::from_slice::<Value>(&message.payload).unwrap_or_else(|_| {
-            // Someone published something else there: shown as text.
-            Value::String(String::from_utf8_lossy(&message.payload).into_owned())
-        })
-    });
+fn config_json(state: &HttpState, device_id: &str, config: Option<Value>) -> Value {
     json!({ "topic": state.iot.config_topic(device_id), "config": config })
 }
 

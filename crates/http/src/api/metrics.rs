@@ -196,6 +196,13 @@ fn owntracks_families(out: &mut String, ingest: &IngestCounters) {
     );
     family(
         out,
+        "mytracks_owntracks_duplicates_total",
+        "counter",
+        "OwnTracks locations received again (same device, tst, lat, lon) and not stored twice.",
+        &one(load(&ingest.duplicates)),
+    );
+    family(
+        out,
         "mytracks_owntracks_invalid_total",
         "counter",
         "OwnTracks messages refused as invalid.",

@@ -7,7 +7,6 @@ pub mod admin;
 pub mod auth;
 pub mod commands;
 pub mod console;
-pub mod emqx;
 pub mod error;
 pub mod export;
 pub mod extract;
@@ -15,6 +14,7 @@ pub mod iot;
 pub mod live;
 pub mod metrics;
 pub mod mqtt;
+pub mod mqtt_auth;
 pub mod openapi;
 pub mod pki;
 pub mod setup;
@@ -51,5 +51,5 @@ pub fn router(state: HttpState) -> Router<HttpState> {
     router
         .layer(axum::middleware::from_fn_with_state(state, auth::resolve))
         // Outside `resolve`: their bearer is the integration secret, not an API token.
-        .merge(emqx::router())
+        .merge(mqtt_auth::router())
 }

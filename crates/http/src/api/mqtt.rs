@@ -372,6 +372,7 @@ pub async fn monitoring(State(state): State<HttpState>, _admin: Admin) -> Json<V
         "retained": stats.retained,
         "owntracks": {
             "stored": load(&ingest.stored),
+            "duplicates": load(&ingest.duplicates),
             "invalid": load(&ingest.invalid),
             "undecryptable": load(&ingest.undecryptable),
             "failed": load(&ingest.failed),

@@ -286,8 +286,10 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/api/account/certificate/status/", "One's valid client certificate (without key) and the active CA, or null: always 200", User, None, (200, None)),
     op("get", "/api/setup/", "This server's endpoints as the caller reached it (HTTP, OwnTracks HTTP, WebSocket URLs; the actual MQTT, MQTT-TLS, WS and WSS ports, null when off) and the active CA's certificate", User, None, (200, None)),
     op("post", "/api/setup/device-config/", "An OwnTracks configuration for one of the caller's devices (device, mode mqtt|mqtt-tls|http, tid, credential: true generates a device credential whose password is only in this answer): the .otrc object and its owntracks:///config?inline= link", User, None, (200, None)),
-    op("post", "/api/mqtt/emqx/authn", "EMQX HTTP authentication: the broker's login check for an external EMQX (Authorization: Bearer [integrations] http_auth_secret; 404 when none is configured, 401 when wrong)", Public, Some("EmqxAuthn"), (200, Some("EmqxResult"))),
-    op("post", "/api/mqtt/emqx/authz", "EMQX HTTP authorization: the broker's ACL decision for a publish or subscribe (same secret as authn)", Public, Some("EmqxAuthz"), (200, Some("EmqxResult"))),
+    op("post", "/api/mqtt/emqx/authn", "EMQX HTTP authentication: the broker's login check for an external EMQX (Authorization: Bearer [integrations] http_auth_secret). Always 200: anything it cannot decide (no or a wrong secret, a bad body) is deny, with an error", Public, Some("EmqxAuthn"), (200, Some("EmqxResult"))),
+    op("post", "/api/mqtt/emqx/authz", "EMQX HTTP authorization: the broker's ACL decision for a publish or subscribe (same secret as authn; always 200)", Public, Some("EmqxAuthz"), (200, Some("EmqxResult"))),
+    op("post", "/api/mqtt/rmqtt/authn", "rmqtt auth-http authentication (same secret; JSON, form or query fields clientid, username, password, peerhost). Always 200 JSON, never ignore: what mytracks cannot decide or does not know is deny", Public, Some("RmqttAuthn"), (200, Some("RmqttResult"))),
+    op("post", "/api/mqtt/rmqtt/authz", "rmqtt auth-http ACL (action \"1\" subscribe, \"2\" publish; same secret; always 200 JSON, never ignore)", Public, Some("RmqttAuthz"), (200, Some("RmqttResult"))),
     op("get", "/api/mqtt/status/", "The broker: version, uptime, connections, message counts, subscriptions, retained messages, listeners and ports", User, None, (200, None)),
     op("post", "/api/mqtt/publish/", "Publish as the caller within their ACL (topic, payload, encoding utf8|base64, qos, retain); 403 outside it", User, None, (200, Some("Detail"))),
     op("get", "/api/mqtt/topics/structure/", "The topic tree: retained topics the caller may read; for admins also the subscription filters in use", User, None, (200, None)),
@@ -404,7 +406,16 @@ fn schemas() -> Value {
             "action": { "enum": ["publish", "subscribe"] }, "topic": string,
             "qos": { "type": ["integer", "string"] }, "retain": { "type": ["boolean", "string"] } } },
         "EmqxResult": { "type": "object", "required": ["result"], "properties": {
-            "result": { "enum": ["allow", "deny", "ignore"] }, "is_superuser": { "type": "boolean" } } },
+            "result": { "enum": ["allow", "deny", "ignore"] }, "is_superuser": { "type": "boolean" },
+            "error": string } },
+        "RmqttAuthn": { "type": "object", "description": "rmqtt auth-http authentication parameters", "properties": {
+            "clientid": string, "username": string, "password": { "type": "string", "format": "password" },
+            "peerhost": string, "protocol": string } },
+        "RmqttAuthz": { "type": "object", "description": "rmqtt auth-http ACL parameters", "properties": {
+            "clientid": string, "username": string, "peerhost": string,
+            "action": { "enum": ["1", "2"] }, "topic": string } },
+        "RmqttResult": { "type": "object", "required": ["result"], "properties": {
+            "result": { "enum": ["allow", "deny"] }, "superuser": { "type": "boolean" }, "error": string } },
     })
 }
 

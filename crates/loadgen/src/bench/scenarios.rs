@@ -9,13 +9,14 @@
 //! * `feed`: OwnTracks locations over MQTT, timed until they arrive on the live feed.
 //! * `day`: a day of 1 Hz locations, all acknowledged, for the history benchmark.
 
-use crate::client::{ConnectOptions, Connection, Dialer, TlsArgs};
+use crate::tls_args::TlsArgs;
 use anyhow::bail;
 use clap::Args;
 use mytracks_codec::{
     encode, BytesMut, Packet, Properties, ProtocolVersion, Publish, QoS, Subscribe,
     SubscriptionOptions,
 };
+use mytracks_mqtt_client::{ConnectOptions, Connection, Dialer};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -88,7 +89,7 @@ impl Clients {
 /// Runs a scenario.
 pub async fn run(scenario: Scenario, args: ScenarioArgs) -> anyhow::Result<()> {
     let clients = Arc::new(Clients {
-        dialer: Dialer::new(&args.host, args.port, &args.tls)?,
+        dialer: Dialer::new(&args.host, args.port, &args.tls.options())?,
         user: args.user.clone(),
         password: args.password.clone(),
     });
@@ -272,8 +273,11 @@ async fn feed(args: &ScenarioArgs, clients: Arc<Clients>) -> anyhow::Result<()> 
             measuring.store(true, Ordering::Relaxed);
         }
         let now = wall_nanos();
+        // A different position each time: the server stores (and announces) a fix once per
+        // device, time and position.
         let payload = format!(
-            r#"{{"_type":"location","lat":52.5,"lon":13.4,"tst":{},"tid":"bf","tag":"{now}"}}"#,
+            r#"{{"_type":"location","lat":{:.6},"lon":13.4,"tst":{},"tid":"bf","tag":"{now}"}}"#,
+            52.5 + (sent % 100_000) as f64 * 1e-6,
             now / 1_000_000_000
         );
         let publish = Publish::new(topic.clone(), payload.into_bytes(), QoS::AtMostOnce, 0);

@@ -48,7 +48,7 @@ impl mytracks_testkit::Backend for InProcess {
     fn launch(&mut self, dir: &Path) -> Listening {
         // Many connections at once (`conn -c 300`) land in this process.
         let _ = mytracks::fd_budget::raise_nofile_limit();
-        let args = mytracks::cli::ServeArgs {
+        let args = mytracks::ServeArgs {
             config: Some(dir.join("config.toml")),
             data_dir: Some(dir.join("data")),
             bind: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),

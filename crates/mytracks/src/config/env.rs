@@ -12,8 +12,12 @@ pub const ENV_PREFIX: &str = "MYTRACKS_";
 const ENV_NOT_KEYS: &[&str] = &["MYTRACKS_CONFIG", "MYTRACKS_SECRET_KEY"];
 
 /// Sections of the file, tried first when mapping `MYTRACKS_<SECTION>_<KEY>` so that keys
-/// containing underscores (`allow_anonymous`) stay whole.
+/// containing underscores (`allow_anonymous`) stay whole; nested sections first
+/// (`MYTRACKS_MQTT_EXTERNAL_PASSWORD` is `[mqtt.external] password`).
 const SECTIONS: &[&str] = &[
+    "mqtt.external.admin",
+    "mqtt.external",
+    "mqtt.tls",
     "mqtt",
     "http",
     "database",
@@ -54,10 +58,10 @@ where
     vars.sort();
     for (name, value) in vars {
         let key = name[ENV_PREFIX.len()..].to_ascii_lowercase();
-        let (section, key) = match SECTIONS
-            .iter()
-            .find_map(|s| Some((*s, key.strip_prefix(s)?.strip_prefix('_')?)))
-        {
+        let (section, key) = match SECTIONS.iter().find_map(|s| {
+            let prefix = s.replace('.', "_");
+            Some((*s, key.strip_prefix(&prefix)?.strip_prefix('_')?))
+        }) {
             Some((section, key)) if !key.is_empty() => (Some(section), key.to_owned()),
             _ => (None, key),
         };
@@ -69,11 +73,8 @@ where
         let value = env_value(&value);
         match section {
             Some(section) => {
-                let entry = table
-                    .entry(section)
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
                 // A non-table section is reported by the typed deserialization below.
-                if let toml::Value::Table(section_table) = entry {
+                if let Some(section_table) = section_table(table, section) {
                     section_table.insert(key.clone(), value);
                 }
                 origin.env_keys.insert(format!("{section}.{key}"), name);
@@ -85,6 +86,19 @@ where
         }
     }
     Ok(())
+}
+
+/// The table of the dotted `section`, created as needed; `None` if something on the way is
+/// not a table.
+fn section_table<'a>(table: &'a mut toml::Table, section: &str) -> Option<&'a mut toml::Table> {
+    let mut current = table;
+    for name in section.split('.') {
+        let entry = current
+            .entry(name)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut()?;
+    }
+    Some(current)
 }
 
 fn env_value(text: &str) -> toml::Value {

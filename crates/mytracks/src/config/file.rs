@@ -94,6 +94,7 @@ impl RawConfig {
             mqtt_ws: mqtt.ws_listener,
             mqtt_wss: mqtt.wss_listener,
             listener_max_connections: mqtt.listener_max_connections,
+            external: mqtt.external,
             database_url,
             retention_days: owntracks.retention_days,
             pki_server_names,

@@ -6,7 +6,7 @@ use super::check::{ip, port, ranged, Invalid};
 use super::file::{lenient_string, StringList};
 use super::settings::ListenerSettings;
 use super::DEFAULT_HTTP_PORT;
-use mytracks_http::api::emqx::HttpAuthSecret;
+use mytracks_http::api::mqtt_auth::HttpAuthSecret;
 use serde::Deserialize;
 use std::fmt;
 use std::net::IpAddr;

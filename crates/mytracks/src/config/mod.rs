@@ -1,7 +1,7 @@
 //! Server settings: the TOML configuration file, `MYTRACKS_*` environment overrides, defaults
 //! and their validation.
 //!
-//! Precedence, highest first: command line (applied by [`crate::cli`]), environment, file,
+//! Precedence, highest first: command line (applied by [`crate::commands::serve`]), environment, file,
 //! defaults. The environment is merged into the parsed file as a TOML table *before* the typed
 //! deserialization, so a value coming from a variable goes through exactly the same checks and
 //! error messages as one written in the file; only the error's prefix says where it came from.
@@ -32,6 +32,7 @@
 
 mod check;
 mod env;
+mod external;
 mod file;
 mod http;
 mod mqtt;

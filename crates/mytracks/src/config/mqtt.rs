@@ -15,6 +15,10 @@ use std::time::Duration;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMqtt {
+    /// `embedded` (the default) or `external`.
+    #[serde(default, deserialize_with = "lenient_string")]
+    mode: Option<String>,
+    external: Option<super::external::RawExternal>,
     port: Option<i64>,
     #[serde(default, deserialize_with = "lenient_string")]
     bind: Option<String>,
@@ -78,16 +82,19 @@ pub(super) struct MqttSection {
     pub broker: BrokerConfig,
     pub access: AccessFiles,
     pub tls_listener: ListenerSettings,
-    pub tls: crate::tls::TlsSettings,
+    pub tls: crate::transport::tls::TlsSettings,
     pub ws_listener: ListenerSettings,
     pub wss_listener: ListenerSettings,
     pub listener_max_connections: usize,
+    /// `None` in embedded mode.
+    pub external: Option<mytracks_external::ExternalSettings>,
 }
 
 impl RawMqtt {
     /// `bind` is the top-level one, used unless `[mqtt] bind` is set.
-    pub(super) fn validate(self, bind: IpAddr) -> Result<MqttSection, Invalid> {
+    pub(super) fn validate(mut self, bind: IpAddr) -> Result<MqttSection, Invalid> {
         let defaults = Settings::default();
+        let external = super::external::validate(self.mode.as_deref(), self.external.take())?;
         let limited = self.broker_limits(defaults.broker)?;
         let listener = ListenerSettings {
             bind: ip("mqtt.bind", self.bind.as_deref())?.unwrap_or(bind),
@@ -119,15 +126,24 @@ impl RawMqtt {
             bind: listener.bind,
             port,
         };
+        // An external broker holds the connections: no MQTT listener of our own.
+        let off = |listener: ListenerSettings| match external {
+            Some(_) => ListenerSettings {
+                port: None,
+                ..listener
+            },
+            None => listener,
+        };
         Ok(MqttSection {
             broker: self.broker(limited)?,
             access,
-            tls_listener: on_mqtt_address(tls_port),
+            tls_listener: off(on_mqtt_address(tls_port)),
             tls,
-            ws_listener: on_mqtt_address(ws_port),
-            wss_listener: on_mqtt_address(wss_port),
+            ws_listener: off(on_mqtt_address(ws_port)),
+            wss_listener: off(on_mqtt_address(wss_port)),
             listener_max_connections,
-            listener,
+            listener: off(listener),
+            external,
         })
     }
 
@@ -303,11 +319,11 @@ impl RawMqtt {
 
 impl RawTls {
     /// The TLS settings and the TLS listener's port.
-    fn validate(&self) -> Result<(crate::tls::TlsSettings, Option<u16>), Invalid> {
+    fn validate(&self) -> Result<(crate::transport::tls::TlsSettings, Option<u16>), Invalid> {
         let cert_file = existing_file("mqtt.tls.cert_file", self.cert_file.as_deref())?;
         let key_file = existing_file("mqtt.tls.key_file", self.key_file.as_deref())?;
         let files = match (cert_file, key_file) {
-            (Some(cert_file), Some(key_file)) => Some(crate::tls::CertificateFiles {
+            (Some(cert_file), Some(key_file)) => Some(crate::transport::tls::CertificateFiles {
                 cert_file,
                 key_file,
             }),
@@ -325,7 +341,7 @@ impl RawTls {
                 ))
             }
         };
-        let settings = crate::tls::TlsSettings {
+        let settings = crate::transport::tls::TlsSettings {
             files,
             ca_file: existing_file("mqtt.tls.ca_file", self.ca_file.as_deref())?,
             crl_file: existing_file("mqtt.tls.crl_file", self.crl_file.as_deref())?,

@@ -5,7 +5,7 @@ use super::{
 };
 use mytracks_app::mqtt_access::AccessFiles;
 use mytracks_broker::BrokerConfig;
-use mytracks_http::api::emqx::HttpAuthSecret;
+use mytracks_http::api::mqtt_auth::HttpAuthSecret;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -29,12 +29,15 @@ pub struct Settings {
     /// The MQTT-over-TLS listener; its port is `None` when disabled. It only starts when
     /// there is a server certificate (`[mqtt.tls]` files or the PKI's active one).
     pub mqtt_tls: ListenerSettings,
-    pub tls: crate::tls::TlsSettings,
+    pub tls: crate::transport::tls::TlsSettings,
     /// Dedicated MQTT-over-WebSocket listeners (`/mqtt` on the HTTP port always works).
     pub mqtt_ws: ListenerSettings,
     pub mqtt_wss: ListenerSettings,
     /// Connections each MQTT listener (TCP, TLS, WS, WSS) accepts at most.
     pub listener_max_connections: usize,
+    /// `[mqtt] mode = "external"`: the external broker (no MQTT listener of our own); `None`
+    /// for the embedded broker.
+    pub external: Option<mytracks_external::ExternalSettings>,
     /// The application database (`[database] url`); `None`: SQLite in the data directory.
     pub database_url: Option<String>,
     /// `[owntracks] retention_days`: locations older than this are purged daily (`None`:
@@ -105,7 +108,7 @@ impl Default for Settings {
                 bind: DEFAULT_BIND,
                 port: Some(DEFAULT_MQTT_TLS_PORT),
             },
-            tls: crate::tls::TlsSettings::default(),
+            tls: crate::transport::tls::TlsSettings::default(),
             mqtt_ws: ListenerSettings {
                 bind: DEFAULT_BIND,
                 port: None,
@@ -115,6 +118,7 @@ impl Default for Settings {
                 port: None,
             },
             listener_max_connections: usize::MAX,
+            external: None,
             database_url: None,
             retention_days: None,
             pki_server_names: Vec::new(),
@@ -157,6 +161,7 @@ impl Settings {
             iot_retention_days: self.iot_retention_days,
             iot_heartbeat_timeout: self.iot_heartbeat_timeout,
             iot_limits: self.iot_limits,
+            shared_database: self.external.is_some(),
         }
     }
 }

@@ -523,3 +523,52 @@ fn http_timeouts_and_connection_limits() {
         assert!(error.contains(message), "{text}: {error}");
     }
 }
+
+#[test]
+fn external_mode() {
+    use mytracks_external::{AdminKind, SessionMode};
+    assert!(load_text("", &[]).unwrap().external.is_none());
+    let settings = load_text(
+        "[mqtt]\nmode = \"external\"\n[mqtt.external]\nurl = [\"mqtt://b1:1883\", \"mqtts://b2\"]\nusername = \"ingest\"\nclient_id = \"node-a\"\n[mqtt.external.admin]\nkind = \"rmqtt\"\nurl = [\"http://b1:6060/\", \"http://b2:6060\"]\n",
+        // The password from the environment, as a secret should be.
+        &[("MYTRACKS_MQTT_EXTERNAL_PASSWORD", "s3cret-from-env")],
+    )
+    .unwrap();
+    // No MQTT listener of our own.
+    for listener in [
+        settings.mqtt,
+        settings.mqtt_tls,
+        settings.mqtt_ws,
+        settings.mqtt_wss,
+    ] {
+        assert_eq!(listener.port, None);
+    }
+    let external = settings.external.unwrap();
+    assert_eq!(external.urls, ["mqtt://b1:1883", "mqtts://b2"]);
+    assert_eq!(external.password.as_deref(), Some("s3cret-from-env"));
+    assert_eq!(external.client_id, "node-a");
+    assert_eq!(external.share_group, "mytracks");
+    // rmqtt keeps a dead member's messages only for its own session.
+    assert_eq!(external.session, SessionMode::Persistent);
+    assert_eq!(external.admin.kind, AdminKind::Rmqtt);
+    assert_eq!(external.admin.urls, ["http://b1:6060", "http://b2:6060"]);
+    let emqx = load_text(
+        "[mqtt]\nmode = \"external\"\n[mqtt.external]\nurl = \"mqtt://emqx\"\n[mqtt.external.admin]\nkind = \"emqx\"\nurl = \"http://emqx:18083\"\nkey = \"k\"\nsecret = \"s\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(emqx.external.unwrap().session, SessionMode::Clean);
+
+    for (text, expected) in [
+        ("[mqtt]\nmode = \"cluster\"\n", "mqtt.mode must be \"embedded\" or \"external\""),
+        ("[mqtt]\nmode = \"external\"\n", "needs mqtt.external.url"),
+        ("[mqtt]\nmode = \"external\"\n[mqtt.external]\nurl = \"tcp://x\"\n", "mqtt.external.url must be"),
+        ("[mqtt]\nmode = \"external\"\n[mqtt.external]\nurl = \"mqtt://x\"\nshare_group = \"a/b\"\n", "share_group must be"),
+        ("[mqtt]\nmode = \"external\"\n[mqtt.external]\nurl = \"mqtt://x\"\nsession = \"sticky\"\n", "session must be"),
+        ("[mqtt]\nmode = \"external\"\n[mqtt.external]\nurl = \"mqtt://x\"\n[mqtt.external.admin]\nkind = \"emqx\"\n", "admin.url is required"),
+        ("[mqtt]\nmode = \"external\"\n[mqtt.external]\nurl = \"mqtt://x\"\n[mqtt.external.admin]\nkind = \"hivemq\"\nurl = \"http://x\"\n", "admin.kind must be"),
+    ] {
+        let error = load_text(text, &[]).unwrap_err().to_string();
+        assert!(error.contains(expected), "{text}: {error}");
+    }
+}

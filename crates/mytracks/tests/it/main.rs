@@ -36,6 +36,8 @@ mod permissions;
 mod pki_api;
 mod pki_tls;
 mod protocol;
+mod redelivery;
+mod rmqtt_auth;
 mod sessions;
 mod support;
 mod tls;

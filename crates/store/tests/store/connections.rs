@@ -61,3 +61,27 @@ async fn a_second_connection_sees_changes_at_once() {
     assert!(server.account_version().await.unwrap() > before);
     assert!(server.user_by_name("alice").await.unwrap().is_some());
 }
+
+/// Another process (here: another pool) hears what is notified, in order, after the commit;
+/// SQLite has nobody else to tell.
+#[tokio::test]
+async fn notifications_reach_other_connections_in_order() {
+    let url = postgres_url().await;
+    let sender = Store::connect(&url).await.unwrap();
+    let receiver = Store::connect(&url).await.unwrap();
+    let channel = format!("test_feed_{}", std::process::id());
+    let mut listener = receiver.listen(&channel).await.unwrap().unwrap();
+    let payloads: Vec<String> = (0..3).map(|i| format!("event {i}")).collect();
+    sender.notify(&channel, &payloads).await.unwrap();
+    for expected in &payloads {
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.as_deref(), Some(expected.as_str()));
+    }
+
+    let sqlite = sqlite().await;
+    assert!(sqlite.store.listen(&channel).await.unwrap().is_none());
+    sqlite.store.notify(&channel, &payloads).await.unwrap();
+}

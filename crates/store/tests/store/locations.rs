@@ -93,7 +93,7 @@ both!(ingest_and_history, |store: Store| async move {
             },
         ),
     ];
-    let devices = store.ingest(&batch).await.unwrap();
+    let devices = store.ingest(&batch).await.unwrap().devices;
     assert_eq!(devices.len(), 2);
     let phone = devices.iter().find(|d| d.name == "phone").unwrap().clone();
     assert!(phone.online);
@@ -178,7 +178,8 @@ both!(ingest_and_history, |store: Store| async move {
     let devices = store
         .ingest(&[incoming(alice.id, "phone", 700, Record::Offline)])
         .await
-        .unwrap();
+        .unwrap()
+        .devices;
     assert!(!devices[0].online);
     assert_eq!(devices[0].offline_since, Some(700));
     let devices = store
@@ -189,7 +190,8 @@ both!(ingest_and_history, |store: Store| async move {
             Record::Location(fix(701, 1.0)),
         )])
         .await
-        .unwrap();
+        .unwrap()
+        .devices;
     assert!(devices[0].online);
     assert_eq!(devices[0].offline_since, None);
 
@@ -261,7 +263,7 @@ both!(
                 )
             })
             .collect();
-        let devices = store.ingest(&batch).await.unwrap();
+        let devices = store.ingest(&batch).await.unwrap().devices;
         let window = |limit, newest_first| Window {
             device_ids: vec![devices[0].id],
             start: Some(1_000_000),
@@ -321,7 +323,8 @@ both!(
                 incoming(alice.id, "phone", 6, Record::Location(bare.clone())),
             ])
             .await
-            .unwrap();
+            .unwrap()
+            .devices;
         let window = |newest_first| Window {
             device_ids: vec![devices[0].id],
             start: Some(full.tst),
@@ -367,7 +370,8 @@ async fn sqlite_history_reads_see_fresh_writes_and_stop_when_closed() {
             Record::Location(fix(100, 1.0)),
         )])
         .await
-        .unwrap();
+        .unwrap()
+        .devices;
     let window = Window {
         device_ids: vec![devices[0].id],
         ..Window::default()
@@ -387,4 +391,95 @@ async fn sqlite_history_reads_see_fresh_writes_and_stop_when_closed() {
     server.close().await;
     let error = server.locations(&window).await.unwrap_err();
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+}
+
+both!(
+    a_location_received_again_is_stored_once,
+    |store: Store| async move {
+        use mytracks_store::{Record, Window};
+        let alice = store.create_user(&alice()).await.unwrap();
+        let location = |device: &str, tst: i64, lat: f64| {
+            incoming(alice.id, device, tst, Record::Location(fix(tst, lat)))
+        };
+        // The same fix twice in one batch, and a different position at the same time.
+        let first = store
+            .ingest(&[
+                location("phone", 100, 1.0),
+                location("phone", 100, 1.0),
+                location("phone", 100, 2.0),
+                location("phone", 101, 0.0),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(first.duplicate, [false, true, false, false]);
+        // Redelivered later (a lost acknowledgement), with one new fix; -0.0 is 0.0; the same
+        // fix from another device is that device's own.
+        let again = store
+            .ingest(&[
+                location("phone", 100, 2.0),
+                location("phone", 101, -0.0),
+                location("phone", 102, 1.0),
+                location("tablet", 100, 1.0),
+                location("phone", 100, 1.0),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(again.duplicate, [true, true, false, false, true]);
+        let phone = again.devices.iter().find(|d| d.name == "phone").unwrap();
+        let stored = store
+            .locations(&Window {
+                device_ids: vec![phone.id],
+                start: None,
+                end: None,
+                limit: None,
+                newest_first: false,
+            })
+            .await
+            .unwrap();
+        let fixes: Vec<(i64, f64)> = stored.iter().map(|l| (l.tst, l.lat)).collect();
+        assert_eq!(fixes, [(100, 1.0), (100, 2.0), (101, 0.0), (102, 1.0)]);
+    }
+);
+
+/// A database from before the uniqueness rule may hold copies of a location (a resent
+/// message); the upgrade keeps the first of each and then enforces the rule.
+#[tokio::test]
+async fn the_upgrade_removes_copies_stored_before_the_uniqueness_rule() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.sqlite3");
+    let store = Store::open_sqlite(&path).await.unwrap();
+    let alice = store.create_user(&alice()).await.unwrap();
+    let phone = mytracks_store::Record::Location(fix(100, 1.0));
+    let devices = store
+        .ingest(&[incoming(alice.id, "phone", 1, phone)])
+        .await
+        .unwrap()
+        .devices;
+    store.close().await;
+    // Back to the schema before the rule, with a copy of the fix and another fix.
+    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    for sql in [
+        "DROP INDEX locations_device_tst_position",
+        "CREATE INDEX locations_device_tst ON locations (device_id, tst)",
+        "DELETE FROM _sqlx_migrations WHERE version = 20261206000012",
+        "INSERT INTO locations (device_id, tst, lat, lon, received_at, raw) \
+         SELECT device_id, tst, lat, lon, 2, 'copy' FROM locations",
+        "INSERT INTO locations (device_id, tst, lat, lon, received_at, raw) \
+         SELECT device_id, tst + 1, lat, lon, 3, 'next' FROM locations WHERE raw = 'copy'",
+    ] {
+        sqlx::query(sql).execute(&mut db).await.unwrap();
+    }
+    db.close().await.unwrap();
+
+    let store = Store::open_sqlite(&path).await.unwrap();
+    let window = mytracks_store::Window {
+        device_ids: vec![devices[0].id],
+        ..Default::default()
+    };
+    let stored = store.locations(&window).await.unwrap();
+    let rows: Vec<(i64, i64)> = stored.iter().map(|l| (l.tst, l.received_at)).collect();
+    assert_eq!(rows, [(100, 1), (101, 3)]);
 }

@@ -4,12 +4,12 @@
 use super::register::Device;
 use super::{thousands, FleetArgs, CONNECT_STALL, KEEPALIVE, PROGRESS_EVERY};
 use crate::bench::{closed_by, packets, ping_timer, PARALLEL_CONNECTS};
-use crate::client::{ConnectError, ConnectOptions, Dialer, Io};
 use anyhow::{anyhow, bail};
 use mytracks_codec::{
     encode, BytesMut, DecodeLimits, Packet, Properties, ProtocolVersion, PubResponse, QoS,
     Subscribe, SubscriptionOptions,
 };
+use mytracks_mqtt_client::{ConnectError, ConnectOptions, Dialer, Io};
 use parking_lot::Mutex;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

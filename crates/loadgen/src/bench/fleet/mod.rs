@@ -22,12 +22,12 @@ mod register;
 mod report;
 
 use crate::bench::thousands;
-use crate::client::{protocol_version, Dialer};
 use crate::rest::{reason, Auth, RestClient, RestSettings};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use devices::Fleet;
 use mytracks_codec::QoS;
+use mytracks_mqtt_client::{protocol_version, Dialer};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -200,7 +200,9 @@ fn save_credentials<'a>(
     for device in devices {
         known.insert(device.id.clone(), device.password.clone());
     }
-    write_private(path, &serde_json::to_string_pretty(&known)?)
+    // It holds passwords: readable by its owner only.
+    let text = serde_json::to_string_pretty(&known)?;
+    mytracks_private_file::write_private(path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -209,18 +211,6 @@ fn password_in(answer: &Value) -> anyhow::Result<String> {
         .as_str()
         .map(str::to_owned)
         .ok_or_else(|| anyhow!("no password in the API's answer: {answer}"))
-}
-
-/// Writes `text` to `path`, readable by its owner only (it holds passwords).
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    options.open(path)?.write_all(text.as_bytes())
 }
 
 /// Deletes the devices (best effort); returns how many are gone and the seconds it took.

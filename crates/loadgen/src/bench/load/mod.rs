@@ -20,11 +20,12 @@ mod report;
 mod traffic;
 
 use crate::bench::{closed_by, PARALLEL_CONNECTS};
-use crate::client::{protocol_version, ConnectOptions, Dialer, Io, TlsArgs};
+use crate::tls_args::TlsArgs;
 use anyhow::{bail, Context};
 use clap::Args;
 use hdrhistogram::Histogram;
 use mytracks_codec::{encode, BytesMut, DecodeLimits, Packet, ProtocolVersion};
+use mytracks_mqtt_client::{protocol_version, ConnectOptions, Dialer, Io};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -190,7 +191,7 @@ pub async fn run(mode: LoadMode, args: LoadArgs) -> anyhow::Result<()> {
         bail!("--rate, --connect-rate, --duration and --warmup cannot be negative");
     }
     let version = protocol_version(args.version);
-    let dialer = Dialer::new(&args.host, args.port, &args.tls)?;
+    let dialer = Dialer::new(&args.host, args.port, &args.tls.options())?;
     // Check the broker is there before starting many clients, for a clear error.
     tokio::net::TcpStream::connect((args.host.as_str(), args.port))
         .await

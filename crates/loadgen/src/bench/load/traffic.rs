@@ -3,13 +3,13 @@
 
 use super::{pattern, stop_check, wall_nanos, Shared, BATCH, MAGIC, STAMP_LEN};
 use crate::bench::{closed_by, packets, ping_timer};
-use crate::client::Io;
 use anyhow::bail;
 use hdrhistogram::Histogram;
 use mytracks_codec::{
     decode, encode, BytesMut, DecodeLimits, Packet, Properties, ProtocolVersion, PubResponse,
     Publish, QoS, Subscribe, SubscriptionOptions,
 };
+use mytracks_mqtt_client::Io;
 use parking_lot::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

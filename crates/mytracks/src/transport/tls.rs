@@ -301,11 +301,11 @@ impl TlsListener {
         self: Arc<Self>,
         listener: TcpListener,
         broker: Broker,
-        limit: crate::listener::ListenerLimit,
+        limit: crate::transport::listener::ListenerLimit,
     ) -> std::io::Result<()> {
         let name: Arc<str> = "mqtt-tls".into();
         while let Some((stream, peer)) =
-            crate::listener::accept(&listener, &broker, &name, &limit).await
+            crate::transport::listener::accept(&listener, &broker, &name, &limit).await
         {
             let this = self.clone();
             let broker = broker.clone();

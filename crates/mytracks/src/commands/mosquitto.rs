@@ -6,18 +6,20 @@
 //! `[compat] store_mosquitto_pbkdf2`, else the password hash itself: `$argon2id$`, which only
 //! Mosquitto 2.1+ reads), every unexpired device credential that has a `$7$` hash (only a
 //! SHA-256 digest is kept otherwise), and an ACL file with the OwnTracks policy. What
-//! Mosquitto cannot express is stated at the top of the ACL file ([`ACL_NOTES`]).
+//! Mosquitto cannot express is stated at the top of the ACL file
+//! ([`ACL_NOTES`](mytracks_app::mosquitto::ACL_NOTES)).
 //!
 //! Import: users from a password file, keeping their hashes (upgraded to argon2id at the
 //! first successful login); with `--acl`, users allowed to read and write `#` become admins.
 
-use crate::admin_cli::DatabaseArgs;
+use super::DatabaseArgs;
 use anyhow::Context;
 use clap::Subcommand;
 use mytracks_access::{AclFile, PasswordFile};
 use mytracks_app::mosquitto::{grants_everything, password_entries, render, Directory};
+use mytracks_private_file::write_private;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
 pub enum ExportCommand {
@@ -66,8 +68,11 @@ pub async fn export(command: ExportCommand, db: DatabaseArgs) -> anyhow::Result<
             prefer_pbkdf2: settings.store_mosquitto_pbkdf2,
             now: mytracks_store::now(),
         });
-        write_private(&passwd, &exported.passwd)?;
-        write_private(&acl, &exported.acl)?;
+        // Readable by their owner only: the password file holds hashes.
+        for (path, text) in [(&passwd, &exported.passwd), (&acl, &exported.acl)] {
+            write_private(path, text.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         println!(
             "exported {} accounts and {} device credentials to {} and {}",
             exported.accounts,
@@ -133,22 +138,4 @@ pub async fn import(command: ImportCommand, db: DatabaseArgs) -> anyhow::Result<
     .await;
     accounts.store().close().await;
     result
-}
-
-/// Writes `text` to `path`, readable by its owner only (the password file holds hashes).
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
 }

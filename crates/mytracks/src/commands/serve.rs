@@ -1,73 +1,17 @@
-//! The command line: `serve` and the operator commands (`user`, `token`, `device`, `pki`,
-//! `export`/`import mosquitto`, ...).
+//! `mytracks serve`: its options (each falling back to `MYTRACKS_*`, then the configuration
+//! file, then the default), logging, the signals that stop it, and the runtime the
+//! [`Server`](crate::Server) runs on until then.
 
 use crate::config::{self, Settings};
-use clap::{Args, Parser, Subcommand};
+use crate::{fd_budget, server};
+use anyhow::Context;
+use clap::Args;
 use std::ffi::OsString;
+use std::future::Future;
+use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
-
-/// Self-hosted OwnTracks location server with an embedded MQTT broker.
-#[derive(Debug, Parser)]
-#[command(
-    name = "mytracks",
-    version,
-    propagate_version = true,
-    arg_required_else_help = true
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the server: the MQTT broker and the HTTP interface.
-    Serve(ServeArgs),
-    /// Manage users (works while the server runs).
-    User {
-        #[command(subcommand)]
-        command: crate::admin_cli::UserCommand,
-        #[command(flatten)]
-        database: crate::admin_cli::DatabaseArgs,
-    },
-    /// Manage API tokens.
-    Token {
-        #[command(subcommand)]
-        command: crate::admin_cli::TokenCommand,
-        #[command(flatten)]
-        database: crate::admin_cli::DatabaseArgs,
-    },
-    /// Manage devices: IoT devices (add, list, remove, rotate) and OwnTracks devices' MQTT
-    /// credentials.
-    Device {
-        #[command(subcommand)]
-        command: crate::admin_cli::DeviceCommand,
-        #[command(flatten)]
-        database: crate::admin_cli::DatabaseArgs,
-    },
-    /// Manage the built-in certificate authority (works while the server runs).
-    Pki {
-        #[command(subcommand)]
-        command: crate::pki_cli::PkiCommand,
-        #[command(flatten)]
-        database: crate::admin_cli::DatabaseArgs,
-    },
-    /// Export accounts for another broker (`export mosquitto`).
-    Export {
-        #[command(subcommand)]
-        command: crate::mosquitto_cli::ExportCommand,
-        #[command(flatten)]
-        database: crate::admin_cli::DatabaseArgs,
-    },
-    /// Import accounts from another broker's files (`import mosquitto`).
-    Import {
-        #[command(subcommand)]
-        command: crate::mosquitto_cli::ImportCommand,
-        #[command(flatten)]
-        database: crate::admin_cli::DatabaseArgs,
-    },
-}
+use std::time::Duration;
 
 /// Options of `mytracks serve`. Every one left out falls back to the environment
 /// (`MYTRACKS_*`), then the configuration file, then the built-in default; that is why none
@@ -164,10 +108,85 @@ impl ServeArgs {
     }
 }
 
+/// `mytracks serve`: settings, logging, a runtime, the server until a signal.
+pub(super) fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    init_logging(&settings);
+    // Systemd gives services 1024 open files unless told otherwise; the hard limit is what
+    // the administrator allows, so take it all (the connection limits are fitted into it).
+    // Logged at debug: the limit in force is logged once the listeners are bound.
+    if let Some((before, after)) = fd_budget::raise_nofile_limit() {
+        tracing::debug!("open files limit {after} (soft limit was {before})");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(async {
+        let signal = shutdown_signal().context("cannot install signal handlers")?;
+        server::run(settings, signal).await
+    });
+    // Tasks still running after the shutdown timeout must not hold the process up.
+    runtime.shutdown_timeout(Duration::from_millis(300));
+    result
+}
+
+/// Installs the log subscriber: `RUST_LOG` if set, else the configuration's `log`, else `info`.
+/// Logs go to stderr, leaving stdout to commands that print results.
+pub fn init_logging(settings: &Settings) {
+    use tracing_subscriber::EnvFilter;
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let (filter, bad_env) = match from_env.as_deref().map(EnvFilter::try_new) {
+        Some(Ok(filter)) => (filter, None),
+        other => {
+            let fallback = settings.log.as_deref().unwrap_or("info");
+            (
+                EnvFilter::try_new(fallback).unwrap_or_else(|_| EnvFilter::new("info")),
+                other.and_then(Result::err),
+            )
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .try_init();
+    if let Some(error) = bad_env {
+        tracing::warn!(%error, "ignoring invalid RUST_LOG");
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this is called, not
+/// when the future is first polled, so a signal arriving during startup is not lost (and does
+/// not kill the process before the store is flushed). Must be called inside a Tokio runtime.
+pub fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("received SIGTERM"),
+                _ = interrupt.recv() => tracing::info!("received SIGINT"),
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("received Ctrl-C");
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use crate::commands::{Cli, Command};
+    use clap::Parser;
 
     fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
         let cli = Cli::try_parse_from(
@@ -179,11 +198,6 @@ mod tests {
             Command::Serve(args) => Ok(args),
             _ => unreachable!("parsed a serve command"),
         }
-    }
-
-    #[test]
-    fn definition_is_valid() {
-        Cli::command().debug_assert();
     }
 
     #[test]
@@ -256,10 +270,5 @@ mod tests {
         let settings = args.settings_with_env(env()).unwrap();
         assert_eq!((settings.http.port, settings.mqtt.port), (Some(1), Some(4)));
         assert_eq!(settings.data_dir, PathBuf::from("cli"));
-    }
-
-    #[test]
-    fn subcommand_is_required() {
-        assert!(Cli::try_parse_from(["mytracks"]).is_err());
     }
 }

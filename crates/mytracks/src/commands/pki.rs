@@ -3,12 +3,11 @@
 //! within [`mytracks_app::ACCOUNT_POLL`] (new CRL, new server certificate or CA on its TLS
 //! listeners, without a restart).
 
-use crate::admin_cli::DatabaseArgs;
+use super::DatabaseArgs;
 use anyhow::Context;
 use clap::Subcommand;
 use mytracks_app::pki::PkiService;
 use mytracks_app::time::timestamp;
-use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
@@ -135,7 +134,8 @@ async fn execute(command: PkiCommand, pki: &PkiService) -> anyhow::Result<()> {
                 .issue_client(&account, organization.as_deref(), unit.as_deref(), years)
                 .await?;
             let bundle = pki.pkcs12(&cert, &passphrase).await?;
-            write_private(&p12, &bundle)?;
+            mytracks_private_file::write_private(&p12, &bundle)
+                .with_context(|| format!("cannot write {}", p12.display()))?;
             println!("issued client certificate {} for {user}", cert.serial);
             println!("valid until: {}", date(cert.not_after));
             println!("written to {}", p12.display());
@@ -159,19 +159,6 @@ async fn execute(command: PkiCommand, pki: &PkiService) -> anyhow::Result<()> {
         PkiCommand::Status => status(pki).await?,
     }
     Ok(())
-}
-
-/// Writes a private bundle readable by its owner only.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 async fn status(pki: &PkiService) -> anyhow::Result<()> {

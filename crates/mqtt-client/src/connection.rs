@@ -1,20 +1,18 @@
-//! The one MQTT client of the load tools: dial (TCP, or TLS with [`TlsArgs`]), CONNECT,
-//! wait for the CONNACK, then send and receive packets on a [`Connection`].
+//! One connection: dial (TCP, or TLS with [`TlsOptions`]), CONNECT, wait for the CONNACK,
+//! then send and receive packets on a [`Connection`].
 //!
 //! It is deliberately thin: the load generators own their hot loops (they patch encoded
 //! templates in place and decode straight from their read buffer), so a [`Connection`]
-//! exposes its stream and buffer rather than hiding them behind a session type.
+//! exposes its stream and buffer rather than hiding them behind a session type. The
+//! reconnecting [`Session`](crate::Session) is built on it.
 
-use clap::Args;
+use crate::tls::{tls_connector, TlsConnector, TlsError, TlsOptions};
+use crate::url::BrokerUrl;
 use mytracks_codec::{
-    decode, encode, BytesMut, Connect, DecodeLimits, Packet, Properties, ProtocolVersion,
+    decode, encode, BytesMut, ConnAck, Connect, DecodeLimits, Packet, Properties, ProtocolVersion,
     ReasonCode, Will,
 };
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::io;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,47 +20,6 @@ use tokio::net::TcpStream;
 /// A byte stream to a broker: plain TCP or TLS.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-/// TLS options, shared by every tool that speaks MQTT over TLS.
-#[derive(Debug, Args, Clone, Default)]
-pub struct TlsArgs {
-    /// Connect with TLS, trusting this CA.
-    #[arg(long, value_name = "FILE")]
-    pub cafile: Option<PathBuf>,
-    /// Client certificate and key for TLS.
-    #[arg(long, value_name = "FILE", requires = "key")]
-    pub cert: Option<PathBuf>,
-    #[arg(long, value_name = "FILE", requires = "cert")]
-    pub key: Option<PathBuf>,
-    /// Server name to verify (default: the host).
-    #[arg(long)]
-    pub server_name: Option<String>,
-}
-
-impl TlsArgs {
-    /// `tls` when a CA is given, else `tcp` (the scenarios' `transport=`).
-    pub fn transport(&self) -> &'static str {
-        if self.cafile.is_some() {
-            "tls"
-        } else {
-            "tcp"
-        }
-    }
-}
-
-/// Why the TLS options could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("{what}: {source}")]
-    File {
-        what: &'static str,
-        source: rustls::pki_types::pem::Error,
-    },
-    #[error("{0}")]
-    Rustls(#[from] rustls::Error),
-    #[error("server name: {0}")]
-    ServerName(#[from] rustls::pki_types::InvalidDnsNameError),
-}
 
 /// Why a connection could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -93,10 +50,20 @@ pub struct ConnectOptions<'a> {
     pub version: ProtocolVersion,
     pub keep_alive: u16,
     pub will: Option<Will>,
+    /// Clean Start (5) / Clean Session (3.x): false resumes the session the broker kept.
+    pub clean_start: bool,
+    /// MQTT 5 Session Expiry Interval in seconds (`None`: not sent, which means 0).
+    pub session_expiry: Option<u32>,
+    /// MQTT 5 Receive Maximum: QoS 1/2 deliveries the broker may leave unacknowledged to us
+    /// (`None`: not sent, which means 65,535).
+    pub receive_maximum: Option<u16>,
+    /// The largest packet accepted, fixed header included: told to an MQTT 5 broker (which
+    /// then drops bigger messages for us) and enforced by the decoder (`None`: MQTT's limit).
+    pub max_packet_size: Option<u32>,
 }
 
 impl<'a> ConnectOptions<'a> {
-    /// MQTT 3.1.1, keep-alive 60 s, no credentials, no will.
+    /// MQTT 3.1.1, keep-alive 60 s, clean session, no credentials, no will, no properties.
     pub fn new(client_id: &'a str) -> ConnectOptions<'a> {
         ConnectOptions {
             client_id,
@@ -105,6 +72,23 @@ impl<'a> ConnectOptions<'a> {
             version: ProtocolVersion::V3_1_1,
             keep_alive: 60,
             will: None,
+            clean_start: true,
+            session_expiry: None,
+            receive_maximum: None,
+            max_packet_size: None,
+        }
+    }
+
+    /// The MQTT 5 CONNECT properties (none for 3.x, which has no properties).
+    fn properties(&self) -> Properties {
+        if !self.version.is_v5() {
+            return Properties::default();
+        }
+        Properties {
+            session_expiry_interval: self.session_expiry,
+            receive_maximum: self.receive_maximum,
+            maximum_packet_size: self.max_packet_size,
+            ..Properties::default()
         }
     }
 }
@@ -113,7 +97,7 @@ impl<'a> ConnectOptions<'a> {
 pub struct Dialer {
     host: String,
     port: u16,
-    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    tls: Option<TlsConnector>,
     /// Limit on the TCP connect and TLS handshake, and again on the CONNACK.
     timeout: Option<Duration>,
 }
@@ -121,14 +105,29 @@ pub struct Dialer {
 impl Dialer {
     /// A dialer for `host:port`, with TLS when `tls` names a CA file (and a client certificate
     /// and key when it names those).
-    pub fn new(host: &str, port: u16, tls: &TlsArgs) -> Result<Dialer, TlsError> {
-        let tls = match &tls.cafile {
+    pub fn new(host: &str, port: u16, tls: &TlsOptions) -> Result<Dialer, TlsError> {
+        let tls = match &tls.ca_file {
             None => None,
-            Some(cafile) => Some(tls_connector(host, cafile, tls)?),
+            Some(_) => Some(tls_connector(host, tls)?),
         };
         Ok(Dialer {
             host: host.to_owned(),
             port,
+            tls,
+            timeout: None,
+        })
+    }
+
+    /// A dialer for `url`: TLS with `tls` for `mqtts://` (a CA file is then required), plain
+    /// TCP for `mqtt://` (`tls` unused).
+    pub fn for_url(url: &BrokerUrl, tls: &TlsOptions) -> Result<Dialer, TlsError> {
+        let tls = match url.tls {
+            true => Some(tls_connector(&url.host, tls)?),
+            false => None,
+        };
+        Ok(Dialer {
+            host: url.host.clone(),
+            port: url.port,
             tls,
             timeout: None,
         })
@@ -150,19 +149,32 @@ impl Dialer {
         self
     }
 
-    /// A connected client (CONNACK received), clean session.
+    /// A connected client (CONNACK received).
     pub async fn connect(&self, options: &ConnectOptions<'_>) -> Result<Connection, ConnectError> {
+        self.connect_with_ack(options)
+            .await
+            .map(|(connection, _)| connection)
+    }
+
+    /// [`Dialer::connect`], also returning the CONNACK (session present, the broker's limits).
+    pub async fn connect_with_ack(
+        &self,
+        options: &ConnectOptions<'_>,
+    ) -> Result<(Connection, ConnAck), ConnectError> {
         let io = self.dial().await.map_err(ConnectError::Unreachable)?;
         let mut connection = Connection::new(io, options.version);
+        if let Some(max) = options.max_packet_size {
+            connection.limits.max_packet_size = max;
+        }
         let connect = Packet::Connect(Box::new(Connect {
             protocol: options.version,
-            clean_start: true,
+            clean_start: options.clean_start,
             keep_alive: options.keep_alive,
             client_id: options.client_id.to_owned().into(),
             will: options.will.clone(),
             username: options.username.map(|u| u.to_owned().into()),
             password: options.password.map(|p| p.as_bytes().to_vec().into()),
-            properties: Properties::default(),
+            properties: options.properties(),
         }));
         connection
             .send(&connect)
@@ -175,7 +187,7 @@ impl Dialer {
                 .map_err(|_| ConnectError::TimedOut(limit))?,
         };
         match answer.map_err(ConnectError::NoConnAck)? {
-            Some(Packet::ConnAck(ack)) if !ack.reason.is_error() => Ok(connection),
+            Some(Packet::ConnAck(ack)) if !ack.reason.is_error() => Ok((connection, ack)),
             Some(Packet::ConnAck(ack)) => Err(ConnectError::Refused(ack.reason)),
             Some(other) => Err(ConnectError::Unexpected(other.name())),
             None => Err(ConnectError::Closed),
@@ -200,36 +212,6 @@ impl Dialer {
                 .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
         }
     }
-}
-
-fn tls_connector(
-    host: &str,
-    cafile: &std::path::Path,
-    args: &TlsArgs,
-) -> Result<(tokio_rustls::TlsConnector, ServerName<'static>), TlsError> {
-    let file = |what| move |source| TlsError::File { what, source };
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(cafile).map_err(file("CA file"))? {
-        roots.add(cert.map_err(file("CA file"))?)?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots);
-    let config = match args.cert.as_deref().zip(args.key.as_deref()) {
-        Some((cert, key)) => {
-            let certs = CertificateDer::pem_file_iter(cert)
-                .map_err(file("certificate file"))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(file("certificate file"))?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(file("key file"))?;
-            builder.with_client_auth_cert(certs, key)?
-        }
-        None => builder.with_no_client_auth(),
-    };
-    let name = args.server_name.as_deref().unwrap_or(host).to_owned();
-    let name = ServerName::try_from(name)?;
-    Ok((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
 }
 
 /// The protocol of `--version` 3, 4 or 5 (emqtt-bench's numbering: the protocol level).

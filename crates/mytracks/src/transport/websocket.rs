@@ -5,7 +5,7 @@
 //! bytes for the broker (a packet may span frames, a frame may hold several packets), bytes out
 //! become binary frames. The broker sees an ordinary byte stream, exactly like TCP or TLS.
 
-use crate::tls::TlsListener;
+use crate::transport::tls::TlsListener;
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
@@ -153,12 +153,12 @@ pub async fn serve_dedicated(
     listener: TcpListener,
     tls: Option<Arc<TlsListener>>,
     broker: Broker,
-    limit: crate::listener::ListenerLimit,
+    limit: crate::transport::listener::ListenerLimit,
     message_limit: MessageLimit,
 ) -> std::io::Result<()> {
     let name: Arc<str> = if tls.is_some() { "mqtt-wss" } else { "mqtt-ws" }.into();
     while let Some((stream, peer)) =
-        crate::listener::accept(&listener, &broker, &name, &limit).await
+        crate::transport::listener::accept(&listener, &broker, &name, &limit).await
     {
         let broker = broker.clone();
         let tls = tls.clone();

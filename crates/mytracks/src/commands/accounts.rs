@@ -3,69 +3,13 @@
 //! server notices changes within [`mytracks_app::ACCOUNT_POLL`] (a deactivated user's MQTT
 //! connections are closed then). Secrets are printed once, on stdout, and never logged.
 
-use crate::cli::ServeArgs;
+use super::DatabaseArgs;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use mytracks_app::accounts::{Accounts, NewAccount};
 use mytracks_app::time::timestamp;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Where the database is: the same resolution as `serve` (flags, `MYTRACKS_*`, file).
-#[derive(Debug, Args, Default, Clone)]
-pub struct DatabaseArgs {
-    /// TOML configuration file (for `[database] url` and `data_dir`).
-    #[arg(
-        long,
-        short = 'c',
-        value_name = "FILE",
-        env = "MYTRACKS_CONFIG",
-        global = true
-    )]
-    pub config: Option<PathBuf>,
-
-    /// Data directory holding the SQLite database [default: ./mytracks-data].
-    #[arg(long, value_name = "DIR", global = true)]
-    pub data_dir: Option<PathBuf>,
-}
-
-impl DatabaseArgs {
-    /// The settings these resolve to and the database they name, opened. The data directory
-    /// is created when it holds the SQLite file or `data_dir_needed` says so (a command may run
-    /// before the server ever did).
-    pub(crate) async fn open(
-        &self,
-        data_dir_needed: bool,
-    ) -> anyhow::Result<(mytracks_store::Store, crate::config::Settings)> {
-        let serve = ServeArgs {
-            config: self.config.clone(),
-            data_dir: self.data_dir.clone(),
-            ..ServeArgs::default()
-        };
-        let settings = serve.settings()?;
-        if data_dir_needed || settings.database_url.is_none() {
-            crate::data_dir::make_private(&settings.data_dir).with_context(|| {
-                format!(
-                    "cannot create data directory {}",
-                    settings.data_dir.display()
-                )
-            })?;
-        }
-        let store = crate::open_database(&settings).await?;
-        Ok((store, settings))
-    }
-
-    /// The accounts service over [`DatabaseArgs::open`], and the settings.
-    pub(crate) async fn accounts(
-        &self,
-    ) -> anyhow::Result<(Arc<Accounts>, crate::config::Settings)> {
-        let (store, settings) = self.open(false).await?;
-        let accounts = Accounts::new(store).await?;
-        accounts.set_store_mosquitto_pbkdf2(settings.store_mosquitto_pbkdf2);
-        Ok((accounts, settings))
-    }
-}
 
 /// Where a new password comes from.
 #[derive(Debug, Args, Default, Clone)]
