@@ -135,6 +135,7 @@ fn pick(v5: bool, props: Properties) -> Properties {
 
 /// A (name, packet) list covering every packet type valid in `version`, each in a minimal and
 /// a maximal form; in v5 every property appears in at least one packet that allows it.
+#[allow(clippy::too_many_lines)] // a data table, one packet per line
 pub fn samples(version: ProtocolVersion) -> Vec<(String, Packet)> {
     let v5 = version.is_v5();
     let mut out: Vec<(&str, Packet)> = Vec::new();

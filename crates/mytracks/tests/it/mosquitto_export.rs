@@ -178,6 +178,7 @@ fn exported_accounts_work_in_mosquitto_2_0() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one story: import, log in, the hash upgraded, export again
 fn mosquitto_passwd_files_import_and_upgrade() {
     let server = Server::with_config("");
     let dir = tempfile::tempdir().unwrap();

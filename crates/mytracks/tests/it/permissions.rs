@@ -42,6 +42,7 @@ fn row(method: &'static str, path: &'static str, body: Option<Value>, expected: 
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // the table of callers and answers reads best whole
 fn iot_and_broker_endpoints_answer_each_caller_as_the_table_says() {
     let server = Server::with_config("");
     let admin = server.admin_api();

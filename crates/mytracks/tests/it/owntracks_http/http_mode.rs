@@ -194,6 +194,7 @@ fn the_device_comes_from_the_headers_or_the_topic() {
 /// Refusals: no or wrong credentials (401 with a Basic challenge), alice claiming to be bob
 /// (403), malformed bodies (a JSON 400 naming the field); none of them stores anything.
 #[test]
+#[allow(clippy::too_many_lines)] // a table of refusals, then one check that nothing was stored
 fn refused_posts_store_nothing() {
     let (server, admin, _alice) = alice_and_bob();
     // Refusals.
