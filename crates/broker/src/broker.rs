@@ -3,7 +3,7 @@
 mod deliver;
 
 use crate::hooks::ClientInfo;
-use crate::persist::{Persister, Store};
+use crate::persist::{BrokerStore, Persister};
 use crate::retained::{RetainOutcome, RetainedLimits, RetainedStore};
 use crate::router::Router;
 use crate::session::{Delivery, Session};
@@ -117,7 +117,7 @@ pub(crate) struct Counters {
 pub struct BrokerBuilder {
     config: BrokerConfig,
     hooks: Arc<dyn Hooks>,
-    store: Option<Box<dyn Store>>,
+    store: Option<Box<dyn BrokerStore>>,
 }
 
 impl BrokerBuilder {
@@ -128,7 +128,7 @@ impl BrokerBuilder {
 
     /// Persists retained messages and persistent sessions in `store` (default: none, all
     /// state is lost at exit).
-    pub fn store(mut self, store: impl Store) -> Self {
+    pub fn store(mut self, store: impl BrokerStore) -> Self {
         self.store = Some(Box::new(store));
         self
     }

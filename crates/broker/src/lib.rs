@@ -56,4 +56,4 @@ pub use hooks::{
     PublishGate, TransportIdentity,
 };
 pub use message::Message;
-pub use persist::{MemoryStore, PersistError, RedbStore, Store, StoreBatch, StoredState};
+pub use persist::{BrokerStore, MemoryStore, PersistError, RedbStore, StoreBatch, StoredState};

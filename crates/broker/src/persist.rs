@@ -1,6 +1,6 @@
 //! Persistence of retained messages and persistent sessions.
 //!
-//! The broker keeps its state in memory and mirrors it to a [`Store`] in the background:
+//! The broker keeps its state in memory and mirrors it to a [`BrokerStore`] in the background:
 //! every `persist_interval` (100 ms by default) the sessions and retained topics that changed
 //! are serialized and committed in one durable transaction. A clean shutdown commits
 //! everything; a crash (`kill -9`, power loss) loses at most the changes of the last interval.
@@ -58,7 +58,7 @@ impl StoreBatch {
 
 /// Where the broker keeps state across restarts: a durable key-value store with two
 /// namespaces. `commit` must be atomic and durable when it returns.
-pub trait Store: Send + Sync + 'static {
+pub trait BrokerStore: Send + Sync + 'static {
     fn load(&self) -> Result<StoredState, PersistError>;
     fn commit(&self, batch: &StoreBatch) -> Result<(), PersistError>;
 }
@@ -71,7 +71,7 @@ pub struct MemoryStore {
     retained: Mutex<FxHashMap<String, Vec<u8>>>,
 }
 
-impl Store for MemoryStore {
+impl BrokerStore for MemoryStore {
     fn load(&self) -> Result<StoredState, PersistError> {
         Ok(StoredState {
             sessions: self
@@ -134,7 +134,7 @@ impl RedbStore {
     }
 }
 
-impl Store for RedbStore {
+impl BrokerStore for RedbStore {
     fn load(&self) -> Result<StoredState, PersistError> {
         let txn = self.db.begin_read().map_err(backend)?;
         let mut state = StoredState::default();
@@ -428,7 +428,7 @@ type RetainedValue = (Arc<Message>, Option<Arc<str>>);
 
 /// Tracks what changed since the last commit and writes it.
 pub(crate) struct Persister {
-    store: Option<Box<dyn Store>>,
+    store: Option<Box<dyn BrokerStore>>,
     dirty: Mutex<Vec<Arc<Session>>>,
     removed: Mutex<Vec<Arc<str>>>,
     retained: Mutex<FxHashMap<ByteString, Option<RetainedValue>>>,
@@ -437,7 +437,7 @@ pub(crate) struct Persister {
 }
 
 impl Persister {
-    pub fn new(store: Option<Box<dyn Store>>) -> Self {
+    pub fn new(store: Option<Box<dyn BrokerStore>>) -> Self {
         Persister {
             store,
             dirty: Mutex::new(Vec::new()),
