@@ -18,6 +18,26 @@ pub struct AppHooks {
     pub iot: Arc<crate::iot::Iot>,
 }
 
+impl AppHooks {
+    /// Makes sure the directories know `name` if the database does: a publisher that logged
+    /// in through another node (an external broker asks any node) may be newer than this
+    /// node's last refresh. Cheap when `name` is known; otherwise one version check.
+    pub async fn learn(&self, name: &str) {
+        let accounts = &self.tracking.accounts;
+        if accounts.directory().member(name).is_some_and(|m| m.active)
+            || self.iot.knows_device(name)
+        {
+            return;
+        }
+        if let Err(error) = accounts.directory_knowing(name).await {
+            tracing::warn!("cannot refresh accounts: {error}");
+        }
+        if let Err(error) = self.iot.refresh_if_changed().await {
+            tracing::warn!("cannot refresh IoT devices: {error}");
+        }
+    }
+}
+
 impl Hooks for AppHooks {
     fn authenticate(&self, request: &ConnectRequest) -> BoxFuture<'static, AuthDecision> {
         self.access.authenticate(request)

@@ -7,8 +7,9 @@ use crate::ingest::{self, ORIGIN_PROPERTY};
 use crate::settings::{ExternalSettings, SessionMode};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
+use mytracks_app::hooks::AppHooks;
 use mytracks_app::{Connections, Mqtt, MqttError, PublishError};
-use mytracks_broker::{Hooks, Message};
+use mytracks_broker::Message;
 use mytracks_mqtt_client::{BrokerUrl, Delivery, QoS, Session, SessionOptions, Status, TlsOptions};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -58,7 +59,7 @@ pub struct Connected {
 /// handing what phones and devices publish to `hooks`.
 pub fn start(
     settings: &ExternalSettings,
-    hooks: Arc<dyn Hooks>,
+    hooks: Arc<AppHooks>,
     iot_base: &str,
 ) -> Result<Connected, StartError> {
     let options = session_options(settings, iot_base)?;

@@ -10,6 +10,7 @@
 //! storage unavailable: not acknowledged, and the connection is dropped so that the broker
 //! gives the message back (to this node's resumed session, or another member of the group).
 
+use mytracks_app::hooks::AppHooks;
 use mytracks_broker::{ClientInfo, Hooks, Message, PublishGate};
 use mytracks_codec::{ProtocolVersion, ReasonCode};
 use mytracks_mqtt_client::{Ack, Delivery};
@@ -37,7 +38,7 @@ pub fn filters(iot_base: &str) -> Vec<String> {
 
 /// Hands every delivery to `hooks` until the session's channel closes.
 pub fn spawn(
-    hooks: Arc<dyn Hooks>,
+    hooks: Arc<AppHooks>,
     iot_base: String,
     mut deliveries: mpsc::Receiver<Delivery>,
 ) -> JoinHandle<()> {
@@ -50,6 +51,10 @@ pub fn spawn(
                 continue;
             }
             let client = publisher(&message.topic, &iot_base);
+            if let Some(name) = client.username.as_deref() {
+                // Logged in through another node, maybe a moment ago.
+                hooks.learn(name).await;
+            }
             match hooks.on_publish(&client, &message) {
                 PublishGate::Accept | PublishGate::Reject(_) => accept(ack),
                 PublishGate::Wait(stored) => {

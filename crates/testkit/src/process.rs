@@ -130,9 +130,11 @@ impl<P: Program> Process<P> {
                 if let Ok(value) = serde_json::from_str::<Value>(&text) {
                     let mqtt = port_field(&value, "mqtt_port");
                     let http = port_field(&value, "http_port");
-                    if let (Some(mqtt_port), Some(http_port)) = (mqtt, http) {
+                    // No MQTT port (0 here) when the server has no MQTT listener (an
+                    // external broker holds the connections).
+                    if let Some(http_port) = http {
                         return Listening {
-                            mqtt_port,
+                            mqtt_port: mqtt.unwrap_or(0),
                             http_port,
                             runtime: value,
                         };

@@ -342,6 +342,11 @@ impl Iot {
         Ok(known(&self.directory.load()).unwrap_or(DeviceLogin::NotADevice))
     }
 
+    /// Whether `name` is a registered device (as of the last refresh).
+    pub fn knows_device(&self, name: &str) -> bool {
+        self.directory.load().devices.contains_key(name)
+    }
+
     /// Refreshes when another process changed accounts or devices.
     pub async fn refresh_if_changed(&self) -> mytracks_store::Result<()> {
         let version = self.store.account_version().await?;

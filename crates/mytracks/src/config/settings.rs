@@ -146,6 +146,22 @@ fn default_broker_config() -> BrokerConfig {
 }
 
 impl Settings {
+    /// In the external-broker mode every MQTT listener is off, whatever the command line
+    /// asked for: the external broker holds the connections.
+    pub fn without_listeners_an_external_broker_replaces(mut self) -> Settings {
+        if self.external.is_some() {
+            for listener in [
+                &mut self.mqtt,
+                &mut self.mqtt_tls,
+                &mut self.mqtt_ws,
+                &mut self.mqtt_wss,
+            ] {
+                listener.port = None;
+            }
+        }
+        self
+    }
+
     /// What the services need of these settings.
     pub fn app(&self) -> mytracks_app::AppSettings {
         mytracks_app::AppSettings {

@@ -75,6 +75,7 @@ impl Server {
     /// the accept loops, and writes `runtime.json`. Errors are worded for the user (one line
     /// with `{:#}`), e.g. `cannot listen on 0.0.0.0:1883 (MQTT): address already in use`.
     pub async fn start(settings: Settings) -> anyhow::Result<Server> {
+        let settings = settings.without_listeners_an_external_broker_replaces();
         let data_dir = &settings.data_dir;
         data_dir::make_private(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
@@ -103,7 +104,7 @@ impl Server {
                 None
             }
             Some(external) => {
-                let hooks: Arc<dyn mytracks_broker::Hooks> = Arc::new(app.hooks());
+                let hooks = Arc::new(app.hooks());
                 let connected =
                     mytracks_external::start(external, hooks, &settings.iot_base_topic)?;
                 app.attach_broker(connected.broker.clone()).await?;

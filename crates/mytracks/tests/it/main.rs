@@ -38,6 +38,7 @@ mod pki_tls;
 mod protocol;
 mod redelivery;
 mod rmqtt_auth;
+mod scale_out;
 mod sessions;
 mod support;
 mod tls;

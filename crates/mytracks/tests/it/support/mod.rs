@@ -21,14 +21,16 @@
 
 #![allow(dead_code)]
 
+pub mod live;
 pub mod net;
 pub mod python;
 pub mod raw;
 pub mod tls;
 
 pub use mytracks_testkit::{
-    add_user, login, mosquitto_pub, mosquitto_sub, publish, run, signal, user_password, Api,
-    Database, Mosquitto, Msg, Output, Stop, Subscriber, ANONYMOUS, DEFAULT_TEST_POSTGRES, FORMAT,
+    add_user, login, mosquitto_pub, mosquitto_sub, postgres_url, publish, run, signal,
+    user_password, Api, Database, Mosquitto, Msg, Output, Stop, Subscriber, ANONYMOUS,
+    DEFAULT_TEST_POSTGRES, FORMAT,
 };
 pub use net::{accepts_connections, connect_from, http_get};
 pub use python::assert_scenario;
