@@ -12,12 +12,14 @@
 //!   account fixtures built on it.
 //! - [`database`]: SQLite or a fresh PostgreSQL schema per test server.
 //! - [`mosquitto`]: Mosquitto's `mosquitto_pub`/`mosquitto_sub` as clients, and its broker.
+//! - [`rmqtt`]: a [`Cluster`] of rmqtt brokers (the scale-out tests' clustered engine).
 
 pub mod api;
 pub mod command;
 pub mod database;
 pub mod mosquitto;
 pub mod process;
+pub mod rmqtt;
 pub mod server;
 
 pub use api::{add_user, login, user_password, Api};
@@ -27,4 +29,5 @@ pub use mosquitto::{
     mosquitto_pub, mosquitto_sub, parse_messages, publish, Mosquitto, Msg, Subscriber, FORMAT,
 };
 pub use process::{Process, Program, Stop};
+pub use rmqtt::Cluster;
 pub use server::{Backend, Listening, Server, ANONYMOUS};

@@ -1,8 +1,9 @@
 //! The [`Process`] backend: `PROGRAM serve --config C --data-dir D --http-port 0 --mqtt-port 0`
-//! as a child process, its ports learnt from `DATA_DIR/runtime.json`, its output appended to
-//! `server.log` in the test's directory; SIGTERM (then SIGKILL) on drop. Any program taking
-//! the same `serve` arguments and writing `runtime.json` will do, which is how the MQTT tests
-//! themselves can be checked against another broker.
+//! as a child process (or on a fixed HTTP port: [`Process::on_http_port`]), its ports learnt
+//! from `DATA_DIR/runtime.json`, its output appended to `server.log` in the test's directory;
+//! SIGTERM (then SIGKILL) on drop. Any program taking the same `serve` arguments and writing
+//! `runtime.json` will do, which is how the MQTT tests themselves can be checked against
+//! another broker.
 
 use crate::command::{remove_server_env, run_without_server_env, signal, tail, Output};
 use crate::server::{Backend, Listening, Server};
@@ -38,6 +39,8 @@ pub struct Process<P: Program> {
     starts: u32,
     /// A command the binary runs under (empty: none).
     wrapper: Vec<String>,
+    /// `--http-port`: 0 lets the OS choose (a new port at every start).
+    http_port: u16,
     program: PhantomData<P>,
 }
 
@@ -47,6 +50,7 @@ impl<P: Program> Default for Process<P> {
             child: None,
             starts: 0,
             wrapper: Vec::new(),
+            http_port: 0,
             program: PhantomData,
         }
     }
@@ -87,7 +91,12 @@ impl<P: Program> Backend for Process<P> {
             .arg(dir.join("config.toml"))
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["--http-port", "0", "--mqtt-port", "0"])
+            .args([
+                "--http-port",
+                &self.http_port.to_string(),
+                "--mqtt-port",
+                "0",
+            ])
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
@@ -179,6 +188,17 @@ fn port_field(value: &Value, name: &str) -> Option<u16> {
         .as_u64()
         .filter(|p| (1..=65535).contains(p))
         .map(|p| p as u16)
+}
+
+impl<P: Program> Process<P> {
+    /// Listens for HTTP on `port` at every start instead of a port the OS chooses: for a
+    /// server whose URL another process must know before it starts (an external broker's
+    /// auth plugin) and keep across restarts.
+    pub fn on_http_port(port: u16) -> Self {
+        let mut process = Process::default();
+        process.http_port = port;
+        process
+    }
 }
 
 impl<P: Program> Server<Process<P>> {
