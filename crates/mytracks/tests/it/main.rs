@@ -39,6 +39,7 @@ mod protocol;
 mod redelivery;
 mod rmqtt_auth;
 mod scale_out;
+mod scale_out_rmqtt;
 mod sessions;
 mod support;
 mod tls;
