@@ -41,6 +41,8 @@ pub struct Process<P: Program> {
     wrapper: Vec<String>,
     /// `--http-port`: 0 lets the OS choose (a new port at every start).
     http_port: u16,
+    /// How long a start may take until `runtime.json` is written.
+    startup_timeout: Duration,
     program: PhantomData<P>,
 }
 
@@ -51,6 +53,7 @@ impl<P: Program> Default for Process<P> {
             starts: 0,
             wrapper: Vec::new(),
             http_port: 0,
+            startup_timeout: STARTUP_TIMEOUT,
             program: PhantomData,
         }
     }
@@ -125,7 +128,7 @@ impl<P: Program> Backend for Process<P> {
 
 impl<P: Program> Process<P> {
     fn wait_runtime(&mut self, dir: &Path) -> Listening {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let deadline = Instant::now() + self.startup_timeout;
         let path = dir.join("data").join("runtime.json");
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -155,7 +158,7 @@ impl<P: Program> Process<P> {
                     "no usable {} (with non-zero http_port and mqtt_port) within {:?}; \
                      contents: {:?}; output:\n{}",
                     path.display(),
-                    STARTUP_TIMEOUT,
+                    self.startup_timeout,
                     fs::read_to_string(&path).ok(),
                     self.log(dir)
                 );
@@ -198,6 +201,12 @@ impl<P: Program> Process<P> {
         let mut process = Process::default();
         process.http_port = port;
         process
+    }
+
+    /// Gives every start `timeout` (instead of 10 s) to write `runtime.json`.
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
     }
 }
 

@@ -249,7 +249,10 @@ impl Cluster {
                     cluster.started_in = started.elapsed();
                     return cluster;
                 }
-                Err(why) => failures.push(format!("attempt {attempt}: {why}")),
+                Err(why) => {
+                    eprintln!("rmqtt cluster start, attempt {attempt}: {why}");
+                    failures.push(format!("attempt {attempt}: {why}"));
+                }
             }
         }
         panic!(
@@ -301,10 +304,13 @@ impl Cluster {
                 .collect();
             list.join(", ")
         };
+        // leader_id = 1: node 1 leads unless a leader exists. With 0 every node looks for a
+        // leader, finds none when all start together, and leads its own cluster of one
+        // (health: "Leader ID exception").
         write(
             "plugins/rmqtt-cluster-raft.toml",
             format!(
-                "node_grpc_addrs = [{}]\nraft_peer_addrs = [{}]\nleader_id = 0\n\
+                "node_grpc_addrs = [{}]\nraft_peer_addrs = [{}]\nleader_id = 1\n\
                  [health]\nexit_on_node_unavailable = false\n",
                 peers(|p| p.grpc),
                 peers(|p| p.raft)
@@ -334,17 +340,19 @@ impl Cluster {
     fn wait_ready(&mut self, nodes: Vec<usize>) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut last = String::new();
+        // Each probe is logged by rmqtt ("MQTT version detection failed"): once per port.
+        let mut waiting: Vec<u16> = nodes
+            .iter()
+            .flat_map(|&i| [self.nodes[i].ports.mqtt, self.nodes[i].ports.service])
+            .collect();
         loop {
             for &i in &nodes {
                 if let Some(why) = self.nodes[i].failed() {
                     return Err(why);
                 }
             }
-            let listening = nodes.iter().all(|&i| {
-                let p = self.nodes[i].ports;
-                accepts(p.mqtt) && accepts(p.service)
-            });
-            if listening {
+            waiting.retain(|&port| !accepts(port));
+            if waiting.is_empty() {
                 match nodes.iter().try_for_each(|&i| self.healthy(i)) {
                     Ok(()) => return Ok(()),
                     Err(why) => last = why,
