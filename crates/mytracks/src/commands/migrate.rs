@@ -137,8 +137,14 @@ mod tests {
 
     #[test]
     fn sqlite_urls_name_their_file() {
-        assert_eq!(sqlite_path("sqlite:///var/a.db"), PathBuf::from("/var/a.db"));
-        assert_eq!(sqlite_path("sqlite://data/a.db?mode=rwc"), PathBuf::from("data/a.db"));
+        assert_eq!(
+            sqlite_path("sqlite:///var/a.db"),
+            PathBuf::from("/var/a.db")
+        );
+        assert_eq!(
+            sqlite_path("sqlite://data/a.db?mode=rwc"),
+            PathBuf::from("data/a.db")
+        );
         assert_eq!(sqlite_path("sqlite:a.db"), PathBuf::from("a.db"));
     }
 
@@ -155,7 +161,10 @@ mod tests {
         assert!(ensure_server_stopped(dir.path()).is_ok(), "dead pid");
         std::fs::write(
             dir.path().join(crate::runtime_file::RUNTIME_FILE),
-            format!(r#"{{"pid":{},"http_port":1,"mqtt_port":2}}"#, std::process::id()),
+            format!(
+                r#"{{"pid":{},"http_port":1,"mqtt_port":2}}"#,
+                std::process::id()
+            ),
         )
         .unwrap();
         let error = ensure_server_stopped(dir.path()).unwrap_err();

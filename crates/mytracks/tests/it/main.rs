@@ -26,6 +26,7 @@ mod iot;
 mod iot_paho;
 mod limits;
 mod malformed;
+mod migrate;
 mod mosquitto_clients;
 mod mosquitto_export;
 mod mqtt_api;
