@@ -1,5 +1,6 @@
 //! The application database of mytracks: accounts, devices, locations and history, IoT,
-//! certificates, sealed secrets and the Mosquitto export.
+//! certificates, sealed secrets, the Mosquitto export, and the copy of an SQLite store into
+//! PostgreSQL ([`migrate`]).
 //!
 //! SQLite is the embedded default (one file in the data directory, WAL journal, `FULL`
 //! synchronous so a committed row survives a power cut); PostgreSQL is used when a
