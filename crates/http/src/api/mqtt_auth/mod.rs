@@ -139,6 +139,18 @@ struct Login {
     peerhost: Option<String>,
 }
 
+impl Login {
+    /// The same fields in both dialects: `clientid`, `username`, `password`, `peerhost`.
+    fn from_fields(fields: &Fields) -> Login {
+        Login {
+            client_id: fields.string("clientid").unwrap_or_default(),
+            username: fields.name("username"),
+            password: fields.string("password"),
+            peerhost: fields.name("peerhost"),
+        }
+    }
+}
+
 /// A publish or subscribe to decide.
 struct Access {
     client_id: String,
@@ -148,6 +160,22 @@ struct Access {
     topic: String,
     qos: QoS,
     retain: bool,
+}
+
+impl Access {
+    /// `clientid`, `username`, `peerhost`, `topic`, `qos` and `retain` (where the broker sends
+    /// them); the action is each dialect's own.
+    fn from_fields(fields: &Fields, publish: bool) -> Access {
+        Access {
+            client_id: fields.string("clientid").unwrap_or_default(),
+            username: fields.name("username"),
+            peerhost: fields.name("peerhost"),
+            publish,
+            topic: fields.string("topic").unwrap_or_default(),
+            qos: fields.qos("qos"),
+            retain: fields.flag("retain"),
+        }
+    }
 }
 
 /// The request's fields, whichever way the broker sent them: a JSON object, a form body, or
