@@ -16,6 +16,7 @@ pub mod devices;
 mod error;
 pub mod history;
 pub mod iot;
+pub mod iot_connections;
 pub mod mosquitto;
 pub mod notify;
 mod reader;
