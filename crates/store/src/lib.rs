@@ -17,6 +17,7 @@ pub mod devices;
 mod error;
 pub mod history;
 pub mod iot;
+pub mod iot_connections;
 pub mod migrate;
 pub mod mosquitto;
 pub mod notify;

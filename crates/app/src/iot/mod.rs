@@ -14,6 +14,7 @@ pub mod directory;
 pub mod limits;
 pub mod presence;
 pub mod registry;
+mod reported;
 pub mod telemetry;
 pub mod topics;
 
@@ -340,11 +341,6 @@ impl Iot {
         }
         self.refresh_device(username).await?;
         Ok(known(&self.directory.load()).unwrap_or(DeviceLogin::NotADevice))
-    }
-
-    /// Whether `name` is a registered device (as of the last refresh).
-    pub fn knows_device(&self, name: &str) -> bool {
-        self.directory.load().devices.contains_key(name)
     }
 
     /// Refreshes when another process changed accounts or devices.

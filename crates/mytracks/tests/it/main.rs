@@ -18,6 +18,7 @@ mod access;
 mod accounts_api;
 mod accounts_cli;
 mod accounts_mqtt;
+mod broker_events;
 mod cli;
 mod console;
 mod database_down;

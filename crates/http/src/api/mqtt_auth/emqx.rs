@@ -18,13 +18,7 @@ pub(super) async fn authn(request: Request) -> Response {
         Ok(admitted) => admitted,
         Err(problem) => return refuse(problem),
     };
-    let login = Login {
-        client_id: fields.string("clientid").unwrap_or_default(),
-        username: fields.name("username"),
-        password: fields.string("password"),
-        peerhost: fields.name("peerhost"),
-    };
-    answer(service.authenticate(login).await)
+    answer(service.authenticate(Login::from_fields(&fields)).await)
 }
 
 /// `/api/mqtt/emqx/authz`.
@@ -38,16 +32,7 @@ pub(super) async fn authz(request: Request) -> Response {
         Some("subscribe" | "sub") => false,
         _ => return refuse(Problem::new("action must be publish or subscribe")),
     };
-    let access = Access {
-        client_id: fields.string("clientid").unwrap_or_default(),
-        username: fields.name("username"),
-        peerhost: fields.name("peerhost"),
-        publish,
-        topic: fields.string("topic").unwrap_or_default(),
-        qos: fields.qos("qos"),
-        retain: fields.flag("retain"),
-    };
-    answer(service.authorize(access))
+    answer(service.authorize(Access::from_fields(&fields, publish)))
 }
 
 fn answer(verdict: Verdict) -> Response {

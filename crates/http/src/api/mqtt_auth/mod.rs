@@ -3,6 +3,7 @@
 //!
 //! - `emqx.rs`: EMQX 5's HTTP authenticator and authorizer (`/api/mqtt/emqx/authn`, `/authz`).
 //! - `rmqtt.rs`: rmqtt's `rmqtt-auth-http` plugin (`/api/mqtt/rmqtt/authn`, `/authz`).
+//! - `events.rs`: what the broker reports through web hooks (IoT presence, command delivery).
 //!
 //! Configure the broker with these URLs and the header `Authorization: Bearer
 //! <[integrations] http_auth_secret>` (README, "External broker").
@@ -25,13 +26,14 @@
 //! broker checked the certificate, not us.
 
 mod emqx;
+mod events;
 mod rmqtt;
 
 use crate::state::HttpState;
 use axum::body::Bytes;
 use axum::extract::FromRequest;
 use axum::http::{header, HeaderMap, Method, Uri};
-use axum::routing::any;
+use axum::routing::{any, post};
 use axum::Router;
 use mytracks_app::accounts::Accounts;
 use mytracks_app::mqtt_access::{AccessHooks, MqttAccess, EMQX_LISTENER};
@@ -107,6 +109,8 @@ pub fn router() -> Router<HttpState> {
         .route("/api/mqtt/emqx/authz", any(emqx::authz))
         .route("/api/mqtt/rmqtt/authn", any(rmqtt::authn))
         .route("/api/mqtt/rmqtt/authz", any(rmqtt::authz))
+        .route("/api/mqtt/emqx/events", post(events::emqx))
+        .route("/api/mqtt/rmqtt/hook/{secret}", post(events::rmqtt))
 }
 
 /// A decision, before a dialect words it.
@@ -139,6 +143,18 @@ struct Login {
     peerhost: Option<String>,
 }
 
+impl Login {
+    /// The same fields in both dialects: `clientid`, `username`, `password`, `peerhost`.
+    fn from_fields(fields: &Fields) -> Login {
+        Login {
+            client_id: fields.string("clientid").unwrap_or_default(),
+            username: fields.name("username"),
+            password: fields.string("password"),
+            peerhost: fields.name("peerhost"),
+        }
+    }
+}
+
 /// A publish or subscribe to decide.
 struct Access {
     client_id: String,
@@ -148,6 +164,22 @@ struct Access {
     topic: String,
     qos: QoS,
     retain: bool,
+}
+
+impl Access {
+    /// `clientid`, `username`, `peerhost`, `topic`, `qos` and `retain` (where the broker sends
+    /// them); the action is each dialect's own.
+    fn from_fields(fields: &Fields, publish: bool) -> Access {
+        Access {
+            client_id: fields.string("clientid").unwrap_or_default(),
+            username: fields.name("username"),
+            peerhost: fields.name("peerhost"),
+            publish,
+            topic: fields.string("topic").unwrap_or_default(),
+            qos: fields.qos("qos"),
+            retain: fields.flag("retain"),
+        }
+    }
 }
 
 /// The request's fields, whichever way the broker sent them: a JSON object, a form body, or

@@ -12,7 +12,6 @@
 use super::{Access, Login, Problem, Request, Verdict};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use mytracks_codec::QoS;
 use serde_json::json;
 
 /// `/api/mqtt/rmqtt/authn`.
@@ -21,13 +20,7 @@ pub(super) async fn authn(request: Request) -> Response {
         Ok(admitted) => admitted,
         Err(problem) => return refuse(problem),
     };
-    let login = Login {
-        client_id: fields.string("clientid").unwrap_or_default(),
-        username: fields.name("username"),
-        password: fields.string("password"),
-        peerhost: fields.name("peerhost"),
-    };
-    answer(service.authenticate(login).await)
+    answer(service.authenticate(Login::from_fields(&fields)).await)
 }
 
 /// `/api/mqtt/rmqtt/authz`.
@@ -45,17 +38,7 @@ pub(super) async fn authz(request: Request) -> Response {
             ))
         }
     };
-    let access = Access {
-        client_id: fields.string("clientid").unwrap_or_default(),
-        username: fields.name("username"),
-        peerhost: fields.name("peerhost"),
-        publish,
-        topic: fields.string("topic").unwrap_or_default(),
-        // The plugin passes no QoS (the rules do not depend on it).
-        qos: QoS::AtMostOnce,
-        retain: fields.flag("retain"),
-    };
-    answer(service.authorize(access))
+    answer(service.authorize(Access::from_fields(&fields, publish)))
 }
 
 fn answer(verdict: Verdict) -> Response {
