@@ -260,6 +260,10 @@ async fn fill_iot(store: &Store, alice: &User, bob: &User) {
         .await
         .unwrap();
     store
+        .record_iot_connection(sensor.id, "sensor-client", true, 149_000)
+        .await
+        .unwrap();
+    store
         .set_iot_presences(&[(sensor.id, true, 150)])
         .await
         .unwrap();
