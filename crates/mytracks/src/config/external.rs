@@ -93,6 +93,14 @@ impl RawExternal {
         for url in &urls {
             check_broker_url(url)?;
         }
+        // With a username, the password makes its holder a superuser on the broker (the auth
+        // endpoints answer it so): as long as the endpoints' own secret.
+        if self.username.is_some() && self.password.as_ref().is_none_or(|p| p.len() < 16) {
+            return Err((
+                "mqtt.external.password",
+                "mqtt.external.password must be at least 16 characters when mqtt.external.username is set".into(),
+            ));
+        }
         let admin = self.admin.unwrap_or_default().validate()?;
         let session = match self.session.as_deref() {
             None => SessionMode::default_for(admin.kind),
