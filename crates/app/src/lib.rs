@@ -88,6 +88,8 @@ pub struct AppSettings {
     pub iot_heartbeat_timeout: Option<u32>,
     /// `[iot]` limits.
     pub iot_limits: iot::IotLimits,
+    /// The server key from `MYTRACKS_SECRET_KEY`, if set (else `DATA_DIR/secret.key`).
+    pub server_key: Option<sealer::KeyText>,
     /// Several nodes share the database (`[mqtt] mode = "external"`): live events travel
     /// between them ([`tracking::relay`], PostgreSQL only).
     pub shared_database: bool,
@@ -171,7 +173,8 @@ impl App {
         let access = MqttAccess::load(settings.access.clone(), accounts.clone(), iot.clone())
             .map_err(OpenError::Access)?;
         access.set_allow_anonymous(settings.allow_anonymous);
-        let sealer = Sealer::load(data_dir).map_err(OpenError::Key)?;
+        let sealer =
+            Sealer::load(data_dir, settings.server_key.as_ref()).map_err(OpenError::Key)?;
         sealer::upgrade_legacy(&store, &sealer)
             .await
             .map_err(OpenError::Reseal)?;

@@ -545,7 +545,10 @@ fn external_mode() {
     }
     let external = settings.external.unwrap();
     assert_eq!(external.urls, ["mqtt://b1:1883", "mqtts://b2"]);
-    assert_eq!(external.password.as_deref(), Some("s3cret-from-the-environment"));
+    assert_eq!(
+        external.password.as_deref(),
+        Some("s3cret-from-the-environment")
+    );
     assert_eq!(external.client_id, "node-a");
     assert_eq!(external.share_group, "mytracks");
     // rmqtt keeps a dead member's messages only for its own session.
@@ -572,4 +575,16 @@ fn external_mode() {
         let error = load_text(text, &[]).unwrap_err().to_string();
         assert!(error.contains(expected), "{text}: {error}");
     }
+}
+
+#[test]
+fn the_server_key_comes_from_the_environment_only() {
+    let key = "cd".repeat(32);
+    let settings = load(None, env(&[("MYTRACKS_SECRET_KEY", &key)])).unwrap();
+    assert_eq!(
+        settings.server_key,
+        Some(mytracks_app::sealer::KeyText(key))
+    );
+    assert!(!format!("{settings:?}").contains("cdcd"));
+    assert!(load(None, env(&[])).unwrap().server_key.is_none());
 }
