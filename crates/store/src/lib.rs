@@ -8,6 +8,18 @@
 //! which both accept, and portable types (BIGINT Unix seconds for times, TEXT, BOOLEAN).
 //! Each backend has its own migration directory because DDL differs (identity columns).
 //!
+//! # Layout
+//!
+//! One module per aggregate, each an `impl Store` block with its row types: `users.rs`,
+//! `tokens.rs` (API tokens, device credentials), `sessions.rs` (web sessions), `shares.rs`,
+//! `devices.rs`, `tracks.rs` (ingest: batches in one transaction, idempotent locations),
+//! `history.rs` (reading locations, transitions, regions, cards back), `iot.rs` (devices,
+//! telemetry, commands), `iot_connections.rs` (presence reported by an external broker),
+//! `certificates.rs` (the PKI), `sealed.rs` (columns sealed with the server key),
+//! `mosquitto.rs` (the export's rows). Around them: `error.rs` ([`StoreError`]), `reader.rs`
+//! (plain SQLite connections for long history reads), `notify.rs` (`NOTIFY`/`LISTEN` between
+//! nodes), `migrate.rs` (SQLite into PostgreSQL).
+//!
 //! Why an enum over two typed pools instead of `sqlx::Any`: `Any` erases types to a small
 //! common set and checks less; with [`on_db!`] each query is compiled once per backend with
 //! its native types, at the cost of monomorphising the query code twice.
