@@ -279,3 +279,26 @@ impl App {
         }
     }
 }
+
+/// What the services' unit tests share.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use mytracks_store::User;
+
+    /// A user row as the store returns it.
+    pub fn user(id: i64, name: &str, hash: &str, admin: bool, active: bool) -> User {
+        User {
+            id,
+            username: name.into(),
+            email: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            password_hash: hash.into(),
+            is_admin: admin,
+            is_active: active,
+            created_at: 0,
+            last_login: None,
+            settings: "{}".into(),
+        }
+    }
+}

@@ -357,10 +357,8 @@ impl Iot {
         self: &Arc<Self>,
         every: std::time::Duration,
     ) -> tokio::task::JoinHandle<()> {
-        crate::periodic::spawn_every(every, self.clone(), move |iot| async move {
-            if let Err(error) = iot.refresh_if_changed().await {
-                tracing::warn!("cannot check for device changes: {error}");
-            }
+        crate::periodic::spawn_check(every, self.clone(), "device changes", |iot| async move {
+            iot.refresh_if_changed().await
         })
     }
 
