@@ -332,3 +332,12 @@ fn limit(field: &'static str, value: String, max: usize) -> Result<String> {
     }
     Ok(value)
 }
+
+/// A store error as the caller hears it: a missing row is "Not found" (a 404, never telling
+/// whether it exists for someone else).
+fn not_found(error: StoreError) -> AccountError {
+    match error {
+        StoreError::NotFound => AccountError::NotFound("Not found".into()),
+        other => other.into(),
+    }
+}
