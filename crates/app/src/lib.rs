@@ -95,6 +95,15 @@ pub struct AppSettings {
     pub shared_database: bool,
 }
 
+/// When [`App::attach_broker`] sweeps retained messages left by deletions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sweep {
+    /// Before it returns (the embedded broker).
+    Now,
+    /// In a task of its own (an external broker, which may not answer yet).
+    InBackground,
+}
+
 /// Why the services could not start; each says which part failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -219,12 +228,25 @@ impl App {
     /// Gives the services their broker (to publish, clear retained messages and close the
     /// connections of revoked access), then clears the retained messages of accounts and
     /// devices deleted while the server was down and loads the queued OwnTracks commands.
-    pub async fn attach_broker(&self, mqtt: Arc<dyn Mqtt>) -> Result<(), OpenError> {
+    ///
+    /// The embedded broker answers at once, so the sweep is done before this returns. An
+    /// external broker is swept in the background: it may be starting too, and it asks this
+    /// very server (not listening yet) who may read the retained messages.
+    pub async fn attach_broker(&self, mqtt: Arc<dyn Mqtt>, sweep: Sweep) -> Result<(), OpenError> {
         self.accounts.attach_broker(mqtt.clone());
         self.iot.attach_broker(mqtt.clone());
         self.tracking.attach_broker(mqtt);
-        self.accounts.sweep_unclaimed_retained().await;
-        self.iot.sweep_unclaimed_retained().await;
+        let (accounts, iot) = (self.accounts.clone(), self.iot.clone());
+        let sweeping = async move {
+            accounts.sweep_unclaimed_retained().await;
+            iot.sweep_unclaimed_retained().await;
+        };
+        match sweep {
+            Sweep::Now => sweeping.await,
+            Sweep::InBackground => {
+                tokio::spawn(sweeping);
+            }
+        }
         self.iot
             .registry
             .reserve_file_users(self.access.file_users());
