@@ -88,9 +88,20 @@ pub struct AppSettings {
     pub iot_heartbeat_timeout: Option<u32>,
     /// `[iot]` limits.
     pub iot_limits: iot::IotLimits,
+    /// The server key from `MYTRACKS_SECRET_KEY`, if set (else `DATA_DIR/secret.key`).
+    pub server_key: Option<sealer::KeyText>,
     /// Several nodes share the database (`[mqtt] mode = "external"`): live events travel
     /// between them ([`tracking::relay`], PostgreSQL only).
     pub shared_database: bool,
+}
+
+/// When [`App::attach_broker`] sweeps retained messages left by deletions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sweep {
+    /// Before it returns (the embedded broker).
+    Now,
+    /// In a task of its own (an external broker, which may not answer yet).
+    InBackground,
 }
 
 /// Why the services could not start; each says which part failed.
@@ -171,7 +182,8 @@ impl App {
         let access = MqttAccess::load(settings.access.clone(), accounts.clone(), iot.clone())
             .map_err(OpenError::Access)?;
         access.set_allow_anonymous(settings.allow_anonymous);
-        let sealer = Sealer::load(data_dir).map_err(OpenError::Key)?;
+        let sealer =
+            Sealer::load(data_dir, settings.server_key.as_ref()).map_err(OpenError::Key)?;
         sealer::upgrade_legacy(&store, &sealer)
             .await
             .map_err(OpenError::Reseal)?;
@@ -216,12 +228,25 @@ impl App {
     /// Gives the services their broker (to publish, clear retained messages and close the
     /// connections of revoked access), then clears the retained messages of accounts and
     /// devices deleted while the server was down and loads the queued OwnTracks commands.
-    pub async fn attach_broker(&self, mqtt: Arc<dyn Mqtt>) -> Result<(), OpenError> {
+    ///
+    /// The embedded broker answers at once, so the sweep is done before this returns. An
+    /// external broker is swept in the background: it may be starting too, and it asks this
+    /// very server (not listening yet) who may read the retained messages.
+    pub async fn attach_broker(&self, mqtt: Arc<dyn Mqtt>, sweep: Sweep) -> Result<(), OpenError> {
         self.accounts.attach_broker(mqtt.clone());
         self.iot.attach_broker(mqtt.clone());
         self.tracking.attach_broker(mqtt);
-        self.accounts.sweep_unclaimed_retained().await;
-        self.iot.sweep_unclaimed_retained().await;
+        let (accounts, iot) = (self.accounts.clone(), self.iot.clone());
+        let sweeping = async move {
+            accounts.sweep_unclaimed_retained().await;
+            iot.sweep_unclaimed_retained().await;
+        };
+        match sweep {
+            Sweep::Now => sweeping.await,
+            Sweep::InBackground => {
+                tokio::spawn(sweeping);
+            }
+        }
         self.iot
             .registry
             .reserve_file_users(self.access.file_users());
@@ -273,6 +298,29 @@ impl App {
         self.iot.flush().await;
         if let Some(task) = self.tracking_writer.lock().take() {
             task.abort();
+        }
+    }
+}
+
+/// What the services' unit tests share.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use mytracks_store::User;
+
+    /// A user row as the store returns it.
+    pub fn user(id: i64, name: &str, hash: &str, admin: bool, active: bool) -> User {
+        User {
+            id,
+            username: name.into(),
+            email: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            password_hash: hash.into(),
+            is_admin: admin,
+            is_active: active,
+            created_at: 0,
+            last_login: None,
+            settings: "{}".into(),
         }
     }
 }

@@ -198,21 +198,7 @@ mod tests {
     use mytracks_access::PasswordFile;
     use mytracks_store::DeviceCredential;
 
-    fn user(id: i64, name: &str, hash: &str, admin: bool, active: bool) -> User {
-        User {
-            id,
-            username: name.into(),
-            email: String::new(),
-            first_name: String::new(),
-            last_name: String::new(),
-            password_hash: hash.into(),
-            is_admin: admin,
-            is_active: active,
-            created_at: 0,
-            last_login: None,
-            settings: "{}".into(),
-        }
-    }
+    use crate::fixtures::user;
 
     fn credential(
         id: i64,

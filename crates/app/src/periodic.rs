@@ -25,3 +25,27 @@ where
         }
     })
 }
+
+/// [`spawn_every`] for a check that can fail: a failure is logged as "cannot check for
+/// `what`" and the next run tries again.
+pub fn spawn_check<S, F, Fut, T, E>(
+    every: Duration,
+    state: S,
+    what: &'static str,
+    mut check: F,
+) -> JoinHandle<()>
+where
+    S: Clone + Send + 'static,
+    F: FnMut(S) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    spawn_every(every, state, move |state| {
+        let run = check(state);
+        async move {
+            if let Err(error) = run.await {
+                tracing::warn!("cannot check for {what}: {error}");
+            }
+        }
+    })
+}

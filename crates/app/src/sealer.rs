@@ -135,11 +135,23 @@ impl std::fmt::Debug for Sealer {
     }
 }
 
+/// The server key as given in [`SECRET_KEY_ENV`] (hexadecimal), read by the binary (the only
+/// part that reads the environment). Its `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyText(pub String);
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyText(***)")
+    }
+}
+
 impl Sealer {
-    /// The key from the environment, else from (or newly into) `DATA_DIR/secret.key`.
-    pub fn load(data_dir: &Path) -> Result<Sealer, KeyError> {
-        if let Ok(hex_key) = std::env::var(SECRET_KEY_ENV) {
-            let key = parse_key(&hex_key).map_err(KeyError::Env)?;
+    /// The key `given` (from [`SECRET_KEY_ENV`]), else from (or newly into)
+    /// `DATA_DIR/secret.key`.
+    pub fn load(data_dir: &Path, given: Option<&KeyText>) -> Result<Sealer, KeyError> {
+        if let Some(KeyText(hex_key)) = given {
+            let key = parse_key(hex_key).map_err(KeyError::Env)?;
             return Ok(Sealer::new(&key));
         }
         let path = data_dir.join(SECRET_KEY_FILE);
@@ -385,9 +397,25 @@ mod tests {
     }
 
     #[test]
+    fn a_given_key_is_used_and_no_file_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let given = KeyText("ab".repeat(32));
+        let sealer = Sealer::load(dir.path(), Some(&given)).unwrap();
+        let sealed = sealer.seal("x", &Binding::user_payload_key(1));
+        assert!(!dir.path().join(SECRET_KEY_FILE).exists());
+        let again = Sealer::new(&[0xab; 32]);
+        assert_eq!(
+            again.open(&sealed, &Binding::user_payload_key(1)).unwrap(),
+            "x"
+        );
+        assert!(Sealer::load(dir.path(), Some(&KeyText("not hex".into()))).is_err());
+        assert_eq!(format!("{given:?}"), "KeyText(***)");
+    }
+
+    #[test]
     fn key_file_is_created_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Sealer::load(dir.path()).unwrap();
+        let first = Sealer::load(dir.path(), None).unwrap();
         let sealed = first.seal("x", &Binding::user_payload_key(1));
         let path = dir.path().join(SECRET_KEY_FILE);
         #[cfg(unix)]
@@ -396,12 +424,12 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let again = Sealer::load(dir.path()).unwrap();
+        let again = Sealer::load(dir.path(), None).unwrap();
         assert_eq!(
             again.open(&sealed, &Binding::user_payload_key(1)).unwrap(),
             "x"
         );
         std::fs::write(&path, "not hex").unwrap();
-        assert!(Sealer::load(dir.path()).is_err());
+        assert!(Sealer::load(dir.path(), None).is_err());
     }
 }

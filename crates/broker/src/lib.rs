@@ -9,6 +9,19 @@
 //! ([`Broker::serve`]) or any byte stream ([`Broker::serve_connection`], for TLS and
 //! WebSocket transports).
 //!
+//! # Layout
+//!
+//! - `broker.rs`: [`Broker`] and its builder: sessions, routing, retained messages, shutdown;
+//!   `broker/deliver.rs` queueing a delivery (limits, backpressure).
+//! - `connection/`: one client connection (`handshake.rs` CONNECT/CONNACK, `reader.rs` and
+//!   `writer.rs`, `acks.rs` QoS 1/2 flows, `will.rs`, `fit.rs` packet-size fitting).
+//! - `session.rs`: what survives a connection (queue, inflight, subscriptions, QoS 2 state).
+//! - `router.rs` (+ `router/children.rs`): the subscription trie, `$share` groups.
+//! - `retained.rs`: retained messages in a topic trie.
+//! - `persist.rs`: the [`BrokerStore`] trait, [`RedbStore`], the background persister.
+//! - `hooks.rs`: [`Hooks`], the embedding interface; `client.rs`: [`LocalClient`].
+//! - `config.rs`: [`BrokerConfig`]; `message.rs`: [`Message`]; `sys.rs`: `$SYS` topics.
+//!
 //! ```
 //! use mytracks_broker::{Broker, BrokerConfig, Message, NoHooks};
 //! use mytracks_codec::QoS;

@@ -57,25 +57,3 @@ impl SessionMode {
         }
     }
 }
-
-/// `mytracks-<host name>`, the default client id (host names are unique per node in most
-/// deployments; set `client_id` when they are not).
-pub fn default_client_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "node".to_owned());
-    let host: String = host
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(40)
-        .collect();
-    format!("mytracks-{host}")
-}

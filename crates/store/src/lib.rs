@@ -1,11 +1,24 @@
 //! The application database of mytracks: accounts, devices, locations and history, IoT,
-//! certificates, sealed secrets and the Mosquitto export.
+//! certificates, sealed secrets, the Mosquitto export, and the copy of an SQLite store into
+//! PostgreSQL ([`migrate`]).
 //!
 //! SQLite is the embedded default (one file in the data directory, WAL journal, `FULL`
 //! synchronous so a committed row survives a power cut); PostgreSQL is used when a
 //! `postgres://` URL is configured. Both run the same SQL: queries use `$N` placeholders,
 //! which both accept, and portable types (BIGINT Unix seconds for times, TEXT, BOOLEAN).
 //! Each backend has its own migration directory because DDL differs (identity columns).
+//!
+//! # Layout
+//!
+//! One module per aggregate, each an `impl Store` block with its row types: `users.rs`,
+//! `tokens.rs` (API tokens, device credentials), `sessions.rs` (web sessions), `shares.rs`,
+//! `devices.rs`, `tracks.rs` (ingest: batches in one transaction, idempotent locations),
+//! `history.rs` (reading locations, transitions, regions, cards back), `iot.rs` (devices,
+//! telemetry, commands), `iot_connections.rs` (presence reported by an external broker),
+//! `certificates.rs` (the PKI), `sealed.rs` (columns sealed with the server key),
+//! `mosquitto.rs` (the export's rows). Around them: `error.rs` ([`StoreError`]), `reader.rs`
+//! (plain SQLite connections for long history reads), `notify.rs` (`NOTIFY`/`LISTEN` between
+//! nodes), `migrate.rs` (SQLite into PostgreSQL).
 //!
 //! Why an enum over two typed pools instead of `sqlx::Any`: `Any` erases types to a small
 //! common set and checks less; with [`on_db!`] each query is compiled once per backend with
@@ -16,6 +29,8 @@ pub mod devices;
 mod error;
 pub mod history;
 pub mod iot;
+pub mod iot_connections;
+pub mod migrate;
 pub mod mosquitto;
 pub mod notify;
 mod reader;
@@ -31,6 +46,7 @@ pub use devices::Device;
 pub use error::{Result, StoreError};
 pub use history::{CardRow, LocationRow, TransitionRow, WaypointRow, Window};
 pub use iot::{IotCommand, IotDevice, Telemetry};
+pub use migrate::{copy_to_postgres, CopyError, CopySummary};
 pub use mosquitto::ExportCredential;
 pub use notify::{Listener, MAX_NOTIFY_PAYLOAD};
 pub use sealed::{SealedColumn, SealedValue};

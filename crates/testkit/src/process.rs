@@ -276,6 +276,13 @@ impl<P: Program> Server<Process<P>> {
         self.launch();
     }
 
+    /// Starts the server again after [`Server::terminate`] or [`Server::kill`], on the same
+    /// directory: a test can change the configuration or run offline tools in between. The
+    /// ports change.
+    pub fn start_again(&mut self) {
+        self.launch();
+    }
+
     /// `PROGRAM ARGS --config C --data-dir D`: a command-line tool on this server's
     /// configuration and database.
     pub fn cli(&self, args: &[&str], timeout: Duration) -> Output {

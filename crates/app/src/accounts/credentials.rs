@@ -4,7 +4,7 @@
 use super::{limit, password, AccountError, Accounts, Result};
 use crate::mqtt::Connections;
 use crate::secret;
-use mytracks_store::{DeviceCredential, StoreError, User};
+use mytracks_store::{DeviceCredential, User};
 use std::sync::Arc;
 
 /// Random characters in a generated MQTT credential password (about 143 bits).
@@ -63,10 +63,7 @@ impl Accounts {
         self.store
             .delete_credential(user.id, id)
             .await
-            .map_err(|e| match e {
-                StoreError::NotFound => AccountError::NotFound("Not found".into()),
-                other => other.into(),
-            })?;
+            .map_err(super::not_found)?;
         self.disconnect_credential(id);
         Ok(())
     }

@@ -266,19 +266,7 @@ mod tests {
     use super::*;
 
     fn user(id: i64, name: &str, active: bool, admin: bool) -> User {
-        User {
-            id,
-            username: name.into(),
-            email: String::new(),
-            first_name: String::new(),
-            last_name: String::new(),
-            password_hash: String::new(),
-            is_admin: admin,
-            is_active: active,
-            created_at: 0,
-            last_login: None,
-            settings: "{}".into(),
-        }
+        crate::fixtures::user(id, name, "", admin, active)
     }
 
     fn share(owner: &str, viewer: &str) -> ShareView {

@@ -291,11 +291,12 @@ impl Accounts {
         self: &Arc<Self>,
         every: std::time::Duration,
     ) -> tokio::task::JoinHandle<()> {
-        crate::periodic::spawn_every(every, self.clone(), move |accounts| async move {
-            if let Err(error) = accounts.refresh_if_changed().await {
-                tracing::warn!("cannot check for account changes: {error}");
-            }
-        })
+        crate::periodic::spawn_check(
+            every,
+            self.clone(),
+            "account changes",
+            |accounts| async move { accounts.refresh_if_changed().await },
+        )
     }
 
     /// Verifies `password` against `hash` through the login guard; without a hash (unknown
@@ -330,4 +331,13 @@ fn limit(field: &'static str, value: String, max: usize) -> Result<String> {
         ));
     }
     Ok(value)
+}
+
+/// A store error as the caller hears it: a missing row is "Not found" (a 404, never telling
+/// whether it exists for someone else).
+fn not_found(error: StoreError) -> AccountError {
+    match error {
+        StoreError::NotFound => AccountError::NotFound("Not found".into()),
+        other => other.into(),
+    }
 }

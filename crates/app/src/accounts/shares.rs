@@ -46,10 +46,7 @@ impl Accounts {
         self.store
             .delete_share(user.id, id)
             .await
-            .map_err(|e| match e {
-                StoreError::NotFound => AccountError::NotFound("Not found".into()),
-                other => other.into(),
-            })?;
+            .map_err(super::not_found)?;
         self.refresh().await?;
         Ok(())
     }

@@ -1,8 +1,8 @@
 //! API tokens: bearer secrets for the REST API, shown once and stored as a digest.
 
-use super::{limit, AccountError, Accounts, Result};
+use super::{limit, Accounts, Result};
 use crate::secret;
-use mytracks_store::{ApiToken, StoreError, User};
+use mytracks_store::{ApiToken, User};
 
 /// Random characters in an API token, after its `mt_` prefix (about 238 bits).
 pub const TOKEN_LENGTH: usize = 40;
@@ -55,10 +55,7 @@ impl Accounts {
         self.store
             .delete_token(user.id, id)
             .await
-            .map_err(|e| match e {
-                StoreError::NotFound => AccountError::NotFound("Not found".into()),
-                other => other.into(),
-            })?;
+            .map_err(super::not_found)?;
         // Long-lived connections authenticated by it (the live feed) check again.
         self.bump_auth_epoch();
         Ok(())

@@ -14,6 +14,7 @@ pub mod directory;
 pub mod limits;
 pub mod presence;
 pub mod registry;
+mod reported;
 pub mod telemetry;
 pub mod topics;
 
@@ -342,11 +343,6 @@ impl Iot {
         Ok(known(&self.directory.load()).unwrap_or(DeviceLogin::NotADevice))
     }
 
-    /// Whether `name` is a registered device (as of the last refresh).
-    pub fn knows_device(&self, name: &str) -> bool {
-        self.directory.load().devices.contains_key(name)
-    }
-
     /// Refreshes when another process changed accounts or devices.
     pub async fn refresh_if_changed(&self) -> mytracks_store::Result<()> {
         let version = self.store.account_version().await?;
@@ -361,10 +357,8 @@ impl Iot {
         self: &Arc<Self>,
         every: std::time::Duration,
     ) -> tokio::task::JoinHandle<()> {
-        crate::periodic::spawn_every(every, self.clone(), move |iot| async move {
-            if let Err(error) = iot.refresh_if_changed().await {
-                tracing::warn!("cannot check for device changes: {error}");
-            }
+        crate::periodic::spawn_check(every, self.clone(), "device changes", |iot| async move {
+            iot.refresh_if_changed().await
         })
     }
 

@@ -262,14 +262,8 @@ pub async fn delete_share(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `expires_in_days` (1..=3650) as a Unix time.
+/// `expires_in_days` as a Unix time.
 fn expiry(days: Option<u32>) -> ApiResult<Option<i64>> {
-    match days {
-        None => Ok(None),
-        Some(d @ 1..=3650) => Ok(Some(mytracks_store::now() + i64::from(d) * 86_400)),
-        Some(_) => Err(ApiError::invalid(
-            "expires_in_days",
-            "expires_in_days must be between 1 and 3650",
-        )),
-    }
+    mytracks_app::time::expiry_in_days(days)
+        .map_err(|error| ApiError::invalid("expires_in_days", error.to_string()))
 }

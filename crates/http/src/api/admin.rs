@@ -98,10 +98,7 @@ pub async fn deactivate(
         .accounts
         .deactivate(Some(&admin.user), parse_id(&id)?)
         .await?;
-    refresh_devices(&state).await;
-    Ok(Json(json!({
-        "detail": format!("User '{}' has been deactivated.", user.username)
-    })))
+    Ok(changed(&state, &user, "has been deactivated").await)
 }
 
 pub async fn reactivate(
@@ -110,10 +107,7 @@ pub async fn reactivate(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let user = state.accounts.reactivate(parse_id(&id)?).await?;
-    refresh_devices(&state).await;
-    Ok(Json(json!({
-        "detail": format!("User '{}' has been reactivated.", user.username)
-    })))
+    Ok(changed(&state, &user, "has been reactivated").await)
 }
 
 pub async fn toggle_admin(
@@ -180,15 +174,23 @@ pub async fn hard_delete(
         .accounts
         .hard_delete(&admin.user, parse_id(&id)?)
         .await?;
-    refresh_devices(&state).await;
-    Ok(Json(json!({
-        "detail": format!("User '{}' has been permanently deleted.", user.username)
-    })))
+    Ok(changed(&state, &user, "has been permanently deleted").await)
 }
 
 /// A user's state decides their IoT devices' (suspended with an inactive owner, removed with
 /// a deleted one): applied now rather than at the next poll. The change is made; a failure
 /// here only delays it to that poll.
+/// What changed in `user`'s account, after the IoT directory caught up with it.
+async fn changed(state: &HttpState, user: &mytracks_store::User, what: &str) -> Json<Value> {
+    refresh_devices(state).await;
+    detail(user, what)
+}
+
+/// `{"detail": "User 'NAME' WHAT."}`.
+fn detail(user: &mytracks_store::User, what: &str) -> Json<Value> {
+    Json(json!({ "detail": format!("User '{}' {what}.", user.username) }))
+}
+
 async fn refresh_devices(state: &HttpState) {
     if let Err(error) = state.iot.refresh().await {
         tracing::warn!("devices not refreshed after a user change: {error}");

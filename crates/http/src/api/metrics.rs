@@ -196,6 +196,13 @@ fn owntracks_families(out: &mut String, ingest: &IngestCounters) {
     );
     family(
         out,
+        "mytracks_live_events_not_relayed_total",
+        "counter",
+        "Live events not sent to the other nodes sharing the database (queue full, too large, database refused).",
+        &one(mytracks_app::tracking::relay::dropped() as f64),
+    );
+    family(
+        out,
         "mytracks_owntracks_duplicates_total",
         "counter",
         "OwnTracks locations received again (same device, tst, lat, lon) and not stored twice.",

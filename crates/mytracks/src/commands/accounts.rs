@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use mytracks_app::accounts::{Accounts, NewAccount};
 use mytracks_app::time::timestamp;
+use mytracks_app::time::MAX_EXPIRY_DAYS;
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
@@ -62,7 +63,7 @@ pub enum TokenCommand {
         #[arg(long, value_name = "L", default_value = "")]
         label: String,
         /// Days until it stops working [default: never].
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_EXPIRY_DAYS)))]
         expires_in_days: Option<u32>,
     },
 }
@@ -76,7 +77,7 @@ pub enum DeviceCommand {
         device: String,
         #[arg(long, value_name = "L", default_value = "")]
         label: String,
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_EXPIRY_DAYS)))]
         expires_in_days: Option<u32>,
     },
     /// Register an IoT device; prints `username:` (its id) and `password:` lines, once.
@@ -129,8 +130,9 @@ fn read_password(args: &PasswordArgs) -> anyhow::Result<String> {
     Ok(password)
 }
 
-fn expiry(days: Option<u32>) -> Option<i64> {
-    days.map(|d| mytracks_store::now() + i64::from(d) * 86_400)
+/// `--expires-in-days` as a Unix time (the REST API's range).
+fn expiry(days: Option<u32>) -> anyhow::Result<Option<i64>> {
+    Ok(mytracks_app::time::expiry_in_days(days)?)
 }
 
 pub async fn user(command: UserCommand, db: DatabaseArgs) -> anyhow::Result<()> {
@@ -218,7 +220,7 @@ pub async fn token(command: TokenCommand, db: DatabaseArgs) -> anyhow::Result<()
     let result = async {
         let user = accounts.user_named(&name).await?;
         let (_, secret) = accounts
-            .create_token(&user, &label, expiry(expires_in_days))
+            .create_token(&user, &label, expiry(expires_in_days)?)
             .await?;
         println!("{secret}");
         anyhow::Ok(())
@@ -252,7 +254,7 @@ async fn run_device(
         } => {
             let user = accounts.user_named(&name).await?;
             let (_, password) = accounts
-                .create_credential(&user, &device, &label, expiry(expires_in_days))
+                .create_credential(&user, &device, &label, expiry(expires_in_days)?)
                 .await?;
             println!("username: {}", user.username);
             println!("password: {password}");

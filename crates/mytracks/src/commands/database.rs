@@ -46,6 +46,16 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
+    /// The settings these resolve to (`serve`'s resolution without its listener flags).
+    pub(crate) fn settings(&self) -> Result<Settings, crate::config::ConfigError> {
+        let serve = ServeArgs {
+            config: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            ..ServeArgs::default()
+        };
+        serve.settings()
+    }
+
     /// The settings these resolve to and the database they name, opened. The data directory
     /// is created when it holds the SQLite file or `data_dir_needed` says so (a command may run
     /// before the server ever did).
@@ -53,12 +63,7 @@ impl DatabaseArgs {
         &self,
         data_dir_needed: bool,
     ) -> anyhow::Result<(mytracks_store::Store, Settings)> {
-        let serve = ServeArgs {
-            config: self.config.clone(),
-            data_dir: self.data_dir.clone(),
-            ..ServeArgs::default()
-        };
-        let settings = serve.settings()?;
+        let settings = self.settings()?;
         if data_dir_needed || settings.database_url.is_none() {
             crate::data_dir::make_private(&settings.data_dir).with_context(|| {
                 format!(

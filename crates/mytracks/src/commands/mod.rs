@@ -5,10 +5,12 @@
 //! - [`database`]: where the operator commands find the database ([`DatabaseArgs`]);
 //! - [`accounts`]: `user`, `token`, `device`;
 //! - [`pki`]: `pki` (the built-in certificate authority);
-//! - [`mosquitto`]: `export mosquitto` and `import mosquitto`.
+//! - [`mosquitto`]: `export mosquitto` and `import mosquitto`;
+//! - [`migrate`]: `migrate --to postgres://...` (SQLite to PostgreSQL, for the scale-out mode).
 
 pub mod accounts;
 pub mod database;
+pub mod migrate;
 pub mod mosquitto;
 pub mod pki;
 pub mod serve;
@@ -81,6 +83,8 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Copy the SQLite database into an empty PostgreSQL database (server stopped).
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Everything `main` does after parsing: runs the chosen command and turns its outcome into an
@@ -97,6 +101,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Pki { command, database } => admin(pki::run(command, database)),
         Command::Export { command, database } => admin(mosquitto::export(command, database)),
         Command::Import { command, database } => admin(mosquitto::import(command, database)),
+        Command::Migrate(args) => admin(migrate::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -66,7 +66,8 @@ async fn open(db: &DatabaseArgs) -> anyhow::Result<PkiService> {
     // The server key lives in the data directory whatever the database.
     let (store, settings) = db.open(true).await?;
     let sealer =
-        mytracks_app::sealer::Sealer::load(&settings.data_dir).context("the server key")?;
+        mytracks_app::sealer::Sealer::load(&settings.data_dir, settings.server_key.as_ref())
+            .context("the server key")?;
     mytracks_app::sealer::upgrade_legacy(&store, &sealer).await?;
     Ok(PkiService::new(store, sealer, settings.pki_server_names).await?)
 }

@@ -4,7 +4,7 @@
 use super::check::{existing_file, ranged, Invalid};
 use super::file::lenient_string;
 use mytracks_external::settings::{
-    default_client_id, DEFAULT_RECEIVE_MAXIMUM, DEFAULT_SESSION_EXPIRY, DEFAULT_SHARE_GROUP,
+    DEFAULT_RECEIVE_MAXIMUM, DEFAULT_SESSION_EXPIRY, DEFAULT_SHARE_GROUP,
 };
 use mytracks_external::{AdminKind, AdminSettings, ExternalSettings, SessionMode};
 use serde::Deserialize;
@@ -92,6 +92,14 @@ impl RawExternal {
         }
         for url in &urls {
             check_broker_url(url)?;
+        }
+        // With a username, the password makes its holder a superuser on the broker (the auth
+        // endpoints answer it so): as long as the endpoints' own secret.
+        if self.username.is_some() && self.password.as_ref().is_none_or(|p| p.len() < 16) {
+            return Err((
+                "mqtt.external.password",
+                "mqtt.external.password must be at least 16 characters when mqtt.external.username is set".into(),
+            ));
         }
         let admin = self.admin.unwrap_or_default().validate()?;
         let session = match self.session.as_deref() {
@@ -193,6 +201,28 @@ impl RawAdmin {
             secret: self.secret,
         })
     }
+}
+
+/// `mytracks-<host name>`, the default client id (host names are unique per node in most
+/// deployments; set `client_id` when they are not).
+pub fn default_client_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_owned());
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(40)
+        .collect();
+    format!("mytracks-{host}")
 }
 
 /// `mqtt://host[:port]` or `mqtts://host[:port]`.

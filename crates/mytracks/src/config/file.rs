@@ -108,6 +108,8 @@ impl RawConfig {
             http_auth_secret,
             trusted_proxies: http.trusted_proxies,
             login,
+            // Not a file key: `load` takes it from the environment.
+            server_key: None,
         })
     }
 }

@@ -96,8 +96,15 @@ where
         Some(path) => read_file(path)?,
         None => toml::Table::new(),
     };
+    let env: Vec<(OsString, OsString)> = env.into_iter().collect();
+    let server_key = env
+        .iter()
+        .find(|(name, _)| name == mytracks_app::sealer::SECRET_KEY_ENV)
+        .map(|(_, value)| mytracks_app::sealer::KeyText(value.to_string_lossy().into_owned()));
     env::apply_env(&mut table, env, &mut origin)?;
-    settings_from_table(table, &origin)
+    let mut settings = settings_from_table(table, &origin)?;
+    settings.server_key = server_key;
+    Ok(settings)
 }
 
 /// What [`load`] makes of a file holding `text` when no `MYTRACKS_*` variable is set; errors

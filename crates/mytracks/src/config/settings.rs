@@ -71,6 +71,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `[login]`: how many password checks run at once and how long a login waits for one.
     pub login: mytracks_app::accounts::guard::GuardSettings,
+    /// `MYTRACKS_SECRET_KEY`: the server key, instead of `DATA_DIR/secret.key`.
+    pub server_key: Option<mytracks_app::sealer::KeyText>,
 }
 
 /// One TCP listener: where to bind and whether it is enabled at all.
@@ -132,6 +134,7 @@ impl Default for Settings {
             http_auth_secret: None,
             trusted_proxies: Vec::new(),
             login: mytracks_app::accounts::guard::GuardSettings::default(),
+            server_key: None,
         }
     }
 }
@@ -178,6 +181,7 @@ impl Settings {
             iot_heartbeat_timeout: self.iot_heartbeat_timeout,
             iot_limits: self.iot_limits,
             shared_database: self.external.is_some(),
+            server_key: self.server_key.clone(),
         }
     }
 }

@@ -531,7 +531,7 @@ fn external_mode() {
     let settings = load_text(
         "[mqtt]\nmode = \"external\"\n[mqtt.external]\nurl = [\"mqtt://b1:1883\", \"mqtts://b2\"]\nusername = \"ingest\"\nclient_id = \"node-a\"\n[mqtt.external.admin]\nkind = \"rmqtt\"\nurl = [\"http://b1:6060/\", \"http://b2:6060\"]\n",
         // The password from the environment, as a secret should be.
-        &[("MYTRACKS_MQTT_EXTERNAL_PASSWORD", "s3cret-from-env")],
+        &[("MYTRACKS_MQTT_EXTERNAL_PASSWORD", "s3cret-from-the-environment")],
     )
     .unwrap();
     // No MQTT listener of our own.
@@ -545,7 +545,10 @@ fn external_mode() {
     }
     let external = settings.external.unwrap();
     assert_eq!(external.urls, ["mqtt://b1:1883", "mqtts://b2"]);
-    assert_eq!(external.password.as_deref(), Some("s3cret-from-env"));
+    assert_eq!(
+        external.password.as_deref(),
+        Some("s3cret-from-the-environment")
+    );
     assert_eq!(external.client_id, "node-a");
     assert_eq!(external.share_group, "mytracks");
     // rmqtt keeps a dead member's messages only for its own session.
@@ -561,6 +564,7 @@ fn external_mode() {
 
     for (text, expected) in [
         ("[mqtt]\nmode = \"cluster\"\n", "mqtt.mode must be \"embedded\" or \"external\""),
+        ("[mqtt]\nmode = \"external\"\n[mqtt.external]\nurl = \"mqtt://x\"\nusername = \"u\"\npassword = \"short\"\n", "password must be at least 16 characters"),
         ("[mqtt]\nmode = \"external\"\n", "needs mqtt.external.url"),
         ("[mqtt]\nmode = \"external\"\n[mqtt.external]\nurl = \"tcp://x\"\n", "mqtt.external.url must be"),
         ("[mqtt]\nmode = \"external\"\n[mqtt.external]\nurl = \"mqtt://x\"\nshare_group = \"a/b\"\n", "share_group must be"),
@@ -571,4 +575,16 @@ fn external_mode() {
         let error = load_text(text, &[]).unwrap_err().to_string();
         assert!(error.contains(expected), "{text}: {error}");
     }
+}
+
+#[test]
+fn the_server_key_comes_from_the_environment_only() {
+    let key = "cd".repeat(32);
+    let settings = load(None, env(&[("MYTRACKS_SECRET_KEY", &key)])).unwrap();
+    assert_eq!(
+        settings.server_key,
+        Some(mytracks_app::sealer::KeyText(key))
+    );
+    assert!(!format!("{settings:?}").contains("cdcd"));
+    assert!(load(None, env(&[])).unwrap().server_key.is_none());
 }

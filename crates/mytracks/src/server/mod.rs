@@ -21,7 +21,7 @@ use crate::{data_dir, fd_budget, Settings, VERSION};
 use anyhow::Context;
 use listeners::{Bound, ListenerTask, MqttLimits, SideListeners};
 use mqtt_tls::{LateTls, MqttTls};
-use mytracks_app::{App, EmbeddedBroker};
+use mytracks_app::{App, EmbeddedBroker, Sweep};
 use mytracks_broker::{Broker, RedbStore};
 use mytracks_http::api::auth::TrustedProxies;
 use mytracks_http::api::mqtt_auth::MqttAuth;
@@ -99,7 +99,7 @@ impl Server {
         let broker = start_broker(&settings, &app).await?;
         let external = match &settings.external {
             None => {
-                app.attach_broker(Arc::new(EmbeddedBroker(broker.clone())))
+                app.attach_broker(Arc::new(EmbeddedBroker(broker.clone())), Sweep::Now)
                     .await?;
                 None
             }
@@ -107,7 +107,8 @@ impl Server {
                 let hooks = Arc::new(app.hooks());
                 let connected =
                     mytracks_external::start(external, hooks, &settings.iot_base_topic)?;
-                app.attach_broker(connected.broker.clone()).await?;
+                app.attach_broker(connected.broker.clone(), Sweep::InBackground)
+                    .await?;
                 Some(connected)
             }
         };

@@ -173,6 +173,16 @@ fn refusals(database: Database) {
         "{}",
         out.describe()
     );
+    // The REST API's range: a day to ten years (a usage error, exit status 2).
+    for days in ["0", "3651"] {
+        let out = admin(
+            &server,
+            &["token", "create", "carol", "--expires-in-days", days],
+            None,
+        );
+        assert_eq!(out.code(), Some(2), "{}", out.describe());
+        assert!(out.stderr.contains("1..=3650"), "{}", out.describe());
+    }
 }
 
 on_both_databases!(refusals);

@@ -230,3 +230,36 @@ both!(
         ));
     }
 );
+
+both!(
+    connection_events_in_any_order_give_the_same_presence,
+    |store: Store| async move {
+        let alice = store.create_user(&alice()).await.unwrap();
+        let device = store
+            .create_iot_device("sensor-9", alice.id, None, "x", "", 100)
+            .await
+            .unwrap();
+        let event = |client: &'static str, connected: bool, at_ms: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .record_iot_connection(device.id, client, connected, at_ms)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(event("c1", true, 1_000_000).await);
+        assert!(!event("c1", false, 2_000_000).await);
+        // A connect that happened before the disconnect, arriving late: still offline.
+        assert!(!event("c1", true, 1_500_000).await);
+        // A second client id; then c1's disconnect again (a web hook retried).
+        assert!(event("c2", true, 3_000_000).await);
+        assert!(event("c1", false, 2_000_000).await);
+        // The late disconnect of an earlier c2 connection (a takeover): c2 stays online.
+        assert!(event("c2", false, 2_500_000).await);
+        assert!(!event("c2", false, 3_500_000).await);
+        let stored = store.iot_device("sensor-9").await.unwrap().unwrap();
+        assert!(!stored.online);
+        assert_eq!(stored.last_seen, Some(3_500));
+    }
+);

@@ -88,4 +88,5 @@ mod accounts;
 mod connections;
 mod iot;
 mod locations;
+mod migrate;
 mod pki;

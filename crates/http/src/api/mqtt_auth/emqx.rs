@@ -7,59 +7,27 @@
 //! `ignore` only for usernames mytracks does not know, outside the accounts' topics: EMQX then
 //! asks its other sources and, with none left, refuses (`authorization.no_match = deny`).
 
-use super::{Access, Login, Problem, Request, Verdict};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
+use super::{Dialect, Fields, Problem, Verdict};
 
-/// `/api/mqtt/emqx/authn`.
-pub(super) async fn authn(request: Request) -> Response {
-    let (service, fields) = match request.admit() {
-        Ok(admitted) => admitted,
-        Err(problem) => return refuse(problem),
-    };
-    let login = Login {
-        client_id: fields.string("clientid").unwrap_or_default(),
-        username: fields.name("username"),
-        password: fields.string("password"),
-        peerhost: fields.name("peerhost"),
-    };
-    answer(service.authenticate(login).await)
-}
+/// EMQX's words.
+pub(super) struct Emqx;
 
-/// `/api/mqtt/emqx/authz`.
-pub(super) async fn authz(request: Request) -> Response {
-    let (service, fields) = match request.admit() {
-        Ok(admitted) => admitted,
-        Err(problem) => return refuse(problem),
-    };
-    let publish = match fields.string("action").as_deref() {
-        Some("publish" | "pub") => true,
-        Some("subscribe" | "sub") => false,
-        _ => return refuse(Problem::new("action must be publish or subscribe")),
-    };
-    let access = Access {
-        client_id: fields.string("clientid").unwrap_or_default(),
-        username: fields.name("username"),
-        peerhost: fields.name("peerhost"),
-        publish,
-        topic: fields.string("topic").unwrap_or_default(),
-        qos: fields.qos("qos"),
-        retain: fields.flag("retain"),
-    };
-    answer(service.authorize(access))
-}
+impl Dialect for Emqx {
+    const SUPERUSER: &'static str = "is_superuser";
 
-fn answer(verdict: Verdict) -> Response {
-    let (result, superuser) = match verdict {
-        Verdict::Allow { superuser } => ("allow", superuser),
-        Verdict::Deny => ("deny", false),
-        Verdict::Ignore => ("ignore", false),
-    };
-    Json(json!({ "result": result, "is_superuser": superuser })).into_response()
-}
+    fn publishes(fields: &Fields) -> Result<bool, Problem> {
+        match fields.string("action").as_deref() {
+            Some("publish" | "pub") => Ok(true),
+            Some("subscribe" | "sub") => Ok(false),
+            _ => Err(Problem::new("action must be publish or subscribe")),
+        }
+    }
 
-/// A request mytracks cannot decide is denied, with the reason for the operator.
-fn refuse(problem: Problem) -> Response {
-    Json(json!({ "result": "deny", "is_superuser": false, "error": problem.0 })).into_response()
+    fn result(verdict: Verdict) -> (&'static str, bool) {
+        match verdict {
+            Verdict::Allow { superuser } => ("allow", superuser),
+            Verdict::Deny => ("deny", false),
+            Verdict::Ignore => ("ignore", false),
+        }
+    }
 }

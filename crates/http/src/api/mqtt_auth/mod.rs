@@ -3,6 +3,7 @@
 //!
 //! - `emqx.rs`: EMQX 5's HTTP authenticator and authorizer (`/api/mqtt/emqx/authn`, `/authz`).
 //! - `rmqtt.rs`: rmqtt's `rmqtt-auth-http` plugin (`/api/mqtt/rmqtt/authn`, `/authz`).
+//! - `events.rs`: what the broker reports through web hooks (IoT presence, command delivery).
 //!
 //! Configure the broker with these URLs and the header `Authorization: Bearer
 //! <[integrations] http_auth_secret>` (README, "External broker").
@@ -25,14 +26,16 @@
 //! broker checked the certificate, not us.
 
 mod emqx;
+mod events;
 mod rmqtt;
 
 use crate::state::HttpState;
 use axum::body::Bytes;
 use axum::extract::FromRequest;
 use axum::http::{header, HeaderMap, Method, Uri};
-use axum::routing::any;
-use axum::Router;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use axum::{Json, Router};
 use mytracks_app::accounts::Accounts;
 use mytracks_app::mqtt_access::{AccessHooks, MqttAccess, EMQX_LISTENER};
 use mytracks_broker::{AuthDecision, ClientInfo, ConnectRequest, Hooks};
@@ -103,10 +106,63 @@ impl MqttAuth {
 /// Every method is answered: a 405 would be "no opinion" too.
 pub fn router() -> Router<HttpState> {
     Router::new()
-        .route("/api/mqtt/emqx/authn", any(emqx::authn))
-        .route("/api/mqtt/emqx/authz", any(emqx::authz))
-        .route("/api/mqtt/rmqtt/authn", any(rmqtt::authn))
-        .route("/api/mqtt/rmqtt/authz", any(rmqtt::authz))
+        .route("/api/mqtt/emqx/authn", any(authn::<emqx::Emqx>))
+        .route("/api/mqtt/emqx/authz", any(authz::<emqx::Emqx>))
+        .route("/api/mqtt/rmqtt/authn", any(authn::<rmqtt::Rmqtt>))
+        .route("/api/mqtt/rmqtt/authz", any(authz::<rmqtt::Rmqtt>))
+        .route("/api/mqtt/emqx/events", post(events::emqx))
+        .route("/api/mqtt/rmqtt/hook/{secret}", post(events::rmqtt))
+}
+
+/// How a broker words its questions and reads the answers.
+trait Dialect {
+    /// The answer's superuser key.
+    const SUPERUSER: &'static str;
+
+    /// Whether an authorization request is a publish (else a subscribe).
+    fn publishes(fields: &Fields) -> Result<bool, Problem>;
+
+    /// The `result` word and the superuser flag for a verdict.
+    fn result(verdict: Verdict) -> (&'static str, bool);
+}
+
+/// Authentication in dialect `D`.
+async fn authn<D: Dialect>(request: Request) -> Response {
+    let (service, fields) = match request.admit() {
+        Ok(admitted) => admitted,
+        Err(problem) => return refuse::<D>(problem),
+    };
+    answer::<D>(service.authenticate(Login::from_fields(&fields)).await)
+}
+
+/// Authorization in dialect `D`.
+async fn authz<D: Dialect>(request: Request) -> Response {
+    let (service, fields) = match request.admit() {
+        Ok(admitted) => admitted,
+        Err(problem) => return refuse::<D>(problem),
+    };
+    match D::publishes(&fields) {
+        Ok(publish) => answer::<D>(service.authorize(Access::from_fields(&fields, publish))),
+        Err(problem) => refuse::<D>(problem),
+    }
+}
+
+/// Always 200 JSON (see the module documentation).
+fn answer<D: Dialect>(verdict: Verdict) -> Response {
+    let (result, superuser) = D::result(verdict);
+    let mut body = serde_json::Map::new();
+    body.insert("result".into(), result.into());
+    body.insert(D::SUPERUSER.into(), superuser.into());
+    Json(serde_json::Value::Object(body)).into_response()
+}
+
+/// A request mytracks cannot decide is denied, with the reason for the operator.
+fn refuse<D: Dialect>(problem: Problem) -> Response {
+    let mut body = serde_json::Map::new();
+    body.insert("result".into(), "deny".into());
+    body.insert(D::SUPERUSER.into(), false.into());
+    body.insert("error".into(), problem.0.into());
+    Json(serde_json::Value::Object(body)).into_response()
 }
 
 /// A decision, before a dialect words it.
@@ -139,6 +195,18 @@ struct Login {
     peerhost: Option<String>,
 }
 
+impl Login {
+    /// The same fields in both dialects: `clientid`, `username`, `password`, `peerhost`.
+    fn from_fields(fields: &Fields) -> Login {
+        Login {
+            client_id: fields.string("clientid").unwrap_or_default(),
+            username: fields.name("username"),
+            password: fields.string("password"),
+            peerhost: fields.name("peerhost"),
+        }
+    }
+}
+
 /// A publish or subscribe to decide.
 struct Access {
     client_id: String,
@@ -148,6 +216,22 @@ struct Access {
     topic: String,
     qos: QoS,
     retain: bool,
+}
+
+impl Access {
+    /// `clientid`, `username`, `peerhost`, `topic`, `qos` and `retain` (where the broker sends
+    /// them); the action is each dialect's own.
+    fn from_fields(fields: &Fields, publish: bool) -> Access {
+        Access {
+            client_id: fields.string("clientid").unwrap_or_default(),
+            username: fields.name("username"),
+            peerhost: fields.name("peerhost"),
+            publish,
+            topic: fields.string("topic").unwrap_or_default(),
+            qos: fields.qos("qos"),
+            retain: fields.flag("retain"),
+        }
+    }
 }
 
 /// The request's fields, whichever way the broker sent them: a JSON object, a form body, or

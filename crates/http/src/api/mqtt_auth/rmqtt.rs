@@ -9,65 +9,29 @@
 //! this dialect never answers `ignore`, never another status, and never the `X-Superuser`
 //! header (any value of it makes a superuser).
 
-use super::{Access, Login, Problem, Request, Verdict};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use mytracks_codec::QoS;
-use serde_json::json;
+use super::{Dialect, Fields, Problem, Verdict};
 
-/// `/api/mqtt/rmqtt/authn`.
-pub(super) async fn authn(request: Request) -> Response {
-    let (service, fields) = match request.admit() {
-        Ok(admitted) => admitted,
-        Err(problem) => return refuse(problem),
-    };
-    let login = Login {
-        client_id: fields.string("clientid").unwrap_or_default(),
-        username: fields.name("username"),
-        password: fields.string("password"),
-        peerhost: fields.name("peerhost"),
-    };
-    answer(service.authenticate(login).await)
-}
+/// rmqtt's words.
+pub(super) struct Rmqtt;
 
-/// `/api/mqtt/rmqtt/authz`.
-pub(super) async fn authz(request: Request) -> Response {
-    let (service, fields) = match request.admit() {
-        Ok(admitted) => admitted,
-        Err(problem) => return refuse(problem),
-    };
-    let publish = match fields.string("action").as_deref() {
-        Some("2") => true,
-        Some("1") => false,
-        _ => {
-            return refuse(Problem::new(
+impl Dialect for Rmqtt {
+    const SUPERUSER: &'static str = "superuser";
+
+    fn publishes(fields: &Fields) -> Result<bool, Problem> {
+        match fields.string("action").as_deref() {
+            Some("2") => Ok(true),
+            Some("1") => Ok(false),
+            _ => Err(Problem::new(
                 "action must be \"1\" (subscribe) or \"2\" (publish)",
-            ))
+            )),
         }
-    };
-    let access = Access {
-        client_id: fields.string("clientid").unwrap_or_default(),
-        username: fields.name("username"),
-        peerhost: fields.name("peerhost"),
-        publish,
-        topic: fields.string("topic").unwrap_or_default(),
-        // The plugin passes no QoS (the rules do not depend on it).
-        qos: QoS::AtMostOnce,
-        retain: fields.flag("retain"),
-    };
-    answer(service.authorize(access))
-}
+    }
 
-fn answer(verdict: Verdict) -> Response {
-    let (result, superuser) = match verdict {
-        Verdict::Allow { superuser } => ("allow", superuser),
-        // rmqtt has no other source to ask: what mytracks does not know is refused.
-        Verdict::Deny | Verdict::Ignore => ("deny", false),
-    };
-    Json(json!({ "result": result, "superuser": superuser })).into_response()
-}
-
-/// A request mytracks cannot decide is denied, with the reason for the operator.
-fn refuse(problem: Problem) -> Response {
-    Json(json!({ "result": "deny", "superuser": false, "error": problem.0 })).into_response()
+    fn result(verdict: Verdict) -> (&'static str, bool) {
+        match verdict {
+            Verdict::Allow { superuser } => ("allow", superuser),
+            // rmqtt has no other source to ask: what mytracks does not know is refused.
+            Verdict::Deny | Verdict::Ignore => ("deny", false),
+        }
+    }
 }
