@@ -253,12 +253,6 @@ impl<P: Program> Server<Process<P>> {
         child.wait().expect("reap");
     }
 
-    /// Starts a server stopped by [`Server::kill`] or [`Server::terminate`] again, on the same
-    /// data directory and configuration (for a pause between the stop and the start).
-    pub fn start_again(&mut self) {
-        self.launch();
-    }
-
     /// Stops the server (cleanly or not) and starts it again on the same data directory and
     /// configuration. The ports change (they are chosen by the OS again).
     pub fn restart(&mut self, how: Stop) {
