@@ -213,37 +213,69 @@ impl Store {
     }
 }
 
+/// The multi-row INSERT of `$chunk` (`(&NewLocation, received_at)`) of device `$device_id`,
+/// followed by `$tail`.
+macro_rules! location_insert {
+    ($chunk:expr, $device_id:expr, $tail:expr) => {{
+        let mut query = sqlx::QueryBuilder::new(
+            "INSERT INTO locations (device_id, tst, lat, lon, acc, alt, vac, vel, cog, \
+             batt, bs, tid, conn, trigger, received_at, raw) ",
+        );
+        query.push_values($chunk, |mut row, (l, received_at)| {
+            row.push_bind($device_id)
+                .push_bind(l.tst)
+                .push_bind(l.lat)
+                .push_bind(l.lon)
+                .push_bind(l.acc)
+                .push_bind(l.alt)
+                .push_bind(l.vac)
+                .push_bind(l.vel)
+                .push_bind(l.cog)
+                .push_bind(l.batt)
+                .push_bind(l.bs)
+                .push_bind(l.tid.clone())
+                .push_bind(l.conn.clone())
+                .push_bind(l.trigger.clone())
+                .push_bind(*received_at)
+                .push_bind(l.raw.clone());
+        });
+        query.push(" ON CONFLICT (device_id, tst, lat, lon) DO NOTHING");
+        query.push($tail);
+        query
+    }};
+}
+use location_insert;
+
 /// Inserts `$locations` (`(&NewLocation, received_at)`) of one device inside the transaction
 /// `$tx`, in multi-row INSERTs of [`CHUNK`] rows, skipping those already stored; counts the
 /// [`LocationKey`]s actually inserted in `$inserted`.
+///
+/// Copies are rare, and asking which rows went in (`RETURNING`) costs a row back each:
+/// a chunk is first inserted plainly inside a savepoint, and only when fewer rows went in than
+/// were sent is it undone and inserted again with `RETURNING`.
 macro_rules! insert_locations {
     ($tx:ident, $device_id:expr, $locations:expr, $inserted:ident) => {
         for chunk in $locations.chunks(CHUNK) {
-            let mut query = sqlx::QueryBuilder::new(
-                "INSERT INTO locations (device_id, tst, lat, lon, acc, alt, vac, vel, cog, \
-                 batt, bs, tid, conn, trigger, received_at, raw) ",
-            );
-            query.push_values(chunk, |mut row, (l, received_at)| {
-                row.push_bind($device_id)
-                    .push_bind(l.tst)
-                    .push_bind(l.lat)
-                    .push_bind(l.lon)
-                    .push_bind(l.acc)
-                    .push_bind(l.alt)
-                    .push_bind(l.vac)
-                    .push_bind(l.vel)
-                    .push_bind(l.cog)
-                    .push_bind(l.batt)
-                    .push_bind(l.bs)
-                    .push_bind(l.tid.clone())
-                    .push_bind(l.conn.clone())
-                    .push_bind(l.trigger.clone())
-                    .push_bind(*received_at)
-                    .push_bind(l.raw.clone());
-            });
-            query
-                .push(" ON CONFLICT (device_id, tst, lat, lon) DO NOTHING RETURNING tst, lat, lon");
-            let rows: Vec<(i64, f64, f64)> = query.build_query_as().fetch_all(&mut *$tx).await?;
+            let mut savepoint = sqlx::Connection::begin(&mut *$tx).await?;
+            let done = location_insert!(chunk, $device_id, "")
+                .build()
+                .execute(&mut *savepoint)
+                .await?;
+            if done.rows_affected() == chunk.len() as u64 {
+                savepoint.commit().await?;
+                for (l, _) in chunk {
+                    *$inserted
+                        .entry(location_key(l.tst, l.lat, l.lon))
+                        .or_insert(0) += 1;
+                }
+                continue;
+            }
+            savepoint.rollback().await?;
+            let rows: Vec<(i64, f64, f64)> =
+                location_insert!(chunk, $device_id, " RETURNING tst, lat, lon")
+                    .build_query_as()
+                    .fetch_all(&mut *$tx)
+                    .await?;
             for (tst, lat, lon) in rows {
                 *$inserted.entry(location_key(tst, lat, lon)).or_insert(0) += 1;
             }
