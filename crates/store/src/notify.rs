@@ -8,6 +8,7 @@
 
 use crate::error::Result;
 use crate::{Db, Store};
+use sha2::Digest;
 
 /// The largest payload PostgreSQL takes (its limit is 8,000 bytes), with room to spare.
 pub const MAX_NOTIFY_PAYLOAD: usize = 7_900;
@@ -27,6 +28,25 @@ impl Listener {
 }
 
 impl Store {
+    /// `base` made private to this database and schema: PostgreSQL's channels are shared by
+    /// every schema of a database, and two installations (or parallel tests) sharing one
+    /// database in different schemas must not hear each other. Lower-case letters, digits and
+    /// `_` only, at most 63 bytes (PostgreSQL's identifier limit).
+    pub async fn channel(&self, base: &str) -> Result<String> {
+        let Db::Postgres(pool) = &self.db else {
+            return Ok(base.to_owned());
+        };
+        let scope: String =
+            sqlx::query_scalar("SELECT current_database() || '.' || current_schema()")
+                .fetch_one(pool)
+                .await?;
+        let digest = sha2::Sha256::digest(scope.as_bytes());
+        let suffix: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let mut channel = format!("{base}_{suffix}");
+        channel.truncate(63);
+        Ok(channel)
+    }
+
     /// Sends `payloads` (each at most [`MAX_NOTIFY_PAYLOAD`] bytes; longer ones are an error)
     /// on `channel`, in order, in one statement. Nothing on SQLite.
     pub async fn notify(&self, channel: &str, payloads: &[String]) -> Result<()> {

@@ -17,7 +17,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// The PostgreSQL channel of the live feed.
+/// The PostgreSQL channel of the live feed, before [`Store::channel`] makes it private to the
+/// database and schema.
 pub const FEED_CHANNEL: &str = "mytracks_feed";
 
 /// Events waiting to be sent to the other nodes.
@@ -60,18 +61,35 @@ pub fn spawn(store: &Store, feed: &Feed) -> Vec<JoinHandle<()>> {
     let node = rand::random::<u64>();
     let (sender, receiver) = mpsc::channel(QUEUE);
     feed.relay_to(sender);
-    vec![
-        tokio::spawn(send(store.clone(), node, receiver)),
-        tokio::spawn(receive(store.clone(), node, feed.clone())),
-    ]
+    let (store, feed) = (store.clone(), feed.clone());
+    vec![tokio::spawn(async move {
+        let channel = loop {
+            match store.channel(FEED_CHANNEL).await {
+                Ok(channel) => break channel,
+                Err(error) => {
+                    tracing::warn!("cannot name the live events' channel yet: {error}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        tokio::join!(
+            send(store.clone(), channel.clone(), node, receiver),
+            receive(store, channel, node, feed),
+        );
+    })]
 }
 
 /// This node's events, packed into as few notifications as fit.
-async fn send(store: Store, node: u64, mut events: mpsc::Receiver<Arc<FeedEvent>>) {
+async fn send(
+    store: Store,
+    channel: String,
+    node: u64,
+    mut events: mpsc::Receiver<Arc<FeedEvent>>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while events.recv_many(&mut batch, BATCH).await > 0 {
         let payloads = pack(node, batch.drain(..));
-        if let Err(error) = store.notify(FEED_CHANNEL, &payloads).await {
+        if let Err(error) = store.notify(&channel, &payloads).await {
             DROPPED.fetch_add(payloads.len() as u64, Ordering::Relaxed);
             tracing::warn!("live events not sent to the other nodes: {error}");
         }
@@ -116,9 +134,9 @@ fn pack(node: u64, events: impl Iterator<Item = Arc<FeedEvent>>) -> Vec<String> 
 }
 
 /// The other nodes' events, to this node's viewers; listens again after errors.
-async fn receive(store: Store, node: u64, feed: Feed) {
+async fn receive(store: Store, channel: String, node: u64, feed: Feed) {
     loop {
-        let mut listener = match store.listen(FEED_CHANNEL).await {
+        let mut listener = match store.listen(&channel).await {
             Ok(Some(listener)) => listener,
             Ok(None) => return,
             Err(error) => {

@@ -85,3 +85,27 @@ async fn notifications_reach_other_connections_in_order() {
     assert!(sqlite.store.listen(&channel).await.unwrap().is_none());
     sqlite.store.notify(&channel, &payloads).await.unwrap();
 }
+
+/// Channels are private to a database and schema: installations (or tests) sharing one
+/// PostgreSQL database in different schemas do not hear each other's live events.
+#[tokio::test]
+async fn channels_are_private_to_a_schema() {
+    let url = postgres_url().await;
+    let one = Store::connect(&url).await.unwrap();
+    let same = Store::connect(&url).await.unwrap();
+    let other = Store::connect(&postgres_url().await).await.unwrap();
+    let channel = one.channel("mytracks_feed").await.unwrap();
+    assert!(
+        channel.starts_with("mytracks_feed_") && channel.len() <= 63,
+        "{channel}"
+    );
+    assert!(channel
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+    assert_eq!(same.channel("mytracks_feed").await.unwrap(), channel);
+    assert_ne!(other.channel("mytracks_feed").await.unwrap(), channel);
+    assert_eq!(
+        sqlite().await.store.channel("mytracks_feed").await.unwrap(),
+        "mytracks_feed"
+    );
+}
