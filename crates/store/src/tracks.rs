@@ -165,16 +165,7 @@ impl Store {
                             _ => None,
                         })
                         .unzip();
-                let mut inserted: HashMap<LocationKey, usize> = HashMap::new();
-                insert_locations!(tx, device_id, locations, inserted);
-                for (&index, (l, _)) in location_indexes.iter().zip(&locations) {
-                    // Each inserted key answers for one item; the rest were there already
-                    // (or earlier in this batch).
-                    match inserted.get_mut(&location_key(l.tst, l.lat, l.lon)) {
-                        Some(count) if *count > 0 => *count -= 1,
-                        _ => duplicate[index] = true,
-                    }
-                }
+                insert_locations!(tx, device_id, locations, location_indexes, duplicate);
 
                 let mut online = None;
                 let mut offline_since = None;
@@ -247,15 +238,16 @@ macro_rules! location_insert {
 use location_insert;
 
 /// Inserts `$locations` (`(&NewLocation, received_at)`) of one device inside the transaction
-/// `$tx`, in multi-row INSERTs of [`CHUNK`] rows, skipping those already stored; counts the
-/// [`LocationKey`]s actually inserted in `$inserted`.
+/// `$tx`, in multi-row INSERTs of [`CHUNK`] rows, skipping those already stored, and marks
+/// those in `$duplicate` (indexed by `$indexes`, each location's place in the batch).
 ///
 /// Copies are rare, and asking which rows went in (`RETURNING`) costs a row back each:
-/// a chunk is first inserted plainly inside a savepoint, and only when fewer rows went in than
-/// were sent is it undone and inserted again with `RETURNING`.
+/// a chunk is first inserted plainly inside a savepoint (all went in: nothing to mark), and
+/// only when fewer rows went in than were sent is it undone and inserted again with
+/// `RETURNING`.
 macro_rules! insert_locations {
-    ($tx:ident, $device_id:expr, $locations:expr, $inserted:ident) => {
-        for chunk in $locations.chunks(CHUNK) {
+    ($tx:ident, $device_id:expr, $locations:expr, $indexes:expr, $duplicate:ident) => {
+        for (chunk, indexes) in $locations.chunks(CHUNK).zip($indexes.chunks(CHUNK)) {
             let mut savepoint = sqlx::Connection::begin(&mut *$tx).await?;
             let done = location_insert!(chunk, $device_id, "")
                 .build()
@@ -263,11 +255,6 @@ macro_rules! insert_locations {
                 .await?;
             if done.rows_affected() == chunk.len() as u64 {
                 savepoint.commit().await?;
-                for (l, _) in chunk {
-                    *$inserted
-                        .entry(location_key(l.tst, l.lat, l.lon))
-                        .or_insert(0) += 1;
-                }
                 continue;
             }
             savepoint.rollback().await?;
@@ -276,8 +263,17 @@ macro_rules! insert_locations {
                     .build_query_as()
                     .fetch_all(&mut *$tx)
                     .await?;
+            let mut inserted: HashMap<LocationKey, usize> = HashMap::new();
             for (tst, lat, lon) in rows {
-                *$inserted.entry(location_key(tst, lat, lon)).or_insert(0) += 1;
+                *inserted.entry(location_key(tst, lat, lon)).or_insert(0) += 1;
+            }
+            // Each inserted key answers for one location; the rest were there already (or
+            // earlier in this chunk).
+            for (&index, (l, _)) in indexes.iter().zip(chunk) {
+                match inserted.get_mut(&location_key(l.tst, l.lat, l.lon)) {
+                    Some(count) if *count > 0 => *count -= 1,
+                    _ => $duplicate[index] = true,
+                }
             }
         }
     };
