@@ -16,7 +16,7 @@ use super::{HttpAuthSecret, MqttAuth};
 use crate::state::HttpState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Extension;
 use base64::Engine;
 use serde::Deserialize;
@@ -54,12 +54,7 @@ pub(super) async fn emqx(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let offered = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    if !secret_matches(auth.as_deref().map(|a| &**a), offered) {
+    if !secret_matches(auth.as_deref().map(|a| &**a), super::bearer(&headers)) {
         return StatusCode::UNAUTHORIZED;
     }
     apply(&state, &body, false).await

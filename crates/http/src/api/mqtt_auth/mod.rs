@@ -309,13 +309,7 @@ impl Request {
             ));
         };
         let secret = service.secret.as_ref().expect("filtered above");
-        let offered = self
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        if !offered.is_some_and(|offered| secret.matches(offered)) {
+        if !bearer(&self.headers).is_some_and(|offered| secret.matches(offered)) {
             return Err(Problem::new(
                 "a valid bearer secret ([integrations] http_auth_secret) is required",
             ));
@@ -326,6 +320,15 @@ impl Request {
         let fields = parse_fields(&self.method, &self.uri, &self.headers, &body)?;
         Ok((service, fields))
     }
+}
+
+/// The `Authorization: Bearer` value the broker sent, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 fn parse_fields(
