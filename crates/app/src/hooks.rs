@@ -12,6 +12,24 @@ use mytracks_broker::{
 use mytracks_codec::QoS;
 use std::sync::Arc;
 
+/// The listener name the hooks see for clients of an external broker (scale-out mode).
+pub const EXTERNAL_LISTENER: &str = "external";
+
+/// A client of an external broker as the hooks see it: only its username is known (the
+/// broker authenticated it through mytracks).
+pub fn external_client(username: Option<&str>) -> ClientInfo {
+    ClientInfo {
+        client_id: std::sync::Arc::from(EXTERNAL_LISTENER),
+        username: username.map(std::sync::Arc::from),
+        superuser: false,
+        protocol: mytracks_codec::ProtocolVersion::V5,
+        peer: None,
+        listener: std::sync::Arc::from(EXTERNAL_LISTENER),
+        local: false,
+        connection: 0,
+    }
+}
+
 pub struct AppHooks {
     pub access: AccessHooks,
     pub tracking: Arc<Tracking>,

@@ -10,16 +10,13 @@
 //! storage unavailable: not acknowledged, and the connection is dropped so that the broker
 //! gives the message back (to this node's resumed session, or another member of the group).
 
-use mytracks_app::hooks::AppHooks;
+use mytracks_app::hooks::{external_client, AppHooks};
 use mytracks_broker::{ClientInfo, Hooks, Message, PublishGate};
-use mytracks_codec::{ProtocolVersion, ReasonCode};
+use mytracks_codec::ReasonCode;
 use mytracks_mqtt_client::{Ack, Delivery};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-
-/// The listener name the hooks see for messages that came through the external broker.
-pub const EXTERNAL_LISTENER: &str = "external";
 
 /// The user property carried by what mytracks itself publishes (commands, HTTP-mode
 /// messages): already stored by the node that published it, so skipped when it comes back.
@@ -114,16 +111,7 @@ fn publisher(topic: &str, iot_base: &str) -> ClientInfo {
         [base, "devices", device, ..] if *base == iot_base => Some(*device),
         _ => None,
     };
-    ClientInfo {
-        client_id: Arc::from("external"),
-        username: username.map(Arc::from),
-        superuser: false,
-        protocol: ProtocolVersion::V5,
-        peer: None,
-        listener: Arc::from(EXTERNAL_LISTENER),
-        local: false,
-        connection: 0,
-    }
+    external_client(username)
 }
 
 #[cfg(test)]

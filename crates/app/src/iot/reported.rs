@@ -4,9 +4,8 @@
 
 use super::Iot;
 use bytes::Bytes;
-use mytracks_broker::{ClientInfo, Message};
-use mytracks_codec::{ProtocolVersion, QoS};
-use std::sync::Arc;
+use mytracks_broker::Message;
+use mytracks_codec::QoS;
 
 impl Iot {
     /// `name`'s client `client_id` connected (or disconnected) at `at_ms` by the broker's
@@ -47,16 +46,7 @@ impl Iot {
     /// The broker delivered `payload` on `topic` to `username` and it was acknowledged: a
     /// command reached its device.
     pub fn delivery_reported(&self, username: &str, topic: &str, payload: Bytes) {
-        let subscriber = ClientInfo {
-            client_id: Arc::from(""),
-            username: Some(Arc::from(username)),
-            superuser: false,
-            protocol: ProtocolVersion::V5,
-            peer: None,
-            listener: Arc::from("external"),
-            local: false,
-            connection: 0,
-        };
+        let subscriber = crate::hooks::external_client(Some(username));
         let message = Message::new(topic.to_owned(), payload, QoS::AtLeastOnce, false);
         self.on_delivered(&subscriber, &message);
     }
