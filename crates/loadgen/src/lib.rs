@@ -74,20 +74,7 @@ pub enum Command {
 /// Everything `main` does after parsing: runs the tool and turns its outcome into an exit
 /// code, printing errors as a single `error: ...` line.
 pub fn execute(cli: Cli) -> ExitCode {
-    use bench::load::LoadMode;
-    use bench::scenarios::Scenario;
-    let result = match cli.command {
-        Command::Pub(args) => multi_threaded(bench::load::run(LoadMode::Pub, args)),
-        Command::Sub(args) => multi_threaded(bench::load::run(LoadMode::Sub, args)),
-        Command::Conn(args) => multi_threaded(bench::load::run(LoadMode::Conn, args)),
-        Command::Fleet(args) => multi_threaded(bench::fleet::run(args)),
-        Command::Fanin(args) => multi_threaded(bench::scenarios::run(Scenario::Fanin, args)),
-        Command::Connect(args) => multi_threaded(bench::scenarios::run(Scenario::Connect, args)),
-        Command::Feed(args) => multi_threaded(bench::scenarios::run(Scenario::Feed, args)),
-        Command::Day(args) => multi_threaded(bench::scenarios::run(Scenario::Day, args)),
-        Command::GenerateTail(args) => multi_threaded(generate::run(args)),
-    };
-    match result {
+    match multi_threaded(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", one_line(&error));
@@ -96,7 +83,24 @@ pub fn execute(cli: Cli) -> ExitCode {
     }
 }
 
-/// Runs a tool on a multi-threaded runtime.
+/// Runs one tool to its end.
+async fn run(command: Command) -> anyhow::Result<()> {
+    use bench::load::LoadMode;
+    use bench::scenarios::Scenario;
+    match command {
+        Command::Pub(args) => bench::load::run(LoadMode::Pub, args).await,
+        Command::Sub(args) => bench::load::run(LoadMode::Sub, args).await,
+        Command::Conn(args) => bench::load::run(LoadMode::Conn, args).await,
+        Command::Fleet(args) => bench::fleet::run(args).await,
+        Command::Fanin(args) => bench::scenarios::run(Scenario::Fanin, args).await,
+        Command::Connect(args) => bench::scenarios::run(Scenario::Connect, args).await,
+        Command::Feed(args) => bench::scenarios::run(Scenario::Feed, args).await,
+        Command::Day(args) => bench::scenarios::run(Scenario::Day, args).await,
+        Command::GenerateTail(args) => generate::run(args).await,
+    }
+}
+
+/// Every tool runs on a multi-threaded runtime: the load they make is the point.
 fn multi_threaded(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
     use anyhow::Context;
     tokio::runtime::Builder::new_multi_thread()

@@ -1,12 +1,12 @@
 //! `/api/account/...`: the caller's own profile, password, API tokens, MQTT credentials and
 //! shares.
 
-use super::auth::Auth;
+use super::auth::{Auth, SignedIn};
 use super::error::{ApiError, ApiResult};
 use super::extract::{parse_id, JsonBody};
 use super::views::{AccountView, CredentialView, ShareJson, TokenView};
 use crate::state::HttpState;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, MethodRouter};
@@ -51,8 +51,7 @@ pub struct ProfileUpdate {
 /// `PATCH /api/account/`: `email`, `first_name`, `last_name`, `settings` (a JSON object
 /// that replaces the stored one) and `encryption_key`; other keys are ignored.
 pub async fn update(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<ProfileUpdate>,
 ) -> ApiResult<Json<AccountView>> {
     let changes = ProfileChanges {
@@ -89,8 +88,7 @@ pub struct PasswordChange {
 /// MQTT connections made with the old password close, and with `revoke_access` everything
 /// else the account handed out is revoked too.
 pub async fn change_password(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<PasswordChange>,
 ) -> ApiResult<Json<serde_json::Value>> {
     state
@@ -109,10 +107,7 @@ pub async fn change_password(
     Ok(Json(json!({ "detail": "Password updated successfully." })))
 }
 
-pub async fn list_tokens(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
-) -> ApiResult<Json<Vec<TokenView>>> {
+pub async fn list_tokens(SignedIn { state, caller }: SignedIn) -> ApiResult<Json<Vec<TokenView>>> {
     let tokens = state.accounts.tokens(&caller.user).await?;
     Ok(Json(
         tokens.iter().map(|t| TokenView::new(t, None)).collect(),
@@ -129,8 +124,7 @@ pub struct NewToken {
 
 /// `POST /api/account/tokens/`: the token is in this answer only.
 pub async fn create_token(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<NewToken>,
 ) -> ApiResult<Response> {
     let expires_at = expiry(body.expires_in_days)?;
@@ -146,8 +140,7 @@ pub async fn create_token(
 }
 
 pub async fn delete_token(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state
@@ -158,8 +151,7 @@ pub async fn delete_token(
 }
 
 pub async fn list_credentials(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
 ) -> ApiResult<Json<Vec<CredentialView>>> {
     let credentials = state.accounts.credentials(&caller.user).await?;
     let name = &caller.user.username;
@@ -183,8 +175,7 @@ pub struct NewCredential {
 /// `POST /api/account/credentials/`: the password is in this answer only. Rotation is
 /// create-then-delete.
 pub async fn create_credential(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<NewCredential>,
 ) -> ApiResult<Response> {
     let expires_at = expiry(body.expires_in_days)?;
@@ -198,8 +189,7 @@ pub async fn create_credential(
 
 /// `DELETE /api/account/credentials/{id}/`: MQTT clients using it are disconnected.
 pub async fn delete_credential(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state
@@ -209,10 +199,7 @@ pub async fn delete_credential(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn list_shares(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
-) -> ApiResult<Json<Vec<ShareJson>>> {
+pub async fn list_shares(SignedIn { state, caller }: SignedIn) -> ApiResult<Json<Vec<ShareJson>>> {
     let shares = state.accounts.shares(&caller.user).await?;
     Ok(Json(
         shares
@@ -233,8 +220,7 @@ pub struct NewShare {
 
 /// `POST /api/account/shares/`: the caller lets `username` see their locations.
 pub async fn create_share(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<NewShare>,
 ) -> ApiResult<Response> {
     if body.username.is_empty() {
@@ -254,8 +240,7 @@ pub async fn create_share(
 /// `DELETE /api/account/shares/{id}/`: the owner revokes, or the viewer declines; live
 /// MQTT deliveries stop at once.
 pub async fn delete_share(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.accounts.unshare(&caller.user, parse_id(&id)?).await?;

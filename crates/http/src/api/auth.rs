@@ -147,6 +147,25 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Auth {
     }
 }
 
+/// Extractor: the server's state and the authenticated caller together, what nearly every
+/// handler of the REST API starts from (401 without a caller).
+pub struct SignedIn {
+    pub state: HttpState,
+    pub caller: Caller,
+}
+
+impl FromRequestParts<HttpState> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> ApiResult<Self> {
+        let Auth(caller) = Auth::from_request_parts(parts, state).await?;
+        Ok(SignedIn {
+            state: state.clone(),
+            caller,
+        })
+    }
+}
+
 /// Extractor: the client's IP address (the peer, or behind a trusted proxy the address it
 /// forwards for; unspecified when not served over a socket).
 pub struct Peer(pub IpAddr);

@@ -3,12 +3,11 @@
 //! reconnect; an HTTP-mode phone in its next `/pub` answer). The device's owner or an admin
 //! may send them.
 
-use super::auth::Auth;
+use super::auth::SignedIn;
 use super::error::{ApiError, ApiResult};
 use super::extract::JsonBody;
 use super::tracks::own_device;
 use crate::state::HttpState;
-use axum::extract::State;
 use axum::routing::{post, MethodRouter};
 use axum::Json;
 use mytracks_app::tracking::IngestError;
@@ -115,24 +114,21 @@ async fn send(
 }
 
 pub async fn report_location(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<CommandRequest>,
 ) -> ApiResult<Json<Value>> {
     send(state, caller.user, body, |_| Ok(command::report_location())).await
 }
 
 pub async fn clear_waypoints(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<CommandRequest>,
 ) -> ApiResult<Json<Value>> {
     send(state, caller.user, body, |_| Ok(command::clear_waypoints())).await
 }
 
 pub async fn request_waypoints(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<CommandRequest>,
 ) -> ApiResult<Json<Value>> {
     send(state, caller.user, body, |_| {
@@ -142,24 +138,21 @@ pub async fn request_waypoints(
 }
 
 pub async fn status(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<CommandRequest>,
 ) -> ApiResult<Json<Value>> {
     send(state, caller.user, body, |_| Ok(command::status())).await
 }
 
 pub async fn dump(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<CommandRequest>,
 ) -> ApiResult<Json<Value>> {
     send(state, caller.user, body, |_| Ok(command::dump())).await
 }
 
 pub async fn set_configuration(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<CommandRequest>,
 ) -> ApiResult<Json<Value>> {
     send(state, caller.user, body, |request| {
@@ -178,8 +171,7 @@ pub async fn set_configuration(
 
 /// `set-waypoints`: the given `waypoints`, or the device's stored regions.
 pub async fn set_waypoints(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<CommandRequest>,
 ) -> ApiResult<Json<Value>> {
     let (device, _) = target(&state, &caller.user, &body).await?;

@@ -12,11 +12,10 @@
 //! then closes a console still connected; the page reconnects with a fresh one). The lifecycle
 //! lives in [`mytracks_app::accounts::Accounts`], which ends sessions.
 
-use super::auth::Auth;
+use super::auth::SignedIn;
 use super::error::{ApiError, ApiResult};
 use super::extract::JsonBody;
 use crate::state::HttpState;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
@@ -41,8 +40,7 @@ fn default_tab() -> String {
 
 /// Creates the console credential of the session's tab, replacing the tab's previous one.
 async fn create(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<ConsoleRequest>,
 ) -> ApiResult<Response> {
     let Some(session) = caller.session.as_deref() else {

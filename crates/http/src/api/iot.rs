@@ -7,7 +7,7 @@
 //! ids cannot be probed. Every change reaches the broker at once (rotation and removal close
 //! the device's connections).
 
-use super::auth::Auth;
+use super::auth::{Auth, SignedIn};
 use super::error::{ApiError, ApiResult};
 use super::export::csv_text;
 use super::extract::JsonBody;
@@ -156,8 +156,7 @@ pub struct NewDevice {
 /// `POST /api/iot/devices/`: registers a device; the answer holds its MQTT username and
 /// password, shown this once.
 pub async fn create(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<NewDevice>,
 ) -> ApiResult<Response> {
     let owner = match body.owner.as_deref().filter(|o| *o != caller.user.username) {
@@ -198,8 +197,7 @@ pub async fn create(
 
 /// `GET /api/iot/devices/{device_id}/`.
 pub async fn show(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(device_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let (device, owner) = visible(&state, &caller.user, &device_id).await?;
@@ -217,8 +215,7 @@ pub struct DeviceChanges {
 
 /// `PATCH /api/iot/devices/{device_id}/`: group and description.
 pub async fn update(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(device_id): Path<String>,
     JsonBody(body): JsonBody<DeviceChanges>,
 ) -> ApiResult<Json<Value>> {
@@ -243,8 +240,7 @@ pub async fn update(
 
 /// `DELETE /api/iot/devices/{device_id}/`: removes it with its telemetry and commands.
 pub async fn remove(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(device_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     visible(&state, &caller.user, &device_id).await?;
@@ -256,8 +252,7 @@ pub async fn remove(
 /// `POST /api/iot/devices/{device_id}/rotate/`: a new password (shown once); the device's
 /// connections are closed.
 pub async fn rotate(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(device_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     visible(&state, &caller.user, &device_id).await?;
@@ -287,8 +282,7 @@ fn telemetry_json(row: &Telemetry) -> Value {
 /// `GET /api/iot/devices/{device_id}/telemetry/?start_time=&end_time=&topic=&format=json|csv`
 /// (times in Unix seconds, both inclusive; default the last 24 hours).
 pub async fn telemetry(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(device_id): Path<String>,
     Query(q): Query<TelemetryQuery>,
 ) -> ApiResult<Response> {
@@ -347,8 +341,7 @@ pub async fn telemetry(
 
 /// `GET /api/iot/devices/{device_id}/telemetry/latest/`: the newest message per topic.
 pub async fn latest(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(device_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let (device, _) = visible(&state, &caller.user, &device_id).await?;
@@ -399,8 +392,7 @@ pub struct NewCommand {
 /// `POST /api/iot/devices/{device_id}/commands/`: sends `{command, parameters}` at QoS 2;
 /// the answer has its `command_id` and status `sent`.
 pub async fn send_command(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(device_id): Path<String>,
     JsonBody(body): JsonBody<NewCommand>,
 ) -> ApiResult<Response> {
@@ -415,8 +407,7 @@ pub async fn send_command(
 /// `GET /api/iot/devices/{device_id}/config/`: the device's configuration (the retained
 /// message on its `config` topic), `null` when none is set.
 pub async fn config(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(device_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let (device, _) = visible(&state, &caller.user, &device_id).await?;
@@ -433,8 +424,7 @@ pub async fn config(
 /// on the device's `config` topic (a connected device gets it at once, a later one when it
 /// subscribes). `DELETE` clears it.
 pub async fn set_config(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(device_id): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
@@ -450,8 +440,7 @@ pub async fn set_config(
 }
 
 pub async fn clear_config(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(device_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let (device, _) = visible(&state, &caller.user, &device_id).await?;
@@ -465,8 +454,7 @@ fn config_json(state: &HttpState, device_id: &str, config: Option<Value>) -> Val
 
 /// `GET /api/iot/devices/{device_id}/commands/`: its commands, newest first, with status.
 pub async fn commands(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(device_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let (device, _) = visible(&state, &caller.user, &device_id).await?;
@@ -498,8 +486,7 @@ async fn fleet_size(state: &HttpState, user: &User, group: &str) -> ApiResult<i6
 /// many devices completed each delivery and answered (the caller must own a device in the
 /// group; admins any group).
 pub async fn fleet_commands(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(group): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let members = fleet_size(&state, &caller.user, &group).await?;
@@ -518,8 +505,7 @@ pub async fn fleet_commands(
 /// `POST /api/iot/fleets/{group}/commands/`: a command to every device of the group (the
 /// caller must own a device in it; admins any group).
 pub async fn send_fleet_command(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(group): Path<String>,
     JsonBody(body): JsonBody<NewCommand>,
 ) -> ApiResult<Response> {

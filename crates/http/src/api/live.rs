@@ -11,11 +11,10 @@
 //! pongs here, so their messages are limited to `[web] live_feed_max_message_bytes`, and one
 //! silent for `[web] live_feed_idle_timeout_secs` is closed.
 
-use super::auth::{check_origin, Auth, Caller};
+use super::auth::{check_origin, Caller, SignedIn};
 use super::error::ApiResult;
 use crate::state::HttpState;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, MethodRouter};
@@ -34,8 +33,7 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
 
 pub async fn upgrade(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {

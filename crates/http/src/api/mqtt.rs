@@ -10,7 +10,7 @@
 //! Everything is read from the broker's and the ingest writer's lock-free counters, so a
 //! scrape costs microseconds and never slows the broker.
 
-use super::auth::{Admin, Auth, Caller};
+use super::auth::{Admin, Auth, Caller, SignedIn};
 use super::error::{ApiError, ApiResult};
 use super::extract::JsonBody;
 use crate::state::HttpState;
@@ -106,8 +106,7 @@ pub struct PublishRequest {
 /// goes to subscribers and the retained store; it does not pass the OwnTracks ingest (post
 /// locations to `/pub` for that).
 pub async fn publish(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<PublishRequest>,
 ) -> ApiResult<Json<Value>> {
     mytracks_codec::topic::validate_topic_name(&body.topic)
@@ -182,8 +181,7 @@ pub struct ValidateRequest {
 /// `POST /api/mqtt/topics/validate`: whether a topic name or filter is well formed, and
 /// whether the caller may publish or subscribe to it.
 pub async fn validate(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<ValidateRequest>,
 ) -> ApiResult<Json<Value>> {
     let client = as_client(&caller);

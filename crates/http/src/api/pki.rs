@@ -2,7 +2,7 @@
 //! certificates, client certificates for admins and for their owners
 //! (`/api/account/certificate/`), and the public CRL (`/api/pki/crl/`).
 
-use super::auth::{Admin, Auth};
+use super::auth::{Admin, SignedIn};
 use super::error::{ApiError, ApiResult};
 use super::extract::{parse_id, JsonBody};
 use crate::state::HttpState;
@@ -353,8 +353,7 @@ pub async fn expunge_client(
 
 /// `GET /api/account/certificate/` (`?format=pem`: the owner's PEM bundle with the key).
 pub async fn own_certificate(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Query(q): Query<FormatQuery>,
 ) -> ApiResult<Response> {
     let cert = state
@@ -397,8 +396,7 @@ pub struct OwnCertificateRequest {
 /// `renew`, which revokes the certificates issued before: a renewal replaces, it does not
 /// add a second way in), and optionally download it as PKCS#12.
 pub async fn issue_own(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     JsonBody(body): JsonBody<OwnCertificateRequest>,
 ) -> ApiResult<Response> {
     let existing = state.pki.current_client(&caller.user).await?;
@@ -441,10 +439,7 @@ pub async fn issue_own(
 }
 
 /// `DELETE /api/account/certificate/`: revokes one's own certificate.
-pub async fn revoke_own(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
-) -> ApiResult<Json<Value>> {
+pub async fn revoke_own(SignedIn { state, caller }: SignedIn) -> ApiResult<Json<Value>> {
     let cert = state
         .pki
         .current_client(&caller.user)
@@ -463,10 +458,7 @@ pub async fn revoke_all_certificates(state: &HttpState, user_id: i64) -> ApiResu
 
 /// `GET /api/account/certificates/`: every client certificate issued to the caller (revoked
 /// and expired ones too), newest first, without keys.
-pub async fn list_own(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
-) -> ApiResult<Json<Vec<Value>>> {
+pub async fn list_own(SignedIn { state, caller }: SignedIn) -> ApiResult<Json<Vec<Value>>> {
     let certs = state
         .pki
         .certificates("client", Some(caller.user.id))
@@ -478,8 +470,7 @@ pub async fn list_own(
 /// `POST /api/account/certificates/{id}/revoke/`: revokes one of the caller's own
 /// certificates, whichever (another user's answers 404, like one that does not exist).
 pub async fn revoke_own_by_id(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;

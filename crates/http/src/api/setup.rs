@@ -4,12 +4,11 @@
 //! `mytracks-owntracks` crate as the `.otrc` object and the `owntracks:///config?inline=` link
 //! a QR code carries.
 
-use super::auth::Auth;
+use super::auth::SignedIn;
 use super::error::{ApiError, ApiResult};
 use super::extract::JsonBody;
 use super::views::CredentialView;
 use crate::state::HttpState;
-use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
@@ -88,8 +87,7 @@ fn host_part(authority: &str) -> &str {
 /// `GET /api/setup/`: the server's endpoints and the active CA's certificate (public data
 /// phones need to trust the TLS listener).
 pub async fn show(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let ports = state.web.current_ports();
@@ -118,10 +116,7 @@ pub async fn show(
 /// `GET /api/account/certificate/status/`: the caller's valid client certificate (without
 /// the key) and whether there is a CA to issue one, answered 200 either way, so a page can ask
 /// without a 404 in the browser's console.
-pub async fn certificate_status(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
-) -> ApiResult<Json<Value>> {
+pub async fn certificate_status(SignedIn { state, caller }: SignedIn) -> ApiResult<Json<Value>> {
     let ca = state.pki.active_ca().await?;
     let certificate = state.pki.current_client(&caller.user).await?;
     Ok(Json(json!({
@@ -155,8 +150,7 @@ pub struct DeviceConfigRequest {
 /// object and the inline link. With `credential: true` a new device credential is created
 /// and its password included: this answer is the only place it appears.
 pub async fn device_config(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     headers: HeaderMap,
     JsonBody(body): JsonBody<DeviceConfigRequest>,
 ) -> ApiResult<Response> {

@@ -3,13 +3,13 @@
 //! that of everyone sharing with them; history (locations, transitions): their own and that
 //! of everyone sharing history with them; admins see everything.
 
-use super::auth::Auth;
+use super::auth::SignedIn;
 use super::error::{ApiError, ApiResult};
 use super::export;
 use super::extract::{check_window, double_option, limit, number, parse_id, JsonBody};
 use super::views::location_json;
 use crate::state::HttpState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, MethodRouter};
@@ -107,10 +107,7 @@ fn device_json(device: &Device, owner: &str, last: Option<&LocationRow>) -> Valu
 }
 
 /// `GET /api/devices/`.
-pub async fn list_devices(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
-) -> ApiResult<Json<Vec<Value>>> {
+pub async fn list_devices(SignedIn { state, caller }: SignedIn) -> ApiResult<Json<Vec<Value>>> {
     let devices = visible_devices(&state, &caller.user.username, false).await?;
     let ids: Vec<i64> = devices.iter().map(|(d, _)| d.id).collect();
     let last: HashMap<i64, LocationRow> = state
@@ -131,8 +128,7 @@ pub async fn list_devices(
 
 /// `GET /api/devices/{id}/`.
 pub async fn show_device(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
@@ -185,8 +181,7 @@ pub struct DeviceUpdate {
 
 /// `PATCH /api/devices/{id}/`: `name` (friendly name) and `encryption_key`.
 pub async fn update_device(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DeviceUpdate>,
 ) -> ApiResult<Json<Value>> {
@@ -272,8 +267,7 @@ async fn window(
 /// `GET /api/locations/?user=&device=&start_time=&end_time=&limit=&format=json|geojson|gpx|csv`:
 /// oldest first; times are Unix seconds, both ends inclusive.
 pub async fn list_locations(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult<Response> {
     let format = q
@@ -335,8 +329,7 @@ fn with_type(body: String, content_type: &'static str, file: Option<&str>) -> Re
 
 /// `GET /api/locations/last/`: the last location of every visible device.
 pub async fn last_locations(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult<Json<Vec<Value>>> {
     let (window, names) = window(&state, &caller.user, &q, false).await?;
@@ -353,19 +346,14 @@ pub async fn last_locations(
 }
 
 /// `GET /api/locations/last-known/`: the original API's name, `{"results": [...]}`.
-pub async fn last_known(
-    state: State<HttpState>,
-    caller: Auth,
-    query: Query<HistoryQuery>,
-) -> ApiResult<Json<Value>> {
-    let Json(results) = last_locations(state, caller, query).await?;
+pub async fn last_known(signed_in: SignedIn, query: Query<HistoryQuery>) -> ApiResult<Json<Value>> {
+    let Json(results) = last_locations(signed_in, query).await?;
     Ok(Json(json!({ "results": results })))
 }
 
 /// `GET /api/transitions/` (same filters as locations; JSON).
 pub async fn list_transitions(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult<Json<Vec<Value>>> {
     let (window, names) = window(&state, &caller.user, &q, true).await?;
@@ -381,8 +369,7 @@ pub async fn list_transitions(
 /// whose owners share their history (regions are where someone lives and works: a live-only
 /// share does not include them, as over MQTT, where `/waypoints` reaches the owner only).
 pub async fn list_waypoints(
-    State(state): State<HttpState>,
-    Auth(caller): Auth,
+    SignedIn { state, caller }: SignedIn,
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult<Json<Vec<Value>>> {
     let (window, names) = window(&state, &caller.user, &q, true).await?;
