@@ -9,6 +9,9 @@ mqttload publishers (MQTT 3.1.1, QoS 1, `--payload owntracks`), one mqttload pro
 account per broker node; they log in through mytracks (rmqtt-auth-http, an ACL request per
 publish) as real phones do. Each broker node asks one mytracks node (node i asks mytracks
 node i mod N: with no load balancer in between, 2 nodes answer 2/3 and 1/3 of the calls).
+The shared subscription's strategy is `hash_clientid` (each phone's points go to one node, as
+docs/scale-out.md sets EMQX up); `--strategy round_robin` is the tests' (every phone's points
+spread over all nodes). Batches a node could not store are counted from its log.
 
 CPU: utime + stime from /proc/<pid>/stat of every process at the start and the end of the
 measured window (after the warm-up): each rmqttd, each mytracks node, the PostgreSQL backends
@@ -25,6 +28,7 @@ temp directory and the database are removed.
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -203,7 +207,7 @@ class Run:
                 "node_grpc_addrs = " + json.dumps([f"{k + 1}@127.0.0.1:{n['grpc']}" for k, n in enumerate(self.broker)])
                 + "\nraft_peer_addrs = " + json.dumps([f"{k + 1}@127.0.0.1:{n['raft']}" for k, n in enumerate(self.broker)])
                 + "\nleader_id = 1\n[health]\nexit_on_node_unavailable = false\n"),
-            "plugins/rmqtt-shared-subscription.toml": 'strategy = "round_robin"\n',
+            "plugins/rmqtt-shared-subscription.toml": f'strategy = "{self.args.strategy}"\n',
             "plugins/rmqtt-retainer.toml": (
                 'retained_message_ttl = "0m"\nmax_retained_messages = 0\n[storage]\ntype = "ram"\n'),
             "plugins/rmqtt-http-api.toml": (
@@ -340,9 +344,13 @@ class Run:
             results.append(dict(kv.split("=", 1) for kv in lines[-1].split()[1:]))
         load_ended = time.monotonic()
         stored_total = self.quiesce()
+        refused = sum(self.log_lines(f"mytracks{k + 1}", "cannot store OwnTracks messages") for k in range(self.nodes))
         caught_up = self.caught_up_at - load_ended
         window = t1 - t0
         stored = stored_after - stored_before
+        # Each node's own count (/healthz): the share of the ingest it took.
+        by_node = [(http_get(f"http://127.0.0.1:{port}/healthz")[1] or {}).get("owntracks", {}).get("stored")
+                   for port in self.http[:self.nodes]]
         cpu = {}
         for name, pids in after.items():
             seconds = sum((c or 0) - (before.get(name, {}).get(pid) or 0) for pid, c in pids.items() if c is not None)
@@ -355,6 +363,7 @@ class Run:
         return {
             "mytracks_nodes": self.nodes,
             "broker_nodes": BROKER_NODES,
+            "strategy": self.args.strategy,
             "phones": phones * BROKER_NODES,
             "window_seconds": round(window, 2),
             "acked_per_s": round(sum(float(r["acked_per_s"]) for r in results)),
@@ -364,9 +373,18 @@ class Run:
             # Seconds after the load ended until the count stopped moving: how far the ingest lagged.
             "caught_up_after_s": round(max(0.0, caught_up), 1),
             "published_per_s": round(sum(float(r["published_per_s"]) for r in results)),
+            "stored_by_node": by_node,
+            # Batches a node could not store (logged; the broker delivers them again).
+            "refused_batches": refused,
             "subscriber_received_per_s": round(sum(float(r["received_per_s"]) for r in results)),
             "cpu": cpu,
         }
+
+    def log_lines(self, name, text):
+        """How many lines of `name`'s log contain `text`."""
+        path = os.path.join(self.tmp, f"run{self.nodes}", name, f"{name}.log")
+        with open(path, errors="replace") as f:
+            return sum(text in line for line in f)
 
     def quiesce(self):
         """Locations stored once the ingest has caught up (unchanged for 2 s, at most 60 s)."""
@@ -397,6 +415,8 @@ def table(result):
     print(f"published {result['published_per_s']}/s, acknowledged to the phones {result['acked_per_s']}/s, "
           f"stored {result['stored_per_s']}/s ({result['stored_in_window']} in the window, "
           f"{result['stored_total']} in all, caught up {result['caught_up_after_s']} s after the load)")
+    print(f"stored by each mytracks node (all of the run): {result['stored_by_node']}; "
+          f"batches refused (see the nodes' logs): {result['refused_batches']}")
     print(f"{'component':<20} {'CPU s':>8} {'cores':>6} {'us CPU/stored':>14} {'stored/core-s':>14}")
     total = 0.0
     for name, c in result["cpu"].items():
@@ -419,13 +439,18 @@ def main():
     parser.add_argument("--secs", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=5)
     parser.add_argument("--json", required=True, help="where the results go")
+    parser.add_argument("--keep", action="store_true", help="keep the configurations and logs")
+    # hash_clientid: each phone's points go to one node, as docs/scale-out.md sets EMQX up.
+    # round_robin (the tests') spreads every phone over all nodes.
+    parser.add_argument("--strategy", default="hash_clientid", help="rmqtt's shared-subscription strategy")
     args = parser.parse_args()
     # Processes run in their own directories.
     args.mytracks, args.mqttload, args.rmqttd = map(os.path.abspath, (args.mytracks, args.mqttload, args.rmqttd))
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(130))
     runs = []
-    with tempfile.TemporaryDirectory(prefix="mytracks-scale-out-") as tmp:
+    tmp = tempfile.mkdtemp(prefix="mytracks-scale-out-")
+    try:
         for nodes in [int(n) for n in args.nodes.split(",")]:
             run = Run(args, nodes, tmp)
             try:
@@ -442,11 +467,16 @@ def main():
                 run.db.drop()
             table(result)
             runs.append(result)
+    finally:
+        if args.keep:
+            log(f"kept the configurations and logs in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     with open(args.json, "w") as f:
         json.dump({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit,
                    "cores": os.cpu_count(), "secs": args.secs, "warmup": args.warmup,
-                   "inflight": args.inflight, "runs": runs}, f, indent=2)
+                   "inflight": args.inflight, "strategy": args.strategy, "runs": runs}, f, indent=2)
     if len(runs) >= 2 and runs[0]["stored_per_s"]:
         print(f"\n{runs[-1]['mytracks_nodes']} nodes / {runs[0]['mytracks_nodes']}: "
               f"{runs[-1]['stored_per_s'] / runs[0]['stored_per_s']:.2f}x the stored rate")
