@@ -193,7 +193,10 @@ impl Store {
         if batch.is_empty() {
             return Ok(Ingested::default());
         }
-        let touched = touched(batch);
+        // Rows are locked in one order on every node (PostgreSQL): two nodes writing the
+        // same devices, or a redelivered message, in different orders would deadlock.
+        let mut touched = touched(batch);
+        touched.sort_unstable_by(|a, b| (a.user_id, a.name).cmp(&(b.user_id, b.name)));
         let mut duplicate = vec![false; batch.len()];
         let devices = on_db!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -202,14 +205,22 @@ impl Store {
                 upsert_devices!(tx, chunk, ids);
             }
             let id_of = |item: &Incoming| ids[&(item.user_id, item.device.as_str())];
-            let locations: Vec<(usize, i64, &NewLocation, i64)> = batch
+            let mut locations: Vec<(usize, i64, &NewLocation, i64)> = batch
                 .iter()
                 .enumerate()
                 .filter_map(|(index, item)| match &item.record {
                     Record::Location(l) => Some((index, id_of(item), l, item.received_at)),
                     _ => None,
                 })
-                .collect();
+                .collect::<Vec<_>>();
+            locations.sort_unstable_by(|a, b| {
+                let ((a_index, a_device, a, _), (b_index, b_device, b, _)) = (a, b);
+                (a_device.cmp(b_device))
+                    .then(a.tst.cmp(&b.tst))
+                    .then(a.lat.total_cmp(&b.lat))
+                    .then(a.lon.total_cmp(&b.lon))
+                    .then(a_index.cmp(b_index))
+            });
             insert_locations!(tx, locations, duplicate);
             for item in batch {
                 insert_record!(tx, item.user_id, id_of(item), item);
