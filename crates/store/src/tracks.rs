@@ -98,8 +98,11 @@ pub struct Incoming {
     pub record: Record,
 }
 
-/// Rows per multi-row INSERT (well under both databases' parameter limits).
+/// Rows per multi-row INSERT (well under both databases' parameter limits: 16 columns).
 const CHUNK: usize = 200;
+
+/// Devices per multi-row device statement (6 parameters each).
+const DEVICE_CHUNK: usize = 500;
 
 /// What [`Store::ingest`] did with a batch.
 #[derive(Debug, Default)]
@@ -115,105 +118,201 @@ pub struct Ingested {
 /// The uniqueness rule for locations: one per device, time and position. Doubles are compared
 /// as the databases do (a redelivered message parses to the same values); adding 0.0 makes
 /// -0.0 and 0.0 one key, as they are equal there.
-type LocationKey = (i64, u64, u64);
+type LocationKey = (i64, i64, u64, u64);
 
-fn location_key(tst: i64, lat: f64, lon: f64) -> LocationKey {
-    (tst, (lat + 0.0).to_bits(), (lon + 0.0).to_bits())
+fn location_key(device_id: i64, tst: i64, lat: f64, lon: f64) -> LocationKey {
+    (device_id, tst, (lat + 0.0).to_bits(), (lon + 0.0).to_bits())
+}
+
+/// A device a batch touches and what its last messages say of its presence.
+struct Touched<'a> {
+    user_id: i64,
+    name: &'a str,
+    /// When its first message of the batch arrived (a new device's `created_at`).
+    first_at: i64,
+    last_at: i64,
+    online: bool,
+    offline_since: Option<i64>,
+    /// The tracker id of its last location that has one.
+    tid: Option<&'a str>,
+    transport: &'static str,
+}
+
+/// The batch's devices in order of first appearance, each with its presence after the batch.
+fn touched(batch: &[Incoming]) -> Vec<Touched<'_>> {
+    let mut devices: Vec<Touched> = Vec::new();
+    for item in batch {
+        let found = devices
+            .iter()
+            .position(|d| d.user_id == item.user_id && d.name == item.device);
+        let device = match found {
+            Some(index) => &mut devices[index],
+            None => {
+                devices.push(Touched {
+                    user_id: item.user_id,
+                    name: &item.device,
+                    first_at: item.received_at,
+                    last_at: item.received_at,
+                    online: true,
+                    offline_since: None,
+                    tid: None,
+                    transport: item.transport,
+                });
+                devices.last_mut().expect("just pushed")
+            }
+        };
+        device.last_at = item.received_at;
+        device.transport = item.transport;
+        match &item.record {
+            Record::Offline => {
+                device.online = false;
+                device.offline_since = Some(item.received_at);
+            }
+            record => {
+                device.online = true;
+                device.offline_since = None;
+                if let Record::Location(NewLocation { tid: Some(tid), .. }) = record {
+                    device.tid = Some(tid);
+                }
+            }
+        }
+    }
+    devices
 }
 
 impl Store {
     /// Stores a batch in one transaction: all of it or, on error, none of it. Devices are
     /// created as needed and their presence (online, last seen, tracker id, transport)
     /// updated. A location already stored is skipped (see [`Ingested::duplicate`]).
+    ///
+    /// The number of statements does not grow with the devices in the batch (one upsert and
+    /// one update for all of them, the locations of all in multi-row INSERTs): on SQLite
+    /// every statement is a round trip to its worker thread, and that, not the disk, is what
+    /// bounds a busy server.
     pub async fn ingest(&self, batch: &[Incoming]) -> Result<Ingested> {
         if batch.is_empty() {
             return Ok(Ingested::default());
         }
-        // Group by device, keeping arrival order within each.
-        let mut order: Vec<(i64, &str)> = Vec::new();
-        for item in batch {
-            let key = (item.user_id, item.device.as_str());
-            if !order.contains(&key) {
-                order.push(key);
-            }
-        }
+        // Rows are locked in one order on every node (PostgreSQL): two nodes writing the
+        // same devices, or a redelivered message, in different orders would deadlock.
+        let mut touched = touched(batch);
+        touched.sort_unstable_by(|a, b| (a.user_id, a.name).cmp(&(b.user_id, b.name)));
         let mut duplicate = vec![false; batch.len()];
         let devices = on_db!(self, pool => {
             let mut tx = pool.begin().await?;
-            let mut touched = Vec::with_capacity(order.len());
-            for &(user_id, name) in &order {
-                let (indexes, items): (Vec<usize>, Vec<&Incoming>) = batch
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, i)| i.user_id == user_id && i.device == name)
-                    .unzip();
-                let upsert = "INSERT INTO devices (user_id, name, created_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (user_id, name) DO UPDATE SET name = excluded.name RETURNING id";
-                let device_id: i64 = sqlx::query_scalar(upsert)
-                    .bind(user_id)
-                    .bind(name)
-                    .bind(items[0].received_at)
-                    .fetch_one(&mut *tx)
-                    .await?;
-
-                let (location_indexes, locations): (Vec<usize>, Vec<(&NewLocation, i64)>) =
-                    indexes
-                        .iter()
-                        .zip(&items)
-                        .filter_map(|(&index, i)| match &i.record {
-                            Record::Location(l) => Some((index, (l, i.received_at))),
-                            _ => None,
-                        })
-                        .unzip();
-                insert_locations!(tx, device_id, locations, location_indexes, duplicate);
-
-                let mut online = None;
-                let mut offline_since = None;
-                for item in &items {
-                    insert_record!(tx, user_id, device_id, item);
-                    if matches!(item.record, Record::Offline) {
-                        online = Some(false);
-                        offline_since = Some(item.received_at);
-                    } else {
-                        online = Some(true);
-                        offline_since = None;
-                    }
-                }
-                let last = items.last().expect("a device has items");
-                let tid = locations.iter().rev().find_map(|(l, _)| l.tid.clone());
-                let update = format!(
-                    "UPDATE devices SET online = $2, offline_since = $3, \
-                     last_seen = CASE WHEN last_seen IS NULL OR last_seen < $4 THEN $4 ELSE last_seen END, \
-                     tid = COALESCE($5, tid), transport = $6 WHERE id = $1 RETURNING {DEVICE_COLUMNS}"
-                );
-                let device = sqlx::query_as::<_, Device>(&update)
-                    .bind(device_id)
-                    .bind(online.unwrap_or(true))
-                    .bind(offline_since)
-                    .bind(last.received_at)
-                    .bind(tid)
-                    .bind(last.transport)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                touched.push(device);
+            let mut ids: HashMap<(i64, &str), i64> = HashMap::with_capacity(touched.len());
+            for chunk in touched.chunks(DEVICE_CHUNK) {
+                upsert_devices!(tx, chunk, ids);
+            }
+            let id_of = |item: &Incoming| ids[&(item.user_id, item.device.as_str())];
+            let mut locations: Vec<(usize, i64, &NewLocation, i64)> = batch
+                .iter()
+                .enumerate()
+                .filter_map(|(index, item)| match &item.record {
+                    Record::Location(l) => Some((index, id_of(item), l, item.received_at)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>();
+            locations.sort_unstable_by(|a, b| {
+                let ((a_index, a_device, a, _), (b_index, b_device, b, _)) = (a, b);
+                (a_device.cmp(b_device))
+                    .then(a.tst.cmp(&b.tst))
+                    .then(a.lat.total_cmp(&b.lat))
+                    .then(a.lon.total_cmp(&b.lon))
+                    .then(a_index.cmp(b_index))
+            });
+            insert_locations!(tx, locations, duplicate);
+            for item in batch {
+                insert_record!(tx, item.user_id, id_of(item), item);
+            }
+            let mut devices = Vec::with_capacity(touched.len());
+            for chunk in touched.chunks(DEVICE_CHUNK) {
+                update_devices!(tx, chunk, ids, devices);
             }
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(touched)
+            Ok::<_, sqlx::Error>(devices)
         })?;
         Ok(Ingested { devices, duplicate })
     }
 }
 
-/// The multi-row INSERT of `$chunk` (`(&NewLocation, received_at)`) of device `$device_id`,
+/// Creates the devices of `$chunk` (`[Touched]`) that do not exist yet, inside the
+/// transaction `$tx`, and puts every one's id in `$ids`.
+macro_rules! upsert_devices {
+    ($tx:ident, $chunk:expr, $ids:ident) => {{
+        let mut query = sqlx::QueryBuilder::new("INSERT INTO devices (user_id, name, created_at) ");
+        query.push_values($chunk, |mut row, device| {
+            row.push_bind(device.user_id)
+                .push_bind(device.name)
+                .push_bind(device.first_at);
+        });
+        // The no-op update makes RETURNING answer for existing devices too.
+        query.push(
+            " ON CONFLICT (user_id, name) DO UPDATE SET name = excluded.name \
+             RETURNING id, user_id, name",
+        );
+        let rows: Vec<(i64, i64, String)> = query.build_query_as().fetch_all(&mut *$tx).await?;
+        for (id, user_id, name) in rows {
+            let device = $chunk
+                .iter()
+                .find(|d| d.user_id == user_id && d.name == name)
+                .expect("the database answers for the devices it was given");
+            $ids.insert((user_id, device.name), id);
+        }
+    }};
+}
+use upsert_devices;
+
+/// Sets the presence of the devices of `$chunk` (`[Touched]`, ids in `$ids`) inside the
+/// transaction `$tx`, and pushes them as they are now onto `$devices`, in `$chunk`'s order.
+macro_rules! update_devices {
+    ($tx:ident, $chunk:expr, $ids:ident, $devices:ident) => {{
+        // VALUES columns are called column1.. on both databases.
+        let mut query = sqlx::QueryBuilder::new(
+            "UPDATE devices SET online = v.column2, offline_since = v.column3, \
+             last_seen = CASE WHEN devices.last_seen IS NULL OR devices.last_seen < v.column4 \
+             THEN v.column4 ELSE devices.last_seen END, \
+             tid = COALESCE(v.column5, devices.tid), transport = v.column6 FROM (",
+        );
+        query.push_values($chunk, |mut row, device| {
+            row.push_bind($ids[&(device.user_id, device.name)])
+                .push_bind(device.online)
+                .push_bind(device.offline_since)
+                .push_bind(device.last_at)
+                .push_bind(device.tid)
+                .push_bind(device.transport);
+        });
+        query.push(format!(
+            ") AS v WHERE devices.id = v.column1 RETURNING {}",
+            DEVICE_COLUMNS
+                .split(", ")
+                .map(|column| format!("devices.{column}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let mut updated: Vec<Device> = query.build_query_as().fetch_all(&mut *$tx).await?;
+        for device in $chunk {
+            let id = $ids[&(device.user_id, device.name)];
+            let at = updated
+                .iter()
+                .position(|d| d.id == id)
+                .expect("every touched device exists");
+            $devices.push(updated.swap_remove(at));
+        }
+    }};
+}
+use update_devices;
+
+/// The multi-row INSERT of `$chunk` (`(batch index, device id, &NewLocation, received_at)`),
 /// followed by `$tail`.
 macro_rules! location_insert {
-    ($chunk:expr, $device_id:expr, $tail:expr) => {{
+    ($chunk:expr, $tail:expr) => {{
         let mut query = sqlx::QueryBuilder::new(
             "INSERT INTO locations (device_id, tst, lat, lon, acc, alt, vac, vel, cog, \
              batt, bs, tid, conn, trigger, received_at, raw) ",
         );
-        query.push_values($chunk, |mut row, (l, received_at)| {
-            row.push_bind($device_id)
+        query.push_values($chunk, |mut row, (_, device_id, l, received_at)| {
+            row.push_bind(*device_id)
                 .push_bind(l.tst)
                 .push_bind(l.lat)
                 .push_bind(l.lon)
@@ -237,42 +336,50 @@ macro_rules! location_insert {
 }
 use location_insert;
 
-/// Inserts `$locations` (`(&NewLocation, received_at)`) of one device inside the transaction
-/// `$tx`, in multi-row INSERTs of [`CHUNK`] rows, skipping those already stored, and marks
-/// those in `$duplicate` (indexed by `$indexes`, each location's place in the batch).
+/// Inserts `$locations` (`(batch index, device id, &NewLocation, received_at)`) inside the
+/// transaction `$tx`, in multi-row INSERTs of [`CHUNK`] rows, skipping those already stored,
+/// and marks those in `$duplicate` (indexed by batch index).
 ///
-/// Copies are rare, and asking which rows went in (`RETURNING`) costs a row back each:
-/// a chunk is first inserted plainly inside a savepoint (all went in: nothing to mark), and
-/// only when fewer rows went in than were sent is it undone and inserted again with
-/// `RETURNING`.
+/// Copies are rare, and asking which rows went in (`RETURNING`) costs a row back each: all
+/// chunks first go in plainly inside one savepoint, and only when fewer rows went in than
+/// were sent is that undone and done again with `RETURNING`.
 macro_rules! insert_locations {
-    ($tx:ident, $device_id:expr, $locations:expr, $indexes:expr, $duplicate:ident) => {
-        for (chunk, indexes) in $locations.chunks(CHUNK).zip($indexes.chunks(CHUNK)) {
-            let mut savepoint = sqlx::Connection::begin(&mut *$tx).await?;
-            let done = location_insert!(chunk, $device_id, "")
+    ($tx:ident, $locations:expr, $duplicate:ident) => {
+        let mut savepoint = sqlx::Connection::begin(&mut *$tx).await?;
+        let mut all_in = true;
+        for chunk in $locations.chunks(CHUNK) {
+            let done = location_insert!(chunk, "")
                 .build()
                 .execute(&mut *savepoint)
                 .await?;
-            if done.rows_affected() == chunk.len() as u64 {
-                savepoint.commit().await?;
-                continue;
+            if done.rows_affected() != chunk.len() as u64 {
+                all_in = false;
+                break;
             }
+        }
+        if all_in {
+            savepoint.commit().await?;
+        } else {
             savepoint.rollback().await?;
-            let rows: Vec<(i64, f64, f64)> =
-                location_insert!(chunk, $device_id, " RETURNING tst, lat, lon")
-                    .build_query_as()
-                    .fetch_all(&mut *$tx)
-                    .await?;
-            let mut inserted: HashMap<LocationKey, usize> = HashMap::new();
-            for (tst, lat, lon) in rows {
-                *inserted.entry(location_key(tst, lat, lon)).or_insert(0) += 1;
-            }
-            // Each inserted key answers for one location; the rest were there already (or
-            // earlier in this chunk).
-            for (&index, (l, _)) in indexes.iter().zip(chunk) {
-                match inserted.get_mut(&location_key(l.tst, l.lat, l.lon)) {
-                    Some(count) if *count > 0 => *count -= 1,
-                    _ => $duplicate[index] = true,
+            for chunk in $locations.chunks(CHUNK) {
+                let rows: Vec<(i64, i64, f64, f64)> =
+                    location_insert!(chunk, " RETURNING device_id, tst, lat, lon")
+                        .build_query_as()
+                        .fetch_all(&mut *$tx)
+                        .await?;
+                let mut inserted: HashMap<LocationKey, usize> = HashMap::new();
+                for (device_id, tst, lat, lon) in rows {
+                    *inserted
+                        .entry(location_key(device_id, tst, lat, lon))
+                        .or_insert(0) += 1;
+                }
+                // Each inserted key answers for one location; the rest were there already
+                // (or earlier in this batch).
+                for (index, device_id, l, _) in chunk {
+                    match inserted.get_mut(&location_key(*device_id, l.tst, l.lat, l.lon)) {
+                        Some(count) if *count > 0 => *count -= 1,
+                        _ => $duplicate[*index] = true,
+                    }
                 }
             }
         }

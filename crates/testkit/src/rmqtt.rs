@@ -1,7 +1,8 @@
 //! [`Cluster`]: an rmqtt cluster (`rmqttd` 0.24.0 from crates.io) on 127.0.0.1, for the
 //! scale-out tests: nodes joined by Raft (`rmqtt-cluster-raft`), shared subscriptions,
-//! retained messages, mytracks' accounts through `rmqtt-auth-http` and the `rmqtt-http-api`
-//! that mytracks kicks clients through.
+//! retained messages, mytracks' accounts through `rmqtt-auth-http`, IoT presence and command
+//! deliveries through `rmqtt-web-hook` and the `rmqtt-http-api` that mytracks kicks clients
+//! through.
 //!
 //! Each node runs in its own directory, which is also its working directory: rmqttd reads
 //! `./rmqtt.toml` (and `/etc/rmqtt/rmqtt.toml`) before the file given with `-f`, and
@@ -34,15 +35,16 @@ const START_ATTEMPTS: u32 = 3;
 
 /// The plugins every node starts. `rmqtt-acl` (started by default) is left out: its default
 /// rules end in "allow all", and mytracks decides through `rmqtt-auth-http`.
-const PLUGINS: [&str; 5] = [
+const PLUGINS: [&str; 6] = [
     "rmqtt-cluster-raft",
     "rmqtt-shared-subscription",
     "rmqtt-retainer",
     "rmqtt-auth-http",
+    "rmqtt-web-hook",
     "rmqtt-http-api",
 ];
 
-/// Where mytracks answers `rmqtt-auth-http`.
+/// Where mytracks answers `rmqtt-auth-http` and takes `rmqtt-web-hook`'s events.
 #[derive(Clone, Debug)]
 pub struct AuthHttp {
     /// mytracks' base URL (`http://127.0.0.1:PORT`).
@@ -334,6 +336,7 @@ impl Cluster {
             ),
         );
         write("plugins/rmqtt-auth-http.toml", auth_config(&self.auth));
+        write("plugins/rmqtt-web-hook.toml", web_hook_config(&self.auth));
     }
 
     /// Waits until `nodes` accept MQTT and report a healthy cluster.
@@ -570,6 +573,22 @@ fn auth_config(auth: &AuthHttp) -> String {
          [http_acl_req]\nurl = \"{url}/api/mqtt/rmqtt/authz\"\nmethod = \"post\"\n\
          headers = {{ content-type = \"application/json\" }}\n\
          params = {{ action = \"%A\", clientid = \"%c\", username = \"%u\", peerhost = \"%a\", topic = \"%t\" }}\n",
+        secret = auth.secret,
+        url = auth.url.trim_end_matches('/'),
+    )
+}
+
+/// `rmqtt-web-hook.toml`: README's configuration. The plugin sends no header, so the secret
+/// is the URL's last segment; it posts each event once per rule that matches (the topics
+/// filter only `message_acked`: connections carry no topic) and retries what is not
+/// answered 2xx for a minute.
+fn web_hook_config(auth: &AuthHttp) -> String {
+    format!(
+        "urls = [\"{url}/api/mqtt/rmqtt/hook/{secret}\"]\n\
+         rule.client_connected = [{{ action = \"client_connected\" }}]\n\
+         rule.client_disconnected = [{{ action = \"client_disconnected\" }}]\n\
+         rule.message_acked = [{{ action = \"message_acked\", \
+         topics = [\"iot/devices/+/commands/#\", \"iot/fleet/+/commands\"] }}]\n",
         secret = auth.secret,
         url = auth.url.trim_end_matches('/'),
     )

@@ -1,7 +1,7 @@
 //! The web hooks an external broker sends (scale-out mode), played as EMQX's rule engine and
 //! rmqtt's web-hook plugin send them: IoT devices' connections set their presence whatever
-//! order the events arrive in, an acknowledged command delivery is counted, and without the
-//! secret nothing is taken.
+//! order the events arrive in (and a take-over does not end the successor), an acknowledged
+//! command delivery is counted, and without the secret nothing is taken.
 
 use crate::support::*;
 use serde_json::{json, Value};
@@ -88,6 +88,66 @@ fn presence_follows_the_brokers_clock_not_the_arrival_order() {
         204
     );
     assert_eq!(emqx(&server, SECRET, json!("not an event")), 400);
+}
+
+/// A take-over as both brokers report it: the replaced connection's end is stamped in the
+/// same millisecond as the successor's connect, or after it (bodies as rmqtt 0.24's web-hook
+/// plugin sent them in `scale_out_rmqtt.rs`, reason `Kicked`; EMQX's `takenover`,
+/// `discarded`). The device stays online; an administrator's kick still ends a connection.
+#[test]
+fn a_taken_over_connection_does_not_end_its_successor() {
+    let (server, alice) = setup();
+    let connected = |at: i64, node: u64| {
+        json!({ "node": node, "ipaddress": "127.0.0.1:49468", "clientid": "m1",
+                "username": "meter-1", "keepalive": 60, "proto_ver": 4, "clean_session": true,
+                "connected_at": at, "session_present": false, "time": "2026-12-06 12:24:59.021",
+                "action": "client_connected" })
+    };
+    let disconnected = |at: i64, reason: &str| {
+        json!({ "node": 2, "ipaddress": "127.0.0.1:49468", "clientid": "m1",
+                "username": "meter-1", "disconnected_at": at, "reason": reason,
+                "time": "2026-12-06 12:24:59.223", "action": "client_disconnected" })
+    };
+    let ms = now_ms();
+    assert_eq!(rmqtt(&server, SECRET, connected(ms, 2)), 204);
+    assert_eq!(rmqtt(&server, SECRET, connected(ms + 400, 1)), 204);
+    assert_eq!(
+        rmqtt(&server, SECRET, disconnected(ms + 400, "Kicked")),
+        204
+    );
+    assert!(
+        online(&alice),
+        "rmqtt: ended by a take-over in the same millisecond"
+    );
+    assert_eq!(
+        rmqtt(&server, SECRET, disconnected(ms + 401, "Kicked")),
+        204
+    );
+    assert!(
+        online(&alice),
+        "rmqtt: ended by a take-over a millisecond later"
+    );
+    for reason in ["takenover", "discarded"] {
+        let event = json!({ "event": "client.disconnected", "clientid": "m1",
+                            "username": "meter-1", "disconnected_at": ms + 402,
+                            "reason": reason, "timestamp": ms + 402 });
+        assert_eq!(emqx(&server, SECRET, event), 204);
+        assert!(online(&alice), "EMQX: ended by {reason}");
+    }
+    assert_eq!(
+        rmqtt(&server, SECRET, disconnected(ms + 500, "ByAdminKick")),
+        204
+    );
+    assert!(
+        !online(&alice),
+        "an administrator's kick ends the connection"
+    );
+    assert_eq!(rmqtt(&server, SECRET, connected(ms + 600, 3)), 204);
+    let kicked = json!({ "event": "client.disconnected", "clientid": "m1",
+                         "username": "meter-1", "disconnected_at": ms + 700,
+                         "reason": "kicked", "timestamp": ms + 700 });
+    assert_eq!(emqx(&server, SECRET, kicked), 204);
+    assert!(!online(&alice), "EMQX: kicked through its REST API");
 }
 
 #[test]

@@ -483,3 +483,45 @@ async fn the_upgrade_removes_copies_stored_before_the_uniqueness_rule() {
     let rows: Vec<(i64, i64)> = stored.iter().map(|l| (l.tst, l.received_at)).collect();
     assert_eq!(rows, [(100, 1), (101, 3)]);
 }
+
+both!(
+    two_writers_with_the_same_devices_in_opposite_orders_both_commit,
+    |store: Store| async move {
+        use mytracks_store::Record;
+        let alice = store.create_user(&alice()).await.unwrap();
+        // Two nodes of a cluster, each handed the same phones' messages in its own order (a
+        // redelivery to the other node, round-robin dispatch): neither may deadlock the other.
+        // Many devices make each statement long enough for the two to overlap.
+        let names: Vec<String> = (0..300).map(|i| format!("phone{i:03}")).collect();
+        let batch = |round: i64, reversed: bool| {
+            let mut batch: Vec<_> = names
+                .iter()
+                .map(|name| {
+                    let tst = 1_000 + round;
+                    incoming(alice.id, name, tst, Record::Location(fix(tst, 1.0)))
+                })
+                .collect();
+            if reversed {
+                batch.reverse();
+            }
+            batch
+        };
+        store.ingest(&batch(0, false)).await.unwrap();
+        for round in 1..=30 {
+            let (forward, backward) = (batch(round, false), batch(round, true));
+            let (a, b) = tokio::join!(store.ingest(&forward), store.ingest(&backward));
+            let (a, b) = (a.expect("first writer"), b.expect("second writer"));
+            let copies = a
+                .duplicate
+                .iter()
+                .chain(&b.duplicate)
+                .filter(|&&d| d)
+                .count();
+            assert_eq!(
+                copies,
+                names.len(),
+                "round {round}: each location stored once"
+            );
+        }
+    }
+);

@@ -1,14 +1,19 @@
 //! What an external broker reports through its web hooks: IoT devices' connections (presence)
 //! and acknowledged deliveries (command status).
 //!
-//! - EMQX 5: a rule (`SELECT * FROM "$events/client_connected", "$events/client_disconnected",
-//!   "$events/message_acked"`) with an HTTP action posting `${.}` to `/api/mqtt/emqx/events`
-//!   with the bearer secret. Times are milliseconds; payloads as sent.
+//! - EMQX 5: a rule on `$events/client_connected`, `client_disconnected` and `message_acked`
+//!   (of command topics only: `docs/emqx/mytracks.hocon`) with an HTTP action posting `${.}`
+//!   to `/api/mqtt/emqx/events` with the bearer secret. Times are milliseconds; payloads as
+//!   sent.
 //! - rmqtt: the `rmqtt-web-hook` plugin posting to `/api/mqtt/rmqtt/hook/<secret>`: it sends
 //!   no headers of its own, so the secret is the last path segment. Payloads are base64.
 //!
 //! Events may arrive late, out of order and more than once: each is applied idempotently
-//! (see `mytracks_store::iot_connections`). Answers: 204 when taken (or of no interest), 401
+//! (see `mytracks_store::iot_connections`). The end of a connection that another one with the
+//! same client id took over is not applied: both brokers stamp it after they stamped the
+//! successor's connect, or in the same millisecond (rmqtt 0.24 answers the take-over before
+//! the old session records its end; EMQX stamps each in its own process), so by time it
+//! would end the successor too. Answers: 204 when taken (or of no interest), 401
 //! without the secret, 400 for a body that does not parse, 503 when the database is down, so
 //! that the broker sends it again. Nothing here grants access, so an error fails no one open.
 
@@ -34,6 +39,8 @@ struct Event {
     username: Option<String>,
     connected_at: Option<i64>,
     disconnected_at: Option<i64>,
+    /// Why a connection ended (see [`taken_over`]).
+    reason: Option<String>,
     /// EMQX: when the event happened (ms).
     timestamp: Option<i64>,
     topic: Option<String>,
@@ -127,6 +134,7 @@ fn meaning(event: Event, base64_payloads: bool) -> Reported {
                 .or(event.timestamp)
                 .unwrap_or_else(now_ms),
         },
+        "client_disconnected" if event.reason.as_deref().is_some_and(taken_over) => Reported::Other,
         "client_disconnected" => Reported::Connection {
             connected: false,
             at_ms: event
@@ -149,4 +157,13 @@ fn meaning(event: Event, base64_payloads: bool) -> Reported {
         }
         _ => Reported::Other,
     }
+}
+
+/// Whether a disconnect's `reason` says a new connection with the same client id replaced it:
+/// EMQX's `takenover` and `discarded`, rmqtt's `Kicked` (rmqtt joins several reasons with
+/// commas). Not an administrator's kick: EMQX `kicked`, rmqtt `ByAdminKick`.
+fn taken_over(reason: &str) -> bool {
+    reason
+        .split(',')
+        .any(|reason| matches!(reason.trim(), "takenover" | "discarded" | "Kicked"))
 }
