@@ -199,38 +199,52 @@ impl Store {
         touched.sort_unstable_by(|a, b| (a.user_id, a.name).cmp(&(b.user_id, b.name)));
         let mut duplicate = vec![false; batch.len()];
         let devices = on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let mut ids: HashMap<(i64, &str), i64> = HashMap::with_capacity(touched.len());
-            for chunk in touched.chunks(DEVICE_CHUNK) {
-                upsert_devices!(tx, chunk, ids);
+            // Copies are rare, and asking which rows went in (`RETURNING`) costs a row back
+            // each: the batch first goes in plainly, and only if fewer locations went in than
+            // were sent is it undone and done again `careful`ly, with `RETURNING`. (Not with a
+            // savepoint: SQLite would copy every page the batch touches into its statement
+            // journal, a temporary file once it passes 64 KiB.)
+            let mut careful = false;
+            loop {
+                let mut tx = pool.begin().await?;
+                let mut ids: HashMap<(i64, &str), i64> = HashMap::with_capacity(touched.len());
+                for chunk in touched.chunks(DEVICE_CHUNK) {
+                    upsert_devices!(tx, chunk, ids);
+                }
+                let id_of = |item: &Incoming| ids[&(item.user_id, item.device.as_str())];
+                let mut locations: Vec<(usize, i64, &NewLocation, i64)> = batch
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(index, item)| match &item.record {
+                        Record::Location(l) => Some((index, id_of(item), l, item.received_at)),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>();
+                locations.sort_unstable_by(|a, b| {
+                    let ((a_index, a_device, a, _), (b_index, b_device, b, _)) = (a, b);
+                    (a_device.cmp(b_device))
+                        .then(a.tst.cmp(&b.tst))
+                        .then(a.lat.total_cmp(&b.lat))
+                        .then(a.lon.total_cmp(&b.lon))
+                        .then(a_index.cmp(b_index))
+                });
+                if careful {
+                    insert_locations_marking_copies!(tx, locations, duplicate);
+                } else if !insert_locations!(tx, locations) {
+                    tx.rollback().await?;
+                    careful = true;
+                    continue;
+                }
+                for item in batch {
+                    insert_record!(tx, item.user_id, id_of(item), item);
+                }
+                let mut devices = Vec::with_capacity(touched.len());
+                for chunk in touched.chunks(DEVICE_CHUNK) {
+                    update_devices!(tx, chunk, ids, devices);
+                }
+                tx.commit().await?;
+                break Ok::<_, sqlx::Error>(devices);
             }
-            let id_of = |item: &Incoming| ids[&(item.user_id, item.device.as_str())];
-            let mut locations: Vec<(usize, i64, &NewLocation, i64)> = batch
-                .iter()
-                .enumerate()
-                .filter_map(|(index, item)| match &item.record {
-                    Record::Location(l) => Some((index, id_of(item), l, item.received_at)),
-                    _ => None,
-                })
-                .collect::<Vec<_>>();
-            locations.sort_unstable_by(|a, b| {
-                let ((a_index, a_device, a, _), (b_index, b_device, b, _)) = (a, b);
-                (a_device.cmp(b_device))
-                    .then(a.tst.cmp(&b.tst))
-                    .then(a.lat.total_cmp(&b.lat))
-                    .then(a.lon.total_cmp(&b.lon))
-                    .then(a_index.cmp(b_index))
-            });
-            insert_locations!(tx, locations, duplicate);
-            for item in batch {
-                insert_record!(tx, item.user_id, id_of(item), item);
-            }
-            let mut devices = Vec::with_capacity(touched.len());
-            for chunk in touched.chunks(DEVICE_CHUNK) {
-                update_devices!(tx, chunk, ids, devices);
-            }
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(devices)
         })?;
         Ok(Ingested { devices, duplicate })
     }
@@ -337,55 +351,54 @@ macro_rules! location_insert {
 use location_insert;
 
 /// Inserts `$locations` (`(batch index, device id, &NewLocation, received_at)`) inside the
-/// transaction `$tx`, in multi-row INSERTs of [`CHUNK`] rows, skipping those already stored,
-/// and marks those in `$duplicate` (indexed by batch index).
-///
-/// Copies are rare, and asking which rows went in (`RETURNING`) costs a row back each: all
-/// chunks first go in plainly inside one savepoint, and only when fewer rows went in than
-/// were sent is that undone and done again with `RETURNING`.
+/// transaction `$tx`, in multi-row INSERTs of [`CHUNK`] rows, skipping those already stored;
+/// `false` as soon as one was (the transaction is then to be undone).
 macro_rules! insert_locations {
-    ($tx:ident, $locations:expr, $duplicate:ident) => {
-        let mut savepoint = sqlx::Connection::begin(&mut *$tx).await?;
+    ($tx:ident, $locations:expr) => {{
         let mut all_in = true;
         for chunk in $locations.chunks(CHUNK) {
             let done = location_insert!(chunk, "")
                 .build()
-                .execute(&mut *savepoint)
+                .execute(&mut *$tx)
                 .await?;
             if done.rows_affected() != chunk.len() as u64 {
                 all_in = false;
                 break;
             }
         }
-        if all_in {
-            savepoint.commit().await?;
-        } else {
-            savepoint.rollback().await?;
-            for chunk in $locations.chunks(CHUNK) {
-                let rows: Vec<(i64, i64, f64, f64)> =
-                    location_insert!(chunk, " RETURNING device_id, tst, lat, lon")
-                        .build_query_as()
-                        .fetch_all(&mut *$tx)
-                        .await?;
-                let mut inserted: HashMap<LocationKey, usize> = HashMap::new();
-                for (device_id, tst, lat, lon) in rows {
-                    *inserted
-                        .entry(location_key(device_id, tst, lat, lon))
-                        .or_insert(0) += 1;
-                }
-                // Each inserted key answers for one location; the rest were there already
-                // (or earlier in this batch).
-                for (index, device_id, l, _) in chunk {
-                    match inserted.get_mut(&location_key(*device_id, l.tst, l.lat, l.lon)) {
-                        Some(count) if *count > 0 => *count -= 1,
-                        _ => $duplicate[*index] = true,
-                    }
+        all_in
+    }};
+}
+use insert_locations;
+
+/// Inserts `$locations` as [`insert_locations`] does, and marks in `$duplicate` (indexed by
+/// batch index) those that were stored already.
+macro_rules! insert_locations_marking_copies {
+    ($tx:ident, $locations:expr, $duplicate:ident) => {
+        for chunk in $locations.chunks(CHUNK) {
+            let rows: Vec<(i64, i64, f64, f64)> =
+                location_insert!(chunk, " RETURNING device_id, tst, lat, lon")
+                    .build_query_as()
+                    .fetch_all(&mut *$tx)
+                    .await?;
+            let mut inserted: HashMap<LocationKey, usize> = HashMap::new();
+            for (device_id, tst, lat, lon) in rows {
+                *inserted
+                    .entry(location_key(device_id, tst, lat, lon))
+                    .or_insert(0) += 1;
+            }
+            // Each inserted key answers for one location; the rest were there already (or
+            // earlier in this batch).
+            for (index, device_id, l, _) in chunk {
+                match inserted.get_mut(&location_key(*device_id, l.tst, l.lat, l.lon)) {
+                    Some(count) if *count > 0 => *count -= 1,
+                    _ => $duplicate[*index] = true,
                 }
             }
         }
     };
 }
-use insert_locations;
+use insert_locations_marking_copies;
 
 /// Stores one record other than a location (those go in bulk) inside the transaction `$tx`.
 macro_rules! insert_record {
