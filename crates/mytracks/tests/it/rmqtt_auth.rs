@@ -203,3 +203,38 @@ fn rmqtt_requests_that_cannot_be_decided_are_denied_with_200() {
         ("deny".into(), false)
     );
 }
+
+/// An allowed publish is answered with `X-Cache` (rmqtt then keeps it for the connection, a
+/// minute at most, instead of asking for every message); nothing else is, a refusal least of
+/// all (it must be asked again, and it closes the connection anyway).
+#[test]
+fn rmqtt_may_keep_an_allowed_publish_for_a_minute_and_nothing_else() {
+    let server = setup();
+    let cases = [
+        ("alice", "2", "owntracks/alice/phone", Some("60000")),
+        ("alice", "1", "owntracks/alice/#", None),
+        ("alice", "2", "owntracks/bob/phone", None),
+        ("mallory", "2", "sensors/1", None),
+    ];
+    for (user, action, topic, cached) in cases {
+        let response = reqwest::blocking::Client::new()
+            .post(format!("http://127.0.0.1:{}{AUTHZ}", server.http_port))
+            .header("authorization", format!("Bearer {SECRET}"))
+            .json(&authz_body(user, action, topic))
+            .send()
+            .unwrap();
+        let header = response
+            .headers()
+            .get("x-cache")
+            .map(|v| v.to_str().unwrap());
+        assert_eq!(header, cached, "{user} {action} {topic}");
+    }
+    // Without the secret: denied, and not to be kept.
+    let response = reqwest::blocking::Client::new()
+        .post(format!("http://127.0.0.1:{}{AUTHZ}", server.http_port))
+        .json(&authz_body("alice", "2", "owntracks/alice/phone"))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("x-cache").is_none());
+}

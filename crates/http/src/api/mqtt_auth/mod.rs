@@ -124,6 +124,12 @@ trait Dialect {
 
     /// The `result` word and the superuser flag for a verdict.
     fn result(verdict: Verdict) -> (&'static str, bool);
+
+    /// The response header that lets the broker keep an allowed publish's answer for the
+    /// rest of the connection, up to a time, instead of asking again for every message.
+    fn cache_allowed_publish() -> Option<(&'static str, &'static str)> {
+        None
+    }
 }
 
 /// Authentication in dialect `D`.
@@ -142,7 +148,18 @@ async fn authz<D: Dialect>(request: Request) -> Response {
         Err(problem) => return refuse::<D>(problem),
     };
     match D::publishes(&fields) {
-        Ok(publish) => answer::<D>(service.authorize(Access::from_fields(&fields, publish))),
+        Ok(publish) => {
+            let verdict = service.authorize(Access::from_fields(&fields, publish));
+            let mut response = answer::<D>(verdict);
+            if let (true, Verdict::Allow { .. }, Some((name, value))) =
+                (publish, verdict, D::cache_allowed_publish())
+            {
+                response
+                    .headers_mut()
+                    .insert(name, axum::http::HeaderValue::from_static(value));
+            }
+            response
+        }
         Err(problem) => refuse::<D>(problem),
     }
 }

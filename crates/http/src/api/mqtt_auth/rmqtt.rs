@@ -7,7 +7,10 @@
 //! Answers: `{"result": "allow"|"deny", "superuser": bool}` as JSON: rmqtt reads a non-JSON
 //! text other than its three words, any non-2xx status and `ignore` on the ACL as *allow*, so
 //! this dialect never answers `ignore`, never another status, and never the `X-Superuser`
-//! header (any value of it makes a superuser).
+//! header (any value of it makes a superuser). An allowed publish is answered with
+//! `X-Cache: 60000`: rmqtt keeps it for that session and topic for a minute (as EMQX's
+//! authorization cache does) and forgets it when the connection ends, so a phone is not asked
+//! about once per location; revocations do not wait for it, they disconnect the client.
 
 use super::{Dialect, Fields, Problem, Verdict};
 
@@ -25,6 +28,10 @@ impl Dialect for Rmqtt {
                 "action must be \"1\" (subscribe) or \"2\" (publish)",
             )),
         }
+    }
+
+    fn cache_allowed_publish() -> Option<(&'static str, &'static str)> {
+        Some(("x-cache", "60000"))
     }
 
     fn result(verdict: Verdict) -> (&'static str, bool) {
