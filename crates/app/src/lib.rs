@@ -34,7 +34,7 @@ pub mod time;
 pub mod tracking;
 
 pub use embedded::EmbeddedBroker;
-pub use mqtt::{Connections, Mqtt, MqttError, PublishError};
+pub use mqtt::{Connections, Link, Mqtt, MqttError, PublishError};
 
 use accounts::Accounts;
 use iot::Iot;

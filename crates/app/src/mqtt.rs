@@ -39,6 +39,22 @@ pub trait Mqtt: Send + Sync {
     /// MQTT 5 clients are told 0x98 Administrative action. Wills are published and persistent
     /// sessions kept, as for any server-side close. Returns how many were asked to close.
     fn disconnect(&self, which: &Connections<'_>) -> usize;
+
+    /// Whether the services can reach the broker now (for `/healthz`).
+    fn link(&self) -> Link {
+        Link::Embedded
+    }
+}
+
+/// The services' way to the broker, as [`Mqtt::link`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// The broker is in this process.
+    Embedded,
+    /// Connected to the external broker at `broker`.
+    Connected { broker: String },
+    /// Not connected to the external broker (dialling, or waiting to dial again): why.
+    Down { reason: String },
 }
 
 /// Which connections [`Mqtt::disconnect`] closes, by the username they logged in with (an

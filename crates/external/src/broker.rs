@@ -8,7 +8,7 @@ use crate::settings::{ExternalSettings, SessionMode};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use mytracks_app::hooks::AppHooks;
-use mytracks_app::{Connections, Mqtt, MqttError, PublishError};
+use mytracks_app::{Connections, Link, Mqtt, MqttError, PublishError};
 use mytracks_broker::Message;
 use mytracks_mqtt_client::{BrokerUrl, Delivery, QoS, Session, SessionOptions, Status, TlsOptions};
 use std::collections::HashSet;
@@ -233,6 +233,18 @@ impl Mqtt for ExternalBroker {
             }
             Ok(topics.len())
         })
+    }
+
+    fn link(&self) -> Link {
+        match self.status() {
+            Status::Connected { url, .. } => Link::Connected {
+                broker: url.to_string(),
+            },
+            Status::Connecting => Link::Down {
+                reason: "connecting".into(),
+            },
+            Status::Disconnected { reason } => Link::Down { reason },
+        }
     }
 
     /// Asks the broker's admin API to close them, in the background (retried for a while);

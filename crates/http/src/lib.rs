@@ -33,6 +33,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use mytracks_app::Link;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -68,13 +69,30 @@ pub fn router(state: HttpState, transports: Router) -> Router {
 }
 
 /// Liveness for load balancers and monitoring: 200 while serving, 503 once shutdown has begun
-/// so that traffic drains away from an instance that is stopping.
+/// so that traffic drains away from an instance that is stopping. A node of a cluster whose
+/// link to the external broker is down answers 200 `degraded` with the reason: it still
+/// serves the web UI, the history and HTTP mode, but neither ingests MQTT nor sends commands,
+/// which is for monitoring to raise, not for a load balancer to drop it over.
 async fn healthz(State(state): State<HttpState>) -> Response {
     let stats = state.broker.stats();
+    let link = state.tracking.broker_link();
     let (status, text) = if state.broker.is_shutting_down() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
+    } else if matches!(link, Some(Link::Down { .. })) {
+        (StatusCode::OK, "degraded")
     } else {
         (StatusCode::OK, "ok")
+    };
+    let mqtt = match link {
+        Some(Link::Connected { broker }) => {
+            json!({ "mode": "external", "connected": true, "broker": broker })
+        }
+        Some(Link::Down { reason }) => {
+            json!({ "mode": "external", "connected": false, "reason": reason })
+        }
+        Some(Link::Embedded) | None => {
+            json!({ "mode": "embedded", "clients_connected": stats.clients_connected })
+        }
     };
     let counters = state.tracking.counters();
     let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
@@ -82,7 +100,7 @@ async fn healthz(State(state): State<HttpState>) -> Response {
         "status": text,
         "version": mytracks_app::VERSION,
         "uptime_seconds": stats.uptime_seconds,
-        "mqtt": { "clients_connected": stats.clients_connected },
+        "mqtt": mqtt,
         "owntracks": {
             "stored": count(&counters.stored),
             "invalid": count(&counters.invalid),

@@ -95,6 +95,11 @@ impl Tracking {
         *self.broker.lock() = Some(broker);
     }
 
+    /// How the services reach the broker (`None` before it is attached).
+    pub fn broker_link(&self) -> Option<crate::Link> {
+        self.broker().map(|broker| broker.link())
+    }
+
     pub fn detach_broker(&self) {
         self.broker.lock().take();
     }

@@ -177,3 +177,51 @@ fn commands_reach_a_phone_through_the_external_broker() {
         a.log()
     );
 }
+
+/// `/healthz` of a node in external mode says whether it reaches the broker: `ok` and the
+/// broker's address while connected, `degraded` (still 200: the node serves its web UI and
+/// history) with the reason once the broker is gone.
+#[test]
+fn healthz_reports_the_link_to_the_external_broker() {
+    let mosquitto = Mosquitto::anonymous();
+    let node = node("node-h", mosquitto.port, &postgres_url());
+    let health = || {
+        let (status, _, body) = http_get(node.http_port, "/healthz");
+        (status, serde_json::from_str::<Value>(&body).unwrap())
+    };
+    let deadline = Instant::now() + WAIT;
+    let (status, body) = loop {
+        let (status, body) = health();
+        if body["mqtt"]["connected"] == true || Instant::now() > deadline {
+            break (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ok", "{body}");
+    assert_eq!(body["mqtt"]["mode"], "external", "{body}");
+    assert_eq!(
+        body["mqtt"]["broker"],
+        format!("mqtt://127.0.0.1:{}", mosquitto.port),
+        "{body}"
+    );
+
+    drop(mosquitto);
+    let deadline = Instant::now() + WAIT;
+    let (status, body) = loop {
+        let (status, body) = health();
+        if body["status"] != "ok" || Instant::now() > deadline {
+            break (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert_eq!(body["mqtt"]["connected"], false, "{body}");
+    assert!(
+        body["mqtt"]["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{body}"
+    );
+}
