@@ -8,7 +8,7 @@
 # Details: bench/scale-out.py.
 #
 #   bench/scale-out.sh PATH-TO-mytracks [--secs S] [--warmup S] [--phones N] [--inflight N]
-#                      [--nodes 1,2] [--strategy hash_clientid|round_robin] [--json FILE] [--keep]
+#                      [--nodes 1,2] [--strategy hash_clientid|round_robin] [--rate R] [--json FILE] [--keep]
 #
 # Defaults: 20 s measured after 5 s warm-up, 30 phones (10 per broker node), 32 in flight
 # each, results in target/bench-scale-out.json. Needs rmqttd 0.24.0 (MYTRACKS_RMQTTD, else
