@@ -28,7 +28,10 @@ interface ConsoleCredential {
   password: string;
   client_id: string;
   expires_at: number;
-  path: string;
+  /** The broker's WebSocket: a path on this origin (embedded broker) or a URL (`[web]
+   * console_websocket_url`, e.g. a cluster's broker). */
+  path?: string;
+  url?: string;
   protocol_version: 4 | 5;
 }
 
@@ -82,7 +85,7 @@ async function connect(): Promise<void> {
     failed(`Could not get a console credential: ${message(error)}`);
     return;
   }
-  const url = socketUrl(credential.path);
+  const url = credential.url ?? socketUrl(credential.path ?? '/mqtt');
   const options: IClientOptions = {
     protocolVersion: credential.protocol_version,
     username: credential.username,

@@ -21,6 +21,13 @@ pub struct WebSettings {
     /// `[web] live_feed_idle_timeout_secs`: a live-feed client that answers nothing (not even
     /// the server's pings, sent every third of this) for this long is closed.
     pub live_feed_idle_timeout: std::time::Duration,
+    /// `[web] console_websocket_url`: where the MQTT console's browser connects (`ws://` or
+    /// `wss://`), when not to `/mqtt` on this server: a cluster's broker in external mode, or
+    /// a proxy in front of it.
+    pub console_websocket_url: Option<String>,
+    /// This server answers MQTT over WebSocket at `/mqtt` (the embedded broker; not so in
+    /// external mode, where the broker is elsewhere).
+    pub console_on_this_server: bool,
 }
 
 /// Default of `[web] live_feed_max_message_bytes`.
@@ -37,6 +44,8 @@ impl Default for WebSettings {
             live_feed_idle_timeout: std::time::Duration::from_secs(
                 DEFAULT_LIVE_FEED_IDLE_TIMEOUT_SECS,
             ),
+            console_websocket_url: None,
+            console_on_this_server: true,
         }
     }
 }

@@ -77,7 +77,9 @@ impl RawConfig {
         let owntracks = self.owntracks.validate()?;
         let pki_server_names = self.pki.validate();
         let iot = self.iot.validate()?;
-        let web = self.web.validate()?;
+        let mut web = self.web.validate()?;
+        // In external mode no `/mqtt` is served here: the console needs the broker's URL.
+        web.console_on_this_server = mqtt.external.is_none();
         let store_mosquitto_pbkdf2 = self.compat.validate();
         let http_auth_secret = self.integrations.validate()?;
         let login = self.login.validate()?;

@@ -121,6 +121,8 @@ pub(super) struct RawWeb {
     tile_attribution: Option<String>,
     live_feed_max_message_bytes: Option<i64>,
     live_feed_idle_timeout_secs: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    console_websocket_url: Option<String>,
 }
 
 impl RawWeb {
@@ -140,9 +142,30 @@ impl RawWeb {
                 3,
                 86_400,
             )?),
+            console_websocket_url: match self.console_websocket_url {
+                None => None,
+                Some(url) => Some(websocket_url(url)?),
+            },
             ..mytracks_http::web::WebSettings::new(self.tile_url, self.tile_attribution)?
         })
     }
+}
+
+/// `[web] console_websocket_url`: a `ws://` or `wss://` URL with a host, at most 2,048 bytes.
+fn websocket_url(url: String) -> Result<String, Invalid> {
+    let url = url.trim().to_owned();
+    let rest = url
+        .strip_prefix("wss://")
+        .or_else(|| url.strip_prefix("ws://"))
+        .unwrap_or_default();
+    let host_given = !rest.is_empty() && !rest.starts_with('/');
+    if !host_given || url.len() > 2048 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err((
+            "web.console_websocket_url",
+            "must be a ws:// or wss:// URL with a host (at most 2048 bytes)".into(),
+        ));
+    }
+    Ok(url)
 }
 
 /// `[integrations]`: other systems calling mytracks.

@@ -588,3 +588,42 @@ fn the_server_key_comes_from_the_environment_only() {
     assert!(!format!("{settings:?}").contains("cdcd"));
     assert!(load(None, env(&[])).unwrap().server_key.is_none());
 }
+
+#[test]
+fn the_console_websocket_url_is_a_websocket_url() {
+    let defaults = load_text("", &[]).unwrap();
+    assert_eq!(defaults.web.console_websocket_url, None);
+    assert!(defaults.web.console_on_this_server, "embedded: /mqtt here");
+    let settings = load_text(
+        "[web]\nconsole_websocket_url = \"wss://mqtt.example.org/mqtt\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        settings.web.console_websocket_url.as_deref(),
+        Some("wss://mqtt.example.org/mqtt")
+    );
+    for bad in [
+        "https://mqtt.example.org/mqtt",
+        "wss://",
+        "ws:///mqtt",
+        "wss://a b/",
+    ] {
+        let error = load(None, env(&[("MYTRACKS_WEB_CONSOLE_WEBSOCKET_URL", bad)])).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("MYTRACKS_WEB_CONSOLE_WEBSOCKET_URL: must be a ws://"),
+            "{bad}: {error}"
+        );
+    }
+    let external = load_text(
+        "[mqtt]\nmode = \"external\"\n[mqtt.external]\nurl = \"mqtt://127.0.0.1:1883\"\n",
+        &[],
+    )
+    .unwrap();
+    assert!(
+        !external.web.console_on_this_server,
+        "external: no /mqtt here"
+    );
+}

@@ -225,3 +225,39 @@ fn healthz_reports_the_link_to_the_external_broker() {
         "{body}"
     );
 }
+
+/// The MQTT console in external mode: no `/mqtt` on a node, so the credential answer names
+/// `[web] console_websocket_url` (the broker's WebSocket, which asks mytracks about the
+/// credential like any other); without it, a clear 409 and no credential made.
+#[test]
+fn the_console_is_sent_to_the_brokers_websocket_in_external_mode() {
+    const PATH: &str = "/api/mqtt/console/credential/";
+    let mosquitto = Mosquitto::anonymous();
+    let without = node("node-c", mosquitto.port, &postgres_url());
+    let alice = without.user_api("alice");
+    let (status, body) = alice.post(PATH, json!({}));
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("console_websocket_url")),
+        "{body}"
+    );
+    let (_, credentials) = alice.get("/api/account/credentials/");
+    assert_eq!(credentials, json!([]), "no credential made");
+
+    let with = Server::with_config(&format!(
+        "[database]\nurl = \"{}\"\n\
+         [mqtt]\nmode = \"external\"\n\
+         [mqtt.external]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"node-d\"\n\
+         [web]\nconsole_websocket_url = \"wss://mqtt.example.org/mqtt\"\n",
+        postgres_url(),
+        mosquitto.port
+    ));
+    let alice = with.user_api("alice");
+    let (status, body) = alice.post(PATH, json!({}));
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["url"], "wss://mqtt.example.org/mqtt", "{body}");
+    assert!(body.get("path").is_none(), "{body}");
+    assert_eq!(body["username"], "alice");
+}
