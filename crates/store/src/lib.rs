@@ -25,6 +25,7 @@
 //! its native types, at the cost of monomorphising the query code twice.
 
 pub mod certificates;
+pub mod client_ids;
 pub mod devices;
 mod error;
 pub mod history;
@@ -42,6 +43,7 @@ pub mod tracks;
 pub mod users;
 
 pub use certificates::{CaRow, CertificateRow, NewCa, NewCertificate};
+pub use client_ids::Claim;
 pub use devices::Device;
 pub use error::{Result, StoreError};
 pub use history::{CardRow, LocationRow, TransitionRow, WaypointRow, Window};

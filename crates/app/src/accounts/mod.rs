@@ -276,6 +276,16 @@ impl Accounts {
         self.auth_epoch.load(Ordering::SeqCst)
     }
 
+    /// Binds MQTT client id `client_id` to `username` for an external broker, which would let
+    /// any login take over its session: false when another username holds it.
+    pub async fn claim_client_id(&self, client_id: &str, username: &str) -> Result<bool> {
+        let claim = self
+            .store
+            .claim_client_id(client_id, username, mytracks_store::now())
+            .await?;
+        Ok(claim == mytracks_store::Claim::Granted)
+    }
+
     /// Refreshes if another process changed accounts since the last refresh.
     pub async fn refresh_if_changed(&self) -> Result<bool> {
         let version = self.store.account_version().await?;

@@ -116,10 +116,13 @@ impl RawExternal {
             }
         };
         let client_id = self.client_id.unwrap_or_else(default_client_id);
-        if client_id.is_empty() || client_id.len() > 64 {
+        // Only mytracks' own login may use `mytracks-...` client ids on the broker (the auth
+        // endpoints refuse them to everyone else), so a node's session cannot be taken over.
+        let prefix = mytracks_http::api::mqtt_auth::NODE_CLIENT_ID_PREFIX;
+        if !client_id.starts_with(prefix) || client_id.len() > 64 {
             return Err((
                 "mqtt.external.client_id",
-                "mqtt.external.client_id must have 1 to 64 characters".into(),
+                format!("mqtt.external.client_id must start with {prefix:?} and have at most 64 characters"),
             ));
         }
         let share_group = self

@@ -529,7 +529,7 @@ fn external_mode() {
     use mytracks_external::{AdminKind, SessionMode};
     assert!(load_text("", &[]).unwrap().external.is_none());
     let settings = load_text(
-        "[mqtt]\nmode = \"external\"\n[mqtt.external]\nurl = [\"mqtt://b1:1883\", \"mqtts://b2\"]\nusername = \"ingest\"\nclient_id = \"node-a\"\n[mqtt.external.admin]\nkind = \"rmqtt\"\nurl = [\"http://b1:6060/\", \"http://b2:6060\"]\n",
+        "[mqtt]\nmode = \"external\"\n[mqtt.external]\nurl = [\"mqtt://b1:1883\", \"mqtts://b2\"]\nusername = \"ingest\"\nclient_id = \"mytracks-node-a\"\n[mqtt.external.admin]\nkind = \"rmqtt\"\nurl = [\"http://b1:6060/\", \"http://b2:6060\"]\n",
         // The password from the environment, as a secret should be.
         &[("MYTRACKS_MQTT_EXTERNAL_PASSWORD", "s3cret-from-the-environment")],
     )
@@ -549,7 +549,7 @@ fn external_mode() {
         external.password.as_deref(),
         Some("s3cret-from-the-environment")
     );
-    assert_eq!(external.client_id, "node-a");
+    assert_eq!(external.client_id, "mytracks-node-a");
     assert_eq!(external.share_group, "mytracks");
     // rmqtt keeps a dead member's messages only for its own session.
     assert_eq!(external.session, SessionMode::Persistent);

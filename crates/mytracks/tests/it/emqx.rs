@@ -19,7 +19,7 @@ const AUTHZ: &str = "/api/mqtt/emqx/authz";
 /// EMQX's default authenticator body for `username`/`password`.
 fn authn_body(username: &str, password: &str) -> Value {
     json!({
-        "clientid": "emqx-client-1",
+        "clientid": format!("{username}-phone"),
         "username": username,
         "password": password,
         "peerhost": "192.0.2.10",
@@ -347,8 +347,9 @@ fn the_documented_emqx_configuration_played_against_a_node() {
 
     // Authentication: the credential EMQX renders the body from (emqx_authn_http).
     let login = |username: &str, password: &str| {
+        let client_id = format!("{username}-phone");
         let vars = [
-            ("clientid", "phone-1"),
+            ("clientid", client_id.as_str()),
             ("username", username),
             ("password", password),
             ("peerhost", "192.0.2.10"),
@@ -516,4 +517,36 @@ fn played_events(server: &Server, config: &str) {
                       "disconn_props": {} }),
     ));
     assert!(!online(), "client.disconnected: offline");
+}
+
+/// EMQX (like rmqtt) lets a connection take over a session by client id alone, whoever logs
+/// in; mytracks refuses: a client id belongs to the first username that logs in with it, and
+/// `mytracks-...` (the nodes' client ids) to mytracks' own login only.
+#[test]
+fn a_client_id_belongs_to_its_first_user_and_node_ids_to_mytracks() {
+    let server = Server::with_config(&format!(
+        "[integrations]\nhttp_auth_secret = \"{SECRET}\"\n"
+    ));
+    let admin = server.admin_api();
+    add_user(&server, &admin, "alice", ALICE);
+    add_user(&server, &admin, "bob", BOB);
+    let emqx = Api::with_token(server.http_port, SECRET);
+    let login = |username: &str, password: &str, client_id: &str| {
+        let mut body = authn_body(username, password);
+        body["clientid"] = client_id.into();
+        result(&emqx, AUTHN, body).0
+    };
+    assert_eq!(login("alice", ALICE, "phone-1"), "allow");
+    assert_eq!(login("bob", BOB, "phone-1"), "deny", "alice's session");
+    assert_eq!(login("alice", ALICE, "phone-1"), "allow", "still alice's");
+    assert_eq!(login("bob", BOB, "phone-2"), "allow");
+    for node in ["mytracks-node-1", "mytracks-"] {
+        assert_eq!(login("bob", BOB, node), "deny", "{node}: a node's session");
+        assert_eq!(
+            login("admin", &server.admin_password(), node),
+            "deny",
+            "{node}: not even an admin's"
+        );
+    }
+    // An account's limit: the oldest binding makes room (checked in the store's tests).
 }

@@ -17,7 +17,7 @@ const AUTHZ: &str = "/api/mqtt/rmqtt/authz";
 /// The parameters of README's rmqtt configuration for authentication.
 fn authn_body(username: &str, password: &str) -> Value {
     json!({
-        "clientid": "rmqtt-client-1",
+        "clientid": format!("{username}-phone"),
         "username": username,
         "password": password,
         "peerhost": "192.0.2.20",

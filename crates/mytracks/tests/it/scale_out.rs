@@ -17,7 +17,7 @@ fn node(name: &str, broker_port: u16, database_url: &str) -> Server {
     Server::with_config(&format!(
         "[database]\nurl = \"{database_url}\"\n\
          [mqtt]\nmode = \"external\"\n\
-         [mqtt.external]\nurl = \"mqtt://127.0.0.1:{broker_port}\"\nclient_id = \"{name}\"\n"
+         [mqtt.external]\nurl = \"mqtt://127.0.0.1:{broker_port}\"\nclient_id = \"mytracks-{name}\"\n"
     ))
 }
 
@@ -249,7 +249,7 @@ fn the_console_is_sent_to_the_brokers_websocket_in_external_mode() {
     let with = Server::with_config(&format!(
         "[database]\nurl = \"{}\"\n\
          [mqtt]\nmode = \"external\"\n\
-         [mqtt.external]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"node-d\"\n\
+         [mqtt.external]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"mytracks-node-d\"\n\
          [web]\nconsole_websocket_url = \"wss://mqtt.example.org/mqtt\"\n",
         postgres_url(),
         mosquitto.port

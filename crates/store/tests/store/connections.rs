@@ -109,3 +109,46 @@ async fn channels_are_private_to_a_schema() {
         "mytracks_feed"
     );
 }
+
+both!(
+    a_client_id_belongs_to_its_first_username,
+    |store: Store| async move {
+        use mytracks_store::client_ids::MAX_CLIENT_IDS_PER_USERNAME;
+        use mytracks_store::Claim;
+        assert_eq!(
+            store.claim_client_id("phone-1", "alice", 1).await.unwrap(),
+            Claim::Granted
+        );
+        assert_eq!(
+            store.claim_client_id("phone-1", "bob", 2).await.unwrap(),
+            Claim::TakenBy("alice".into())
+        );
+        assert_eq!(
+            store.claim_client_id("phone-1", "alice", 3).await.unwrap(),
+            Claim::Granted
+        );
+        // Bounded per username: the longest unused binding makes room for a new one.
+        for i in 0..MAX_CLIENT_IDS_PER_USERNAME {
+            let granted = store
+                .claim_client_id(&format!("alice-{i}"), "alice", 10 + i)
+                .await
+                .unwrap();
+            assert_eq!(granted, Claim::Granted);
+        }
+        assert_eq!(
+            store
+                .claim_client_id("phone-1", "bob", 5_000)
+                .await
+                .unwrap(),
+            Claim::Granted,
+            "alice's oldest binding was let go"
+        );
+        assert_eq!(
+            store
+                .claim_client_id("alice-1", "bob", 5_001)
+                .await
+                .unwrap(),
+            Claim::TakenBy("alice".into())
+        );
+    }
+);

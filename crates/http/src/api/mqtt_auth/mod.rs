@@ -114,6 +114,10 @@ pub fn router() -> Router<HttpState> {
         .route("/api/mqtt/rmqtt/hook/{secret}", post(events::rmqtt))
 }
 
+/// The start of the client ids only mytracks' own login may use, and of every node's
+/// `[mqtt.external] client_id` (default `mytracks-<host name>`).
+pub const NODE_CLIENT_ID_PREFIX: &str = "mytracks-";
+
 /// How a broker words its questions and reads the answers.
 trait Dialect {
     /// The answer's superuser key.
@@ -382,8 +386,50 @@ fn parse_fields(
 }
 
 impl MqttAuth {
-    /// The broker's own login check.
+    /// The broker's own login check, and the client id's: it must be the username's (see
+    /// [`MqttAuth::client_id_is_theirs`]).
     async fn authenticate(&self, login: Login) -> Verdict {
+        let client_id = login.client_id.clone();
+        let username = login.username.clone();
+        let verdict = self.check_login(login).await;
+        match (verdict, username) {
+            (Verdict::Allow { .. }, Some(username))
+                if !self.client_id_is_theirs(&client_id, &username).await =>
+            {
+                Verdict::Deny
+            }
+            (Verdict::Allow { .. }, None) if client_id.starts_with(NODE_CLIENT_ID_PREFIX) => {
+                Verdict::Deny
+            }
+            (verdict, _) => verdict,
+        }
+    }
+
+    /// EMQX and rmqtt let a connection take over a session by client id alone, whoever logs
+    /// in (its subscriptions and queued messages: another user's commands, or a node's shared
+    /// subscription of everyone's locations). So `mytracks-...` (every node's client ids:
+    /// the configuration insists) is mytracks' own login's only, and any other client id
+    /// belongs to the first username that logs in with it (in the shared database). An
+    /// unavailable database refuses.
+    async fn client_id_is_theirs(&self, client_id: &str, username: &str) -> bool {
+        let service = self
+            .service
+            .as_ref()
+            .is_some_and(|(name, _)| name == username);
+        if client_id.starts_with(NODE_CLIENT_ID_PREFIX) || service {
+            return service;
+        }
+        match self.accounts.claim_client_id(client_id, username).await {
+            Ok(theirs) => theirs,
+            Err(error) => {
+                tracing::warn!("cannot check whose MQTT client id {client_id:?} is: {error}");
+                false
+            }
+        }
+    }
+
+    /// The password check.
+    async fn check_login(&self, login: Login) -> Verdict {
         if let Some((name, password)) = &self.service {
             if login.username.as_deref() == Some(name) {
                 let offered = login.password.as_deref().unwrap_or_default();
