@@ -141,13 +141,13 @@ struct Touched<'a> {
 /// The batch's devices in order of first appearance, each with its presence after the batch.
 fn touched(batch: &[Incoming]) -> Vec<Touched<'_>> {
     let mut devices: Vec<Touched> = Vec::new();
+    let mut places: HashMap<(i64, &str), usize> = HashMap::new();
     for item in batch {
-        let found = devices
-            .iter()
-            .position(|d| d.user_id == item.user_id && d.name == item.device);
+        let found = places.get(&(item.user_id, item.device.as_str())).copied();
         let device = match found {
             Some(index) => &mut devices[index],
             None => {
+                places.insert((item.user_id, &item.device), devices.len());
                 devices.push(Touched {
                     user_id: item.user_id,
                     name: &item.device,
@@ -235,7 +235,14 @@ impl Store {
                     careful = true;
                     continue;
                 }
-                for item in batch {
+                // In user and device order too (a card is one row per user), and in arrival
+                // order within a device (a region replaced, then replaced again).
+                let mut others: Vec<&Incoming> = batch
+                    .iter()
+                    .filter(|item| !matches!(item.record, Record::Location(_)))
+                    .collect();
+                others.sort_by(|a, b| (a.user_id, &a.device).cmp(&(b.user_id, &b.device)));
+                for item in others {
                     insert_record!(tx, item.user_id, id_of(item), item);
                 }
                 let mut devices = Vec::with_capacity(touched.len());
@@ -266,12 +273,13 @@ macro_rules! upsert_devices {
              RETURNING id, user_id, name",
         );
         let rows: Vec<(i64, i64, String)> = query.build_query_as().fetch_all(&mut *$tx).await?;
+        let names: HashMap<(i64, &str), &str> = $chunk
+            .iter()
+            .map(|d| ((d.user_id, d.name), d.name))
+            .collect();
         for (id, user_id, name) in rows {
-            let device = $chunk
-                .iter()
-                .find(|d| d.user_id == user_id && d.name == name)
-                .expect("the database answers for the devices it was given");
-            $ids.insert((user_id, device.name), id);
+            let name = names[&(user_id, name.as_str())];
+            $ids.insert((user_id, name), id);
         }
     }};
 }

@@ -142,10 +142,12 @@ async fn show(
     if let (Some(user), "console" | "devices") = (&user, page.bundle) {
         boot["mqtt"] = console_settings(&state, user).await;
     }
-    // MQTT.js keeps its keep-alive timer in a worker (made from a blob), so that a background
-    // tab's throttled timers do not cost the connection.
-    let workers = (page.bundle == "console").then_some("worker-src 'self' blob:");
-    html(StatusCode::OK, &state, &shell(page, &boot), workers)
+    html(
+        StatusCode::OK,
+        &state,
+        &shell(page, &boot),
+        page.bundle == "console",
+    )
 }
 
 /// The console's connection settings: where MQTT over WebSocket is served (`/mqtt` on this
@@ -220,27 +222,33 @@ fn forbidden(state: &HttpState) -> Response {
          <h1>Admins only</h1>\n<p>This page is for administrators.</p>\n\
          <p><a href=\"/\">Back to the map</a></p>\n</main>\n</body>\n</html>\n"
     );
-    html(StatusCode::FORBIDDEN, state, &body, None)
+    html(StatusCode::FORBIDDEN, state, &body, false)
 }
 
 /// An HTML answer with the headers every page gets: never cached (it names the user), a
-/// Content-Security-Policy allowing only this origin (plus the tile server for images, and the
-/// `workers` directive if given), no framing.
-fn html(status: StatusCode, state: &HttpState, body: &str, workers: Option<&str>) -> Response {
-    let tiles = state
-        .web
-        .settings
+/// Content-Security-Policy allowing only this origin (plus the tile server for images; for
+/// the MQTT `console`, its broker's WebSocket origin if elsewhere and blob workers), no
+/// framing.
+fn html(status: StatusCode, state: &HttpState, body: &str, console: bool) -> Response {
+    let settings = &state.web.settings;
+    let tiles = settings
         .tile_source()
         .map(|s| format!(" {s}"))
         .unwrap_or_default();
+    let broker = match (console, settings.console_websocket_origin()) {
+        (true, Some(origin)) => format!(" {origin}"),
+        _ => String::new(),
+    };
     let csp = format!(
         "default-src 'self'; img-src 'self' data: blob:{tiles}; style-src 'self'; \
-         script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         script-src 'self'; connect-src 'self'{broker}; object-src 'none'; base-uri 'none'; \
          form-action 'self'; frame-ancestors 'none'"
     );
-    let csp = match workers {
-        Some(directive) => format!("{csp}; {directive}"),
-        None => csp,
+    // MQTT.js keeps its keep-alive timer in a worker (made from a blob), so that a background
+    // tab's throttled timers do not cost the connection.
+    let csp = match console {
+        true => format!("{csp}; worker-src 'self' blob:"),
+        false => csp,
     };
     let mut response = (status, body.to_owned()).into_response();
     let headers = response.headers_mut();

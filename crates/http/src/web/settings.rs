@@ -51,6 +51,17 @@ impl Default for WebSettings {
 }
 
 impl WebSettings {
+    /// The origin (`wss://host[:port]`) of `console_websocket_url`, for the console page's
+    /// Content-Security-Policy; the URL's host was checked to hold no CSP punctuation.
+    pub fn console_websocket_origin(&self) -> Option<&str> {
+        let url = self.console_websocket_url.as_deref()?;
+        let after_scheme = url.find("://")? + 3;
+        let end = url[after_scheme..]
+            .find('/')
+            .map_or(url.len(), |i| after_scheme + i);
+        Some(&url[..end])
+    }
+
     /// The settings from the file's values (`None`: the default); the error names the key.
     pub fn new(
         tile_url: Option<String>,

@@ -151,18 +151,31 @@ impl RawWeb {
     }
 }
 
-/// `[web] console_websocket_url`: a `ws://` or `wss://` URL with a host, at most 2,048 bytes.
+/// `[web] console_websocket_url`: a `wss://` URL with a host (`ws://` only to this machine:
+/// the console's password would cross the network in clear), at most 2,048 bytes. The host
+/// goes into the console page's Content-Security-Policy, so it may hold letters, digits and
+/// `.-:[]` only.
 fn websocket_url(url: String) -> Result<String, Invalid> {
     let url = url.trim().to_owned();
-    let rest = url
-        .strip_prefix("wss://")
-        .or_else(|| url.strip_prefix("ws://"))
-        .unwrap_or_default();
-    let host_given = !rest.is_empty() && !rest.starts_with('/');
-    if !host_given || url.len() > 2048 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let (tls, rest) = match (url.strip_prefix("wss://"), url.strip_prefix("ws://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => (false, ""),
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    let host_name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    let loopback = matches!(host_name, "localhost" | "127.0.0.1" | "[::1]");
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    let path_ok = !rest
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == ';' || c == ',');
+    if !host_ok || !path_ok || !(tls || loopback) || url.len() > 2048 {
         return Err((
             "web.console_websocket_url",
-            "must be a ws:// or wss:// URL with a host (at most 2048 bytes)".into(),
+            "must be a wss:// URL with a host (ws:// only to localhost), at most 2048 bytes".into(),
         ));
     }
     Ok(url)

@@ -603,17 +603,37 @@ fn the_console_websocket_url_is_a_websocket_url() {
         settings.web.console_websocket_url.as_deref(),
         Some("wss://mqtt.example.org/mqtt")
     );
+    assert_eq!(
+        settings.web.console_websocket_origin(),
+        Some("wss://mqtt.example.org")
+    );
+    let local = load(
+        None,
+        env(&[(
+            "MYTRACKS_WEB_CONSOLE_WEBSOCKET_URL",
+            "ws://localhost:8083/mqtt",
+        )]),
+    )
+    .unwrap();
+    assert_eq!(
+        local.web.console_websocket_origin(),
+        Some("ws://localhost:8083"),
+        "ws:// to this machine"
+    );
     for bad in [
         "https://mqtt.example.org/mqtt",
         "wss://",
         "ws:///mqtt",
         "wss://a b/",
+        "ws://mqtt.example.org/mqtt",
+        "wss://evil.example;script-src/",
+        "wss://evil.example'unsafe-inline'/",
     ] {
         let error = load(None, env(&[("MYTRACKS_WEB_CONSOLE_WEBSOCKET_URL", bad)])).unwrap_err();
         assert!(
             error
                 .to_string()
-                .contains("MYTRACKS_WEB_CONSOLE_WEBSOCKET_URL: must be a ws://"),
+                .contains("MYTRACKS_WEB_CONSOLE_WEBSOCKET_URL: must be a wss://"),
             "{bad}: {error}"
         );
     }

@@ -212,6 +212,9 @@ fn rmqtt_may_keep_an_allowed_publish_for_a_minute_and_nothing_else() {
     let server = setup();
     let cases = [
         ("alice", "2", "owntracks/alice/phone", Some("60000")),
+        // Allowed, but a client could publish to endless such topics: not kept.
+        ("alice", "2", "owntracks/alice/phone/event", None),
+        ("alice", "2", "sensors/1", None),
         ("alice", "1", "owntracks/alice/#", None),
         ("alice", "2", "owntracks/bob/phone", None),
         ("mallory", "2", "sensors/1", None),

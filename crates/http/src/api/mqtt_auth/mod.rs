@@ -153,10 +153,12 @@ async fn authz<D: Dialect>(request: Request) -> Response {
     };
     match D::publishes(&fields) {
         Ok(publish) => {
-            let verdict = service.authorize(Access::from_fields(&fields, publish));
+            let access = Access::from_fields(&fields, publish);
+            let keep = publish && own_location_topic(access.username.as_deref(), &access.topic);
+            let verdict = service.authorize(access);
             let mut response = answer::<D>(verdict);
             if let (true, Verdict::Allow { .. }, Some((name, value))) =
-                (publish, verdict, D::cache_allowed_publish())
+                (keep, verdict, D::cache_allowed_publish())
             {
                 response
                     .headers_mut()
@@ -184,6 +186,20 @@ fn refuse<D: Dialect>(problem: Problem) -> Response {
     body.insert(D::SUPERUSER.into(), false.into());
     body.insert("error".into(), problem.0.into());
     Json(serde_json::Value::Object(body)).into_response()
+}
+
+/// Whether `topic` is `owntracks/<username>/<device>`, a phone's location topic: the only
+/// answer a broker may keep (rmqtt keeps every kept topic until the connection ends, so only
+/// one per device of the account, nothing a client can multiply at will).
+fn own_location_topic(username: Option<&str>, topic: &str) -> bool {
+    let Some(username) = username else {
+        return false;
+    };
+    topic
+        .strip_prefix("owntracks/")
+        .and_then(|rest| rest.strip_prefix(username))
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|device| !device.is_empty() && device.len() <= 64 && !device.contains('/'))
 }
 
 /// A decision, before a dialect words it.

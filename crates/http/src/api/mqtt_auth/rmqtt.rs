@@ -7,10 +7,12 @@
 //! Answers: `{"result": "allow"|"deny", "superuser": bool}` as JSON: rmqtt reads a non-JSON
 //! text other than its three words, any non-2xx status and `ignore` on the ACL as *allow*, so
 //! this dialect never answers `ignore`, never another status, and never the `X-Superuser`
-//! header (any value of it makes a superuser). An allowed publish is answered with
-//! `X-Cache: 60000`: rmqtt keeps it for that session and topic for a minute (as EMQX's
-//! authorization cache does) and forgets it when the connection ends, so a phone is not asked
-//! about once per location; revocations do not wait for it, they disconnect the client.
+//! header (any value of it makes a superuser). An allowed publish of a phone's location
+//! (`owntracks/<username>/<device>`) is answered with `X-Cache: 60000`: rmqtt keeps it for
+//! that connection and topic for a minute and forgets it when the connection ends, so a phone
+//! is not asked about once per location. Nothing else is kept: rmqtt's cache has no size
+//! bound, so only topics a client cannot multiply at will. Revocations disconnect the client,
+//! which ends what it kept.
 
 use super::{Dialect, Fields, Problem, Verdict};
 
