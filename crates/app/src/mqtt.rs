@@ -40,6 +40,13 @@ pub trait Mqtt: Send + Sync {
     /// sessions kept, as for any server-side close. Returns how many were asked to close.
     fn disconnect(&self, which: &Connections<'_>) -> usize;
 
+    /// Whether the broker checks a subscription only when it is made, not each message it
+    /// delivers (EMQX, rmqtt; the embedded broker checks each): then whoever may read less
+    /// than before must be disconnected to be asked again.
+    fn checks_subscriptions_once(&self) -> bool {
+        false
+    }
+
     /// Whether the services can reach the broker now (for `/healthz`).
     fn link(&self) -> Link {
         Link::Embedded

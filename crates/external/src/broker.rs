@@ -235,6 +235,10 @@ impl Mqtt for ExternalBroker {
         })
     }
 
+    fn checks_subscriptions_once(&self) -> bool {
+        true
+    }
+
     fn link(&self) -> Link {
         match self.status() {
             Status::Connected { url, .. } => Link::Connected {

@@ -435,7 +435,7 @@ impl Cluster {
         format!(
             "[mqtt]\nmode = \"external\"\n\
              [mqtt.external]\nurl = {}\nusername = \"{}\"\npassword = \"{}\"\n\
-             client_id = \"mytracks-{client_id}\"\n\
+             client_id = \"{client_id}\"\n\
              [mqtt.external.admin]\nkind = \"rmqtt\"\nurl = {}\nsecret = \"{}\"\n",
             list(self.service_urls()),
             service.0,

@@ -119,6 +119,23 @@ impl Directory {
             .map(|(name, _)| name.as_str())
     }
 
+    /// Accounts that may read less in `newer`: admins no longer, viewers of a share that is
+    /// gone. A broker that checks a subscription only when it is made (EMQX, rmqtt) would go
+    /// on delivering to them what they may no longer read.
+    pub fn narrowed_in<'a>(&'a self, newer: &'a Directory) -> impl Iterator<Item = &'a str> {
+        let demoted = self
+            .members
+            .iter()
+            .filter(|(name, old)| old.admin && !newer.member(name).is_some_and(|m| m.admin))
+            .map(|(name, _)| name.as_str());
+        let unshared = self
+            .shares
+            .keys()
+            .filter(|key| !newer.shares.contains_key(*key))
+            .map(|(_, viewer)| viewer.as_str());
+        demoted.chain(unshared)
+    }
+
     /// Accounts that exist here and are gone (deleted) in `newer`.
     pub fn deleted_in<'a>(&'a self, newer: &'a Directory) -> impl Iterator<Item = &'a str> {
         self.members
@@ -344,6 +361,26 @@ mod tests {
         let mut deleted: Vec<&str> = d.deleted_in(&newer).collect();
         deleted.sort();
         assert_eq!(deleted, ["bob", "gone", "root"]);
+    }
+
+    #[test]
+    fn who_may_read_less() {
+        let d = directory();
+        let same = directory();
+        assert_eq!(d.narrowed_in(&same).count(), 0);
+        // root demoted, alice's share with bob gone, alice made admin (reads more: not listed).
+        let newer = Directory::new(
+            &[
+                user(1, "alice", true, true),
+                user(2, "bob", true, false),
+                user(3, "root", true, false),
+                user(4, "gone", false, false),
+            ],
+            &[],
+        );
+        let mut narrowed: Vec<&str> = d.narrowed_in(&newer).collect();
+        narrowed.sort();
+        assert_eq!(narrowed, ["bob", "root"]);
     }
 
     #[test]

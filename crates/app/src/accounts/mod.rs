@@ -235,6 +235,10 @@ impl Accounts {
             "accounts refreshed"
         );
         let mut revoked: HashSet<String> = older.revoked_in(&newer).map(str::to_owned).collect();
+        if self.broker().is_some_and(|b| b.checks_subscriptions_once()) {
+            // Reconnecting, they subscribe again and are asked again.
+            revoked.extend(older.narrowed_in(&newer).map(str::to_owned));
+        }
         revoked.extend(
             self.mqtt_accounts
                 .lock()

@@ -549,6 +549,42 @@ fn the_cluster_authenticates_and_authorizes_through_mytracks() {
         out.describe(),
         setup.logs()
     );
+    // A share ended on node A disconnects its viewer (the cluster checked bob's subscription
+    // when he made it and would go on delivering), within 5 s.
+    let alice_web = login(&setup.a, "alice", ALICE);
+    let (status, share) = alice_web.post("/api/account/shares/", json!({ "username": "bob" }));
+    assert!(status == 201 || status == 409, "share: {share}");
+    let mut args = as_user("bob", BOB, "bob-viewer");
+    args.extend(["-q", "1", "-t", "owntracks/alice/+"]);
+    let mut viewer = Subscriber::start(cluster.mqtt_port(1), &args);
+    let started = Instant::now();
+    while cluster.connected_clients(0, "bob").is_empty() {
+        assert!(
+            started.elapsed() < WAIT,
+            "bob never connected\n{}",
+            setup.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, shares) = alice_web.get("/api/account/shares/");
+    let share_id = shares
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["viewer"] == "bob"))
+        .map(|s| s["id"].as_i64().unwrap())
+        .unwrap_or_else(|| panic!("no share with bob in {shares}"));
+    let (status, body) = alice_web.delete(&format!("/api/account/shares/{share_id}/"));
+    assert!(status == 200 || status == 204, "unshare: {body}");
+    let unshared = Instant::now();
+    while !cluster.connected_clients(0, "bob").is_empty() {
+        assert!(
+            unshared.elapsed() < Duration::from_secs(5),
+            "bob still connected 5 s after the share ended: {:?}\n{}\n{}",
+            cluster.connected_clients(0, "bob"),
+            viewer.finish(Duration::from_millis(100)),
+            setup.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // Deactivating alice on node B disconnects her phone (on broker node 3) within 5 s.
     let mut args = as_user("alice", ALICE, "alice-phone");
     args.extend(["-q", "1", "-t", "owntracks/alice/phone/cmd"]);
