@@ -18,21 +18,22 @@ trap 'rm -f "$RESULTS"' EXIT
 UNIQUE="CREATE UNIQUE INDEX locations_device_tst_position ON locations (device_id, tst, lat, lon);
         DROP INDEX locations_device_tst;"
 
-once() { # binary [sql] -> acked_per_s
-  local tmp; tmp=$(mktemp -d)
+once() ( # binary [sql] -> acked_per_s; a subshell, so its trap cleans up whatever fails
+  tmp=$(mktemp -d); pid=
+  trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$pid" ] && wait "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
   mkdir -p "$tmp/data"; printf '[mqtt]\nallow_anonymous = true\n' >"$tmp/config.toml"
   "$1" user add bench --password "$PW" --data-dir "$tmp/data" >/dev/null
   "$1" serve --config "$tmp/config.toml" --data-dir "$tmp/data" --http-port 0 --mqtt-port 0 \
     >"$tmp/server.log" 2>&1 &
-  local pid=$!
+  pid=$!
   for _ in $(seq 1 150); do [ -s "$tmp/data/runtime.json" ] && break; sleep 0.2; done
+  [ -s "$tmp/data/runtime.json" ] || { echo "$1 did not start: $(tail -3 "$tmp/server.log")" >&2; exit 1; }
   [ -n "${2:-}" ] && sqlite3 "$tmp/data/mytracks.sqlite3" "$2"
-  local port; port=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["mqtt_port"])' "$tmp/data/runtime.json")
+  port=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["mqtt_port"])' "$tmp/data/runtime.json")
   timeout 90 "$LOAD" --port "$port" --mode fanin --pubs 20 --qos 1 --inflight 64 \
     --payload owntracks --prefix owntracks/bench --secs 10 --warmup 2 --user bench --pass "$PW" \
     2>/dev/null | grep '^RESULT' | tail -1 | grep -o 'acked_per_s=[0-9]*' | cut -d= -f2
-  kill "$pid"; wait "$pid" 2>/dev/null || true; rm -rf "$tmp"
-}
+)
 echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores; old $OLD, new $NEW; $ROUNDS rounds"
 for _ in $(seq 1 "$ROUNDS"); do
   echo "old $(once "$OLD")" | tee -a "$RESULTS"

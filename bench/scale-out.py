@@ -6,8 +6,10 @@ mode, and the CPU each component spends per stored location.
 Each run starts from nothing: a fresh 3-node rmqtt cluster (the same configuration as the tests,
 crates/testkit/src/rmqtt.rs), a fresh PostgreSQL database and the mytracks nodes. Phones are
 mqttload publishers (MQTT 3.1.1, QoS 1, `--payload owntracks`), one mqttload process and one
-account per broker node; they log in through mytracks (rmqtt-auth-http, an ACL request per
-publish) as real phones do. Each broker node asks one mytracks node (node i asks mytracks
+account per broker node; they log in through mytracks (rmqtt-auth-http; a phone's location
+topic answer is kept a minute, `X-Cache`) as real phones do. mqttload's fan-in mode also
+subscribes to what its publishers send, so the brokers deliver every location twice (to a
+node and to that subscriber): the rmqttd and load-generator figures include that delivery. Each broker node asks one mytracks node (node i asks mytracks
 node i mod N: with no load balancer in between, 2 nodes answer 2/3 and 1/3 of the calls).
 The shared subscription's strategy is `hash_clientid` (each phone's points go to one node, as
 docs/scale-out.md sets EMQX up); `--strategy round_robin` is the tests' (every phone's points
@@ -21,8 +23,9 @@ only) and the load generators. Divided by the locations stored in the window (ro
 PostgreSQL), that is the CPU per stored message per component; 1 / that is what one core of
 each component carries, which is what a projection to N machines needs.
 
-Every process it starts is in its own session and is killed at the end (also on Ctrl-C); the
-temp directory and the database are removed.
+Every process it starts is in its own session and is killed at the end (also on Ctrl-C and
+SIGTERM); the temp directory and the database are removed. A SIGKILLed run leaves its
+`mytracks_bench_<pid>_<n>` database behind: drop it by hand.
 """
 
 import argparse
@@ -468,8 +471,13 @@ def main():
                 print_logs(os.path.join(tmp, f"run{nodes}"))
                 raise
             finally:
-                run.stop()
-                run.db.drop()
+                try:
+                    run.stop()
+                finally:
+                    try:
+                        run.db.drop()
+                    except Exception as error:  # the first error matters more
+                        log(f"could not drop the run's database: {error}")
             table(result)
             runs.append(result)
     finally:
