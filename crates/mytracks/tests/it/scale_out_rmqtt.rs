@@ -508,6 +508,27 @@ fn as_user<'a>(user: &'a str, password: &'a str, client_id: &'a str) -> Vec<&'a 
     ]
 }
 
+/// Waits until `user` has no connection on the cluster, at most 5 s after `what`; how long.
+fn disconnected_within_5_s(
+    setup: &Setup,
+    user: &str,
+    client: &mut Subscriber,
+    what: &str,
+) -> Duration {
+    let since = Instant::now();
+    while !setup.cluster.connected_clients(0, user).is_empty() {
+        assert!(
+            since.elapsed() < Duration::from_secs(5),
+            "{user} still connected 5 s after {what}: {:?}\n{}\n{}",
+            setup.cluster.connected_clients(0, user),
+            client.finish(Duration::from_millis(100)),
+            setup.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    since.elapsed()
+}
+
 #[test]
 fn the_cluster_authenticates_and_authorizes_through_mytracks() {
     let Some(setup) = Setup::start("rmqtt 4: auth") else {
@@ -574,17 +595,7 @@ fn the_cluster_authenticates_and_authorizes_through_mytracks() {
         .unwrap_or_else(|| panic!("no share with bob in {shares}"));
     let (status, body) = alice_web.delete(&format!("/api/account/shares/{share_id}/"));
     assert!(status == 200 || status == 204, "unshare: {body}");
-    let unshared = Instant::now();
-    while !cluster.connected_clients(0, "bob").is_empty() {
-        assert!(
-            unshared.elapsed() < Duration::from_secs(5),
-            "bob still connected 5 s after the share ended: {:?}\n{}\n{}",
-            cluster.connected_clients(0, "bob"),
-            viewer.finish(Duration::from_millis(100)),
-            setup.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    disconnected_within_5_s(&setup, "bob", &mut viewer, "the share ended");
     // Deactivating alice on node B disconnects her phone (on broker node 3) within 5 s.
     let mut args = as_user("alice", ALICE, "alice-phone");
     args.extend(["-q", "1", "-t", "owntracks/alice/phone/cmd"]);
@@ -599,21 +610,8 @@ fn the_cluster_authenticates_and_authorizes_through_mytracks() {
         .unwrap_or_else(|| panic!("no alice in {users}"));
     let (status, body) = admin.delete(&format!("/api/admin/users/{alice_id}/"));
     assert_eq!(status, 200, "deactivate: {body}");
-    let deactivated = Instant::now();
-    while !cluster.connected_clients(0, "alice").is_empty() {
-        assert!(
-            deactivated.elapsed() < Duration::from_secs(5),
-            "alice's phone is still connected 5 s after her deactivation: {:?}\n{}\n{}",
-            cluster.connected_clients(0, "alice"),
-            phone.finish(Duration::from_millis(100)),
-            setup.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!(
-        "[rmqtt 4] alice's phone disconnected {:?} after her deactivation on node B",
-        deactivated.elapsed()
-    );
+    let took = disconnected_within_5_s(&setup, "alice", &mut phone, "her deactivation");
+    eprintln!("[rmqtt 4] alice's phone disconnected {took:?} after her deactivation on node B");
     // And she cannot come back.
     let mut args = as_user("alice", ALICE, "alice-again");
     args.extend(["-q", "1", "-t", "owntracks/alice/phone", "-m", "{}"]);
