@@ -264,6 +264,10 @@ async fn fill_iot(store: &Store, alice: &User, bob: &User) {
         .await
         .unwrap();
     store
+        .claim_client_id("sensor-client", "sensor-1", 149)
+        .await
+        .unwrap();
+    store
         .set_iot_presences(&[(sensor.id, true, 150)])
         .await
         .unwrap();
