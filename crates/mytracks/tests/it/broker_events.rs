@@ -92,7 +92,7 @@ fn presence_follows_the_brokers_clock_not_the_arrival_order() {
 
 /// A take-over as both brokers report it: the replaced connection's end is stamped in the
 /// same millisecond as the successor's connect, or after it (bodies as rmqtt 0.24's web-hook
-/// plugin sent them in `scale_out_rmqtt.rs`, reason `Kicked`; EMQX's `takenover`,
+/// plugin sent them in `scale_out_rmqtt/`, reason `Kicked`; EMQX's `takenover`,
 /// `discarded`). The device stays online; an administrator's kick still ends a connection.
 #[test]
 fn a_taken_over_connection_does_not_end_its_successor() {

@@ -2,7 +2,7 @@
 //! any MQTT 5 broker with shared subscriptions carries the basics. Two mytracks nodes share
 //! one PostgreSQL database: each stores a share of what phones publish, every location once,
 //! and a browser on one node sees live what the other stored.
-//! (The clustered engines and their auth plugins: `scale_out_rmqtt.rs`.)
+//! (The clustered engines and their auth plugins: `scale_out_rmqtt/`.)
 
 use crate::support::live::LiveFeed;
 use crate::support::*;

@@ -7,6 +7,10 @@
 //! acknowledged, or Mosquitto's tools. Without `rmqttd` every test here prints `SKIPPED` and
 //! passes, unless `MYTRACKS_REQUIRE_RMQTT=1` (see `mytracks_testkit::rmqtt`).
 //! (The same basics on a single Mosquitto: `scale_out.rs`.)
+//!
+//! Here: the harness, the ingest (stored once, a mytracks node killed, a broker node killed)
+//! and live views; `access.rs`: authentication, authorization, revocation and commands;
+//! `iot.rs`: IoT presence and delivery through rmqtt's web hook.
 
 use crate::support::live::LiveFeed;
 use crate::support::*;
@@ -23,6 +27,9 @@ const BOB: &str = "bob's correct horse battery";
 const SECRET: &str = "rmqtt-auth-secret-0123456789abcdef";
 /// mytracks' own login on the broker (a superuser through its auth endpoints).
 const SERVICE: (&str, &str) = ("mytracks-service", "service password 0123456789");
+mod access;
+mod iot;
+
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The cluster, node A (which answers the broker's auth requests) and node B.
@@ -355,6 +362,13 @@ fn duplicates(found: &BTreeMap<i64, usize>) -> Vec<(i64, usize)> {
         .collect()
 }
 
+/// Mosquitto tools' arguments to log in as `user` with `client_id`.
+fn as_user<'a>(user: &'a str, password: &'a str, client_id: &'a str) -> Vec<&'a str> {
+    vec![
+        "-V", "mqttv311", "-u", user, "-P", password, "-i", client_id,
+    ]
+}
+
 #[test]
 fn phones_on_different_broker_nodes_are_stored_once_and_both_nodes_ingest() {
     let Some(setup) = Setup::start("rmqtt 1: ingest") else {
@@ -502,182 +516,6 @@ fn a_browser_on_node_a_sees_live_what_node_b_ingested() {
 }
 
 /// `mosquitto_sub`/`mosquitto_pub` arguments logging in as `user`.
-fn as_user<'a>(user: &'a str, password: &'a str, client_id: &'a str) -> Vec<&'a str> {
-    vec![
-        "-V", "mqttv311", "-u", user, "-P", password, "-i", client_id,
-    ]
-}
-
-/// Waits until `user` has no connection on the cluster, at most 5 s after `what`; how long.
-fn disconnected_within_5_s(
-    setup: &Setup,
-    user: &str,
-    client: &mut Subscriber,
-    what: &str,
-) -> Duration {
-    let since = Instant::now();
-    while !setup.cluster.connected_clients(0, user).is_empty() {
-        assert!(
-            since.elapsed() < Duration::from_secs(5),
-            "{user} still connected 5 s after {what}: {:?}\n{}\n{}",
-            setup.cluster.connected_clients(0, user),
-            client.finish(Duration::from_millis(100)),
-            setup.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    since.elapsed()
-}
-
-#[test]
-fn the_cluster_authenticates_and_authorizes_through_mytracks() {
-    let Some(setup) = Setup::start("rmqtt 4: auth") else {
-        return;
-    };
-    let cluster = &setup.cluster;
-    // A wrong password: refused at CONNECT.
-    let mut args = as_user("alice", "not alice's password", "alice-wrong");
-    args.extend(["-q", "1", "-t", "owntracks/alice/phone", "-m", "{}"]);
-    let out = mosquitto_pub(cluster.mqtt_port(0), &args);
-    assert!(
-        !out.success() && out.stderr.contains("Connection Refused"),
-        "a wrong password was not refused:\n{}\n{}",
-        out.describe(),
-        setup.logs()
-    );
-    // Another user's topic: the connection is closed, nothing acknowledged or stored.
-    let report = Phone::start(
-        &setup.phone_ports(1)[..1],
-        ("bob", BOB),
-        "owntracks/alice/phone",
-        1_700_300_000..1_700_300_001,
-        0.0,
-    )
-    .finish(WAIT);
-    assert!(
-        report.acked.is_empty() && report.lines.contains("DISCONNECT"),
-        "bob published on alice's topic: {}\n{}",
-        report.describe(),
-        setup.logs()
-    );
-    // `owntracks/#` as a non-admin: SUBACK 0x80.
-    let mut args = as_user("bob", BOB, "bob-everything");
-    args.extend(["-d", "-t", "owntracks/#", "-W", "3"]);
-    let out = mosquitto_sub(cluster.mqtt_port(2), &args);
-    assert!(
-        out.stdout.contains("Subscribed (mid: 1): 128"),
-        "bob's owntracks/# was not refused:\n{}\n{}",
-        out.describe(),
-        setup.logs()
-    );
-    // A share ended on node A disconnects its viewer (the cluster checked bob's subscription
-    // when he made it and would go on delivering), within 5 s.
-    let alice_web = login(&setup.a, "alice", ALICE);
-    let (status, share) = alice_web.post("/api/account/shares/", json!({ "username": "bob" }));
-    assert!(status == 201 || status == 409, "share: {share}");
-    let mut args = as_user("bob", BOB, "bob-viewer");
-    args.extend(["-q", "1", "-t", "owntracks/alice/+"]);
-    let mut viewer = Subscriber::start(cluster.mqtt_port(1), &args);
-    let started = Instant::now();
-    while cluster.connected_clients(0, "bob").is_empty() {
-        assert!(
-            started.elapsed() < WAIT,
-            "bob never connected\n{}",
-            setup.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let (_, shares) = alice_web.get("/api/account/shares/");
-    let share_id = shares
-        .as_array()
-        .and_then(|all| all.iter().find(|s| s["viewer"] == "bob"))
-        .map(|s| s["id"].as_i64().unwrap())
-        .unwrap_or_else(|| panic!("no share with bob in {shares}"));
-    let (status, body) = alice_web.delete(&format!("/api/account/shares/{share_id}/"));
-    assert!(status == 200 || status == 204, "unshare: {body}");
-    disconnected_within_5_s(&setup, "bob", &mut viewer, "the share ended");
-    // Deactivating alice on node B disconnects her phone (on broker node 3) within 5 s.
-    let mut args = as_user("alice", ALICE, "alice-phone");
-    args.extend(["-q", "1", "-t", "owntracks/alice/phone/cmd"]);
-    let mut phone = Subscriber::start(cluster.mqtt_port(2), &args);
-    assert_eq!(cluster.connected_clients(0, "alice").len(), 1);
-    let admin = login(&setup.b, "admin", &setup.a.admin_password());
-    let (_, users) = admin.get("/api/admin/users/");
-    let alice_id = users
-        .as_array()
-        .and_then(|users| users.iter().find(|u| u["username"] == "alice"))
-        .map(|u| u["id"].as_i64().unwrap())
-        .unwrap_or_else(|| panic!("no alice in {users}"));
-    let (status, body) = admin.delete(&format!("/api/admin/users/{alice_id}/"));
-    assert_eq!(status, 200, "deactivate: {body}");
-    let took = disconnected_within_5_s(&setup, "alice", &mut phone, "her deactivation");
-    eprintln!("[rmqtt 4] alice's phone disconnected {took:?} after her deactivation on node B");
-    // And she cannot come back.
-    let mut args = as_user("alice", ALICE, "alice-again");
-    args.extend(["-q", "1", "-t", "owntracks/alice/phone", "-m", "{}"]);
-    let out = mosquitto_pub(cluster.mqtt_port(0), &args);
-    assert!(!out.success(), "{}", out.describe());
-}
-
-#[test]
-fn commands_reach_phones_on_broker_node_3_online_and_at_reconnect() {
-    let Some(setup) = Setup::start("rmqtt 5: commands") else {
-        return;
-    };
-    let node3 = setup.cluster.mqtt_port(2);
-    // A persistent session (clean session off, the listener's expiry).
-    let mut args = as_user("alice", ALICE, "alice-phone");
-    args.extend(["-c", "-q", "1", "-t", "owntracks/alice/phone/cmd"]);
-    let mut phone = Subscriber::start(node3, &args);
-    // The device must exist for a command: one location first.
-    let report = Phone::start(
-        &[node3],
-        ("alice", ALICE),
-        "owntracks/alice/phone",
-        1_700_400_000..1_700_400_001,
-        0.0,
-    )
-    .finish(WAIT);
-    assert_eq!(report.acked.len(), 1, "{}", report.describe());
-    let alice = login(&setup.a, "alice", ALICE);
-    assert_eq!(stored(&alice, "alice", "phone", 1).len(), 1);
-    let command = || {
-        let (status, body) = alice.post(
-            "/api/commands/report-location/",
-            json!({ "user": "alice", "device": "phone" }),
-        );
-        assert_eq!(status, 200, "{body}\n{}", setup.logs());
-    };
-    command();
-    assert!(
-        phone.wait_for(
-            |m| m.iter().any(|m| m.payload.contains("reportLocation")),
-            WAIT
-        ),
-        "the phone on node 3 got no command: {}\n{}",
-        phone.finish(Duration::from_millis(100)),
-        setup.logs()
-    );
-    // Offline (vanished without DISCONNECT), then a command, then back.
-    phone.kill();
-    let killed = Instant::now();
-    while !setup.cluster.connected_clients(0, "alice").is_empty() {
-        assert!(killed.elapsed() < WAIT, "{}", setup.logs());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    command();
-    std::thread::sleep(Duration::from_secs(1));
-    let mut back = Subscriber::start(node3, &args);
-    assert!(
-        back.wait_for(
-            |m| m.iter().any(|m| m.payload.contains("reportLocation")),
-            WAIT
-        ),
-        "the phone got no command at reconnect: {}\n{}",
-        back.finish(Duration::from_millis(100)),
-        setup.logs()
-    );
-}
 
 #[test]
 fn a_broker_node_killed_under_load_phones_go_on_and_the_loss_is_reported() {
@@ -742,106 +580,4 @@ fn a_broker_node_killed_under_load_phones_go_on_and_the_loss_is_reported() {
         moved.describe(),
         setup.logs()
     );
-}
-
-/// IoT presence and command delivery from the brokers' own events (`rmqtt-web-hook`, posting
-/// to node A): a device on broker node 2 is online on both nodes once connected, a command
-/// sent through node A reaches it and its PUBCOMP makes the command `delivered`, and it is
-/// offline once its connection is gone. Nothing but the web hook tells mytracks any of this:
-/// the device publishes nothing.
-#[test]
-fn an_iot_device_on_broker_node_2_is_seen_through_the_web_hook() {
-    let Some(setup) = Setup::start("rmqtt 7: IoT through the web hook") else {
-        return;
-    };
-    let on_a = login(&setup.a, "alice", ALICE);
-    let on_b = login(&setup.b, "alice", ALICE);
-    let (status, device) = on_a.post("/api/iot/devices/", json!({ "device_id": "meter-7" }));
-    assert_eq!(status, 201, "{device}");
-    let password = device["password"].as_str().unwrap().to_owned();
-    let online = |api: &Api| {
-        let (status, device) = api.get("/api/iot/devices/meter-7/");
-        assert_eq!(status, 200, "{device}");
-        device["online"] == json!(true)
-    };
-    let eventually = |what: &str, check: &dyn Fn() -> bool| {
-        let since = Instant::now();
-        while !check() {
-            assert!(
-                since.elapsed() < Duration::from_secs(5),
-                "not within 5 s: {what}\n{}",
-                setup.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!("[rmqtt 7] {what} after {:?}", since.elapsed());
-    };
-    assert!(!online(&on_a), "registered, never connected");
-    let mut args = as_user("meter-7", &password, "meter-7-link");
-    args.extend(["-q", "2", "-t", "iot/devices/meter-7/commands/#"]);
-    let mut link = Subscriber::start(setup.cluster.mqtt_port(1), &args);
-    eventually("online on node A", &|| online(&on_a));
-    eventually("online on node B", &|| online(&on_b));
-
-    let (status, sent) = on_a.post(
-        "/api/iot/devices/meter-7/commands/",
-        json!({ "command": "reboot" }),
-    );
-    assert_eq!(status, 201, "{sent}\n{}", setup.logs());
-    assert_eq!(sent["status"], "sent", "{sent}");
-    let command_id = sent["command_id"].as_str().unwrap().to_owned();
-    assert!(
-        link.wait_for(|m| m.iter().any(|m| m.payload.contains(&command_id)), WAIT),
-        "the device on node 2 got no command: {}\n{}",
-        link.finish(Duration::from_millis(100)),
-        setup.logs()
-    );
-    let status_of = |api: &Api| {
-        let (_, list) = api.get("/api/iot/devices/meter-7/commands/");
-        list.as_array()
-            .and_then(|list| list.iter().find(|c| c["command_id"] == command_id.as_str()))
-            .map(|c| c["status"].clone())
-            .unwrap_or_else(|| panic!("command {command_id} not in {list}"))
-    };
-    eventually("the command delivered", &|| status_of(&on_a) == "delivered");
-    assert_eq!(status_of(&on_b), "delivered");
-
-    link.kill();
-    eventually("offline on node A", &|| !online(&on_a));
-    assert!(!online(&on_b), "online on node B after going offline on A");
-
-    // Take-overs: the same client id connects again (on the same broker node, then on
-    // another) while its first connection is open. The broker ends the first one and
-    // reports it after it reported the second's connect, with a time that may be later.
-    for (round, node) in [0, 0, 2, 2, 1, 1].into_iter().enumerate() {
-        let login = |node: usize| {
-            raw::Conn::login(
-                setup.cluster.mqtt_port(node),
-                4,
-                "meter-7-taken-over",
-                "meter-7",
-                &password,
-            )
-            .unwrap_or_else(|code| panic!("meter-7 refused: {code}\n{}", setup.logs()))
-        };
-        let mut first = login(1);
-        eventually("online with the first connection", &|| online(&on_a));
-        let second = login(node);
-        assert!(
-            first.expect_close(WAIT).is_ok(),
-            "the first connection was not closed by the take-over"
-        );
-        // The reports of both connections are posted within milliseconds.
-        std::thread::sleep(Duration::from_secs(1));
-        assert!(
-            online(&on_a) && online(&on_b),
-            "round {round}: offline after a take-over on broker node {}\n{}",
-            node + 1,
-            setup.logs()
-        );
-        drop(second);
-        eventually("offline once the second connection is gone", &|| {
-            !online(&on_a)
-        });
-    }
 }
