@@ -22,6 +22,7 @@ pub mod accounts;
 pub mod budget;
 pub mod embedded;
 pub mod hooks;
+pub mod imports;
 pub mod iot;
 pub mod mosquitto;
 pub mod mqtt;

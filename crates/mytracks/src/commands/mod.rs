@@ -5,11 +5,13 @@
 //! - [`database`]: where the operator commands find the database ([`DatabaseArgs`]);
 //! - [`accounts`]: `user`, `token`, `device`;
 //! - [`pki`]: `pki` (the built-in certificate authority);
-//! - [`mosquitto`]: `export mosquitto` and `import mosquitto`;
+//! - [`mosquitto`]: `export mosquitto` (and the accounts of `import mosquitto`);
+//! - [`import`]: `import mosquitto|recorder|gpx|geojson|csv|takeout|rec|file`;
 //! - [`migrate`]: `migrate --to postgres://...` (SQLite to PostgreSQL, for the scale-out mode).
 
 pub mod accounts;
 pub mod database;
+pub mod import;
 pub mod migrate;
 pub mod mosquitto;
 pub mod pki;
@@ -76,10 +78,11 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
-    /// Import accounts from another broker's files (`import mosquitto`).
+    /// Import accounts (`import mosquitto`) or location history (a Recorder store, GPX,
+    /// GeoJSON, CSV, Google Takeout).
     Import {
         #[command(subcommand)]
-        command: mosquitto::ImportCommand,
+        command: import::ImportCommand,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -100,7 +103,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Device { command, database } => admin(accounts::device(command, database)),
         Command::Pki { command, database } => admin(pki::run(command, database)),
         Command::Export { command, database } => admin(mosquitto::export(command, database)),
-        Command::Import { command, database } => admin(mosquitto::import(command, database)),
+        Command::Import { command, database } => admin(import::import(command, database)),
         Command::Migrate(args) => admin(migrate::run(args)),
     };
     match result {
