@@ -23,6 +23,7 @@ mod cli;
 mod console;
 mod database_down;
 mod emqx;
+mod import_history;
 mod iot;
 mod iot_paho;
 mod limits;
