@@ -113,7 +113,7 @@ fn records(args: &GenerateImportArgs) -> anyhow::Result<(u64, u64)> {
     while bytes < args.bytes {
         walk.step();
         let separator = if points == 0 { "" } else { "," };
-        let activity = if points % 10 == 0 {
+        let activity = if points.is_multiple_of(10) {
             format!(
                 ",\n    \"activity\": [{{\"activity\": [{{\"type\": \"STILL\", \"confidence\": 76}}, \
                  {{\"type\": \"ON_FOOT\", \"confidence\": 24}}], \"timestamp\": \"{}\"}}]",
