@@ -109,8 +109,9 @@ impl<R: BufRead> GpxReader<R> {
             since_mark: 0,
             limit: MAX_ELEMENT_BYTES,
         };
-        let mut reader = Reader::from_reader(tracked);
-        reader.config_mut().trim_text(true);
+        // Text is not trimmed per event: `Caf&#233; &amp; Bar` comes in five events whose
+        // spaces count; fields are trimmed when complete.
+        let reader = Reader::from_reader(tracked);
         GpxReader {
             reader,
             buf: Vec::new(),
@@ -140,6 +141,13 @@ impl<R: BufRead> GpxReader<R> {
                 Ok(event) => event.into_owned(),
                 Err(e) => return Err(self.xml_error(&e)),
             };
+            // An input that hands out large chunks (a slice) is only caught here.
+            if self.reader.get_ref().since_mark > MAX_ELEMENT_BYTES {
+                return Err(FormatError::TooLarge {
+                    at: self.here(),
+                    limit: MAX_ELEMENT_BYTES,
+                });
+            }
             match event {
                 Event::Start(e) => self.start(&e, false)?,
                 Event::Empty(e) => {
