@@ -227,7 +227,7 @@ impl<R: BufRead> GpxReader<R> {
     fn start(
         &mut self,
         e: &quick_xml::events::BytesStart<'_>,
-        _empty: bool,
+        empty: bool,
     ) -> Result<(), FormatError> {
         self.depth += 1;
         let local = e.local_name();
@@ -257,7 +257,7 @@ impl<R: BufRead> GpxReader<R> {
         if matches!(name, "trkpt" | "rtept" | "wpt") {
             let pos = self.here();
             // The tag's first byte: `<`, the tag text and `>` (or `/>`) were just consumed.
-            let raw = e.len() as u64 + 2 + u64::from(_empty);
+            let raw = e.len() as u64 + 2 + u64::from(empty);
             let at = Position {
                 offset: pos.offset.saturating_sub(raw),
                 line: pos

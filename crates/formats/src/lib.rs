@@ -71,8 +71,9 @@ pub fn read_payload_file<R: Read>(input: R, suffix: &str) -> Result<Entry, Forma
 }
 
 /// A Recorder `friends` file, as `ocat --load=friends` takes it (design 4.3 "Friends"): lines
-/// `<user>-<device> ["user/device", ...]`, key and value split at the first space, pair
-/// separators `/`, `:` or `-`. Returns (key user, friend user) pairs in file order, without
+/// `<user>-<device> ["user/device", ...]`, key and value split at the first space; a friend
+/// splits at `/`, `:` or `-` into exactly two parts (else it is ignored, as the Recorder
+/// does). Returns (key user, friend user) pairs in file order, without
 /// duplicates or self-pairs. The key is split at its first `-` (the Recorder lowercases
 /// names; the importer re-splits ambiguous keys against its known users if it needs to).
 pub fn read_friends<R: BufRead>(input: R) -> Result<Vec<(String, String)>, FormatError> {

@@ -237,8 +237,12 @@ pub(crate) fn read_friend_lines<R: BufRead>(input: R) -> Result<Vec<FriendLine>,
         let friends = listed
             .iter()
             .filter_map(|f| {
-                let (user, device) = f.split_once(['/', ':', '-'])?;
-                (!user.is_empty()).then(|| (user.to_owned(), device.to_owned()))
+                // As the Recorder: exactly two non-empty parts, else the entry is ignored.
+                let mut parts = f.split(['/', ':', '-']).filter(|p| !p.is_empty());
+                match (parts.next(), parts.next(), parts.next()) {
+                    (Some(user), Some(device), None) => Some((user.to_owned(), device.to_owned())),
+                    _ => None,
+                }
             })
             .collect();
         out.push(FriendLine {

@@ -154,7 +154,7 @@ fn payload_files() {
 #[test]
 fn friends_file() {
     let input = b"# ocat --load=friends\n\
-        alice-phone [\"bob/tablet\", \"carol:phone\", \"alice/other\"]\n\
+        alice-phone [\"bob/tablet\", \"carol:phone\", \"alice/other\", \"dave/a-b\"]\n\
         \n\
         bob-tablet [\"alice-phone\",\"bob/x\"]\n\
         alice-ipad [\"bob/tablet\"]\n";
