@@ -162,11 +162,19 @@ fn a_recorder_store_imports_once_with_its_cards_regions_and_friends() {
     // The regions, the card, the share from the friends file.
     let (_, regions) = alice.get("/api/waypoints/?user=alice&device=phone");
     assert!(regions.to_string().contains("Home"), "{regions}");
-    let (_, devices) = alice.get("/api/devices/");
-    assert!(
-        devices.to_string().contains("tablet"),
-        "bob shares with alice: {devices}"
-    );
+    // The server hears of the CLI's share within its account poll (1 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, devices) = alice.get("/api/devices/");
+        if devices.to_string().contains("tablet") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bob shares with alice: {devices}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // Again: nothing new.
     let again = import(&server, &["recorder", store]);
@@ -189,7 +197,7 @@ fn a_recorder_store_imports_once_with_its_cards_regions_and_friends() {
 }
 
 #[test]
-fn gpx_takeout_and_our_csv_import_and_bad_input_is_reported_where_it_is() {
+fn gpx_and_takeout_import_and_a_dry_run_writes_nothing() {
     let server = Server::start();
     let alice = server.user_api("alice");
     let dir = tempfile::tempdir().unwrap();
@@ -270,7 +278,13 @@ fn gpx_takeout_and_our_csv_import_and_bad_input_is_reported_where_it_is() {
     assert_eq!(google.len(), 2);
     assert_eq!(google[0]["tst"], 1_682_935_200);
     assert_eq!(google[0]["lat"], 52.52);
+}
 
+#[test]
+fn a_truncated_file_is_reported_where_it_ends_and_our_csv_export_imports_back() {
+    let server = Server::start();
+    let alice = server.user_api("alice");
+    let dir = tempfile::tempdir().unwrap();
     // A truncated file: an error naming where, what came before it kept.
     let cut = write_file(
         dir.path(),
@@ -296,7 +310,23 @@ fn gpx_takeout_and_our_csv_import_and_bad_input_is_reported_where_it_is() {
     );
     assert_eq!(history(&alice, "user=alice&device=cut").len(), 1);
 
-    // Our own CSV export of the bike, into another device: the same points.
+    // Our own CSV export of a device, into another device: the same points.
+    let gpx = write_file(
+        dir.path(),
+        "ride.gpx",
+        r#"<gpx version="1.0"><trk><trkseg>
+  <trkpt lat="52.5" lon="13.4"><time>2024-03-01T08:00:00Z</time><speed>2.5</speed></trkpt>
+  <trkpt lat="52.6" lon="13.5"><time>2024-03-01T08:01:00Z</time></trkpt>
+</trkseg></trk></gpx>"#,
+    );
+    let gpx = gpx.to_str().unwrap();
+    let done = import(
+        &server,
+        &["gpx", gpx, "--user", "alice", "--device", "bike"],
+    );
+    assert!(done.success(), "{}", done.describe());
+    let bike = history(&alice, "user=alice&device=bike");
+    assert_eq!(bike[0]["vel"], 9.0, "2.5 m/s is 9 km/h: {bike:?}");
     let response = alice.request(
         "GET",
         "/api/locations/?user=alice&device=bike&format=csv",
