@@ -35,10 +35,39 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match receive(&state, &caller.user, query.as_deref(), &headers, body).await {
+    let mut body = body;
+    match receive(&state, &caller.user, query.as_deref(), &headers, &mut body).await {
         Ok(job) => (StatusCode::ACCEPTED, Json(job_view(&job))).into_response(),
-        Err(refusal) => refusal,
+        Err(refusal) => {
+            // A client that did not wait for `100 Continue` is still sending: read (and
+            // drop) a bounded part of the rest, so that it reads the answer instead of a
+            // connection reset.
+            let waits_for_continue = headers
+                .get(header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            if !waits_for_continue {
+                discard(&mut body).await;
+            }
+            refusal
+        }
     }
+}
+
+/// What [`discard`] reads of a refused upload at most.
+const DISCARD_BYTES: u64 = 64 << 20;
+const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn discard(body: &mut Body) {
+    let reading = async {
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if read > DISCARD_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIME, reading).await;
 }
 
 async fn receive(
@@ -46,7 +75,7 @@ async fn receive(
     user: &mytracks_store::User,
     query: Option<&str>,
     headers: &HeaderMap,
-    body: Body,
+    body: &mut Body,
 ) -> Result<ImportJob, Response> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -66,7 +95,6 @@ async fn receive(
         .begin(user, request)
         .await
         .map_err(upload_refused)?;
-    let mut body = body;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|error| {
             tracing::debug!(job = upload.id(), "imports: upload cut off: {error}");
