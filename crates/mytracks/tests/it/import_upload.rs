@@ -22,7 +22,11 @@ fn write_gpx(path: &Path, points: usize) -> u64 {
     .unwrap();
     for i in 0..points {
         let tst = START + i as i64;
-        let (h, m, s) = ((tst - START) / 3600, (tst - START) / 60 % 60, (tst - START) % 60);
+        let (h, m, s) = (
+            (tst - START) / 3600,
+            (tst - START) / 60 % 60,
+            (tst - START) % 60,
+        );
         let (day, h) = (1 + h / 24, h % 24);
         let lat = 52.0 + (i % 100_000) as f64 * 1e-6;
         let lon = 13.0 + (i / 100_000) as f64 * 1e-3;
@@ -60,7 +64,10 @@ fn upload(port: u16, token: &str, query: &str, body: reqwest::blocking::Body) ->
         .unwrap_or_else(|e| panic!("upload failed: {e}"));
     let status = response.status().as_u16();
     let text = response.text().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// Polls `GET /api/imports/{id}/` until the job has ended; returns every state seen.
@@ -122,24 +129,38 @@ fn a_50_mb_gpx_streams_in_imports_in_the_background_and_only_its_owner_sees_it()
     let last = seen.last().unwrap();
     assert_eq!(last["state"], "done", "{last}\n{}", server.log());
     assert_eq!(last["format"], "gpx", "detected: {last}");
-    assert_eq!((&last["bytes_read"], &last["bytes_total"]), (&json!(size), &json!(size)));
+    assert_eq!(
+        (&last["bytes_read"], &last["bytes_total"]),
+        (&json!(size), &json!(size))
+    );
     let summary = &last["summary"];
     assert_eq!(summary["valid"], points, "{summary}");
     assert_eq!(summary["stored"]["locations"], points, "{summary}");
     assert_eq!(summary["stored"]["location_copies"], 0, "{summary}");
     assert!(last["finished_at"].is_string(), "{last}");
     // Progress moved forward while it ran, never back.
-    let read: Vec<i64> = seen.iter().map(|j| j["bytes_read"].as_i64().unwrap()).collect();
+    let read: Vec<i64> = seen
+        .iter()
+        .map(|j| j["bytes_read"].as_i64().unwrap())
+        .collect();
     assert!(read.windows(2).all(|w| w[0] <= w[1]), "{read:?}");
     assert!(
         seen.iter().any(|j| j["state"] == "running"),
         "the running state was never seen: {seen:?}"
     );
-    assert!(spool_files(&server).is_empty(), "{:?}", spool_files(&server));
+    assert!(
+        spool_files(&server).is_empty(),
+        "{:?}",
+        spool_files(&server)
+    );
     let (status, devices) = alice.get("/api/devices/");
     assert_eq!(status, 200);
     assert!(
-        devices.as_array().unwrap().iter().any(|d| d["device"] == "bike" || d["name"] == "bike"),
+        devices
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["device"] == "bike" || d["name"] == "bike"),
         "{devices}"
     );
 
@@ -167,7 +188,12 @@ fn a_50_mb_gpx_streams_in_imports_in_the_background_and_only_its_owner_sees_it()
         std::fs::read(&small).unwrap().into(),
     );
     assert_eq!(status, 202, "{job}");
-    let again = wait_for_end(&server, &alice, job["id"].as_i64().unwrap(), Duration::from_secs(60));
+    let again = wait_for_end(
+        &server,
+        &alice,
+        job["id"].as_i64().unwrap(),
+        Duration::from_secs(60),
+    );
     let summary = &again.last().unwrap()["summary"];
     assert_eq!(summary["stored"]["location_copies"], 1_000, "{summary}");
     assert_eq!(summary["stored"]["locations"], 0, "{summary}");
@@ -180,14 +206,26 @@ fn the_size_limit_bad_requests_and_csrf_are_answered_in_json_and_leave_nothing()
     let secret = token(&alice);
     let big = vec![b' '; 2 << 20];
     // Announced too large (Content-Length): refused before a job exists.
-    let (status, body) = upload(server.http_port, &secret, "device=phone", big.clone().into());
+    let (status, body) = upload(
+        server.http_port,
+        &secret,
+        "device=phone",
+        big.clone().into(),
+    );
     assert_eq!(status, 413, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("1048576"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("1048576"),
+        "{body}"
+    );
     // Found too large while it arrives (chunked, no length): the job fails, the file goes.
     let chunked = reqwest::blocking::Body::new(std::io::Cursor::new(big));
     let (status, body) = upload(server.http_port, &secret, "device=phone", chunked);
     assert_eq!(status, 413, "{body}");
-    assert!(spool_files(&server).is_empty(), "{:?}", spool_files(&server));
+    assert!(
+        spool_files(&server).is_empty(),
+        "{:?}",
+        spool_files(&server)
+    );
     let (_, list) = alice.get("/api/imports/");
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["state"], "failed", "{list}");
@@ -219,11 +257,14 @@ fn partial_upload(port: u16, token: &str, bytes: usize) -> std::net::TcpStream {
         stream,
         "POST /api/imports/?device=half HTTP/1.1\r\nHost: 127.0.0.1\r\n\
          Authorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\n\
-         Transfer-Encoding: chunked\r\n\r\n{bytes:x}\r\n"
+         Transfer-Encoding: chunked\r\n\r\n"
     )
     .unwrap();
-    stream.write_all(&vec![b' '; bytes]).unwrap();
-    stream.write_all(b"\r\n").unwrap();
+    if bytes > 0 {
+        write!(stream, "{bytes:x}\r\n").unwrap();
+        stream.write_all(&vec![b' '; bytes]).unwrap();
+        stream.write_all(b"\r\n").unwrap();
+    }
     stream.flush().unwrap();
     stream
 }
@@ -274,9 +315,64 @@ fn a_server_that_stops_fails_the_jobs_it_had_not_finished() {
         assert_eq!(status, 200, "{job}");
         assert_eq!(job["state"], "failed", "{job}");
         assert!(
-            job["error"].as_str().unwrap().contains("the server restarted"),
+            job["error"]
+                .as_str()
+                .unwrap()
+                .contains("the server restarted"),
             "{job}"
         );
     }
-    assert!(spool_files(&server).is_empty(), "{:?}", spool_files(&server));
+    assert!(
+        spool_files(&server).is_empty(),
+        "{:?}",
+        spool_files(&server)
+    );
+}
+
+/// Sends a chunked upload of a small GPX one piece every 500 ms for `seconds`, and returns
+/// the answer's status line.
+fn trickled_upload(port: u16, token: &str, seconds: u64) -> String {
+    let mut stream = partial_upload(port, token, 0);
+    let gpx = "<?xml version=\"1.0\"?><gpx version=\"1.1\"><trk><trkseg></trkseg></trk></gpx>";
+    let start = Instant::now();
+    let mut sent = 0;
+    while start.elapsed() < Duration::from_secs(seconds) {
+        std::thread::sleep(Duration::from_millis(500));
+        let piece = gpx
+            .as_bytes()
+            .get(sent..(sent + 8).min(gpx.len()))
+            .unwrap_or(b" ");
+        sent += piece.len();
+        if write!(stream, "{:x}\r\n", piece.len())
+            .and_then(|()| stream.write_all(piece))
+            .and_then(|()| stream.write_all(b"\r\n"))
+            .is_err()
+        {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let n = stream.read(&mut answer).unwrap_or(0);
+    String::from_utf8_lossy(&answer[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn an_upload_gets_upload_timeout_instead_of_request_timeout() {
+    let server = Server::with_config("[http]\nrequest_timeout = 2\nupload_timeout_secs = 5\n");
+    let alice = server.user_api("alice");
+    let secret = token(&alice);
+    // Longer than request_timeout, within upload_timeout: accepted.
+    let status = trickled_upload(server.http_port, &secret, 3);
+    assert!(status.contains(" 202 "), "{status}\n{}", server.log());
+    // Longer than upload_timeout: 408, like any request past its time.
+    let status = trickled_upload(server.http_port, &secret, 8);
+    assert!(status.contains(" 408 "), "{status}\n{}", server.log());
 }
