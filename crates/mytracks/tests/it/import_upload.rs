@@ -248,6 +248,15 @@ fn the_size_limit_bad_requests_and_csrf_are_answered_in_json_and_leave_nothing()
     let (status, body) = server.api().get("/api/imports/");
     assert_eq!(status, 401, "{body}");
     assert!(spool_files(&server).is_empty());
+
+    let (_, doc) = server.api().get("/api/openapi.json");
+    let paths = &doc["paths"];
+    assert!(
+        paths["/api/imports/"]["post"]["responses"]["202"].is_object(),
+        "{paths}"
+    );
+    assert!(paths["/api/imports/"]["get"].is_object(), "{paths}");
+    assert!(paths["/api/imports/{id}/"]["get"].is_object(), "{paths}");
 }
 
 /// Sends the head of a chunked upload and `bytes` of body, and keeps the connection open.
