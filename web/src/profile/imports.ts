@@ -130,7 +130,7 @@ export function importSection(): HTMLElement {
   const uploading = h('div');
   const importing = h('div');
   const activity = h('div', { id: 'import-activity' }, uploading, importing);
-  const refresh = async (): Promise<void> => {
+  const refresh = async (): Promise<ImportJob[]> => {
     const jobs = await get<ImportJob[]>('/api/imports/');
     replace(
       list,
@@ -140,6 +140,7 @@ export function importSection(): HTMLElement {
         'No imports yet.',
       ),
     );
+    return jobs;
   };
   const file = input({ type: 'file', name: 'file', required: true });
   const device = input({ name: 'device', required: true, maxlength: 100, autocapitalize: 'none', placeholder: 'e.g. old-phone' });
@@ -192,7 +193,13 @@ export function importSection(): HTMLElement {
     }
   };
 
-  refresh().catch((e: unknown) => status.show('error', message(e)));
+  // An import still going on (started before this page was opened) is followed too.
+  refresh()
+    .then(async (jobs) => {
+      const going = jobs.find((j) => j.state === 'queued' || j.state === 'running');
+      if (going) await follow(going.id);
+    })
+    .catch((e: unknown) => status.show('error', message(e)));
   return section(
     'Import history',
     h('p', { class: 'muted small' }, 'Bring your history from a GPX, GeoJSON or mytracks CSV file, a Google Takeout (Records.json, Semantic Location History, Timeline.json) or an OwnTracks Recorder .rec file. It goes into your own account; points already there are skipped, so importing a file twice adds nothing.'),
