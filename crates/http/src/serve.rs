@@ -57,7 +57,7 @@ content-type: application/json\r\nretry-after: 5\r\nconnection: close\r\ncontent
 pub const UPLOAD_PATH: &str = "/api/imports/";
 
 /// The time a request may take: uploads of imports get longer than the rest.
-fn time_allowed(request: &hyper::Request<hyper::body::Incoming>, limits: &HttpLimits) -> Duration {
+fn time_allowed<B>(request: &hyper::Request<B>, limits: &HttpLimits) -> Duration {
     let path = request.uri().path();
     let upload = request.method() == hyper::Method::POST
         && (path == UPLOAD_PATH || Some(path) == UPLOAD_PATH.strip_suffix('/'));
@@ -508,6 +508,40 @@ fn address_key(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_post_to_the_imports_gets_the_upload_timeout() {
+        let limits = HttpLimits::default();
+        let request = |method: &str, path: &str| {
+            hyper::Request::builder()
+                .method(method)
+                .uri(path)
+                .body(())
+                .unwrap()
+        };
+        for path in [
+            "/api/imports/",
+            "/api/imports",
+            "/api/imports/?device=phone",
+        ] {
+            assert_eq!(
+                time_allowed(&request("POST", path), &limits),
+                limits.upload_timeout
+            );
+        }
+        for (method, path) in [
+            ("GET", "/api/imports/"),
+            ("POST", "/api/imports/7/"),
+            ("POST", "/api/locations/"),
+            ("PUT", "/api/imports/"),
+        ] {
+            assert_eq!(
+                time_allowed(&request(method, path), &limits),
+                limits.request_timeout,
+                "{method} {path}"
+            );
+        }
+    }
 
     #[test]
     fn slots_count_per_address_and_in_total() {
