@@ -51,34 +51,40 @@ fn recorder_store(dir: &Path) {
     );
     march += &rec("2024-03-01T09:04:00Z", "*", "not json at all");
     let april = rec("2024-04-02T10:00:00Z", "*", &location(1_712_052_000, 48.1));
-    write_file(&dir.join("rec/alice/phone"), "2024-03.rec", &march);
-    write_file(&dir.join("rec/alice/phone"), "2024-04.rec", &april);
-    write_file(
+    put(&dir.join("rec/alice/phone"), "2024-03.rec", &march);
+    put(&dir.join("rec/alice/phone"), "2024-04.rec", &april);
+    put(
         &dir.join("rec/bob/tablet"),
         "2024-03.rec",
         &rec("2024-03-05T12:00:00Z", "*", &location(1_709_640_000, 40.0)),
     );
-    write_file(
+    put(
         &dir.join("last/alice/phone"),
         "alice-phone.json",
         &location(1_712_052_060, 48.2),
     );
-    write_file(
+    put(
         &dir.join("cards/alice"),
         "alice.json",
         r#"{"_type":"card","name":"Alice Liddell","tid":"ap"}"#,
     );
-    write_file(
+    put(
         &dir.join("waypoints/alice/phone"),
         "alice-phone.otrw",
         r#"{"_type":"waypoints","waypoints":[{"_type":"waypoint","desc":"Home","lat":52.0,"lon":13.4,"rad":100,"tst":1700000000}]}"#,
     );
-    write_file(
+    put(
         &dir.join("config/alice/phone"),
         "alice-phone.otrc",
         r#"{"_type":"configuration","password":"secret"}"#,
     );
-    write_file(dir, "friends.txt", "alice-phone [\"bob/tablet\"]\n");
+    put(dir, "friends.txt", "alice-phone [\"bob/tablet\"]\n");
+}
+
+/// `write_file`, making the folders first.
+fn put(dir: &Path, name: &str, text: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    write_file(dir, name, text);
 }
 
 fn iso(tst: i64) -> String {
@@ -136,11 +142,18 @@ fn a_recorder_store_imports_once_with_its_cards_regions_and_friends() {
         done.describe()
     );
     assert!(
-        done.stdout.contains("alice-phone.otrc"),
+        done.stdout.contains("config: ignored"),
         "config files are named as left out: {}",
         done.describe()
     );
-    assert!(!done.stdout.contains("secret"), "{}", done.describe());
+    assert!(!done.stdout.contains("\"secret\""), "{}", done.describe());
+    // Problems name the file, byte and line.
+    assert!(
+        done.stdout
+            .contains("2024-03.rec: payload not a JSON object at byte 4336 (line 35)"),
+        "{}",
+        done.describe()
+    );
     let phone = history(&alice, "user=alice&device=phone");
     assert_eq!(phone.len(), 32, "{phone:?}");
     assert_eq!(phone[0]["tst"], 1_709_280_000);
