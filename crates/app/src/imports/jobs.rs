@@ -380,8 +380,14 @@ impl Imports {
                 .map(|days| mytracks_store::now() - i64::from(days) * 86_400),
         };
         let mut summary = Summary::default();
+        let source = if job.filename.is_empty() {
+            "the upload"
+        } else {
+            job.filename.as_str()
+        };
         let result = import_entries(
             &self.store,
+            source,
             entries,
             spooled.target,
             &options,
