@@ -385,3 +385,53 @@ fn an_upload_gets_upload_timeout_instead_of_request_timeout() {
     let status = trickled_upload(server.http_port, &secret, 8);
     assert!(status.contains(" 408 "), "{status}\n{}", server.log());
 }
+
+#[test]
+fn on_postgresql_an_upload_imports_once_and_a_restart_fails_what_was_left() {
+    let mut server = Server::with_database(Database::Postgres, "");
+    let alice = server.user_api("alice");
+    let secret = token(&alice);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("walk.gpx");
+    write_gpx(&path, 5_000);
+    for (round, (new, copies)) in [(5_000, 0), (0, 5_000)].into_iter().enumerate() {
+        let (status, job) = upload(
+            server.http_port,
+            &secret,
+            "device=walk&filename=walk.gpx",
+            std::fs::read(&path).unwrap().into(),
+        );
+        assert_eq!(status, 202, "{job}");
+        let seen = wait_for_end(
+            &server,
+            &alice,
+            job["id"].as_i64().unwrap(),
+            Duration::from_secs(120),
+        );
+        let summary = &seen.last().unwrap()["summary"];
+        assert_eq!(
+            summary["stored"]["locations"], new,
+            "round {round}: {summary}"
+        );
+        assert_eq!(
+            summary["stored"]["location_copies"], copies,
+            "round {round}: {summary}"
+        );
+    }
+    let mut half = partial_upload(server.http_port, &secret, 1_000);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while spool_files(&server).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the upload never reached the spool"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.restart(Stop::Kill);
+    let _ = half.read_to_end(&mut Vec::new());
+    let alice = login(&server, "alice", &user_password("alice"));
+    let (_, list) = alice.get("/api/imports/");
+    assert_eq!(list[0]["state"], "failed", "{list}");
+    assert_eq!(list[1]["state"], "done", "{list}");
+    assert!(spool_files(&server).is_empty());
+}
