@@ -16,7 +16,7 @@ use mytracks_store::{ImportJob, ImportOutcome, NewImportJob, Store, StoreError, 
 use std::io::{BufReader, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -294,7 +294,19 @@ impl Imports {
     /// Runs one spooled job (after the ones before it) and ends it.
     async fn run(self: Arc<Self>, job: ImportJob, path: PathBuf, spooled: Spooled) {
         let permit = self.running.acquire().await;
-        let result = self.import_file(&job, &path, spooled).await;
+        // In a task of its own: should the import panic, the job still ends (failed) and
+        // its file still goes.
+        let importing = {
+            let (imports, job, path) = (Arc::clone(&self), job.clone(), path.clone());
+            tokio::spawn(async move { imports.import_file(&job, &path, spooled).await })
+        };
+        let result = importing.await.unwrap_or_else(|error| {
+            tracing::error!(
+                job = job.id,
+                "imports: the import failed unexpectedly: {error}"
+            );
+            Err("the import failed unexpectedly (see the server log)".to_owned())
+        });
         drop(permit);
         let _ = tokio::fs::remove_file(&path).await;
         let (summary, bytes_read, error) = match result {
@@ -349,7 +361,7 @@ impl Imports {
         let counter = counting.counter();
         let entries = read(format, BufReader::with_capacity(READ_BUFFER, counting));
         let progress = Arc::new(Progress::default());
-        let reporter = {
+        let _reporter = AbortOnDrop({
             let (store, progress, counter, id) = (
                 self.store.clone(),
                 Arc::clone(&progress),
@@ -360,18 +372,10 @@ impl Imports {
                 let mut tick = tokio::time::interval(PROGRESS_EVERY);
                 loop {
                     tick.tick().await;
-                    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-                    let _ = store
-                        .import_job_progress(
-                            id,
-                            count(counter.load(Ordering::Relaxed)),
-                            count(progress.items.load(Ordering::Relaxed)),
-                            count(progress.written.load(Ordering::Relaxed)),
-                        )
-                        .await;
+                    write_progress(&store, id, &counter, &progress).await;
                 }
             })
-        };
+        });
         let options = ImportOptions {
             dry_run: spooled.dry_run,
             strict: false,
@@ -395,9 +399,32 @@ impl Imports {
             &mut summary,
         )
         .await;
-        reporter.abort();
         result.map_err(|e| e.to_string())?;
+        // The last counts, so that the row agrees with the summary.
+        write_progress(&self.store, job.id, &counter, &progress).await;
         Ok((summary, counter.load(Ordering::Relaxed)))
+    }
+}
+
+/// Writes how far a running import is to its row (a failure only delays the display).
+async fn write_progress(store: &Store, id: i64, bytes: &AtomicU64, progress: &Progress) {
+    let count = |n: &AtomicU64| i64::try_from(n.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+    let _ = store
+        .import_job_progress(
+            id,
+            count(bytes),
+            count(&progress.items),
+            count(&progress.written),
+        )
+        .await;
+}
+
+/// Stops a task when dropped (the progress reporter ends with its import, however it ends).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -289,6 +289,16 @@ fn a_server_that_stops_fails_the_jobs_it_had_not_finished() {
 
     // One upload half sent...
     let mut half = partial_upload(server.http_port, &secret, 100_000);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let uploading = loop {
+        let (_, list) = alice.get("/api/imports/");
+        if let Some(job) = list.as_array().unwrap().first() {
+            assert_eq!(job["state"], "uploading", "{list}");
+            break job["id"].as_i64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the upload never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
     // ...and one import running.
     let (status, job) = upload(
         server.http_port,
@@ -308,11 +318,8 @@ fn a_server_that_stops_fails_the_jobs_it_had_not_finished() {
         assert!(Instant::now() < deadline, "{job}");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (_, list) = alice.get("/api/imports/");
-    let jobs = list.as_array().unwrap();
-    assert_eq!(jobs.len(), 2, "{list}");
-    assert_eq!(jobs[1]["state"], "uploading", "{list}");
-    let uploading = jobs[1]["id"].as_i64().unwrap();
+    let (_, job) = alice.get(&format!("/api/imports/{uploading}/"));
+    assert_eq!(job["state"], "uploading", "{job}");
     assert_eq!(spool_files(&server).len(), 2, "{:?}", spool_files(&server));
 
     server.restart(Stop::Kill);
@@ -433,5 +440,52 @@ fn on_postgresql_an_upload_imports_once_and_a_restart_fails_what_was_left() {
     let (_, list) = alice.get("/api/imports/");
     assert_eq!(list[0]["state"], "failed", "{list}");
     assert_eq!(list[1]["state"], "done", "{list}");
+    assert!(spool_files(&server).is_empty());
+}
+
+#[test]
+fn unknown_and_truncated_files_fail_saying_why_and_a_dry_run_writes_nothing() {
+    let server = Server::start();
+    let alice = server.user_api("alice");
+    let secret = token(&alice);
+    let end = |body: &str, query: &str| {
+        let (status, job) = upload(server.http_port, &secret, query, body.to_owned().into());
+        assert_eq!(status, 202, "{job}");
+        let seen = wait_for_end(
+            &server,
+            &alice,
+            job["id"].as_i64().unwrap(),
+            Duration::from_secs(60),
+        );
+        seen.last().unwrap().clone()
+    };
+    let job = end("hello, this is not a track\n", "device=phone");
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(!job["error"].as_str().unwrap().is_empty(), "{job}");
+    assert_eq!(job["format"], "auto", "{job}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.gpx");
+    write_gpx(&path, 100);
+    let whole = std::fs::read_to_string(&path).unwrap();
+    let cut = &whole[..whole.len() / 2];
+    let job = end(cut, "device=phone&filename=cut.gpx");
+    assert_eq!(job["state"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(error.contains("cut.gpx") && error.contains("byte"), "{job}");
+    let stored = job["summary"]["stored"]["locations"].as_i64().unwrap();
+    assert!(stored < 100, "{job}");
+
+    let job = end(&whole, "device=dry&dry_run=true");
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["dry_run"], true, "{job}");
+    assert_eq!(job["summary"]["valid"], 100, "{job}");
+    assert_eq!(job["summary"]["stored"]["locations"], 0, "{job}");
+    let (status, points) = alice.get("/api/locations/?user=alice&device=dry");
+    assert_eq!(
+        (status, points.as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{points}"
+    );
     assert!(spool_files(&server).is_empty());
 }
