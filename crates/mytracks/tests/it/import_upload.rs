@@ -6,6 +6,7 @@
 use crate::support::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -288,7 +289,7 @@ fn a_server_that_stops_fails_the_jobs_it_had_not_finished() {
     let size = write_gpx(&path, 400_000);
 
     // One upload half sent...
-    let mut half = partial_upload(server.http_port, &secret, 100_000);
+    let mut half = partial_upload(server.http_port, &secret, 1_000_000);
     let deadline = Instant::now() + Duration::from_secs(10);
     let uploading = loop {
         let (_, list) = alice.get("/api/imports/");
@@ -320,6 +321,19 @@ fn a_server_that_stops_fails_the_jobs_it_had_not_finished() {
     }
     let (_, job) = alice.get(&format!("/api/imports/{uploading}/"));
     assert_eq!(job["state"], "uploading", "{job}");
+    // What has arrived is on disk already: the body is streamed, not held until its end.
+    let spooled = server.data_dir().join(format!("imports/{uploading}.part"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&spooled).map_or(0, |m| m.len()) < 700_000 {
+        assert!(
+            Instant::now() < deadline,
+            "{} not written as it arrives",
+            spooled.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mode = std::fs::metadata(&spooled).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the spool file is private");
     assert_eq!(spool_files(&server).len(), 2, "{:?}", spool_files(&server));
 
     server.restart(Stop::Kill);
