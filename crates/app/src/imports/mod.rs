@@ -5,10 +5,13 @@
 //!
 //! - [`import_entries`]: one stream of entries into one account (and device).
 //! - `recorder.rs`: a whole Recorder store (users, devices, cards, regions, friends).
+//! - `jobs.rs`: files uploaded through the web UI or the REST API, spooled to disk and
+//!   imported in the background, one at a time.
 //! - `convert.rs`: from what the readers yield to store records, with the checks the live
 //!   path makes (and those only an import needs: milliseconds, retention).
 
 mod convert;
+pub mod jobs;
 pub mod recorder;
 
 pub use convert::{Target, REPORTED_PROBLEMS};

@@ -10,6 +10,7 @@ pub mod console;
 pub mod error;
 pub mod export;
 pub mod extract;
+pub mod imports;
 pub mod iot;
 pub mod live;
 pub mod metrics;
@@ -40,6 +41,7 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         mqtt::routes(),
         metrics::routes(),
         console::routes(),
+        imports::routes(),
     ];
     let mut router = Router::new();
     for (path, method_router) in routes.into_iter().flatten() {

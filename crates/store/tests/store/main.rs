@@ -87,6 +87,7 @@ fn named(name: &str) -> NewUser {
 mod accounts;
 mod connections;
 mod import;
+mod import_jobs;
 mod iot;
 mod locations;
 mod migrate;
