@@ -30,6 +30,13 @@ pub struct DeviceCounts {
     pub commands: u64,
 }
 
+/// What an account's deletion removes with it (counted before).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AccountCounts {
+    pub devices: u64,
+    pub locations: u64,
+}
+
 /// A location's device and time, to check ownership and retained state before deleting it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct LocationKey {
@@ -42,7 +49,11 @@ pub struct LocationKey {
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct RetainedClear {
     pub id: i64,
+    /// A topic filter; with a range, one topic name.
     pub filter: String,
+    /// Clear only if the retained message's `tst` is in `[tst_from, tst_to]`.
+    pub tst_from: Option<i64>,
+    pub tst_to: Option<i64>,
     pub created_at: i64,
 }
 
@@ -162,6 +173,22 @@ impl Store {
         Ok(counts)
     }
 
+    /// How many devices and locations `user_id` has (what deleting the account removes).
+    pub async fn account_counts(&self, user_id: i64) -> Result<AccountCounts> {
+        let devices = "SELECT COUNT(*) FROM devices WHERE user_id = $1";
+        let locations = "SELECT COUNT(*) FROM locations l JOIN devices d ON d.id = l.device_id \
+                         WHERE d.user_id = $1";
+        let mut counts = [0u64; 2];
+        for (n, sql) in counts.iter_mut().zip([devices, locations]) {
+            *n = on_db!(self, pool => sqlx::query_scalar::<_, i64>(sql).bind(user_id).fetch_one(pool).await)?
+                as u64;
+        }
+        Ok(AccountCounts {
+            devices: counts[0],
+            locations: counts[1],
+        })
+    }
+
     /// SQLite: copies the WAL into the database file and truncates it, so the page images of
     /// deleted rows it still held are gone (best effort: a reader in the middle of a long
     /// read keeps its frames; the next checkpoint takes them). PostgreSQL: nothing to do here.
@@ -179,17 +206,31 @@ impl Store {
         }
     }
 
-    /// Leaves `filter` in the outbox for the server to clear (bumps the account version).
-    pub async fn queue_retained_clear(&self, filter: &str) -> Result<()> {
-        let sql = "INSERT INTO retained_clears (filter, created_at) VALUES ($1, $2)";
-        on_db!(self, pool => sqlx::query(sql).bind(filter).bind(crate::now()).execute(pool).await.map(|r| r.rows_affected()))?;
+    /// Leaves `filter` in the outbox for the server to clear (bumps the account version);
+    /// with `range`, `filter` is a topic cleared only if its retained `tst` is in the range.
+    pub async fn queue_retained_clear(
+        &self,
+        filter: &str,
+        range: Option<(i64, i64)>,
+    ) -> Result<()> {
+        let sql = "INSERT INTO retained_clears (filter, tst_from, tst_to, created_at) \
+                   VALUES ($1, $2, $3, $4)";
+        on_db!(self, pool => sqlx::query(sql)
+            .bind(filter)
+            .bind(range.map(|r| r.0))
+            .bind(range.map(|r| r.1))
+            .bind(crate::now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// The oldest filters waiting in the outbox (at most a batch).
     pub async fn retained_clears(&self) -> Result<Vec<RetainedClear>> {
         let sql = format!(
-            "SELECT id, filter, created_at FROM retained_clears ORDER BY id LIMIT {OUTBOX_BATCH}"
+            "SELECT id, filter, tst_from, tst_to, created_at FROM retained_clears \
+             ORDER BY id LIMIT {OUTBOX_BATCH}"
         );
         Ok(on_db!(self, pool => sqlx::query_as::<_, RetainedClear>(&sql).fetch_all(pool).await)?)
     }

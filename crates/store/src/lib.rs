@@ -46,7 +46,7 @@ pub mod users;
 
 pub use certificates::{CaRow, CertificateRow, NewCa, NewCertificate};
 pub use client_ids::Claim;
-pub use deletion::{DeviceCounts, LocationKey, RangeCounts, RetainedClear};
+pub use deletion::{AccountCounts, DeviceCounts, LocationKey, RangeCounts, RetainedClear};
 pub use devices::Device;
 pub use error::{Result, StoreError};
 pub use history::{CardRow, LocationRow, TransitionRow, WaypointRow, Window};

@@ -164,6 +164,8 @@ both!(device_cascades, |store: Store| async move {
         .await
         .unwrap();
     store.queue_command(phone, "{}").await.unwrap();
+    let account = store.account_counts(alice.id).await.unwrap();
+    assert_eq!((account.devices, account.locations), (2, 12));
     let counts = store.delete_device(phone).await.unwrap().unwrap();
     let expected = DeviceCounts {
         locations: 11,
@@ -196,11 +198,11 @@ both!(device_cascades, |store: Store| async move {
 both!(outbox, |store: Store| async move {
     let before = store.account_version().await.unwrap();
     store
-        .queue_retained_clear("owntracks/a/phone/#")
+        .queue_retained_clear("owntracks/a/phone/#", None)
         .await
         .unwrap();
     store
-        .queue_retained_clear("owntracks/a/phone")
+        .queue_retained_clear("owntracks/a/phone", Some((5, 9)))
         .await
         .unwrap();
     // A running server notices the insert as an account change.
@@ -215,6 +217,8 @@ both!(outbox, |store: Store| async move {
     let left = store.retained_clears().await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].filter, "owntracks/a/phone");
+    assert_eq!((left[0].tst_from, left[0].tst_to), (Some(5), Some(9)));
+    assert_eq!((waiting[0].tst_from, waiting[0].tst_to), (None, None));
 });
 
 /// Whether `needle` occurs in any of the SQLite files in `dir`.

@@ -43,7 +43,7 @@ async fn fill(store: &Store) {
     fill_pki(store, &alice).await;
     fill_iot(store, &alice, &bob).await;
     store
-        .queue_retained_clear("owntracks/alice/phone/#")
+        .queue_retained_clear("owntracks/alice/phone", Some((1, 1_700_000_000)))
         .await
         .unwrap();
 }
