@@ -331,9 +331,26 @@ fn command_line_deletion_clears_retained_through_the_server() {
         server.log()
     );
 
+    // A range without the retained location's time (1002) leaves it: the server reads the
+    // outbox row's range and checks.
+    let out = server.cli(
+        &[
+            "delete", "range", "alice", "phone", "--from", "1000", "--to", "1001",
+        ],
+        WAIT,
+    );
+    assert!(out.success(), "{}", out.describe());
+    assert!(out.stdout.contains("2 locations"), "{}", out.describe());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        retained(&server, "owntracks/alice/phone"),
+        ["owntracks/alice/phone"]
+    );
+    assert_eq!(times(&alice, phone), [1_002]);
+
     let out = server.cli(&["delete", "device", "alice", "phone"], WAIT);
     assert!(out.success(), "{}", out.describe());
-    assert!(out.stdout.contains("3 locations"), "{}", out.describe());
+    assert!(out.stdout.contains("1 locations"), "{}", out.describe());
     let start = Instant::now();
     assert!(
         retained_gone(&server, "owntracks/alice/phone/#", Duration::from_secs(3)),
