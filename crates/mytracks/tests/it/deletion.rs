@@ -457,3 +457,46 @@ fn deletions_are_documented() {
         );
     }
 }
+
+#[test]
+fn command_line_deletes_a_user() {
+    let server = Server::start();
+    let alice = server.user_api("alice");
+    send(
+        &server,
+        "alice",
+        "owntracks/alice/phone",
+        &location(1_000),
+        true,
+    );
+    let mut phone = Conn::login(
+        server.mqtt_port,
+        4,
+        "alice-p",
+        "alice",
+        &user_password("alice"),
+    )
+    .unwrap();
+    let out = server.cli(&["user", "delete", "alice"], WAIT);
+    assert!(out.success(), "{}", out.describe());
+    assert!(
+        out.stdout.contains("with 1 devices and 1 locations"),
+        "{}",
+        out.describe()
+    );
+    assert!(phone.expect_close(WAIT).is_ok(), "alice's connection stays");
+    assert!(
+        retained_gone(&server, "owntracks/alice/#", Duration::from_secs(3)),
+        "alice's retained location stays\n{}",
+        server.log()
+    );
+    assert_eq!(alice.get("/api/account/").0, 401);
+    // The last active admin stays.
+    let out = server.cli(&["user", "delete", "admin"], WAIT);
+    assert!(
+        !out.success() && out.stderr.contains("last active admin"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(server.admin_api().get("/api/account/").0, 200);
+}
