@@ -23,6 +23,7 @@ mod cli;
 mod console;
 mod database_down;
 mod emqx;
+mod home_assistant;
 mod iot;
 mod iot_paho;
 mod limits;
