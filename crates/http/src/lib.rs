@@ -131,7 +131,7 @@ mod tests {
     use mytracks_broker::{Broker, BrokerConfig, NoHooks};
     use tower::ServiceExt;
 
-    async fn state() -> HttpState {
+    pub(crate) async fn state() -> HttpState {
         let broker = Broker::builder(BrokerConfig::default())
             .hooks(NoHooks)
             .build()

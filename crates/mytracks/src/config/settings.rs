@@ -58,6 +58,9 @@ pub struct Settings {
     pub ingest_queue_bytes: usize,
     /// `[web]`: the web UI's map tiles.
     pub web: mytracks_http::web::WebSettings,
+    /// `[web] owntracks_frontend_dir`: a built OwnTracks Frontend, read at start and served
+    /// at `/frontend/` (`None`: not served).
+    pub owntracks_frontend_dir: Option<PathBuf>,
     /// `[compat] store_mosquitto_pbkdf2`: also keep a `$7$` hash of every password and device
     /// credential set from now on, for `mytracks export mosquitto` to Mosquitto 2.0 (which
     /// cannot read argon2id). Off by default: a PBKDF2 hash with 1000 iterations is far
@@ -130,6 +133,7 @@ impl Default for Settings {
             iot_limits: mytracks_app::iot::IotLimits::default(),
             ingest_queue_bytes: mytracks_app::tracking::ingest::DEFAULT_INGEST_QUEUE_BYTES,
             web: mytracks_http::web::WebSettings::default(),
+            owntracks_frontend_dir: None,
             store_mosquitto_pbkdf2: false,
             http_auth_secret: None,
             trusted_proxies: Vec::new(),
