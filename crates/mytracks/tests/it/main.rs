@@ -33,6 +33,7 @@ mod mosquitto_clients;
 mod mosquitto_export;
 mod mqtt_api;
 mod owntracks;
+mod owntracks_frontend;
 mod owntracks_http;
 mod paho;
 mod permissions;
