@@ -169,6 +169,7 @@ mod tests {
             web: Arc::default(),
             iot,
             login_cache: Arc::default(),
+            api_login_cache: Arc::default(),
         }
     }
 

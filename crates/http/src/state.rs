@@ -31,6 +31,8 @@ pub struct HttpState {
     pub iot: Arc<Iot>,
     /// Verified OwnTracks HTTP-mode logins (`/pub`).
     pub login_cache: Arc<LoginCache>,
+    /// Verified Basic logins of reading API requests (account passwords only).
+    pub api_login_cache: Arc<LoginCache>,
 }
 
 impl HttpState {
@@ -50,6 +52,7 @@ impl HttpState {
             web: Arc::new(web),
             iot: app.iot.clone(),
             login_cache: Arc::default(),
+            api_login_cache: Arc::default(),
         }
     }
 }

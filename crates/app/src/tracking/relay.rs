@@ -181,7 +181,7 @@ fn republish(feed: &Feed, node: u64, payload: &str) {
 
 /// The kinds of [`FeedEvent`], as the static names it carries.
 fn known_kind(kind: &str) -> Option<&'static str> {
-    ["location", "transition", "presence"]
+    ["location", "transition", "waypoint", "presence"]
         .into_iter()
         .find(|known| *known == kind)
 }
