@@ -12,9 +12,10 @@
 //! - Files need no session (nothing in them is private): `assets/*` (content-hashed names)
 //!   cached for a year, the rest revalidated (`no-cache`), `config/config.js` `no-store`.
 //! - `index.html` gets its own Content-Security-Policy: the bundle's Vue components inject
-//!   `<style>` elements, so `style-src 'unsafe-inline'` (scripts stay `'self'` only; the
-//!   bundle uses no `eval`, and its one `Function("return this")` is a fallback for engines
-//!   without `self`, never reached in a browser).
+//!   `<style>` elements, so `style-src 'unsafe-inline'`. Scripts stay `'self'` only, without
+//!   `'unsafe-eval'`: the bundle calls no `eval`; one library probes for the global object
+//!   with `new Function("return this")()` inside try/catch, which the policy refuses (the
+//!   browser reports it) and which then falls back to `window` (tested in Chromium).
 
 use super::WebSettings;
 use crate::api::auth::Auth;

@@ -218,3 +218,130 @@ fn the_real_frontend_build_is_served_whole() {
         "script, style sheet, icon, manifest, config: {html}"
     );
 }
+
+/// 2024-03-01, the day of history the browser test looks at.
+const DAY: &str = "2024-03-01";
+/// 2024-03-01T08:00:00Z.
+const DAY_08H: i64 = 1_709_280_000;
+
+/// Publishes one message per line as `user` (QoS 1, one `mosquitto_pub -l`); panics unless
+/// every one was sent.
+fn publish_lines(server: &Server, user: &str, topic: &str, lines: &[String]) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &server.mqtt_port.to_string()])
+        .args([
+            "-u",
+            user,
+            "-P",
+            &user_password(user),
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-l",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub (apt-get install mosquitto-clients)");
+    let mut stdin = child.stdin.take().unwrap();
+    for line in lines {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success(), "{}", server.log());
+}
+
+/// A day of locations every 5 minutes, 08:00-18:00 UTC (121), wandering from `start`.
+fn day_of(start: (f64, f64), tid: &str) -> Vec<String> {
+    (0..=120)
+        .map(|i| {
+            let step = f64::from(i);
+            let lat = start.0 + step * 0.0004;
+            let lon = start.1 + (step * 0.15).sin() * 0.01;
+            let tst = DAY_08H + i64::from(i) * 300;
+            format!(
+                r#"{{"_type":"location","lat":{lat:.5},"lon":{lon:.5},"tst":{tst},"acc":12,"tid":"{tid}","batt":80,"vel":4}}"#
+            )
+        })
+        .collect()
+}
+
+/// The real Frontend in headless Chromium (`web/tests/frontend.test.mjs`), on the session
+/// cookie: alice (a viewer) sees herself, bob (history shared), carol (live only), never
+/// dave (nothing shared); a day of history drawn; a new location of bob's appears live.
+#[test]
+fn owntracks_frontend_in_chromium() {
+    let Some(build) = owntracks_frontend::dir_or_skip("owntracks_frontend_in_chromium") else {
+        return;
+    };
+    use crate::web_ui::{chromium, ensure_packages, print, require, web_dir, TILE_PREFIX};
+    require("node", "apt-get install nodejs npm (see .ci/run)");
+    require(
+        &chromium(),
+        "apt-get install chromium (see .ci/run), or set CHROMIUM",
+    );
+    let web = web_dir();
+    ensure_packages(&web);
+    let server = Server::with_config(&format!(
+        "[web]\nowntracks_frontend_dir = {:?}\ntile_url = \"{TILE_PREFIX}{{z}}/{{x}}/{{y}}.png\"\n",
+        build.to_str().unwrap()
+    ));
+    server.user_api("alice");
+    let bob = server.user_api("bob");
+    let carol = server.user_api("carol");
+    server.user_api("dave");
+    for (owner, history) in [(&bob, true), (&carol, false)] {
+        let (status, body) = owner.post(
+            "/api/account/shares/",
+            serde_json::json!({ "username": "alice", "history": history }),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    publish_lines(
+        &server,
+        "alice",
+        "owntracks/alice/phone",
+        &day_of((52.50, 13.38), "al"),
+    );
+    publish_lines(
+        &server,
+        "bob",
+        "owntracks/bob/tablet",
+        &day_of((52.49, 13.43), "bo"),
+    );
+    for (user, lat) in [("carol", 52.515), ("dave", 52.47)] {
+        let line = format!(
+            r#"{{"_type":"location","lat":{lat},"lon":13.41,"tst":{},"acc":10,"tid":"xx"}}"#,
+            DAY_08H + 3600
+        );
+        publish_lines(&server, user, &format!("owntracks/{user}/phone"), &[line]);
+    }
+    let card = r#"{"_type":"card","name":"Bob Builder"}"#.to_owned();
+    publish_lines(&server, "bob", "owntracks/bob/tablet/info", &[card]);
+
+    let screenshots = crate::support::repo_root().join("target/web-screenshots");
+    let mut cmd = std::process::Command::new("node");
+    cmd.args(["--test", "--test-reporter=spec", "tests/frontend.test.mjs"])
+        .current_dir(&web)
+        .env(
+            "WEBTEST_URL",
+            format!("http://127.0.0.1:{}", server.http_port),
+        )
+        .env("WEBTEST_MQTT_PORT", server.mqtt_port.to_string())
+        .env("WEBTEST_ADMIN_PASSWORD", server.admin_password())
+        .env("WEBTEST_SCREENSHOTS", &screenshots)
+        .env("WEBTEST_TILE_PREFIX", TILE_PREFIX)
+        .env("WEBTEST_ALICE_PASSWORD", user_password("alice"))
+        .env("WEBTEST_BOB_PASSWORD", user_password("bob"))
+        .env("WEBTEST_DAY", DAY)
+        .env("CHROMIUM", chromium());
+    let out = crate::support::run(cmd, Duration::from_secs(300));
+    print(&out);
+    assert!(
+        out.success(),
+        "the OwnTracks Frontend in Chromium failed:\n{}\n{}",
+        out.describe(),
+        server.context()
+    );
+}
