@@ -345,3 +345,80 @@ fn owntracks_frontend_in_chromium() {
         server.context()
     );
 }
+
+/// A raw HTTP/1.1 request head (`extra` headers included); returns the status code.
+fn raw_status(server: &Server, request_line: &str, extra: &[(&str, &str)]) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.http_port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = format!("{request_line}\r\n");
+    for (name, value) in extra {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut buffer = [0u8; 512];
+    let n = stream.read(&mut buffer).unwrap();
+    let text = String::from_utf8_lossy(&buffer[..n]);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {text:?}"))
+}
+
+/// The Frontend's own deployment (docs/owntracks-frontend.md, section 2) as the proxy hands
+/// requests on: Basic credentials of a mytracks account, the page on another origin. The
+/// WebSocket is accepted only when the proxy passes the page's host as `Host`.
+#[test]
+fn behind_the_frontends_own_proxy_with_basic_auth() {
+    use base64::Engine as _;
+    let server = Server::with_config("");
+    server.user_api("alice");
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("alice:{}", user_password("alice")))
+    );
+    let upstream = format!("127.0.0.1:{}", server.http_port);
+    let get = |path: &str, auth: Option<&str>| {
+        let mut headers = vec![("Host", upstream.as_str()), ("Connection", "close")];
+        if let Some(auth) = auth {
+            headers.push(("Authorization", auth));
+        }
+        raw_status(&server, &format!("GET {path} HTTP/1.1"), &headers)
+    };
+    assert_eq!(get("/api/0/list", None), 401, "the browser is asked");
+    assert_eq!(get("/api/0/list", Some(&basic)), 200);
+    assert_eq!(
+        get("/api//0/list", Some(&basic)),
+        404,
+        "what the upstream nginx template's `proxy_pass .../api/` makes of /api/0/list"
+    );
+    let handshake = |host: &str| {
+        raw_status(
+            &server,
+            "GET /ws/last HTTP/1.1",
+            &[
+                ("Host", host),
+                ("Authorization", &basic),
+                ("Origin", "https://map.example.org"),
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Version", "13"),
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ],
+        )
+    };
+    assert_eq!(
+        handshake("mytracks:8083"),
+        403,
+        "nginx's default Host: the upstream's"
+    );
+    assert_eq!(
+        handshake("map.example.org"),
+        101,
+        "proxy_set_header Host $host"
+    );
+}
