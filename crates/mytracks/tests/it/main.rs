@@ -38,6 +38,7 @@ mod permissions;
 mod pki_api;
 mod pki_tls;
 mod protocol;
+mod recorder_api;
 mod redelivery;
 mod rmqtt_auth;
 mod scale_out;
