@@ -84,8 +84,7 @@ fn one_example_of_each_format() {
 fn device_text_is_made_safe() {
     let world = world();
     ingest(
-        &world.server,
-        world.alice_id,
+        &world,
         vec![(
             "phone",
             fix(
@@ -110,9 +109,9 @@ fn device_text_is_made_safe() {
 
 /// 50,000 points of one day come back complete, streamed (the answer is produced page by
 /// page: it is longer than any one page).
-#[test]
-fn a_large_answer_streams() {
-    let world = world();
+on_both_databases!(a_large_answer_streams);
+fn a_large_answer_streams(database: Database) {
+    let world = world_on(database);
     let start = 1_709_251_200; // 2024-03-01T00:00:00Z
     let records: Vec<_> = (0..50_000)
         .map(|i| {
@@ -122,7 +121,7 @@ fn a_large_answer_streams() {
             )
         })
         .collect();
-    ingest(&world.server, world.alice_id, records);
+    ingest(&world, records);
     let answer = get_ok(&world.server, As::Basic("alice"), MARCH_FIRST);
     assert!(
         answer.header("content-length").is_empty(),

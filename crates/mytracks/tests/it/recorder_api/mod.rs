@@ -6,7 +6,9 @@
 //! written through the store into the server's SQLite file (WAL: safe while it runs), so
 //! tests control every `tst` and payload; live pushes go through `mosquitto_pub`.
 
-use crate::support::{add_user, login, user_password, Api, Server};
+use crate::support::{
+    add_user, login, on_both_databases, postgres_url, user_password, Api, Database, Server,
+};
 use mytracks_store::{Incoming, NewCard, NewLocation, Record};
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,13 +30,36 @@ pub fn now() -> i64 {
 /// The server and its people.
 pub struct World {
     pub server: Server,
+    /// The server's database, for [`ingest`].
+    pub database_url: String,
     pub alice_id: i64,
     pub alice: Api,
 }
 
-/// A server with alice, bob (history share), carol (live share) and dave (none).
+/// A server (SQLite) with alice, bob (history share), carol (live share) and dave (none).
 pub fn world() -> World {
-    let server = Server::with_config("");
+    world_on(Database::Sqlite)
+}
+
+/// The same on `database`.
+pub fn world_on(database: Database) -> World {
+    let (server, database_url) = match database {
+        Database::Sqlite => {
+            let server = Server::with_config("");
+            let url = format!(
+                "sqlite://{}",
+                server.data_dir().join("mytracks.sqlite3").display()
+            );
+            (server, url)
+        }
+        Database::Postgres => {
+            let url = postgres_url();
+            (
+                Server::with_config(&format!("[database]\nurl = \"{url}\"\n")),
+                url,
+            )
+        }
+    };
     let admin = server.admin_api();
     let mut alice_id = 0;
     for name in ["alice", "bob", "carol", "dave"] {
@@ -53,20 +78,23 @@ pub fn world() -> World {
     }
     World {
         server,
+        database_url,
         alice_id,
         alice,
     }
 }
 
-/// Runs `records` (device, record) of `user_id` through the store of the server's file.
-pub fn ingest(server: &Server, user_id: i64, records: Vec<(&str, Record)>) {
-    let path = server.data_dir().join("mytracks.sqlite3");
+/// Runs alice's `records` (device, record) through the store of the server's database.
+pub fn ingest(world: &World, records: Vec<(&str, Record)>) {
+    let user_id = world.alice_id;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let store = mytracks_store::Store::open_sqlite(&path).await.unwrap();
+        let store = mytracks_store::Store::connect(&world.database_url)
+            .await
+            .unwrap();
         let batch: Vec<Incoming> = records
             .into_iter()
             .map(|(device, record)| Incoming {

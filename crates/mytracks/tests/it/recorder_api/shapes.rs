@@ -31,13 +31,13 @@ pub fn alices_data(world: &World) -> i64 {
         ("tablet", fix(T0, 48.1, json!({}))),
         ("phone", card("Alice", FACE)),
     ];
-    ingest(&world.server, world.alice_id, records);
+    ingest(world, records);
     recent
 }
 
-#[test]
-fn every_verb_answers_as_the_recorder() {
-    let world = world();
+on_both_databases!(every_verb_answers_as_the_recorder);
+fn every_verb_answers_as_the_recorder(database: Database) {
+    let world = world_on(database);
     let recent = alices_data(&world);
     let server = &world.server;
     let alice = As::Basic("alice");
