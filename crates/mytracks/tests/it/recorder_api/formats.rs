@@ -107,9 +107,9 @@ fn device_text_is_made_safe() {
     assert!(!xml.contains("a b"), "{xml}");
 }
 
+on_both_databases!(a_large_answer_streams);
 /// 50,000 points of one day come back complete, streamed (the answer is produced page by
 /// page: it is longer than any one page).
-on_both_databases!(a_large_answer_streams);
 fn a_large_answer_streams(database: Database) {
     let world = world_on(database);
     let start = 1_709_251_200; // 2024-03-01T00:00:00Z
