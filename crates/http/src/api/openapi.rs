@@ -103,6 +103,14 @@ pub const OPERATIONS: &[Operation] = &[
         (200, Some("Account")),
     ),
     op(
+        "delete",
+        "/api/account/",
+        "Delete one's own account with all its devices and data (password required; refused for the last active admin)",
+        User,
+        Some("AccountDeletion"),
+        (200, Some("AccountDeleted")),
+    ),
+    op(
         "post",
         "/api/account/change-password/",
         "Change one's password (other sessions and MQTT connections made with the old password end)",
@@ -249,6 +257,10 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/api/devices/", "Devices the caller may see (own, shared with them; all for admins), with their last location", User, None, (200, Some("DeviceList"))),
     op("get", "/api/devices/{id}/", "One visible device", User, None, (200, Some("Device"))),
     op("patch", "/api/devices/{id}/", "Rename a device (display name) or set/clear its OwnTracks payload key (owner or admin)", User, Some("DeviceUpdate"), (200, Some("Device"))),
+    op("delete", "/api/devices/{id}/", "Delete a device (owner or admin; never through a share): its locations, transitions, regions, messages, the MQTT credentials made for it (connections closed) and its retained messages", User, None, (200, Some("DeviceDeleted"))),
+    op("get", "/api/devices/{id}/history/", "What deleting ?start_time=&end_time= (Unix seconds, both required, inclusive) would delete (owner or admin)", User, None, (200, Some("RangeCounts"))),
+    op("delete", "/api/devices/{id}/history/", "Delete a device's locations and transitions with start_time <= tst <= end_time and its messages received then (owner or admin); the retained location is cleared if its tst is in the range", User, None, (200, Some("RangeDeleted"))),
+    op("delete", "/api/locations/{id}/", "Delete one location (owner or admin); the retained location is cleared if it is this one's time", User, None, (200, Some("RangeDeleted"))),
     op("get", "/api/locations/", "Location history (own, or shared with history): ?user=&device=&start_time=&end_time= (Unix seconds, inclusive) &limit=&format=json|geojson|gpx|csv; oldest first", User, None, (200, Some("LocationList"))),
     op("post", "/api/locations/", "OwnTracks HTTP mode at the original My Tracks URL (same as /pub; HTTP Basic)", Public, Some("OwnTracksMessage"), (200, Some("OwnTracksAnswer"))),
     op("get", "/api/locations/last/", "The last location of every visible device", User, None, (200, Some("LocationList"))),
@@ -348,6 +360,24 @@ fn schemas() -> Value {
         "AccountUpdate": { "type": "object", "properties": {
             "email": string, "first_name": string, "last_name": string, "settings": { "type": "object" },
             "encryption_key": { "type": ["string", "null"], "description": "OwnTracks payload passphrase for devices without their own" } } },
+        "AccountDeletion": { "type": "object", "required": ["password"], "properties": {
+            "password": { "type": "string", "format": "password" } } },
+        "AccountDeleted": { "type": "object", "properties": {
+            "detail": string, "devices": { "type": "integer" }, "locations": { "type": "integer" } } },
+        "RangeCounts": { "type": "object", "properties": {
+            "device_id": { "type": "integer" }, "from": { "type": "integer" }, "to": { "type": "integer" },
+            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "messages": { "type": "integer" } } },
+        "RangeDeleted": { "type": "object", "properties": {
+            "device_id": { "type": "integer" }, "from": { "type": "integer" }, "to": { "type": "integer" },
+            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "messages": { "type": "integer" },
+            "retained_cleared": { "type": "boolean" }, "retained_queued": { "type": "boolean" } } },
+        "DeviceDeleted": { "type": "object", "properties": {
+            "device_id": { "type": "integer" }, "user": string, "device": string,
+            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "waypoints": { "type": "integer" },
+            "messages": { "type": "integer" }, "commands": { "type": "integer" },
+            "credentials": { "type": "integer", "description": "MQTT credentials made for the device, deleted" },
+            "retained": { "type": "integer", "description": "Retained messages cleared" },
+            "retained_queued": { "type": "boolean" } } },
         "PasswordChange": { "type": "object", "required": ["current_password", "new_password"], "properties": {
             "current_password": string, "new_password": { "type": "string", "minLength": 10 },
             "revoke_access": { "type": "boolean", "default": false, "description": "Also delete all API tokens and MQTT credentials, revoke all client certificates and close all MQTT connections" } } },

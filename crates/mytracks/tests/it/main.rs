@@ -22,6 +22,7 @@ mod broker_events;
 mod cli;
 mod console;
 mod database_down;
+mod deletion;
 mod emqx;
 mod iot;
 mod iot_paho;
