@@ -183,7 +183,7 @@ fn basic_session_and_token_callers_are_accepted_and_password_changes_apply_at_on
 }
 
 #[test]
-fn kill_is_a_post_for_the_owner_or_an_admin() {
+fn kill_is_a_post_for_the_owner_or_an_admin_and_deletes_the_device() {
     let world = world();
     alices_data(&world);
     let server = &world.server;
@@ -224,12 +224,33 @@ fn kill_is_a_post_for_the_owner_or_an_admin() {
     // Nothing was deleted by the refused requests.
     let answer = get_json(server, As::Basic("alice"), LOCATIONS);
     assert_eq!(answer["count"], 3);
-    // The owner, properly: accepted (the deletion itself is the deletion service's).
+    // The owner, properly: the device and its data are gone.
     let owner = call(server, As::Basic("alice"), "POST", path, &[], None);
-    assert!(
-        owner.status == 200 || owner.status == 501,
-        "{}: {}",
-        owner.status,
-        owner.text()
+    assert_eq!(owner.status, 200, "{}", owner.text());
+    let killed = owner.json();
+    assert_eq!(killed["status"], "OK");
+    assert_eq!(killed["path"], "rec/alice/phone");
+    let months = killed["killed"].as_array().unwrap();
+    assert_eq!(months.len(), 3, "{killed}");
+    assert_eq!(months[0], "2024-02.rec");
+    assert_eq!(killed["locations"], 7, "{killed}");
+    let answer = get_json(server, As::Basic("alice"), LOCATIONS);
+    assert_eq!(answer["count"], 0);
+    assert_eq!(
+        get_json(server, As::Basic("alice"), "/api/0/list?user=alice"),
+        json!({"results": ["tablet"]})
     );
+    let again = call(server, As::Basic("alice"), "POST", path, &[], None);
+    assert_eq!(again.status, 404, "{}", again.text());
+    // An admin may delete anyone's device.
+    let admin_password = server.admin_password();
+    let by_admin = call(
+        server,
+        As::BasicWith("admin", &admin_password),
+        "POST",
+        "/api/0/kill?user=alice&device=tablet",
+        &[],
+        None,
+    );
+    assert_eq!(by_admin.status, 200, "{}", by_admin.text());
 }
