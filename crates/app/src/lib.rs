@@ -227,7 +227,8 @@ impl App {
 
     /// Gives the services their broker (to publish, clear retained messages and close the
     /// connections of revoked access), then clears the retained messages of accounts and
-    /// devices deleted while the server was down and loads the queued OwnTracks commands.
+    /// devices deleted while the server was down (and those the command line left in the
+    /// retained-clear outbox) and loads the queued OwnTracks commands.
     ///
     /// The embedded broker answers at once, so the sweep is done before this returns. An
     /// external broker is swept in the background: it may be starting too, and it asks this
@@ -237,9 +238,11 @@ impl App {
         self.iot.attach_broker(mqtt.clone());
         self.tracking.attach_broker(mqtt);
         let (accounts, iot) = (self.accounts.clone(), self.iot.clone());
+        let tracking = self.tracking.clone();
         let sweeping = async move {
             accounts.sweep_unclaimed_retained().await;
             iot.sweep_unclaimed_retained().await;
+            tracking.drain_retained_outbox().await;
         };
         match sweep {
             Sweep::Now => sweeping.await,
@@ -265,6 +268,7 @@ impl App {
             self.accounts.spawn_expiry_sweep(CREDENTIAL_EXPIRY_SWEEP),
             self.pki.spawn_watcher(ACCOUNT_POLL),
             self.iot.spawn_watcher(ACCOUNT_POLL),
+            self.tracking.spawn_retained_outbox(ACCOUNT_POLL),
         ];
         chores.extend(self.iot_writer.lock().take());
         if let Some(days) = self.settings.iot_retention_days {

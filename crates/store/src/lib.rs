@@ -14,7 +14,8 @@
 //! `tokens.rs` (API tokens, device credentials), `sessions.rs` (web sessions), `shares.rs`,
 //! `devices.rs`, `tracks.rs` (ingest: batches in one transaction, idempotent locations),
 //! `history.rs` (reading locations, transitions, regions, cards back), `iot.rs` (devices,
-//! telemetry, commands), `iot_connections.rs` (presence reported by an external broker),
+//! telemetry, commands), `deletion.rs` (deleting locations, ranges, devices for good; the
+//! retained-clear outbox), `iot_connections.rs` (presence reported by an external broker),
 //! `certificates.rs` (the PKI), `sealed.rs` (columns sealed with the server key),
 //! `mosquitto.rs` (the export's rows), `recorder_reads.rs` (pages of locations with their
 //! payloads, for the Recorder-compatible API). Around them: `error.rs` ([`StoreError`]), `reader.rs`
@@ -27,6 +28,7 @@
 
 pub mod certificates;
 pub mod client_ids;
+pub mod deletion;
 pub mod devices;
 mod error;
 pub mod history;
@@ -46,6 +48,7 @@ pub mod users;
 
 pub use certificates::{CaRow, CertificateRow, NewCa, NewCertificate};
 pub use client_ids::Claim;
+pub use deletion::{AccountCounts, DeviceCounts, LocationKey, RangeCounts, RetainedClear};
 pub use devices::Device;
 pub use error::{Result, StoreError};
 pub use history::{CardRow, LocationRow, TransitionRow, WaypointRow, Window};
@@ -153,7 +156,10 @@ impl Store {
             // History reads scan many pages: map the file instead of copying each page
             // through read(2), and keep a larger page cache per connection (64 MiB).
             .pragma("mmap_size", "1073741824")
-            .pragma("cache_size", "-65536");
+            .pragma("cache_size", "-65536")
+            // Deleted means gone: deleted rows and freed pages are overwritten with zeros
+            // (ON, not FAST: FAST leaves freelist pages as they were). See `deletion.rs`.
+            .pragma("secure_delete", "ON");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(ACQUIRE_TIMEOUT)

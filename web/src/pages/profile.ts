@@ -2,7 +2,7 @@
 
 import { layout } from '../lib/layout';
 import { h } from '../lib/dom';
-import { accountSection, passwordSection } from '../profile/account';
+import { accountSection, deleteAccountSection, passwordSection } from '../profile/account';
 import { credentialsSection, tokensSection } from '../profile/tokens';
 import { sharingSection } from '../profile/sharing';
 import { devicesSection } from '../profile/devices';
@@ -17,4 +17,5 @@ main.append(
   tokensSection(),
   sharingSection(),
   certificateSection(),
+  deleteAccountSection(),
 );

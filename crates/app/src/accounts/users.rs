@@ -336,6 +336,7 @@ impl Accounts {
         refuse_self(Some(actor), &target, "Cannot delete your own account")?;
         self.store.delete_user(target.id).await?;
         self.refresh().await?;
+        self.checkpoint_after_deletion().await;
         Ok(target)
     }
 }

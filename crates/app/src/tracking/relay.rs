@@ -202,6 +202,14 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_of_event_crosses_nodes() {
+        for kind in ["location", "transition", "waypoint", "presence"] {
+            assert_eq!(known_kind(kind), Some(kind));
+        }
+        assert_eq!(known_kind("card"), None);
+    }
+
+    #[test]
     fn events_are_packed_under_the_payload_limit_and_read_back() {
         let events: Vec<_> = (0..100)
             .map(|i| event(serde_json::json!({ "tst": i, "pad": "x".repeat(200) })))

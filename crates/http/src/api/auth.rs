@@ -216,13 +216,16 @@ pub fn decode_basic(encoded: &str) -> Option<String> {
 }
 
 /// Middleware for `/api/`: authenticates the caller (if credentials are present), enforces
-/// CSRF for cookie sessions and refreshes the session cookie when its expiry slid. A 401,
-/// whether answered here (a wrong Basic password) or by the handler, challenges as its path
-/// wants (Basic for the Recorder's API, see [`super::recorder::challenge_for`]).
+/// CSRF for cookie sessions and refreshes the session cookie when its expiry slid. A 401 of
+/// the Recorder's API, whether answered here (a wrong Basic password) or by the handler,
+/// challenges for Basic (see [`super::recorder::challenge_for`]).
 pub async fn resolve(State(state): State<HttpState>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let mut response = resolve_caller(state, request, next).await;
-    if response.status() == axum::http::StatusCode::UNAUTHORIZED {
+    // Elsewhere the answer keeps its own challenge (Bearer, or Basic for HTTP mode).
+    if response.status() == axum::http::StatusCode::UNAUTHORIZED
+        && super::recorder::is_recorder_path(&path)
+    {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             super::recorder::challenge_for(&path),

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod commands;
 pub mod console;
+pub mod deletion;
 pub mod error;
 pub mod export;
 pub mod extract;
@@ -33,6 +34,7 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         account::routes(),
         admin::routes(),
         tracks::routes(),
+        deletion::routes(),
         commands::routes(),
         live::routes(),
         pki::routes(),

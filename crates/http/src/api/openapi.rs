@@ -103,6 +103,14 @@ pub const OPERATIONS: &[Operation] = &[
         (200, Some("Account")),
     ),
     op(
+        "delete",
+        "/api/account/",
+        "Delete one's own account with all its devices and data (password required; refused for the last active admin)",
+        User,
+        Some("AccountDeletion"),
+        (200, Some("AccountDeleted")),
+    ),
+    op(
         "post",
         "/api/account/change-password/",
         "Change one's password (other sessions and MQTT connections made with the old password end)",
@@ -249,6 +257,10 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/api/devices/", "Devices the caller may see (own, shared with them; all for admins), with their last location", User, None, (200, Some("DeviceList"))),
     op("get", "/api/devices/{id}/", "One visible device", User, None, (200, Some("Device"))),
     op("patch", "/api/devices/{id}/", "Rename a device (display name) or set/clear its OwnTracks payload key (owner or admin)", User, Some("DeviceUpdate"), (200, Some("Device"))),
+    op("delete", "/api/devices/{id}/", "Delete a device (owner or admin; never through a share): its locations, transitions, regions, messages, the MQTT credentials made for it (connections closed) and its retained messages", User, None, (200, Some("DeviceDeleted"))),
+    op("get", "/api/devices/{id}/history/", "What deleting ?start_time=&end_time= (Unix seconds, both required, inclusive) would delete (owner or admin)", User, None, (200, Some("RangeCounts"))),
+    op("delete", "/api/devices/{id}/history/", "Delete a device's locations and transitions with start_time <= tst <= end_time and its messages received then (owner or admin); the retained location is cleared if its tst is in the range", User, None, (200, Some("RangeDeleted"))),
+    op("delete", "/api/locations/{id}/", "Delete one location (owner or admin); the retained location is cleared if it is this one's time", User, None, (200, Some("RangeDeleted"))),
     op("get", "/api/locations/", "Location history (own, or shared with history): ?user=&device=&start_time=&end_time= (Unix seconds, inclusive) &limit=&format=json|geojson|gpx|csv; oldest first", User, None, (200, Some("LocationList"))),
     op("post", "/api/locations/", "OwnTracks HTTP mode at the original My Tracks URL (same as /pub; HTTP Basic)", Public, Some("OwnTracksMessage"), (200, Some("OwnTracksAnswer"))),
     op("get", "/api/locations/last/", "The last location of every visible device", User, None, (200, Some("LocationList"))),
@@ -263,7 +275,16 @@ pub const OPERATIONS: &[Operation] = &[
     op("post", "/api/commands/fetch-waypoints/", "The same (the original API's name)", User, Some("Command"), (200, Some("CommandResult"))),
     op("post", "/api/commands/status/", "Ask an Android phone for its status", User, Some("Command"), (200, Some("CommandResult"))),
     op("post", "/api/commands/dump/", "Ask an iOS phone for its configuration", User, Some("Command"), (200, Some("CommandResult"))),
-    op("get", "/ws/locations/", "Live feed (WebSocket; cookie, bearer or ?token=): location, transition and presence events", User, None, (101, None)),
+    op("get", "/ws/locations/", "Live feed (WebSocket; cookie, bearer or ?token=): location, transition, waypoint (history viewers only) and presence events", User, None, (101, None)),
+    op("get", "/api/0/version/", "Recorder API (also POST): {version: \"1.0.1\", git, mytracks}", User, None, (200, None)),
+    op("get", "/api/0/list/", "Recorder API (also POST): visible users; ?user= their devices; ?user=&device= months with data (history rule) as rec/U/D/YYYY-MM.rec; {results: [...]}", User, None, (200, None)),
+    op("get", "/api/0/last/", "Recorder API (also POST): the last location of every visible device with topic, username, device, ghash, isotst, disptst, card name and face; ?user=&device=&fields=a,b", User, None, (200, None)),
+    op("get", "/api/0/locations/", "Recorder API (also POST): one device's history (history rule), streamed: ?user=&device= (416 without), from/to in the Recorder's UTC formats (default the last 6 h, bounds exclusive), limit (newest N, newest first), fields, format=json|geojson|geojsonpoi|linestring|csv|xml|gpx", User, None, (200, None)),
+    op("get", "/api/0/q/", "Recorder API (also POST): reverse-geocoding cache; always {} here", User, None, (200, None)),
+    op("get", "/api/0/photo/", "Recorder API (also POST): ?user= that user's card face (PNG), else a placeholder PNG", User, None, (200, None)),
+    op("get", "/api/0/monitor/", "Recorder API (also POST): text \"<epoch> <topic>\" of the visible device heard from last", User, None, (200, None)),
+    op("post", "/api/0/kill/", "Recorder API: delete a device and its data (owner or admin; ?user=&device=); GET is refused (405)", User, None, (200, None)),
+    op("get", "/ws/last", "Recorder WebSocket (cookie, bearer, Basic or ?token=): send LAST for the last location of every visible device (this connection only), then live locations, transitions and waypoints (history rule)", User, None, (101, None)),
     op("get", "/api/admin/ca/", "The active certificate authority", Admin, None, (200, None)),
     op("post", "/api/admin/ca/", "Generate (common_name, algorithm ecdsa-p256|rsa-2048|rsa-3072|rsa-4096, validity_days) or import (certificate_pem, key_pem) the active CA", Admin, None, (201, None)),
     op("delete", "/api/admin/ca/", "Deactivate the active CA (kept in the history)", Admin, None, (200, Some("Detail"))),
@@ -339,6 +360,24 @@ fn schemas() -> Value {
         "AccountUpdate": { "type": "object", "properties": {
             "email": string, "first_name": string, "last_name": string, "settings": { "type": "object" },
             "encryption_key": { "type": ["string", "null"], "description": "OwnTracks payload passphrase for devices without their own" } } },
+        "AccountDeletion": { "type": "object", "required": ["password"], "properties": {
+            "password": { "type": "string", "format": "password" } } },
+        "AccountDeleted": { "type": "object", "properties": {
+            "detail": string, "devices": { "type": "integer" }, "locations": { "type": "integer" } } },
+        "RangeCounts": { "type": "object", "properties": {
+            "device_id": { "type": "integer" }, "from": { "type": "integer" }, "to": { "type": "integer" },
+            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "messages": { "type": "integer" } } },
+        "RangeDeleted": { "type": "object", "properties": {
+            "device_id": { "type": "integer" }, "from": { "type": "integer" }, "to": { "type": "integer" },
+            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "messages": { "type": "integer" },
+            "retained_cleared": { "type": "boolean" }, "retained_queued": { "type": "boolean" } } },
+        "DeviceDeleted": { "type": "object", "properties": {
+            "device_id": { "type": "integer" }, "user": string, "device": string,
+            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "waypoints": { "type": "integer" },
+            "messages": { "type": "integer" }, "commands": { "type": "integer" },
+            "credentials": { "type": "integer", "description": "MQTT credentials made for the device, deleted" },
+            "retained": { "type": "integer", "description": "Retained messages cleared" },
+            "retained_queued": { "type": "boolean" } } },
         "PasswordChange": { "type": "object", "required": ["current_password", "new_password"], "properties": {
             "current_password": string, "new_password": { "type": "string", "minLength": 10 },
             "revoke_access": { "type": "boolean", "default": false, "description": "Also delete all API tokens and MQTT credentials, revoke all client certificates and close all MQTT connections" } } },

@@ -4,12 +4,14 @@
 //! - [`serve`]: `serve` (its options, logging, signals, the runtime);
 //! - [`database`]: where the operator commands find the database ([`DatabaseArgs`]);
 //! - [`accounts`]: `user`, `token`, `device`;
+//! - [`delete`]: `delete location|range|device` (OwnTracks data);
 //! - [`pki`]: `pki` (the built-in certificate authority);
 //! - [`mosquitto`]: `export mosquitto` and `import mosquitto`;
 //! - [`migrate`]: `migrate --to postgres://...` (SQLite to PostgreSQL, for the scale-out mode).
 
 pub mod accounts;
 pub mod database;
+pub mod delete;
 pub mod migrate;
 pub mod mosquitto;
 pub mod pki;
@@ -62,6 +64,14 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Delete OwnTracks data: a location, a device's time range, a device (works while the
+    /// server runs; it clears the retained messages).
+    Delete {
+        #[command(subcommand)]
+        command: delete::DeleteCommand,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Manage the built-in certificate authority (works while the server runs).
     Pki {
         #[command(subcommand)]
@@ -98,6 +108,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::User { command, database } => admin(accounts::user(command, database)),
         Command::Token { command, database } => admin(accounts::token(command, database)),
         Command::Device { command, database } => admin(accounts::device(command, database)),
+        Command::Delete { command, database } => admin(delete::run(command, database)),
         Command::Pki { command, database } => admin(pki::run(command, database)),
         Command::Export { command, database } => admin(mosquitto::export(command, database)),
         Command::Import { command, database } => admin(mosquitto::import(command, database)),

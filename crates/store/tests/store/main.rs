@@ -86,6 +86,7 @@ fn named(name: &str) -> NewUser {
 
 mod accounts;
 mod connections;
+mod deletion;
 mod iot;
 mod locations;
 mod migrate;

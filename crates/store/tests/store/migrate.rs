@@ -42,6 +42,10 @@ async fn fill(store: &Store) {
     fill_tracks(store, &alice, &bob).await;
     fill_pki(store, &alice).await;
     fill_iot(store, &alice, &bob).await;
+    store
+        .queue_retained_clear("owntracks/alice/phone", Some((1, 1_700_000_000)))
+        .await
+        .unwrap();
 }
 
 /// Users (an admin, an inactive one), tokens, credentials, a session, shares both ways.

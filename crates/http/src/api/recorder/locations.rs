@@ -149,7 +149,11 @@ impl Pages {
         };
         if let Some((_, owner, device)) = &self.target {
             for row in &rows {
-                let object = item(&row.raw, row.lat, row.lon, row.tst, owner, device);
+                let mut object = item(&row.raw, row.lat, row.lon, row.tst, owner, device);
+                // The Recorder's time of the `.rec` line, which for a location is its `tst`.
+                if let Some(isotst) = object.get("isotst").cloned() {
+                    object.insert("isorcv".into(), isotst);
+                }
                 self.writer.item(object, &mut out);
             }
         }

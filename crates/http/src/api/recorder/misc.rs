@@ -7,6 +7,7 @@ use crate::api::error::ApiResult;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use mytracks_app::tracking::delete::DeleteError;
 use serde_json::json;
 use std::sync::OnceLock;
 
@@ -90,8 +91,11 @@ pub async fn monitor(SignedIn { state, caller }: SignedIn) -> ApiResult<Response
     Ok(response)
 }
 
-/// `POST /api/0/kill?user=U&device=D`: deletes a device and its data; the owner or an admin
-/// only (CSRF token for cookie sessions, same-site Origin for Basic, as every POST).
+/// `POST /api/0/kill?user=U&device=D`: deletes a device with its data, retained MQTT state
+/// and the credentials bound to it (the deletion service); the owner or an admin only (CSRF
+/// token for cookie sessions, a same-site Origin for Basic, as every POST). Anyone else's
+/// device is answered as one that does not exist (404). The answer names the months that
+/// held locations, as the Recorder lists the `.rec` files it removed.
 pub async fn kill(SignedIn { state, caller }: SignedIn, params: Params) -> ApiResult<Response> {
     let (Some(user), Some(device)) = (params.field("user"), params.field("device")) else {
         return Ok(error_answer(
@@ -103,17 +107,32 @@ pub async fn kill(SignedIn { state, caller }: SignedIn, params: Params) -> ApiRe
     let own = visible
         .select(Some(&user), Some(&device))
         .into_iter()
-        .find(|(d, _)| d.user_id == caller.user.id || caller.user.is_admin);
-    if own.is_none() {
+        .find(|(d, _)| d.user_id == caller.user.id || caller.user.is_admin)
+        .map(|(d, owner)| (d.id, d.name.clone(), owner.clone()));
+    let Some((device_id, device, owner)) = own else {
         return Ok(error_answer(StatusCode::NOT_FOUND, "no such device"));
-    }
-    // TODO(issue 19, deletion service of branch i19-delete): call the device deletion
-    // (data, retained MQTT state, credentials bound to the device) once it exists, and
-    // answer {"path":"rec/u/d","status":"OK","killed":[months],"locations":N,...}.
-    Ok(error_answer(
-        StatusCode::NOT_IMPLEMENTED,
-        "not implemented yet",
-    ))
+    };
+    let store = &state.tracking.store;
+    let months = store.location_months(device_id, i64::MAX).await?;
+    let deleted = match state
+        .tracking
+        .delete_device_named(&caller.user, &owner, &device)
+        .await
+    {
+        Ok(deleted) => deleted,
+        Err(DeleteError::NotFound(_) | DeleteError::Forbidden(_)) => {
+            return Ok(error_answer(StatusCode::NOT_FOUND, "no such device"));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    Ok(json_answer(&json!({
+        "path": format!("rec/{owner}/{device}"),
+        "status": "OK",
+        "killed": months.iter().map(|m| format!("{m}.rec")).collect::<Vec<_>>(),
+        "locations": deleted.counts.locations,
+        "transitions": deleted.counts.transitions,
+        "waypoints": deleted.counts.waypoints,
+    })))
 }
 
 /// `GET /api/0/kill`: refused (405). A GET that deletes could be triggered by another site's
