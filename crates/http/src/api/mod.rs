@@ -19,6 +19,7 @@ pub mod mqtt;
 pub mod mqtt_auth;
 pub mod openapi;
 pub mod pki;
+pub mod recorder;
 pub mod setup;
 pub mod tracks;
 pub mod views;
@@ -44,6 +45,7 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         metrics::routes(),
         console::routes(),
         imports::routes(),
+        recorder::routes(),
     ];
     let mut router = Router::new();
     for (path, method_router) in routes.into_iter().flatten() {
