@@ -341,6 +341,50 @@ pub const OPERATIONS: &[Operation] = &[
 ];
 
 fn schemas() -> Value {
+    let mut all = account_schemas();
+    if let (Value::Object(all), Value::Object(more)) = (&mut all, data_schemas()) {
+        all.extend(more);
+    }
+    all
+}
+
+/// Deleting and importing data.
+fn data_schemas() -> Value {
+    let string = json!({ "type": "string" });
+    let time = json!({ "type": "string", "format": "date-time" });
+    let optional_time = json!({ "type": ["string", "null"], "format": "date-time" });
+    json!({
+        "AccountDeletion": { "type": "object", "required": ["password"], "properties": {
+            "password": { "type": "string", "format": "password" } } },
+        "AccountDeleted": { "type": "object", "properties": {
+            "detail": string, "devices": { "type": "integer" }, "locations": { "type": "integer" } } },
+        "RangeCounts": { "type": "object", "properties": {
+            "device_id": { "type": "integer" }, "from": { "type": "integer" }, "to": { "type": "integer" },
+            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "messages": { "type": "integer" } } },
+        "RangeDeleted": { "type": "object", "properties": {
+            "device_id": { "type": "integer" }, "from": { "type": "integer" }, "to": { "type": "integer" },
+            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "messages": { "type": "integer" },
+            "retained_cleared": { "type": "boolean" }, "retained_queued": { "type": "boolean" } } },
+        "DeviceDeleted": { "type": "object", "properties": {
+            "device_id": { "type": "integer" }, "user": string, "device": string,
+            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "waypoints": { "type": "integer" },
+            "messages": { "type": "integer" }, "commands": { "type": "integer" },
+            "credentials": { "type": "integer", "description": "MQTT credentials made for the device, deleted" },
+            "retained": { "type": "integer", "description": "Retained messages cleared" },
+            "retained_queued": { "type": "boolean" } } },
+        "ImportJob": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "device": string, "format": string, "filename": string,
+            "dry_run": { "type": "boolean" },
+            "state": { "enum": ["uploading", "queued", "running", "done", "failed"] },
+            "bytes_total": { "type": "integer" }, "bytes_read": { "type": "integer" },
+            "items": { "type": "integer" }, "written": { "type": "integer" },
+            "summary": { "type": ["object", "null"], "description": "valid, stored {locations, location_copies, transitions, transition_copies, messages, message_copies, waypoints, cards}, skipped {reason: count}, problems, notes, aborted" },
+            "error": { "type": ["string", "null"] }, "created_at": time, "finished_at": optional_time } },
+        "ImportJobList": { "type": "array", "items": { "$ref": "#/components/schemas/ImportJob" } },
+    })
+}
+
+fn account_schemas() -> Value {
     let string = json!({ "type": "string" });
     let time = json!({ "type": "string", "format": "date-time" });
     let optional_time = json!({ "type": ["string", "null"], "format": "date-time" });
@@ -363,24 +407,6 @@ fn schemas() -> Value {
         "AccountUpdate": { "type": "object", "properties": {
             "email": string, "first_name": string, "last_name": string, "settings": { "type": "object" },
             "encryption_key": { "type": ["string", "null"], "description": "OwnTracks payload passphrase for devices without their own" } } },
-        "AccountDeletion": { "type": "object", "required": ["password"], "properties": {
-            "password": { "type": "string", "format": "password" } } },
-        "AccountDeleted": { "type": "object", "properties": {
-            "detail": string, "devices": { "type": "integer" }, "locations": { "type": "integer" } } },
-        "RangeCounts": { "type": "object", "properties": {
-            "device_id": { "type": "integer" }, "from": { "type": "integer" }, "to": { "type": "integer" },
-            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "messages": { "type": "integer" } } },
-        "RangeDeleted": { "type": "object", "properties": {
-            "device_id": { "type": "integer" }, "from": { "type": "integer" }, "to": { "type": "integer" },
-            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "messages": { "type": "integer" },
-            "retained_cleared": { "type": "boolean" }, "retained_queued": { "type": "boolean" } } },
-        "DeviceDeleted": { "type": "object", "properties": {
-            "device_id": { "type": "integer" }, "user": string, "device": string,
-            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "waypoints": { "type": "integer" },
-            "messages": { "type": "integer" }, "commands": { "type": "integer" },
-            "credentials": { "type": "integer", "description": "MQTT credentials made for the device, deleted" },
-            "retained": { "type": "integer", "description": "Retained messages cleared" },
-            "retained_queued": { "type": "boolean" } } },
         "PasswordChange": { "type": "object", "required": ["current_password", "new_password"], "properties": {
             "current_password": string, "new_password": { "type": "string", "minLength": 10 },
             "revoke_access": { "type": "boolean", "default": false, "description": "Also delete all API tokens and MQTT credentials, revoke all client certificates and close all MQTT connections" } } },
@@ -456,15 +482,6 @@ fn schemas() -> Value {
         "RmqttAuthz": { "type": "object", "description": "rmqtt auth-http ACL parameters", "properties": {
             "clientid": string, "username": string, "peerhost": string,
             "action": { "enum": ["1", "2"] }, "topic": string } },
-        "ImportJob": { "type": "object", "properties": {
-            "id": { "type": "integer" }, "device": string, "format": string, "filename": string,
-            "dry_run": { "type": "boolean" },
-            "state": { "enum": ["uploading", "queued", "running", "done", "failed"] },
-            "bytes_total": { "type": "integer" }, "bytes_read": { "type": "integer" },
-            "items": { "type": "integer" }, "written": { "type": "integer" },
-            "summary": { "type": ["object", "null"], "description": "valid, stored {locations, location_copies, transitions, transition_copies, messages, message_copies, waypoints, cards}, skipped {reason: count}, problems, notes, aborted" },
-            "error": { "type": ["string", "null"] }, "created_at": time, "finished_at": optional_time } },
-        "ImportJobList": { "type": "array", "items": { "$ref": "#/components/schemas/ImportJob" } },
         "RmqttResult": { "type": "object", "required": ["result"], "properties": {
             "result": { "enum": ["allow", "deny"] }, "superuser": { "type": "boolean" }, "error": string } },
     })
