@@ -181,7 +181,7 @@ test('history: the time slider narrows the points; exports follow it', async () 
   await page.context().close();
 });
 
-test('history: delete the selected range (count confirmed) and one point from its popup', async () => {
+test('history: delete the selected range (count confirmed), one point from its popup, a device from the profile', async () => {
   // 2024-05-02 in UTC: 06:00, 09:00, 12:00, 15:00.
   const day = Date.UTC(2024, 4, 2) / 1000;
   for (const [hour, lat] of [[6, 52.40], [9, 52.41], [12, 52.42], [15, 52.43]]) {
@@ -229,6 +229,17 @@ test('history: delete the selected range (count confirmed) and one point from it
   await page.getByRole('dialog', { name: 'Delete this point?' }).getByRole('button', { name: 'Delete' }).click();
   await summary.filter({ hasText: '1 point,' }).waitFor();
   assert.equal((await stored()).length, 1);
+
+  // A whole device, from the profile page.
+  publish('admin', adminPassword, 'owntracks/admin/oldphone', { _type: 'location', lat: 52.4, lon: 13.4, tst: day, tid: 'op' });
+  await page.goto(`${base}/profile/`);
+  const form = page.locator('form.device-form[data-device="oldphone"]');
+  await form.getByRole('button', { name: 'Delete device' }).click();
+  await page.getByRole('dialog', { name: 'Delete oldphone?' }).getByRole('button', { name: 'Delete device' }).click();
+  await form.waitFor({ state: 'detached' });
+  const devices = await (await page.request.get(`${base}/api/devices/`)).json();
+  assert.deepEqual(devices.filter((d) => d.name === 'oldphone'), []);
+  assert.ok(devices.some((d) => d.name === 'phone'));
   assertNoConsoleErrors(page);
   await page.context().close();
 });

@@ -22,6 +22,7 @@ pub mod accounts;
 pub mod budget;
 pub mod embedded;
 pub mod hooks;
+pub mod imports;
 pub mod iot;
 pub mod mosquitto;
 pub mod mqtt;
@@ -93,6 +94,8 @@ pub struct AppSettings {
     /// Several nodes share the database (`[mqtt] mode = "external"`): live events travel
     /// between them ([`tracking::relay`], PostgreSQL only).
     pub shared_database: bool,
+    /// Uploaded imports: `[web] max_import_bytes` and the free space kept.
+    pub upload_limits: imports::jobs::UploadLimits,
 }
 
 /// When [`App::attach_broker`] sweeps retained messages left by deletions.
@@ -123,6 +126,8 @@ pub enum OpenError {
     Pki(#[source] pki::PkiServiceError),
     #[error("cannot read queued commands")]
     QueuedCommands(#[source] mytracks_store::StoreError),
+    #[error("the import spool")]
+    Imports(#[source] imports::jobs::UploadError),
 }
 
 /// The services, wired together. Fields are shared handles (cheap to clone).
@@ -135,6 +140,8 @@ pub struct App {
     pub sealer: Sealer,
     /// MQTT access control: the broker hooks' first half, reloaded on SIGHUP.
     pub access: Arc<MqttAccess>,
+    /// Imports uploaded through the web UI and the REST API.
+    pub imports: Arc<imports::jobs::Imports>,
     settings: AppSettings,
     /// The IoT writers' task, handed to [`App::spawn_chores`].
     iot_writer: Mutex<Option<JoinHandle<()>>>,
@@ -202,7 +209,17 @@ impl App {
             sealer.clone(),
             settings.ingest_queue_bytes,
         );
+        let imports = imports::jobs::Imports::open(
+            store.clone(),
+            data_dir,
+            settings.upload_limits,
+            settings.retention_days,
+            settings.shared_database,
+        )
+        .await
+        .map_err(OpenError::Imports)?;
         Ok(App {
+            imports,
             store,
             accounts,
             tracking,

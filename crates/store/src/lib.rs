@@ -12,7 +12,8 @@
 //!
 //! One module per aggregate, each an `impl Store` block with its row types: `users.rs`,
 //! `tokens.rs` (API tokens, device credentials), `sessions.rs` (web sessions), `shares.rs`,
-//! `devices.rs`, `tracks.rs` (ingest: batches in one transaction, idempotent locations),
+//! `devices.rs`, `tracks.rs` (ingest: batches in one transaction, idempotent locations), `import.rs`
+//! (imported history: no presence, nothing stored twice), `import_jobs.rs` (uploaded imports),
 //! `history.rs` (reading locations, transitions, regions, cards back), `iot.rs` (devices,
 //! telemetry, commands), `deletion.rs` (deleting locations, ranges, devices for good; the
 //! retained-clear outbox), `iot_connections.rs` (presence reported by an external broker),
@@ -32,6 +33,8 @@ pub mod deletion;
 pub mod devices;
 mod error;
 pub mod history;
+pub mod import;
+pub mod import_jobs;
 pub mod iot;
 pub mod iot_connections;
 pub mod migrate;
@@ -52,6 +55,8 @@ pub use deletion::{AccountCounts, DeviceCounts, LocationKey, RangeCounts, Retain
 pub use devices::Device;
 pub use error::{Result, StoreError};
 pub use history::{CardRow, LocationRow, TransitionRow, WaypointRow, Window};
+pub use import::Imported;
+pub use import_jobs::{ImportJob, ImportOutcome, ImportState, NewImportJob};
 pub use iot::{IotCommand, IotDevice, Telemetry};
 pub use migrate::{copy_to_postgres, CopyError, CopySummary};
 pub use mosquitto::ExportCredential;

@@ -99,10 +99,10 @@ pub struct Incoming {
 }
 
 /// Rows per multi-row INSERT (well under both databases' parameter limits: 16 columns).
-const CHUNK: usize = 200;
+pub(crate) const CHUNK: usize = 200;
 
 /// Devices per multi-row device statement (6 parameters each).
-const DEVICE_CHUNK: usize = 500;
+pub(crate) const DEVICE_CHUNK: usize = 500;
 
 /// What [`Store::ingest`] did with a batch.
 #[derive(Debug, Default)]
@@ -283,7 +283,7 @@ macro_rules! upsert_devices {
         }
     }};
 }
-use upsert_devices;
+pub(crate) use upsert_devices;
 
 /// Sets the presence of the devices of `$chunk` (`[Touched]`, ids in `$ids`) inside the
 /// transaction `$tx`, and pushes them as they are now onto `$devices`, in `$chunk`'s order.
@@ -356,7 +356,7 @@ macro_rules! location_insert {
         query
     }};
 }
-use location_insert;
+pub(crate) use location_insert;
 
 /// Inserts `$locations` (`(batch index, device id, &NewLocation, received_at)`) inside the
 /// transaction `$tx`, in multi-row INSERTs of [`CHUNK`] rows, skipping those already stored;
@@ -514,4 +514,4 @@ macro_rules! insert_waypoint {
         .await?;
     };
 }
-use insert_waypoint;
+pub(crate) use insert_waypoint;

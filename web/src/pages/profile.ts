@@ -7,6 +7,7 @@ import { credentialsSection, tokensSection } from '../profile/tokens';
 import { sharingSection } from '../profile/sharing';
 import { devicesSection } from '../profile/devices';
 import { certificateSection } from '../profile/certificate';
+import { importSection } from '../profile/imports';
 
 const main = layout();
 main.append(
@@ -17,5 +18,6 @@ main.append(
   tokensSection(),
   sharingSection(),
   certificateSection(),
+  importSection(),
   deleteAccountSection(),
 );

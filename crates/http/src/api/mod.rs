@@ -11,6 +11,7 @@ pub mod deletion;
 pub mod error;
 pub mod export;
 pub mod extract;
+pub mod imports;
 pub mod iot;
 pub mod live;
 pub mod metrics;
@@ -44,6 +45,7 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         metrics::routes(),
         console::routes(),
         recorder::routes(),
+        imports::routes(),
     ];
     let mut router = Router::new();
     for (path, method_router) in routes.into_iter().flatten() {

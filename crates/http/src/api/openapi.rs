@@ -335,6 +335,9 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/api/iot/fleets/{group}/commands/", "A group's commands, newest first, with delivered_count (PUBCOMPs) and acknowledged_count (answers), and the group's device count", User, None, (200, None)),
     op("post", "/api/iot/fleets/{group}/commands/", "Send a command to every device of a group (QoS 2 on <base>/fleet/<group>/commands)", User, None, (201, None)),
     op("get", "/api/iot/devices/{device_id}/telemetry/latest/", "The newest telemetry per topic, presence and last seen", User, None, (200, None)),
+    op("post", "/api/imports/", "Import location history into one's own account: the file is the raw body (application/octet-stream, not multipart), ?device= (required), format=auto|rec|gpx|geojson|csv|takeout-records|takeout-semantic|takeout-timeline, filename=, dry_run=true. 202 with the queued job, which runs in the background; 413 beyond [web] max_import_bytes, 507 when the disk would keep under 1 GiB free, 429 with 3 unfinished imports, 400 bad device or format", User, None, (202, Some("ImportJob"))),
+    op("get", "/api/imports/", "One's imports, newest first (at most 100)", User, None, (200, Some("ImportJobList"))),
+    op("get", "/api/imports/{id}/", "One import (its owner or an admin; 404 for others): state uploading|queued|running|done|failed, bytes read of bytes_total, items read and written, then the summary (stored, already there, skipped by reason, the first problems) or the error", User, None, (200, Some("ImportJob"))),
 ];
 
 fn schemas() -> Value {
@@ -453,6 +456,15 @@ fn schemas() -> Value {
         "RmqttAuthz": { "type": "object", "description": "rmqtt auth-http ACL parameters", "properties": {
             "clientid": string, "username": string, "peerhost": string,
             "action": { "enum": ["1", "2"] }, "topic": string } },
+        "ImportJob": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "device": string, "format": string, "filename": string,
+            "dry_run": { "type": "boolean" },
+            "state": { "enum": ["uploading", "queued", "running", "done", "failed"] },
+            "bytes_total": { "type": "integer" }, "bytes_read": { "type": "integer" },
+            "items": { "type": "integer" }, "written": { "type": "integer" },
+            "summary": { "type": ["object", "null"], "description": "valid, stored {locations, location_copies, transitions, transition_copies, messages, message_copies, waypoints, cards}, skipped {reason: count}, problems, notes, aborted" },
+            "error": { "type": ["string", "null"] }, "created_at": time, "finished_at": optional_time } },
+        "ImportJobList": { "type": "array", "items": { "$ref": "#/components/schemas/ImportJob" } },
         "RmqttResult": { "type": "object", "required": ["result"], "properties": {
             "result": { "enum": ["allow", "deny"] }, "superuser": { "type": "boolean" }, "error": string } },
     })

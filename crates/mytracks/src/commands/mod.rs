@@ -6,12 +6,14 @@
 //! - [`accounts`]: `user`, `token`, `device`;
 //! - [`delete`]: `delete location|range|device` (OwnTracks data);
 //! - [`pki`]: `pki` (the built-in certificate authority);
-//! - [`mosquitto`]: `export mosquitto` and `import mosquitto`;
+//! - [`mosquitto`]: `export mosquitto` (and the accounts of `import mosquitto`);
+//! - [`import`]: `import mosquitto|recorder|gpx|geojson|csv|takeout|rec|file`;
 //! - [`migrate`]: `migrate --to postgres://...` (SQLite to PostgreSQL, for the scale-out mode).
 
 pub mod accounts;
 pub mod database;
 pub mod delete;
+pub mod import;
 pub mod migrate;
 pub mod mosquitto;
 pub mod pki;
@@ -86,10 +88,11 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
-    /// Import accounts from another broker's files (`import mosquitto`).
+    /// Import accounts (`import mosquitto`) or location history (a Recorder store, GPX,
+    /// GeoJSON, CSV, Google Takeout).
     Import {
         #[command(subcommand)]
-        command: mosquitto::ImportCommand,
+        command: import::ImportCommand,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -111,7 +114,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Delete { command, database } => admin(delete::run(command, database)),
         Command::Pki { command, database } => admin(pki::run(command, database)),
         Command::Export { command, database } => admin(mosquitto::export(command, database)),
-        Command::Import { command, database } => admin(mosquitto::import(command, database)),
+        Command::Import { command, database } => admin(import::import(command, database)),
         Command::Migrate(args) => admin(migrate::run(args)),
     };
     match result {

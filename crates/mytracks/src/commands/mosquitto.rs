@@ -19,7 +19,7 @@ use mytracks_access::{AclFile, PasswordFile};
 use mytracks_app::mosquitto::{grants_everything, password_entries, render, Directory};
 use mytracks_private_file::write_private;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
 pub enum ExportCommand {
@@ -35,18 +35,6 @@ pub enum ExportCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-pub enum ImportCommand {
-    /// Create users from a Mosquitto password file (existing users are left alone).
-    Mosquitto {
-        /// Password file (`$7$`, `$6$` or `$argon2id$` hashes).
-        #[arg(long, value_name = "FILE")]
-        passwd: PathBuf,
-        /// ACL file: users it allows to read and write `#` become administrators.
-        #[arg(long, value_name = "FILE")]
-        acl: Option<PathBuf>,
-    },
-}
 /// `mytracks export ...`.
 pub async fn export(command: ExportCommand, db: DatabaseArgs) -> anyhow::Result<()> {
     let ExportCommand::Mosquitto { passwd, acl } = command;
@@ -91,12 +79,11 @@ pub async fn export(command: ExportCommand, db: DatabaseArgs) -> anyhow::Result<
 }
 
 /// `mytracks import ...`.
-pub async fn import(command: ImportCommand, db: DatabaseArgs) -> anyhow::Result<()> {
-    let ImportCommand::Mosquitto { passwd, acl } = command;
+pub async fn import(passwd: &Path, acl: Option<&Path>, db: DatabaseArgs) -> anyhow::Result<()> {
     // Load through the access crate first: a malformed line stops the import, naming it.
-    PasswordFile::load(&passwd)?;
-    let acl = acl.as_deref().map(AclFile::load).transpose()?;
-    let text = std::fs::read_to_string(&passwd)
+    PasswordFile::load(passwd)?;
+    let acl = acl.map(AclFile::load).transpose()?;
+    let text = std::fs::read_to_string(passwd)
         .with_context(|| format!("cannot read {}", passwd.display()))?;
     let (accounts, _) = db.accounts().await?;
     let result = async {

@@ -331,9 +331,26 @@ fn command_line_deletion_clears_retained_through_the_server() {
         server.log()
     );
 
+    // A range without the retained location's time (1002) leaves it: the server reads the
+    // outbox row's range and checks.
+    let out = server.cli(
+        &[
+            "delete", "range", "alice", "phone", "--from", "1000", "--to", "1001",
+        ],
+        WAIT,
+    );
+    assert!(out.success(), "{}", out.describe());
+    assert!(out.stdout.contains("2 locations"), "{}", out.describe());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        retained(&server, "owntracks/alice/phone"),
+        ["owntracks/alice/phone"]
+    );
+    assert_eq!(times(&alice, phone), [1_002]);
+
     let out = server.cli(&["delete", "device", "alice", "phone"], WAIT);
     assert!(out.success(), "{}", out.describe());
-    assert!(out.stdout.contains("3 locations"), "{}", out.describe());
+    assert!(out.stdout.contains("1 locations"), "{}", out.describe());
     let start = Instant::now();
     assert!(
         retained_gone(&server, "owntracks/alice/phone/#", Duration::from_secs(3)),
@@ -439,4 +456,104 @@ fn deletions_are_documented() {
             "{method} {path} is not in the OpenAPI document"
         );
     }
+}
+
+#[test]
+fn command_line_deletes_a_user() {
+    let server = Server::start();
+    let alice = server.user_api("alice");
+    send(
+        &server,
+        "alice",
+        "owntracks/alice/phone",
+        &location(1_000),
+        true,
+    );
+    let mut phone = Conn::login(
+        server.mqtt_port,
+        4,
+        "alice-p",
+        "alice",
+        &user_password("alice"),
+    )
+    .unwrap();
+    let out = server.cli(&["user", "delete", "alice"], WAIT);
+    assert!(out.success(), "{}", out.describe());
+    assert!(
+        out.stdout.contains("with 1 devices and 1 locations"),
+        "{}",
+        out.describe()
+    );
+    assert!(phone.expect_close(WAIT).is_ok(), "alice's connection stays");
+    assert!(
+        retained_gone(&server, "owntracks/alice/#", Duration::from_secs(3)),
+        "alice's retained location stays\n{}",
+        server.log()
+    );
+    assert_eq!(alice.get("/api/account/").0, 401);
+    // The last active admin stays.
+    let out = server.cli(&["user", "delete", "admin"], WAIT);
+    assert!(
+        !out.success() && out.stderr.contains("last active admin"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(server.admin_api().get("/api/account/").0, 200);
+}
+
+/// Runs the PyNaCl helper (`tests/python/owntracks_crypto.py`); returns its stdout.
+fn pynacl(args: &[&str]) -> String {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(python)
+        .arg(repo_root().join("tests/python/owntracks_crypto.py"))
+        .args(args)
+        .output()
+        .expect("python3 with PyNaCl (see .ci/run)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// An encrypted retained location is opened with the device's key to read its time: kept by
+/// a range without it (an unreadable one would be cleared), cleared by a range with it.
+#[test]
+fn encrypted_retained_location_is_read_with_the_key() {
+    let server = Server::start();
+    let alice = server.user_api("alice");
+    send(
+        &server,
+        "alice",
+        "owntracks/alice/phone",
+        &location(1_000),
+        false,
+    );
+    let id = device_id(&alice, "alice", "phone");
+    let (status, body) = alice.patch(
+        &format!("/api/devices/{id}/"),
+        json!({ "encryption_key": "our family secret" }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let key = pynacl(&["key", "our family secret"]);
+    let data = pynacl(&["encrypt", &key, &location(2_000)]);
+    let encrypted = json!({ "_type": "encrypted", "data": data }).to_string();
+    send(&server, "alice", "owntracks/alice/phone", &encrypted, true);
+    assert_eq!(times(&alice, id), [1_000, 2_000]);
+
+    let history =
+        |from: i64, to: i64| format!("/api/devices/{id}/history/?start_time={from}&end_time={to}");
+    let (status, deleted) = alice.delete(&history(900, 1_500));
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["retained_cleared"], false, "{deleted}");
+    assert_eq!(
+        retained(&server, "owntracks/alice/phone"),
+        ["owntracks/alice/phone"]
+    );
+    let (status, deleted) = alice.delete(&history(1_900, 2_100));
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["retained_cleared"], true, "{deleted}");
+    assert!(retained(&server, "owntracks/alice/phone").is_empty());
+    assert!(times(&alice, id).is_empty());
 }

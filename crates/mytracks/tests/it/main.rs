@@ -24,6 +24,8 @@ mod console;
 mod database_down;
 mod deletion;
 mod emqx;
+mod import_history;
+mod import_upload;
 mod iot;
 mod iot_paho;
 mod limits;

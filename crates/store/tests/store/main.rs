@@ -86,7 +86,12 @@ fn named(name: &str) -> NewUser {
 
 mod accounts;
 mod connections;
+<<<<<<< HEAD
+mod import;
+mod import_jobs;
+=======
 mod deletion;
+>>>>>>> i19-delete
 mod iot;
 mod locations;
 mod migrate;
