@@ -132,7 +132,7 @@ mod tests {
     use mytracks_broker::{Broker, BrokerConfig, NoHooks};
     use tower::ServiceExt;
 
-    async fn state() -> HttpState {
+    pub(crate) async fn state() -> HttpState {
         let broker = Broker::builder(BrokerConfig::default())
             .hooks(NoHooks)
             .build()
@@ -180,8 +180,8 @@ mod tests {
             web: Arc::default(),
             iot,
             login_cache: Arc::default(),
-            api_login_cache: Arc::default(),
             imports,
+            api_login_cache: Arc::default(),
         }
     }
 

@@ -31,10 +31,10 @@ pub struct HttpState {
     pub iot: Arc<Iot>,
     /// Verified OwnTracks HTTP-mode logins (`/pub`).
     pub login_cache: Arc<LoginCache>,
-    /// Verified Basic logins of reading API requests (account passwords only).
-    pub api_login_cache: Arc<LoginCache>,
     /// Imports uploaded through the web UI and the REST API.
     pub imports: Arc<mytracks_app::imports::jobs::Imports>,
+    /// Verified Basic logins of reading API requests (account passwords only).
+    pub api_login_cache: Arc<LoginCache>,
 }
 
 impl HttpState {
@@ -54,8 +54,8 @@ impl HttpState {
             web: Arc::new(web),
             iot: app.iot.clone(),
             login_cache: Arc::default(),
-            api_login_cache: Arc::default(),
             imports: app.imports.clone(),
+            api_login_cache: Arc::default(),
         }
     }
 }

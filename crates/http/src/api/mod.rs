@@ -44,8 +44,8 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         mqtt::routes(),
         metrics::routes(),
         console::routes(),
-        recorder::routes(),
         imports::routes(),
+        recorder::routes(),
     ];
     let mut router = Router::new();
     for (path, method_router) in routes.into_iter().flatten() {

@@ -86,12 +86,9 @@ fn named(name: &str) -> NewUser {
 
 mod accounts;
 mod connections;
-<<<<<<< HEAD
+mod deletion;
 mod import;
 mod import_jobs;
-=======
-mod deletion;
->>>>>>> i19-delete
 mod iot;
 mod locations;
 mod migrate;
