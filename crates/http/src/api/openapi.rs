@@ -341,6 +341,39 @@ pub const OPERATIONS: &[Operation] = &[
 ];
 
 fn schemas() -> Value {
+    let mut schemas = api_schemas();
+    if let (Value::Object(all), Value::Object(broker)) = (&mut schemas, broker_auth_schemas()) {
+        all.extend(broker);
+    }
+    schemas
+}
+
+/// What external brokers send to the HTTP auth endpoints (`mqtt_auth/`), and get back.
+fn broker_auth_schemas() -> Value {
+    let string = json!({ "type": "string" });
+    json!({
+        "EmqxAuthn": { "type": "object", "description": "EMQX's HTTP authenticator body", "properties": {
+            "clientid": string, "username": string, "password": { "type": "string", "format": "password" },
+            "peerhost": string, "cert_common_name": string } },
+        "EmqxAuthz": { "type": "object", "description": "EMQX's HTTP authorizer body", "properties": {
+            "clientid": string, "username": string, "peerhost": string,
+            "action": { "enum": ["publish", "subscribe"] }, "topic": string,
+            "qos": { "type": ["integer", "string"] }, "retain": { "type": ["boolean", "string"] } } },
+        "EmqxResult": { "type": "object", "required": ["result"], "properties": {
+            "result": { "enum": ["allow", "deny", "ignore"] }, "is_superuser": { "type": "boolean" },
+            "error": string } },
+        "RmqttAuthn": { "type": "object", "description": "rmqtt auth-http authentication parameters", "properties": {
+            "clientid": string, "username": string, "password": { "type": "string", "format": "password" },
+            "peerhost": string, "protocol": string } },
+        "RmqttAuthz": { "type": "object", "description": "rmqtt auth-http ACL parameters", "properties": {
+            "clientid": string, "username": string, "peerhost": string,
+            "action": { "enum": ["1", "2"] }, "topic": string } },
+        "RmqttResult": { "type": "object", "required": ["result"], "properties": {
+            "result": { "enum": ["allow", "deny"] }, "superuser": { "type": "boolean" }, "error": string } },
+    })
+}
+
+fn api_schemas() -> Value {
     let string = json!({ "type": "string" });
     let time = json!({ "type": "string", "format": "date-time" });
     let optional_time = json!({ "type": ["string", "null"], "format": "date-time" });
@@ -440,22 +473,6 @@ fn schemas() -> Value {
             "queued_for_http": { "type": "boolean" }, "command": { "type": "object" } } },
         "OwnTracksMessage": { "type": "object", "description": "One OwnTracks JSON message (_type location, transition, card...)" },
         "OwnTracksAnswer": { "type": "array", "items": { "type": "object" }, "description": "Friends' cards and last locations, then queued commands" },
-        "EmqxAuthn": { "type": "object", "description": "EMQX's HTTP authenticator body", "properties": {
-            "clientid": string, "username": string, "password": { "type": "string", "format": "password" },
-            "peerhost": string, "cert_common_name": string } },
-        "EmqxAuthz": { "type": "object", "description": "EMQX's HTTP authorizer body", "properties": {
-            "clientid": string, "username": string, "peerhost": string,
-            "action": { "enum": ["publish", "subscribe"] }, "topic": string,
-            "qos": { "type": ["integer", "string"] }, "retain": { "type": ["boolean", "string"] } } },
-        "EmqxResult": { "type": "object", "required": ["result"], "properties": {
-            "result": { "enum": ["allow", "deny", "ignore"] }, "is_superuser": { "type": "boolean" },
-            "error": string } },
-        "RmqttAuthn": { "type": "object", "description": "rmqtt auth-http authentication parameters", "properties": {
-            "clientid": string, "username": string, "password": { "type": "string", "format": "password" },
-            "peerhost": string, "protocol": string } },
-        "RmqttAuthz": { "type": "object", "description": "rmqtt auth-http ACL parameters", "properties": {
-            "clientid": string, "username": string, "peerhost": string,
-            "action": { "enum": ["1", "2"] }, "topic": string } },
         "ImportJob": { "type": "object", "properties": {
             "id": { "type": "integer" }, "device": string, "format": string, "filename": string,
             "dry_run": { "type": "boolean" },
@@ -465,8 +482,6 @@ fn schemas() -> Value {
             "summary": { "type": ["object", "null"], "description": "valid, stored {locations, location_copies, transitions, transition_copies, messages, message_copies, waypoints, cards}, skipped {reason: count}, problems, notes, aborted" },
             "error": { "type": ["string", "null"] }, "created_at": time, "finished_at": optional_time } },
         "ImportJobList": { "type": "array", "items": { "$ref": "#/components/schemas/ImportJob" } },
-        "RmqttResult": { "type": "object", "required": ["result"], "properties": {
-            "result": { "enum": ["allow", "deny"] }, "superuser": { "type": "boolean" }, "error": string } },
     })
 }
 
@@ -544,4 +559,19 @@ pub fn build() -> Value {
 
 pub async fn document() -> Json<Value> {
     Json(build())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_reference_names_a_schema() {
+        let document = super::build();
+        let schemas = document["components"]["schemas"].as_object().unwrap();
+        assert!(schemas.contains_key("EmqxAuthn") && schemas.contains_key("Account"));
+        let text = document.to_string();
+        for reference in text.split("#/components/schemas/").skip(1) {
+            let name = reference.split('"').next().unwrap();
+            assert!(schemas.contains_key(name), "no schema {name}");
+        }
+    }
 }
