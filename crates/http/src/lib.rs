@@ -9,7 +9,8 @@
 //! - `state.rs`: [`HttpState`], what handlers are handed; [`Ports`] and [`WebContext`].
 //! - `api/`: the REST API, one module per area, with `extract.rs` (request helpers),
 //!   `error.rs` (errors as JSON), `views.rs` (JSON shapes), `export.rs` (GeoJSON, GPX, CSV)
-//!   and `metrics.rs` (Prometheus `/metrics`).
+//!   and `metrics.rs` (Prometheus `/metrics`); `recorder/` is the OwnTracks Recorder's API
+//!   (`/api/0/`, `/ws/last`) for the OwnTracks Frontend.
 //! - `owntracks_http.rs`: `/pub`, OwnTracks HTTP mode, with its login cache.
 //! - `web.rs` and `web/`: the pages and the embedded web UI (bundled by `build.rs`).
 //! - `serve.rs`: the accept loop (timeouts, connection limits); `accept.rs`: accept errors.

@@ -341,50 +341,39 @@ pub const OPERATIONS: &[Operation] = &[
 ];
 
 fn schemas() -> Value {
-    let mut all = account_schemas();
-    if let (Value::Object(all), Value::Object(more)) = (&mut all, data_schemas()) {
-        all.extend(more);
+    let mut schemas = api_schemas();
+    if let (Value::Object(all), Value::Object(broker)) = (&mut schemas, broker_auth_schemas()) {
+        all.extend(broker);
     }
-    all
+    schemas
 }
 
-/// Deleting and importing data.
-fn data_schemas() -> Value {
+/// What external brokers send to the HTTP auth endpoints (`mqtt_auth/`), and get back.
+fn broker_auth_schemas() -> Value {
     let string = json!({ "type": "string" });
-    let time = json!({ "type": "string", "format": "date-time" });
-    let optional_time = json!({ "type": ["string", "null"], "format": "date-time" });
     json!({
-        "AccountDeletion": { "type": "object", "required": ["password"], "properties": {
-            "password": { "type": "string", "format": "password" } } },
-        "AccountDeleted": { "type": "object", "properties": {
-            "detail": string, "devices": { "type": "integer" }, "locations": { "type": "integer" } } },
-        "RangeCounts": { "type": "object", "properties": {
-            "device_id": { "type": "integer" }, "from": { "type": "integer" }, "to": { "type": "integer" },
-            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "messages": { "type": "integer" } } },
-        "RangeDeleted": { "type": "object", "properties": {
-            "device_id": { "type": "integer" }, "from": { "type": "integer" }, "to": { "type": "integer" },
-            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "messages": { "type": "integer" },
-            "retained_cleared": { "type": "boolean" }, "retained_queued": { "type": "boolean" } } },
-        "DeviceDeleted": { "type": "object", "properties": {
-            "device_id": { "type": "integer" }, "user": string, "device": string,
-            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "waypoints": { "type": "integer" },
-            "messages": { "type": "integer" }, "commands": { "type": "integer" },
-            "credentials": { "type": "integer", "description": "MQTT credentials made for the device, deleted" },
-            "retained": { "type": "integer", "description": "Retained messages cleared" },
-            "retained_queued": { "type": "boolean" } } },
-        "ImportJob": { "type": "object", "properties": {
-            "id": { "type": "integer" }, "device": string, "format": string, "filename": string,
-            "dry_run": { "type": "boolean" },
-            "state": { "enum": ["uploading", "queued", "running", "done", "failed"] },
-            "bytes_total": { "type": "integer" }, "bytes_read": { "type": "integer" },
-            "items": { "type": "integer" }, "written": { "type": "integer" },
-            "summary": { "type": ["object", "null"], "description": "valid, stored {locations, location_copies, transitions, transition_copies, messages, message_copies, waypoints, cards}, skipped {reason: count}, problems, notes, aborted" },
-            "error": { "type": ["string", "null"] }, "created_at": time, "finished_at": optional_time } },
-        "ImportJobList": { "type": "array", "items": { "$ref": "#/components/schemas/ImportJob" } },
+        "EmqxAuthn": { "type": "object", "description": "EMQX's HTTP authenticator body", "properties": {
+            "clientid": string, "username": string, "password": { "type": "string", "format": "password" },
+            "peerhost": string, "cert_common_name": string } },
+        "EmqxAuthz": { "type": "object", "description": "EMQX's HTTP authorizer body", "properties": {
+            "clientid": string, "username": string, "peerhost": string,
+            "action": { "enum": ["publish", "subscribe"] }, "topic": string,
+            "qos": { "type": ["integer", "string"] }, "retain": { "type": ["boolean", "string"] } } },
+        "EmqxResult": { "type": "object", "required": ["result"], "properties": {
+            "result": { "enum": ["allow", "deny", "ignore"] }, "is_superuser": { "type": "boolean" },
+            "error": string } },
+        "RmqttAuthn": { "type": "object", "description": "rmqtt auth-http authentication parameters", "properties": {
+            "clientid": string, "username": string, "password": { "type": "string", "format": "password" },
+            "peerhost": string, "protocol": string } },
+        "RmqttAuthz": { "type": "object", "description": "rmqtt auth-http ACL parameters", "properties": {
+            "clientid": string, "username": string, "peerhost": string,
+            "action": { "enum": ["1", "2"] }, "topic": string } },
+        "RmqttResult": { "type": "object", "required": ["result"], "properties": {
+            "result": { "enum": ["allow", "deny"] }, "superuser": { "type": "boolean" }, "error": string } },
     })
 }
 
-fn account_schemas() -> Value {
+fn api_schemas() -> Value {
     let string = json!({ "type": "string" });
     let time = json!({ "type": "string", "format": "date-time" });
     let optional_time = json!({ "type": ["string", "null"], "format": "date-time" });
@@ -407,6 +396,24 @@ fn account_schemas() -> Value {
         "AccountUpdate": { "type": "object", "properties": {
             "email": string, "first_name": string, "last_name": string, "settings": { "type": "object" },
             "encryption_key": { "type": ["string", "null"], "description": "OwnTracks payload passphrase for devices without their own" } } },
+        "AccountDeletion": { "type": "object", "required": ["password"], "properties": {
+            "password": { "type": "string", "format": "password" } } },
+        "AccountDeleted": { "type": "object", "properties": {
+            "detail": string, "devices": { "type": "integer" }, "locations": { "type": "integer" } } },
+        "RangeCounts": { "type": "object", "properties": {
+            "device_id": { "type": "integer" }, "from": { "type": "integer" }, "to": { "type": "integer" },
+            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "messages": { "type": "integer" } } },
+        "RangeDeleted": { "type": "object", "properties": {
+            "device_id": { "type": "integer" }, "from": { "type": "integer" }, "to": { "type": "integer" },
+            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "messages": { "type": "integer" },
+            "retained_cleared": { "type": "boolean" }, "retained_queued": { "type": "boolean" } } },
+        "DeviceDeleted": { "type": "object", "properties": {
+            "device_id": { "type": "integer" }, "user": string, "device": string,
+            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "waypoints": { "type": "integer" },
+            "messages": { "type": "integer" }, "commands": { "type": "integer" },
+            "credentials": { "type": "integer", "description": "MQTT credentials made for the device, deleted" },
+            "retained": { "type": "integer", "description": "Retained messages cleared" },
+            "retained_queued": { "type": "boolean" } } },
         "PasswordChange": { "type": "object", "required": ["current_password", "new_password"], "properties": {
             "current_password": string, "new_password": { "type": "string", "minLength": 10 },
             "revoke_access": { "type": "boolean", "default": false, "description": "Also delete all API tokens and MQTT credentials, revoke all client certificates and close all MQTT connections" } } },
@@ -466,24 +473,15 @@ fn account_schemas() -> Value {
             "queued_for_http": { "type": "boolean" }, "command": { "type": "object" } } },
         "OwnTracksMessage": { "type": "object", "description": "One OwnTracks JSON message (_type location, transition, card...)" },
         "OwnTracksAnswer": { "type": "array", "items": { "type": "object" }, "description": "Friends' cards and last locations, then queued commands" },
-        "EmqxAuthn": { "type": "object", "description": "EMQX's HTTP authenticator body", "properties": {
-            "clientid": string, "username": string, "password": { "type": "string", "format": "password" },
-            "peerhost": string, "cert_common_name": string } },
-        "EmqxAuthz": { "type": "object", "description": "EMQX's HTTP authorizer body", "properties": {
-            "clientid": string, "username": string, "peerhost": string,
-            "action": { "enum": ["publish", "subscribe"] }, "topic": string,
-            "qos": { "type": ["integer", "string"] }, "retain": { "type": ["boolean", "string"] } } },
-        "EmqxResult": { "type": "object", "required": ["result"], "properties": {
-            "result": { "enum": ["allow", "deny", "ignore"] }, "is_superuser": { "type": "boolean" },
-            "error": string } },
-        "RmqttAuthn": { "type": "object", "description": "rmqtt auth-http authentication parameters", "properties": {
-            "clientid": string, "username": string, "password": { "type": "string", "format": "password" },
-            "peerhost": string, "protocol": string } },
-        "RmqttAuthz": { "type": "object", "description": "rmqtt auth-http ACL parameters", "properties": {
-            "clientid": string, "username": string, "peerhost": string,
-            "action": { "enum": ["1", "2"] }, "topic": string } },
-        "RmqttResult": { "type": "object", "required": ["result"], "properties": {
-            "result": { "enum": ["allow", "deny"] }, "superuser": { "type": "boolean" }, "error": string } },
+        "ImportJob": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "device": string, "format": string, "filename": string,
+            "dry_run": { "type": "boolean" },
+            "state": { "enum": ["uploading", "queued", "running", "done", "failed"] },
+            "bytes_total": { "type": "integer" }, "bytes_read": { "type": "integer" },
+            "items": { "type": "integer" }, "written": { "type": "integer" },
+            "summary": { "type": ["object", "null"], "description": "valid, stored {locations, location_copies, transitions, transition_copies, messages, message_copies, waypoints, cards}, skipped {reason: count}, problems, notes, aborted" },
+            "error": { "type": ["string", "null"] }, "created_at": time, "finished_at": optional_time } },
+        "ImportJobList": { "type": "array", "items": { "$ref": "#/components/schemas/ImportJob" } },
     })
 }
 
@@ -561,4 +559,19 @@ pub fn build() -> Value {
 
 pub async fn document() -> Json<Value> {
     Json(build())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_reference_names_a_schema() {
+        let document = super::build();
+        let schemas = document["components"]["schemas"].as_object().unwrap();
+        assert!(schemas.contains_key("EmqxAuthn") && schemas.contains_key("Account"));
+        let text = document.to_string();
+        for reference in text.split("#/components/schemas/").skip(1) {
+            let name = reference.split('"').next().unwrap();
+            assert!(schemas.contains_key(name), "no schema {name}");
+        }
+    }
 }
