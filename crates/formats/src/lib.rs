@@ -11,6 +11,7 @@
 mod counting;
 mod item;
 mod recorder_store;
+mod writers;
 
 pub use counting::CountingReader;
 pub use item::{
@@ -18,6 +19,10 @@ pub use item::{
     FUTURE_SLACK_SECS, MAX_ELEMENT_BYTES, MAX_LINE_BYTES, MILLISECONDS_FROM,
 };
 pub use recorder_store::{RecorderDevice, RecorderStore};
+pub use writers::{
+    csv_text, push_timestamp, rfc3339, xml_text, CsvWriter, ExportPoint, GeoJsonWriter, GpxWriter,
+    CSV_HEADER,
+};
 
 use std::io::{self, BufRead, Read, Write};
 

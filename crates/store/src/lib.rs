@@ -17,7 +17,8 @@
 //! `history.rs` (reading locations, transitions, regions, cards back), `iot.rs` (devices,
 //! telemetry, commands), `iot_connections.rs` (presence reported by an external broker),
 //! `certificates.rs` (the PKI), `sealed.rs` (columns sealed with the server key),
-//! `mosquitto.rs` (the export's rows). Around them: `error.rs` ([`StoreError`]), `reader.rs`
+//! `mosquitto.rs` (the export's rows), `export_pages.rs` (the account export's keyset pages).
+//! Around them: `error.rs` ([`StoreError`]), `reader.rs`
 //! (plain SQLite connections for long history reads), `notify.rs` (`NOTIFY`/`LISTEN` between
 //! nodes), `migrate.rs` (SQLite into PostgreSQL).
 //!
@@ -29,6 +30,7 @@ pub mod certificates;
 pub mod client_ids;
 pub mod devices;
 mod error;
+pub mod export_pages;
 pub mod history;
 pub mod import;
 pub mod iot;
@@ -48,6 +50,9 @@ pub use certificates::{CaRow, CertificateRow, NewCa, NewCertificate};
 pub use client_ids::Claim;
 pub use devices::Device;
 pub use error::{Result, StoreError};
+pub use export_pages::{
+    StoredLocation, StoredMessage, StoredTelemetry, StoredTransition, EXPORT_PAGE,
+};
 pub use history::{CardRow, LocationRow, TransitionRow, WaypointRow, Window};
 pub use import::Imported;
 pub use iot::{IotCommand, IotDevice, Telemetry};
