@@ -219,6 +219,157 @@ pub fn now() -> i64 {
 /// The validation every `Point` reader applies: finite coordinates in range, a time after
 /// 1970 and not later than `now` + 1 day, not in milliseconds; optional fields that are not
 /// finite are dropped. `now` is Unix seconds (see [`now`]).
-pub fn check_point(point: Point, at: Position, now: i64) -> Entry {
-    todo!("{point:?} {at} {now}")
+pub fn check_point(mut point: Point, at: Position, now: i64) -> Entry {
+    let reason = if !point.lat.is_finite() || !point.lon.is_finite() {
+        Some("coordinate not a number")
+    } else if !(-90.0..=90.0).contains(&point.lat) {
+        Some("latitude out of range")
+    } else if !(-180.0..=180.0).contains(&point.lon) {
+        Some("longitude out of range")
+    } else if point.tst >= MILLISECONDS_FROM {
+        Some("time looks like milliseconds")
+    } else if point.tst <= 0 {
+        Some("time not after 1970")
+    } else if point.tst > now.saturating_add(FUTURE_SLACK_SECS) {
+        Some("time in the future")
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        return Entry::Skipped(Problem::new(at, reason));
+    }
+    for field in [
+        &mut point.acc,
+        &mut point.alt,
+        &mut point.vac,
+        &mut point.vel,
+        &mut point.cog,
+    ] {
+        *field = field.filter(|v| v.is_finite());
+    }
+    Entry::Item(at, Item::Point(point))
+}
+
+/// `value` seconds or milliseconds since 1970 as seconds, by magnitude: below 10^11 seconds,
+/// 10^11 to 10^14 milliseconds (floored), else `None`. For sources whose unit is not fixed
+/// (GeoJSON `timestamp`, a 4th coordinate).
+pub fn epoch_seconds(value: f64) -> Option<i64> {
+    if !value.is_finite() || value <= 0.0 {
+        return None;
+    }
+    let magnitude = value.abs();
+    #[allow(clippy::cast_possible_truncation)] // in range by the comparisons
+    if magnitude < 1e11 {
+        Some(value.floor() as i64)
+    } else if magnitude < 1e14 {
+        Some((value / 1000.0).floor() as i64)
+    } else {
+        None
+    }
+}
+
+/// An RFC 3339 time (any offset, fractional seconds) as Unix seconds (floored); a time
+/// without zone (`2024-01-01T10:00:00`) is read as UTC, as GPX readers commonly do.
+pub fn rfc3339_seconds(text: &str) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    let text = text.trim();
+    if let Ok(t) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Some(t.unix_timestamp());
+    }
+    // No zone: read as UTC. Lowercase `t`/`z` and a space separator are accepted by RFC 3339's
+    // note; `time` wants the canonical form.
+    let mut owned = text.replace(' ', "T").to_ascii_uppercase();
+    if !owned.ends_with('Z') && !has_offset(&owned) {
+        owned.push('Z');
+    }
+    time::OffsetDateTime::parse(&owned, &Rfc3339)
+        .ok()
+        .map(time::OffsetDateTime::unix_timestamp)
+}
+
+/// Whether an RFC 3339 text ends in `+hh:mm` / `-hh:mm`.
+fn has_offset(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() > 6
+        && matches!(bytes[bytes.len() - 6], b'+' | b'-')
+        && bytes[bytes.len() - 3] == b':'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_764_000_000;
+
+    fn point(tst: i64, lat: f64, lon: f64) -> Point {
+        Point {
+            tst,
+            lat,
+            lon,
+            ..Point::default()
+        }
+    }
+
+    fn reason(entry: Entry) -> Option<String> {
+        match entry {
+            Entry::Skipped(p) => Some(p.reason),
+            Entry::Item(..) => None,
+        }
+    }
+
+    #[test]
+    fn validation() {
+        let at = Position::START;
+        assert_eq!(reason(check_point(point(NOW, 52.5, 13.4), at, NOW)), None);
+        assert_eq!(reason(check_point(point(NOW, 90.0, -180.0), at, NOW)), None);
+        let cases = [
+            (point(NOW, 90.1, 0.0), "latitude out of range"),
+            (point(NOW, 0.0, 180.5), "longitude out of range"),
+            (point(NOW, f64::NAN, 0.0), "coordinate not a number"),
+            (point(NOW, 0.0, f64::INFINITY), "coordinate not a number"),
+            (point(NOW * 1000, 1.0, 1.0), "time looks like milliseconds"),
+            (point(0, 1.0, 1.0), "time not after 1970"),
+            (point(-5, 1.0, 1.0), "time not after 1970"),
+            (point(NOW + 86_401, 1.0, 1.0), "time in the future"),
+        ];
+        for (p, want) in cases {
+            assert_eq!(reason(check_point(p, at, NOW)).as_deref(), Some(want));
+        }
+        assert_eq!(
+            reason(check_point(point(NOW + 86_400, 1.0, 1.0), at, NOW)),
+            None
+        );
+        let mut p = point(NOW, 1.0, 1.0);
+        p.acc = Some(f64::NAN);
+        p.alt = Some(3.0);
+        let Entry::Item(_, Item::Point(p)) = check_point(p, at, NOW) else {
+            panic!()
+        };
+        assert_eq!((p.acc, p.alt), (None, Some(3.0)));
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(rfc3339_seconds("2023-11-14T22:13:20Z"), Some(1_700_000_000));
+        assert_eq!(
+            rfc3339_seconds("2023-11-14T22:13:20.999Z"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            rfc3339_seconds("2023-11-14T23:13:20.5+01:00"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(rfc3339_seconds("2023-11-14T22:13:20"), Some(1_700_000_000));
+        assert_eq!(
+            rfc3339_seconds(" 2023-11-14t22:13:20z "),
+            Some(1_700_000_000)
+        );
+        assert_eq!(rfc3339_seconds("yesterday"), None);
+        assert_eq!(rfc3339_seconds(""), None);
+        assert_eq!(epoch_seconds(1_700_000_000.0), Some(1_700_000_000));
+        assert_eq!(epoch_seconds(1_700_000_000_123.0), Some(1_700_000_000));
+        assert_eq!(epoch_seconds(1e15), None);
+        assert_eq!(epoch_seconds(-1.0), None);
+        assert_eq!(epoch_seconds(f64::NAN), None);
+    }
 }

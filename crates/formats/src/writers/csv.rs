@@ -3,12 +3,11 @@
 
 use super::text::{csv_text, rfc3339};
 use super::ExportPoint;
+use crate::CSV_HEADER;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-/// The header row (the CSV reader recognises our exports by it).
-pub const CSV_HEADER: &str = "user,device,tst,timestamp,lat,lon,acc,alt,vel,cog,batt,tid";
 
 /// Writes the header ([`CsvWriter::new`]), then one row per point.
 pub struct CsvWriter<W: Write> {

@@ -12,7 +12,7 @@ mod geojson;
 mod gpx;
 mod text;
 
-pub use csv::{CsvWriter, CSV_HEADER};
+pub use csv::CsvWriter;
 pub use geojson::GeoJsonWriter;
 pub use gpx::GpxWriter;
 pub use text::{csv_text, push_timestamp, rfc3339, xml_text};
