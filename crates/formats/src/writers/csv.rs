@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-
 /// Writes the header ([`CsvWriter::new`]), then one row per point.
 pub struct CsvWriter<W: Write> {
     out: W,
