@@ -244,6 +244,13 @@ fn check_archive(entries: &BTreeMap<String, Vec<u8>>, secrets: &Secrets) {
         "{shares}"
     );
     assert_eq!(json_of(entries, "cards.json")[0]["name"], "Alice Liddell");
+    check_device_files(entries);
+    check_recorder_tree(entries);
+    check_no_secret(entries, secrets);
+}
+
+/// The per-device files: locations in three formats, transitions, regions, messages.
+fn check_device_files(entries: &BTreeMap<String, Vec<u8>>) {
     for (device, count) in [("phone", 12), ("tablet", 3)] {
         let geojson = json_of(entries, &format!("locations/{device}.geojson"));
         assert_eq!(
@@ -289,6 +296,10 @@ fn check_archive(entries: &BTreeMap<String, Vec<u8>>, secrets: &Secrets) {
     assert_eq!(values, [json!(120), json!(130)], "{telemetry}");
     let iot = json_of(entries, "iot/devices.json");
     assert_eq!(iot[0]["device_id"], "meter-1", "{iot}");
+}
+
+/// The Recorder store: `.rec` months, last positions.
+fn check_recorder_tree(entries: &BTreeMap<String, Vec<u8>>) {
     // Locations and the transition by `tst`, the messages (received now) in this month's file.
     let phone: Vec<(&String, &str)> = entries
         .iter()
@@ -325,6 +336,10 @@ fn check_archive(entries: &BTreeMap<String, Vec<u8>>, secrets: &Secrets) {
         (last["tst"].clone(), last["topic"].clone()),
         (json!(START + 11 * 600), json!("owntracks/alice/phone"))
     );
+}
+
+/// No secret in any file.
+fn check_no_secret(entries: &BTreeMap<String, Vec<u8>>, secrets: &Secrets) {
     for (path, data) in entries {
         let text = String::from_utf8_lossy(data);
         for secret in [
