@@ -86,6 +86,7 @@ fn named(name: &str) -> NewUser {
 
 mod accounts;
 mod connections;
+mod export_pages;
 mod import;
 mod iot;
 mod locations;
