@@ -7,6 +7,7 @@ import { credentialsSection, tokensSection } from '../profile/tokens';
 import { sharingSection } from '../profile/sharing';
 import { devicesSection } from '../profile/devices';
 import { certificateSection } from '../profile/certificate';
+import { exportSection } from '../profile/export';
 
 const main = layout();
 main.append(
@@ -17,4 +18,5 @@ main.append(
   tokensSection(),
   sharingSection(),
   certificateSection(),
+  exportSection(),
 );
