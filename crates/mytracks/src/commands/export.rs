@@ -73,7 +73,7 @@ async fn account(username: &str, out: PathBuf, db: DatabaseArgs) -> anyhow::Resu
             .with_context(|| format!("cannot rename {} to {}", partial.display(), out.display()))?;
         println!(
             "exported {username} to {}: {} devices, {} locations, {} transitions, {} messages, \
-             {} IoT devices, {} telemetry messages, {} files in {}",
+             {} IoT devices, {} telemetry messages, {} files in {}; peak RSS {} MiB",
             out.display(),
             summary.devices,
             summary.locations,
@@ -82,7 +82,8 @@ async fn account(username: &str, out: PathBuf, db: DatabaseArgs) -> anyhow::Resu
             summary.iot_devices,
             summary.telemetry,
             summary.files,
-            summary.folder
+            summary.folder,
+            super::import::peak_rss_kib() / 1024
         );
         anyhow::Ok(())
     }
