@@ -5,9 +5,12 @@
 //! through a bounded channel to the response body, so memory stays flat and the download
 //! may take longer than `[http] request_timeout`, which bounds the handler (it answers as
 //! soon as the stream is set up), not the body. A client that goes away stops the export.
+//! An export reads the whole history and compresses it: at most [`MAX_EXPORTS`] run at once
+//! on a server (more are answered 503 with `Retry-After`), so repeated downloads cannot take
+//! the database and the processors from everyone else.
 
 use super::auth::{Admin, SignedIn};
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
 use super::extract::parse_id;
 use crate::state::HttpState;
 use axum::body::Body;
@@ -19,10 +22,25 @@ use bytes::Bytes;
 use mytracks_app::export::{export_account_stream, ChannelWriter};
 use mytracks_store::User;
 use std::io;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore, SemaphorePermit};
 
 /// Chunks (of 64 KiB) on their way to the client at most.
 const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Account exports running at once on this server, at most.
+pub const MAX_EXPORTS: usize = 2;
+
+/// Seconds a refused export is told to wait.
+const RETRY_AFTER: u64 = 30;
+
+static EXPORTS: Semaphore = Semaphore::const_new(MAX_EXPORTS);
+
+/// A place among the running exports, held until the export ends; `Busy` when all are taken.
+fn export_slot() -> ApiResult<SemaphorePermit<'static>> {
+    EXPORTS.try_acquire().map_err(|_| ApiError::Busy {
+        retry_after: RETRY_AFTER,
+    })
+}
 
 /// The routes of this module; [`super::router`] serves them behind its authentication layer.
 pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
@@ -33,7 +51,7 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
 }
 
 /// `GET /api/account/export/`.
-pub async fn own(SignedIn { state, caller }: SignedIn) -> Response {
+pub async fn own(SignedIn { state, caller }: SignedIn) -> ApiResult<Response> {
     stream(&state, &caller.user)
 }
 
@@ -44,16 +62,18 @@ pub async fn any(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let user = state.accounts.user(parse_id(&id)?).await?;
-    Ok(stream(&state, &user))
+    stream(&state, &user)
 }
 
 /// Starts the export of `user` and answers with its stream.
-fn stream(state: &HttpState, user: &User) -> Response {
+fn stream(state: &HttpState, user: &User) -> ApiResult<Response> {
+    let slot = export_slot()?;
     let (sender, receiver) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
     let store = state.accounts.store().clone();
     let (user_id, username) = (user.id, user.username.clone());
     let failures = sender.clone();
     tokio::spawn(async move {
+        let _slot = slot;
         let writer = ChannelWriter::new(sender);
         match export_account_stream(store, user_id, writer).await {
             Ok(summary) => tracing::info!(
@@ -87,7 +107,7 @@ fn stream(state: &HttpState, user: &User) -> Response {
     if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
-    response
+    Ok(response)
 }
 
 /// Today's UTC date (`2026-12-06`), as in the archive's folder name.
@@ -104,4 +124,20 @@ fn ascii_file_name(name: &str) -> String {
             _ => '_',
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exports_at_once_are_limited() {
+        let held: Vec<_> = (0..MAX_EXPORTS).map(|_| export_slot().unwrap()).collect();
+        assert!(matches!(
+            export_slot(),
+            Err(ApiError::Busy { retry_after: 30 })
+        ));
+        drop(held);
+        assert!(export_slot().is_ok());
+    }
 }
