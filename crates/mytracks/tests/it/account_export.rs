@@ -577,3 +577,26 @@ fn a_long_history_exports_in_flat_memory() {
         "5,000 points: {small} MiB, 50,000: {large} MiB"
     );
 }
+
+/// `[http] request_timeout` bounds the handler, not the download: a slow reader still gets
+/// the whole archive long after it.
+#[test]
+fn a_download_outlasts_the_request_timeout() {
+    let server = Server::with_config("[http]\nrequest_timeout = 1\nidle_timeout = 600\n");
+    let alice = server.user_api("alice");
+    let dir = tempfile::tempdir().unwrap();
+    import_points(&server, dir.path(), START, 30_000);
+    let started = Instant::now();
+    let mut response = alice.request("GET", "/api/account/export/", None, &[]);
+    assert_eq!(response.status(), 200);
+    let mut bytes = vec![0; 64 * 1024];
+    response.read_exact(&mut bytes).unwrap();
+    std::thread::sleep(Duration::from_millis(2_500));
+    response.read_to_end(&mut bytes).unwrap();
+    assert!(started.elapsed() > Duration::from_secs(2));
+    let (_, entries) = unzip(&bytes);
+    assert_eq!(
+        text_of(&entries, "locations/phone.csv").lines().count(),
+        30_001
+    );
+}
