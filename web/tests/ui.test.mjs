@@ -181,6 +181,69 @@ test('history: the time slider narrows the points; exports follow it', async () 
   await page.context().close();
 });
 
+test('history: delete the selected range (count confirmed), one point from its popup, a device from the profile', async () => {
+  // 2024-05-02 in UTC: 06:00, 09:00, 12:00, 15:00.
+  const day = Date.UTC(2024, 4, 2) / 1000;
+  for (const [hour, lat] of [[6, 52.40], [9, 52.41], [12, 52.42], [15, 52.43]]) {
+    publish('admin', adminPassword, 'owntracks/admin/phone', { _type: 'location', lat, lon: 13.4, tst: day + hour * 3600, acc: 10, tid: 'ph' });
+  }
+  const page = await open(browser);
+  await login(page, 'admin', adminPassword);
+  await page.goto(`${base}/history/`);
+  const summary = page.locator('#summary');
+  await page.getByLabel('Device').selectOption({ label: 'phone (admin)' });
+  await page.getByLabel('Date').fill('2024-05-02');
+  await page.getByLabel('Date').dispatchEvent('change');
+  await summary.filter({ hasText: '4 points' }).waitFor();
+  await slide(page.getByRole('slider', { name: 'From' }), 8 * 60);
+  await slide(page.getByRole('slider', { name: 'To' }), 13 * 60);
+  await summary.filter({ hasText: '2 points' }).waitFor();
+
+  // Cancelling deletes nothing.
+  await page.getByRole('button', { name: 'Delete this range' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Delete this range?' });
+  await dialog.waitFor();
+  assert.match(await dialog.locator('#delete-range-count').innerText(), /^2 locations, 0 transitions and 0 other messages from /);
+  await screenshot(page, 'history-delete-range', { fullPage: false });
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  await summary.filter({ hasText: '2 points' }).waitFor();
+
+  await page.getByRole('button', { name: 'Delete this range' }).click();
+  await dialog.getByRole('button', { name: 'Delete' }).click();
+  await page.locator('.notice.success', { hasText: 'Deleted 2 locations, 0 transitions and 0 other messages.' }).waitFor();
+  // Redrawn from the server: nothing left in the window, the rest of the day kept.
+  await summary.filter({ hasText: '0 points' }).waitFor();
+  const stored = async () => {
+    const answer = await page.request.get(`${base}/api/locations/?device=phone&user=admin&start_time=${day}&end_time=${day + 86399}`);
+    assert.equal(answer.status(), 200);
+    return (await answer.json()).map((l) => (l.tst - day) / 3600);
+  };
+  assert.deepEqual(await stored(), [6, 15]);
+  await slide(page.getByRole('slider', { name: 'From' }), 0);
+  await slide(page.getByRole('slider', { name: 'To' }), 23 * 60 + 59);
+  await summary.filter({ hasText: '2 points' }).waitFor();
+
+  // One point, from its popup.
+  await page.locator('path.track-point').first().click();
+  await page.getByRole('button', { name: 'Delete this point' }).click();
+  await page.getByRole('dialog', { name: 'Delete this point?' }).getByRole('button', { name: 'Delete' }).click();
+  await summary.filter({ hasText: '1 point,' }).waitFor();
+  assert.equal((await stored()).length, 1);
+
+  // A whole device, from the profile page.
+  publish('admin', adminPassword, 'owntracks/admin/oldphone', { _type: 'location', lat: 52.4, lon: 13.4, tst: day, tid: 'op' });
+  await page.goto(`${base}/profile/`);
+  const form = page.locator('form.device-form[data-device="oldphone"]');
+  await form.getByRole('button', { name: 'Delete device' }).click();
+  await page.getByRole('dialog', { name: 'Delete oldphone?' }).getByRole('button', { name: 'Delete device' }).click();
+  await form.waitFor({ state: 'detached' });
+  const devices = await (await page.request.get(`${base}/api/devices/`)).json();
+  assert.deepEqual(devices.filter((d) => d.name === 'oldphone'), []);
+  assert.ok(devices.some((d) => d.name === 'phone'));
+  assertNoConsoleErrors(page);
+  await page.context().close();
+});
+
 test('admin panel: an admin creates a user who can then log in', async () => {
   const page = await open(browser);
   await login(page, 'admin', adminPassword);

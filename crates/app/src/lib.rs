@@ -96,6 +96,8 @@ pub struct AppSettings {
     /// Several nodes share the database (`[mqtt] mode = "external"`): live events travel
     /// between them ([`tracking::relay`], PostgreSQL only).
     pub shared_database: bool,
+    /// Uploaded imports: `[web] max_import_bytes` and the free space kept.
+    pub upload_limits: imports::jobs::UploadLimits,
 }
 
 /// When [`App::attach_broker`] sweeps retained messages left by deletions.
@@ -126,6 +128,8 @@ pub enum OpenError {
     Pki(#[source] pki::PkiServiceError),
     #[error("cannot read queued commands")]
     QueuedCommands(#[source] mytracks_store::StoreError),
+    #[error("the import spool")]
+    Imports(#[source] imports::jobs::UploadError),
 }
 
 /// The services, wired together. Fields are shared handles (cheap to clone).
@@ -138,6 +142,8 @@ pub struct App {
     pub sealer: Sealer,
     /// MQTT access control: the broker hooks' first half, reloaded on SIGHUP.
     pub access: Arc<MqttAccess>,
+    /// Imports uploaded through the web UI and the REST API.
+    pub imports: Arc<imports::jobs::Imports>,
     settings: AppSettings,
     /// The IoT writers' task, handed to [`App::spawn_chores`].
     iot_writer: Mutex<Option<JoinHandle<()>>>,
@@ -205,7 +211,17 @@ impl App {
             sealer.clone(),
             settings.ingest_queue_bytes,
         );
+        let imports = imports::jobs::Imports::open(
+            store.clone(),
+            data_dir,
+            settings.upload_limits,
+            settings.retention_days,
+            settings.shared_database,
+        )
+        .await
+        .map_err(OpenError::Imports)?;
         Ok(App {
+            imports,
             store,
             accounts,
             tracking,
@@ -230,7 +246,8 @@ impl App {
 
     /// Gives the services their broker (to publish, clear retained messages and close the
     /// connections of revoked access), then clears the retained messages of accounts and
-    /// devices deleted while the server was down and loads the queued OwnTracks commands.
+    /// devices deleted while the server was down (and those the command line left in the
+    /// retained-clear outbox) and loads the queued OwnTracks commands.
     ///
     /// The embedded broker answers at once, so the sweep is done before this returns. An
     /// external broker is swept in the background: it may be starting too, and it asks this
@@ -240,9 +257,11 @@ impl App {
         self.iot.attach_broker(mqtt.clone());
         self.tracking.attach_broker(mqtt);
         let (accounts, iot) = (self.accounts.clone(), self.iot.clone());
+        let tracking = self.tracking.clone();
         let sweeping = async move {
             accounts.sweep_unclaimed_retained().await;
             iot.sweep_unclaimed_retained().await;
+            tracking.drain_retained_outbox().await;
         };
         match sweep {
             Sweep::Now => sweeping.await,
@@ -268,6 +287,7 @@ impl App {
             self.accounts.spawn_expiry_sweep(CREDENTIAL_EXPIRY_SWEEP),
             self.pki.spawn_watcher(ACCOUNT_POLL),
             self.iot.spawn_watcher(ACCOUNT_POLL),
+            self.tracking.spawn_retained_outbox(ACCOUNT_POLL),
         ];
         chores.extend(self.iot_writer.lock().take());
         if let Some(days) = self.settings.iot_retention_days {

@@ -28,6 +28,18 @@ pub fn expiry_in_days(days: Option<u32>) -> Result<Option<i64>, ExpiryOutOfRange
     }
 }
 
+/// A time given as Unix seconds (`1764000000`) or RFC 3339 (`2026-11-25T19:06:57Z`, any
+/// offset), as Unix seconds.
+pub fn parse_time(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Some(seconds);
+    }
+    time::OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .map(time::OffsetDateTime::unix_timestamp)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -44,5 +56,16 @@ mod tests {
     fn timestamps() {
         assert_eq!(super::timestamp(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::timestamp(1_764_097_617), "2025-11-25T19:06:57Z");
+    }
+
+    #[test]
+    fn times_in_both_forms() {
+        use super::parse_time;
+        assert_eq!(parse_time("1764000000"), Some(1_764_000_000));
+        assert_eq!(parse_time(" 0 "), Some(0));
+        assert_eq!(parse_time("2025-11-24T16:00:00Z"), Some(1_764_000_000));
+        assert_eq!(parse_time("2025-11-24T17:00:00+01:00"), Some(1_764_000_000));
+        assert_eq!(parse_time("2025-11-24"), None);
+        assert_eq!(parse_time("yesterday"), None);
     }
 }

@@ -133,8 +133,9 @@ fn json_object(body: &[u8]) -> Result<Format, FormatError> {
     let has = |name: &str| keys.iter().any(|k| k == name.as_bytes());
     if has("timelineEdits") {
         return Err(FormatError::Unknown(
-            "this is Google's Timeline Edits.json: edit metadata, no locations; import \
-             Records.json, Timeline.json or the Semantic Location History files instead"
+            "this is Google's Timeline Edits.json: edit metadata, no location history; \
+             import Records.json, Timeline.json or the Semantic Location History files \
+             instead"
                 .into(),
         ));
     }
@@ -223,7 +224,10 @@ mod tests {
         // Keys inside nested values do not count.
         assert!(detect(b"{\"a\":{\"locations\":[]}}").is_err());
         let edits = detect(b"{\"timelineEdits\":[]}").unwrap_err().to_string();
-        assert!(edits.contains("edit metadata, no locations"), "{edits}");
+        assert!(
+            edits.contains("Timeline Edits.json: edit metadata"),
+            "{edits}"
+        );
         for bad in [
             "",
             "   ",

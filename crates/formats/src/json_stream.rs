@@ -378,7 +378,10 @@ impl<R: BufRead> JsonStream<R> {
         let at = self.position();
         self.element.clear();
         self.scan_value(Sink::Element, at, "inside a member name")?;
-        let raw = &self.element[1..self.element.len().saturating_sub(1)];
+        let raw = self
+            .element
+            .get(1..self.element.len().saturating_sub(1))
+            .unwrap_or_default();
         Ok(raw[..raw.len().min(MAX_KEY_BYTES)].to_vec())
     }
 

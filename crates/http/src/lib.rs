@@ -142,6 +142,7 @@ mod tests {
             .await
             .unwrap();
         // The database file stays until the process ends: these tests only read it.
+        let data_dir = dir.path().to_path_buf();
         std::mem::forget(dir);
         let accounts = Accounts::new(store.clone()).await.unwrap();
         let sealer = mytracks_app::sealer::Sealer::new(&[1; 32]);
@@ -154,6 +155,15 @@ mod tests {
             mytracks_app::iot::Iot::start(store.clone(), "iot".into(), Default::default())
                 .await
                 .unwrap();
+        let imports = mytracks_app::imports::jobs::Imports::open(
+            store.clone(),
+            &data_dir,
+            Default::default(),
+            None,
+            false,
+        )
+        .await
+        .unwrap();
         let (tracking, _writer) = mytracks_app::tracking::Tracking::start(
             store,
             accounts.clone(),
@@ -169,6 +179,7 @@ mod tests {
             web: Arc::default(),
             iot,
             login_cache: Arc::default(),
+            imports,
         }
     }
 

@@ -9,6 +9,8 @@
 //! - a connection on which no byte moves either way for `idle_timeout` is closed (a request
 //!   body that stops arriving, a response the client stops reading);
 //! - a handler, request body included, must answer within `request_timeout` (else 408);
+//!   an upload to `POST /api/imports/` within `upload_timeout` instead (a file of gigabytes
+//!   takes its time; the idle timeout still ends an upload that stops moving);
 //! - at most `max_connections` connections, and `max_connections_per_address` per client
 //!   address (IPv6 by /64), including upgraded `/mqtt` WebSockets until they close. A
 //!   connection over a limit gets a fixed `503` with `Connection: close` if the socket takes
@@ -51,12 +53,29 @@ const OVER_LIMIT_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: application/json\r\nretry-after: 5\r\nconnection: close\r\ncontent-length: 32\r\n\r\n\
 {\"error\":\"too many connections\"}";
 
+/// The one path whose POST gets [`HttpLimits::upload_timeout`] (with or without its slash).
+pub const UPLOAD_PATH: &str = "/api/imports/";
+
+/// The time a request may take: uploads of imports get longer than the rest.
+fn time_allowed<B>(request: &hyper::Request<B>, limits: &HttpLimits) -> Duration {
+    let path = request.uri().path();
+    let upload = request.method() == hyper::Method::POST
+        && (path == UPLOAD_PATH || Some(path) == UPLOAD_PATH.strip_suffix('/'));
+    if upload {
+        limits.upload_timeout
+    } else {
+        limits.request_timeout
+    }
+}
+
 /// `[http]` limits; see the module documentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HttpLimits {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub request_timeout: Duration,
+    /// What `request_timeout` is for an upload to [`UPLOAD_PATH`].
+    pub upload_timeout: Duration,
     pub max_connections: usize,
     pub max_connections_per_address: usize,
 }
@@ -67,6 +86,7 @@ impl Default for HttpLimits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(60),
+            upload_timeout: Duration::from_secs(3600),
             max_connections: 1024,
             max_connections_per_address: 64,
         }
@@ -163,11 +183,11 @@ impl Connection {
             activity: activity.clone(),
             _slot: slot,
         };
-        let (router, peer, request_timeout) =
-            (self.router.clone(), self.peer, self.limits.request_timeout);
+        let (router, peer, limits) = (self.router.clone(), self.peer, self.limits);
         let in_service = tenure.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            let request_timeout = time_allowed(&request, &limits);
             let router = router.clone();
             let busy = Busy::new(&in_service);
             async move {
@@ -488,6 +508,40 @@ fn address_key(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_post_to_the_imports_gets_the_upload_timeout() {
+        let limits = HttpLimits::default();
+        let request = |method: &str, path: &str| {
+            hyper::Request::builder()
+                .method(method)
+                .uri(path)
+                .body(())
+                .unwrap()
+        };
+        for path in [
+            "/api/imports/",
+            "/api/imports",
+            "/api/imports/?device=phone",
+        ] {
+            assert_eq!(
+                time_allowed(&request("POST", path), &limits),
+                limits.upload_timeout
+            );
+        }
+        for (method, path) in [
+            ("GET", "/api/imports/"),
+            ("POST", "/api/imports/7/"),
+            ("POST", "/api/locations/"),
+            ("PUT", "/api/imports/"),
+        ] {
+            assert_eq!(
+                time_allowed(&request(method, path), &limits),
+                limits.request_timeout,
+                "{method} {path}"
+            );
+        }
+    }
 
     #[test]
     fn slots_count_per_address_and_in_total() {

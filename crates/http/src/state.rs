@@ -31,6 +31,8 @@ pub struct HttpState {
     pub iot: Arc<Iot>,
     /// Verified OwnTracks HTTP-mode logins (`/pub`).
     pub login_cache: Arc<LoginCache>,
+    /// Imports uploaded through the web UI and the REST API.
+    pub imports: Arc<mytracks_app::imports::jobs::Imports>,
 }
 
 impl HttpState {
@@ -50,6 +52,7 @@ impl HttpState {
             web: Arc::new(web),
             iot: app.iot.clone(),
             login_cache: Arc::default(),
+            imports: app.imports.clone(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! * `fanin`, `connect`, `feed`, `day` ([`bench::scenarios`]): the fixed scenarios of
 //!   BENCHMARKS.md and `bench/*.sh`, printing one `RESULT key=value ...` line.
 //! * `generate-tail` ([`generate`]): simulated OwnTracks devices sending to a running server.
+//! * `generate-import` ([`generate_import`]): large history files for the import benchmark.
 //!
 //! # Layout
 //!
@@ -24,6 +25,7 @@
 
 pub mod bench;
 pub mod generate;
+pub mod generate_import;
 pub mod rest;
 pub mod runtime_file;
 pub mod tls_args;
@@ -69,6 +71,9 @@ pub enum Command {
     Day(bench::scenarios::ScenarioArgs),
     /// Simulate OwnTracks devices sending to a server.
     GenerateTail(generate::GenerateArgs),
+    /// Write a large history file for the import benchmark (Takeout `Records.json` or a
+    /// Recorder store).
+    GenerateImport(generate_import::GenerateImportArgs),
 }
 
 /// Everything `main` does after parsing: runs the tool and turns its outcome into an exit
@@ -97,6 +102,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Feed(args) => bench::scenarios::run(Scenario::Feed, args).await,
         Command::Day(args) => bench::scenarios::run(Scenario::Day, args).await,
         Command::GenerateTail(args) => generate::run(args).await,
+        Command::GenerateImport(args) => {
+            tokio::task::spawn_blocking(move || generate_import::run(&args)).await?
+        }
     }
 }
 

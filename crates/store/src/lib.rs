@@ -13,9 +13,10 @@
 //! One module per aggregate, each an `impl Store` block with its row types: `users.rs`,
 //! `tokens.rs` (API tokens, device credentials), `sessions.rs` (web sessions), `shares.rs`,
 //! `devices.rs`, `tracks.rs` (ingest: batches in one transaction, idempotent locations), `import.rs`
-//! (imported history: no presence, nothing stored twice),
+//! (imported history: no presence, nothing stored twice), `import_jobs.rs` (uploaded imports),
 //! `history.rs` (reading locations, transitions, regions, cards back), `iot.rs` (devices,
-//! telemetry, commands), `iot_connections.rs` (presence reported by an external broker),
+//! telemetry, commands), `deletion.rs` (deleting locations, ranges, devices for good; the
+//! retained-clear outbox), `iot_connections.rs` (presence reported by an external broker),
 //! `certificates.rs` (the PKI), `sealed.rs` (columns sealed with the server key),
 //! `mosquitto.rs` (the export's rows), `export_pages.rs` (the account export's keyset pages).
 //! Around them: `error.rs` ([`StoreError`]), `reader.rs`
@@ -28,11 +29,13 @@
 
 pub mod certificates;
 pub mod client_ids;
+pub mod deletion;
 pub mod devices;
 mod error;
 pub mod export_pages;
 pub mod history;
 pub mod import;
+pub mod import_jobs;
 pub mod iot;
 pub mod iot_connections;
 pub mod migrate;
@@ -48,6 +51,7 @@ pub mod users;
 
 pub use certificates::{CaRow, CertificateRow, NewCa, NewCertificate};
 pub use client_ids::Claim;
+pub use deletion::{AccountCounts, DeviceCounts, LocationKey, RangeCounts, RetainedClear};
 pub use devices::Device;
 pub use error::{Result, StoreError};
 pub use export_pages::{
@@ -55,6 +59,7 @@ pub use export_pages::{
 };
 pub use history::{CardRow, LocationRow, TransitionRow, WaypointRow, Window};
 pub use import::Imported;
+pub use import_jobs::{ImportJob, ImportOutcome, ImportState, NewImportJob};
 pub use iot::{IotCommand, IotDevice, Telemetry};
 pub use migrate::{copy_to_postgres, CopyError, CopySummary};
 pub use mosquitto::ExportCredential;
@@ -158,7 +163,10 @@ impl Store {
             // History reads scan many pages: map the file instead of copying each page
             // through read(2), and keep a larger page cache per connection (64 MiB).
             .pragma("mmap_size", "1073741824")
-            .pragma("cache_size", "-65536");
+            .pragma("cache_size", "-65536")
+            // Deleted means gone: deleted rows and freed pages are overwritten with zeros
+            // (ON, not FAST: FAST leaves freelist pages as they were). See `deletion.rs`.
+            .pragma("secure_delete", "ON");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(ACQUIRE_TIMEOUT)

@@ -20,6 +20,11 @@ function cookie(name: string): string {
   return '';
 }
 
+/** The CSRF token to send in `X-CSRFToken` on unsafe requests made without [`send`]. */
+export function csrfToken(): string {
+  return cookie('csrftoken');
+}
+
 /** The server's answer for a failed request, as one readable sentence. */
 async function failure(response: Response): Promise<ApiError> {
   let message = `${response.status} ${response.statusText}`;

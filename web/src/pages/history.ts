@@ -1,12 +1,16 @@
 // /history/ — one device's day: device and date pickers (today by default), a two-handle time
 // slider (00:00–23:59, labels follow the handles), the track as a line with its points,
-// region transitions marked, and exports (GPX, GeoJSON, CSV) of exactly what is shown.
+// region transitions marked, and exports (GPX, GeoJSON, CSV) of exactly what is shown. The
+// owner (or an admin) can delete the selected range (after a confirmation with the counts)
+// or one point (from its popup).
 
 import '../styles/history.css';
 import { layout } from '../lib/layout';
 import { createMap, L } from '../lib/map';
 import { h } from '../lib/dom';
-import { get } from '../lib/api';
+import { del, get } from '../lib/api';
+import { me } from '../lib/boot';
+import { confirmDialog } from '../lib/dialog';
 import { clock, dateTime, today } from '../lib/format';
 import { field, message, notice } from '../lib/ui';
 import type { Device, Location, Transition } from '../lib/types';
@@ -32,6 +36,7 @@ const exports = [
   exportLink('geojson', 'GeoJSON', 'track.geojson'),
   exportLink('csv', 'CSV', 'track.csv'),
 ];
+const deleteRange = h('button', { type: 'button', class: 'small danger', id: 'delete-range', hidden: true }, 'Delete this range');
 const mapElement = h('div', { class: 'map', id: 'map', role: 'region', 'aria-label': 'Map of the track' });
 
 main.append(
@@ -46,7 +51,7 @@ main.append(
       h('div', { class: 'range-head' }, h('span', { class: 'label', id: 'range-title' }, 'Time of day'), h('span', { class: 'range-labels' }, fromLabel, ' – ', toLabel)),
       h('div', { class: 'dual-range' }, fromInput, toInput),
     ),
-    h('div', { class: 'row summary-row' }, summary, h('div', { class: 'actions', role: 'group', 'aria-label': 'Export' }, h('span', { class: 'label' }, 'Export:'), exports)),
+    h('div', { class: 'row summary-row' }, summary, h('div', { class: 'actions', role: 'group', 'aria-label': 'Export' }, h('span', { class: 'label' }, 'Export:'), exports), deleteRange),
     status.element,
   ),
   mapElement,
@@ -56,6 +61,13 @@ const map = createMap(mapElement);
 const trackLayer = L.layerGroup().addTo(map);
 let points: Location[] = [];
 let transitions: Transition[] = [];
+let devices: Device[] = [];
+
+/** Whether the chosen device's history may be deleted here (its owner, or an admin). */
+function deletable(): boolean {
+  const device = devices.find((d) => String(d.id) === deviceSelect.value);
+  return device !== undefined && (device.user === me().username || me().is_admin);
+}
 
 /** Unix seconds of `minutes` after local midnight of the chosen date (DST-safe). */
 function at(minutes: number): number {
@@ -78,7 +90,57 @@ function pointPopup(l: Location): HTMLElement {
   if (l.acc !== undefined) facts.push(['Accuracy', `± ${l.acc} m`]);
   if (l.vel !== undefined) facts.push(['Speed', `${l.vel} km/h`]);
   if (l.batt !== undefined) facts.push(['Battery', `${l.batt} %`]);
-  return h('dl', { class: 'facts small' }, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+  const list = h('dl', { class: 'facts small' }, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+  if (!deletable() || l.id === undefined) return list;
+  const remove = h('button', { type: 'button', class: 'small danger delete-point' }, 'Delete this point');
+  remove.addEventListener('click', () => void deletePoint(l));
+  return h('div', {}, list, remove);
+}
+
+/** Deletes one point after asking, then redraws without it. */
+async function deletePoint(l: Location): Promise<void> {
+  map.closePopup();
+  const yes = await confirmDialog({ title: 'Delete this point?', message: `The location of ${dateTime(l.tst)} is deleted for good.`, confirm: 'Delete', danger: true });
+  if (!yes) return;
+  try {
+    await del(`/api/locations/${l.id}/`);
+    points = points.filter((p) => p.id !== l.id);
+    render();
+    status.show('success', `Deleted the location of ${dateTime(l.tst)}.`);
+  } catch (error) {
+    status.show('error', message(error));
+  }
+}
+
+interface RangeCounts {
+  locations: number;
+  transitions: number;
+  messages: number;
+}
+
+const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`;
+
+/** Deletes the selected window of the device after a confirmation showing what it holds. */
+async function deleteSelection(): Promise<void> {
+  status.clear();
+  const [start, end] = selection();
+  const path = `/api/devices/${deviceSelect.value}/history/?start_time=${start}&end_time=${end}`;
+  try {
+    const counts = await get<RangeCounts>(path);
+    const what = `${plural(counts.locations, 'location')}, ${plural(counts.transitions, 'transition')} and ${plural(counts.messages, 'other message')}`;
+    const yes = await confirmDialog({
+      title: 'Delete this range?',
+      message: h('p', { id: 'delete-range-count' }, `${what} from ${dateTime(start)} to ${dateTime(end)} are deleted for good.`),
+      confirm: 'Delete',
+      danger: true,
+    });
+    if (!yes) return;
+    const deleted = await del<RangeCounts>(path);
+    await load();
+    status.show('success', `Deleted ${plural(deleted.locations, 'location')}, ${plural(deleted.transitions, 'transition')} and ${plural(deleted.messages, 'other message')}.`);
+  } catch (error) {
+    status.show('error', message(error));
+  }
 }
 
 /** Draws what lies inside the slider's window and updates the summary and export links. */
@@ -112,6 +174,7 @@ function render(): void {
   summary.textContent = `${shown.length} point${shown.length === 1 ? '' : 's'}, ${marks.length} transition${marks.length === 1 ? '' : 's'}`;
   summary.dataset.points = String(shown.length);
   for (const link of exports) link.href = `/api/locations/?${query(`&format=${link.dataset.format}`)}`;
+  deleteRange.hidden = !deletable();
 }
 
 /** Loads the whole day of the chosen device; the slider then filters without new requests. */
@@ -169,10 +232,11 @@ function onSlide(moved: HTMLInputElement): void {
 fromInput.addEventListener('input', () => onSlide(fromInput));
 toInput.addEventListener('input', () => onSlide(toInput));
 deviceSelect.addEventListener('change', () => void load());
+deleteRange.addEventListener('click', () => void deleteSelection());
 dateInput.addEventListener('change', () => void load());
 
 async function start(): Promise<void> {
-  const devices = await get<Device[]>('/api/devices/');
+  devices = await get<Device[]>('/api/devices/');
   if (devices.length === 0) {
     deviceSelect.append(h('option', { value: '' }, 'No devices yet'));
     deviceSelect.disabled = true;

@@ -2,12 +2,13 @@
 
 import { layout } from '../lib/layout';
 import { h } from '../lib/dom';
-import { accountSection, passwordSection } from '../profile/account';
+import { accountSection, deleteAccountSection, passwordSection } from '../profile/account';
 import { credentialsSection, tokensSection } from '../profile/tokens';
 import { sharingSection } from '../profile/sharing';
 import { devicesSection } from '../profile/devices';
 import { certificateSection } from '../profile/certificate';
 import { exportSection } from '../profile/export';
+import { importSection } from '../profile/imports';
 
 const main = layout();
 main.append(
@@ -18,5 +19,7 @@ main.append(
   tokensSection(),
   sharingSection(),
   certificateSection(),
+  importSection(),
   exportSection(),
+  deleteAccountSection(),
 );

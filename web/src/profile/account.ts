@@ -1,8 +1,9 @@
 // Profile: name and email, and the password change (current, new, repeated; each with a
-// show/hide toggle).
+// show/hide toggle), and deleting the account (with the password).
 
 import { h } from '../lib/dom';
-import { get, patch, post } from '../lib/api';
+import { api, get, patch, post } from '../lib/api';
+import { confirmDialog } from '../lib/dialog';
 import { field, input, notice, onSubmit, passwordField, section } from '../lib/ui';
 import type { Account } from '../lib/types';
 
@@ -57,4 +58,24 @@ export function passwordSection(): HTMLElement {
     status.show('success', 'Password changed. Your other sessions have ended.');
   });
   return section('Password', form);
+}
+
+export function deleteAccountSection(): HTMLElement {
+  const status = notice();
+  const password = passwordField('Password', { name: 'password', autocomplete: 'current-password', required: true });
+  const form = h(
+    'form',
+    { id: 'delete-account-form' },
+    h('p', { class: 'muted small' }, 'Deletes your account with all your devices, their history, your tokens, credentials and shares, for good. Export what you want to keep first.'),
+    password.wrap,
+    status.element,
+    h('button', { type: 'submit', class: 'primary danger' }, 'Delete my account'),
+  );
+  onSubmit(form, status, async () => {
+    const yes = await confirmDialog({ title: 'Delete your account?', message: 'This cannot be undone.', confirm: 'Delete my account', danger: true });
+    if (!yes) return;
+    await api('DELETE', '/api/account/', { password: password.input.value });
+    location.assign('/login/');
+  });
+  return section('Delete account', form);
 }

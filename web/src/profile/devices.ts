@@ -1,9 +1,11 @@
 // Profile: my devices and their OwnTracks payload encryption keys (the passphrase set in the
 // app), plus a default key for devices without their own. Keys are write-only here: the API
-// only says whether one is set.
+// only says whether one is set. A device can be deleted here with all its data, the MQTT
+// credentials made for it and its retained messages.
 
 import { h, replace } from '../lib/dom';
-import { get, patch } from '../lib/api';
+import { del, get, patch } from '../lib/api';
+import { confirmDialog } from '../lib/dialog';
 import { me } from '../lib/boot';
 import { dateTime } from '../lib/format';
 import { actionButton, field, input, notice, onSubmit, passwordField, section } from '../lib/ui';
@@ -30,6 +32,17 @@ function deviceForm(d: Device, refresh: () => Promise<void>): HTMLElement {
             await refresh();
           })
         : null,
+      actionButton('Delete device', status, async () => {
+        const yes = await confirmDialog({
+          title: `Delete ${d.display_name || d.name}?`,
+          message: `All its locations, transitions, regions and messages, the MQTT credentials made for it and its retained messages are deleted for good. A phone still sending as ${d.topic} creates it again.`,
+          confirm: 'Delete device',
+          danger: true,
+        });
+        if (!yes) return;
+        await del(`/api/devices/${d.id}/`);
+        await refresh();
+      }, { class: 'small danger', 'data-action': 'delete-device' }),
     ),
     status.element,
   );

@@ -68,6 +68,24 @@ impl Accounts {
         Ok(())
     }
 
+    /// Deletes `user_id`'s credentials made for `device` (a deleted device); their MQTT
+    /// connections are closed at once. Returns how many.
+    pub async fn delete_device_credentials(&self, user_id: i64, device: &str) -> Result<usize> {
+        let bound: Vec<i64> = self
+            .store
+            .credentials_of(user_id)
+            .await?
+            .into_iter()
+            .filter(|c| c.device == device)
+            .map(|c| c.id)
+            .collect();
+        for id in &bound {
+            self.store.delete_credential(user_id, *id).await?;
+            self.disconnect_credential(*id);
+        }
+        Ok(bound.len())
+    }
+
     pub async fn credentials(&self, user: &User) -> Result<Vec<DeviceCredential>> {
         Ok(self.store.credentials_of(user.id).await?)
     }

@@ -1,11 +1,11 @@
 //! The ends of access: what an account's creation makes usable at once, and what a password
 //! change, an access revocation or a deletion takes away at once (live MQTT connections,
-//! tokens, credentials, retained messages).
+//! tokens, credentials, retained messages), and one's own account's deletion.
 
-use super::{Accounts, Result};
+use super::{guard, AccountError, Accounts, Result};
 use crate::accounts::directory::Directory;
 use crate::mqtt::{Connections, Mqtt};
-use mytracks_store::User;
+use mytracks_store::{AccountCounts, User};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -82,6 +82,45 @@ impl Accounts {
             tracing::info!(user = %user.username, tokens = tokens.len(), credentials = credentials.len(), connections = closed, "account access revoked");
         }
         Ok((tokens.len(), credentials.len()))
+    }
+
+    /// Deletes one's own account after checking its password (paced like a login): every
+    /// device with its data, tokens, credentials, shares; MQTT connections closed; retained
+    /// messages cleared (by the refresh, as for any deleted account). The last active admin
+    /// may not leave the server without one. Returns what went with it.
+    pub async fn delete_own_account(&self, user: &User, password: &str) -> Result<AccountCounts> {
+        let from = guard::LoginFrom {
+            address: None,
+            username: &user.username,
+            door: guard::Door::Refuse,
+            verified_before: false,
+        };
+        let current = self.user(user.id).await?;
+        let hash = Some(current.password_hash.clone());
+        if !self.verify_guarded(&from, hash, password).await? {
+            return Err(AccountError::invalid("password", "Password is incorrect"));
+        }
+        if current.is_admin && current.is_active && self.store.active_admin_count().await? <= 1 {
+            return Err(AccountError::Refused(
+                "The last active admin cannot delete their account; make someone else admin first"
+                    .into(),
+            ));
+        }
+        let counts = self.store.account_counts(user.id).await?;
+        self.revoke_access(&current).await?;
+        self.store.delete_user(user.id).await?;
+        self.refresh().await?;
+        self.checkpoint_after_deletion().await;
+        tracing::info!(user = %user.username, devices = counts.devices, locations = counts.locations, "account deleted by its owner");
+        Ok(counts)
+    }
+
+    /// SQLite: empties the WAL of the pages that held deleted rows (see the store's
+    /// `deletion` module); a failure is logged, the deletion itself is done.
+    pub(crate) async fn checkpoint_after_deletion(&self) {
+        if let Err(error) = self.store.checkpoint().await {
+            tracing::warn!("WAL checkpoint after a deletion failed: {error}");
+        }
     }
 
     /// Clears the retained messages of accounts deleted between `older` and `newer`: a new

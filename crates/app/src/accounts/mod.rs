@@ -205,7 +205,7 @@ impl Accounts {
         self.broker.lock().take();
     }
 
-    fn broker(&self) -> Option<Arc<dyn Mqtt>> {
+    pub(crate) fn broker(&self) -> Option<Arc<dyn Mqtt>> {
         self.broker.lock().clone()
     }
 

@@ -336,7 +336,28 @@ impl Accounts {
         refuse_self(Some(actor), &target, "Cannot delete your own account")?;
         self.store.delete_user(target.id).await?;
         self.refresh().await?;
+        self.checkpoint_after_deletion().await;
         Ok(target)
+    }
+
+    /// Deletes a user and everything of theirs from the command line (no actor): a running
+    /// server closes their connections and clears their retained messages when it sees the
+    /// change. The last active admin stays. Returns the user and what went with them.
+    pub async fn delete_user_as_operator(
+        &self,
+        target_id: i64,
+    ) -> Result<(User, mytracks_store::AccountCounts)> {
+        let target = self.user(target_id).await?;
+        if target.is_admin && target.is_active && self.store.active_admin_count().await? <= 1 {
+            return Err(AccountError::Refused(
+                "Cannot delete the last active admin".into(),
+            ));
+        }
+        let counts = self.store.account_counts(target.id).await?;
+        self.store.delete_user(target.id).await?;
+        self.refresh().await?;
+        self.checkpoint_after_deletion().await;
+        Ok((target, counts))
     }
 }
 

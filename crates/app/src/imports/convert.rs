@@ -25,6 +25,8 @@ pub struct Target {
 
 /// Turns entries into batches of records, counting what it skips.
 pub(super) struct Converter {
+    /// The input's name, in problems.
+    source: String,
     target: Target,
     options: ImportOptions,
     progress: Arc<Progress>,
@@ -35,8 +37,14 @@ pub(super) struct Converter {
 }
 
 impl Converter {
-    pub(super) fn new(target: Target, options: ImportOptions, progress: Arc<Progress>) -> Self {
+    pub(super) fn new(
+        source: &str,
+        target: Target,
+        options: ImportOptions,
+        progress: Arc<Progress>,
+    ) -> Self {
         Converter {
+            source: source.to_owned(),
             target,
             options,
             progress,
@@ -98,7 +106,7 @@ impl Converter {
 
     fn skip(&mut self, reason: &str, at: Position) -> Result<(), String> {
         *self.skipped.entry(reason.to_owned()).or_insert(0) += 1;
-        let message = format!("{reason} at {at}");
+        let message = format!("{}: {reason} at {at}", self.source);
         if self.options.strict {
             return Err(format!("{message} (--strict)"));
         }

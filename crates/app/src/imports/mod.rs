@@ -5,10 +5,13 @@
 //!
 //! - [`import_entries`]: one stream of entries into one account (and device).
 //! - `recorder.rs`: a whole Recorder store (users, devices, cards, regions, friends).
+//! - `jobs.rs`: files uploaded through the web UI or the REST API, spooled to disk and
+//!   imported in the background, one at a time.
 //! - `convert.rs`: from what the readers yield to store records, with the checks the live
 //!   path makes (and those only an import needs: milliseconds, retention).
 
 mod convert;
+pub mod jobs;
 pub mod recorder;
 
 pub use convert::{Target, REPORTED_PROBLEMS};
@@ -60,6 +63,8 @@ pub struct ImportOptions {
 /// Counters a progress display reads while the import runs.
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// Bytes of input read (the readers' `CountingReader`s add to it).
+    pub bytes: AtomicU64,
     /// Items read and found valid.
     pub items: AtomicU64,
     /// Items committed to the database (new and copies).
@@ -113,12 +118,14 @@ impl Summary {
     }
 }
 
-/// Imports `entries` (a reader of `mytracks-formats`, run on a blocking thread) into `target`,
+/// Imports `entries` (a reader of `mytracks-formats` over the file named `source`, run on a
+/// blocking thread) into `target`,
 /// adding to `summary`. A structural error of the input ends the import with
 /// `summary.aborted` set (batches committed before it stay; running the import again adds
 /// only what is missing); a database error is returned as is.
 pub async fn import_entries<I>(
     store: &Store,
+    source: &str,
     entries: I,
     target: Target,
     options: &ImportOptions,
@@ -129,7 +136,7 @@ where
     I: Iterator<Item = Result<Entry, FormatError>> + Send + 'static,
 {
     let (batches, mut arriving) = mpsc::channel::<Vec<Incoming>>(BATCHES);
-    let mut converter = Converter::new(target, options.clone(), Arc::clone(progress));
+    let mut converter = Converter::new(source, target, options.clone(), Arc::clone(progress));
     let reading = tokio::task::spawn_blocking(move || {
         let outcome = converter.run(entries, &batches);
         (converter, outcome)
@@ -162,7 +169,7 @@ where
         return Err(error.into());
     }
     if let Err(stop) = outcome {
-        summary.aborted = Some(stop);
+        summary.aborted = Some(format!("{source}: {stop}"));
     }
     Ok(())
 }

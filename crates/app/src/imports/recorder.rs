@@ -8,12 +8,15 @@
 
 use super::{import_entries, ImportError, ImportOptions, Progress, Summary, Target};
 use crate::accounts::{AccountError, Accounts, NewAccount};
-use mytracks_formats::{read, read_friends, read_payload_file, Format, FormatError, RecorderStore};
+use mytracks_formats::{
+    read, read_friends, read_payload_file, CountingReader, Format, FormatError, RecorderStore,
+};
 use mytracks_store::User;
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Read buffer per file: large reads, little memory.
@@ -63,25 +66,19 @@ pub async fn import_recorder(
             username: user.username.clone(),
             device: Some(device.device.clone()),
         };
-        let months: Vec<PathBuf> = device.months.clone();
-        let entries = months.into_iter().flat_map(|path| {
-            let reader: Box<dyn Iterator<Item = _> + Send> = match File::open(&path) {
-                Ok(file) => read(Format::Rec, BufReader::with_capacity(READ_BUFFER, file)),
-                Err(error) => Box::new(std::iter::once(Err(FormatError::Io(error)))),
-            };
-            reader.map(move |entry| entry.map_err(|e| in_file(&path, e)))
-        });
-        import_entries(
-            store,
-            entries,
-            target.clone(),
-            options,
-            progress,
-            &mut summary,
-        )
-        .await?;
-        if summary.aborted.is_some() {
-            return Ok(summary);
+        for month in &device.months {
+            import_rec(
+                store,
+                month,
+                target.clone(),
+                options,
+                progress,
+                &mut summary,
+            )
+            .await?;
+            if summary.aborted.is_some() {
+                return Ok(summary);
+            }
         }
         if let Some(last) = &device.last {
             import_file(
@@ -138,6 +135,31 @@ pub async fn import_recorder(
     Ok(summary)
 }
 
+/// One `.rec` file.
+async fn import_rec(
+    store: &mytracks_store::Store,
+    path: &Path,
+    target: Target,
+    options: &ImportOptions,
+    progress: &Arc<Progress>,
+    summary: &mut Summary,
+) -> Result<(), ImportError> {
+    let file = File::open(path).map_err(|error| ImportError::Io {
+        path: path.display().to_string(),
+        error,
+    })?;
+    let counting = CountingReader::new(file);
+    let (counter, before) = (counting.counter(), progress.bytes.load(Ordering::Relaxed));
+    let watch = Arc::clone(progress);
+    let entries =
+        read(Format::Rec, BufReader::with_capacity(READ_BUFFER, counting)).inspect(move |_| {
+            let read = counter.load(Ordering::Relaxed);
+            watch.bytes.store(before + read, Ordering::Relaxed);
+        });
+    let source = path.display().to_string();
+    import_entries(store, &source, entries, target, options, progress, summary).await
+}
+
 /// The structural error of one file, naming it.
 fn in_file(path: &Path, error: FormatError) -> FormatError {
     match error {
@@ -160,9 +182,11 @@ async fn import_file(
         path: path.display().to_string(),
         error,
     })?;
-    let entry = read_payload_file(file, suffix).map_err(|e| in_file(path, e));
+    let entry = read_payload_file(file, suffix);
+    let source = path.display().to_string();
     import_entries(
         store,
+        &source,
         std::iter::once(entry),
         target,
         options,

@@ -2,6 +2,7 @@
 //! hook, HTTP mode through `/pub`), payload decryption, the live feed, and commands to phones.
 
 pub mod convert;
+pub mod delete;
 pub mod feed;
 pub mod ingest;
 pub mod relay;

@@ -30,7 +30,10 @@ fn detects_each_fixture() {
         );
     }
     let e = detect(b"{\n  \"timelineEdits\": [{\"deviceId\": \"1\"}]}").unwrap_err();
-    assert!(e.to_string().contains("edit metadata, no locations"), "{e}");
+    assert!(
+        e.to_string().contains("edit metadata, no location history"),
+        "{e}"
+    );
     for format in Format::ALL {
         assert_eq!(format.name().parse::<Format>().unwrap(), format);
     }

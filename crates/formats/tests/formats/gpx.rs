@@ -86,3 +86,33 @@ fn gpx_event_limit() {
     let e = read_all(Format::Gpx, huge).error.unwrap();
     assert!(matches!(e, FormatError::TooLarge { .. }), "{e}");
 }
+
+/// `<gpx><trk><name>` and then `x` for ever.
+struct EndlessName {
+    sent_head: bool,
+}
+
+impl std::io::Read for EndlessName {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let head = b"<gpx><trk><name>";
+        if !self.sent_head {
+            self.sent_head = true;
+            out[..head.len()].copy_from_slice(head);
+            return Ok(head.len());
+        }
+        out.fill(b'x');
+        Ok(out.len())
+    }
+}
+
+#[test]
+fn gpx_endless_text_stops_at_the_limit() {
+    let input = std::io::BufReader::with_capacity(64 * 1024, EndlessName { sent_head: false });
+    let mut entries = mytracks_formats::read(Format::Gpx, input);
+    let e = entries.next().unwrap().unwrap_err();
+    let FormatError::TooLarge { at, .. } = e else {
+        panic!("{e}")
+    };
+    assert!(at.offset < 17 * 1024 * 1024, "{at}");
+    assert!(entries.next().is_none());
+}

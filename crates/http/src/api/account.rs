@@ -18,7 +18,12 @@ use serde_json::json;
 /// The routes of this module; [`super::router`] serves them behind its authentication layer.
 pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
     vec![
-        ("/api/account/", get(show).patch(update)),
+        (
+            "/api/account/",
+            get(show)
+                .patch(update)
+                .delete(super::deletion::delete_account),
+        ),
         ("/api/account/change-password/", post(change_password)),
         ("/api/account/tokens/", get(list_tokens).post(create_token)),
         ("/api/account/tokens/{id}/", delete(delete_token)),

@@ -8,9 +8,11 @@ pub mod admin;
 pub mod auth;
 pub mod commands;
 pub mod console;
+pub mod deletion;
 pub mod error;
 pub mod export;
 pub mod extract;
+pub mod imports;
 pub mod iot;
 pub mod live;
 pub mod metrics;
@@ -34,6 +36,7 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         account_export::routes(),
         admin::routes(),
         tracks::routes(),
+        deletion::routes(),
         commands::routes(),
         live::routes(),
         pki::routes(),
@@ -42,6 +45,7 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         mqtt::routes(),
         metrics::routes(),
         console::routes(),
+        imports::routes(),
     ];
     let mut router = Router::new();
     for (path, method_router) in routes.into_iter().flatten() {

@@ -103,6 +103,14 @@ pub const OPERATIONS: &[Operation] = &[
         (200, Some("Account")),
     ),
     op(
+        "delete",
+        "/api/account/",
+        "Delete one's own account with all its devices and data (password required; refused for the last active admin)",
+        User,
+        Some("AccountDeletion"),
+        (200, Some("AccountDeleted")),
+    ),
+    op(
         "post",
         "/api/account/change-password/",
         "Change one's password (other sessions and MQTT connections made with the old password end)",
@@ -265,6 +273,10 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/api/devices/", "Devices the caller may see (own, shared with them; all for admins), with their last location", User, None, (200, Some("DeviceList"))),
     op("get", "/api/devices/{id}/", "One visible device", User, None, (200, Some("Device"))),
     op("patch", "/api/devices/{id}/", "Rename a device (display name) or set/clear its OwnTracks payload key (owner or admin)", User, Some("DeviceUpdate"), (200, Some("Device"))),
+    op("delete", "/api/devices/{id}/", "Delete a device (owner or admin; never through a share): its locations, transitions, regions, messages, the MQTT credentials made for it (connections closed) and its retained messages", User, None, (200, Some("DeviceDeleted"))),
+    op("get", "/api/devices/{id}/history/", "What deleting ?start_time=&end_time= (Unix seconds, both required, inclusive) would delete (owner or admin)", User, None, (200, Some("RangeCounts"))),
+    op("delete", "/api/devices/{id}/history/", "Delete a device's locations and transitions with start_time <= tst <= end_time and its messages received then (owner or admin); the retained location is cleared if its tst is in the range", User, None, (200, Some("RangeDeleted"))),
+    op("delete", "/api/locations/{id}/", "Delete one location (owner or admin); the retained location is cleared if it is this one's time", User, None, (200, Some("RangeDeleted"))),
     op("get", "/api/locations/", "Location history (own, or shared with history): ?user=&device=&start_time=&end_time= (Unix seconds, inclusive) &limit=&format=json|geojson|gpx|csv; oldest first", User, None, (200, Some("LocationList"))),
     op("post", "/api/locations/", "OwnTracks HTTP mode at the original My Tracks URL (same as /pub; HTTP Basic)", Public, Some("OwnTracksMessage"), (200, Some("OwnTracksAnswer"))),
     op("get", "/api/locations/last/", "The last location of every visible device", User, None, (200, Some("LocationList"))),
@@ -330,6 +342,9 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/api/iot/fleets/{group}/commands/", "A group's commands, newest first, with delivered_count (PUBCOMPs) and acknowledged_count (answers), and the group's device count", User, None, (200, None)),
     op("post", "/api/iot/fleets/{group}/commands/", "Send a command to every device of a group (QoS 2 on <base>/fleet/<group>/commands)", User, None, (201, None)),
     op("get", "/api/iot/devices/{device_id}/telemetry/latest/", "The newest telemetry per topic, presence and last seen", User, None, (200, None)),
+    op("post", "/api/imports/", "Import location history into one's own account: the file is the raw body (application/octet-stream, not multipart), ?device= (required), format=auto|rec|gpx|geojson|csv|takeout-records|takeout-semantic|takeout-timeline, filename=, dry_run=true. 202 with the queued job, which runs in the background; 413 beyond [web] max_import_bytes, 507 when the disk would keep under 1 GiB free, 429 with 3 unfinished imports, 400 bad device or format", User, None, (202, Some("ImportJob"))),
+    op("get", "/api/imports/", "One's imports, newest first (at most 100)", User, None, (200, Some("ImportJobList"))),
+    op("get", "/api/imports/{id}/", "One import (its owner or an admin; 404 for others): state uploading|queued|running|done|failed, bytes read of bytes_total, items read and written, then the summary (stored, already there, skipped by reason, the first problems) or the error", User, None, (200, Some("ImportJob"))),
 ];
 
 fn schemas() -> Value {
@@ -355,6 +370,24 @@ fn schemas() -> Value {
         "AccountUpdate": { "type": "object", "properties": {
             "email": string, "first_name": string, "last_name": string, "settings": { "type": "object" },
             "encryption_key": { "type": ["string", "null"], "description": "OwnTracks payload passphrase for devices without their own" } } },
+        "AccountDeletion": { "type": "object", "required": ["password"], "properties": {
+            "password": { "type": "string", "format": "password" } } },
+        "AccountDeleted": { "type": "object", "properties": {
+            "detail": string, "devices": { "type": "integer" }, "locations": { "type": "integer" } } },
+        "RangeCounts": { "type": "object", "properties": {
+            "device_id": { "type": "integer" }, "from": { "type": "integer" }, "to": { "type": "integer" },
+            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "messages": { "type": "integer" } } },
+        "RangeDeleted": { "type": "object", "properties": {
+            "device_id": { "type": "integer" }, "from": { "type": "integer" }, "to": { "type": "integer" },
+            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "messages": { "type": "integer" },
+            "retained_cleared": { "type": "boolean" }, "retained_queued": { "type": "boolean" } } },
+        "DeviceDeleted": { "type": "object", "properties": {
+            "device_id": { "type": "integer" }, "user": string, "device": string,
+            "locations": { "type": "integer" }, "transitions": { "type": "integer" }, "waypoints": { "type": "integer" },
+            "messages": { "type": "integer" }, "commands": { "type": "integer" },
+            "credentials": { "type": "integer", "description": "MQTT credentials made for the device, deleted" },
+            "retained": { "type": "integer", "description": "Retained messages cleared" },
+            "retained_queued": { "type": "boolean" } } },
         "PasswordChange": { "type": "object", "required": ["current_password", "new_password"], "properties": {
             "current_password": string, "new_password": { "type": "string", "minLength": 10 },
             "revoke_access": { "type": "boolean", "default": false, "description": "Also delete all API tokens and MQTT credentials, revoke all client certificates and close all MQTT connections" } } },
@@ -430,6 +463,15 @@ fn schemas() -> Value {
         "RmqttAuthz": { "type": "object", "description": "rmqtt auth-http ACL parameters", "properties": {
             "clientid": string, "username": string, "peerhost": string,
             "action": { "enum": ["1", "2"] }, "topic": string } },
+        "ImportJob": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "device": string, "format": string, "filename": string,
+            "dry_run": { "type": "boolean" },
+            "state": { "enum": ["uploading", "queued", "running", "done", "failed"] },
+            "bytes_total": { "type": "integer" }, "bytes_read": { "type": "integer" },
+            "items": { "type": "integer" }, "written": { "type": "integer" },
+            "summary": { "type": ["object", "null"], "description": "valid, stored {locations, location_copies, transitions, transition_copies, messages, message_copies, waypoints, cards}, skipped {reason: count}, problems, notes, aborted" },
+            "error": { "type": ["string", "null"] }, "created_at": time, "finished_at": optional_time } },
+        "ImportJobList": { "type": "array", "items": { "$ref": "#/components/schemas/ImportJob" } },
         "RmqttResult": { "type": "object", "required": ["result"], "properties": {
             "result": { "enum": ["allow", "deny"] }, "superuser": { "type": "boolean" }, "error": string } },
     })

@@ -24,7 +24,12 @@ use std::collections::HashMap;
 pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
     vec![
         ("/api/devices/", get(list_devices)),
-        ("/api/devices/{id}/", patch(update_device).get(show_device)),
+        (
+            "/api/devices/{id}/",
+            patch(update_device)
+                .get(show_device)
+                .delete(super::deletion::delete_device),
+        ),
         (
             "/api/locations/",
             get(list_locations).post(crate::owntracks_http::publish),

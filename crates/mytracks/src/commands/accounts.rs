@@ -53,6 +53,10 @@ pub enum UserCommand {
     Deactivate { name: String },
     /// Reactivate a deactivated user.
     Activate { name: String },
+    /// Delete a user with all their devices, data, tokens and credentials, for good; a
+    /// running server closes their connections and clears their retained messages. The last
+    /// active admin stays.
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,6 +209,14 @@ async fn run_user(command: UserCommand, accounts: &Accounts) -> anyhow::Result<(
             let user = accounts.user_named(&name).await?;
             accounts.reactivate(user.id).await?;
             println!("activated {name}");
+        }
+        UserCommand::Delete { name } => {
+            let user = accounts.user_named(&name).await?;
+            let (_, counts) = accounts.delete_user_as_operator(user.id).await?;
+            println!(
+                "deleted {name} with {} devices and {} locations",
+                counts.devices, counts.locations
+            );
         }
     }
     Ok(())

@@ -8,11 +8,11 @@ use clap::{Args, Subcommand};
 use mytracks_app::imports::{
     import_entries, import_recorder, ImportOptions, Progress, RecorderImport, Summary, Target,
 };
-use mytracks_formats::{detect, read, CountingReader, Format, FormatError, DETECT_HEAD_BYTES};
+use mytracks_formats::{detect, read, CountingReader, Format, DETECT_HEAD_BYTES};
 use std::collections::HashMap;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -127,8 +127,7 @@ async fn import_history(command: ImportCommand, db: DatabaseArgs) -> anyhow::Res
     };
     let started = Instant::now();
     let progress = Arc::new(Progress::default());
-    let bytes = Arc::new(AtomicU64::new(0));
-    let display = ProgressDisplay::start(Arc::clone(&progress), Arc::clone(&bytes));
+    let display = ProgressDisplay::start(Arc::clone(&progress));
     let result = async {
         match command {
             ImportCommand::Mosquitto { .. } => unreachable!("handled by the caller"),
@@ -145,63 +144,28 @@ async fn import_history(command: ImportCommand, db: DatabaseArgs) -> anyhow::Res
                 Ok(import_recorder(&accounts, &request, &options, &progress).await?)
             }
             ImportCommand::Gpx(file) => {
-                one_file(
-                    &accounts,
-                    file,
-                    Some(Family::Gpx),
-                    &progress,
-                    &bytes,
-                    not_before,
-                )
-                .await
+                let family = Some(Family::Gpx);
+                one_file(&accounts, file, family, &progress, not_before).await
             }
             ImportCommand::Geojson(file) => {
-                one_file(
-                    &accounts,
-                    file,
-                    Some(Family::GeoJson),
-                    &progress,
-                    &bytes,
-                    not_before,
-                )
-                .await
+                let family = Some(Family::GeoJson);
+                one_file(&accounts, file, family, &progress, not_before).await
             }
             ImportCommand::Csv(file) => {
-                one_file(
-                    &accounts,
-                    file,
-                    Some(Family::Csv),
-                    &progress,
-                    &bytes,
-                    not_before,
-                )
-                .await
+                let family = Some(Family::Csv);
+                one_file(&accounts, file, family, &progress, not_before).await
             }
             ImportCommand::Takeout(file) => {
-                one_file(
-                    &accounts,
-                    file,
-                    Some(Family::Takeout),
-                    &progress,
-                    &bytes,
-                    not_before,
-                )
-                .await
+                let family = Some(Family::Takeout);
+                one_file(&accounts, file, family, &progress, not_before).await
             }
             ImportCommand::Rec(file) => {
-                one_file(
-                    &accounts,
-                    file,
-                    Some(Family::Rec),
-                    &progress,
-                    &bytes,
-                    not_before,
-                )
-                .await
+                let family = Some(Family::Rec);
+                one_file(&accounts, file, family, &progress, not_before).await
             }
             ImportCommand::File { file, format } => {
                 let family = format.as_deref().map(Family::named).transpose()?;
-                one_file(&accounts, file, family, &progress, &bytes, not_before).await
+                one_file(&accounts, file, family, &progress, not_before).await
             }
         }
     }
@@ -212,7 +176,7 @@ async fn import_history(command: ImportCommand, db: DatabaseArgs) -> anyhow::Res
     print_summary(
         &summary,
         started.elapsed(),
-        bytes.load(Ordering::Relaxed),
+        progress.bytes.load(Ordering::Relaxed),
         dry_run,
     );
     if let Some(reason) = &summary.aborted {
@@ -287,7 +251,6 @@ async fn one_file(
     args: FileArgs,
     family: Option<Family>,
     progress: &Arc<Progress>,
-    bytes: &Arc<AtomicU64>,
     not_before: Option<i64>,
 ) -> anyhow::Result<Summary> {
     let user = accounts
@@ -321,16 +284,17 @@ async fn one_file(
             .with_context(|| format!("cannot open {}", path.display()))?;
         let counting = CountingReader::new(file);
         let counter = counting.counter();
-        let before = bytes.load(Ordering::Relaxed);
-        let watch = Arc::clone(bytes);
+        let before = progress.bytes.load(Ordering::Relaxed);
+        let watch = Arc::clone(progress);
         let input = BufReader::with_capacity(READ_BUFFER, counting);
-        let shown = path.display().to_string();
-        let entries = read(format, input).map(move |entry| {
-            watch.store(before + counter.load(Ordering::Relaxed), Ordering::Relaxed);
-            entry.map_err(|e| FormatError::Unknown(format!("{shown}: {e}")))
+        let entries = read(format, input).inspect(move |_| {
+            let read = counter.load(Ordering::Relaxed);
+            watch.bytes.store(before + read, Ordering::Relaxed);
         });
+        let source = path.display().to_string();
         import_entries(
             accounts.store(),
+            &source,
             entries,
             target.clone(),
             &options,
@@ -396,7 +360,7 @@ struct ProgressDisplay {
 }
 
 impl ProgressDisplay {
-    fn start(progress: Arc<Progress>, bytes: Arc<AtomicU64>) -> ProgressDisplay {
+    fn start(progress: Arc<Progress>) -> ProgressDisplay {
         use std::io::IsTerminal;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
@@ -424,7 +388,7 @@ impl ProgressDisplay {
                 last = Instant::now();
                 let line = format!(
                     "{} read, {} points valid, {} written",
-                    human_bytes(bytes.load(Ordering::Relaxed)),
+                    human_bytes(progress.bytes.load(Ordering::Relaxed)),
                     progress.items.load(Ordering::Relaxed),
                     progress.written.load(Ordering::Relaxed)
                 );

@@ -4,6 +4,7 @@
 //! - [`serve`]: `serve` (its options, logging, signals, the runtime);
 //! - [`database`]: where the operator commands find the database ([`DatabaseArgs`]);
 //! - [`accounts`]: `user`, `token`, `device`;
+//! - [`delete`]: `delete location|range|device` (OwnTracks data);
 //! - [`pki`]: `pki` (the built-in certificate authority);
 //! - [`export`]: `export mosquitto|account`;
 //! - [`mosquitto`]: `export mosquitto` (and the accounts of `import mosquitto`);
@@ -12,6 +13,7 @@
 
 pub mod accounts;
 pub mod database;
+pub mod delete;
 pub mod export;
 pub mod import;
 pub mod migrate;
@@ -66,6 +68,14 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Delete OwnTracks data: a location, a device's time range, a device (works while the
+    /// server runs; it clears the retained messages).
+    Delete {
+        #[command(subcommand)]
+        command: delete::DeleteCommand,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Manage the built-in certificate authority (works while the server runs).
     Pki {
         #[command(subcommand)]
@@ -104,6 +114,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::User { command, database } => admin(accounts::user(command, database)),
         Command::Token { command, database } => admin(accounts::token(command, database)),
         Command::Device { command, database } => admin(accounts::device(command, database)),
+        Command::Delete { command, database } => admin(delete::run(command, database)),
         Command::Pki { command, database } => admin(pki::run(command, database)),
         Command::Export { command, database } => admin(export::export(command, database)),
         Command::Import { command, database } => admin(import::import(command, database)),

@@ -77,6 +77,7 @@ impl RawConfig {
         let owntracks = self.owntracks.validate()?;
         let pki_server_names = self.pki.validate();
         let iot = self.iot.validate()?;
+        let max_import_bytes = self.web.max_import_bytes()?;
         let mut web = self.web.validate()?;
         // In external mode no `/mqtt` is served here: the console needs the broker's URL.
         web.console_on_this_server = mqtt.external.is_none();
@@ -106,6 +107,7 @@ impl RawConfig {
             iot_limits: iot.limits,
             ingest_queue_bytes: owntracks.ingest_queue_bytes,
             web,
+            max_import_bytes,
             store_mosquitto_pbkdf2,
             http_auth_secret,
             trusted_proxies: http.trusted_proxies,

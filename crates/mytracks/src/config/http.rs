@@ -22,6 +22,7 @@ pub(super) struct RawHttp {
     header_read_timeout: Option<i64>,
     idle_timeout: Option<i64>,
     request_timeout: Option<i64>,
+    upload_timeout_secs: Option<i64>,
     max_connections: Option<i64>,
     max_connections_per_address: Option<i64>,
     trusted_proxies: Option<StringList>,
@@ -64,6 +65,12 @@ impl RawHttp {
                 self.request_timeout,
                 d.request_timeout,
                 86_400,
+            )?,
+            upload_timeout: seconds(
+                "http.upload_timeout_secs",
+                self.upload_timeout_secs,
+                d.upload_timeout,
+                7 * 86_400,
             )?,
             max_connections: ranged(
                 "http.max_connections",
@@ -123,9 +130,21 @@ pub(super) struct RawWeb {
     live_feed_idle_timeout_secs: Option<i64>,
     #[serde(default, deserialize_with = "lenient_string")]
     console_websocket_url: Option<String>,
+    max_import_bytes: Option<i64>,
 }
 
 impl RawWeb {
+    /// `[web] max_import_bytes`: the largest file uploaded for an import (1 KiB to 1 TiB).
+    pub(super) fn max_import_bytes(&self) -> Result<u64, Invalid> {
+        ranged(
+            "web.max_import_bytes",
+            self.max_import_bytes,
+            mytracks_app::imports::jobs::DEFAULT_MAX_IMPORT_BYTES,
+            1024,
+            1 << 40,
+        )
+    }
+
     pub(super) fn validate(self) -> Result<mytracks_http::web::WebSettings, Invalid> {
         Ok(mytracks_http::web::WebSettings {
             live_feed_max_message: ranged(

@@ -58,6 +58,8 @@ pub struct Settings {
     pub ingest_queue_bytes: usize,
     /// `[web]`: the web UI's map tiles.
     pub web: mytracks_http::web::WebSettings,
+    /// `[web] max_import_bytes`: the largest file uploaded for an import.
+    pub max_import_bytes: u64,
     /// `[compat] store_mosquitto_pbkdf2`: also keep a `$7$` hash of every password and device
     /// credential set from now on, for `mytracks export mosquitto` to Mosquitto 2.0 (which
     /// cannot read argon2id). Off by default: a PBKDF2 hash with 1000 iterations is far
@@ -130,6 +132,7 @@ impl Default for Settings {
             iot_limits: mytracks_app::iot::IotLimits::default(),
             ingest_queue_bytes: mytracks_app::tracking::ingest::DEFAULT_INGEST_QUEUE_BYTES,
             web: mytracks_http::web::WebSettings::default(),
+            max_import_bytes: mytracks_app::imports::jobs::DEFAULT_MAX_IMPORT_BYTES,
             store_mosquitto_pbkdf2: false,
             http_auth_secret: None,
             trusted_proxies: Vec::new(),
@@ -182,6 +185,10 @@ impl Settings {
             iot_limits: self.iot_limits,
             shared_database: self.external.is_some(),
             server_key: self.server_key.clone(),
+            upload_limits: mytracks_app::imports::jobs::UploadLimits {
+                max_bytes: self.max_import_bytes,
+                ..mytracks_app::imports::jobs::UploadLimits::default()
+            },
         }
     }
 }

@@ -493,6 +493,7 @@ fn http_timeouts_and_connection_limits() {
             header_read_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(40),
             request_timeout: Duration::from_secs(20),
+            upload_timeout: Duration::from_secs(3600),
             max_connections: 100,
             max_connections_per_address: 10,
         }
@@ -646,4 +647,39 @@ fn the_console_websocket_url_is_a_websocket_url() {
         !external.web.console_on_this_server,
         "external: no /mqtt here"
     );
+}
+
+#[test]
+fn import_upload_size_and_timeout() {
+    let defaults = load(None, env(&[])).unwrap();
+    assert_eq!(defaults.max_import_bytes, 4 << 30);
+    assert_eq!(defaults.app().upload_limits.max_bytes, 4 << 30);
+    assert_eq!(defaults.app().upload_limits.min_free_bytes, 1 << 30);
+    assert_eq!(
+        defaults.http_limits.upload_timeout,
+        Duration::from_secs(3600)
+    );
+    let settings = load_text(
+        "[web]\nmax_import_bytes = 1048576\n[http]\nupload_timeout_secs = 7200\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(settings.app().upload_limits.max_bytes, 1 << 20);
+    assert_eq!(
+        settings.http_limits.upload_timeout,
+        Duration::from_secs(7200)
+    );
+    for (text, message) in [
+        (
+            "[web]\nmax_import_bytes = 10\n",
+            "web.max_import_bytes must be between 1024 and",
+        ),
+        (
+            "[http]\nupload_timeout_secs = 0\n",
+            "http.upload_timeout_secs must be between 1 and 604800",
+        ),
+    ] {
+        let error = load_text(text, &[]).unwrap_err().to_string();
+        assert!(error.contains(message), "{text}: {error}");
+    }
 }

@@ -51,34 +51,40 @@ fn recorder_store(dir: &Path) {
     );
     march += &rec("2024-03-01T09:04:00Z", "*", "not json at all");
     let april = rec("2024-04-02T10:00:00Z", "*", &location(1_712_052_000, 48.1));
-    write_file(&dir.join("rec/alice/phone"), "2024-03.rec", &march);
-    write_file(&dir.join("rec/alice/phone"), "2024-04.rec", &april);
-    write_file(
+    put(&dir.join("rec/alice/phone"), "2024-03.rec", &march);
+    put(&dir.join("rec/alice/phone"), "2024-04.rec", &april);
+    put(
         &dir.join("rec/bob/tablet"),
         "2024-03.rec",
         &rec("2024-03-05T12:00:00Z", "*", &location(1_709_640_000, 40.0)),
     );
-    write_file(
+    put(
         &dir.join("last/alice/phone"),
         "alice-phone.json",
         &location(1_712_052_060, 48.2),
     );
-    write_file(
+    put(
         &dir.join("cards/alice"),
         "alice.json",
         r#"{"_type":"card","name":"Alice Liddell","tid":"ap"}"#,
     );
-    write_file(
+    put(
         &dir.join("waypoints/alice/phone"),
         "alice-phone.otrw",
         r#"{"_type":"waypoints","waypoints":[{"_type":"waypoint","desc":"Home","lat":52.0,"lon":13.4,"rad":100,"tst":1700000000}]}"#,
     );
-    write_file(
+    put(
         &dir.join("config/alice/phone"),
         "alice-phone.otrc",
         r#"{"_type":"configuration","password":"secret"}"#,
     );
-    write_file(dir, "friends.txt", "alice-phone [\"bob/tablet\"]\n");
+    put(dir, "friends.txt", "alice-phone [\"bob/tablet\"]\n");
+}
+
+/// `write_file`, making the folders first.
+fn put(dir: &Path, name: &str, text: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    write_file(dir, name, text);
 }
 
 fn iso(tst: i64) -> String {
@@ -136,11 +142,18 @@ fn a_recorder_store_imports_once_with_its_cards_regions_and_friends() {
         done.describe()
     );
     assert!(
-        done.stdout.contains("alice-phone.otrc"),
+        done.stdout.contains("config: ignored"),
         "config files are named as left out: {}",
         done.describe()
     );
-    assert!(!done.stdout.contains("secret"), "{}", done.describe());
+    assert!(!done.stdout.contains("\"secret\""), "{}", done.describe());
+    // Problems name the file, byte and line.
+    assert!(
+        done.stdout
+            .contains("2024-03.rec: payload not a JSON object at byte 4336 (line 35)"),
+        "{}",
+        done.describe()
+    );
     let phone = history(&alice, "user=alice&device=phone");
     assert_eq!(phone.len(), 32, "{phone:?}");
     assert_eq!(phone[0]["tst"], 1_709_280_000);
@@ -149,11 +162,19 @@ fn a_recorder_store_imports_once_with_its_cards_regions_and_friends() {
     // The regions, the card, the share from the friends file.
     let (_, regions) = alice.get("/api/waypoints/?user=alice&device=phone");
     assert!(regions.to_string().contains("Home"), "{regions}");
-    let (_, devices) = alice.get("/api/devices/");
-    assert!(
-        devices.to_string().contains("tablet"),
-        "bob shares with alice: {devices}"
-    );
+    // The server hears of the CLI's share within its account poll (1 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, devices) = alice.get("/api/devices/");
+        if devices.to_string().contains("tablet") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bob shares with alice: {devices}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // Again: nothing new.
     let again = import(&server, &["recorder", store]);
@@ -176,7 +197,7 @@ fn a_recorder_store_imports_once_with_its_cards_regions_and_friends() {
 }
 
 #[test]
-fn gpx_takeout_and_our_csv_import_and_bad_input_is_reported_where_it_is() {
+fn gpx_and_takeout_import_and_a_dry_run_writes_nothing() {
     let server = Server::start();
     let alice = server.user_api("alice");
     let dir = tempfile::tempdir().unwrap();
@@ -257,7 +278,13 @@ fn gpx_takeout_and_our_csv_import_and_bad_input_is_reported_where_it_is() {
     assert_eq!(google.len(), 2);
     assert_eq!(google[0]["tst"], 1_682_935_200);
     assert_eq!(google[0]["lat"], 52.52);
+}
 
+#[test]
+fn a_truncated_file_is_reported_where_it_ends_and_our_csv_export_imports_back() {
+    let server = Server::start();
+    let alice = server.user_api("alice");
+    let dir = tempfile::tempdir().unwrap();
     // A truncated file: an error naming where, what came before it kept.
     let cut = write_file(
         dir.path(),
@@ -283,7 +310,23 @@ fn gpx_takeout_and_our_csv_import_and_bad_input_is_reported_where_it_is() {
     );
     assert_eq!(history(&alice, "user=alice&device=cut").len(), 1);
 
-    // Our own CSV export of the bike, into another device: the same points.
+    // Our own CSV export of a device, into another device: the same points.
+    let gpx = write_file(
+        dir.path(),
+        "ride.gpx",
+        r#"<gpx version="1.0"><trk><trkseg>
+  <trkpt lat="52.5" lon="13.4"><time>2024-03-01T08:00:00Z</time><speed>2.5</speed></trkpt>
+  <trkpt lat="52.6" lon="13.5"><time>2024-03-01T08:01:00Z</time></trkpt>
+</trkseg></trk></gpx>"#,
+    );
+    let gpx = gpx.to_str().unwrap();
+    let done = import(
+        &server,
+        &["gpx", gpx, "--user", "alice", "--device", "bike"],
+    );
+    assert!(done.success(), "{}", done.describe());
+    let bike = history(&alice, "user=alice&device=bike");
+    assert_eq!(bike[0]["vel"], 9.0, "2.5 m/s is 9 km/h: {bike:?}");
     let response = alice.request(
         "GET",
         "/api/locations/?user=alice&device=bike&format=csv",

@@ -103,3 +103,39 @@ fn web_ui_typescript_is_strict() {
     let out = run(cmd, Duration::from_secs(300));
     assert!(out.success(), "tsc:\n{}", out.describe());
 }
+
+/// Profile → Import (`web/tests/import.test.mjs`) on a server of its own.
+#[test]
+fn web_ui_import_in_chromium() {
+    require("node", "apt-get install nodejs npm (see .ci/run)");
+    require(
+        &chromium(),
+        "apt-get install chromium (see .ci/run), or set CHROMIUM",
+    );
+    let web = web_dir();
+    ensure_packages(&web);
+    let server = Server::with_config(&format!(
+        "[web]\ntile_url = \"{TILE_PREFIX}{{z}}/{{x}}/{{y}}.png\"\n"
+    ));
+    let screenshots = repo_root().join("target/web-screenshots");
+    let mut cmd = Command::new("node");
+    cmd.args(["--test", "--test-reporter=spec", "tests/import.test.mjs"])
+        .current_dir(&web)
+        .env(
+            "WEBTEST_URL",
+            format!("http://127.0.0.1:{}", server.http_port),
+        )
+        .env("WEBTEST_MQTT_PORT", server.mqtt_port.to_string())
+        .env("WEBTEST_ADMIN_PASSWORD", server.admin_password())
+        .env("WEBTEST_SCREENSHOTS", &screenshots)
+        .env("WEBTEST_TILE_PREFIX", TILE_PREFIX)
+        .env("CHROMIUM", chromium());
+    let out = run(cmd, Duration::from_secs(300));
+    print(&out);
+    assert!(
+        out.success(),
+        "the browser tests failed:\n{}\n{}",
+        out.describe(),
+        server.context()
+    );
+}

@@ -42,6 +42,39 @@ async fn fill(store: &Store) {
     fill_tracks(store, &alice, &bob).await;
     fill_pki(store, &alice).await;
     fill_iot(store, &alice, &bob).await;
+    store
+        .queue_retained_clear("owntracks/alice/phone", Some((1, 1_700_000_000)))
+        .await
+        .unwrap();
+    fill_import_jobs(store, &alice).await;
+}
+
+/// An import job that ended (summary JSON, a dry run flag, every column set).
+async fn fill_import_jobs(store: &Store, alice: &User) {
+    let job = store
+        .create_import_job(&mytracks_store::NewImportJob {
+            user_id: alice.id,
+            device: "phone".into(),
+            format: "auto".into(),
+            filename: "Records \"été\".json".into(),
+            dry_run: true,
+            created_at: 1_700_000_300,
+        })
+        .await
+        .unwrap();
+    store.queue_import_job(job.id, 4_000_000_000).await.unwrap();
+    store.start_import_job(job.id, "gpx").await.unwrap();
+    store.import_job_progress(job.id, 7, 3, 2).await.unwrap();
+    let outcome = mytracks_store::ImportOutcome {
+        failed: true,
+        bytes_read: Some(4_000_000_000),
+        summary: Some(r#"{"valid":3}"#),
+        error: Some("aborted at byte 7"),
+    };
+    store
+        .finish_import_job(job.id, &outcome, 1_700_000_400)
+        .await
+        .unwrap();
 }
 
 /// Users (an admin, an inactive one), tokens, credentials, a session, shares both ways.
