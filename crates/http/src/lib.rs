@@ -131,7 +131,7 @@ mod tests {
     use mytracks_broker::{Broker, BrokerConfig, NoHooks};
     use tower::ServiceExt;
 
-    async fn state() -> HttpState {
+    pub(crate) async fn state() -> HttpState {
         let broker = Broker::builder(BrokerConfig::default())
             .hooks(NoHooks)
             .build()
@@ -180,6 +180,7 @@ mod tests {
             iot,
             login_cache: Arc::default(),
             imports,
+            api_login_cache: Arc::default(),
         }
     }
 

@@ -45,7 +45,7 @@ impl Default for LoginCache {
 }
 
 impl LoginCache {
-    fn key(&self, username: &str, password: &str) -> [u8; 32] {
+    pub(crate) fn key(&self, username: &str, password: &str) -> [u8; 32] {
         Sha256::new()
             .chain_update(self.salt)
             .chain_update(username.as_bytes())
@@ -55,7 +55,7 @@ impl LoginCache {
             .into()
     }
 
-    fn get(&self, key: &[u8; 32], epoch: u64) -> Lookup {
+    pub(crate) fn get(&self, key: &[u8; 32], epoch: u64) -> Lookup {
         let entries = self.entries.lock();
         match entries.get(key) {
             Some((user_id, at, cached_epoch)) if at.elapsed() < LOGIN_CACHE_TTL => {
@@ -68,7 +68,7 @@ impl LoginCache {
         }
     }
 
-    fn put(&self, key: [u8; 32], user_id: i64, epoch: u64) {
+    pub(crate) fn put(&self, key: [u8; 32], user_id: i64, epoch: u64) {
         let mut entries = self.entries.lock();
         if entries.len() >= LOGIN_CACHE_MAX {
             entries.clear();
@@ -78,7 +78,7 @@ impl LoginCache {
 }
 
 /// What the login cache knows of a (username, password).
-enum Lookup {
+pub(crate) enum Lookup {
     /// Verified recently and nothing changed since: trusted without a check.
     Valid(i64),
     /// Verified recently, but accounts changed since: checked again, though as a phone

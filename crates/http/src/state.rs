@@ -33,6 +33,8 @@ pub struct HttpState {
     pub login_cache: Arc<LoginCache>,
     /// Imports uploaded through the web UI and the REST API.
     pub imports: Arc<mytracks_app::imports::jobs::Imports>,
+    /// Verified Basic logins of reading API requests (account passwords only).
+    pub api_login_cache: Arc<LoginCache>,
 }
 
 impl HttpState {
@@ -53,6 +55,7 @@ impl HttpState {
             iot: app.iot.clone(),
             login_cache: Arc::default(),
             imports: app.imports.clone(),
+            api_login_cache: Arc::default(),
         }
     }
 }

@@ -5,9 +5,11 @@
 //! only served. Each page is a small HTML shell naming its script and style sheet; the script
 //! draws the page from the REST API. Pages need a session: without one they redirect to
 //! `/login/?next=...`. Settings: `[web] tile_url` and `tile_attribution` (the map tiles are
-//! the only thing the browser fetches from elsewhere).
+//! the only thing the browser fetches from elsewhere). The OwnTracks Frontend, when
+//! configured, is served at `/frontend/` ([`frontend`]).
 
 mod assets;
+pub mod frontend;
 mod pages;
 mod settings;
 
@@ -23,10 +25,12 @@ use axum::Router;
 /// The page routes and `/static/`. Pages see the caller through the API's session
 /// resolution; static files need no login (the login page uses them too).
 pub fn router(state: HttpState) -> Router<HttpState> {
-    let pages = pages::routes().layer(axum::middleware::from_fn_with_state(
-        state,
-        crate::api::auth::resolve,
-    ));
+    let pages = pages::routes()
+        .merge(frontend::routes(&state.web.settings))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::api::auth::resolve,
+        ));
     Router::new()
         .route("/static/{*file}", get(assets::serve))
         .merge(pages)

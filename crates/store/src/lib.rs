@@ -18,8 +18,9 @@
 //! telemetry, commands), `deletion.rs` (deleting locations, ranges, devices for good; the
 //! retained-clear outbox), `iot_connections.rs` (presence reported by an external broker),
 //! `certificates.rs` (the PKI), `sealed.rs` (columns sealed with the server key),
-//! `mosquitto.rs` (the export's rows), `export_pages.rs` (the account export's keyset pages).
-//! Around them: `error.rs` ([`StoreError`]), `reader.rs`
+//! `mosquitto.rs` (the export's rows), `recorder_reads.rs` (pages of locations with their
+//! payloads, for the Recorder-compatible API), `export_pages.rs` (the account export's keyset
+//! pages). Around them: `error.rs` ([`StoreError`]), `reader.rs`
 //! (plain SQLite connections for long history reads), `notify.rs` (`NOTIFY`/`LISTEN` between
 //! nodes), `migrate.rs` (SQLite into PostgreSQL).
 //!
@@ -42,6 +43,7 @@ pub mod migrate;
 pub mod mosquitto;
 pub mod notify;
 mod reader;
+pub mod recorder_reads;
 pub mod sealed;
 pub mod sessions;
 pub mod shares;
@@ -64,6 +66,7 @@ pub use iot::{IotCommand, IotDevice, Telemetry};
 pub use migrate::{copy_to_postgres, CopyError, CopySummary};
 pub use mosquitto::ExportCredential;
 pub use notify::{Listener, MAX_NOTIFY_PAYLOAD};
+pub use recorder_reads::{Page, RawLocation};
 pub use sealed::{SealedColumn, SealedValue};
 pub use sessions::WebSession;
 pub use shares::{Share, ShareView};

@@ -13,11 +13,13 @@
 //! - [`database`]: SQLite or a fresh PostgreSQL schema per test server.
 //! - [`mosquitto`]: Mosquitto's `mosquitto_pub`/`mosquitto_sub` as clients, and its broker.
 //! - [`rmqtt`]: a [`Cluster`] of rmqtt brokers (the scale-out tests' clustered engine).
+//! - [`owntracks_frontend`]: where the built OwnTracks Frontend is (not in the repository).
 
 pub mod api;
 pub mod command;
 pub mod database;
 pub mod mosquitto;
+pub mod owntracks_frontend;
 pub mod process;
 pub mod rmqtt;
 pub mod server;

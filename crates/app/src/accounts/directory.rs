@@ -120,8 +120,9 @@ impl Directory {
     }
 
     /// Accounts that may read less in `newer`: admins no longer, viewers of a share that is
-    /// gone. A broker that checks a subscription only when it is made (EMQX, rmqtt) would go
-    /// on delivering to them what they may no longer read.
+    /// gone or lost its history flag (and with it the regions). A broker that checks a
+    /// subscription only when it is made (EMQX, rmqtt) would go on delivering to them what
+    /// they may no longer read.
     pub fn narrowed_in<'a>(&'a self, newer: &'a Directory) -> impl Iterator<Item = &'a str> {
         let demoted = self
             .members
@@ -130,9 +131,12 @@ impl Directory {
             .map(|(name, _)| name.as_str());
         let unshared = self
             .shares
-            .keys()
-            .filter(|key| !newer.shares.contains_key(*key))
-            .map(|(_, viewer)| viewer.as_str());
+            .iter()
+            .filter(|(key, history)| match newer.shares.get(*key) {
+                None => true,
+                Some(newer_history) => **history && !newer_history,
+            })
+            .map(|((_, viewer), _)| viewer.as_str());
         demoted.chain(unshared)
     }
 
@@ -183,7 +187,8 @@ impl Directory {
 
     /// May `username` receive a message published on `topic` (a concrete topic)? The owner
     /// gets everything in its namespace (its `/cmd` included); a viewer the owner shares with
-    /// gets `owntracks/<owner>/<device>` and its `/info` and `/event`.
+    /// gets `owntracks/<owner>/<device>` and its `/info` and `/event`; a viewer of a share with
+    /// the history flag also its regions, `/waypoint` and `/waypoints` (the REST rule of M10).
     pub fn may_read(&self, username: Option<&str>, topic: &str) -> Verdict {
         let Some(owner) = self.owner_of(topic) else {
             return Verdict::NotMine;
@@ -195,8 +200,12 @@ impl Directory {
             return Verdict::Allow;
         }
         let levels: Vec<&str> = topic.split('/').collect();
-        let shared_kind = matches!(levels.as_slice(), [_, _, _] | [_, _, _, "info" | "event"]);
-        if shared_kind && self.shares(owner, name) {
+        let allowed = match SharedKind::of(&levels) {
+            Some(SharedKind::Live) => self.shares(owner, name),
+            Some(SharedKind::Regions) => self.shares_history(owner, name),
+            None => false,
+        };
+        if allowed {
             Verdict::Allow
         } else {
             Verdict::Deny
@@ -228,7 +237,8 @@ impl Directory {
     /// brokers that authorize a subscription once and deliver everything it matches (EMQX):
     /// the owner's whole namespace to the owner; to a viewer the owner shares with, only
     /// filters that cannot match more than the shared shapes (`owntracks/<owner>/<device>`
-    /// and its `/info` and `/event`). `NotMine` when the filter cannot reach `owntracks/`.
+    /// and its `/info` and `/event`; `/waypoint(s)` with the history flag). `NotMine` when the
+    /// filter cannot reach `owntracks/`.
     pub fn may_subscribe_everything(&self, username: Option<&str>, filter: &str) -> Verdict {
         if !could_reach(filter, &["owntracks"]) {
             return Verdict::NotMine;
@@ -245,12 +255,16 @@ impl Directory {
         if !self.members.contains_key(owner) {
             return Verdict::Deny;
         }
-        let shared_shape = match levels.as_slice() {
-            [_, _, device] => *device != "#",
-            [_, _, device, "info" | "event"] => *device != "#",
-            _ => false,
+        // `#` as the device level could match more than the shared shapes.
+        let shared = match levels.as_slice() {
+            [_, _, "#", ..] => false,
+            _ => match SharedKind::of(&levels) {
+                Some(SharedKind::Live) => self.shares(owner, name),
+                Some(SharedKind::Regions) => self.shares_history(owner, name),
+                None => false,
+            },
         };
-        let allowed = name == owner || (shared_shape && self.shares(owner, name));
+        let allowed = name == owner || shared;
         if allowed {
             Verdict::Allow
         } else {
@@ -260,6 +274,28 @@ impl Directory {
 
     fn is_active(&self, username: &str) -> bool {
         self.member(username).is_some_and(|m| m.active)
+    }
+}
+
+/// What a viewer may read of an account's OwnTracks topics, by the shape of the topic.
+enum SharedKind {
+    /// `owntracks/<owner>/<device>` and its `/info` and `/event`: any share.
+    Live,
+    /// `/waypoint` and `/waypoints`, the owner's regions (home, work): shares with the history
+    /// flag only, as over REST (finding M10).
+    Regions,
+}
+
+impl SharedKind {
+    /// `levels`: a topic (or filter) split at `/`, `owntracks` first. Everything else (`/cmd`,
+    /// `/dump`, `/step`, deeper levels, `#`) is the owner's alone.
+    fn of(levels: &[&str]) -> Option<SharedKind> {
+        match levels {
+            [_, _, device] if *device != "#" => Some(SharedKind::Live),
+            [_, _, _, "info" | "event"] => Some(SharedKind::Live),
+            [_, _, _, "waypoint" | "waypoints"] => Some(SharedKind::Regions),
+            _ => None,
+        }
     }
 }
 
@@ -410,6 +446,108 @@ mod tests {
         assert_eq!(d.may_read(Some("gone"), "owntracks/gone/phone"), Deny);
         assert_eq!(d.may_read(None, "owntracks/alice/phone"), Deny);
         assert_eq!(d.may_read(Some("bob"), "other/topic"), NotMine);
+    }
+
+    /// Finding M10: the owner's regions go to history sharers, never to live-only sharers;
+    /// nothing else widens (commands, dumps, deeper levels stay the owner's).
+    #[test]
+    fn reading_regions_and_what_stays_private() {
+        let mut history = share("alice", "hist");
+        history.history = true;
+        let d = Directory::new(
+            &[
+                user(1, "alice", true, false),
+                user(2, "live", true, false),
+                user(3, "hist", true, false),
+                user(4, "other", true, false),
+                user(5, "root", true, true),
+            ],
+            &[share("alice", "live"), history],
+        );
+        let table: &[(&str, [Verdict; 5])] = &[
+            // topic: alice, live, hist, other, root
+            ("owntracks/alice/phone", [Allow, Allow, Allow, Deny, Allow]),
+            (
+                "owntracks/alice/phone/event",
+                [Allow, Allow, Allow, Deny, Allow],
+            ),
+            (
+                "owntracks/alice/phone/info",
+                [Allow, Allow, Allow, Deny, Allow],
+            ),
+            (
+                "owntracks/alice/phone/waypoint",
+                [Allow, Deny, Allow, Deny, Allow],
+            ),
+            (
+                "owntracks/alice/phone/waypoints",
+                [Allow, Deny, Allow, Deny, Allow],
+            ),
+            (
+                "owntracks/alice/phone/cmd",
+                [Allow, Deny, Deny, Deny, Allow],
+            ),
+            (
+                "owntracks/alice/phone/dump",
+                [Allow, Deny, Deny, Deny, Allow],
+            ),
+            (
+                "owntracks/alice/phone/step",
+                [Allow, Deny, Deny, Deny, Allow],
+            ),
+            (
+                "owntracks/alice/phone/status",
+                [Allow, Deny, Deny, Deny, Allow],
+            ),
+            (
+                "owntracks/alice/phone/waypoints/x",
+                [Allow, Deny, Deny, Deny, Allow],
+            ),
+            (
+                "owntracks/alice/phone/cmd/waypoints",
+                [Allow, Deny, Deny, Deny, Allow],
+            ),
+            ("owntracks/alice", [Allow, Deny, Deny, Deny, Allow]),
+        ];
+        let readers = ["alice", "live", "hist", "other", "root"];
+        for (topic, verdicts) in table {
+            for (reader, want) in readers.iter().zip(verdicts) {
+                assert_eq!(d.may_read(Some(reader), topic), *want, "{reader} {topic}");
+            }
+        }
+        // The subscription check of brokers that authorize once (EMQX) follows the same rule
+        // (admins are let through before it, by `authorize_subscribe_strictly`).
+        let filters: &[(&str, [Verdict; 5])] = &[
+            (
+                "owntracks/alice/phone/waypoints",
+                [Allow, Deny, Allow, Deny, Deny],
+            ),
+            (
+                "owntracks/alice/+/waypoint",
+                [Allow, Deny, Allow, Deny, Deny],
+            ),
+            ("owntracks/alice/+/+", [Allow, Deny, Deny, Deny, Deny]),
+            ("owntracks/alice/#", [Allow, Deny, Deny, Deny, Deny]),
+            ("owntracks/alice/+/event", [Allow, Allow, Allow, Deny, Deny]),
+            ("owntracks/alice/+/cmd", [Allow, Deny, Deny, Deny, Deny]),
+        ];
+        for (filter, verdicts) in filters {
+            for (reader, want) in readers.iter().zip(verdicts) {
+                let got = d.may_subscribe_everything(Some(reader), filter);
+                assert_eq!(got, *want, "{reader} subscribes {filter}");
+            }
+        }
+    }
+
+    #[test]
+    fn losing_the_history_flag_narrows() {
+        let mut history = share("alice", "bob");
+        history.history = true;
+        let users = [user(1, "alice", true, false), user(2, "bob", true, false)];
+        let old = Directory::new(&users, &[history]);
+        let live = Directory::new(&users, &[share("alice", "bob")]);
+        assert_eq!(old.narrowed_in(&live).collect::<Vec<_>>(), ["bob"]);
+        assert_eq!(live.narrowed_in(&old).count(), 0, "gaining history widens");
     }
 
     #[test]

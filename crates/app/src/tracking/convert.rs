@@ -6,7 +6,7 @@ use mytracks_store::{NewCard, NewLocation, NewTransition, NewWaypoint, Record};
 /// What to store for a message, and what the live feed shows of it (`None`: nothing).
 pub struct Converted {
     pub record: Option<Record>,
-    /// (`location` | `transition`, JSON) for the feed.
+    /// (`location` | `transition` | `waypoint`, JSON) for the feed.
     pub feed: Option<(&'static str, serde_json::Value)>,
 }
 
@@ -55,7 +55,11 @@ pub fn convert(message: Message, raw: &str) -> Converted {
                 feed: Some(("transition", feed)),
             }
         }
-        Message::Waypoint(w) => stored(Record::Waypoint(waypoint(&w))),
+        // A region set on the phone: on the feed for those who may see its history.
+        Message::Waypoint(w) => Converted {
+            record: Some(Record::Waypoint(waypoint(&w))),
+            feed: Some(("waypoint", w.to_json())),
+        },
         Message::Waypoints(all) => stored(Record::Waypoints(
             all.waypoints.iter().map(waypoint).collect(),
         )),

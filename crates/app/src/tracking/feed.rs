@@ -1,5 +1,5 @@
 //! The live feed: events published after each committed batch (locations, transitions,
-//! presence), fanned out to WebSocket clients, each filtering what its viewer may see.
+//! waypoints, presence), fanned out to WebSocket clients, each filtering what its viewer may see.
 
 use serde::Serialize;
 use std::sync::{Arc, OnceLock};
@@ -11,7 +11,7 @@ const CAPACITY: usize = 8192;
 /// One event, as sent to WebSocket clients.
 #[derive(Clone, Debug, Serialize)]
 pub struct FeedEvent {
-    /// `location`, `transition` or `presence`.
+    /// `location`, `transition`, `waypoint` or `presence`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// The owner's username.

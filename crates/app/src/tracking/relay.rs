@@ -181,7 +181,7 @@ fn republish(feed: &Feed, node: u64, payload: &str) {
 
 /// The kinds of [`FeedEvent`], as the static names it carries.
 fn known_kind(kind: &str) -> Option<&'static str> {
-    ["location", "transition", "presence"]
+    ["location", "transition", "waypoint", "presence"]
         .into_iter()
         .find(|known| *known == kind)
 }
@@ -199,6 +199,14 @@ mod tests {
             device_id: 2,
             data,
         })
+    }
+
+    #[test]
+    fn every_kind_of_event_crosses_nodes() {
+        for kind in ["location", "transition", "waypoint", "presence"] {
+            assert_eq!(known_kind(kind), Some(kind));
+        }
+        assert_eq!(known_kind("card"), None);
     }
 
     #[test]

@@ -216,8 +216,25 @@ pub fn decode_basic(encoded: &str) -> Option<String> {
 }
 
 /// Middleware for `/api/`: authenticates the caller (if credentials are present), enforces
-/// CSRF for cookie sessions and refreshes the session cookie when its expiry slid.
-pub async fn resolve(State(state): State<HttpState>, mut request: Request, next: Next) -> Response {
+/// CSRF for cookie sessions and refreshes the session cookie when its expiry slid. A 401 of
+/// the Recorder's API, whether answered here (a wrong Basic password) or by the handler,
+/// challenges for Basic (see [`super::recorder::challenge_for`]).
+pub async fn resolve(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let mut response = resolve_caller(state, request, next).await;
+    // Elsewhere the answer keeps its own challenge (Bearer, or Basic for HTTP mode).
+    if response.status() == axum::http::StatusCode::UNAUTHORIZED
+        && super::recorder::is_recorder_path(&path)
+    {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            super::recorder::challenge_for(&path),
+        );
+    }
+    response
+}
+
+async fn resolve_caller(state: HttpState, mut request: Request, next: Next) -> Response {
     // OwnTracks HTTP mode at the original API's URL authenticates itself (device credentials
     // included, with a login cache): leave it alone here.
     if request.method() == Method::POST
@@ -320,10 +337,15 @@ async fn authenticate(
             let decoded = decode_basic(credentials)
                 .ok_or_else(|| ApiError::Unauthorized("Malformed Basic credentials.".into()))?;
             let (username, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
-            return match accounts
-                .check_password(login_from(address, username), password)
-                .await?
-            {
+            let checked = match is_unsafe(request.method()) {
+                false => check_basic_cached(state, address, username, password).await?,
+                true => {
+                    accounts
+                        .check_password(login_from(address, username), password)
+                        .await?
+                }
+            };
+            return match checked {
                 Some(user) => Ok(Some((
                     Caller {
                         user,
@@ -389,6 +411,48 @@ async fn authenticate(
         },
         Some(csrf),
     )))
+}
+
+/// A Basic login for a reading request, through the cache of verified ones: a browser sends
+/// the same credentials with every request (the Recorder's Frontend fires dozens at once),
+/// and one argon2id each (tens of milliseconds and ~19 MiB) would make it crawl. An entry
+/// holds for the stored password hash it was verified against (a password changed by any
+/// process misses) and for the accounts' auth epoch (any change of access misses); a miss
+/// is a normal, throttled check. Device credentials never log in here (the cache is the
+/// API's own, not `/pub`'s, which accepts them).
+async fn check_basic_cached(
+    state: &HttpState,
+    address: IpAddr,
+    username: &str,
+    password: &str,
+) -> ApiResult<Option<User>> {
+    use crate::owntracks_http::Lookup;
+    let accounts = &state.accounts;
+    let Some(user) = accounts.store().user_by_name(username).await? else {
+        // Unknown: the slow decoy check, throttled like any failure.
+        return Ok(accounts
+            .check_password(login_from(address, username), password)
+            .await?);
+    };
+    let epoch = accounts.auth_epoch();
+    let cache = &state.api_login_cache;
+    let key = cache.key(&format!("{username}\0{}", user.password_hash), password);
+    let verified_before = match cache.get(&key, epoch) {
+        Lookup::Valid(id) if id == user.id && user.is_active => return Ok(Some(user)),
+        Lookup::Valid(_) | Lookup::Stale => true,
+        Lookup::Miss => false,
+    };
+    let from = LoginFrom {
+        verified_before,
+        ..login_from(address, username)
+    };
+    let checked = accounts.check_password(from, password).await?;
+    if let Some(user) = &checked {
+        // Keyed by the hash as it is now (a check may upgrade an old hash).
+        let key = cache.key(&format!("{username}\0{}", user.password_hash), password);
+        cache.put(key, user.id, epoch);
+    }
+    Ok(checked)
 }
 
 /// Marks a session whose expiry should move forward; holds the cookie value to re-send.

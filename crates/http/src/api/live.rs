@@ -1,7 +1,7 @@
 //! `GET /ws/locations/`: the live feed over WebSocket (cookie session, bearer token, or
 //! `?token=` for clients that cannot set headers). Each event the caller may see is sent as
-//! a JSON text message: `{"type": "location"|"transition"|"presence", "user", "device",
-//! "device_id", "data"}`. A client too slow to keep up gets `{"type": "lagged", "missed": N}`
+//! a JSON text message: `{"type": "location"|"transition"|"waypoint"|"presence", "user",
+//! "device", "device_id", "data"}`; waypoints only to those who may see the owner's history. A client too slow to keep up gets `{"type": "lagged", "missed": N}`
 //! and the stream goes on.
 //!
 //! The socket lives as long as what opened it: it closes within seconds when its web session
@@ -27,10 +27,10 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
 }
 
 /// How often the socket looks for a change of credentials (in memory: the accounts' epoch).
-const CHECK_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How often it checks its credentials in the database even without a change in this
 /// process (expiry, another process deleting a token).
-const RECHECK_EVERY: Duration = Duration::from_secs(30);
+pub(crate) const RECHECK_EVERY: Duration = Duration::from_secs(30);
 
 pub async fn upgrade(
     SignedIn { state, caller }: SignedIn,
@@ -75,7 +75,9 @@ async fn feed(state: HttpState, caller: Caller, mut socket: WebSocket) {
                         if !directory.member(&username).is_some_and(|m| m.active) {
                             break;
                         }
-                        if !directory.can_see(&username, &event.user, false) {
+                        // Regions (waypoints) are history: where people live and work.
+                        let history = event.kind == "waypoint";
+                        if !directory.can_see(&username, &event.user, history) {
                             continue;
                         }
                         match serde_json::to_string(&*event) {
@@ -121,7 +123,7 @@ async fn feed(state: HttpState, caller: Caller, mut socket: WebSocket) {
     }
 }
 
-async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+pub(crate) async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
@@ -132,7 +134,7 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
 /// Is what opened the socket still good: the account active, and its session, its token, or
 /// (HTTP Basic) the password it proved still in place? A database that cannot answer keeps
 /// the socket (the next check decides).
-async fn still_authorized(state: &HttpState, caller: &Caller) -> bool {
+pub(crate) async fn still_authorized(state: &HttpState, caller: &Caller) -> bool {
     let store = state.accounts.store();
     let now = mytracks_store::now();
     let answer: mytracks_store::Result<bool> = async {

@@ -20,6 +20,7 @@ pub mod mqtt;
 pub mod mqtt_auth;
 pub mod openapi;
 pub mod pki;
+pub mod recorder;
 pub mod setup;
 pub mod tracks;
 pub mod views;
@@ -46,6 +47,7 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         metrics::routes(),
         console::routes(),
         imports::routes(),
+        recorder::routes(),
     ];
     let mut router = Router::new();
     for (path, method_router) in routes.into_iter().flatten() {

@@ -28,6 +28,9 @@ pub struct WebSettings {
     /// This server answers MQTT over WebSocket at `/mqtt` (the embedded broker; not so in
     /// external mode, where the broker is elsewhere).
     pub console_on_this_server: bool,
+    /// `[web] owntracks_frontend_dir`, as the binary read it at start: the OwnTracks Frontend
+    /// served at `/frontend/` (`None`, the default: not served).
+    pub owntracks_frontend: Option<std::sync::Arc<super::frontend::FrontendBundle>>,
 }
 
 /// Default of `[web] live_feed_max_message_bytes`.
@@ -46,6 +49,7 @@ impl Default for WebSettings {
             ),
             console_websocket_url: None,
             console_on_this_server: true,
+            owntracks_frontend: None,
         }
     }
 }

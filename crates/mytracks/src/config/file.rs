@@ -78,6 +78,7 @@ impl RawConfig {
         let pki_server_names = self.pki.validate();
         let iot = self.iot.validate()?;
         let max_import_bytes = self.web.max_import_bytes()?;
+        let owntracks_frontend_dir = self.web.owntracks_frontend_dir()?;
         let mut web = self.web.validate()?;
         // In external mode no `/mqtt` is served here: the console needs the broker's URL.
         web.console_on_this_server = mqtt.external.is_none();
@@ -108,6 +109,7 @@ impl RawConfig {
             ingest_queue_bytes: owntracks.ingest_queue_bytes,
             web,
             max_import_bytes,
+            owntracks_frontend_dir,
             store_mosquitto_pbkdf2,
             http_auth_secret,
             trusted_proxies: http.trusted_proxies,

@@ -10,6 +10,7 @@ use mytracks_http::api::mqtt_auth::HttpAuthSecret;
 use serde::Deserialize;
 use std::fmt;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// `[http]`: the web listener.
@@ -131,6 +132,8 @@ pub(super) struct RawWeb {
     #[serde(default, deserialize_with = "lenient_string")]
     console_websocket_url: Option<String>,
     max_import_bytes: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    owntracks_frontend_dir: Option<String>,
 }
 
 impl RawWeb {
@@ -143,6 +146,31 @@ impl RawWeb {
             1024,
             1 << 40,
         )
+    }
+
+    /// `[web] owntracks_frontend_dir`: a built OwnTracks Frontend to serve at `/frontend/`
+    /// (unset, the default: not served). Only checked here (a directory with an
+    /// `index.html`); the server reads it when it starts.
+    pub(super) fn owntracks_frontend_dir(&self) -> Result<Option<PathBuf>, Invalid> {
+        const KEY: &str = "web.owntracks_frontend_dir";
+        let Some(dir) = self.owntracks_frontend_dir.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        let dir = PathBuf::from(dir);
+        match std::fs::metadata(dir.join("index.html")) {
+            Ok(meta) if meta.is_file() => Ok(Some(dir)),
+            Ok(_) => Err((
+                KEY,
+                format!("{KEY}: {}/index.html is not a file", dir.display()),
+            )),
+            Err(e) => Err((
+                KEY,
+                format!(
+                    "{KEY}: {} must be a built OwnTracks Frontend (its index.html: {e})",
+                    dir.display()
+                ),
+            )),
+        }
     }
 
     pub(super) fn validate(self) -> Result<mytracks_http::web::WebSettings, Invalid> {

@@ -60,6 +60,9 @@ pub struct Settings {
     pub web: mytracks_http::web::WebSettings,
     /// `[web] max_import_bytes`: the largest file uploaded for an import.
     pub max_import_bytes: u64,
+    /// `[web] owntracks_frontend_dir`: a built OwnTracks Frontend, read at start and served
+    /// at `/frontend/` (`None`: not served).
+    pub owntracks_frontend_dir: Option<PathBuf>,
     /// `[compat] store_mosquitto_pbkdf2`: also keep a `$7$` hash of every password and device
     /// credential set from now on, for `mytracks export mosquitto` to Mosquitto 2.0 (which
     /// cannot read argon2id). Off by default: a PBKDF2 hash with 1000 iterations is far
@@ -133,6 +136,7 @@ impl Default for Settings {
             ingest_queue_bytes: mytracks_app::tracking::ingest::DEFAULT_INGEST_QUEUE_BYTES,
             web: mytracks_http::web::WebSettings::default(),
             max_import_bytes: mytracks_app::imports::jobs::DEFAULT_MAX_IMPORT_BYTES,
+            owntracks_frontend_dir: None,
             store_mosquitto_pbkdf2: false,
             http_auth_secret: None,
             trusted_proxies: Vec::new(),

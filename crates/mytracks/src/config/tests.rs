@@ -474,6 +474,26 @@ fn web_section() {
 }
 
 #[test]
+fn owntracks_frontend_dir() {
+    assert_eq!(
+        load(None, env(&[])).unwrap().owntracks_frontend_dir,
+        None,
+        "not served by default"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let error = load(None, env(&[("MYTRACKS_WEB_OWNTRACKS_FRONTEND_DIR", path)])).unwrap_err();
+    assert!(
+        error.to_string().contains("web.owntracks_frontend_dir")
+            && error.to_string().contains("index.html"),
+        "{error}"
+    );
+    std::fs::write(dir.path().join("index.html"), "<html>").unwrap();
+    let settings = load_text(&format!("[web]\nowntracks_frontend_dir = {path:?}\n"), &[]).unwrap();
+    assert_eq!(settings.owntracks_frontend_dir.as_deref(), Some(dir.path()));
+}
+
+#[test]
 fn http_timeouts_and_connection_limits() {
     let defaults = load(None, env(&[])).unwrap().http_limits;
     assert_eq!(defaults, mytracks_http::HttpLimits::default());

@@ -6,6 +6,7 @@
 //! `listeners` (binding, the MQTT accept loops), `mqtt_tls` (TLS now, later or never) and
 //! `reload` (SIGHUP).
 
+mod frontend;
 mod listeners;
 mod mqtt_tls;
 mod reload;
@@ -75,7 +76,13 @@ impl Server {
     /// the accept loops, and writes `runtime.json`. Errors are worded for the user (one line
     /// with `{:#}`), e.g. `cannot listen on 0.0.0.0:1883 (MQTT): address already in use`.
     pub async fn start(settings: Settings) -> anyhow::Result<Server> {
-        let settings = settings.without_listeners_an_external_broker_replaces();
+        let mut settings = settings.without_listeners_an_external_broker_replaces();
+        if let Some(dir) = &settings.owntracks_frontend_dir {
+            let bundle = frontend::load(dir).with_context(|| {
+                format!("web.owntracks_frontend_dir: cannot read {}", dir.display())
+            })?;
+            settings.web.owntracks_frontend = Some(Arc::new(bundle));
+        }
         let data_dir = &settings.data_dir;
         data_dir::make_private(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;

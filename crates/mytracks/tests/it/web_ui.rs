@@ -12,18 +12,18 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Tiles come from here in the test server; the browser tests fulfil these requests.
-const TILE_PREFIX: &str = "http://tiles.invalid/";
+pub(crate) const TILE_PREFIX: &str = "http://tiles.invalid/";
 
-fn web_dir() -> PathBuf {
+pub(crate) fn web_dir() -> PathBuf {
     repo_root().join("web")
 }
 
-fn chromium() -> String {
+pub(crate) fn chromium() -> String {
     std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
 }
 
 /// Stops with what to install when a tool is missing (one that starts at all is there).
-fn require(path_or_program: &str, hint: &str) {
+pub(crate) fn require(path_or_program: &str, hint: &str) {
     let ok = Command::new(path_or_program)
         .arg("--version")
         .output()
@@ -35,7 +35,7 @@ fn require(path_or_program: &str, hint: &str) {
 }
 
 /// `web/node_modules`, installed by `build.rs`; installed here if someone removed it since.
-fn ensure_packages(web: &Path) {
+pub(crate) fn ensure_packages(web: &Path) {
     if !web.join("node_modules/playwright-core").exists() {
         let mut cmd = Command::new("npm");
         cmd.args(["ci", "--no-audit", "--no-fund"]).current_dir(web);
@@ -44,7 +44,7 @@ fn ensure_packages(web: &Path) {
     }
 }
 
-fn print(out: &Output) {
+pub(crate) fn print(out: &Output) {
     println!("{}", out.stdout);
     eprintln!("{}", out.stderr);
 }

@@ -94,3 +94,4 @@ mod iot;
 mod locations;
 mod migrate;
 mod pki;
+mod recorder_reads;

@@ -1,0 +1,225 @@
+//! `GET /ws/last`: the Recorder's WebSocket, as the OwnTracks Frontend uses it.
+//!
+//! The client sends `LAST`; this connection (only this one: the Recorder answers every
+//! client, which would show each viewer's devices to all) gets one frame per device the
+//! caller may see (live rule) with a last location: the Recorder's members (`_type`, `lat`,
+//! `lon`, `tst`, `tid`, `addr`, `topic`, `ghash`), the card's `name` and `face`, and
+//! `username`, `device`. Other text frames are ignored; a binary frame closes with 1003.
+//! Then, as they are stored, locations and transitions the caller may see (live rule) and
+//! waypoints under the history rule (regions are where people live and work: as
+//! `/api/waypoints/`): the event's data with `topic`, `username`, `device`, `ghash` and the
+//! card's `name` (the face only in the `LAST` answer: it is tens of kilobytes).
+//!
+//! Everything else is the live feed's (`api/live.rs`): an upgrade by cookie or by Basic
+//! (both ambient browser credentials) must come from a page of this site; the socket closes
+//! when what opened it ends; client messages are bounded, and a silent client is closed.
+
+use super::last::{add_card, last_items};
+use super::output::{geohash, GEOHASH_PRECISION};
+use super::{topic_of, Visible};
+use crate::api::auth::{check_origin, Caller, SignedIn};
+use crate::api::error::ApiResult;
+use crate::api::live::{close, still_authorized, CHECK_EVERY, RECHECK_EVERY};
+use crate::state::HttpState;
+use axum::extract::ws::{close_code, Message, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use mytracks_app::tracking::feed::FeedEvent;
+use mytracks_store::CardRow;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
+
+/// How long a card's name is reused for pushes before it is read again.
+const CARD_TTL: Duration = Duration::from_secs(60);
+
+/// The members of a `LAST` frame besides the card's, as the Recorder picks them.
+const LAST_MEMBERS: [&str; 10] = [
+    "_type", "lat", "lon", "tst", "tid", "addr", "topic", "ghash", "username", "device",
+];
+
+pub async fn upgrade(
+    SignedIn { state, caller }: SignedIn,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    // A token is not sent by browsers on their own; cookies and cached Basic are.
+    if caller.token.is_none() {
+        check_origin(&headers)?;
+    }
+    let limit = state.web.settings.live_feed_max_message;
+    Ok(ws
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| serve(state, caller, socket)))
+}
+
+async fn serve(state: HttpState, caller: Caller, mut socket: WebSocket) {
+    let username = caller.user.username.clone();
+    let mut events = state.tracking.feed.subscribe();
+    let mut cards = Cards::default();
+    let idle_timeout = state.web.settings.live_feed_idle_timeout;
+    let mut ping = tokio::time::interval(idle_timeout / 3);
+    ping.reset();
+    let mut check = tokio::time::interval(CHECK_EVERY);
+    let mut epoch = state.accounts.auth_epoch();
+    let mut checked_at = Instant::now();
+    let mut heard_at = Instant::now();
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let event = match event {
+                    Ok(event) => event,
+                    // The Frontend re-reads `/api/0/last` on any location: nothing to repair.
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => break,
+                };
+                let directory = state.accounts.directory();
+                if !directory.member(&username).is_some_and(|m| m.active) {
+                    break;
+                }
+                let history = match event.kind {
+                    "location" | "transition" => false,
+                    "waypoint" => true,
+                    _ => continue,
+                };
+                if !directory.can_see(&username, &event.user, history) {
+                    continue;
+                }
+                drop(directory);
+                let card = cards.get(&state, event.user_id).await;
+                let Some(frame) = push_frame(&event, card) else { continue };
+                if socket.send(Message::Text(frame.into())).await.is_err() {
+                    break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Binary(_))) => {
+                    close(&mut socket, close_code::UNSUPPORTED, "text only").await;
+                    break;
+                }
+                Some(Ok(Message::Text(text))) => {
+                    heard_at = Instant::now();
+                    if text.as_str() == "LAST" && answer_last(&state, &username, &mut socket).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(_)) => heard_at = Instant::now(),
+            },
+            _ = ping.tick() => {
+                if heard_at.elapsed() >= idle_timeout {
+                    close(&mut socket, close_code::AWAY, "idle").await;
+                    break;
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+            _ = check.tick() => {
+                let now_epoch = state.accounts.auth_epoch();
+                if now_epoch == epoch && checked_at.elapsed() < RECHECK_EVERY {
+                    continue;
+                }
+                epoch = now_epoch;
+                checked_at = Instant::now();
+                if !still_authorized(&state, &caller).await {
+                    close(&mut socket, close_code::POLICY, "access ended").await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One frame per visible device with a last location, to this socket. `Err`: the socket is
+/// gone. A database that cannot answer sends nothing (the client asks again on reconnect).
+async fn answer_last(state: &HttpState, username: &str, socket: &mut WebSocket) -> Result<(), ()> {
+    let items = match Visible::of(state, username, false).await {
+        Ok(visible) => {
+            let devices: Vec<_> = visible
+                .devices
+                .iter()
+                .filter(|(d, owner)| !(owner == "ping" && d.name == "ping"))
+                .collect();
+            last_items(state, &devices, true).await
+        }
+        Err(error) => Err(error),
+    };
+    let items = match items {
+        Ok(items) => items,
+        Err(error) => {
+            tracing::warn!("/ws/last: cannot read the last locations: {error}");
+            return Ok(());
+        }
+    };
+    for mut item in items {
+        let mut frame = Map::new();
+        for key in ["name", "face"] {
+            if let Some(value) = item.remove(key) {
+                frame.insert(key.into(), value);
+            }
+        }
+        for key in LAST_MEMBERS {
+            if let Some(value) = item.remove(key) {
+                frame.insert(key.into(), value);
+            }
+        }
+        let text = Value::Object(frame).to_string();
+        socket
+            .send(Message::Text(text.into()))
+            .await
+            .map_err(|_| ())?;
+    }
+    Ok(())
+}
+
+/// A stored event as the Recorder pushes it; `None` when its data is not an object.
+fn push_frame(event: &FeedEvent, card: Option<&CardRow>) -> Option<String> {
+    let Value::Object(mut frame) = event.data.clone() else {
+        return None;
+    };
+    let base = topic_of(&event.user, &event.device);
+    let topic = match event.kind {
+        "transition" => format!("{base}/event"),
+        "waypoint" => format!("{base}/waypoint"),
+        _ => base,
+    };
+    frame.insert("topic".into(), topic.into());
+    frame.insert("username".into(), event.user.clone().into());
+    frame.insert("device".into(), event.device.clone().into());
+    let at = |k: &str| frame.get(k).and_then(Value::as_f64);
+    if let (Some(lat), Some(lon)) = (at("lat"), at("lon")) {
+        frame.insert("ghash".into(), geohash(lat, lon, GEOHASH_PRECISION).into());
+    }
+    if event.kind != "transition" {
+        add_card(&mut frame, card, false);
+    }
+    Some(Value::Object(frame).to_string())
+}
+
+/// Cards read for pushes, per owner, for [`CARD_TTL`].
+#[derive(Default)]
+struct Cards(HashMap<i64, (Option<CardRow>, Instant)>);
+
+impl Cards {
+    async fn get(&mut self, state: &HttpState, user_id: i64) -> Option<&CardRow> {
+        let fresh = self
+            .0
+            .get(&user_id)
+            .is_some_and(|(_, at)| at.elapsed() < CARD_TTL);
+        if !fresh {
+            // A database that cannot answer: no name this time.
+            let card = state
+                .tracking
+                .store
+                .cards(&[user_id])
+                .await
+                .ok()
+                .and_then(|cards| cards.into_iter().next());
+            self.0.insert(user_id, (card, Instant::now()));
+        }
+        self.0.get(&user_id).and_then(|(card, _)| card.as_ref())
+    }
+}
