@@ -9,6 +9,7 @@
 //! - `accounts/`: users, passwords, API tokens, MQTT credentials, shares, web sessions.
 //! - `tracking/`: OwnTracks ingest (MQTT and HTTP mode), payload decryption, the live feed.
 //! - `iot/`: devices, telemetry, presence and commands.
+//! - `export/`: the whole of an account as a streamed ZIP (with a Recorder store).
 //! - `pki.rs`: the built-in certificate authority as a service.
 //! - `mqtt.rs`: [`Mqtt`], the one interface the services reach MQTT through, and
 //!   `embedded.rs` its implementation by the in-process broker.
@@ -21,6 +22,7 @@
 pub mod accounts;
 pub mod budget;
 pub mod embedded;
+pub mod export;
 pub mod hooks;
 pub mod imports;
 pub mod iot;

@@ -19,6 +19,7 @@ mod lines;
 mod rec;
 mod recorder_store;
 mod takeout;
+mod writers;
 
 pub use counting::CountingReader;
 pub use csv::CSV_HEADER;
@@ -28,6 +29,9 @@ pub use item::{
 };
 pub use rec::FriendLine;
 pub use recorder_store::{RecorderDevice, RecorderStore};
+pub use writers::{
+    csv_text, push_timestamp, rfc3339, xml_text, CsvWriter, ExportPoint, GeoJsonWriter, GpxWriter,
+};
 
 use std::io::{self, BufRead, Read, Write};
 

@@ -19,7 +19,8 @@
 //! retained-clear outbox), `iot_connections.rs` (presence reported by an external broker),
 //! `certificates.rs` (the PKI), `sealed.rs` (columns sealed with the server key),
 //! `mosquitto.rs` (the export's rows), `recorder_reads.rs` (pages of locations with their
-//! payloads, for the Recorder-compatible API). Around them: `error.rs` ([`StoreError`]), `reader.rs`
+//! payloads, for the Recorder-compatible API), `export_pages.rs` (the account export's keyset
+//! pages). Around them: `error.rs` ([`StoreError`]), `reader.rs`
 //! (plain SQLite connections for long history reads), `notify.rs` (`NOTIFY`/`LISTEN` between
 //! nodes), `migrate.rs` (SQLite into PostgreSQL).
 //!
@@ -32,6 +33,7 @@ pub mod client_ids;
 pub mod deletion;
 pub mod devices;
 mod error;
+pub mod export_pages;
 pub mod history;
 pub mod import;
 pub mod import_jobs;
@@ -54,6 +56,9 @@ pub use client_ids::Claim;
 pub use deletion::{AccountCounts, DeviceCounts, LocationKey, RangeCounts, RetainedClear};
 pub use devices::Device;
 pub use error::{Result, StoreError};
+pub use export_pages::{
+    StoredLocation, StoredMessage, StoredTelemetry, StoredTransition, EXPORT_PAGE,
+};
 pub use history::{CardRow, LocationRow, TransitionRow, WaypointRow, Window};
 pub use import::Imported;
 pub use import_jobs::{ImportJob, ImportOutcome, ImportState, NewImportJob};

@@ -7,6 +7,7 @@ import { credentialsSection, tokensSection } from '../profile/tokens';
 import { sharingSection } from '../profile/sharing';
 import { devicesSection } from '../profile/devices';
 import { certificateSection } from '../profile/certificate';
+import { exportSection } from '../profile/export';
 import { importSection } from '../profile/imports';
 
 const main = layout();
@@ -19,5 +20,6 @@ main.append(
   sharingSection(),
   certificateSection(),
   importSection(),
+  exportSection(),
   deleteAccountSection(),
 );

@@ -3,6 +3,7 @@
 //! needs an authenticated caller; `/api/admin/` routes need an admin.
 
 pub mod account;
+pub mod account_export;
 pub mod admin;
 pub mod auth;
 pub mod commands;
@@ -33,6 +34,7 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         auth::routes(),
         openapi::routes(),
         account::routes(),
+        account_export::routes(),
         admin::routes(),
         tracks::routes(),
         deletion::routes(),

@@ -192,6 +192,14 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op(
         "get",
+        "/api/account/export/",
+        "Download all one's data: a ZIP (application/zip, streamed) with the profile, devices, shares, card, locations as GeoJSON/GPX/CSV, transitions, regions, messages, IoT devices and telemetry, and an OwnTracks Recorder store that `mytracks import recorder` reads back",
+        User,
+        None,
+        (200, None),
+    ),
+    op(
+        "get",
         "/api/admin/users/",
         "All users",
         Admin,
@@ -245,6 +253,14 @@ pub const OPERATIONS: &[Operation] = &[
         Admin,
         Some("SetPassword"),
         (200, Some("Detail")),
+    ),
+    op(
+        "get",
+        "/api/admin/users/{id}/export/",
+        "Download all of a user's data (the ZIP of /api/account/export/)",
+        Admin,
+        None,
+        (200, None),
     ),
     op(
         "delete",

@@ -470,7 +470,7 @@ fn print_summary(summary: &Summary, took: Duration, bytes: u64, dry_run: bool) {
 }
 
 /// The most memory this process has held (its peak resident set), in KiB.
-fn peak_rss_kib() -> u64 {
+pub(crate) fn peak_rss_kib() -> u64 {
     // SAFETY: getrusage only writes the struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {

@@ -6,6 +6,7 @@
 //! - [`accounts`]: `user`, `token`, `device`;
 //! - [`delete`]: `delete location|range|device` (OwnTracks data);
 //! - [`pki`]: `pki` (the built-in certificate authority);
+//! - [`export`]: `export mosquitto|account`;
 //! - [`mosquitto`]: `export mosquitto` (and the accounts of `import mosquitto`);
 //! - [`import`]: `import mosquitto|recorder|gpx|geojson|csv|takeout|rec|file`;
 //! - [`migrate`]: `migrate --to postgres://...` (SQLite to PostgreSQL, for the scale-out mode).
@@ -13,6 +14,7 @@
 pub mod accounts;
 pub mod database;
 pub mod delete;
+pub mod export;
 pub mod import;
 pub mod migrate;
 pub mod mosquitto;
@@ -81,10 +83,11 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
-    /// Export accounts for another broker (`export mosquitto`).
+    /// Export accounts for another broker (`export mosquitto`) or the whole of one account
+    /// (`export account`).
     Export {
         #[command(subcommand)]
-        command: mosquitto::ExportCommand,
+        command: export::ExportCommand,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -113,7 +116,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Device { command, database } => admin(accounts::device(command, database)),
         Command::Delete { command, database } => admin(delete::run(command, database)),
         Command::Pki { command, database } => admin(pki::run(command, database)),
-        Command::Export { command, database } => admin(mosquitto::export(command, database)),
+        Command::Export { command, database } => admin(export::export(command, database)),
         Command::Import { command, database } => admin(import::import(command, database)),
         Command::Migrate(args) => admin(migrate::run(args)),
     };

@@ -14,30 +14,14 @@
 
 use super::DatabaseArgs;
 use anyhow::Context;
-use clap::Subcommand;
 use mytracks_access::{AclFile, PasswordFile};
 use mytracks_app::mosquitto::{grants_everything, password_entries, render, Directory};
 use mytracks_private_file::write_private;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Subcommand)]
-pub enum ExportCommand {
-    /// Write active accounts and device credentials as a Mosquitto password file, and the
-    /// matching ACL file.
-    Mosquitto {
-        /// Password file to write (mode 0600; `password_file` in mosquitto.conf).
-        #[arg(long, value_name = "FILE")]
-        passwd: PathBuf,
-        /// ACL file to write (mode 0600; `acl_file` in mosquitto.conf).
-        #[arg(long, value_name = "FILE")]
-        acl: PathBuf,
-    },
-}
-
-/// `mytracks export ...`.
-pub async fn export(command: ExportCommand, db: DatabaseArgs) -> anyhow::Result<()> {
-    let ExportCommand::Mosquitto { passwd, acl } = command;
+/// `mytracks export mosquitto`.
+pub async fn export(passwd: PathBuf, acl: PathBuf, db: DatabaseArgs) -> anyhow::Result<()> {
     let (accounts, settings) = db.accounts().await?;
     let result = async {
         let store = accounts.store();

@@ -15,6 +15,7 @@ mod abuse_protocol;
 mod abuse_queues;
 mod abuse_revocation;
 mod access;
+mod account_export;
 mod accounts_api;
 mod accounts_cli;
 mod accounts_mqtt;
