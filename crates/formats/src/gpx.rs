@@ -10,6 +10,8 @@ use quick_xml::events::Event;
 use quick_xml::Reader;
 use std::io::{self, BufRead, Read};
 
+/// How deep elements may nest (GPX itself uses fewer than ten levels).
+const MAX_DEPTH: usize = 64;
 /// The longest text of a field kept (a name or a time); the rest is dropped.
 const MAX_TEXT_BYTES: usize = 1024;
 
@@ -230,6 +232,14 @@ impl<R: BufRead> GpxReader<R> {
         empty: bool,
     ) -> Result<(), FormatError> {
         self.depth += 1;
+        // The XML reader keeps every open element's name: unbounded nesting would grow memory
+        // with the file. GPX needs a handful of levels (gpx/trk/trkseg/trkpt/extensions/...).
+        if self.depth > MAX_DEPTH {
+            return Err(FormatError::Syntax {
+                at: self.here(),
+                reason: format!("elements nested deeper than {MAX_DEPTH} levels"),
+            });
+        }
         let local = e.local_name();
         let name: &str = local.as_ref();
         if !self.seen_root {

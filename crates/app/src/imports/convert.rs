@@ -5,13 +5,29 @@ use crate::tracking::convert::convert;
 use mytracks_formats::{Entry, FormatError, Item, Point, Position, MILLISECONDS_FROM};
 use mytracks_owntracks::Message;
 use mytracks_store::{Incoming, NewLocation, Record};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// How many skipped items an import reports one by one (all are counted).
 pub const REPORTED_PROBLEMS: usize = 20;
+
+/// Distinct skip reasons counted one by one; the rest are counted as "other". Reasons are
+/// fixed texts today: this keeps a summary bounded whatever a reader reports.
+const MAX_REASONS: usize = 32;
+
+/// The longest problem line kept in a summary.
+const MAX_PROBLEM_CHARS: usize = 300;
+
+/// Transitions or kept messages of one device, kind and second an import stores at most:
+/// no phone sends more, and each is checked against the rows of its second (no unique key),
+/// so a file of equal-time rows would make that check quadratic while it holds the writer.
+pub const MAX_SAME_SECOND: u32 = 100;
+
+/// How many (device, kind, second) counters are kept; past it they start again (a file would
+/// need this many distinct keys, each repeated, to get more than a few times the bound in).
+const SAME_SECOND_KEYS: usize = 100_000;
 
 /// Where imported items go.
 #[derive(Clone, Debug)]
@@ -34,6 +50,9 @@ pub(super) struct Converter {
     valid: u64,
     skipped: BTreeMap<String, u64>,
     problems: Vec<String>,
+    /// Transitions and kept messages per (device, kind, second) so far (see
+    /// [`MAX_SAME_SECOND`]).
+    same_second: HashMap<(String, String, i64), u32>,
 }
 
 impl Converter {
@@ -52,6 +71,7 @@ impl Converter {
             valid: 0,
             skipped: BTreeMap::new(),
             problems: Vec::new(),
+            same_second: HashMap::new(),
         }
     }
 
@@ -73,18 +93,20 @@ impl Converter {
                     return Err(error.to_string());
                 }
                 Ok(Entry::Skipped(problem)) => self.skip(&problem.reason, problem.at)?,
-                Ok(Entry::Item(at, item)) => match self.record(item) {
-                    Ok(Some(incoming)) => {
-                        self.valid += 1;
-                        self.progress.items.fetch_add(1, Ordering::Relaxed);
-                        self.batch.push(incoming);
-                        if self.batch.len() >= BATCH {
-                            self.flush(out)?;
+                Ok(Entry::Item(at, item)) => {
+                    match self.record(item).and_then(|r| self.bounded(r)) {
+                        Ok(Some(incoming)) => {
+                            self.valid += 1;
+                            self.progress.items.fetch_add(1, Ordering::Relaxed);
+                            self.batch.push(incoming);
+                            if self.batch.len() >= BATCH {
+                                self.flush(out)?;
+                            }
                         }
+                        Ok(None) => {}
+                        Err(reason) => self.skip(reason, at)?,
                     }
-                    Ok(None) => {}
-                    Err(reason) => self.skip(reason, at)?,
-                },
+                }
             }
         }
         self.flush(out)
@@ -104,9 +126,39 @@ impl Converter {
             .map_err(|_| "the database stopped taking the import".to_owned())
     }
 
+    /// `record` unless it is one too many of its device, kind and second.
+    fn bounded(&mut self, record: Option<Incoming>) -> Result<Option<Incoming>, &'static str> {
+        let Some(incoming) = record else {
+            return Ok(None);
+        };
+        let (kind, second) = match &incoming.record {
+            Record::Transition(t) => ("transition", t.tst),
+            Record::Message { kind, .. } => (kind.as_str(), incoming.received_at),
+            _ => return Ok(Some(incoming)),
+        };
+        if self.same_second.len() >= SAME_SECOND_KEYS {
+            self.same_second.clear();
+        }
+        let key = (incoming.device.clone(), kind.to_owned(), second);
+        let seen = self.same_second.entry(key).or_insert(0);
+        *seen += 1;
+        if *seen > MAX_SAME_SECOND {
+            return Err("more than 100 records of one kind in the same second");
+        }
+        Ok(Some(incoming))
+    }
+
     fn skip(&mut self, reason: &str, at: Position) -> Result<(), String> {
+        let reason = if self.skipped.len() < MAX_REASONS || self.skipped.contains_key(reason) {
+            reason
+        } else {
+            "other"
+        };
         *self.skipped.entry(reason.to_owned()).or_insert(0) += 1;
-        let message = format!("{}: {reason} at {at}", self.source);
+        let mut message = format!("{}: {reason} at {at}", self.source);
+        if message.chars().count() > MAX_PROBLEM_CHARS {
+            message = message.chars().take(MAX_PROBLEM_CHARS).collect::<String>() + "...";
+        }
         if self.options.strict {
             return Err(format!("{message} (--strict)"));
         }
@@ -251,4 +303,66 @@ fn point_json(point: &Point) -> String {
         json.insert("poi".into(), poi.clone().into());
     }
     serde_json::Value::Object(json).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mytracks_formats::Problem;
+
+    fn converter() -> Converter {
+        let target = Target {
+            user_id: 1,
+            username: "alice".into(),
+            device: Some("phone".into()),
+        };
+        Converter::new("test", target, ImportOptions::default(), Arc::default())
+    }
+
+    fn status(received_at: i64, n: usize) -> Result<Entry, FormatError> {
+        Ok(Entry::Item(
+            Position::START,
+            Item::OwnTracks {
+                received_at,
+                suffix: "status".into(),
+                json: format!(r#"{{"_type":"status","n":{n}}}"#),
+            },
+        ))
+    }
+
+    #[test]
+    fn records_of_one_second_are_bounded() {
+        let (out, mut stored) = mpsc::channel(16);
+        let mut converter = converter();
+        let entries = (0..150)
+            .map(|n| status(1_700_000_000, n))
+            .chain([status(1_700_000_001, 0)]);
+        converter.run(entries, &out).unwrap();
+        let batch = stored.try_recv().unwrap();
+        assert_eq!(batch.len(), MAX_SAME_SECOND as usize + 1);
+        let (valid, skipped, _) = converter.finish();
+        assert_eq!(valid, 101);
+        assert_eq!(skipped.values().sum::<u64>(), 50);
+    }
+
+    #[test]
+    fn reasons_and_problems_are_bounded() {
+        let (out, _stored) = mpsc::channel(16);
+        let mut converter = converter();
+        let long = "x".repeat(10_000);
+        let entries = (0..1_000).map(|n| {
+            Ok(Entry::Skipped(Problem::new(
+                Position::START,
+                format!("reason {n} {long}"),
+            )))
+        });
+        converter.run(entries, &out).unwrap();
+        let (_, skipped, problems) = converter.finish();
+        assert_eq!(skipped.len(), MAX_REASONS + 1);
+        assert_eq!(skipped["other"], 1_000 - MAX_REASONS as u64);
+        assert_eq!(problems.len(), REPORTED_PROBLEMS);
+        assert!(problems
+            .iter()
+            .all(|p| p.chars().count() <= MAX_PROBLEM_CHARS + 3));
+    }
 }

@@ -78,6 +78,16 @@ fn gpx_errors() {
 }
 
 #[test]
+fn gpx_nesting_is_bounded() {
+    // The XML reader remembers every open element: unbounded nesting would grow with the file.
+    let deep = format!("<gpx>{}", "<a>".repeat(1_000_000));
+    let e = read_all(Format::Gpx, deep).error.unwrap();
+    assert!(e.to_string().contains("nested deeper than 64"), "{e}");
+    let fine = format!("<gpx>{}{}</gpx>", "<a>".repeat(60), "</a>".repeat(60));
+    assert!(read_all(Format::Gpx, fine).error.is_none());
+}
+
+#[test]
 fn gpx_event_limit() {
     let huge = format!(
         "<gpx><trk><name>{}</name></trk></gpx>",
