@@ -577,8 +577,29 @@ fn payload(raw: &str) -> Value {
 }
 
 /// Members of a phone's configuration dump that hold secrets (its MQTT password, the
-/// payload key, TLS passphrases): left out of the export.
-const CONFIGURATION_SECRETS: [&str; 5] = ["password", "secret", "key", "token", "passphrase"];
+/// payload key, TLS passphrases and client certificates): left out of the export.
+const CONFIGURATION_SECRETS: [&str; 8] = [
+    "password",
+    "secret",
+    "key",
+    "token",
+    "passphrase",
+    "crt",
+    "pkcs",
+    "cert",
+];
+
+/// `text` without the `user:password@` of a URL (HTTP mode's `url` may carry them).
+fn without_userinfo(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => text.to_owned(),
+    }
+}
 
 /// A kept message's payload as exported: a `configuration` dump without its secrets.
 pub(crate) fn message_payload(kind: &str, raw: &str) -> String {
@@ -594,6 +615,11 @@ pub(crate) fn message_payload(kind: &str, raw: &str) -> String {
             .iter()
             .any(|secret| name.contains(secret))
     });
+    for value in members.values_mut() {
+        if let Value::String(text) = value {
+            *text = without_userinfo(text);
+        }
+    }
     Value::Object(members).to_string()
 }
 
@@ -721,6 +747,13 @@ mod tests {
         assert_eq!(
             message_payload("configuration", "x"),
             r#"{"_type":"configuration"}"#
+        );
+        // Client certificates, and the credentials of an HTTP-mode URL.
+        let raw = r#"{"_type":"configuration","tlsClientCrt":"MIIC","clientpkcs":"p12","url":"https://alice:pw@example.org/pub?u=a","host":"mqtt://example.org"}"#;
+        let kept: Value = serde_json::from_str(&message_payload("configuration", raw)).unwrap();
+        assert_eq!(
+            kept,
+            json!({"_type":"configuration","url":"https://example.org/pub?u=a","host":"mqtt://example.org"})
         );
     }
 }
