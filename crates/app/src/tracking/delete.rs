@@ -149,8 +149,13 @@ impl<'a> Deletion<'a> {
     /// for it (their connections closed) and its retained messages.
     pub async fn delete_device(&self, who: Deleter<'_>, device_id: i64) -> Result<DeviceDeleted> {
         let (device, owner) = self.deletable(who, device_id).await?;
+        // The device's own credentials go first (their connections are closed), then what
+        // was accepted before is written, so neither re-creates the device after its rows go.
+        let credentials = self
+            .accounts
+            .delete_device_credentials(device.user_id, &device.name)
+            .await?;
         if let Some(tracking) = self.tracking {
-            // What was accepted before must not re-create the device after.
             tracking.flush().await;
         }
         let store = self.accounts.store();
@@ -158,10 +163,6 @@ impl<'a> Deletion<'a> {
             .delete_device(device.id)
             .await?
             .ok_or_else(|| DeleteError::NotFound(format!("no device with id {device_id}")))?;
-        let credentials = self
-            .accounts
-            .delete_device_credentials(device.user_id, &device.name)
-            .await?;
         let filter = owntracks::topic::base_topic(&owner, &device.name) + "/#";
         let (retained, retained_queued) = match self.broker() {
             Some(broker) => (clear(broker.as_ref(), &filter).await, false),
