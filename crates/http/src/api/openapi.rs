@@ -193,7 +193,7 @@ pub const OPERATIONS: &[Operation] = &[
     op(
         "get",
         "/api/account/export/",
-        "Download all one's data: a ZIP (application/zip, streamed) with the profile, devices, shares, card, locations as GeoJSON/GPX/CSV, transitions, regions, messages, IoT devices and telemetry, and an OwnTracks Recorder store that `mytracks import recorder` reads back",
+        "Download all one's data: a ZIP (application/zip, streamed) with the profile, devices, shares, card, locations as GeoJSON/GPX/CSV, transitions, regions, messages, IoT devices and telemetry, and an OwnTracks Recorder store that `mytracks import recorder` reads back. One at a time per user (else 429 with Retry-After), four at once on a server (else 503 with Retry-After)",
         User,
         None,
         (200, None),
