@@ -7,8 +7,11 @@
 //!
 //! Bounds: an upload beyond [`UploadLimits::max_bytes`] is refused (as soon as it says or
 //! shows it), and so is one that would leave less than [`UploadLimits::min_free_bytes`] free
-//! on the spool's file system (checked at the start and every [`FREE_SPACE_CHECK_BYTES`]);
-//! a user has at most [`MAX_UNFINISHED_PER_USER`] jobs not yet finished.
+//! on the spool's file system: each upload is granted [`FREE_SPACE_CHECK_BYTES`] at a time,
+//! and a grant counts what the other uploads were granted and may not have written yet, so
+//! uploads arriving together cannot eat into the reserve either. At most [`MAX_UPLOADS`]
+//! arrive at once on a server; a user has at most [`MAX_UNFINISHED_PER_USER`] jobs not yet
+//! finished.
 
 use super::{import_entries, ImportOptions, Progress, Summary, Target};
 use mytracks_formats::{detect, read, CountingReader, Format, DETECT_HEAD_BYTES};
@@ -17,10 +20,10 @@ use std::io::{BufReader, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// `[web] max_import_bytes` by default: 4 GiB.
 pub const DEFAULT_MAX_IMPORT_BYTES: u64 = 4 << 30;
@@ -33,6 +36,12 @@ pub const SPOOL_DIR: &str = "imports";
 
 /// Jobs of one user that may be uploading, queued or running at once.
 pub const MAX_UNFINISHED_PER_USER: i64 = 3;
+
+/// Uploads arriving at once on a server (each holds a spool file and a share of the disk).
+pub const MAX_UPLOADS: usize = 4;
+
+/// Seconds an upload refused for [`MAX_UPLOADS`] is told to wait.
+pub const UPLOADS_RETRY_AFTER: u64 = 30;
 
 /// Jobs a list shows at most.
 pub const LIST_LIMIT: i64 = 100;
@@ -87,6 +96,8 @@ pub enum UploadError {
         "{MAX_UNFINISHED_PER_USER} imports of yours are not finished yet; wait for one to end"
     )]
     Busy,
+    #[error("{MAX_UPLOADS} uploads are arriving already; try again in {UPLOADS_RETRY_AFTER} s")]
+    ServerBusy,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot write the upload: {0}")]
@@ -114,6 +125,16 @@ pub struct Imports {
     limits: UploadLimits,
     retention_days: Option<u32>,
     running: Semaphore,
+    /// Places for uploads arriving ([`MAX_UPLOADS`]).
+    uploads: Arc<Semaphore>,
+    /// Held while a user's unfinished jobs are counted and one is created, so that uploads
+    /// started together cannot all pass the count. In this process only: nodes sharing one
+    /// PostgreSQL are separate processes, each enforcing the limit on its own.
+    creating: tokio::sync::Mutex<()>,
+    /// Bytes granted to uploads arriving, not necessarily written yet ([`SpaceGrant`]).
+    granted: Arc<Mutex<u64>>,
+    /// Free bytes on the spool's file system ([`free_bytes`]; tests pretend).
+    free_space: fn(&Path) -> std::io::Result<u64>,
 }
 
 impl Imports {
@@ -163,6 +184,10 @@ impl Imports {
             limits,
             retention_days,
             running: Semaphore::new(1),
+            uploads: Arc::new(Semaphore::new(MAX_UPLOADS)),
+            creating: tokio::sync::Mutex::new(()),
+            granted: Arc::new(Mutex::new(0)),
+            free_space: free_bytes,
         }))
     }
 
@@ -197,16 +222,28 @@ impl Imports {
                 return Err(UploadError::TooLarge(self.limits.max_bytes));
             }
         }
-        self.check_free_space(request.declared_bytes.unwrap_or(0))?;
-        if self.store.unfinished_import_jobs(user.id).await? >= MAX_UNFINISHED_PER_USER {
-            return Err(UploadError::Busy);
+        let place = Arc::clone(&self.uploads)
+            .try_acquire_owned()
+            .map_err(|_| UploadError::ServerBusy)?;
+        let declared = request.declared_bytes.unwrap_or(0);
+        if declared > FREE_SPACE_CHECK_BYTES {
+            self.check_free_space(declared)?;
         }
+        let mut space = SpaceGrant {
+            granted: Arc::clone(&self.granted),
+            bytes: 0,
+        };
+        space.renew(self, FREE_SPACE_CHECK_BYTES)?;
         let filename: String = request
             .filename
             .chars()
             .filter(|c| !c.is_control())
             .take(255)
             .collect();
+        let creating = self.creating.lock().await;
+        if self.store.unfinished_import_jobs(user.id).await? >= MAX_UNFINISHED_PER_USER {
+            return Err(UploadError::Busy);
+        }
         let job = self
             .store
             .create_import_job(&NewImportJob {
@@ -218,6 +255,7 @@ impl Imports {
                 created_at: mytracks_store::now(),
             })
             .await?;
+        drop(creating);
         let path = self.spool_file(job.id);
         let file = match std::fs::OpenOptions::new()
             .write(true)
@@ -249,6 +287,8 @@ impl Imports {
             path,
             written: 0,
             checked_at: 0,
+            space,
+            _place: place,
             ended: false,
         })
     }
@@ -267,10 +307,12 @@ impl Imports {
         self.spool.join(format!("{id}.part"))
     }
 
-    /// Refuses when writing `more` bytes would leave less than the reserve free.
+    /// Refuses when writing `more` bytes, besides what the uploads arriving were granted,
+    /// would leave less than the reserve free.
     fn check_free_space(&self, more: u64) -> Result<(), UploadError> {
-        let free = free_bytes(&self.spool)?;
-        if free.saturating_sub(more) < self.limits.min_free_bytes {
+        let granted = *lock(&self.granted);
+        let free = (self.free_space)(&self.spool)?;
+        if free.saturating_sub(granted).saturating_sub(more) < self.limits.min_free_bytes {
             return Err(UploadError::DiskFull(self.limits.min_free_bytes));
         }
         Ok(())
@@ -446,8 +488,11 @@ pub struct Upload {
     format: Option<Format>,
     dry_run: bool,
     written: u64,
-    /// `written` at the last free-space check.
+    /// `written` when `space` was granted: past `checked_at + space.bytes`, a new grant.
     checked_at: u64,
+    space: SpaceGrant,
+    /// One of the [`MAX_UPLOADS`] places, until the upload ends.
+    _place: OwnedSemaphorePermit,
     ended: bool,
 }
 
@@ -470,12 +515,13 @@ impl Upload {
             self.abandon("the file is larger than the limit").await;
             return Err(UploadError::TooLarge(limits.max_bytes));
         }
-        if total - self.checked_at >= FREE_SPACE_CHECK_BYTES {
-            self.checked_at = total;
-            if let Err(error) = self.imports.check_free_space(FREE_SPACE_CHECK_BYTES) {
+        if total > self.checked_at + self.space.bytes {
+            let more = FREE_SPACE_CHECK_BYTES.max(chunk.len() as u64);
+            if let Err(error) = self.space.renew(&self.imports, more) {
                 self.abandon("not enough free disk space").await;
                 return Err(error);
             }
+            self.checked_at = self.written;
         }
         let Some(file) = self.file.as_mut() else {
             return Err(UploadError::Io(std::io::Error::other(
@@ -547,6 +593,45 @@ impl Drop for Upload {
             });
         }
     }
+}
+
+/// Bytes an upload may write before it asks again, counted in [`Imports::granted`] until
+/// the upload ends (bytes written are then on the disk, seen by the next `statvfs`).
+struct SpaceGrant {
+    granted: Arc<Mutex<u64>>,
+    bytes: u64,
+}
+
+impl SpaceGrant {
+    /// Gives back what this grant holds and asks for `more` bytes: refused (holding
+    /// nothing) when the free space less all other grants and `more` is under the reserve.
+    /// Checked and granted under one lock, so that two uploads cannot both take the last room.
+    fn renew(&mut self, imports: &Imports, more: u64) -> Result<(), UploadError> {
+        let mut granted = lock(&self.granted);
+        let others = granted.saturating_sub(self.bytes);
+        let free = (imports.free_space)(&imports.spool)?;
+        *granted = others;
+        self.bytes = 0;
+        let reserve = imports.limits.min_free_bytes;
+        if free.saturating_sub(others).saturating_sub(more) < reserve {
+            return Err(UploadError::DiskFull(reserve));
+        }
+        *granted = others + more;
+        self.bytes = more;
+        Ok(())
+    }
+}
+
+impl Drop for SpaceGrant {
+    fn drop(&mut self) {
+        let mut granted = lock(&self.granted);
+        *granted = granted.saturating_sub(self.bytes);
+    }
+}
+
+/// A counter's lock; one addition or subtraction cannot leave it half done.
+fn lock(counter: &Mutex<u64>) -> std::sync::MutexGuard<'_, u64> {
+    counter.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A format name (`None`, `""` or `auto`: detect).

@@ -34,6 +34,13 @@ pub enum ApiError {
     Busy {
         retry_after: u64,
     },
+    /// A limit of work running at once was reached (429 for the caller's own share, 503 for
+    /// the server's): retry after this many seconds.
+    Later {
+        status: StatusCode,
+        message: String,
+        retry_after: u64,
+    },
 }
 
 impl ApiError {
@@ -61,6 +68,7 @@ impl ApiError {
             ApiError::Invalid { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Later { status, .. } => *status,
         }
     }
 }
@@ -98,6 +106,14 @@ impl IntoResponse for ApiError {
                 );
                 body.insert("retry_after".into(), (*retry_after).into());
             }
+            ApiError::Later {
+                message,
+                retry_after,
+                ..
+            } => {
+                body.insert("error".into(), message.clone().into());
+                body.insert("retry_after".into(), (*retry_after).into());
+            }
         }
         let mut response = (status, Json(Value::Object(body))).into_response();
         match self {
@@ -107,7 +123,9 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"mytracks\""),
                 );
             }
-            ApiError::TooManyRequests { retry_after } | ApiError::Busy { retry_after } => {
+            ApiError::TooManyRequests { retry_after }
+            | ApiError::Busy { retry_after }
+            | ApiError::Later { retry_after, .. } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

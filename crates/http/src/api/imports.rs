@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::Json;
 use http_body_util::BodyExt;
-use mytracks_app::imports::jobs::{UploadError, UploadRequest};
+use mytracks_app::imports::jobs::{UploadError, UploadRequest, UPLOADS_RETRY_AFTER};
 use mytracks_app::time::timestamp;
 use mytracks_store::ImportJob;
 use serde_json::{json, Value};
@@ -147,6 +147,12 @@ fn upload_refused(error: UploadError) -> Response {
         UploadError::TooLarge(_) => refused(StatusCode::PAYLOAD_TOO_LARGE, &error.to_string()),
         UploadError::DiskFull(_) => refused(StatusCode::INSUFFICIENT_STORAGE, &error.to_string()),
         UploadError::Busy => refused(StatusCode::TOO_MANY_REQUESTS, &error.to_string()),
+        UploadError::ServerBusy => ApiError::Later {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: error.to_string(),
+            retry_after: UPLOADS_RETRY_AFTER,
+        }
+        .into_response(),
         UploadError::Store(e) => ApiError::from(e).into_response(),
         UploadError::Io(e) => {
             tracing::error!("imports: cannot spool an upload: {e}");

@@ -193,7 +193,7 @@ pub const OPERATIONS: &[Operation] = &[
     op(
         "get",
         "/api/account/export/",
-        "Download all one's data: a ZIP (application/zip, streamed) with the profile, devices, shares, card, locations as GeoJSON/GPX/CSV, transitions, regions, messages, IoT devices and telemetry, and an OwnTracks Recorder store that `mytracks import recorder` reads back",
+        "Download all one's data: a ZIP (application/zip, streamed) with the profile, devices, shares, card, locations as GeoJSON/GPX/CSV, transitions, regions, messages, IoT devices and telemetry, and an OwnTracks Recorder store that `mytracks import recorder` reads back. One at a time per user (else 429 with Retry-After), four at once on a server (else 503 with Retry-After)",
         User,
         None,
         (200, None),
@@ -351,7 +351,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/api/iot/fleets/{group}/commands/", "A group's commands, newest first, with delivered_count (PUBCOMPs) and acknowledged_count (answers), and the group's device count", User, None, (200, None)),
     op("post", "/api/iot/fleets/{group}/commands/", "Send a command to every device of a group (QoS 2 on <base>/fleet/<group>/commands)", User, None, (201, None)),
     op("get", "/api/iot/devices/{device_id}/telemetry/latest/", "The newest telemetry per topic, presence and last seen", User, None, (200, None)),
-    op("post", "/api/imports/", "Import location history into one's own account: the file is the raw body (application/octet-stream, not multipart), ?device= (required), format=auto|rec|gpx|geojson|csv|takeout-records|takeout-semantic|takeout-timeline, filename=, dry_run=true. 202 with the queued job, which runs in the background; 413 beyond [web] max_import_bytes, 507 when the disk would keep under 1 GiB free, 429 with 3 unfinished imports, 400 bad device or format", User, None, (202, Some("ImportJob"))),
+    op("post", "/api/imports/", "Import location history into one's own account: the file is the raw body (application/octet-stream, not multipart), ?device= (required), format=auto|rec|gpx|geojson|csv|takeout-records|takeout-semantic|takeout-timeline, filename=, dry_run=true. 202 with the queued job, which runs in the background; 413 beyond [web] max_import_bytes, 507 when the disk would keep under 1 GiB free (counting what the uploads arriving at the same time may still write), 503 with Retry-After when 4 uploads are arriving on the server already, 429 with 3 unfinished imports, 400 bad device or format", User, None, (202, Some("ImportJob"))),
     op("get", "/api/imports/", "One's imports, newest first (at most 100)", User, None, (200, Some("ImportJobList"))),
     op("get", "/api/imports/{id}/", "One import (its owner or an admin; 404 for others): state uploading|queued|running|done|failed, bytes read of bytes_total, items read and written, then the summary (stored, already there, skipped by reason, the first problems) or the error", User, None, (200, Some("ImportJob"))),
 ];

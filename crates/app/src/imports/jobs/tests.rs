@@ -178,3 +178,63 @@ async fn a_restart_fails_what_was_left_and_empties_the_spool() {
     assert_eq!(job.state, ImportState::Failed);
     assert_eq!(job.error.as_deref(), Some(RESTARTED));
 }
+
+#[tokio::test]
+async fn uploads_started_together_keep_to_the_per_user_limit() {
+    let (imports, alice, _dir) = setup(UploadLimits::default()).await;
+    // Polled together: every count would run before any job exists without the lock.
+    let started = futures_util::future::join_all(
+        (0..MAX_UPLOADS).map(|_| imports.begin(&alice, request("phone"))),
+    )
+    .await;
+    let started = started.len() - started.iter().filter(|s| s.is_err()).count();
+    assert_eq!(started, MAX_UNFINISHED_PER_USER as usize);
+}
+
+#[tokio::test]
+async fn uploads_arriving_at_once_are_limited_on_the_server() {
+    let (imports, alice, _dir) = setup(UploadLimits::default()).await;
+    let mut uploads = Vec::new();
+    for i in 0..MAX_UPLOADS {
+        let user = imports
+            .store
+            .create_user(&NewUser {
+                username: format!("user{i}"),
+                password_hash: "h".into(),
+                ..NewUser::default()
+            })
+            .await
+            .unwrap();
+        uploads.push(imports.begin(&user, request("phone")).await.unwrap());
+    }
+    let error = imports.begin(&alice, request("phone")).await.err().unwrap();
+    assert!(matches!(error, UploadError::ServerBusy), "{error}");
+    assert!(imports.jobs(alice.id).await.unwrap().is_empty());
+    drop(uploads.pop());
+    imports.begin(&alice, request("phone")).await.unwrap();
+}
+
+#[tokio::test]
+async fn uploads_arriving_together_count_each_others_grants_against_the_reserve() {
+    static FREE: AtomicU64 = AtomicU64::new(0);
+    let (mut imports, alice, _dir) = setup(UploadLimits::default()).await;
+    Arc::get_mut(&mut imports).unwrap().free_space = |_| Ok(FREE.load(Ordering::Relaxed));
+    let reserve = DEFAULT_MIN_FREE_BYTES;
+    let grant = FREE_SPACE_CHECK_BYTES;
+    // Room for two grants and a half.
+    FREE.store(reserve + 2 * grant + grant / 2, Ordering::Relaxed);
+    let first = imports.begin(&alice, request("phone")).await.unwrap();
+    let mut second = imports.begin(&alice, request("phone")).await.unwrap();
+    let error = imports.begin(&alice, request("phone")).await.err().unwrap();
+    assert!(matches!(error, UploadError::DiskFull(_)), "{error}");
+    drop(first);
+    // Within its grant, an upload writes without asking; past it, it asks again, and the
+    // disk filled meanwhile (the other upload's grant counts).
+    let third = imports.begin(&alice, request("phone")).await.unwrap();
+    second.write(&vec![b'x'; grant as usize]).await.unwrap();
+    FREE.store(reserve + grant + grant / 2, Ordering::Relaxed);
+    let error = second.write(b"x").await.unwrap_err();
+    assert!(matches!(error, UploadError::DiskFull(_)), "{error}");
+    drop((second, third));
+    assert_eq!(*lock(&imports.granted), 0);
+}

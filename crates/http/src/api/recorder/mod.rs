@@ -152,16 +152,11 @@ impl Visible {
     }
 }
 
-/// Which of `names` a Recorder name means: the exact name, else the one name equal to it
-/// ignoring ASCII case (the Recorder lowercases what it is sent; our names keep their case).
-/// Two case-insensitive matches are ambiguous: none.
-pub fn match_name<'a>(
-    names: impl Iterator<Item = &'a str> + Clone,
-    wanted: &str,
-) -> Option<&'a str> {
-    if let Some(exact) = names.clone().find(|n| *n == wanted) {
-        return Some(exact);
-    }
+/// Which of `names` a Recorder name means: the one name equal to it ignoring ASCII case
+/// (the Recorder lowercases what it is sent, `user` and `device` included; our names keep
+/// their case). A name that more than one visible name equals ignoring case is ambiguous:
+/// none, even when one of them is the exact name, since `alice` may be `Alice` lowercased.
+pub fn match_name<'a>(names: impl Iterator<Item = &'a str>, wanted: &str) -> Option<&'a str> {
     let mut folded = names.filter(|n| n.eq_ignore_ascii_case(wanted));
     match (folded.next(), folded.next()) {
         (Some(one), None) => Some(one),
@@ -179,15 +174,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_match_exactly_then_by_case_when_unambiguous() {
-        let names = ["Alice", "bob", "Bob2", "carol", "CAROL"];
+    fn names_match_ignoring_case_only_when_unambiguous() {
+        let names = ["Alice", "alice", "bob", "Bob2", "Carol", "dave"];
         let find = |wanted| match_name(names.iter().copied(), wanted);
-        assert_eq!(find("Alice"), Some("Alice"));
-        assert_eq!(find("alice"), Some("Alice"));
+        assert_eq!(find("alice"), None, "`alice` may be `Alice` lowercased");
+        assert_eq!(find("Alice"), None);
         assert_eq!(find("bob"), Some("bob"));
-        assert_eq!(find("carol"), Some("carol"), "exact wins");
-        assert_eq!(find("Carol"), None, "two case-insensitive matches");
-        assert_eq!(find("dave"), None);
+        assert_eq!(find("BOB"), Some("bob"));
+        assert_eq!(find("carol"), Some("Carol"));
+        assert_eq!(find("dave"), Some("dave"), "an all-lowercase name, as sent");
+        assert_eq!(find("eve"), None);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! client, which would show each viewer's devices to all) gets one frame per device the
 //! caller may see (live rule) with a last location: the Recorder's members (`_type`, `lat`,
 //! `lon`, `tst`, `tid`, `addr`, `topic`, `ghash`), the card's `name` and `face`, and
-//! `username`, `device`. Other text frames are ignored; a binary frame closes with 1003.
+//! `username`, `device`. A `LAST` is answered at most once per [`LAST_EVERY`] per socket
+//! (each reads the database and sends every card's face): the extra ones are ignored.
+//! Other text frames are ignored; a binary frame closes with 1003.
 //! Then, as they are stored, locations and transitions the caller may see (live rule) and
 //! waypoints under the history rule (regions are where people live and work: as
 //! `/api/waypoints/`): the event's data with `topic`, `username`, `device`, `ghash` and the
@@ -33,6 +35,9 @@ use tokio::sync::broadcast::error::RecvError;
 
 /// How long a card's name is reused for pushes before it is read again.
 const CARD_TTL: Duration = Duration::from_secs(60);
+
+/// A socket's `LAST` requests are answered at most once in this time.
+const LAST_EVERY: Duration = Duration::from_secs(1);
 
 /// The members of a `LAST` frame besides the card's, as the Recorder picks them.
 const LAST_MEMBERS: [&str; 10] = [
@@ -66,6 +71,7 @@ async fn serve(state: HttpState, caller: Caller, mut socket: WebSocket) {
     let mut epoch = state.accounts.auth_epoch();
     let mut checked_at = Instant::now();
     let mut heard_at = Instant::now();
+    let mut last_limit = LastLimit::default();
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -102,7 +108,10 @@ async fn serve(state: HttpState, caller: Caller, mut socket: WebSocket) {
                 }
                 Some(Ok(Message::Text(text))) => {
                     heard_at = Instant::now();
-                    if text.as_str() == "LAST" && answer_last(&state, &username, &mut socket).await.is_err() {
+                    if text.as_str() == "LAST"
+                        && last_limit.allow(heard_at)
+                        && answer_last(&state, &username, &mut socket).await.is_err()
+                    {
                         break;
                     }
                 }
@@ -199,6 +208,24 @@ fn push_frame(event: &FeedEvent, card: Option<&CardRow>) -> Option<String> {
     Some(Value::Object(frame).to_string())
 }
 
+/// When a socket's last answered `LAST` was: one answer per [`LAST_EVERY`].
+#[derive(Default)]
+struct LastLimit(Option<Instant>);
+
+impl LastLimit {
+    /// Whether a `LAST` received at `now` is answered (and then counted).
+    fn allow(&mut self, now: Instant) -> bool {
+        if self
+            .0
+            .is_some_and(|at| now.saturating_duration_since(at) < LAST_EVERY)
+        {
+            return false;
+        }
+        self.0 = Some(now);
+        true
+    }
+}
+
 /// Cards read for pushes, per owner, for [`CARD_TTL`].
 #[derive(Default)]
 struct Cards(HashMap<i64, (Option<CardRow>, Instant)>);
@@ -221,5 +248,22 @@ impl Cards {
             self.0.insert(user_id, (card, Instant::now()));
         }
         self.0.get(&user_id).and_then(|(card, _)| card.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_is_answered_at_most_once_a_second() {
+        let mut limit = LastLimit::default();
+        let start = Instant::now();
+        assert!(limit.allow(start));
+        assert!(!limit.allow(start));
+        assert!(!limit.allow(start + Duration::from_millis(999)));
+        assert!(limit.allow(start + LAST_EVERY));
+        assert!(!limit.allow(start + Duration::from_millis(1500)));
+        assert!(limit.allow(start + Duration::from_millis(2000)));
     }
 }

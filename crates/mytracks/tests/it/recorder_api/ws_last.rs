@@ -158,8 +158,10 @@ fn last_answers_the_asker_and_pushes_follow_visibility() {
     let mut bob_feed =
         Socket::connect(port, &format!("/ws/locations/?token={bob_token}"), &[]).unwrap();
 
-    // LAST: one frame per visible device, to the asker only; other text is ignored.
+    // LAST: one frame per visible device, to the asker only; other text is ignored, and so
+    // is a second LAST within the second.
     bob.send(tungstenite::Message::Text("hello".into()));
+    bob.send(tungstenite::Message::Text("LAST".into()));
     bob.send(tungstenite::Message::Text("LAST".into()));
     let frames = bob.listen(Duration::from_secs(2)).to_vec();
     assert_eq!(frames.len(), 2, "{frames:?}\n{}", world.server.log());
