@@ -7,7 +7,7 @@
 //! be NULL), are inserted only when no equal row exists.
 
 use crate::tracks::{
-    insert_waypoint, location_insert, upsert_devices, Incoming, NewLocation, Record, CHUNK,
+    location_insert, store_regions_or_card, upsert_devices, Incoming, NewLocation, Record, CHUNK,
     DEVICE_CHUNK,
 };
 use crate::{on_db, Result, Store};
@@ -167,46 +167,13 @@ macro_rules! import_record {
                 $imported.messages += done.rows_affected();
                 $imported.message_copies += 1 - done.rows_affected();
             }
-            Record::Waypoint(w) => {
-                sqlx::query(
-                    "DELETE FROM waypoints WHERE device_id = $1 AND \
-                     (rid = $2 OR (rid IS NULL AND description = $3))",
-                )
-                .bind($device_id)
-                .bind(&w.rid)
-                .bind(&w.description)
-                .execute(&mut *$tx)
-                .await?;
-                insert_waypoint!($tx, $device_id, w, $item.received_at);
-                $imported.waypoints += 1;
-            }
-            Record::Waypoints(all) => {
-                sqlx::query("DELETE FROM waypoints WHERE device_id = $1")
-                    .bind($device_id)
-                    .execute(&mut *$tx)
-                    .await?;
-                for w in all {
-                    insert_waypoint!($tx, $device_id, w, $item.received_at);
+            record @ (Record::Waypoint(_) | Record::Waypoints(_) | Record::Card(_)) => {
+                store_regions_or_card!($tx, $user_id, $device_id, record, $item.received_at);
+                match record {
+                    Record::Waypoints(all) => $imported.waypoints += all.len() as u64,
+                    Record::Waypoint(_) => $imported.waypoints += 1,
+                    _ => $imported.cards += 1,
                 }
-                $imported.waypoints += all.len() as u64;
-            }
-            Record::Card(c) => {
-                sqlx::query(
-                    "INSERT INTO cards (user_id, device_id, name, face, tid, raw, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id) DO UPDATE SET \
-                     device_id = excluded.device_id, name = excluded.name, face = excluded.face, \
-                     tid = excluded.tid, raw = excluded.raw, updated_at = excluded.updated_at",
-                )
-                .bind($user_id)
-                .bind($device_id)
-                .bind(&c.name)
-                .bind(&c.face)
-                .bind(&c.tid)
-                .bind(&c.raw)
-                .bind($item.received_at)
-                .execute(&mut *$tx)
-                .await?;
-                $imported.cards += 1;
             }
         }
     };

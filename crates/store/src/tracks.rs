@@ -435,43 +435,8 @@ macro_rules! insert_record {
                 .execute(&mut *$tx)
                 .await?;
             }
-            Record::Waypoint(w) => {
-                sqlx::query(
-                    "DELETE FROM waypoints WHERE device_id = $1 AND \
-                     (rid = $2 OR (rid IS NULL AND description = $3))",
-                )
-                .bind($device_id)
-                .bind(&w.rid)
-                .bind(&w.description)
-                .execute(&mut *$tx)
-                .await?;
-                insert_waypoint!($tx, $device_id, w, $item.received_at);
-            }
-            Record::Waypoints(all) => {
-                sqlx::query("DELETE FROM waypoints WHERE device_id = $1")
-                    .bind($device_id)
-                    .execute(&mut *$tx)
-                    .await?;
-                for w in all {
-                    insert_waypoint!($tx, $device_id, w, $item.received_at);
-                }
-            }
-            Record::Card(c) => {
-                sqlx::query(
-                    "INSERT INTO cards (user_id, device_id, name, face, tid, raw, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id) DO UPDATE SET \
-                     device_id = excluded.device_id, name = excluded.name, face = excluded.face, \
-                     tid = excluded.tid, raw = excluded.raw, updated_at = excluded.updated_at",
-                )
-                .bind($user_id)
-                .bind($device_id)
-                .bind(&c.name)
-                .bind(&c.face)
-                .bind(&c.tid)
-                .bind(&c.raw)
-                .bind($item.received_at)
-                .execute(&mut *$tx)
-                .await?;
+            record @ (Record::Waypoint(_) | Record::Waypoints(_) | Record::Card(_)) => {
+                store_regions_or_card!($tx, $user_id, $device_id, record, $item.received_at);
             }
             Record::Message { kind, raw } => {
                 sqlx::query(
@@ -490,6 +455,55 @@ macro_rules! insert_record {
     };
 }
 use insert_record;
+
+/// Stores a region (replacing the one with its `rid` or description), a device's full set of
+/// regions, or a user's card, inside the transaction `$tx`: the live ingest and imports alike.
+macro_rules! store_regions_or_card {
+    ($tx:ident, $user_id:expr, $device_id:expr, $record:expr, $at:expr) => {
+        match $record {
+            Record::Waypoint(w) => {
+                sqlx::query(
+                    "DELETE FROM waypoints WHERE device_id = $1 AND \
+                     (rid = $2 OR (rid IS NULL AND description = $3))",
+                )
+                .bind($device_id)
+                .bind(&w.rid)
+                .bind(&w.description)
+                .execute(&mut *$tx)
+                .await?;
+                $crate::tracks::insert_waypoint!($tx, $device_id, w, $at);
+            }
+            Record::Waypoints(all) => {
+                sqlx::query("DELETE FROM waypoints WHERE device_id = $1")
+                    .bind($device_id)
+                    .execute(&mut *$tx)
+                    .await?;
+                for w in all {
+                    $crate::tracks::insert_waypoint!($tx, $device_id, w, $at);
+                }
+            }
+            Record::Card(c) => {
+                sqlx::query(
+                    "INSERT INTO cards (user_id, device_id, name, face, tid, raw, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id) DO UPDATE SET \
+                     device_id = excluded.device_id, name = excluded.name, face = excluded.face, \
+                     tid = excluded.tid, raw = excluded.raw, updated_at = excluded.updated_at",
+                )
+                .bind($user_id)
+                .bind($device_id)
+                .bind(&c.name)
+                .bind(&c.face)
+                .bind(&c.tid)
+                .bind(&c.raw)
+                .bind($at)
+                .execute(&mut *$tx)
+                .await?;
+            }
+            _ => {}
+        }
+    };
+}
+pub(crate) use store_regions_or_card;
 
 /// Inserts one waypoint row inside the transaction `$tx`.
 macro_rules! insert_waypoint {

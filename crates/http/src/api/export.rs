@@ -7,11 +7,6 @@ use mytracks_formats::{CsvWriter, ExportPoint, GeoJsonWriter, GpxWriter};
 use mytracks_store::LocationRow;
 use std::collections::HashMap;
 
-#[cfg(test)]
-use mytracks_app::time::timestamp;
-#[cfg(test)]
-use mytracks_formats::push_timestamp;
-
 /// A stored location as the writers take it.
 pub fn point(l: &LocationRow) -> ExportPoint<'_> {
     ExportPoint {
@@ -82,54 +77,4 @@ pub fn geojson(rows: &[LocationRow], names: &HashMap<i64, (String, String)>) -> 
     text(written.unwrap_or_default())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formula_cells_are_neutralised_and_numbers_kept() {
-        assert_eq!(csv_text("@SUM(1)"), "'@SUM(1)");
-        assert_eq!(csv_text("=1+1"), "'=1+1");
-        assert_eq!(csv_text("+cmd"), "'+cmd");
-        assert_eq!(csv_text("-1+1"), "'-1+1");
-        assert_eq!(csv_text("-inf"), "'-inf");
-        assert_eq!(csv_text("\tx"), "'\tx");
-        assert_eq!(csv_text("\rx"), "\"'\rx\"");
-        assert_eq!(csv_text("=A1,\"b\""), "\"'=A1,\"\"b\"\"\"");
-        assert_eq!(csv_text("-33.8"), "-33.8");
-        assert_eq!(csv_text("+1e5"), "+1e5");
-        assert_eq!(csv_text("phone"), "phone");
-        assert_eq!(csv_text("a,b"), "\"a,b\"");
-        assert_eq!(csv_text(""), "");
-    }
-
-    #[test]
-    fn xml_text_escapes_markup_and_replaces_forbidden_characters() {
-        assert_eq!(xml_text("a<b>&\"c\""), "a&lt;b&gt;&amp;&quot;c&quot;");
-        assert_eq!(xml_text("ctl\u{1}dev"), "ctl\u{FFFD}dev");
-        assert_eq!(
-            xml_text("\u{0}\u{1F}\u{FFFE}\u{FFFF}"),
-            "\u{FFFD}".repeat(4)
-        );
-        assert_eq!(xml_text("tab\tnew\nline é 🚲"), "tab\tnew\nline é 🚲");
-    }
-
-    #[test]
-    fn fast_timestamps_match_the_formatter() {
-        for seconds in [
-            0,
-            59,
-            86_399,
-            86_400,
-            951_782_400,
-            1_700_000_000,
-            1_709_164_800,
-            4_102_444_799,
-            253_402_300_799,
-        ] {
-            let mut out = String::new();
-            push_timestamp(&mut out, seconds);
-            assert_eq!(out, timestamp(seconds), "{seconds}");
-        }
-    }
-}
+// csv_text, xml_text and push_timestamp are tested where they live (mytracks-formats).
