@@ -548,8 +548,8 @@ fn csv_buffer(writer: &mut CsvWriter<Vec<u8>>) -> &mut Vec<u8> {
     writer.get_mut()
 }
 
-/// A stored location as the writers take it.
-fn point(l: &LocationRow) -> ExportPoint<'_> {
+/// A stored location as the writers of `mytracks-formats` take it.
+pub fn point(l: &LocationRow) -> ExportPoint<'_> {
     ExportPoint {
         id: l.id,
         device_id: l.device_id,

@@ -3,27 +3,11 @@
 //! which make the text that comes from devices safe for the programs that open the files.
 
 pub use mytracks_formats::{csv_text, xml_text};
-use mytracks_formats::{CsvWriter, ExportPoint, GeoJsonWriter, GpxWriter};
+use mytracks_formats::{CsvWriter, GeoJsonWriter, GpxWriter};
 use mytracks_store::LocationRow;
 use std::collections::HashMap;
 
-/// A stored location as the writers take it.
-pub fn point(l: &LocationRow) -> ExportPoint<'_> {
-    ExportPoint {
-        id: l.id,
-        device_id: l.device_id,
-        tst: l.tst,
-        lat: l.lat,
-        lon: l.lon,
-        acc: l.acc,
-        alt: l.alt,
-        vac: l.vac,
-        vel: l.vel,
-        cog: l.cog,
-        batt: l.batt,
-        tid: l.tid.as_deref(),
-    }
-}
+pub use mytracks_app::export::point;
 
 /// The writers' output as text: they write only `str`s, so it is UTF-8.
 fn text(bytes: Vec<u8>) -> String {
