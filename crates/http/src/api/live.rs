@@ -47,6 +47,68 @@ pub async fn upgrade(
         .on_upgrade(move |socket| feed(state, caller, socket)))
 }
 
+/// What keeps a feed socket honest: server pings (and closing a client silent for the idle
+/// timeout) and re-checking the caller's access when accounts change (at least every
+/// [`RECHECK_EVERY`]). Shared by `/ws/locations/` and `/ws/last`.
+pub(crate) struct Keepalive {
+    pub(crate) ping: tokio::time::Interval,
+    pub(crate) check: tokio::time::Interval,
+    idle_timeout: std::time::Duration,
+    epoch: u64,
+    checked_at: Instant,
+    heard_at: Instant,
+}
+
+impl Keepalive {
+    pub(crate) fn new(state: &HttpState) -> Keepalive {
+        let idle_timeout = state.web.settings.live_feed_idle_timeout;
+        let mut ping = tokio::time::interval(idle_timeout / 3);
+        ping.reset();
+        Keepalive {
+            ping,
+            check: tokio::time::interval(CHECK_EVERY),
+            idle_timeout,
+            epoch: state.accounts.auth_epoch(),
+            checked_at: Instant::now(),
+            heard_at: Instant::now(),
+        }
+    }
+
+    /// The client sent something.
+    pub(crate) fn heard(&mut self) {
+        self.heard_at = Instant::now();
+    }
+
+    /// On a ping tick: `false` once the socket is closed (idle) or gone.
+    pub(crate) async fn ping_or_close(&mut self, socket: &mut WebSocket) -> bool {
+        if self.heard_at.elapsed() >= self.idle_timeout {
+            close(socket, close_code::AWAY, "idle").await;
+            return false;
+        }
+        socket.send(Message::Ping(Default::default())).await.is_ok()
+    }
+
+    /// On a check tick: `false` once the caller's access has ended (the socket is closed).
+    pub(crate) async fn recheck(
+        &mut self,
+        state: &HttpState,
+        caller: &Caller,
+        socket: &mut WebSocket,
+    ) -> bool {
+        let now_epoch = state.accounts.auth_epoch();
+        if now_epoch == self.epoch && self.checked_at.elapsed() < RECHECK_EVERY {
+            return true;
+        }
+        self.epoch = now_epoch;
+        self.checked_at = Instant::now();
+        if !still_authorized(state, caller).await {
+            close(socket, close_code::POLICY, "access ended").await;
+            return false;
+        }
+        true
+    }
+}
+
 async fn feed(state: HttpState, caller: Caller, mut socket: WebSocket) {
     let username = caller.user.username.clone();
     let mut events = state.tracking.feed.subscribe();
@@ -58,13 +120,7 @@ async fn feed(state: HttpState, caller: Caller, mut socket: WebSocket) {
     {
         return;
     }
-    let idle_timeout = state.web.settings.live_feed_idle_timeout;
-    let mut ping = tokio::time::interval(idle_timeout / 3);
-    ping.reset();
-    let mut check = tokio::time::interval(CHECK_EVERY);
-    let mut epoch = state.accounts.auth_epoch();
-    let mut checked_at = Instant::now();
-    let mut heard_at = Instant::now();
+    let mut alive = Keepalive::new(&state);
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -96,26 +152,15 @@ async fn feed(state: HttpState, caller: Caller, mut socket: WebSocket) {
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => heard_at = Instant::now(),
+                Some(Ok(_)) => alive.heard(),
             },
-            _ = ping.tick() => {
-                if heard_at.elapsed() >= idle_timeout {
-                    close(&mut socket, close_code::AWAY, "idle").await;
-                    break;
-                }
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
+            _ = alive.ping.tick() => {
+                if !alive.ping_or_close(&mut socket).await {
                     break;
                 }
             }
-            _ = check.tick() => {
-                let now_epoch = state.accounts.auth_epoch();
-                if now_epoch == epoch && checked_at.elapsed() < RECHECK_EVERY {
-                    continue;
-                }
-                epoch = now_epoch;
-                checked_at = Instant::now();
-                if !still_authorized(&state, &caller).await {
-                    close(&mut socket, close_code::POLICY, "access ended").await;
+            _ = alive.check.tick() => {
+                if !alive.recheck(&state, &caller, &mut socket).await {
                     break;
                 }
             }

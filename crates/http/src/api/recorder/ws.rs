@@ -21,7 +21,7 @@ use super::output::{geohash, GEOHASH_PRECISION};
 use super::{topic_of, Visible};
 use crate::api::auth::{check_origin, Caller, SignedIn};
 use crate::api::error::ApiResult;
-use crate::api::live::{close, still_authorized, CHECK_EVERY, RECHECK_EVERY};
+use crate::api::live::{close, Keepalive};
 use crate::state::HttpState;
 use axum::extract::ws::{close_code, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
@@ -64,13 +64,7 @@ async fn serve(state: HttpState, caller: Caller, mut socket: WebSocket) {
     let username = caller.user.username.clone();
     let mut events = state.tracking.feed.subscribe();
     let mut cards = Cards::default();
-    let idle_timeout = state.web.settings.live_feed_idle_timeout;
-    let mut ping = tokio::time::interval(idle_timeout / 3);
-    ping.reset();
-    let mut check = tokio::time::interval(CHECK_EVERY);
-    let mut epoch = state.accounts.auth_epoch();
-    let mut checked_at = Instant::now();
-    let mut heard_at = Instant::now();
+    let mut alive = Keepalive::new(&state);
     let mut last_limit = LastLimit::default();
     loop {
         tokio::select! {
@@ -107,34 +101,23 @@ async fn serve(state: HttpState, caller: Caller, mut socket: WebSocket) {
                     break;
                 }
                 Some(Ok(Message::Text(text))) => {
-                    heard_at = Instant::now();
+                    alive.heard();
                     if text.as_str() == "LAST"
-                        && last_limit.allow(heard_at)
+                        && last_limit.allow(Instant::now())
                         && answer_last(&state, &username, &mut socket).await.is_err()
                     {
                         break;
                     }
                 }
-                Some(Ok(_)) => heard_at = Instant::now(),
+                Some(Ok(_)) => alive.heard(),
             },
-            _ = ping.tick() => {
-                if heard_at.elapsed() >= idle_timeout {
-                    close(&mut socket, close_code::AWAY, "idle").await;
-                    break;
-                }
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
+            _ = alive.ping.tick() => {
+                if !alive.ping_or_close(&mut socket).await {
                     break;
                 }
             }
-            _ = check.tick() => {
-                let now_epoch = state.accounts.auth_epoch();
-                if now_epoch == epoch && checked_at.elapsed() < RECHECK_EVERY {
-                    continue;
-                }
-                epoch = now_epoch;
-                checked_at = Instant::now();
-                if !still_authorized(&state, &caller).await {
-                    close(&mut socket, close_code::POLICY, "access ended").await;
+            _ = alive.check.tick() => {
+                if !alive.recheck(&state, &caller, &mut socket).await {
                     break;
                 }
             }
