@@ -73,16 +73,7 @@ impl Store {
              ORDER BY tst, id LIMIT $4",
             after_clause("tst")
         );
-        let (time, id) = cursor(after);
-        Ok(
-            on_db!(self, pool => sqlx::query_as::<_, StoredLocation>(&sql)
-            .bind(device_id)
-            .bind(time)
-            .bind(id)
-            .bind(size.clamp(1, EXPORT_PAGE))
-            .fetch_all(pool)
-            .await)?,
-        )
+        self.keyset_page(&sql, device_id, after, size).await
     }
 
     /// A page of a device's transitions with payloads, oldest first (see
@@ -99,16 +90,7 @@ impl Store {
              ORDER BY tst, id LIMIT $4",
             after_clause("tst")
         );
-        let (time, id) = cursor(after);
-        Ok(
-            on_db!(self, pool => sqlx::query_as::<_, StoredTransition>(&sql)
-            .bind(device_id)
-            .bind(time)
-            .bind(id)
-            .bind(size.clamp(1, EXPORT_PAGE))
-            .fetch_all(pool)
-            .await)?,
-        )
+        self.keyset_page(&sql, device_id, after, size).await
     }
 
     /// A page of a device's kept messages, oldest received first, after `(received_at, id)`.
@@ -123,16 +105,7 @@ impl Store {
              AND {} ORDER BY received_at, id LIMIT $4",
             after_clause("received_at")
         );
-        let (time, id) = cursor(after);
-        Ok(
-            on_db!(self, pool => sqlx::query_as::<_, StoredMessage>(&sql)
-            .bind(device_id)
-            .bind(time)
-            .bind(id)
-            .bind(size.clamp(1, EXPORT_PAGE))
-            .fetch_all(pool)
-            .await)?,
-        )
+        self.keyset_page(&sql, device_id, after, size).await
     }
 
     /// A page of an IoT device's telemetry (by its row id), oldest first, after
@@ -148,16 +121,32 @@ impl Store {
              AND {} ORDER BY ts_ms, id LIMIT $4",
             after_clause("ts_ms")
         );
+        self.keyset_page(&sql, device, after, size).await
+    }
+
+    /// The rows of `sql` (`$1` the device, `$2`/`$3` the cursor of [`after_clause`], `$4` the
+    /// page size) after `after`, at most `size` (capped at [`EXPORT_PAGE`]).
+    async fn keyset_page<T>(
+        &self,
+        sql: &str,
+        device_id: i64,
+        after: Option<(i64, i64)>,
+        size: i64,
+    ) -> Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
         let (time, id) = cursor(after);
-        Ok(
-            on_db!(self, pool => sqlx::query_as::<_, StoredTelemetry>(&sql)
-            .bind(device)
+        Ok(on_db!(self, pool => sqlx::query_as::<_, T>(sql)
+            .bind(device_id)
             .bind(time)
             .bind(id)
             .bind(size.clamp(1, EXPORT_PAGE))
             .fetch_all(pool)
-            .await)?,
-        )
+            .await)?)
     }
 
     /// The payloads of a device's current regions, in the order they were stored.

@@ -87,6 +87,18 @@ const LOCATION_COLUMNS: &str = "id, device_id, tst, lat, lon, acc, alt, vac, vel
 const TRANSITION_COLUMNS: &str = "id, device_id, tst, wtst, lat, lon, acc, event, description, \
                                   tid, rid, trigger, received_at";
 
+/// A subquery of the id of each device's most recent location (by fix time; of equal times
+/// the last stored), for `devices` (non-empty).
+pub(crate) fn last_location_ids(devices: &[i64]) -> String {
+    format!(
+        "SELECT MAX(l.id) FROM locations l JOIN (\
+           SELECT device_id, MAX(tst) AS tst FROM locations WHERE device_id IN ({}) \
+           GROUP BY device_id) m ON l.device_id = m.device_id AND l.tst = m.tst \
+         GROUP BY l.device_id",
+        id_list(devices)
+    )
+}
+
 impl Window {
     /// `WHERE ... ORDER BY ... LIMIT ...`; only numbers are interpolated.
     fn clause(&self) -> String {
@@ -203,13 +215,9 @@ impl Store {
         if device_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = id_list(device_ids);
         let sql = format!(
-            "SELECT {LOCATION_COLUMNS} FROM locations WHERE id IN (\
-               SELECT MAX(l.id) FROM locations l JOIN (\
-                 SELECT device_id, MAX(tst) AS tst FROM locations WHERE device_id IN ({list}) \
-                 GROUP BY device_id) m ON l.device_id = m.device_id AND l.tst = m.tst \
-               GROUP BY l.device_id) ORDER BY device_id"
+            "SELECT {LOCATION_COLUMNS} FROM locations WHERE id IN ({}) ORDER BY device_id",
+            last_location_ids(device_ids)
         );
         Ok(on_db!(self, pool => sqlx::query_as::<_, LocationRow>(&sql).fetch_all(pool).await)?)
     }

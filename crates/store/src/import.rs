@@ -7,8 +7,8 @@
 //! be NULL), are inserted only when no equal row exists.
 
 use crate::tracks::{
-    location_insert, store_regions_or_card, upsert_devices, Incoming, NewLocation, Record, CHUNK,
-    DEVICE_CHUNK,
+    insert_message, insert_transition, location_insert, store_regions_or_card, upsert_devices,
+    Incoming, NewLocation, Record, CHUNK, DEVICE_CHUNK,
 };
 use crate::{on_db, Result, Store};
 use std::collections::HashMap;
@@ -39,6 +39,15 @@ impl std::ops::AddAssign for Imported {
         self.cards += other.cards;
     }
 }
+
+/// Imported transitions are stored unless an equal one is (no unique key: columns may be NULL).
+const SAME_TRANSITION: &str = "WHERE NOT EXISTS (SELECT 1 FROM transitions WHERE device_id = $1 \
+     AND tst = $2 AND event = $7 AND lat = $4 AND lon = $5 \
+     AND rid IS NOT DISTINCT FROM $10 AND description IS NOT DISTINCT FROM $8)";
+
+/// Imported kept messages likewise.
+const SAME_MESSAGE: &str = "WHERE NOT EXISTS (SELECT 1 FROM device_messages \
+     WHERE device_id = $1 AND kind = $2 AND received_at = $3 AND raw = $4)";
 
 /// A device an import batch touches (the shape `upsert_devices!` reads).
 struct ImportDevice<'a> {
@@ -126,44 +135,14 @@ macro_rules! import_record {
         match &$item.record {
             Record::Location(_) | Record::Offline => {}
             Record::Transition(t) => {
-                let done = sqlx::query(
-                    "INSERT INTO transitions (device_id, tst, wtst, lat, lon, acc, event, \
-                     description, tid, rid, trigger, received_at, raw) \
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
-                     WHERE NOT EXISTS (SELECT 1 FROM transitions WHERE device_id = $1 \
-                     AND tst = $2 AND event = $7 AND lat = $4 AND lon = $5 \
-                     AND rid IS NOT DISTINCT FROM $10 AND description IS NOT DISTINCT FROM $8)",
-                )
-                .bind($device_id)
-                .bind(t.tst)
-                .bind(t.wtst)
-                .bind(t.lat)
-                .bind(t.lon)
-                .bind(t.acc)
-                .bind(&t.event)
-                .bind(&t.description)
-                .bind(&t.tid)
-                .bind(&t.rid)
-                .bind(&t.trigger)
-                .bind($item.received_at)
-                .bind(&t.raw)
-                .execute(&mut *$tx)
-                .await?;
+                let done =
+                    insert_transition!($tx, $device_id, t, $item.received_at, SAME_TRANSITION);
                 $imported.transitions += done.rows_affected();
                 $imported.transition_copies += 1 - done.rows_affected();
             }
             Record::Message { kind, raw } => {
-                let done = sqlx::query(
-                    "INSERT INTO device_messages (device_id, kind, received_at, raw) \
-                     SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM device_messages \
-                     WHERE device_id = $1 AND kind = $2 AND received_at = $3 AND raw = $4)",
-                )
-                .bind($device_id)
-                .bind(kind)
-                .bind($item.received_at)
-                .bind(raw)
-                .execute(&mut *$tx)
-                .await?;
+                let done =
+                    insert_message!($tx, $device_id, kind, raw, $item.received_at, SAME_MESSAGE);
                 $imported.messages += done.rows_affected();
                 $imported.message_copies += 1 - done.rows_affected();
             }

@@ -7,8 +7,8 @@
 //! before, so a page costs an index seek whatever its position (an `OFFSET` would re-read
 //! every row before it).
 
-use crate::devices::id_list;
 use crate::error::Result;
+use crate::history::last_location_ids;
 use crate::{on_db, Store};
 
 /// Rows per page when the caller asks for more (or for nothing in particular).
@@ -118,13 +118,9 @@ impl Store {
         if device_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = id_list(device_ids);
         let sql = format!(
-            "SELECT {RAW_COLUMNS} FROM locations WHERE id IN (\
-               SELECT MAX(l.id) FROM locations l JOIN (\
-                 SELECT device_id, MAX(tst) AS tst FROM locations WHERE device_id IN ({list}) \
-                 GROUP BY device_id) m ON l.device_id = m.device_id AND l.tst = m.tst \
-               GROUP BY l.device_id) ORDER BY device_id"
+            "SELECT {RAW_COLUMNS} FROM locations WHERE id IN ({}) ORDER BY device_id",
+            last_location_ids(device_ids)
         );
         Ok(on_db!(self, pool => sqlx::query_as::<_, RawLocation>(&sql).fetch_all(pool).await)?)
     }

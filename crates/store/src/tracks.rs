@@ -414,47 +414,68 @@ macro_rules! insert_record {
         match &$item.record {
             Record::Location(_) => {}
             Record::Transition(t) => {
-                sqlx::query(
-                    "INSERT INTO transitions (device_id, tst, wtst, lat, lon, acc, event, \
-                     description, tid, rid, trigger, received_at, raw) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .bind($device_id)
-                .bind(t.tst)
-                .bind(t.wtst)
-                .bind(t.lat)
-                .bind(t.lon)
-                .bind(t.acc)
-                .bind(&t.event)
-                .bind(&t.description)
-                .bind(&t.tid)
-                .bind(&t.rid)
-                .bind(&t.trigger)
-                .bind($item.received_at)
-                .bind(&t.raw)
-                .execute(&mut *$tx)
-                .await?;
+                insert_transition!($tx, $device_id, t, $item.received_at, "");
             }
             record @ (Record::Waypoint(_) | Record::Waypoints(_) | Record::Card(_)) => {
                 store_regions_or_card!($tx, $user_id, $device_id, record, $item.received_at);
             }
             Record::Message { kind, raw } => {
-                sqlx::query(
-                    "INSERT INTO device_messages (device_id, kind, received_at, raw) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind($device_id)
-                .bind(kind)
-                .bind($item.received_at)
-                .bind(raw)
-                .execute(&mut *$tx)
-                .await?;
+                insert_message!($tx, $device_id, kind, raw, $item.received_at, "");
             }
             Record::Offline => {}
         }
     };
 }
 use insert_record;
+
+/// Inserts one transition inside the transaction `$tx` when `$condition` (SQL after the
+/// row's `SELECT`; `""` for always) holds; the live ingest and imports alike. Evaluates to
+/// the statement's result.
+macro_rules! insert_transition {
+    ($tx:ident, $device_id:expr, $t:expr, $at:expr, $condition:expr) => {
+        sqlx::query(&format!(
+            "INSERT INTO transitions (device_id, tst, wtst, lat, lon, acc, event, description, \
+             tid, rid, trigger, received_at, raw) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 {}",
+            $condition
+        ))
+        .bind($device_id)
+        .bind($t.tst)
+        .bind($t.wtst)
+        .bind($t.lat)
+        .bind($t.lon)
+        .bind($t.acc)
+        .bind(&$t.event)
+        .bind(&$t.description)
+        .bind(&$t.tid)
+        .bind(&$t.rid)
+        .bind(&$t.trigger)
+        .bind($at)
+        .bind(&$t.raw)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+pub(crate) use insert_transition;
+
+/// Inserts one kept message (`$1` device, `$2` kind, `$3` received at, `$4` payload) inside
+/// the transaction `$tx` when `$condition` holds (see [`insert_transition`]).
+macro_rules! insert_message {
+    ($tx:ident, $device_id:expr, $kind:expr, $raw:expr, $at:expr, $condition:expr) => {
+        sqlx::query(&format!(
+            "INSERT INTO device_messages (device_id, kind, received_at, raw) \
+             SELECT $1, $2, $3, $4 {}",
+            $condition
+        ))
+        .bind($device_id)
+        .bind($kind)
+        .bind($at)
+        .bind($raw)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+pub(crate) use insert_message;
 
 /// Stores a region (replacing the one with its `rid` or description), a device's full set of
 /// regions, or a user's card, inside the transaction `$tx`: the live ingest and imports alike.
