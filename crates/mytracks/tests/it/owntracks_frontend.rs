@@ -320,22 +320,10 @@ fn owntracks_frontend_in_chromium() {
     let card = r#"{"_type":"card","name":"Bob Builder"}"#.to_owned();
     publish_lines(&server, "bob", "owntracks/bob/tablet/info", &[card]);
 
-    let screenshots = crate::support::repo_root().join("target/web-screenshots");
-    let mut cmd = std::process::Command::new("node");
-    cmd.args(["--test", "--test-reporter=spec", "tests/frontend.test.mjs"])
-        .current_dir(&web)
-        .env(
-            "WEBTEST_URL",
-            format!("http://127.0.0.1:{}", server.http_port),
-        )
-        .env("WEBTEST_MQTT_PORT", server.mqtt_port.to_string())
-        .env("WEBTEST_ADMIN_PASSWORD", server.admin_password())
-        .env("WEBTEST_SCREENSHOTS", &screenshots)
-        .env("WEBTEST_TILE_PREFIX", TILE_PREFIX)
-        .env("WEBTEST_ALICE_PASSWORD", user_password("alice"))
+    let (mut cmd, _) = crate::web_ui::browser_test(&server, &web, "tests/frontend.test.mjs");
+    cmd.env("WEBTEST_ALICE_PASSWORD", user_password("alice"))
         .env("WEBTEST_BOB_PASSWORD", user_password("bob"))
-        .env("WEBTEST_DAY", DAY)
-        .env("CHROMIUM", chromium());
+        .env("WEBTEST_DAY", DAY);
     let out = crate::support::run(cmd, Duration::from_secs(300));
     print(&out);
     assert!(

@@ -44,6 +44,25 @@ pub(crate) fn ensure_packages(web: &Path) {
     }
 }
 
+/// `node --test FILE` in `web/` against `server`, with what every browser test reads
+/// (`WEBTEST_*`, `CHROMIUM`); and where its screenshots go.
+pub(crate) fn browser_test(server: &Server, web: &Path, file: &str) -> (Command, PathBuf) {
+    let screenshots = repo_root().join("target/web-screenshots");
+    let mut cmd = Command::new("node");
+    cmd.args(["--test", "--test-reporter=spec", file])
+        .current_dir(web)
+        .env(
+            "WEBTEST_URL",
+            format!("http://127.0.0.1:{}", server.http_port),
+        )
+        .env("WEBTEST_MQTT_PORT", server.mqtt_port.to_string())
+        .env("WEBTEST_ADMIN_PASSWORD", server.admin_password())
+        .env("WEBTEST_SCREENSHOTS", &screenshots)
+        .env("WEBTEST_TILE_PREFIX", TILE_PREFIX)
+        .env("CHROMIUM", chromium());
+    (cmd, screenshots)
+}
+
 pub(crate) fn print(out: &Output) {
     println!("{}", out.stdout);
     eprintln!("{}", out.stderr);
@@ -66,20 +85,8 @@ fn web_ui_in_chromium() {
     let server = Server::with_config(&format!(
         "[web]\ntile_url = \"{TILE_PREFIX}{{z}}/{{x}}/{{y}}.png\"\n[mqtt.tls]\nport = 0\n"
     ));
-    let screenshots = repo_root().join("target/web-screenshots");
-    let mut cmd = Command::new("node");
     // One file whose tests run in order (they build on each other); Node 18 and later.
-    cmd.args(["--test", "--test-reporter=spec", "tests/ui.test.mjs"])
-        .current_dir(&web)
-        .env(
-            "WEBTEST_URL",
-            format!("http://127.0.0.1:{}", server.http_port),
-        )
-        .env("WEBTEST_MQTT_PORT", server.mqtt_port.to_string())
-        .env("WEBTEST_ADMIN_PASSWORD", server.admin_password())
-        .env("WEBTEST_SCREENSHOTS", &screenshots)
-        .env("WEBTEST_TILE_PREFIX", TILE_PREFIX)
-        .env("CHROMIUM", chromium());
+    let (cmd, screenshots) = browser_test(&server, &web, "tests/ui.test.mjs");
     let out = run(cmd, Duration::from_secs(600));
     print(&out);
     assert!(
@@ -117,19 +124,7 @@ fn web_ui_import_in_chromium() {
     let server = Server::with_config(&format!(
         "[web]\ntile_url = \"{TILE_PREFIX}{{z}}/{{x}}/{{y}}.png\"\n"
     ));
-    let screenshots = repo_root().join("target/web-screenshots");
-    let mut cmd = Command::new("node");
-    cmd.args(["--test", "--test-reporter=spec", "tests/import.test.mjs"])
-        .current_dir(&web)
-        .env(
-            "WEBTEST_URL",
-            format!("http://127.0.0.1:{}", server.http_port),
-        )
-        .env("WEBTEST_MQTT_PORT", server.mqtt_port.to_string())
-        .env("WEBTEST_ADMIN_PASSWORD", server.admin_password())
-        .env("WEBTEST_SCREENSHOTS", &screenshots)
-        .env("WEBTEST_TILE_PREFIX", TILE_PREFIX)
-        .env("CHROMIUM", chromium());
+    let (cmd, _) = browser_test(&server, &web, "tests/import.test.mjs");
     let out = run(cmd, Duration::from_secs(300));
     print(&out);
     assert!(
