@@ -503,3 +503,38 @@ fn unknown_and_truncated_files_fail_saying_why_and_a_dry_run_writes_nothing() {
     );
     assert!(spool_files(&server).is_empty());
 }
+
+/// A hostile upload: every record's value differs and is wrong. The job's summary (stored,
+/// served to the browser) stays small: one reason counted, at most 20 problems, each short.
+#[test]
+fn a_file_of_distinct_bad_values_keeps_a_small_summary() {
+    let server = Server::start();
+    let alice = server.user_api("alice");
+    let secret = token(&alice);
+    let bad: Vec<String> = (0..5_000)
+        .map(|n| {
+            format!(
+                r#"{{"latitudeE7":"{}-{n}","longitudeE7":1}}"#,
+                "x".repeat(200)
+            )
+        })
+        .collect();
+    let body = format!(r#"{{"locations":[{}]}}"#, bad.join(","));
+    let (status, job) = upload(server.http_port, &secret, "device=phone", body.into());
+    assert_eq!(status, 202, "{job}");
+    let seen = wait_for_end(
+        &server,
+        &alice,
+        job["id"].as_i64().unwrap(),
+        Duration::from_secs(60),
+    );
+    let job = seen.last().unwrap();
+    assert_eq!(job["state"], "done", "{job}");
+    let summary = &job["summary"];
+    let skipped = summary["skipped"].as_object().unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped["unexpected shape"], 5_000);
+    let problems = summary["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 20);
+    assert!(job.to_string().len() < 10_000, "{}", job.to_string().len());
+}
